@@ -1,0 +1,105 @@
+// The image store: content-addressed blobs, unpacked read-only layers, and image records.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sandbox/sys/result.h"
+#include "sandbox/sys/unique_fd.h"
+
+namespace sandrun::cache {
+
+// What the image says about how to run it (the OCI image config's "config" object).
+struct ImageConfig {
+  std::vector<std::string> env;         // "NAME=value"
+  std::string working_dir;
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> cmd;
+  std::string user;
+};
+
+struct LayerRef {
+  std::string diff_id;      // "sha256:<hex>" of the uncompressed tar; names the unpacked layer
+  std::string blob_digest;  // "sha256:<hex>" of the stored blob (the tarball as imported)
+  uint64_t blob_size = 0;
+  uint64_t unpacked_size = 0;
+};
+
+struct ImageRecord {
+  std::string name;                  // "busybox"
+  std::string tag;                   // "latest"
+  std::string id;                    // "sha256:<hex>" of the image config blob
+  std::vector<LayerRef> layers;      // bottom first
+  ImageConfig config;
+  int64_t created = 0;               // unix seconds of import
+  std::string ref() const { return name + ":" + tag; }
+};
+
+// A parsed image reference: "busybox" -> {busybox, latest}; "team/builder:1.4"; rejects junk.
+struct ImageRef {
+  std::string name;
+  std::string tag;
+  std::string str() const { return name + ":" + tag; }
+};
+Result<ImageRef> parse_ref(std::string_view text);
+
+// Shared locks on the layer directories of an image, held while containers use them so that
+// `image rm` in another process never deletes a layer under a running container.
+class LayerLease {
+ public:
+  LayerLease() = default;
+  explicit LayerLease(std::vector<UniqueFd> fds) : fds_(std::move(fds)) {}
+ private:
+  std::vector<UniqueFd> fds_;
+};
+
+struct RemoveReport {
+  std::string ref;
+  std::vector<std::string> removed_layers;  // diff ids deleted
+  std::vector<std::string> kept_in_use;     // unreferenced but leased by a running sandrun
+};
+
+// The built-in image created on first use from the host's busybox-static.
+inline constexpr std::string_view kBuiltinImage = "busybox";
+
+// All methods are safe to call from several threads and several processes at once (file
+// locks), and blocking: the runner calls them on its threadpool.
+class Store {
+ public:
+  // Opens (creating if needed, mode 0700) the store under `root`, e.g. /var/lib/sandrun.
+  static Result<Store> open(const std::string& root);
+
+  const std::string& root() const { return root_; }
+
+  // Imports a rootfs tarball (plain, gzip, zstd, xz: anything libarchive reads) as a
+  // single-layer image named `ref`, replacing an existing record of that name.
+  Result<ImageRecord> import_rootfs(std::string_view ref, const std::string& tarball);
+  // Imports from a stream the caller already opened (used for the built-in image).
+  Result<ImageRecord> import_rootfs_fd(std::string_view ref, int fd, std::string_view what);
+
+  // The record of `ref`, or nullopt when there is none.
+  Result<std::optional<ImageRecord>> find(std::string_view ref) const;
+  // The record of `ref`; the built-in busybox image is created on first use; any other
+  // missing image is an error that says how to import it.
+  Result<ImageRecord> ensure(std::string_view ref);
+  Result<std::vector<ImageRecord>> list() const;
+  // Removes the record; layers and blobs no other image references are deleted unless leased.
+  Result<RemoveReport> remove(std::string_view ref);
+
+  // Absolute path of an unpacked layer directory (an overlay lower dir).
+  std::string layer_path(std::string_view diff_id) const;
+  Result<LayerLease> lease(const ImageRecord& image) const;
+
+ private:
+  explicit Store(std::string root) : root_(std::move(root)) {}
+  std::string root_;
+};
+
+// The default state directory: /var/lib/sandrun for root, else $XDG_DATA_HOME/sandrun
+// (~/.local/share/sandrun).
+std::string default_root();
+
+}  // namespace sandrun::cache

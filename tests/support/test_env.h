@@ -1,0 +1,69 @@
+// Shared test helpers: capability checks, temp dirs, running the sandrun binary.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace sandrun::testing {
+
+// True when SANDRUN_TESTS_MUST_WORK=1 (set in CI): a missing capability then fails the test.
+bool must_work();
+
+// Skips the test with `reason` when `cond` is false; fails instead under must_work().
+#define SANDRUN_REQUIRE(cond, reason)                                        \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      if (::sandrun::testing::must_work()) {                                 \
+        FAIL() << "required for this test (SANDRUN_TESTS_MUST_WORK=1): " << (reason); \
+      } else {                                                               \
+        GTEST_SKIP() << (reason);                                            \
+      }                                                                      \
+    }                                                                        \
+  } while (0)
+
+// Skips (or fails under must_work) unless running as root with the kernel features the
+// sandbox needs (namespaces, overlayfs).
+#define SANDRUN_REQUIRE_ROOT() SANDRUN_REQUIRE(::sandrun::testing::is_root(), "needs root")
+bool is_root();
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void write_file(const std::string& path, const std::string& content, int mode = 0644);
+std::string read_file(const std::string& path);
+
+struct CommandResult {
+  int status = -1;         // exit code, or 128 + signal
+  std::string out;         // stdout
+  std::string err;         // stderr
+  std::chrono::milliseconds elapsed{0};
+};
+
+// Runs argv (argv[0] is looked up in PATH) with stdin from /dev/null, capturing output.
+// `env_extra` entries ("NAME=value") are added to the environment.
+CommandResult run_command(const std::vector<std::string>& argv,
+                          const std::vector<std::string>& env_extra = {});
+
+// The built sandrun binary and the static probe (paths compiled in by CMake).
+std::string sandrun_bin();
+std::string probe_bin();
+
+// Runs `sandrun --root ROOT args...`.
+CommandResult run_sandrun(const std::string& root, const std::vector<std::string>& args,
+                          const std::vector<std::string>& env_extra = {});
+
+}  // namespace sandrun::testing
