@@ -1,0 +1,146 @@
+// The job file: TOML text -> JobFile, with [defaults] inherited by every job.
+#include "config/job_file.h"
+
+#include "config/toml_read.h"
+#include "sandbox/sys/fs.h"
+
+namespace sandrun::config {
+
+using detail::in_file_order;
+using detail::key_text;
+using detail::pos_of;
+using detail::type_name;
+
+namespace {
+
+// What a whole file is parsed against.
+struct FileCtx {
+  const std::string& file;
+  const std::string& base_dir;
+};
+
+Result<JobSpec> parse_defaults(const toml::node& value, const FileCtx& f) {
+  const auto* table = value.as_table();
+  if (!table) {
+    return Error::msg("{}: defaults: expected a table like [defaults], got {}",
+                      pos_of(value.source(), f.file).str(), type_name(value));
+  }
+  JobSpec defaults;
+  detail::Scope scope{f.file, f.base_dir, "defaults", /*defaults=*/true};
+  for (auto [key, node] : in_file_order(*table)) {
+    SANDRUN_TRY(detail::apply_job_key(defaults, *key, *node, scope));
+  }
+  return defaults;
+}
+
+// A job's position: its [jobs.NAME] header, or its key when written inline (`NAME = { ... }`)
+// where toml++ would point at the brace.
+SourcePos job_pos(const toml::key& key, const toml::node& value, const std::string& file) {
+  const auto* table = value.as_table();
+  if (table && !table->is_inline()) return pos_of(table->source(), file);
+  return pos_of(key.source(), file);
+}
+
+Result<JobSpec> parse_job(const toml::key& key, const toml::node& value, const JobSpec& defaults,
+                          const FileCtx& f) {
+  std::string name(key.str());
+  std::string scope_path = "jobs." + key_text(name);
+  SourcePos pos = job_pos(key, value, f.file);
+  if (auto ok = check_job_name(name); !ok) return Error::msg("{}: {}", pos.str(), ok.error().message());
+  const auto* table = value.as_table();
+  if (!table) {
+    return Error::msg("{}: {}: expected a table like [{}], got {}", pos.str(), scope_path,
+                      scope_path, type_name(value));
+  }
+  JobSpec spec = defaults;  // [defaults] holds no command, so none is inherited
+  spec.name = name;
+  spec.pos = pos;
+  if (!defaults.key_pos.contains("image")) spec.image_pos = pos;
+  detail::Scope scope{f.file, f.base_dir, scope_path};
+  SourcePos run_at, command_at;  // of the keys, for "not both"
+  for (auto [k, node] : in_file_order(*table)) {
+    SANDRUN_TRY(detail::apply_job_key(spec, *k, *node, scope));
+    if (k->str() == "run") run_at = pos_of(k->source(), f.file);
+    if (k->str() == "command") command_at = pos_of(k->source(), f.file);
+  }
+  if (run_at.line > 0 && command_at.line > 0) {
+    bool run_later = std::pair(run_at.line, run_at.column) > std::pair(command_at.line, command_at.column);
+    return Error::msg("{}: {}: set either run or command, not both",
+                      (run_later ? run_at : command_at).str(), scope_path);
+  }
+  if (spec.command.empty()) {
+    return Error::msg("{}: {}: no command; set run = \"...\" (a shell string) or command = [...] "
+                      "(an argv array)", pos.str(), scope_path);
+  }
+  return spec;
+}
+
+Result<std::vector<JobSpec>> parse_jobs(const toml::node& value, const JobSpec& defaults,
+                                        const FileCtx& f) {
+  const auto* table = value.as_table();
+  if (!table) {
+    return Error::msg("{}: jobs: expected a table of jobs like [jobs.NAME], got {}",
+                      pos_of(value.source(), f.file).str(), type_name(value));
+  }
+  std::vector<JobSpec> jobs;
+  // File order, not toml++'s key order: jobs are listed and started in the order written.
+  for (auto [key, node] : in_file_order(*table)) {
+    jobs.push_back(SANDRUN_TRY(parse_job(*key, *node, defaults, f)));
+  }
+  return jobs;
+}
+
+Result<std::vector<JobSpec>> parse_root(const toml::table& root, const FileCtx& f) {
+  const toml::node* defaults = nullptr;
+  const toml::node* jobs = nullptr;
+  for (auto [key, node] : in_file_order(root)) {
+    if (key->str() == "defaults") {
+      defaults = node;
+    } else if (key->str() == "jobs") {
+      jobs = node;
+    } else {
+      std::string_view best = detail::closest(key->str(), {"defaults", "jobs"});
+      std::string suggestion = best.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", best);
+      return Error::msg("{}: unknown key \"{}\"{}; expected \"defaults\" or \"jobs\"",
+                        pos_of(key->source(), f.file).str(), key->str(), suggestion);
+    }
+  }
+  JobSpec base;
+  if (defaults) base = SANDRUN_TRY(parse_defaults(*defaults, f));
+  std::vector<JobSpec> out;
+  if (jobs) out = SANDRUN_TRY(parse_jobs(*jobs, base, f));
+  if (out.empty()) {
+    return Error::msg("{}: no jobs; add a [jobs.NAME] table with a run = \"...\" command", f.file);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<JobFile> parse_job_file(std::string_view text, const std::string& path,
+                               const std::string& base_dir) {
+  JobFile file{path, fs::absolute(base_dir.empty() ? "." : base_dir), {}};
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view(path));
+  } catch (const toml::parse_error& err) {
+    return detail::syntax_error(err, text, path);
+  }
+  file.jobs = SANDRUN_TRY(parse_root(root, FileCtx{path, file.dir}));
+  return file;
+}
+
+Result<JobFile> load_job_file(const std::string& path) {
+  auto text = fs::read_file(path);
+  if (!text) {
+    if (text.error().code() != 0) {
+      return Error::sys_code(text.error().code(), "cannot read job file {}", path);
+    }
+    return std::move(text.error().wrap(fmt::format("cannot read job file {}", path)));
+  }
+  std::string full = fs::absolute(path);
+  std::string dir = full.substr(0, full.rfind('/'));
+  return parse_job_file(*text, path, dir.empty() ? "/" : dir);
+}
+
+}  // namespace sandrun::config

@@ -42,7 +42,7 @@ struct JobSpec {
   std::string name;
   SourcePos pos;                       // of the job's table header
   std::string image = "busybox";       // as written; the cache normalises it
-  SourcePos image_pos;
+  SourcePos image_pos;                 // of the image value; the job's pos when not set
   std::vector<std::string> command;    // argv; `run = "..."` becomes {"/bin/sh", "-c", "..."}
   std::vector<std::pair<std::string, std::string>> env;  // [defaults] first, job overrides; no duplicates
   std::optional<std::string> workdir;  // absolute container path
@@ -53,8 +53,9 @@ struct JobSpec {
   std::optional<std::string> user;     // "uid[:gid]" or "name[:group]" looked up in the image
   Network network = Network::none;
   bool init = true;                    // sandrun's init is PID 1 (reaps, forwards signals)
-  // Where each key of the job was written (defaults' keys when inherited), for errors found
-  // later, e.g. key_pos["workspace"] when the directory does not exist.
+  // Where the value of each key set for the job was written (the [defaults] one when
+  // inherited; "run" or "command" for the command), for errors found later, e.g.
+  // key_pos["workspace"] when the directory does not exist. Keys left unset have no entry.
   std::map<std::string, SourcePos> key_pos;
   SourcePos where(const std::string& key) const;  // key_pos[key], else pos
 };
@@ -72,16 +73,23 @@ Result<JobFile> parse_job_file(std::string_view text, const std::string& path,
                                const std::string& base_dir);
 
 // Value syntaxes shared by the job file and the command line flags. Errors say what was
-// expected ("expected a duration like \"90s\" or \"10m\"") without a position; callers add it.
+// expected (`invalid duration "ten": expected a number and a unit (ms, s, m, h) like "90s" or
+// "10m"`) without a position; callers add it. Durations are > 0 and at most 365 days.
 Result<std::chrono::milliseconds> parse_duration(std::string_view text);  // 500ms 90s 10m 1h30m 1.5s
 Result<uint64_t> parse_size(std::string_view text);  // 512MiB 1GiB 64k 1.5G 1048576 (bytes)
+// The smallest memory limit accepted: below it not even a shell starts.
+inline constexpr uint64_t kMinMemory = uint64_t{4} << 20;
+Result<void> check_memory(uint64_t bytes);           // "4 KiB is below the minimum of 4 MiB"
+Result<uint64_t> parse_memory(std::string_view text);  // parse_size + check_memory
 Result<double> parse_cpus(std::string_view text);    // 0.5 2 1.5
+// HOST:CONTAINER[:ro|:rw]; a relative HOST resolves against base_dir (the cwd when empty).
 Result<VolumeSpec> parse_volume(std::string_view text, const std::string& base_dir);
 Result<std::pair<std::string, std::string>> parse_env(std::string_view text);  // NAME=value
+Result<void> check_env_name(std::string_view name);  // non-empty, no '=', no NUL
 Result<Network> parse_network(std::string_view text);
 Result<void> check_job_name(std::string_view name);
 
-std::string format_duration(std::chrono::milliseconds d);  // "1.5s", "90s", "10m", "1h30m"
-std::string format_size(uint64_t bytes);                    // "512 MiB"
+std::string format_duration(std::chrono::milliseconds d);  // "250ms" "1.5s" "1m30s" "10m" "1h30m"
+std::string format_size(uint64_t bytes);                    // "512 MiB" "1.5 KiB" "100 B"
 
 }  // namespace sandrun::config

@@ -1,0 +1,292 @@
+// The keys of a job table: one parser per key, each checking the TOML type and the value.
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/ranges.h>
+
+#include "config/toml_read.h"
+#include "sandbox/sys/fs.h"
+
+namespace sandrun::config::detail {
+
+namespace {
+
+// One key being parsed: where its value is and how errors about it are prefixed.
+struct Ctx {
+  const Scope& scope;
+  std::string_view key;
+  SourcePos pos;  // of the value
+
+  std::string path() const { return scope.path + "." + key_text(key); }
+  // "jobs.toml:6:11: jobs.unit.timeout: <text>"
+  Error fail(std::string text) const {
+    return Error::msg("{}: {}: {}", pos.str(), path(), text);
+  }
+  // The same for an element or entry of the value, at its own position.
+  Error fail_at(const toml::node& n, std::string_view suffix, std::string text) const {
+    return Error::msg("{}: {}{}: {}", pos_of(n.source(), scope.file).str(), path(), suffix, text);
+  }
+  // Prefixes an error from the shared value syntaxes (which carry no position).
+  Error wrap(Error e) const { return std::move(e.wrap(fmt::format("{}: {}", pos.str(), path()))); }
+  Error type_error(std::string_view expected, const toml::node& n) const {
+    return fail(fmt::format("expected {}, got {}", expected, type_name(n)));
+  }
+};
+
+bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+bool is_blank(std::string_view s) {
+  return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+// A string value: argv, environment and paths become C strings, so NUL is refused here.
+Result<std::string> get_string(const toml::node& n, const Ctx& c, std::string_view expected) {
+  const auto* s = n.as_string();
+  if (!s) return c.type_error(expected, n);
+  if (has_nul(s->get())) return c.fail("must not contain a NUL character");
+  return s->get();
+}
+
+Result<void> set_image(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  auto image = SANDRUN_TRY(get_string(n, c, "a string like \"busybox\" or \"alpine:3.19\""));
+  if (is_blank(image)) return c.fail("is empty");
+  spec.image = std::move(image);
+  spec.image_pos = c.pos;
+  return {};
+}
+
+Result<void> set_run(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  auto run = SANDRUN_TRY(get_string(
+      n, c, "a string (a shell command; use command = [...] for an argv array)"));
+  if (is_blank(run)) return c.fail("is empty");
+  spec.command = {"/bin/sh", "-c", std::move(run)};
+  return {};
+}
+
+Result<void> set_command(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  const auto* arr = n.as_array();
+  if (!arr) return c.type_error("an array of strings like [\"make\", \"test\"]", n);
+  if (arr->empty()) return c.fail("is empty");
+  std::vector<std::string> argv;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& el = *arr->get(i);
+    std::string index = fmt::format("[{}]", i);
+    const auto* s = el.as_string();
+    if (!s) return c.fail_at(el, index, fmt::format("expected a string, got {}", type_name(el)));
+    if (has_nul(s->get())) return c.fail_at(el, index, "must not contain a NUL character");
+    if (i == 0 && s->get().empty()) return c.fail_at(el, index, "is empty");
+    argv.push_back(s->get());
+  }
+  spec.command = std::move(argv);
+  return {};
+}
+
+Result<std::string> env_value(const toml::node& n) {
+  if (const auto* s = n.as_string()) return s->get();
+  if (const auto* i = n.as_integer()) return std::to_string(i->get());
+  if (const auto* f = n.as_floating_point()) return fmt::format("{}", f->get());
+  if (const auto* b = n.as_boolean()) return std::string(b->get() ? "true" : "false");
+  return Error::msg("expected a string, number or boolean, got {}", type_name(n));
+}
+
+// Job variables override [defaults]' in place, so the defaults' order is kept; new ones follow.
+Result<void> set_env(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  const auto* table = n.as_table();
+  if (!table) return c.type_error("a table like { NAME = \"value\" }", n);
+  for (auto [key, value] : in_file_order(*table)) {
+    if (auto ok = check_env_name(key->str()); !ok) {
+      return Error::msg("{}: {}: {}", pos_of(key->source(), c.scope.file).str(), c.path(),
+                        ok.error().message());
+    }
+    auto text = env_value(*value);
+    std::string entry = "." + key_text(key->str());
+    if (!text) return c.fail_at(*value, entry, text.error().message());
+    if (has_nul(*text)) return c.fail_at(*value, entry, "must not contain a NUL character");
+    auto it = std::find_if(spec.env.begin(), spec.env.end(),
+                           [&](const auto& kv) { return kv.first == key->str(); });
+    if (it != spec.env.end()) {
+      it->second = text.take();
+    } else {
+      spec.env.emplace_back(key->str(), text.take());
+    }
+  }
+  return {};
+}
+
+Result<void> set_workdir(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  auto dir = SANDRUN_TRY(get_string(n, c, "a string (an absolute container path) like \"/src\""));
+  if (dir.empty()) return c.fail("is empty");
+  if (dir[0] != '/') return c.fail(fmt::format("container path \"{}\" must be absolute", dir));
+  spec.workdir = std::move(dir);
+  return {};
+}
+
+Result<void> set_workspace(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  auto dir = SANDRUN_TRY(get_string(n, c, "a string (a host directory) like \".\""));
+  if (dir.empty()) return c.fail("is empty");
+  spec.workspace = fs::absolute(dir, c.scope.base_dir);
+  return {};
+}
+
+Result<void> set_volumes(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  const auto* arr = n.as_array();
+  if (!arr) return c.type_error("an array of strings like [\"./cache:/cache:ro\"]", n);
+  std::vector<VolumeSpec> volumes;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& el = *arr->get(i);
+    std::string index = fmt::format("[{}]", i);
+    const auto* s = el.as_string();
+    if (!s) {
+      return c.fail_at(el, index,
+                       fmt::format("expected a string like \"./cache:/cache:ro\", got {}", type_name(el)));
+    }
+    if (has_nul(s->get())) return c.fail_at(el, index, "must not contain a NUL character");
+    auto v = parse_volume(s->get(), c.scope.base_dir);
+    if (!v) return c.fail_at(el, index, v.error().message());
+    for (size_t j = 0; j < volumes.size(); ++j) {
+      if (volumes[j].target == v->target) {
+        return c.fail_at(el, index, fmt::format("container path \"{}\" is already used by volumes[{}]",
+                                                v->target, j));
+      }
+    }
+    volumes.push_back(v.take());
+  }
+  spec.volumes = std::move(volumes);
+  return {};
+}
+
+Result<void> set_timeout(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  auto text = SANDRUN_TRY(get_string(n, c, "a string like \"90s\""));
+  auto d = parse_duration(text);
+  if (!d) return c.wrap(std::move(d).error());
+  spec.timeout = *d;
+  return {};
+}
+
+Result<void> set_memory(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  uint64_t bytes = 0;
+  if (const auto* i = n.as_integer()) {
+    if (i->get() < 0) {
+      return c.fail(fmt::format("{} is below the minimum of {}", i->get(), format_size(kMinMemory)));
+    }
+    bytes = static_cast<uint64_t>(i->get());
+    if (auto ok = check_memory(bytes); !ok) return c.wrap(std::move(ok).error());
+  } else if (n.is_string()) {
+    auto parsed = parse_memory(SANDRUN_TRY(get_string(n, c, "")));
+    if (!parsed) return c.wrap(std::move(parsed).error());
+    bytes = *parsed;
+  } else {
+    return c.type_error("a string like \"512MiB\" or an integer number of bytes", n);
+  }
+  spec.limits.memory = bytes;
+  return {};
+}
+
+Result<void> set_cpus(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  if (n.is_string()) {
+    auto cpus = parse_cpus(SANDRUN_TRY(get_string(n, c, "")));
+    if (!cpus) return c.wrap(std::move(cpus).error());
+    spec.limits.cpus = *cpus;
+    return {};
+  }
+  if (!n.is_number()) return c.type_error("a number like 1.5 or a string like \"1.5\"", n);
+  double value = n.is_integer() ? static_cast<double>(n.as_integer()->get())
+                                : n.as_floating_point()->get();
+  if (!(value > 0) || !std::isfinite(value)) {
+    std::string shown = n.is_integer() ? std::to_string(n.as_integer()->get())
+                                       : fmt::format("{}", value);
+    return c.fail(fmt::format(
+        "invalid cpus {}: expected a number of CPUs greater than 0, like 0.5 or 2", shown));
+  }
+  spec.limits.cpus = value;
+  return {};
+}
+
+Result<void> set_pids(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  const auto* i = n.as_integer();
+  if (!i) return c.type_error("an integer like 1024", n);
+  if (i->get() < 1) return c.fail(fmt::format("must be at least 1, got {}", i->get()));
+  spec.limits.pids = static_cast<uint64_t>(i->get());
+  return {};
+}
+
+Result<void> set_user(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  auto user = SANDRUN_TRY(get_string(n, c, "a string like \"1000:1000\" or \"nobody\""));
+  if (user.empty()) return c.fail("is empty");
+  size_t colon = user.find(':');
+  bool ok = user.find_first_of(" \t\r\n") == std::string::npos && colon != 0 &&
+            colon != user.size() - 1 &&
+            (colon == std::string::npos || user.find(':', colon + 1) == std::string::npos);
+  if (!ok) {
+    return c.fail(fmt::format(
+        "invalid user \"{}\": expected USER[:GROUP] like \"1000:1000\" or \"nobody\"", user));
+  }
+  spec.user = std::move(user);
+  return {};
+}
+
+Result<void> set_network(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  auto text = SANDRUN_TRY(get_string(n, c, "a string, \"none\" or \"host\""));
+  auto network = parse_network(text);
+  if (!network) return c.wrap(std::move(network).error());
+  spec.network = *network;
+  return {};
+}
+
+Result<void> set_init(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  const auto* b = n.as_boolean();
+  if (!b) return c.type_error("true or false", n);
+  spec.init = b->get();
+  return {};
+}
+
+using Setter = Result<void> (*)(JobSpec&, const toml::node&, const Ctx&);
+struct KeyDef {
+  std::string_view name;
+  Setter set;
+  bool in_defaults;
+};
+// In the order the "expected one of" lists show them.
+constexpr KeyDef kKeys[] = {
+    {"image", set_image, true},         {"run", set_run, false},
+    {"command", set_command, false},    {"env", set_env, true},
+    {"workdir", set_workdir, true},     {"workspace", set_workspace, true},
+    {"volumes", set_volumes, true},     {"timeout", set_timeout, true},
+    {"memory", set_memory, true},       {"cpus", set_cpus, true},
+    {"pids", set_pids, true},           {"user", set_user, true},
+    {"network", set_network, true},     {"init", set_init, true},
+};
+
+Error unknown_key(const toml::key& key, const Scope& scope) {
+  std::string where = pos_of(key.source(), scope.file).str();
+  if (scope.defaults && (key.str() == "run" || key.str() == "command")) {
+    return Error::msg("{}: {}.{}: not allowed in [defaults]; set run or command in each "
+                      "[jobs.NAME]", where, scope.path, key.str());
+  }
+  std::vector<std::string_view> names;
+  for (const auto& k : kKeys) {
+    if (k.in_defaults || !scope.defaults) names.push_back(k.name);
+  }
+  std::string suggestion;
+  if (auto best = closest(key.str(), names); !best.empty()) {
+    suggestion = fmt::format(" (did you mean \"{}\"?)", best);
+  }
+  return Error::msg("{}: {}: unknown key \"{}\"{}; expected one of: {}", where, scope.path,
+                    key.str(), suggestion, fmt::join(names, ", "));
+}
+
+}  // namespace
+
+Result<void> apply_job_key(JobSpec& spec, const toml::key& key, const toml::node& value,
+                           const Scope& scope) {
+  for (const auto& k : kKeys) {
+    if (k.name != key.str() || (scope.defaults && !k.in_defaults)) continue;
+    Ctx ctx{scope, k.name, pos_of(value.source(), scope.file)};
+    SANDRUN_TRY(k.set(spec, value, ctx));
+    spec.key_pos[std::string(k.name)] = ctx.pos;
+    return {};
+  }
+  return unknown_key(key, scope);
+}
+
+}  // namespace sandrun::config::detail
