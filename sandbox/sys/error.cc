@@ -12,7 +12,7 @@ Error& Error::wrap(std::string context) & {
   return *this;
 }
 
-Error&& Error::wrap(std::string context) && {
+Error Error::wrap(std::string context) && {
   chain_.push_back(std::move(context));
   return std::move(*this);
 }
@@ -22,7 +22,7 @@ Error& Error::hint(std::string text) & {
   return *this;
 }
 
-Error&& Error::hint(std::string text) && {
+Error Error::hint(std::string text) && {
   hint_ = std::move(text);
   return std::move(*this);
 }

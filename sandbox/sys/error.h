@@ -37,11 +37,11 @@ class Error {
 
   // Adds an outer context: "sandbox setup failed" around "mount overlay on X".
   Error& wrap(std::string context) &;
-  Error&& wrap(std::string context) &&;
+  Error wrap(std::string context) &&;
 
   // Attaches advice a user can act on; rendered on its own line after the message.
   Error& hint(std::string text) &;
-  Error&& hint(std::string text) &&;
+  Error hint(std::string text) &&;
 
   int code() const { return code_; }
   const std::string& hint_text() const { return hint_; }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cassert>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <variant>
@@ -37,7 +38,7 @@ class [[nodiscard]] Result {
   Error&& error() && { assert(!ok()); return std::get<1>(std::move(v_)); }
 
   // Wraps the error (if any) with an outer context and passes the result on.
-  Result&& wrap(std::string context) && {
+  Result wrap(std::string context) && {
     if (!ok()) error().wrap(std::move(context));
     return std::move(*this);
   }
@@ -51,9 +52,9 @@ class [[nodiscard]] Result<void> {
  public:
   Result() = default;
   Result(Unit) {}  // NOLINT
-  Result(Error error) : error_(std::move(error)) {}  // NOLINT
+  Result(Error error) : error_(std::make_unique<Error>(std::move(error))) {}  // NOLINT
 
-  bool ok() const { return !error_.has_value(); }
+  bool ok() const { return !error_; }
   explicit operator bool() const { return ok(); }
   Unit take() { return {}; }
   void value() const { assert(ok()); }
@@ -62,13 +63,14 @@ class [[nodiscard]] Result<void> {
   const Error& error() const& { return *error_; }
   Error&& error() && { return std::move(*error_); }
 
-  Result&& wrap(std::string context) && {
+  Result wrap(std::string context) && {
     if (!ok()) error_->wrap(std::move(context));
     return std::move(*this);
   }
 
  private:
-  std::optional<Error> error_;
+  // A pointer keeps the success path (the common one) one word wide.
+  std::unique_ptr<Error> error_;
 };
 
 }  // namespace sandrun

@@ -24,6 +24,12 @@ inline int openat2(int dirfd, const char* path, uint64_t flags, uint64_t mode, u
   return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
 }
 
+// glibc 2.36's <sys/pidfd.h> lacks C linkage for C++; call the kernel directly.
+inline int pidfd_send_signal(int pidfd, int sig) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+inline int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
 inline int pivot_root(const char* new_root, const char* put_old) {
   return static_cast<int>(::syscall(SYS_pivot_root, new_root, put_old));
 }
@@ -34,6 +40,6 @@ inline int sigprocmask_all(int how, const void* set, void* old) {
   return static_cast<int>(::syscall(SYS_rt_sigprocmask, how, set, old, 8));
 }
 
-inline void exit_now(int code) { ::syscall(SYS_exit_group, code); __builtin_unreachable(); }
+[[noreturn]] inline void exit_now(int code) { ::syscall(SYS_exit_group, code); __builtin_unreachable(); }
 
 }  // namespace sandrun::sys
