@@ -1,0 +1,392 @@
+// The child between clone and exec: executes a ChildPlan with system calls only.
+//
+// This runs in a copy of a multi-threaded process (the libuv threadpool exists), so it must
+// be async-signal-safe: no allocation, no locks, no stdio, no glibc wrappers that keep
+// per-thread or per-process state (setuid-family calls go straight to the kernel because
+// glibc would try to signal the parent's threads). Every failure is reported as one
+// StatusRecord {stage, index, errno} on the status pipe, then the child exits.
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "sandbox/plan.h"
+#include "sandbox/status.h"
+#include "sandbox/sys/syscalls.h"
+
+namespace sandrun::sandbox {
+namespace {
+
+constexpr uint64_t kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+constexpr uint64_t kBeneathNoLinks = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+struct Child {
+  const ChildPlan& plan;
+  int status_fd;
+
+  [[noreturn]] void fail(Stage stage, int index = 0) const {
+    StatusRecord rec{static_cast<uint32_t>(RecordKind::setup_failed), static_cast<uint32_t>(stage),
+                     index, errno};
+    ssize_t ignored = ::write(status_fd, &rec, sizeof rec);
+    (void)ignored;
+    sys::exit_now(1);
+  }
+  void check(long rc, Stage stage, int index = 0) const {
+    if (rc < 0) fail(stage, index);
+  }
+};
+
+// Opens (creating if missing) a directory directly under `dirfd`; a symlink there is refused
+// (ELOOP): sandrun's own mount points are never taken through the image's links.
+int own_mountpoint(const Child& c, int dirfd, const char* name, Stage stage) {
+  int fd = sys::openat2(dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, kBeneathNoLinks);
+  if (fd < 0 && errno == ENOENT) {
+    if (::mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST) c.fail(stage);
+    fd = sys::openat2(dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, kBeneathNoLinks);
+  }
+  if (fd < 0) c.fail(stage);
+  return fd;
+}
+
+// Opens `path` (absolute, inside the root `rootfd`) with symlinks resolved as if `rootfd`
+// were "/", creating missing directories (and, when !is_dir, the final file) on the way.
+// Returns -1 with errno set on failure.
+int open_in_root(int rootfd, const char* path, bool is_dir) {
+  const int flags = O_PATH | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0);
+  int fd = sys::openat2(rootfd, path, static_cast<uint64_t>(flags), 0, kInRoot);
+  if (fd >= 0 || errno != ENOENT) return fd;
+  char prefix[4096];
+  size_t len = ::strlen(path);
+  if (len >= sizeof prefix) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  int parent = ::fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+  if (parent < 0) return -1;
+  size_t pos = 0;
+  while (pos < len) {
+    while (pos < len && path[pos] == '/') ++pos;
+    size_t end = pos;
+    while (end < len && path[end] != '/') ++end;
+    if (end == pos) break;
+    size_t after = end;
+    while (after < len && path[after] == '/') ++after;
+    const bool last = after >= len;
+    ::memcpy(prefix, path, end);
+    prefix[end] = 0;
+    char name[256];
+    size_t nlen = end - pos;
+    if (nlen >= sizeof name) {
+      ::close(parent);
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    ::memcpy(name, path + pos, nlen);
+    name[nlen] = 0;
+    const bool want_dir = !last || is_dir;
+    const int pflags = O_PATH | O_CLOEXEC | (want_dir ? O_DIRECTORY : 0);
+    int next = sys::openat2(rootfd, prefix, static_cast<uint64_t>(pflags), 0, kInRoot);
+    if (next < 0 && errno == ENOENT) {
+      int rc;
+      if (want_dir) {
+        rc = ::mkdirat(parent, name, 0755);
+      } else {
+        rc = ::openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (rc >= 0) ::close(rc);
+      }
+      if (rc < 0 && errno != EEXIST) {
+        int saved = errno;
+        ::close(parent);
+        errno = saved;
+        return -1;
+      }
+      next = sys::openat2(rootfd, prefix, static_cast<uint64_t>(pflags), 0, kInRoot);
+    }
+    ::close(parent);
+    if (next < 0) return -1;
+    parent = next;
+    pos = end;
+  }
+  return parent;
+}
+
+// Creates a mount of `fstype` with string options and attaches it on `target_fd`.
+// Returns the mount's root fd (still usable to populate the new file system) or -1.
+int mount_new(const char* fstype, const char* const* options, unsigned attrs, int target_fd) {
+  int fsfd = ::fsopen(fstype, FSOPEN_CLOEXEC);
+  if (fsfd < 0) return -1;
+  for (const char* const* o = options; o && o[0]; o += 2) {
+    if (::fsconfig(fsfd, FSCONFIG_SET_STRING, o[0], o[1], 0) < 0) {
+      int saved = errno;
+      ::close(fsfd);
+      errno = saved;
+      return -1;
+    }
+  }
+  if (::fsconfig(fsfd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) {
+    int saved = errno;
+    ::close(fsfd);
+    errno = saved;
+    return -1;
+  }
+  int mfd = ::fsmount(fsfd, FSMOUNT_CLOEXEC, attrs);
+  int saved = errno;
+  ::close(fsfd);
+  if (mfd < 0) {
+    errno = saved;
+    return -1;
+  }
+  if (::move_mount(mfd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+    saved = errno;
+    ::close(mfd);
+    errno = saved;
+    return -1;
+  }
+  return mfd;
+}
+
+struct Device {
+  const char* name;
+  const char* host_path;
+  unsigned major;
+  unsigned minor;
+};
+constexpr Device kDevices[] = {
+    {"null", "/dev/null", 1, 3},      {"zero", "/dev/zero", 1, 5},
+    {"full", "/dev/full", 1, 7},      {"random", "/dev/random", 1, 8},
+    {"urandom", "/dev/urandom", 1, 9}, {"tty", "/dev/tty", 5, 0},
+};
+
+void setup_dev(const Child& c, int rootfd) {
+  int target = own_mountpoint(c, rootfd, "dev", Stage::mount_dev);
+  static const char* const kDevOpts[] = {"mode", "755", "size", "65536k", nullptr};
+  int dev = mount_new("tmpfs", kDevOpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_STRICTATIME, target);
+  if (dev < 0) c.fail(Stage::mount_dev);
+  ::close(target);
+  for (int i = 0; i < static_cast<int>(sizeof kDevices / sizeof kDevices[0]); ++i) {
+    const Device& d = kDevices[i];
+    if (::mknodat(dev, d.name, S_IFCHR | 0666, makedev(d.major, d.minor)) == 0) continue;
+    // Without CAP_MKNOD (rootless), bind the host's node instead.
+    int tree = ::open_tree(AT_FDCWD, d.host_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) c.fail(Stage::dev_node, i);
+    int f = ::openat(dev, d.name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (f < 0) c.fail(Stage::dev_node, i);
+    ::close(f);
+    c.check(::move_mount(tree, "", dev, d.name, MOVE_MOUNT_F_EMPTY_PATH), Stage::dev_node, i);
+    ::close(tree);
+  }
+  int pts = own_mountpoint(c, dev, "pts", Stage::mount_devpts);
+  static const char* const kPtsOpts[] = {"newinstance", "", "ptmxmode", "0666", "mode", "0620",
+                                         "gid", "5", nullptr};
+  int ptsfs = mount_new("devpts", kPtsOpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, pts);
+  if (ptsfs < 0) {
+    // Older kernels reject the flag-only "newinstance" as a string option; it is the default.
+    ptsfs = mount_new("devpts", kPtsOpts + 2, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, pts);
+  }
+  if (ptsfs < 0) c.fail(Stage::mount_devpts);
+  ::close(ptsfs);
+  ::close(pts);
+  int shm = own_mountpoint(c, dev, "shm", Stage::mount_shm);
+  static const char* const kShmOpts[] = {"mode", "1777", "size", "65536k", nullptr};
+  int shmfs = mount_new("tmpfs", kShmOpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, shm);
+  if (shmfs < 0) c.fail(Stage::mount_shm);
+  ::close(shmfs);
+  ::close(shm);
+  static const char* const kLinks[][2] = {{"pts/ptmx", "ptmx"},        {"/proc/self/fd", "fd"},
+                                          {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+                                          {"/proc/self/fd/2", "stderr"}};
+  for (int i = 0; i < 5; ++i) c.check(::symlinkat(kLinks[i][0], dev, kLinks[i][1]), Stage::dev_symlink, i);
+  ::close(dev);
+}
+
+void setup_binds(const Child& c, int rootfd) {
+  for (size_t i = 0; i < c.plan.nbinds; ++i) {
+    const BindPlan& b = c.plan.binds[i];
+    const int idx = static_cast<int>(i);
+    int tree = ::open_tree(AT_FDCWD, b.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (tree < 0) c.fail(Stage::bind_source, idx);
+    struct mount_attr attr = {};
+    attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0);
+    c.check(::mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr),
+            Stage::bind_readonly, idx);
+    int target = open_in_root(rootfd, b.target, b.is_dir);
+    if (target < 0) c.fail(Stage::bind_target, idx);
+    c.check(::move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+            Stage::bind_mount, idx);
+    ::close(target);
+    ::close(tree);
+  }
+}
+
+void setup_mounts(const Child& c) {
+  // Nothing mounted from here on may propagate back to the host.
+  c.check(::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr), Stage::mount_private);
+  c.check(::mount("overlay", c.plan.root_dir, "overlay", 0, c.plan.overlay_options), Stage::mount_overlay);
+  int rootfd = ::open(c.plan.root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) c.fail(Stage::open_root);
+
+  int proc = own_mountpoint(c, rootfd, "proc", Stage::mount_proc);
+  int procfs = mount_new("proc", nullptr, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, proc);
+  if (procfs < 0) c.fail(Stage::mount_proc);
+  ::close(procfs);
+  ::close(proc);
+
+  setup_dev(c, rootfd);
+
+  int sys_dir = own_mountpoint(c, rootfd, "sys", Stage::mount_sys);
+  int sysfs = mount_new("sysfs", nullptr,
+                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, sys_dir);
+  if (sysfs < 0) c.fail(Stage::mount_sys);
+  ::close(sysfs);
+  ::close(sys_dir);
+
+  int tmp = own_mountpoint(c, rootfd, "tmp", Stage::mount_tmp);
+  static const char* const kTmpOpts[] = {"mode", "1777", nullptr};
+  int tmpfs = mount_new("tmpfs", kTmpOpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, tmp);
+  if (tmpfs < 0) c.fail(Stage::mount_tmp);
+  ::close(tmpfs);
+  ::close(tmp);
+
+  setup_binds(c, rootfd);
+
+  // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
+  // container's tree (runc's trick: no put_old directory inside the image is needed).
+  c.check(::fchdir(rootfd), Stage::pivot_root);
+  c.check(sys::pivot_root(".", "."), Stage::pivot_root);
+  c.check(::umount2(".", MNT_DETACH), Stage::pivot_root);
+  c.check(::chdir("/"), Stage::pivot_root);
+  ::close(rootfd);
+}
+
+void bring_up_loopback(const Child& c) {
+  int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) c.fail(Stage::loopback);
+  struct ifreq ifr = {};
+  ::memcpy(ifr.ifr_name, "lo", 3);
+  c.check(::ioctl(sock, SIOCGIFFLAGS, &ifr), Stage::loopback);
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  c.check(::ioctl(sock, SIOCSIFFLAGS, &ifr), Stage::loopback);
+  ::close(sock);
+}
+
+void enter_workdir(const Child& c) {
+  int root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) c.fail(Stage::workdir);
+  int wd = open_in_root(root, c.plan.workdir, true);
+  if (wd < 0) c.fail(Stage::workdir);
+  c.check(::fchdir(wd), Stage::workdir);
+  ::close(wd);
+  ::close(root);
+}
+
+void switch_user(const Child& c) {
+  const ChildPlan& p = c.plan;
+  c.check(::syscall(SYS_setgroups, p.ngroups, p.groups), Stage::set_groups);
+  c.check(::syscall(SYS_setresgid, p.gid, p.gid, p.gid), Stage::set_gid);
+  c.check(::syscall(SYS_setresuid, p.uid, p.uid, p.uid), Stage::set_uid);
+}
+
+// Moves the plan's descriptors to 0..4 and closes everything else.
+void place_fds(Child& c) {
+  const ChildPlan& p = c.plan;
+  const int src[5] = {p.stdin_fd, p.stdout_fd, p.stderr_fd, p.status_fd, p.init_fd};
+  int high[5];
+  for (int i = 0; i < 5; ++i) {
+    high[i] = src[i] < 0 ? -1 : ::fcntl(src[i], F_DUPFD_CLOEXEC, 5);
+    if (src[i] >= 0 && high[i] < 0) c.fail(Stage::fds);
+  }
+  c.status_fd = high[3];
+  for (int i = 0; i < 3; ++i) c.check(::dup3(high[i], i, 0), Stage::fds);
+  // With an init, it inherits the status pipe; without, the pipe closes on exec (EOF = ok).
+  c.check(::dup3(high[3], kStatusFd, p.init_fd >= 0 ? 0 : O_CLOEXEC), Stage::fds);
+  c.status_fd = kStatusFd;
+  if (high[4] >= 0) c.check(::dup3(high[4], 4, O_CLOEXEC), Stage::fds);
+  c.check(::close_range(5, ~0U, 0), Stage::fds);
+}
+
+void reset_signals() {
+  struct KernelSigaction {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    uint64_t mask;
+  } dfl = {};  // SIG_DFL, no flags, empty mask
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+  }
+  uint64_t empty = 0;
+  sys::sigprocmask_all(SIG_SETMASK, &empty, nullptr);
+}
+
+// execvp without the allocation: tries each PATH entry in turn.
+void exec_command(const ChildPlan& p) {
+  const char* file = p.argv[0];
+  if (::strchr(file, '/')) {
+    ::execve(file, p.argv, p.envp);
+    return;
+  }
+  const char* path = p.path && *p.path ? p.path : "/usr/local/bin:/usr/bin:/bin";
+  char buf[4096];
+  size_t flen = ::strlen(file);
+  bool eacces = false;
+  for (const char* s = path;; ) {
+    const char* e = ::strchrnul(s, ':');
+    size_t dlen = static_cast<size_t>(e - s);
+    if (dlen + flen + 2 <= sizeof buf) {
+      ::memcpy(buf, s, dlen);
+      size_t off = dlen;
+      if (off == 0) buf[off++] = '.';
+      buf[off++] = '/';
+      ::memcpy(buf + off, file, flen + 1);
+      ::execve(buf, p.argv, p.envp);
+      if (errno == EACCES) eacces = true;
+      else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV) return;
+    }
+    if (*e == 0) break;
+    s = e + 1;
+  }
+  errno = eacces ? EACCES : ENOENT;
+}
+
+}  // namespace
+
+void run_child(const ChildPlan& plan) {
+  Child c{plan, plan.status_fd};
+  ::umask(0);
+  setup_mounts(c);
+  c.check(::syscall(SYS_sethostname, plan.hostname, plan.hostname_len), Stage::hostname);
+  if (plan.new_net) bring_up_loopback(c);
+  enter_workdir(c);
+  ::umask(022);
+  if (plan.uid != 0 || plan.gid != 0 || plan.ngroups != 0) switch_user(c);
+  // Set after the credential change, which would clear it. Fires when sandrun's loop thread
+  // (the thread that cloned us) dies, so a killed sandrun leaves no container running.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  place_fds(c);
+  reset_signals();
+  if (plan.init_fd >= 0) {
+    ::execveat(4, "", plan.argv, plan.envp, AT_EMPTY_PATH);
+    c.fail(Stage::exec_init);
+  }
+  exec_command(plan);
+  const int err = errno;
+  StatusRecord rec{static_cast<uint32_t>(RecordKind::exec_failed),
+                   static_cast<uint32_t>(Stage::exec_command), 0, err};
+  ssize_t ignored = ::write(kStatusFd, &rec, sizeof rec);
+  (void)ignored;
+  sys::exit_now(err == ENOENT ? 127 : 126);
+}
+
+}  // namespace sandrun::sandbox

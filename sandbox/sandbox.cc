@@ -1,0 +1,175 @@
+// Starting, signalling and reaping a container; interpreting how it ended.
+#include "sandbox/sandbox.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "sandbox/init_binary.h"
+#include "sandbox/plan.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/syscalls.h"
+
+namespace sandrun::sandbox {
+namespace {
+
+struct Pipe {
+  UniqueFd read;
+  UniqueFd write;
+};
+
+Result<Pipe> make_pipe(const char* what) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) < 0) return Error::sys("create {} pipe", what);
+  return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+Error clone_error(int err) {
+  auto e = Error::sys_code(err, "clone3 into new namespaces");
+  switch (err) {
+    case EPERM:
+      e.hint("creating namespaces needs root (CAP_SYS_ADMIN); run sandrun as root");
+      break;
+    case ENOSPC:
+      e.hint("a namespace limit is reached: see /proc/sys/user/max_*_namespaces");
+      break;
+    case EAGAIN:
+      e.hint("the process limit is reached (ulimit -u, or pids.max of sandrun's cgroup)");
+      break;
+    default:
+      break;
+  }
+  return e;
+}
+
+int wait_status_from(const siginfo_t& info) {
+  switch (info.si_code) {
+    case CLD_EXITED: return (info.si_status & 0xff) << 8;
+    case CLD_KILLED: return info.si_status & 0x7f;
+    case CLD_DUMPED: return (info.si_status & 0x7f) | 0x80;
+    default: return 0;
+  }
+}
+
+}  // namespace
+
+Result<Sandbox> Sandbox::start(const SandboxSpec& spec) {
+  auto prepared = SANDRUN_TRY(PreparedPlan::make(spec, spec.init));
+  ChildPlan& plan = prepared->plan();
+  if (spec.init) plan.init_fd = SANDRUN_TRY(init_memfd());
+  auto devnull = SANDRUN_TRY(fs::open_path("/dev/null", O_RDONLY));
+  auto out = SANDRUN_TRY(make_pipe("stdout"));
+  auto err = SANDRUN_TRY(make_pipe("stderr"));
+  auto status = SANDRUN_TRY(make_pipe("status"));
+  plan.stdin_fd = devnull.get();
+  plan.stdout_fd = out.write.get();
+  plan.stderr_fd = err.write.get();
+  plan.status_fd = status.write.get();
+
+  int pidfd = -1;
+  struct clone_args args = {};
+  args.flags = CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP |
+               (spec.new_net ? CLONE_NEWNET : 0);
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+
+  // No signal handler of ours may run in the child: block everything across the clone.
+  uint64_t all = ~0ULL, old = 0;
+  sys::sigprocmask_all(SIG_SETMASK, &all, &old);
+  long pid = sys::clone3(&args);
+  if (pid == 0) run_child(plan);
+  const int clone_errno = errno;
+  sys::sigprocmask_all(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return clone_error(clone_errno);
+
+  Sandbox sb;
+  sb.pid_ = static_cast<pid_t>(pid);
+  sb.pidfd_.reset(pidfd);
+  sb.stdout_ = std::move(out.read);
+  sb.stderr_ = std::move(err.read);
+  sb.status_ = std::move(status.read);
+  return sb;
+}
+
+Sandbox::Sandbox(Sandbox&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      pidfd_(std::move(other.pidfd_)),
+      stdout_(std::move(other.stdout_)),
+      stderr_(std::move(other.stderr_)),
+      status_(std::move(other.status_)),
+      reaped_(std::exchange(other.reaped_, true)) {}
+
+Sandbox& Sandbox::operator=(Sandbox&& other) noexcept {
+  if (this != &other) {
+    kill_and_reap();
+    pid_ = std::exchange(other.pid_, -1);
+    pidfd_ = std::move(other.pidfd_);
+    stdout_ = std::move(other.stdout_);
+    stderr_ = std::move(other.stderr_);
+    status_ = std::move(other.status_);
+    reaped_ = std::exchange(other.reaped_, true);
+  }
+  return *this;
+}
+
+Sandbox::~Sandbox() { kill_and_reap(); }
+
+void Sandbox::kill_and_reap() {
+  if (reaped_ || !pidfd_) return;
+  sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+  auto r = wait();
+  (void)r;
+}
+
+Result<void> Sandbox::signal(int sig) {
+  if (reaped_) return {};
+  if (sys::pidfd_send_signal(pidfd_.get(), sig) < 0 && errno != ESRCH)
+    return Error::sys("send {} to the container's init (pid {})", signal_name(sig), pid_);
+  return {};
+}
+
+Result<std::optional<int>> Sandbox::try_reap() {
+  if (reaped_) return Error::msg("container already reaped");
+  siginfo_t info = {};
+  if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG | __WALL) < 0) {
+    if (errno == EINTR) return std::optional<int>();
+    return Error::sys("wait for the container's init (pid {})", pid_);
+  }
+  if (info.si_pid == 0) return std::optional<int>();
+  reaped_ = true;
+  return std::optional<int>(wait_status_from(info));
+}
+
+Result<int> Sandbox::wait() {
+  if (reaped_) return Error::msg("container already reaped");
+  siginfo_t info = {};
+  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | __WALL) < 0) {
+    if (errno != EINTR) return Error::sys("wait for the container's init (pid {})", pid_);
+  }
+  reaped_ = true;
+  return wait_status_from(info);
+}
+
+void StatusDecoder::feed(const char* data, size_t size) {
+  partial_.append(data, size);
+  size_t off = 0;
+  while (partial_.size() - off >= sizeof(StatusRecord)) {
+    StatusRecord rec;
+    std::memcpy(&rec, partial_.data() + off, sizeof rec);
+    records_.push_back(rec);
+    off += sizeof rec;
+  }
+  partial_.erase(0, off);
+}
+
+bool StatusDecoder::started() const {
+  for (const auto& r : records_) {
+    if (r.kind == static_cast<uint32_t>(RecordKind::started)) return true;
+  }
+  return false;
+}
+
+}  // namespace sandrun::sandbox

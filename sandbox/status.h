@@ -1,0 +1,57 @@
+// The fixed-size records a sandbox's child and its init send to sandrun on the status pipe.
+// Shared with sandbox/init/ (a static program), so this header includes nothing but <cstdint>.
+#pragma once
+
+#include <cstdint>
+
+namespace sandrun::sandbox {
+
+// The descriptor on which sandrun-init finds the status pipe.
+inline constexpr int kStatusFd = 3;
+
+// Each step of the child between clone and exec; a failure record names one of them.
+enum class Stage : uint32_t {
+  none = 0,
+  mount_private,    // make the copied mount tree a slave of the host's
+  mount_overlay,    // the overlay root on the job's mount point
+  open_root,
+  mount_proc,
+  mount_dev,
+  dev_node,         // index: which device
+  mount_devpts,
+  dev_symlink,
+  mount_shm,
+  mount_sys,
+  mount_tmp,
+  bind_source,      // index: which bind
+  bind_target,
+  bind_mount,
+  bind_readonly,
+  hostname,
+  loopback,
+  pivot_root,
+  workdir,
+  set_groups,
+  set_gid,
+  set_uid,
+  fds,
+  exec_init,
+  exec_command,     // sent by sandrun-init (or the child itself without an init)
+};
+
+enum class RecordKind : uint32_t {
+  setup_failed = 1,  // {stage, index, errno}: the child gave up before exec
+  exec_failed = 2,   // {exec_command, 0, errno}: the command could not be executed
+  started = 3,       // the command was executed (sent by sandrun-init)
+  exited = 4,        // {value = wait status of the command} (sent by sandrun-init)
+};
+
+struct StatusRecord {
+  uint32_t kind;
+  uint32_t stage;
+  int32_t index;
+  int32_t value;  // errno for failures, the wait status for `exited`
+};
+static_assert(sizeof(StatusRecord) == 16, "records are written atomically (< PIPE_BUF)");
+
+}  // namespace sandrun::sandbox

@@ -1,0 +1,42 @@
+// A blocking harness that starts real sandboxes on a busybox root and collects everything.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "sandbox/sandbox.h"
+#include "tests/support/test_env.h"
+
+namespace sandrun::testing {
+
+struct SandboxRun {
+  bool started = false;          // Sandbox::start succeeded
+  std::string start_error;
+  sandbox::Outcome outcome;
+  std::string out;
+  std::string err;
+  std::chrono::milliseconds elapsed{0};
+};
+
+class SandboxFixture : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  // A spec on the shared busybox layer with a fresh upper/work/root under the temp dir.
+  sandbox::SandboxSpec spec(std::vector<std::string> argv);
+  // Starts, then (optionally, after `signal_after`) signals, and collects until the end.
+  SandboxRun run(const sandbox::SandboxSpec& spec, int signal = 0,
+                 std::chrono::milliseconds signal_after = std::chrono::milliseconds(0));
+  SandboxRun sh(const std::string& script, bool init = true);
+
+  TempDir tmp_;
+  std::string layer_;
+  int next_ = 0;
+};
+
+// True when a process whose command line is exactly `argv` exists on the host.
+bool host_has_process(const std::vector<std::string>& argv);
+// Mount points under `prefix` in this process's mount table.
+std::vector<std::string> mounts_under(const std::string& prefix);
+
+}  // namespace sandrun::testing
