@@ -1,6 +1,8 @@
 // The image store: content-addressed blobs, unpacked read-only layers, and image records.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -101,5 +103,7 @@ class Store {
 // The default state directory: /var/lib/sandrun for root, else $XDG_DATA_HOME/sandrun
 // (~/.local/share/sandrun).
 std::string default_root();
+// default_root() for a given effective uid and environment values (either may be null).
+std::string default_root_for(uid_t euid, const char* xdg_data_home, const char* home);
 
 }  // namespace sandrun::cache

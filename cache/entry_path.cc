@@ -1,0 +1,99 @@
+// Layer entry names: lexical normalisation and resolution of parents beneath the layer root.
+#include "cache/entry_path.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+#include "sandbox/sys/syscalls.h"
+
+namespace sandrun::cache {
+
+static_assert(kLayerResolve ==
+              (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV));
+
+std::string quoted(std::string_view name) { return fmt::format("{:?}", name); }
+
+Result<EntryPath> normalize_entry_name(std::string_view raw) {
+  if (raw.empty()) return Error::msg("empty name");
+  EntryPath out;
+  size_t pos = 0;
+  while (pos <= raw.size()) {
+    size_t end = raw.find('/', pos);
+    if (end == std::string_view::npos) end = raw.size();
+    std::string_view comp = raw.substr(pos, end - pos);
+    pos = end + 1;
+    if (comp.empty() || comp == ".") continue;
+    // Rejected rather than resolved lexically: "a/../b" is legal in POSIX but no honest
+    // image builder writes it, and every past breakout started with a "..".
+    if (comp == "..") return Error::msg("path escapes the layer root");
+    if (!out.path.empty()) out.path += '/';
+    out.path += comp;
+  }
+  size_t slash = out.path.rfind('/');
+  if (slash == std::string::npos) {
+    out.base = out.path;
+  } else {
+    out.parent = out.path.substr(0, slash);
+    out.base = out.path.substr(slash + 1);
+  }
+  return out;
+}
+
+namespace {
+
+// Opens (and with `create`, makes) one component below `cur`. `done` names it for messages.
+Result<UniqueFd> step(int cur, const std::string& comp, const std::string& done, bool create,
+                      bool* missing) {
+  struct stat st;
+  if (::fstatat(cur, comp.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+    if (errno != ENOENT) return Error::sys("parent {}", quoted(done));
+    if (!create) {
+      if (missing) *missing = true;
+      return Error::msg("parent {} does not exist", quoted(done));
+    }
+    if (::mkdirat(cur, comp.c_str(), 0700) < 0) return Error::sys("create parent {}", quoted(done));
+    int fd = ::openat(cur, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return Error::sys("open parent {}", quoted(done));
+    UniqueFd dir(fd);
+    // Explicit mode: the result must not depend on the process umask.
+    if (::fchmod(dir.get(), 0755) < 0) return Error::sys("chmod parent {}", quoted(done));
+    return dir;
+  }
+  if (S_ISLNK(st.st_mode)) return Error::msg("parent {} is a symlink", quoted(done));
+  if (!S_ISDIR(st.st_mode)) return Error::msg("parent {} is not a directory", quoted(done));
+  int fd = sys::openat2(cur, comp.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
+                        kLayerResolve);
+  if (fd < 0) return Error::sys("open parent {}", quoted(done));
+  return UniqueFd(fd);
+}
+
+}  // namespace
+
+Result<UniqueFd> open_parent(int root_fd, std::string_view parent, bool create, bool* missing) {
+  std::string p = parent.empty() ? "." : std::string(parent);
+  int fd = sys::openat2(root_fd, p.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC, 0, kLayerResolve);
+  if (fd >= 0) return UniqueFd(fd);
+  if (errno != ENOENT && errno != ELOOP && errno != ENOTDIR && errno != EXDEV)
+    return Error::sys("open parent {}", quoted(parent));
+  // Slow path: walk component by component to create what is missing, or to name the
+  // component that refused (a symlink or a non-directory).
+  int start = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+  if (start < 0) return Error::sys("dup layer root");
+  UniqueFd cur(start);
+  std::string done;
+  size_t pos = 0;
+  while (pos < parent.size()) {
+    size_t end = parent.find('/', pos);
+    if (end == std::string_view::npos) end = parent.size();
+    std::string comp(parent.substr(pos, end - pos));
+    pos = end + 1;
+    done = done.empty() ? comp : done + "/" + comp;
+    cur = SANDRUN_TRY(step(cur.get(), comp, done, create, missing));
+  }
+  return cur;
+}
+
+}  // namespace sandrun::cache

@@ -1,0 +1,40 @@
+// Layer entry names: lexical normalisation and resolution of parents beneath the layer root.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "sandbox/sys/result.h"
+#include "sandbox/sys/unique_fd.h"
+
+namespace sandrun::cache {
+
+// A normalised entry name: no empty, "." or ".." component, never absolute.
+struct EntryPath {
+  std::string path;    // "a/b/c"; "" is the layer root itself
+  std::string parent;  // "a/b"; "" when the entry sits directly in the root
+  std::string base;    // "c"
+  bool is_root() const { return path.empty(); }
+};
+
+// Strips leading "/" and "./" (absolute names become relative, like GNU tar), collapses "//"
+// and "."; rejects any ".." component ("path escapes the layer root") and the empty name.
+Result<EntryPath> normalize_entry_name(std::string_view raw);
+
+// Opens the directory `parent` (a normalised path) beneath `root_fd` as O_PATH, never passing
+// through a symlink: a symlink component is an error (`parent "x" is a symlink`), as is a
+// non-directory. With `create`, missing components are made as 0755 directories (tars may
+// omit directory entries); without it a missing component is an error and sets `*missing`.
+Result<UniqueFd> open_parent(int root_fd, std::string_view parent, bool create,
+                             bool* missing = nullptr);
+
+// The resolve flags for every lookup inside a layer: beneath the root, no symlinks at all.
+inline constexpr uint64_t kLayerResolve = 0x08 /*RESOLVE_BENEATH*/ | 0x04 /*NO_SYMLINKS*/ |
+                                          0x02 /*NO_MAGICLINKS*/ | 0x01 /*NO_XDEV*/;
+
+// A name as shown in messages: double-quoted, control and non-UTF-8 bytes escaped, so that a
+// hostile entry name cannot forge lines in a log.
+std::string quoted(std::string_view name);
+
+}  // namespace sandrun::cache

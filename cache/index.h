@@ -1,0 +1,38 @@
+// The image index (images.json): every image record of the store, serialised with cereal.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/layout.h"
+#include "cache/store.h"
+
+namespace sandrun::cache {
+
+inline constexpr int kIndexVersion = 1;
+
+struct Index {
+  std::vector<ImageRecord> images;  // sorted by ref
+
+  const ImageRecord* find(const ImageRef& ref) const;
+  // Adds or replaces the record of the same name:tag; returns the replaced one.
+  std::optional<ImageRecord> put(ImageRecord record);
+  std::optional<ImageRecord> erase(const ImageRef& ref);
+  bool uses_layer(std::string_view diff_id) const;
+  bool uses_blob(std::string_view digest) const;  // as an image config or a layer blob
+};
+
+// Reads images.json (missing: an empty index). Every digest in it is checked, since digests
+// become paths. Call with the cache lock held (shared or exclusive).
+Result<Index> load_index(const Layout& layout);
+// Writes images.json atomically: tmp/images.json.new, fsync, rename, fsync of the root.
+// Call with the exclusive cache lock held.
+Result<void> save_index(const Layout& layout, const Index& index);
+
+// The JSON text of an index (exposed for tests).
+std::string index_to_json(const Index& index);
+Result<Index> index_from_json(const std::string& text);
+
+}  // namespace sandrun::cache

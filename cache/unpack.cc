@@ -1,0 +1,182 @@
+// One pass over a layer tarball: store its bytes as a blob, extract it, compute both digests.
+#include "cache/unpack.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <unistd.h>
+
+#include <memory>
+#include <vector>
+
+#include "cache/digest.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::cache {
+
+namespace {
+
+constexpr size_t kBufferSize = 128 * 1024;
+// libarchive's private error codes (archive_platform.h): "misc", and a bad format (EILSEQ
+// on Linux, which has no EFTYPE).
+constexpr int kArchiveErrnoMisc = -1;
+constexpr int kArchiveErrnoFileFormat = EILSEQ;
+
+struct ArchiveFree {
+  void operator()(struct archive* a) const { archive_read_free(a); }
+};
+using ArchivePtr = std::unique_ptr<struct archive, ArchiveFree>;
+
+const char* archive_text(struct archive* a) {
+  const char* s = archive_error_string(a);
+  return s ? s : "unknown error";
+}
+
+// Reader A's client: the tarball exactly as given.
+struct Source {
+  int in = -1;
+  int blob = -1;
+  Sha256 sha;
+  uint64_t size = 0;
+  std::vector<char> buf = std::vector<char>(kBufferSize);
+};
+
+// Reads one buffer from the input, hashes it and appends it to the blob. 0 at end, -1 error.
+ssize_t source_pull(Source& s, Error* error) {
+  ssize_t n;
+  do {
+    n = ::read(s.in, s.buf.data(), s.buf.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    *error = Error::sys("read input");
+    return -1;
+  }
+  s.sha.update(s.buf.data(), static_cast<size_t>(n));
+  s.size += static_cast<uint64_t>(n);
+  if (auto r = fs::write_all(s.blob, std::string_view(s.buf.data(), static_cast<size_t>(n))); !r) {
+    *error = std::move(r.error().wrap("store blob"));
+    return -1;
+  }
+  return n;
+}
+
+la_ssize_t source_read(struct archive* a, void* client, const void** out) {
+  auto* s = static_cast<Source*>(client);
+  Error error;
+  ssize_t n = source_pull(*s, &error);
+  if (n < 0) {
+    int code = error.code() ? error.code() : kArchiveErrnoMisc;
+    archive_set_error(a, code, "%s", error.message().c_str());
+    return -1;
+  }
+  *out = s->buf.data();
+  return n;
+}
+
+// Reader B's client: the uncompressed tar, pulled out of reader A.
+struct Stream {
+  struct archive* outer = nullptr;
+  Sha256 sha;
+  uint64_t size = 0;
+  std::vector<char> buf = std::vector<char>(kBufferSize);
+};
+
+la_ssize_t stream_read(struct archive* b, void* client, const void** out) {
+  auto* s = static_cast<Stream*>(client);
+  la_ssize_t n = archive_read_data(s->outer, s->buf.data(), s->buf.size());
+  if (n < 0) {
+    int code = archive_errno(s->outer);
+    archive_set_error(b, code ? code : kArchiveErrnoMisc, "%s", archive_text(s->outer));
+    return -1;
+  }
+  s->sha.update(s->buf.data(), static_cast<size_t>(n));
+  s->size += static_cast<uint64_t>(n);
+  *out = s->buf.data();
+  return n;
+}
+
+// Only in-process decompressors. archive_read_support_filter_all() would also enable lrzip,
+// lzop and grzip, which libarchive runs as external host programs fed with the untrusted
+// stream (the CVE-2014-9357 class): refused here.
+Result<ArchivePtr> open_outer(Source& src) {
+  ArchivePtr a(archive_read_new());
+  if (!a) return Error::msg("out of memory");
+  using Enable = int (*)(struct archive*);
+  for (Enable enable : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
+                        archive_read_support_filter_xz, archive_read_support_filter_lzma,
+                        archive_read_support_filter_zstd, archive_read_support_filter_lz4}) {
+    if (enable(a.get()) != ARCHIVE_OK)
+      log::debug("libarchive: {}", archive_text(a.get()));  // an external program fallback
+  }
+  archive_read_support_format_raw(a.get());
+  int rc = archive_read_open(a.get(), &src, nullptr, source_read, nullptr);
+  struct archive_entry* e = nullptr;
+  if (rc == ARCHIVE_OK) rc = archive_read_next_header(a.get(), &e);
+  if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+    if (src.size == 0) return Error::msg("the file is empty");
+    return Error::msg("read: {}", archive_text(a.get()));
+  }
+  return a;
+}
+
+Result<ArchivePtr> open_tar(Stream& st) {
+  ArchivePtr b(archive_read_new());
+  if (!b) return Error::msg("out of memory");
+  archive_read_support_format_tar(b.get());  // ustar, pax and GNU tar; no filter: A did that
+  if (archive_read_open(b.get(), &st, nullptr, stream_read, nullptr) != ARCHIVE_OK) {
+    Error e = Error::msg("read layer: {}", archive_text(b.get()));
+    if (archive_errno(b.get()) == kArchiveErrnoFileFormat)
+      e.hint("a rootfs must be a tar archive, plain or compressed with gzip, zstd, xz or bzip2");
+    return e;
+  }
+  return b;
+}
+
+// Hashes what is left of A's data: the tar reader stops at the end-of-archive blocks, but the
+// diff_id covers the whole uncompressed stream, padding included.
+Result<void> drain_stream(Stream& st) {
+  for (;;) {
+    la_ssize_t n = archive_read_data(st.outer, st.buf.data(), st.buf.size());
+    if (n == 0) return {};
+    if (n < 0) return Error::msg("read: {}", archive_text(st.outer));
+    st.sha.update(st.buf.data(), static_cast<size_t>(n));
+    st.size += static_cast<uint64_t>(n);
+  }
+}
+
+// Copies and hashes what A did not read (bytes after the compressed stream): the blob is the
+// file as given, whole.
+Result<void> drain_source(Source& src) {
+  Error error;
+  for (;;) {
+    ssize_t n = source_pull(src, &error);
+    if (n == 0) return {};
+    if (n < 0) return error;
+  }
+}
+
+}  // namespace
+
+Result<UnpackedLayer> unpack_layer(int in_fd, int blob_fd, int layer_fd,
+                                   const ExtractOptions& options) {
+  Source src;
+  src.in = in_fd;
+  src.blob = blob_fd;
+  ArchivePtr outer = SANDRUN_TRY(open_outer(src));
+  Stream st;
+  st.outer = outer.get();
+  ArchivePtr tar = SANDRUN_TRY(open_tar(st));
+  UnpackedLayer out;
+  out.report = SANDRUN_TRY(extract_layer(layer_fd, tar.get(), options));
+  tar.reset();
+  SANDRUN_TRY(drain_stream(st));
+  outer.reset();
+  SANDRUN_TRY(drain_source(src));
+  out.layer.diff_id = st.sha.finish();
+  out.layer.blob_digest = src.sha.finish();
+  out.layer.blob_size = src.size;
+  out.layer.unpacked_size = out.report.bytes;
+  return out;
+}
+
+}  // namespace sandrun::cache

@@ -1,0 +1,22 @@
+// One pass over a layer tarball: store its bytes as a blob, extract it, compute both digests.
+#pragma once
+
+#include "cache/extract.h"
+#include "cache/store.h"
+
+namespace sandrun::cache {
+
+struct UnpackedLayer {
+  LayerRef layer;        // diff_id, blob_digest, sizes
+  ExtractReport report;
+};
+
+// Reads `in_fd` to its end exactly once. Reader A decompresses (gzip, bzip2, xz, lzma, zstd,
+// lz4, or none) through a callback that hashes the compressed bytes and copies them to
+// `blob_fd`; reader B parses the tar out of A's data through a callback that hashes it
+// (diff_id = sha256 of the uncompressed tar, padding included) and extracts into `layer_fd`.
+// On error `blob_fd` and `layer_fd` hold partial content the caller must discard.
+Result<UnpackedLayer> unpack_layer(int in_fd, int blob_fd, int layer_fd,
+                                   const ExtractOptions& options);
+
+}  // namespace sandrun::cache
