@@ -1,0 +1,106 @@
+// The command line: flags (docker's names where the meaning is the same) -> commands.
+#include <signal.h>
+
+#include <algorithm>
+
+#include <CLI/CLI.hpp>
+
+#include "runner/commands.h"
+
+namespace sandrun::runner {
+namespace {
+
+void add_exec_flags(CLI::App* exec, ExecArgs& a) {
+  exec->add_option("--image", a.image, "Image to run (default: the built-in busybox)");
+  exec->add_option("--name", a.name, "Name of the container (its hostname)");
+  exec->add_option("-e,--env", a.env, "Set an environment variable NAME=value (repeatable)")->allow_extra_args(false);
+  exec->add_option("-v,--volume", a.volumes, "Mount a host path: HOST:CONTAINER[:ro|:rw] (repeatable)")->allow_extra_args(false);
+  exec->add_option("-w,--workdir", a.workdir, "Working directory inside the container");
+  exec->add_option("--timeout", a.timeout, "Kill the container after this long (e.g. 90s, 10m)");
+  exec->add_option("-u,--user", a.user, "User to run as: UID[:GID] or NAME[:GROUP] from the image");
+  exec->add_option("-m,--memory", a.memory, "Memory limit (e.g. 512MiB)");
+  exec->add_option("--cpus", a.cpus, "CPU limit in CPUs (e.g. 1.5)");
+  exec->add_option("--pids-limit", a.pids, "Maximum number of processes");
+  exec->add_option("--network", a.network, "Network: none (loopback only, default) or host");
+  exec->add_flag("--no-init", a.no_init, "Run the command as PID 1 instead of under sandrun's init");
+  // Everything from the first non-option argument on is the command (`--` is optional).
+  exec->prefix_command();
+  exec->footer("Example: sandrun exec -v \"$PWD:/workspace\" -w /workspace -e A=1 -- sh -c 'echo $A; ls'");
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  // Writing to a closed pipe (`sandrun run ... | head`) must fail the write, not kill us.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"sandrun: runs CI and test jobs in fast, disposable, isolated containers"};
+  app.name("sandrun");
+  app.require_subcommand(1);
+  GlobalOptions g;
+  app.add_option("--root", g.root, "State directory and image cache (default /var/lib/sandrun as root)");
+  int result = kExitOk;
+
+  RunArgs run_args;
+  auto* run = app.add_subcommand("run", "Run the jobs of a TOML job file");
+  run->add_option("file", run_args.file, "The job file")->required();
+  run->add_option("-j,--jobs", run_args.parallel, "Containers at once (default: the number of CPUs)")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--out", run_args.out, "Output directory (default: .sandrun/ next to the job file)");
+  run->callback([&] { result = cmd_run(g, run_args); });
+
+  ExecArgs exec_args;
+  auto* exec = app.add_subcommand("exec", "Run one command in a fresh container, like docker run --rm");
+  add_exec_flags(exec, exec_args);
+
+  auto* image = app.add_subcommand("image", "Manage the image cache");
+  image->require_subcommand(1);
+  std::string import_ref, import_tarball;
+  auto* import = image->add_subcommand("import", "Import a rootfs tarball (.tar, .tar.gz, .tar.zst) as an image");
+  import->add_option("name", import_ref, "Image name[:tag]")->required();
+  import->add_option("tarball", import_tarball, "The rootfs tarball")->required();
+  import->callback([&] { result = cmd_image_import(g, import_ref, import_tarball); });
+  auto* ls = image->add_subcommand("ls", "List images");
+  ls->callback([&] { result = cmd_image_ls(g); });
+  std::vector<std::string> rm_refs;
+  auto* rm = image->add_subcommand("rm", "Remove images");
+  rm->add_option("names", rm_refs, "Image names")->required();
+  rm->callback([&] { result = cmd_image_rm(g, rm_refs); });
+
+  auto* cleanup = app.add_subcommand("cleanup", "Remove what killed sandrun runs left behind");
+  cleanup->callback([&] { result = cmd_cleanup(g); });
+  auto* version = app.add_subcommand("version", "Print the version");
+  version->callback([&] { result = cmd_version(); });
+
+  // `exec [OPTIONS] -- CMD...`: everything after the first "--" is the command, taken before
+  // CLI11 sees it (CLI11 would hand arguments after "--" of a subcommand to the parent).
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> after_dashes;
+  bool has_dashes = false;
+  if (auto e = std::find(args.begin(), args.end(), "exec"); e != args.end()) {
+    if (auto d = std::find(e, args.end(), "--"); d != args.end()) {
+      after_dashes.assign(d + 1, args.end());
+      args.erase(d, args.end());
+      has_dashes = true;
+    }
+  }
+  exec->callback([&] {
+    exec_args.command = has_dashes ? after_dashes : exec->remaining();
+    result = cmd_exec(g, exec_args);
+  });
+  std::reverse(args.begin(), args.end());  // CLI11 parses a reversed vector
+
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  return result;
+}
+
+}  // namespace sandrun::runner

@@ -1,0 +1,121 @@
+// `sandrun image import|ls|rm`, `sandrun cleanup` and `sandrun version`.
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <ctime>
+
+#include "cache/store.h"
+#include "config/job_file.h"
+#include "runner/commands.h"
+#include "runner/output.h"
+#include "runner/session.h"
+
+namespace sandrun::runner {
+namespace {
+
+Result<cache::Store> open_store(const GlobalOptions& g) { return cache::Store::open(resolve_root(g.root)); }
+
+std::string short_id(const std::string& id) {
+  auto colon = id.find(':');
+  std::string hex = colon == std::string::npos ? id : id.substr(colon + 1);
+  return hex.substr(0, 12);
+}
+
+uint64_t image_size(const cache::ImageRecord& img) {
+  uint64_t total = 0;
+  for (const auto& l : img.layers) total += l.unpacked_size;
+  return total;
+}
+
+}  // namespace
+
+int cmd_image_import(const GlobalOptions& g, const std::string& ref, const std::string& tarball) {
+  auto store = open_store(g);
+  if (!store) {
+    print_error(store.error());
+    return kExitFailed;
+  }
+  auto img = store->import_rootfs(ref, tarball);
+  if (!img) {
+    print_error(img.error());
+    return kExitFailed;
+  }
+  console_write(STDOUT_FILENO, fmt::format("imported {} ({}, {} layer{}, {})\n", img->ref(), short_id(img->id),
+                                           img->layers.size(), img->layers.size() == 1 ? "" : "s",
+                                           config::format_size(image_size(*img))));
+  return kExitOk;
+}
+
+int cmd_image_ls(const GlobalOptions& g) {
+  auto store = open_store(g);
+  if (!store) {
+    print_error(store.error());
+    return kExitFailed;
+  }
+  auto images = store->list();
+  if (!images) {
+    print_error(images.error());
+    return kExitFailed;
+  }
+  size_t w = 5;
+  for (const auto& i : *images) w = std::max(w, i.ref().size());
+  std::string out = fmt::format("{:<{}}  {:<12}  {:>6}  {:>10}  {}\n", "IMAGE", w, "ID", "LAYERS", "SIZE", "CREATED");
+  for (const auto& i : *images) {
+    char when[32] = "-";
+    time_t t = static_cast<time_t>(i.created);
+    struct tm tm;
+    if (i.created > 0 && ::localtime_r(&t, &tm)) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
+    out += fmt::format("{:<{}}  {:<12}  {:>6}  {:>10}  {}\n", i.ref(), w, short_id(i.id), i.layers.size(),
+                       config::format_size(image_size(i)), when);
+  }
+  console_write(STDOUT_FILENO, out);
+  return kExitOk;
+}
+
+int cmd_image_rm(const GlobalOptions& g, const std::vector<std::string>& refs) {
+  auto store = open_store(g);
+  if (!store) {
+    print_error(store.error());
+    return kExitFailed;
+  }
+  int status = kExitOk;
+  for (const auto& ref : refs) {
+    auto r = store->remove(ref);
+    if (!r) {
+      print_error(r.error());
+      status = kExitFailed;
+      continue;
+    }
+    std::string line = fmt::format("removed {}", r->ref);
+    if (!r->removed_layers.empty()) line += fmt::format(" ({} layer{} deleted)", r->removed_layers.size(), r->removed_layers.size() == 1 ? "" : "s");
+    if (!r->kept_in_use.empty()) line += fmt::format("; {} layer{} kept while a running sandrun uses them", r->kept_in_use.size(), r->kept_in_use.size() == 1 ? "" : "s");
+    console_write(STDOUT_FILENO, line + "\n");
+  }
+  return status;
+}
+
+int cmd_cleanup(const GlobalOptions& g) {
+  if (auto r = check_privileges(); !r) {
+    print_error(r.error());
+    return kExitFailed;
+  }
+  // Opening the store also sweeps its temp entries and unreferenced layers.
+  auto store = open_store(g);
+  if (!store) {
+    print_error(store.error());
+    return kExitFailed;
+  }
+  sweep_and_report(store->root(), /*quiet_when_clean=*/false);
+  return kExitOk;
+}
+
+int cmd_version() {
+  struct utsname u;
+  ::uname(&u);
+  console_write(STDOUT_FILENO, fmt::format("sandrun {} (libuv {}, kernel {} {})\n", SANDRUN_VERSION, uv_version_string(),
+                                           u.release, u.machine));
+  return kExitOk;
+}
+
+}  // namespace sandrun::runner

@@ -1,0 +1,207 @@
+// `sandrun run FILE` and `sandrun exec ... -- CMD`.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include "runner/commands.h"
+#include "runner/session.h"
+#include "runner/summary.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::runner {
+namespace {
+
+bool console_colors() {
+  const char* term = std::getenv("TERM");
+  return ::isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR") && !(term && std::string(term) == "dumb");
+}
+
+size_t cpu_count() {
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<size_t>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+void warn_unenforced_limits(const std::vector<config::JobSpec>& jobs) {
+  for (const auto& j : jobs) {
+    if (j.limits.memory || j.limits.cpus || j.limits.pids) {
+      log::warn("memory, cpus and pids limits are checked but not enforced yet (cgroup limits are the next release)");
+      return;
+    }
+  }
+}
+
+int exit_status_for(const Outcome& o) {
+  if (o.interrupted_by) return 128 + o.interrupted_by;
+  for (const auto& r : o.results) {
+    if (!r.ok()) return kExitFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int cmd_run(const GlobalOptions& g, const RunArgs& a) {
+  auto file = config::load_job_file(a.file);
+  if (!file) {
+    print_error(file.error());
+    return kExitUsage;
+  }
+  if (auto r = check_privileges(); !r) {
+    print_error(r.error());
+    return kExitFailed;
+  }
+  const std::string root = resolve_root(g.root);
+  auto store = cache::Store::open(root);
+  if (!store) {
+    print_error(store.error());
+    return kExitFailed;
+  }
+  sweep_and_report(root, /*quiet_when_clean=*/true);
+  auto prepared = prepare_jobs(*store, file->jobs);
+  if (!prepared) {
+    print_error(prepared.error());
+    return kExitUsage;
+  }
+  warn_unenforced_limits(file->jobs);
+
+  RunOptions opts;
+  opts.parallel = a.parallel ? a.parallel : cpu_count();
+  opts.console = ConsoleMode::prefixed;
+  opts.style.color = console_colors();
+  for (const auto& j : file->jobs) opts.style.name_width = std::max(opts.style.name_width, std::min<size_t>(j.name.size(), 24));
+  const std::string out = a.out.empty() ? file->dir + "/.sandrun" : fs::absolute(a.out);
+  opts.log_dir = out + "/logs";
+  if (auto r = fs::mkdirs(opts.log_dir); !r) {
+    print_error(r.error().wrap("create the output directory"));
+    return kExitFailed;
+  }
+  auto outcome = execute(root, std::move(prepared->plans), std::move(opts));
+  if (!outcome) {
+    print_error(outcome.error());
+    return kExitFailed;
+  }
+  std::string summary = "\n" + summary_table(outcome->results, outcome->wall, console_colors());
+  if (outcome->interrupted_by) {
+    summary += fmt::format("cancelled by {}\n", sandbox::signal_name(outcome->interrupted_by));
+  }
+  console_write(STDOUT_FILENO, summary);
+  return exit_status_for(*outcome);
+}
+
+namespace {
+
+// The exec flags as a job, validated with the same rules as a job file.
+Result<config::JobSpec> exec_job(const ExecArgs& a) {
+  config::JobSpec job;
+  auto flag = [](const char* name, Error e) { return std::move(e.wrap(fmt::format("exec: {}", name))); };
+  SANDRUN_TRY(config::check_job_name(a.name).wrap("exec: --name"));
+  job.name = a.name;
+  job.image = a.image;
+  job.command = a.command;
+  for (const auto& e : a.env) {
+    auto kv = config::parse_env(e);
+    if (!kv) return flag("-e", std::move(kv).error());
+    std::erase_if(job.env, [&](const auto& p) { return p.first == kv->first; });
+    job.env.push_back(*kv);
+  }
+  for (const auto& v : a.volumes) {
+    auto vol = config::parse_volume(v, fs::absolute("."));
+    if (!vol) return flag("-v", std::move(vol).error());
+    job.volumes.push_back(*vol);
+  }
+  if (!a.workdir.empty()) {
+    if (a.workdir[0] != '/') return Error::msg("exec: -w: {:?} must be an absolute container path", a.workdir);
+    job.workdir = a.workdir;
+  }
+  if (!a.timeout.empty()) {
+    auto t = config::parse_duration(a.timeout);
+    if (!t) return flag("--timeout", std::move(t).error());
+    job.timeout = *t;
+  }
+  if (!a.user.empty()) job.user = a.user;
+  if (!a.memory.empty()) {
+    auto m = config::parse_memory(a.memory);
+    if (!m) return flag("--memory", std::move(m).error());
+    job.limits.memory = *m;
+  }
+  if (!a.cpus.empty()) {
+    auto c = config::parse_cpus(a.cpus);
+    if (!c) return flag("--cpus", std::move(c).error());
+    job.limits.cpus = *c;
+  }
+  if (!a.pids.empty()) {
+    auto p = config::parse_size(a.pids);
+    if (!p || *p == 0) return Error::msg("exec: --pids-limit: expected a number of processes of at least 1, got {:?}", a.pids);
+    job.limits.pids = *p;
+  }
+  auto net = config::parse_network(a.network);
+  if (!net) return flag("--network", std::move(net).error());
+  job.network = *net;
+  job.init = !a.no_init;
+  return job;
+}
+
+int exec_exit_status(const Outcome& o) {
+  if (o.interrupted_by) return 128 + o.interrupted_by;
+  const JobResult& r = o.results.at(0);
+  using S = JobResult::Status;
+  switch (r.status) {
+    case S::passed:
+    case S::failed: return r.exit_code;
+    case S::signaled: return 128 + r.signal;
+    case S::timed_out: return 124;
+    case S::exec_failed: return r.exit_code;
+    case S::setup_failed:
+    case S::cancelled:
+    case S::not_started: return 125;
+  }
+  return 125;
+}
+
+}  // namespace
+
+int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
+  auto job = exec_job(a);
+  if (!job) {
+    print_error(job.error());
+    return kExitUsage;
+  }
+  if (auto r = check_privileges(); !r) {
+    print_error(r.error());
+    return 125;
+  }
+  const std::string root = resolve_root(g.root);
+  auto store = cache::Store::open(root);
+  if (!store) {
+    print_error(store.error());
+    return 125;
+  }
+  sweep_and_report(root, /*quiet_when_clean=*/true);
+  auto prepared = prepare_jobs(*store, {*job});
+  if (!prepared) {
+    print_error(prepared.error());
+    return 125;
+  }
+  if (prepared->plans[0].spec.argv.empty()) {
+    print_error(Error::msg("exec: no command given and the image {:?} has none", a.image));
+    return kExitUsage;
+  }
+  warn_unenforced_limits({*job});
+  RunOptions opts;
+  opts.parallel = 1;
+  opts.console = ConsoleMode::passthrough;
+  auto outcome = execute(root, std::move(prepared->plans), std::move(opts));
+  if (!outcome) {
+    print_error(outcome.error());
+    return 125;
+  }
+  return exec_exit_status(*outcome);
+}
+
+}  // namespace sandrun::runner

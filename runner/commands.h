@@ -1,0 +1,55 @@
+// The commands of the sandrun CLI, callable without it (tests use them directly too).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sandrun::runner {
+
+// Exit statuses of `sandrun run` and the other commands.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;   // a job failed, or a command could not do its work
+inline constexpr int kExitUsage = 2;    // bad flags, a bad job file, an image that is not there
+
+struct GlobalOptions {
+  std::string root;  // state dir and image cache; default cache::default_root()
+};
+
+struct RunArgs {
+  std::string file;
+  size_t parallel = 0;  // 0: the number of CPUs
+  std::string out;      // default: .sandrun/ next to the job file
+};
+
+struct ExecArgs {
+  std::string image = "busybox";
+  std::string name = "exec";
+  std::vector<std::string> env;      // NAME=value
+  std::vector<std::string> volumes;  // host:container[:ro]
+  std::string workdir;
+  std::string timeout;
+  std::string user;
+  std::string memory;
+  std::string cpus;
+  std::string pids;
+  std::string network = "none";
+  bool no_init = false;
+  std::vector<std::string> command;  // empty: the image's entrypoint and cmd
+};
+
+int cmd_run(const GlobalOptions& g, const RunArgs& a);
+// Runs one container like `docker run --rm`: its output passes straight through and sandrun
+// exits with its status (128+N for a signal, 124 timed out, 125 sandrun failed, 126 cannot
+// execute, 127 not found).
+int cmd_exec(const GlobalOptions& g, const ExecArgs& a);
+int cmd_image_import(const GlobalOptions& g, const std::string& ref, const std::string& tarball);
+int cmd_image_ls(const GlobalOptions& g);
+int cmd_image_rm(const GlobalOptions& g, const std::vector<std::string>& refs);
+int cmd_cleanup(const GlobalOptions& g);
+int cmd_version();
+
+// Parses argv and runs the command.
+int cli_main(int argc, char** argv);
+
+}  // namespace sandrun::runner

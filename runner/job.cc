@@ -1,0 +1,220 @@
+// Job: one container's life on the loop: start, stream output, time out, reap, tear down.
+#include "runner/job.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "config/job_file.h"
+#include "runner/runner.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::runner {
+namespace {
+
+// Deleting a container's writable layer can take long: it runs on the threadpool.
+struct TeardownWork {
+  uv_work_t req;
+  Job* job;
+  std::string dir;
+  Result<void> result;
+};
+
+Error uv_error(int code, std::string_view what) {
+  return Error::sys_code(-code, "{}", what);
+}
+
+}  // namespace
+
+Job::Job(Runner& runner, size_t index, JobPlan plan, JobOutput output)
+    : runner_(runner), index_(index), plan_(std::move(plan)), output_(std::move(output)) {
+  result_.name = plan_.name;
+  if (plan_.timeout) result_.timeout = *plan_.timeout;
+}
+
+void Job::start() {
+  state_ = State::running;
+  started_at_ = std::chrono::steady_clock::now();
+  if (auto r = launch(); !r) fail_to_start(r.error());
+}
+
+Result<void> Job::launch() {
+  dirs_ = SANDRUN_TRY(runner_.run_dir().make_container(index_));
+  plan_.spec.upper_dir = dirs_->upper;
+  plan_.spec.work_dir = dirs_->work;
+  plan_.spec.root_dir = dirs_->root;
+  sandbox_ = SANDRUN_TRY(sandbox::Sandbox::start(plan_.spec));
+  if (auto r = runner_.run_dir().record_pid(*dirs_, sandbox_->pid()); !r) {
+    log::warn("job {:?}: cannot record its pid for crash recovery: {}", plan_.name, r.error().message());
+  }
+  return watch();
+}
+
+Result<void> Job::watch() {
+  uv_loop_t* loop = runner_.loop();
+  UniqueFd fds[3] = {sandbox_->take_stdout(), sandbox_->take_stderr(), sandbox_->take_status()};
+  for (int i = 0; i < 3; ++i) {
+    auto& p = pipes_[i];
+    if (int rc = uv_pipe_init(loop, p.get(), 0); rc < 0) return uv_error(rc, "watch the container's pipes");
+    p.mark_live();
+    p.get()->data = this;
+    if (int rc = uv_pipe_open(p.get(), fds[i].get()); rc < 0) return uv_error(rc, "watch the container's pipes");
+    fds[i].release();  // owned by the handle now
+    auto alloc = [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+      *buf = static_cast<Job*>(h->data)->runner_.read_buffer();
+    };
+    if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(p.get()), alloc, on_read); rc < 0)
+      return uv_error(rc, "read the container's output");
+    ++open_pipes_;
+  }
+  if (int rc = uv_poll_init(loop, pidfd_poll_.get(), sandbox_->pidfd()); rc < 0)
+    return uv_error(rc, "watch the container's pidfd");
+  pidfd_poll_.mark_live();
+  pidfd_poll_.get()->data = this;
+  if (int rc = uv_poll_start(pidfd_poll_.get(), UV_READABLE, on_pidfd); rc < 0)
+    return uv_error(rc, "watch the container's pidfd");
+  if (plan_.timeout) {
+    uv_timer_init(loop, timer_.get());
+    timer_.mark_live();
+    timer_.get()->data = this;
+    uv_timer_start(timer_.get(), on_timeout, static_cast<uint64_t>(plan_.timeout->count()), 0);
+  }
+  return {};
+}
+
+void Job::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  Job* job = static_cast<Job*>(s->data);
+  if (n > 0) {
+    std::string_view data(buf->base, static_cast<size_t>(n));
+    if (s == reinterpret_cast<uv_stream_t*>(job->pipes_[2].get())) {
+      job->status_.feed(data.data(), data.size());
+    } else {
+      job->output_.write(s == reinterpret_cast<uv_stream_t*>(job->pipes_[0].get()) ? 1 : 2, data);
+    }
+    return;
+  }
+  if (n == 0) return;  // EAGAIN
+  // EOF (or an error, which ends the stream just the same).
+  job->stream_closed(s);
+}
+
+void Job::stream_closed(uv_stream_t* s) {
+  for (auto& p : pipes_) {
+    if (reinterpret_cast<uv_stream_t*>(p.get()) == s) p.close();
+  }
+  --open_pipes_;
+  maybe_exited();
+}
+
+void Job::on_pidfd(uv_poll_t* h, int, int) { static_cast<Job*>(h->data)->reap(); }
+
+void Job::reap() {
+  auto r = sandbox_->try_reap();
+  if (!r) {
+    log::warn("job {:?}: {}", plan_.name, r.error().message());
+    return;
+  }
+  if (!r->has_value()) return;
+  wait_status_ = **r;
+  result_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_at_);
+  // Close the poll handle (which removes the pidfd from epoll) before the pidfd itself.
+  pidfd_poll_.close();
+  timer_.close();
+  maybe_exited();
+}
+
+void Job::on_timeout(uv_timer_t* t) {
+  Job* job = static_cast<Job*>(t->data);
+  if (job->wait_status_ || !job->sandbox_) return;
+  job->timed_out_ = true;
+  (void)job->sandbox_->signal(SIGKILL);
+}
+
+void Job::stop(int sig) {
+  if (state_ != State::running || wait_status_ || !sandbox_) return;
+  cancelled_ = true;
+  (void)sandbox_->signal(sig);
+}
+
+void Job::kill() { stop(SIGKILL); }
+
+void Job::cancel_pending() {
+  if (state_ != State::pending) return;
+  result_.status = JobResult::Status::not_started;
+  result_.message = "cancelled before it started";
+  state_ = State::done;
+}
+
+void Job::maybe_exited() {
+  if (!wait_status_ || open_pipes_ > 0 || state_ != State::running) return;
+  record_outcome();
+  sandbox_.reset();
+  teardown();
+}
+
+void Job::record_outcome() {
+  output_.finish();
+  auto outcome = sandbox::interpret(plan_.spec, status_.records(), *wait_status_);
+  using S = JobResult::Status;
+  result_.exit_code = outcome.code;
+  result_.signal = outcome.signal;
+  if (outcome.kind == sandbox::Outcome::Kind::setup_failed || outcome.kind == sandbox::Outcome::Kind::exec_failed) {
+    result_.status = outcome.kind == sandbox::Outcome::Kind::setup_failed ? S::setup_failed : S::exec_failed;
+    result_.message = outcome.error->message();
+    output_.note(outcome.error->render());
+  } else if (timed_out_) {
+    result_.status = S::timed_out;
+    output_.note(fmt::format("timed out after {}; killed the container", config::format_duration(result_.timeout)));
+  } else if (cancelled_) {
+    result_.status = S::cancelled;
+  } else if (outcome.kind == sandbox::Outcome::Kind::signaled) {
+    result_.status = S::signaled;
+  } else {
+    result_.status = outcome.code == 0 ? S::passed : S::failed;
+  }
+}
+
+void Job::fail_to_start(const Error& error) {
+  result_.status = JobResult::Status::setup_failed;
+  result_.message = error.message();
+  output_.note(error.render());
+  for (auto& p : pipes_) p.close();
+  pidfd_poll_.close();
+  timer_.close();
+  open_pipes_ = 0;
+  sandbox_.reset();  // kills and reaps a container that did start
+  teardown();
+}
+
+void Job::teardown() {
+  state_ = State::tearing_down;
+  if (!dirs_) {
+    teardown_done({});
+    return;
+  }
+  auto* work = new TeardownWork{{}, this, dirs_->dir, {}};
+  work->req.data = work;
+  int rc = uv_queue_work(
+      runner_.loop(), &work->req,
+      [](uv_work_t* req) {
+        auto* w = static_cast<TeardownWork*>(req->data);
+        w->result = fs::remove_tree(w->dir);
+      },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<TeardownWork> w(static_cast<TeardownWork*>(req->data));
+        w->job->teardown_done(w->result);
+      });
+  if (rc < 0) {
+    std::unique_ptr<TeardownWork> w(work);
+    teardown_done(fs::remove_tree(w->dir));
+  }
+}
+
+void Job::teardown_done(const Result<void>& r) {
+  if (!r) log::warn("job {:?}: cannot remove its container directory: {}", plan_.name, r.error().message());
+  state_ = State::done;
+  runner_.job_done();
+}
+
+}  // namespace sandrun::runner

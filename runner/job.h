@@ -1,0 +1,92 @@
+// Job: one container's life on the loop: start, stream output, time out, reap, tear down.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "runner/output.h"
+#include "runner/run_dir.h"
+#include "runner/uv_handle.h"
+#include "sandbox/sandbox.h"
+
+namespace sandrun::runner {
+
+class Runner;
+
+// A job resolved and ready to run: what the runner needs beyond the sandbox spec.
+struct JobPlan {
+  std::string name;
+  sandbox::SandboxSpec spec;  // upper/work/root are filled in per container
+  std::optional<std::chrono::milliseconds> timeout;
+};
+
+struct JobResult {
+  enum class Status { not_started, passed, failed, signaled, timed_out, setup_failed, exec_failed, cancelled };
+  std::string name;
+  Status status = Status::not_started;
+  int exit_code = 0;
+  int signal = 0;
+  std::string message;  // sandrun's explanation for setup/exec failures
+  std::chrono::milliseconds duration{0};
+  std::chrono::milliseconds timeout{0};
+  bool ok() const { return status == Status::passed; }
+};
+
+class Job {
+ public:
+  Job(Runner& runner, size_t index, JobPlan plan, JobOutput output);
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  // Creates the container's directories and starts it (on the loop thread).
+  void start();
+  // Cancellation: passes `sig` to the container's init; kill() ends it at once.
+  void stop(int sig);
+  void kill();
+  // Marks a job that never started as cancelled.
+  void cancel_pending();
+
+  bool active() const { return state_ == State::running || state_ == State::tearing_down; }
+  bool finished() const { return state_ == State::done; }
+  const JobResult& result() const { return result_; }
+
+ private:
+  enum class State { pending, running, tearing_down, done };
+
+  static void on_pidfd(uv_poll_t* h, int status, int events);
+  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void on_timeout(uv_timer_t* t);
+
+  Result<void> launch();
+  Result<void> watch();
+  void stream_closed(uv_stream_t* s);
+  void reap();
+  void maybe_exited();
+  void record_outcome();
+  void fail_to_start(const Error& error);
+  void teardown();
+  void teardown_done(const Result<void>& r);
+
+  Runner& runner_;
+  size_t index_;
+  JobPlan plan_;
+  JobOutput output_;
+  JobResult result_;
+  State state_ = State::pending;
+  std::optional<ContainerDirs> dirs_;
+  std::optional<sandbox::Sandbox> sandbox_;
+  std::optional<int> wait_status_;
+  sandbox::StatusDecoder status_;
+  UvHandle<uv_poll_t> pidfd_poll_;
+  UvHandle<uv_pipe_t> pipes_[3];  // stdout, stderr, status
+  int open_pipes_ = 0;
+  UvHandle<uv_timer_t> timer_;
+  bool timed_out_ = false;
+  bool cancelled_ = false;
+  std::chrono::steady_clock::time_point started_at_;
+};
+
+}  // namespace sandrun::runner

@@ -1,0 +1,106 @@
+// Streaming a job's output to its log file and the console.
+#include "runner/output.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::runner {
+namespace {
+
+// Bright, distinguishable colors for job prefixes, cycled by job index.
+const char* const kColors[] = {"\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m",
+                               "\033[96m", "\033[93m", "\033[95m", "\033[92m", "\033[94m"};
+constexpr const char* kReset = "\033[0m";
+
+}  // namespace
+
+void console_write(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+JobOutput::JobOutput(std::string name, size_t index, ConsoleMode mode, ConsoleStyle style)
+    : name_(std::move(name)), mode_(mode) {
+  std::string label = "[" + name_ + "]";
+  if (label.size() < style.name_width + 2) label.append(style.name_width + 2 - label.size(), ' ');
+  prefix_ = style.color ? std::string(kColors[index % (sizeof kColors / sizeof kColors[0])]) + label + kReset + " "
+                        : label + " ";
+}
+
+Result<void> JobOutput::open_log(const std::string& path) {
+  auto fd = fs::open_path(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+  if (!fd) return std::move(fd.error().wrap(fmt::format("job {:?}: open log file", name_)));
+  log_ = std::move(*fd);
+  log_path_ = path;
+  return {};
+}
+
+void JobOutput::write(int stream, std::string_view data) {
+  // The log gets the raw bytes: page-cache writes, bounded by one pipe read per call.
+  if (log_ && !log_failed_) {
+    if (auto r = fs::write_all(log_.get(), data); !r) {
+      log_failed_ = true;
+      log::warn("job {:?}: writing {} failed, the log is incomplete: {}", name_, log_path_, r.error().message());
+    }
+  }
+  const int idx = stream == 2 ? 1 : 0;
+  switch (mode_) {
+    case ConsoleMode::none:
+      return;
+    case ConsoleMode::passthrough:
+      console_write(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, data);
+      return;
+    case ConsoleMode::prefixed:
+      lines_[idx].feed(data, [&](std::string_view line) { emit_line(idx, line); });
+      flush_console(idx);
+      return;
+  }
+}
+
+void JobOutput::emit_line(int idx, std::string_view line) {
+  pending_[idx] += prefix_;
+  pending_[idx].append(line);
+  pending_[idx] += '\n';
+}
+
+void JobOutput::flush_console(int idx) {
+  if (pending_[idx].empty()) return;
+  console_write(idx == 1 ? STDERR_FILENO : STDOUT_FILENO, pending_[idx]);
+  pending_[idx].clear();
+}
+
+void JobOutput::finish() {
+  if (mode_ != ConsoleMode::prefixed) return;
+  for (int idx = 0; idx < 2; ++idx) {
+    if (lines_[idx].has_partial()) {
+      std::string rest = lines_[idx].flush();
+      emit_line(idx, rest);
+      flush_console(idx);
+    }
+  }
+}
+
+void JobOutput::note(std::string_view text) {
+  std::string line = "sandrun: ";
+  line.append(text);
+  line += '\n';
+  if (log_ && !log_failed_) (void)fs::write_all(log_.get(), line);
+  if (mode_ == ConsoleMode::prefixed) {
+    console_write(STDERR_FILENO, prefix_ + line);
+  } else if (mode_ == ConsoleMode::passthrough) {
+    console_write(STDERR_FILENO, line);
+  }
+}
+
+}  // namespace sandrun::runner

@@ -1,0 +1,95 @@
+// Where a job's output goes: its log file (raw bytes, in arrival order) and the console
+// (live lines with a "[job] " prefix, colored on a terminal), or straight through (exec).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "sandbox/sys/result.h"
+#include "sandbox/sys/unique_fd.h"
+
+namespace sandrun::runner {
+
+enum class ConsoleMode {
+  prefixed,     // "[job] line" on stdout/stderr, for `run`
+  passthrough,  // the bytes as they come, for `exec`
+  none,         // log files only
+};
+
+struct ConsoleStyle {
+  bool color = false;     // ANSI colors (a terminal, NO_COLOR unset)
+  size_t name_width = 0;  // pad prefixes to align
+};
+
+// Splits a byte stream into lines; a line longer than `max` is cut (the rest follows as
+// another line), and what is left at the end is returned by flush().
+class LineSplitter {
+ public:
+  explicit LineSplitter(size_t max = 64 * 1024) : max_(max) {}
+  // Calls emit(line) (without its newline) for every complete line in `data`.
+  template <typename F>
+  void feed(std::string_view data, F&& emit) {
+    while (!data.empty()) {
+      size_t nl = data.find('\n');
+      std::string_view part = data.substr(0, nl == std::string_view::npos ? data.size() : nl);
+      if (partial_.size() + part.size() >= max_ && nl == std::string_view::npos) {
+        size_t take = max_ - partial_.size();
+        partial_.append(part.substr(0, take));
+        emit(std::string_view(partial_));
+        partial_.clear();
+        data.remove_prefix(take);
+        continue;
+      }
+      if (nl == std::string_view::npos) {
+        partial_.append(part);
+        return;
+      }
+      if (partial_.empty()) {
+        emit(part);
+      } else {
+        partial_.append(part);
+        emit(std::string_view(partial_));
+        partial_.clear();
+      }
+      data.remove_prefix(nl + 1);
+    }
+  }
+  bool has_partial() const { return !partial_.empty(); }
+  std::string flush() { return std::exchange(partial_, std::string()); }
+
+ private:
+  size_t max_;
+  std::string partial_;
+};
+
+class JobOutput {
+ public:
+  JobOutput(std::string name, size_t index, ConsoleMode mode, ConsoleStyle style);
+  // Opens (truncating) the job's log file; without it, only the console gets output.
+  Result<void> open_log(const std::string& path);
+  // A chunk of the job's stdout (stream 1) or stderr (stream 2).
+  void write(int stream, std::string_view data);
+  // End of both streams: flushes partial lines.
+  void finish();
+  // A line from sandrun itself about this job (on the console's stderr and in the log).
+  void note(std::string_view text);
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  void emit_line(int stream, std::string_view line);
+  void flush_console(int stream);
+
+  std::string name_;
+  std::string prefix_;
+  ConsoleMode mode_;
+  UniqueFd log_;
+  std::string log_path_;
+  LineSplitter lines_[2];
+  std::string pending_[2];  // console bytes of one chunk, written at once
+  bool log_failed_ = false;
+};
+
+// Writes all of `data` to a console fd; errors (a closed pipe) are ignored.
+void console_write(int fd, std::string_view data);
+
+}  // namespace sandrun::runner

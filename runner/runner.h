@@ -1,0 +1,66 @@
+// Runner: one libuv loop running many jobs in parallel, with admission, cancellation on
+// SIGINT/SIGTERM and a clean loop at the end.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "runner/job.h"
+#include "runner/output.h"
+#include "runner/run_dir.h"
+#include "runner/uv_handle.h"
+
+namespace sandrun::runner {
+
+struct RunOptions {
+  size_t parallel = 1;                                // containers at once
+  ConsoleMode console = ConsoleMode::prefixed;
+  ConsoleStyle style;
+  std::string log_dir;                                // <out>/logs; empty: no log files
+  std::chrono::milliseconds stop_grace{10'000};       // SIGTERM -> SIGKILL on cancellation
+};
+
+class Runner {
+ public:
+  Runner(RunOptions options, RunDir& run_dir, std::vector<JobPlan> plans);
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  // Runs every job to its end (or cancellation) and tears everything down. The loop is
+  // closed cleanly before this returns.
+  Result<void> run();
+  std::vector<JobResult> results() const;
+  // The signal that cancelled the run (SIGINT or SIGTERM), or 0.
+  int interrupted_by() const { return interrupted_; }
+
+  // For jobs:
+  uv_loop_t* loop() { return &loop_; }
+  const RunDir& run_dir() const { return run_dir_; }
+  uv_buf_t read_buffer();
+  void job_done();
+
+ private:
+  static void on_signal(uv_signal_t* h, int signum);
+  static void on_grace_expired(uv_timer_t* t);
+  void schedule();
+  void cancel(int sig);
+  void maybe_finish();
+
+  RunOptions options_;
+  RunDir& run_dir_;
+  uv_loop_t loop_;
+  std::vector<std::unique_ptr<Job>> jobs_;
+  size_t next_ = 0;
+  size_t active_ = 0;
+  int interrupted_ = 0;
+  UvHandle<uv_signal_t> sigint_;
+  UvHandle<uv_signal_t> sigterm_;
+  UvHandle<uv_timer_t> grace_;
+  std::unique_ptr<char[]> buffer_;
+};
+
+}  // namespace sandrun::runner

@@ -1,0 +1,45 @@
+// What `run` and `exec` share: the checks before anything starts, image resolution, the
+// run directory, and running the planned jobs on the loop.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "cache/store.h"
+#include "config/job_file.h"
+#include "runner/job.h"
+#include "runner/runner.h"
+
+namespace sandrun::runner {
+
+// Prints "sandrun: <message>" (and the hint) to stderr.
+void print_error(const Error& e);
+
+// Fails unless this process may create containers (root, for now).
+Result<void> check_privileges();
+
+struct Prepared {
+  std::vector<JobPlan> plans;
+  std::vector<cache::LayerLease> leases;  // held until the run ends
+};
+
+// Ensures every job's image is in the cache (creating the built-in one on first use), leases
+// its layers and resolves each job. Errors name the job file position.
+Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs);
+
+// Removes what dead runs left behind, reporting it on stderr.
+void sweep_and_report(const std::string& root, bool quiet_when_clean);
+
+struct Outcome {
+  std::vector<JobResult> results;
+  int interrupted_by = 0;
+  std::chrono::milliseconds wall{0};
+};
+
+// Runs the plans in a fresh run directory and removes it afterwards.
+Result<Outcome> execute(const std::string& root, std::vector<JobPlan> plans, RunOptions options);
+
+std::string resolve_root(const std::string& flag);
+
+}  // namespace sandrun::runner
