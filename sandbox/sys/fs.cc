@@ -18,8 +18,10 @@ namespace sandrun::fs {
 Result<UniqueFd> open_beneath(int dirfd, std::string_view path, int flags, uint64_t resolve,
                               mode_t mode) {
   std::string p(path.empty() ? "." : path);
+  // RESOLVE_IN_ROOT already confines the walk (and may not be combined with RESOLVE_BENEATH).
+  const uint64_t confine = (resolve & RESOLVE_IN_ROOT) ? 0 : RESOLVE_BENEATH;
   int fd = sys::openat2(dirfd, p.c_str(), static_cast<uint64_t>(flags | O_CLOEXEC), mode,
-                        RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | resolve);
+                        confine | RESOLVE_NO_MAGICLINKS | resolve);
   if (fd < 0) return Error::sys("open {}", p);
   return UniqueFd(fd);
 }

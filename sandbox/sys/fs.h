@@ -13,7 +13,8 @@
 
 namespace sandrun::fs {
 
-// Opens `path` relative to `dirfd` without ever leaving it: openat2 with RESOLVE_BENEATH and
+// Opens `path` relative to `dirfd` without ever leaving it: openat2 with RESOLVE_BENEATH (or,
+// when `resolve` has RESOLVE_IN_ROOT, with `dirfd` as the root symlinks resolve against) and
 // RESOLVE_NO_MAGICLINKS plus `resolve`. O_CLOEXEC is always added to `flags`.
 Result<UniqueFd> open_beneath(int dirfd, std::string_view path, int flags, uint64_t resolve = 0,
                               mode_t mode = 0);

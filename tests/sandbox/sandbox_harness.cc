@@ -1,12 +1,9 @@
 // A blocking harness that starts real sandboxes on a busybox root and collects everything.
 #include "tests/sandbox/sandbox_harness.h"
 
-#include <dirent.h>
 #include <poll.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "sandbox/sys/fs.h"
 #include "tests/support/rootfs.h"
@@ -105,35 +102,6 @@ SandboxRun SandboxFixture::run(const sandbox::SandboxSpec& spec, int signal,
   res.outcome = sandbox::interpret(spec, dec.records(), *wait_status);
   res.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   return res;
-}
-
-bool host_has_process(const std::vector<std::string>& argv) {
-  std::string want;
-  for (auto& a : argv) want += a + '\0';
-  DIR* d = ::opendir("/proc");
-  bool found = false;
-  while (struct dirent* e = ::readdir(d)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream f(std::string("/proc/") + e->d_name + "/cmdline", std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    if (ss.str() == want) found = true;
-  }
-  ::closedir(d);
-  return found;
-}
-
-std::vector<std::string> mounts_under(const std::string& prefix) {
-  std::ifstream f("/proc/self/mountinfo");
-  std::vector<std::string> out;
-  std::string line;
-  while (std::getline(f, line)) {
-    std::istringstream ls(line);
-    std::string id, parent, dev, root, mnt;
-    ls >> id >> parent >> dev >> root >> mnt;
-    if (mnt.rfind(prefix, 0) == 0) out.push_back(mnt);
-  }
-  return out;
 }
 
 }  // namespace sandrun::testing

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sandbox/sandbox.h"
+#include "tests/support/host_state.h"
 #include "tests/support/test_env.h"
 
 namespace sandrun::testing {
@@ -33,10 +34,5 @@ class SandboxFixture : public ::testing::Test {
   std::string layer_;
   int next_ = 0;
 };
-
-// True when a process whose command line is exactly `argv` exists on the host.
-bool host_has_process(const std::vector<std::string>& argv);
-// Mount points under `prefix` in this process's mount table.
-std::vector<std::string> mounts_under(const std::string& prefix);
 
 }  // namespace sandrun::testing

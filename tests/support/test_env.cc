@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,6 +122,61 @@ CommandResult run_sandrun(const std::string& root, const std::vector<std::string
   std::vector<std::string> argv = {sandrun_bin(), "--root", root};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_command(argv, env_extra);
+}
+
+Background::Background(const std::vector<std::string>& argv) {
+  static int counter = 0;
+  std::string base = std::string("/tmp/sandrun-bg-") + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  out_path_ = base + ".out";
+  err_path_ = base + ".err";
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  start_ = std::chrono::steady_clock::now();
+  if (posix_spawnp(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
+  posix_spawn_file_actions_destroy(&fa);
+}
+
+Background::~Background() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  ::unlink(out_path_.c_str());
+  ::unlink(err_path_.c_str());
+}
+
+void Background::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+CommandResult Background::finish() {
+  CommandResult res;
+  if (pid_ <= 0) return res;
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+  res.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_);
+  res.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  res.out = read_file(out_path_);
+  res.err = read_file(err_path_);
+  return res;
+}
+
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    ::usleep(20'000);
+  }
+  return cond();
 }
 
 }  // namespace sandrun::testing

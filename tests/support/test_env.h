@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,5 +66,23 @@ std::string probe_bin();
 // Runs `sandrun --root ROOT args...`.
 CommandResult run_sandrun(const std::string& root, const std::vector<std::string>& args,
                           const std::vector<std::string>& env_extra = {});
+
+// A command running in the background (output to files), to be signalled and then finished.
+class Background {
+ public:
+  explicit Background(const std::vector<std::string>& argv);
+  ~Background();
+  int pid() const { return pid_; }
+  void signal(int sig);
+  CommandResult finish();  // waits for the exit and reads the output
+
+ private:
+  int pid_ = -1;
+  std::string out_path_, err_path_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
 
 }  // namespace sandrun::testing

@@ -1,0 +1,106 @@
+// `sandrun exec`: one container like `docker run --rm`, every job setting as a flag.
+#include "sandbox/sys/fs.h"
+#include "tests/runner/cli_fixture.h"
+
+namespace sandrun::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ExecTest : public CliTest {};
+
+TEST_F(ExecTest, VolumeWorkdirAndEnvFlagsWorkLikeDocker) {
+  std::string ws = tmp_ / "ws";
+  ASSERT_TRUE(fs::mkdirs(ws).ok());
+  write_file(ws + "/present", "");
+  auto r = sandrun({"exec", "--image", "busybox", "-v", ws + ":/workspace", "-w", "/workspace", "-e", "A=1", "-e",
+                    "B=two words", "--", "sh", "-c", "echo $A $B; ls; echo made > new"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "1 two words\npresent\n");
+  EXPECT_EQ(read_file(ws + "/new"), "made\n");
+  expect_nothing_left();
+}
+
+TEST_F(ExecTest, OutputPassesThroughUnprefixed) {
+  auto r = sandrun({"exec", "sh", "-c", "echo out; echo err >&2; printf partial"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, "out\npartial");
+  EXPECT_EQ(r.err, "err\n");
+}
+
+TEST_F(ExecTest, ExitStatusIsTheCommandsOwn) {
+  EXPECT_EQ(sandrun({"exec", "--", "sh", "-c", "exit 42"}).status, 42);
+  EXPECT_EQ(sandrun({"exec", "--", "sh", "-c", "kill -TERM $$"}).status, 128 + 15);
+}
+
+TEST_F(ExecTest, ReadOnlyVolumeRefusesWrites) {
+  std::string dir = tmp_ / "ro";
+  ASSERT_TRUE(fs::mkdirs(dir).ok());
+  auto r = sandrun({"exec", "-v", dir + ":/data:ro", "--", "touch", "/data/x"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "touch: /data/x: Read-only file system\n");
+  EXPECT_FALSE(fs::exists(dir + "/x"));
+}
+
+TEST_F(ExecTest, TimeoutExits124AndKillsEverything) {
+  auto r = sandrun({"exec", "--timeout", "1s", "--", "sh", "-c", "sleep 86341 & sleep 86342"});
+  EXPECT_EQ(r.status, 124);
+  EXPECT_LT(r.elapsed, 3s);
+  EXPECT_EQ(r.err, "sandrun: timed out after 1s; killed the container\n");
+  expect_nothing_left({{"sleep", "86341"}, {"sleep", "86342"}});
+}
+
+TEST_F(ExecTest, MissingCommandExits127WithAClearMessage) {
+  auto r = sandrun({"exec", "--", "no-such-tool", "--version"});
+  EXPECT_EQ(r.status, 127);
+  EXPECT_EQ(r.err.substr(0, r.err.find('\n')), "sandrun: command not found: \"no-such-tool\"");
+}
+
+TEST_F(ExecTest, MissingImageExits125AndNamesTheFlag) {
+  auto r = sandrun({"exec", "--image", "ghost", "--", "true"});
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.err, "sandrun: exec: --image: image \"ghost:latest\" is not in the image cache (" + root() +
+                       "); import it with: sandrun image import ghost:latest ROOTFS.tar\n");
+}
+
+TEST_F(ExecTest, BadFlagValuesExitTwoAndSayWhich) {
+  auto r = sandrun({"exec", "--timeout", "soon", "--", "true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "sandrun: exec: --timeout: invalid duration \"soon\": expected a number and a unit (ms, s, m, h) "
+                   "like \"90s\" or \"10m\"\n");
+  r = sandrun({"exec", "--memory", "1KiB", "--", "true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "sandrun: exec: --memory: 1 KiB is below the minimum of 4 MiB\n");
+  r = sandrun({"exec", "--network", "bridge", "--", "true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "sandrun: exec: --network: invalid network \"bridge\": expected \"none\" or \"host\"\n");
+  r = sandrun({"exec", "-v", "relative-only", "--", "true"});
+  EXPECT_EQ(r.status, 2);
+}
+
+TEST_F(ExecTest, UserFlagRunsTheCommandUnprivileged) {
+  auto r = sandrun({"exec", "--user", "nobody", "--", "id"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "uid=65534(nobody) gid=65534(nogroup)\n");
+  r = sandrun({"exec", "--user", "1000:1000", "--", "id", "-u"});
+  EXPECT_EQ(r.out, "1000\n");
+  r = sandrun({"exec", "--user", "ghost", "--", "id"});
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.err, "sandrun: exec: --user: no user \"ghost\" in the image's /etc/passwd\n");
+}
+
+TEST_F(ExecTest, HostNetworkIsAnExplicitChoice) {
+  auto none = sandrun({"exec", "--", "sh", "-c", "ls /sys/class/net | wc -l"});
+  EXPECT_EQ(none.out, "1\n");
+  auto host = sandrun({"exec", "--network", "host", "--", "sh", "-c", "ls /sys/class/net | wc -l"});
+  EXPECT_EQ(host.status, 0) << host.err;
+  EXPECT_NE(host.out, "1\n");
+}
+
+TEST_F(ExecTest, NoInitMakesTheCommandPid1) {
+  EXPECT_EQ(sandrun({"exec", "--no-init", "--", "sh", "-c", "echo $$"}).out, "1\n");
+  EXPECT_EQ(sandrun({"exec", "--", "sh", "-c", "echo $$"}).out, "2\n");
+}
+
+}  // namespace
+}  // namespace sandrun::testing

@@ -1,0 +1,16 @@
+// What the host looks like after a run: processes, mounts (for "nothing is left behind").
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace sandrun::testing {
+
+// True when a process whose command line is exactly `argv` exists on the host.
+bool host_has_process(const std::vector<std::string>& argv);
+// Mount points under `prefix` in this process's mount table.
+std::vector<std::string> mounts_under(const std::string& prefix);
+// Entries of a directory (without . and ..); empty when it does not exist.
+std::vector<std::string> dir_entries(const std::string& dir);
+
+}  // namespace sandrun::testing
