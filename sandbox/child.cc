@@ -364,6 +364,10 @@ void exec_command(const ChildPlan& p) {
 
 void run_child(const ChildPlan& plan) {
   Child c{plan, plan.status_fd};
+  // A new session without a controlling terminal: /dev/tty in the container must not reach
+  // the terminal sandrun was started from (TIOCSTI injection, CVE-2017-5226 class), and a
+  // Ctrl-C there reaches sandrun, which decides what the containers get.
+  ::syscall(SYS_setsid);
   ::umask(0);
   setup_mounts(c);
   c.check(::syscall(SYS_sethostname, plan.hostname, plan.hostname_len), Stage::hostname);

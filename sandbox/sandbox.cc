@@ -2,6 +2,7 @@
 #include "sandbox/sandbox.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -147,6 +148,11 @@ Result<int> Sandbox::wait() {
   if (reaped_) return Error::msg("container already reaped");
   siginfo_t info = {};
   while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | __WALL) < 0) {
+    if (errno == EAGAIN) {  // a non-blocking pidfd (an event loop set O_NONBLOCK): wait for it
+      struct pollfd p = {pidfd_.get(), POLLIN, 0};
+      ::poll(&p, 1, -1);
+      continue;
+    }
     if (errno != EINTR) return Error::sys("wait for the container's init (pid {})", pid_);
   }
   reaped_ = true;

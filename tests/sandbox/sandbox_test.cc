@@ -83,6 +83,14 @@ TEST_F(SandboxTest, ProcSysDevAndTmpAreFresh) {
             "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero \nsys-ro\n");
 }
 
+TEST_F(SandboxTest, TheContainerHasNoControllingTerminal) {
+  // Its own session: /dev/tty cannot reach a terminal sandrun was started from.
+  auto r = sh("cat /dev/tty 2>&1; echo sid=$(cut -d' ' -f6 /proc/self/stat) pgrp=$(cut -d' ' -f5 /proc/self/stat)");
+  ASSERT_TRUE(r.started) << r.start_error;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "cat: can't open '/dev/tty': No such device or address");
+  EXPECT_NE(r.out.find("sid=1 "), std::string::npos) << r.out;
+}
+
 TEST_F(SandboxTest, OnlyStdioIsOpenInTheCommand) {
   auto r = run(spec({"/usr/bin/probe", "fds"}));
   ASSERT_TRUE(r.started) << r.start_error;

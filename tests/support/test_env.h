@@ -10,7 +10,7 @@
 
 namespace sandrun::testing {
 
-// True when SANDRUN_TESTS_MUST_WORK=1 (set in CI): a missing capability then fails the test.
+// True when SANDRUN_TESTS_MUST_WORK=1 or CI=true: a missing capability then fails the test.
 bool must_work();
 
 // Skips the test with `reason` when `cond` is false; fails instead under must_work().
