@@ -35,6 +35,7 @@ Job::Job(Runner& runner, size_t index, JobPlan plan, JobOutput output)
 void Job::start() {
   state_ = State::running;
   started_at_ = std::chrono::steady_clock::now();
+  if (auto r = output_.open_log(); !r) log::warn("{}", r.error().message());
   if (auto r = launch(); !r) fail_to_start(r.error());
 }
 
@@ -189,6 +190,7 @@ void Job::fail_to_start(const Error& error) {
 
 void Job::teardown() {
   state_ = State::tearing_down;
+  output_.close_log();
   if (!dirs_) {
     teardown_done({});
     return;

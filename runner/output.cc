@@ -38,11 +38,16 @@ JobOutput::JobOutput(std::string name, size_t index, ConsoleMode mode, ConsoleSt
                         : label + " ";
 }
 
-Result<void> JobOutput::open_log(const std::string& path) {
-  auto fd = fs::open_path(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+void JobOutput::set_log(const std::string& path) {
+  log_path_ = path;
+  ::unlink(path.c_str());
+}
+
+Result<void> JobOutput::open_log() {
+  if (log_path_.empty()) return {};
+  auto fd = fs::open_path(log_path_, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
   if (!fd) return std::move(fd.error().wrap(fmt::format("job {:?}: open log file", name_)));
   log_ = std::move(*fd);
-  log_path_ = path;
   return {};
 }
 

@@ -30,28 +30,28 @@ class LineSplitter {
   template <typename F>
   void feed(std::string_view data, F&& emit) {
     while (!data.empty()) {
-      size_t nl = data.find('\n');
-      std::string_view part = data.substr(0, nl == std::string_view::npos ? data.size() : nl);
-      if (partial_.size() + part.size() >= max_ && nl == std::string_view::npos) {
-        size_t take = max_ - partial_.size();
-        partial_.append(part.substr(0, take));
+      const size_t nl = data.find('\n');
+      const size_t len = nl == std::string_view::npos ? data.size() : nl;
+      const size_t room = max_ - partial_.size();
+      if (len > room) {  // the line outgrows the bound: emit what fits, go on with the rest
+        partial_.append(data.substr(0, room));
         emit(std::string_view(partial_));
         partial_.clear();
-        data.remove_prefix(take);
+        data.remove_prefix(room);
         continue;
       }
       if (nl == std::string_view::npos) {
-        partial_.append(part);
+        partial_.append(data);
         return;
       }
       if (partial_.empty()) {
-        emit(part);
+        emit(data.substr(0, len));
       } else {
-        partial_.append(part);
+        partial_.append(data.substr(0, len));
         emit(std::string_view(partial_));
         partial_.clear();
       }
-      data.remove_prefix(nl + 1);
+      data.remove_prefix(len + 1);
     }
   }
   bool has_partial() const { return !partial_.empty(); }
@@ -65,8 +65,12 @@ class LineSplitter {
 class JobOutput {
  public:
   JobOutput(std::string name, size_t index, ConsoleMode mode, ConsoleStyle style);
-  // Opens (truncating) the job's log file; without it, only the console gets output.
-  Result<void> open_log(const std::string& path);
+  // Names the job's log file and removes a stale one from an earlier run; nothing is opened
+  // yet, so a run of thousands of jobs holds log descriptors only for the running ones.
+  void set_log(const std::string& path);
+  // Opens (truncating) the log file when the job starts; closes it when it ends.
+  Result<void> open_log();
+  void close_log() { log_.reset(); }
   // A chunk of the job's stdout (stream 1) or stderr (stream 2).
   void write(int stream, std::string_view data);
   // End of both streams: flushes partial lines.

@@ -19,11 +19,7 @@ Runner::Runner(RunOptions options, RunDir& run_dir, std::vector<JobPlan> plans)
   size_t index = 0;
   for (auto& plan : plans) {
     JobOutput out(plan.name, index, options_.console, options_.style);
-    if (!options_.log_dir.empty()) {
-      if (auto r = out.open_log(options_.log_dir + "/" + plan.name + ".log"); !r) {
-        log::warn("{}", r.error().message());
-      }
-    }
+    if (!options_.log_dir.empty()) out.set_log(options_.log_dir + "/" + plan.name + ".log");
     jobs_.push_back(std::make_unique<Job>(*this, index++, std::move(plan), std::move(out)));
   }
 }
