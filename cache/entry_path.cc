@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "sandbox/sys/fs.h"
 #include "sandbox/sys/syscalls.h"
 
 namespace sandrun::cache {
@@ -19,13 +20,7 @@ std::string quoted(std::string_view name) { return fmt::format("{:?}", name); }
 Result<EntryPath> normalize_entry_name(std::string_view raw) {
   if (raw.empty()) return Error::msg("empty name");
   EntryPath out;
-  size_t pos = 0;
-  while (pos <= raw.size()) {
-    size_t end = raw.find('/', pos);
-    if (end == std::string_view::npos) end = raw.size();
-    std::string_view comp = raw.substr(pos, end - pos);
-    pos = end + 1;
-    if (comp.empty() || comp == ".") continue;
+  for (std::string_view comp : fs::path_components(raw)) {
     // Rejected rather than resolved lexically: "a/../b" is legal in POSIX but no honest
     // image builder writes it, and every past breakout started with a "..".
     if (comp == "..") return Error::msg("path escapes the layer root");

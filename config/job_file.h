@@ -88,6 +88,7 @@ Result<std::pair<std::string, std::string>> parse_env(std::string_view text);  /
 Result<void> check_env_name(std::string_view name);  // non-empty, no '=', no NUL
 Result<Network> parse_network(std::string_view text);
 Result<void> check_job_name(std::string_view name);
+Result<void> check_user(std::string_view user);  // USER[:GROUP], names or numbers
 
 std::string format_duration(std::chrono::milliseconds d);  // "250ms" "1.5s" "1m30s" "10m" "1h30m"
 std::string format_size(uint64_t bytes);                    // "512 MiB" "1.5 KiB" "100 B"

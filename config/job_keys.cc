@@ -213,14 +213,7 @@ Result<void> set_pids(JobSpec& spec, const toml::node& n, const Ctx& c) {
 Result<void> set_user(JobSpec& spec, const toml::node& n, const Ctx& c) {
   auto user = SANDRUN_TRY(get_string(n, c, "a string like \"1000:1000\" or \"nobody\""));
   if (user.empty()) return c.fail("is empty");
-  size_t colon = user.find(':');
-  bool ok = user.find_first_of(" \t\r\n") == std::string::npos && colon != 0 &&
-            colon != user.size() - 1 &&
-            (colon == std::string::npos || user.find(':', colon + 1) == std::string::npos);
-  if (!ok) {
-    return c.fail(fmt::format(
-        "invalid user \"{}\": expected USER[:GROUP] like \"1000:1000\" or \"nobody\"", user));
-  }
+  if (auto r = check_user(user); !r) return c.wrap(std::move(r).error());
   spec.user = std::move(user);
   return {};
 }

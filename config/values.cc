@@ -312,4 +312,13 @@ std::string format_size(uint64_t bytes) {
   return fmt::format("{:.1f} {}", value, kUnits[i]);
 }
 
+Result<void> check_user(std::string_view user) {
+  size_t colon = user.find(':');
+  bool ok = !user.empty() && user.find_first_of(" \t\r\n") == std::string_view::npos && colon != 0 &&
+            colon != user.size() - 1 &&
+            (colon == std::string_view::npos || user.find(':', colon + 1) == std::string_view::npos);
+  if (!ok) return Error::msg("invalid user {:?}: expected USER[:GROUP] like \"1000:1000\" or \"nobody\"", user);
+  return {};
+}
+
 }  // namespace sandrun::config

@@ -124,7 +124,10 @@ Result<config::JobSpec> exec_job(const ExecArgs& a) {
     if (!t) return flag("--timeout", std::move(t).error());
     job.timeout = *t;
   }
-  if (!a.user.empty()) job.user = a.user;
+  if (!a.user.empty()) {
+    if (auto r = config::check_user(a.user); !r) return flag("--user", std::move(r).error());
+    job.user = a.user;
+  }
   if (!a.memory.empty()) {
     auto m = config::parse_memory(a.memory);
     if (!m) return flag("--memory", std::move(m).error());

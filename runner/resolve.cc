@@ -68,9 +68,8 @@ void each_record(const std::string& text, size_t min_fields, F&& f) {
 }  // namespace
 
 Result<UserIds> resolve_user(std::string_view user, const std::vector<std::string>& layers) {
+  SANDRUN_TRY(config::check_user(user));
   auto parts = split(user, ':');
-  if (user.empty() || parts.size() > 2 || parts[0].empty() || (parts.size() == 2 && parts[1].empty()))
-    return Error::msg("invalid user {:?}: expected USER[:GROUP] like \"1000\", \"1000:1000\" or \"nobody\"", user);
   const std::string passwd = read_from_layers(layers, "etc/passwd");
   const std::string group = read_from_layers(layers, "etc/group");
   UserIds ids;

@@ -37,14 +37,9 @@ Result<UniqueFd> mkdirs_beneath(int dirfd, std::string_view path, mode_t mode) {
   if (start < 0) return Error::sys("dup directory fd");
   UniqueFd cur(start);
   std::string done;
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t end = path.find('/', pos);
-    if (end == std::string_view::npos) end = path.size();
-    std::string comp(path.substr(pos, end - pos));
-    pos = end + 1;
-    if (comp.empty() || comp == ".") continue;
-    if (comp == "..") return Error::sys_code(EINVAL, "create {}: '..' is not allowed", path);
+  for (std::string_view part : path_components(path)) {
+    if (part == "..") return Error::sys_code(EINVAL, "create {}: '..' is not allowed", path);
+    std::string comp(part);
     done = done.empty() ? comp : done + "/" + comp;
     if (::mkdirat(cur.get(), comp.c_str(), mode) < 0 && errno != EEXIST)
       return Error::sys("create directory {}", done);
@@ -305,23 +300,33 @@ std::string absolute(const std::string& path, const std::string& base) {
     }
     full = b + "/" + path;
   }
-  std::vector<std::string> parts;
-  size_t pos = 0;
-  while (pos <= full.size()) {
-    size_t end = full.find('/', pos);
-    if (end == std::string::npos) end = full.size();
-    std::string comp = full.substr(pos, end - pos);
-    pos = end + 1;
-    if (comp.empty() || comp == ".") continue;
-    if (comp == "..") {
-      if (!parts.empty()) parts.pop_back();
-      continue;
+  std::vector<std::string_view> parts;
+  for (std::string_view comp : path_components(full)) {
+    if (comp != "..") {
+      parts.push_back(comp);
+    } else if (!parts.empty()) {
+      parts.pop_back();
     }
-    parts.push_back(comp);
   }
   std::string out;
-  for (auto& p : parts) out += "/" + p;
+  for (auto p : parts) {
+    out += '/';
+    out += p;
+  }
   return out.empty() ? "/" : out;
+}
+
+std::vector<std::string_view> path_components(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view comp = path.substr(pos, end - pos);
+    pos = end + 1;
+    if (!comp.empty() && comp != ".") out.push_back(comp);
+  }
+  return out;
 }
 
 std::string join(std::string_view a, std::string_view b) {

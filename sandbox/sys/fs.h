@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
@@ -50,6 +51,9 @@ bool exists(const std::string& path);
 bool is_dir(const std::string& path);
 // Absolute, lexically normalised form of `path` (relative to `base`, or the cwd when empty).
 std::string absolute(const std::string& path, const std::string& base = "");
+// The components of a path, without empty and "." ones ("a//./b/" -> {"a", "b"}); ".." is kept
+// for the caller to refuse or resolve.
+std::vector<std::string_view> path_components(std::string_view path);
 // Joins two trusted path pieces with exactly one '/'.
 std::string join(std::string_view a, std::string_view b);
 

@@ -125,7 +125,7 @@ TEST_F(UserTest, NumbersAndGroupsWork) {
   EXPECT_EQ(v->gid, 1001u);
   EXPECT_EQ(runner::resolve_user("ci:nogroup", layers_).error().message(), "no group \"nogroup\" in the image's /etc/group");
   EXPECT_EQ(runner::resolve_user("a:b:c", layers_).error().message(),
-            "invalid user \"a:b:c\": expected USER[:GROUP] like \"1000\", \"1000:1000\" or \"nobody\"");
+            "invalid user \"a:b:c\": expected USER[:GROUP] like \"1000:1000\" or \"nobody\"");
 }
 
 TEST_F(UserTest, AnImagesPasswdSymlinkCannotReadHostFiles) {

@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 
+#include <algorithm>
+
 #include <fstream>
 #include <sstream>
 
@@ -46,6 +48,7 @@ std::vector<std::string> dir_entries(const std::string& dir) {
     if (n != "." && n != "..") out.push_back(n);
   }
   ::closedir(d);
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -10,7 +10,7 @@ namespace sandrun::testing {
 bool host_has_process(const std::vector<std::string>& argv);
 // Mount points under `prefix` in this process's mount table.
 std::vector<std::string> mounts_under(const std::string& prefix);
-// Entries of a directory (without . and ..); empty when it does not exist.
+// Entries of a directory, sorted (without . and ..); empty when it does not exist.
 std::vector<std::string> dir_entries(const std::string& dir);
 
 }  // namespace sandrun::testing
