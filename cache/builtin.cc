@@ -1,8 +1,7 @@
 // The built-in image `busybox`, made on first use from the host's busybox-static: no network.
 #include "cache/builtin.h"
+#include "cache/archive_lib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -127,10 +126,10 @@ Result<std::vector<std::string>> busybox_applets(const std::string& busybox) {
 namespace {
 
 struct WriterFree {
-  void operator()(struct archive* a) const { archive_write_free(a); }
+  void operator()(struct archive* a) const { arc().archive_write_free(a); }
 };
 struct EntryFree {
-  void operator()(struct archive_entry* e) const { archive_entry_free(e); }
+  void operator()(struct archive_entry* e) const { arc().archive_entry_free(e); }
 };
 
 // What goes into the tar, keyed (and so sorted) by path.
@@ -174,15 +173,15 @@ std::map<std::string, Item> rootfs_items(const std::string& busybox,
 }
 
 Result<void> write_item(struct archive* w, const std::string& path, const Item& item) {
-  std::unique_ptr<struct archive_entry, EntryFree> e(archive_entry_new());
-  archive_entry_set_pathname(e.get(), path.c_str());
-  archive_entry_set_filetype(e.get(), item.type);
-  archive_entry_set_perm(e.get(), item.perm);
-  archive_entry_set_uid(e.get(), 0);
-  archive_entry_set_gid(e.get(), 0);
-  archive_entry_set_mtime(e.get(), 0, 0);
+  std::unique_ptr<struct archive_entry, EntryFree> e(arc().archive_entry_new());
+  arc().archive_entry_set_pathname(e.get(), path.c_str());
+  arc().archive_entry_set_filetype(e.get(), item.type);
+  arc().archive_entry_set_perm(e.get(), item.perm);
+  arc().archive_entry_set_uid(e.get(), 0);
+  arc().archive_entry_set_gid(e.get(), 0);
+  arc().archive_entry_set_mtime(e.get(), 0, 0);
   UniqueFd host;
-  if (item.type == AE_IFLNK) archive_entry_set_symlink(e.get(), item.symlink.c_str());
+  if (item.type == AE_IFLNK) arc().archive_entry_set_symlink(e.get(), item.symlink.c_str());
   if (item.type == AE_IFREG) {
     int64_t size = static_cast<int64_t>(item.content.size());
     if (!item.host_file.empty()) {
@@ -191,23 +190,23 @@ Result<void> write_item(struct archive* w, const std::string& path, const Item& 
       if (::fstat(host.get(), &st) < 0) return Error::sys("stat {}", item.host_file);
       size = st.st_size;
     }
-    archive_entry_set_size(e.get(), size);
+    arc().archive_entry_set_size(e.get(), size);
   }
-  if (archive_write_header(w, e.get()) != ARCHIVE_OK)
-    return Error::msg("write {}: {}", path, archive_error_string(w));
+  if (arc().archive_write_header(w, e.get()) != ARCHIVE_OK)
+    return Error::msg("write {}: {}", path, arc().archive_error_string(w));
   if (!item.content.empty() &&
-      archive_write_data(w, item.content.data(), item.content.size()) < 0)
-    return Error::msg("write {}: {}", path, archive_error_string(w));
+      arc().archive_write_data(w, item.content.data(), item.content.size()) < 0)
+    return Error::msg("write {}: {}", path, arc().archive_error_string(w));
   if (host) {
-    int64_t left = archive_entry_size(e.get());
+    int64_t left = arc().archive_entry_size(e.get());
     char buf[65536];
     while (left > 0) {
       ssize_t n = ::read(host.get(), buf, static_cast<size_t>(std::min<int64_t>(left, sizeof buf)));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Error::sys("read {}", item.host_file);
       if (n == 0) return Error::msg("read {}: file shrank while being read", item.host_file);
-      if (archive_write_data(w, buf, static_cast<size_t>(n)) < 0)
-        return Error::msg("write {}: {}", path, archive_error_string(w));
+      if (arc().archive_write_data(w, buf, static_cast<size_t>(n)) < 0)
+        return Error::msg("write {}: {}", path, arc().archive_error_string(w));
       left -= n;
     }
   }
@@ -217,16 +216,17 @@ Result<void> write_item(struct archive* w, const std::string& path, const Item& 
 }  // namespace
 
 Result<void> write_busybox_rootfs(const std::string& busybox, int out_fd) {
+  SANDRUN_TRY(load_archive_lib());
   std::vector<std::string> applets = SANDRUN_TRY(busybox_applets(busybox));
-  std::unique_ptr<struct archive, WriterFree> w(archive_write_new());
+  std::unique_ptr<struct archive, WriterFree> w(arc().archive_write_new());
   if (!w) return Error::msg("out of memory");
-  archive_write_set_format_pax_restricted(w.get());
-  if (archive_write_open_fd(w.get(), out_fd) != ARCHIVE_OK)
-    return Error::msg("write rootfs: {}", archive_error_string(w.get()));
+  arc().archive_write_set_format_pax_restricted(w.get());
+  if (arc().archive_write_open_fd(w.get(), out_fd) != ARCHIVE_OK)
+    return Error::msg("write rootfs: {}", arc().archive_error_string(w.get()));
   for (const auto& [path, item] : rootfs_items(busybox, applets))
     SANDRUN_TRY(write_item(w.get(), path, item));
-  if (archive_write_close(w.get()) != ARCHIVE_OK)
-    return Error::msg("write rootfs: {}", archive_error_string(w.get()));
+  if (arc().archive_write_close(w.get()) != ARCHIVE_OK)
+    return Error::msg("write rootfs: {}", arc().archive_error_string(w.get()));
   return {};
 }
 

@@ -7,9 +7,8 @@
 // made. Symlink targets are stored as given and never followed by us. Hardlink targets are
 // resolved the same way and must be existing non-directories of this layer.
 #include "cache/extract.h"
+#include "cache/archive_lib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,11 +45,6 @@ Result<void> pwrite_all(int fd, const char* data, size_t size, int64_t offset) {
   return {};
 }
 
-const char* archive_text(struct archive* a) {
-  const char* s = archive_error_string(a);
-  return s ? s : "unknown error";
-}
-
 class Extractor {
  public:
   Extractor(int root, const ExtractOptions& options) : root_(root), options_(options) {}
@@ -78,8 +72,8 @@ class Extractor {
 };
 
 Result<void> Extractor::entry(struct archive* a, struct archive_entry* e) {
-  const char* raw = archive_entry_pathname(e);
-  if (!raw) raw = archive_entry_pathname_utf8(e);
+  const char* raw = arc().archive_entry_pathname(e);
+  if (!raw) raw = arc().archive_entry_pathname_utf8(e);
   if (!raw) return Error::msg("layer entry #{}: unreadable name", report_.entries + 1);
   auto r = dispatch(a, e, raw);
   if (!r) return std::move(r.error().wrap(fmt::format("layer entry {}", quoted(raw))));
@@ -89,8 +83,8 @@ Result<void> Extractor::entry(struct archive* a, struct archive_entry* e) {
 Result<void> Extractor::dispatch(struct archive* a, struct archive_entry* e, std::string_view raw) {
   EntryPath p = SANDRUN_TRY(normalize_entry_name(raw));
   ++report_.entries;
-  const bool is_link = archive_entry_hardlink(e) != nullptr;
-  const mode_t type = archive_entry_filetype(e);
+  const bool is_link = arc().archive_entry_hardlink(e) != nullptr;
+  const mode_t type = arc().archive_entry_filetype(e);
   if (p.is_root()) {
     if (is_link || type != AE_IFDIR) return Error::msg("the layer root must be a directory");
     return directory(e, -1, p);
@@ -161,7 +155,7 @@ Result<void> Extractor::write_data(struct archive* a, struct archive_entry* e, i
     const void* buf = nullptr;
     size_t size = 0;
     la_int64_t offset = 0;
-    int rc = archive_read_data_block(a, &buf, &size, &offset);
+    int rc = arc().archive_read_data_block(a, &buf, &size, &offset);
     if (rc == ARCHIVE_EOF) break;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return Error::msg("read data: {}", archive_text(a));
     // pwrite at the block's offset: the gaps of a sparse entry stay holes.
@@ -169,8 +163,8 @@ Result<void> Extractor::write_data(struct archive* a, struct archive_entry* e, i
     end = std::max<int64_t>(end, offset + static_cast<int64_t>(size));
     report_.bytes += size;
   }
-  if (archive_entry_size_is_set(e) && archive_entry_size(e) > end &&
-      ::ftruncate(fd, archive_entry_size(e)) < 0)
+  if (arc().archive_entry_size_is_set(e) && arc().archive_entry_size(e) > end &&
+      ::ftruncate(fd, arc().archive_entry_size(e)) < 0)
     return Error::sys("extend sparse file");
   return {};
 }
@@ -190,8 +184,8 @@ Result<void> Extractor::directory(struct archive_entry* e, int parent, const Ent
 }
 
 Result<void> Extractor::symlink(struct archive_entry* e, int parent, const EntryPath& p) {
-  const char* target = archive_entry_symlink(e);
-  if (!target) target = archive_entry_symlink_utf8(e);
+  const char* target = arc().archive_entry_symlink(e);
+  if (!target) target = arc().archive_entry_symlink_utf8(e);
   if (!target || !*target) return Error::msg("symlink without a target");
   SANDRUN_TRY(clear_way(parent, p, false));
   // The target is data: stored as is, resolved only inside the container's own root.
@@ -207,7 +201,7 @@ Result<void> Extractor::symlink(struct archive_entry* e, int parent, const Entry
 }
 
 Result<void> Extractor::hardlink(struct archive_entry* e, int parent, const EntryPath& p) {
-  const char* raw = archive_entry_hardlink(e);
+  const char* raw = arc().archive_entry_hardlink(e);
   const std::string what = fmt::format("hardlink target {}", quoted(raw));
   auto target = normalize_entry_name(raw);
   if (!target) return std::move(target.error().wrap(what));
@@ -262,10 +256,11 @@ Result<ExtractReport> Extractor::finish() {
 }  // namespace
 
 Result<ExtractReport> extract_layer(int root_fd, struct archive* a, const ExtractOptions& options) {
+  SANDRUN_TRY(load_archive_lib());
   Extractor x(root_fd, options);
   for (;;) {
     struct archive_entry* e = nullptr;
-    int rc = archive_read_next_header(a, &e);
+    int rc = arc().archive_read_next_header(a, &e);
     if (rc == ARCHIVE_EOF) break;
     // ARCHIVE_RETRY too is an error here: the stream cannot be re-read.
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)

@@ -1,8 +1,7 @@
 // Metadata of extracted layer entries: owner, mode, xattrs, times; directories applied last.
 #include "cache/extract_meta.h"
+#include "cache/archive_lib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -17,12 +16,12 @@ namespace sandrun::cache {
 
 EntryMeta meta_of(struct archive_entry* e) {
   EntryMeta m;
-  m.mode = archive_entry_perm(e) & 07777;
-  m.uid = static_cast<uid_t>(archive_entry_uid(e));
-  m.gid = static_cast<gid_t>(archive_entry_gid(e));
-  if (archive_entry_mtime_is_set(e)) {
-    m.times[1].tv_sec = archive_entry_mtime(e);
-    m.times[1].tv_nsec = archive_entry_mtime_nsec(e);
+  m.mode = arc().archive_entry_perm(e) & 07777;
+  m.uid = static_cast<uid_t>(arc().archive_entry_uid(e));
+  m.gid = static_cast<gid_t>(arc().archive_entry_gid(e));
+  if (arc().archive_entry_mtime_is_set(e)) {
+    m.times[1].tv_sec = arc().archive_entry_mtime(e);
+    m.times[1].tv_nsec = arc().archive_entry_mtime_nsec(e);
     m.times[0] = m.times[1];
   }
   return m;
@@ -52,11 +51,11 @@ bool is_overlay_xattr(std::string_view name) {
 }  // namespace
 
 Result<void> apply_xattrs(int fd, struct archive_entry* e, ExtractReport& report) {
-  if (archive_entry_xattr_reset(e) == 0) return {};
+  if (arc().archive_entry_xattr_reset(e) == 0) return {};
   const char* name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
-  while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+  while (arc().archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
     std::string_view n(name ? name : "");
     if (n.empty()) continue;
     if (is_overlay_xattr(n)) {

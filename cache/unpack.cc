@@ -1,8 +1,7 @@
 // One pass over a layer tarball: store its bytes as a blob, extract it, compute both digests.
 #include "cache/unpack.h"
+#include "cache/archive_lib.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <unistd.h>
 
 #include <memory>
@@ -23,14 +22,9 @@ constexpr int kArchiveErrnoMisc = -1;
 constexpr int kArchiveErrnoFileFormat = EILSEQ;
 
 struct ArchiveFree {
-  void operator()(struct archive* a) const { archive_read_free(a); }
+  void operator()(struct archive* a) const { arc().archive_read_free(a); }
 };
 using ArchivePtr = std::unique_ptr<struct archive, ArchiveFree>;
-
-const char* archive_text(struct archive* a) {
-  const char* s = archive_error_string(a);
-  return s ? s : "unknown error";
-}
 
 // Reader A's client: the tarball exactly as given.
 struct Source {
@@ -66,7 +60,7 @@ la_ssize_t source_read(struct archive* a, void* client, const void** out) {
   ssize_t n = source_pull(*s, &error);
   if (n < 0) {
     int code = error.code() ? error.code() : kArchiveErrnoMisc;
-    archive_set_error(a, code, "%s", error.message().c_str());
+    arc().archive_set_error(a, code, "%s", error.message().c_str());
     return -1;
   }
   *out = s->buf.data();
@@ -83,10 +77,10 @@ struct Stream {
 
 la_ssize_t stream_read(struct archive* b, void* client, const void** out) {
   auto* s = static_cast<Stream*>(client);
-  la_ssize_t n = archive_read_data(s->outer, s->buf.data(), s->buf.size());
+  la_ssize_t n = arc().archive_read_data(s->outer, s->buf.data(), s->buf.size());
   if (n < 0) {
-    int code = archive_errno(s->outer);
-    archive_set_error(b, code ? code : kArchiveErrnoMisc, "%s", archive_text(s->outer));
+    int code = arc().archive_errno(s->outer);
+    arc().archive_set_error(b, code ? code : kArchiveErrnoMisc, "%s", archive_text(s->outer));
     return -1;
   }
   s->sha.update(s->buf.data(), static_cast<size_t>(n));
@@ -99,19 +93,19 @@ la_ssize_t stream_read(struct archive* b, void* client, const void** out) {
 // lzop and grzip, which libarchive runs as external host programs fed with the untrusted
 // stream (the CVE-2014-9357 class): refused here.
 Result<ArchivePtr> open_outer(Source& src) {
-  ArchivePtr a(archive_read_new());
+  ArchivePtr a(arc().archive_read_new());
   if (!a) return Error::msg("out of memory");
   using Enable = int (*)(struct archive*);
-  for (Enable enable : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
-                        archive_read_support_filter_xz, archive_read_support_filter_lzma,
-                        archive_read_support_filter_zstd, archive_read_support_filter_lz4}) {
+  for (Enable enable : {arc().archive_read_support_filter_gzip, arc().archive_read_support_filter_bzip2,
+                        arc().archive_read_support_filter_xz, arc().archive_read_support_filter_lzma,
+                        arc().archive_read_support_filter_zstd, arc().archive_read_support_filter_lz4}) {
     if (enable(a.get()) != ARCHIVE_OK)
       log::debug("libarchive: {}", archive_text(a.get()));  // an external program fallback
   }
-  archive_read_support_format_raw(a.get());
-  int rc = archive_read_open(a.get(), &src, nullptr, source_read, nullptr);
+  arc().archive_read_support_format_raw(a.get());
+  int rc = arc().archive_read_open(a.get(), &src, nullptr, source_read, nullptr);
   struct archive_entry* e = nullptr;
-  if (rc == ARCHIVE_OK) rc = archive_read_next_header(a.get(), &e);
+  if (rc == ARCHIVE_OK) rc = arc().archive_read_next_header(a.get(), &e);
   if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
     if (src.size == 0) return Error::msg("the file is empty");
     return Error::msg("read: {}", archive_text(a.get()));
@@ -120,12 +114,12 @@ Result<ArchivePtr> open_outer(Source& src) {
 }
 
 Result<ArchivePtr> open_tar(Stream& st) {
-  ArchivePtr b(archive_read_new());
+  ArchivePtr b(arc().archive_read_new());
   if (!b) return Error::msg("out of memory");
-  archive_read_support_format_tar(b.get());  // ustar, pax and GNU tar; no filter: A did that
-  if (archive_read_open(b.get(), &st, nullptr, stream_read, nullptr) != ARCHIVE_OK) {
+  arc().archive_read_support_format_tar(b.get());  // ustar, pax and GNU tar; no filter: A did that
+  if (arc().archive_read_open(b.get(), &st, nullptr, stream_read, nullptr) != ARCHIVE_OK) {
     Error e = Error::msg("read layer: {}", archive_text(b.get()));
-    if (archive_errno(b.get()) == kArchiveErrnoFileFormat)
+    if (arc().archive_errno(b.get()) == kArchiveErrnoFileFormat)
       e.hint("a rootfs must be a tar archive, plain or compressed with gzip, zstd, xz or bzip2");
     return e;
   }
@@ -136,7 +130,7 @@ Result<ArchivePtr> open_tar(Stream& st) {
 // diff_id covers the whole uncompressed stream, padding included.
 Result<void> drain_stream(Stream& st) {
   for (;;) {
-    la_ssize_t n = archive_read_data(st.outer, st.buf.data(), st.buf.size());
+    la_ssize_t n = arc().archive_read_data(st.outer, st.buf.data(), st.buf.size());
     if (n == 0) return {};
     if (n < 0) return Error::msg("read: {}", archive_text(st.outer));
     st.sha.update(st.buf.data(), static_cast<size_t>(n));
@@ -159,6 +153,7 @@ Result<void> drain_source(Source& src) {
 
 Result<UnpackedLayer> unpack_layer(int in_fd, int blob_fd, int layer_fd,
                                    const ExtractOptions& options) {
+  SANDRUN_TRY(load_archive_lib());
   Source src;
   src.in = in_fd;
   src.blob = blob_fd;
