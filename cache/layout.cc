@@ -32,6 +32,8 @@ std::string Layout::layer_path(std::string_view diff_id) const {
 }
 
 Result<void> create_layout(const Layout& layout) {
+  // The common case, an existing store, costs one stat.
+  if (fs::is_dir(layout.tmp)) return {};
   bool fresh = !fs::exists(layout.root);
   SANDRUN_TRY(fs::mkdirs(layout.root, 0700));
   // Only a directory we made is forced to 0700: an operator's choice on an existing one stays.

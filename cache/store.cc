@@ -54,10 +54,11 @@ Result<void> collect_garbage(const Layout& layout, Garbage& garbage) {
 
 }  // namespace
 
-Result<Store> Store::open(const std::string& root) {
+Result<Store> Store::open(const std::string& root, bool tidy) {
   Layout layout(fs::absolute(root));
   auto made = create_layout(layout);
   if (!made) return std::move(made.error().wrap("open image cache"));
+  if (!tidy) return Store(layout.root);
   // Tidy up only when nobody else is busy: opening the store never waits.
   auto lock = lock_cache(layout, true, false);
   if (lock) {

@@ -72,7 +72,10 @@ inline constexpr std::string_view kBuiltinImage = "busybox";
 class Store {
  public:
   // Opens (creating if needed, mode 0700) the store under `root`, e.g. /var/lib/sandrun.
-  static Result<Store> open(const std::string& root);
+  // With `tidy` (the default), it also collects what crashed imports and unreferenced
+  // layers left, when no other process is busy with the store. Starting containers passes
+  // false: that scan is not worth its time on every `sandrun exec`.
+  static Result<Store> open(const std::string& root, bool tidy = true);
 
   const std::string& root() const { return root_; }
 

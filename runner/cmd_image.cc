@@ -106,7 +106,7 @@ int cmd_cleanup(const GlobalOptions& g) {
     print_error(store.error());
     return kExitFailed;
   }
-  sweep_and_report(store->root(), /*quiet_when_clean=*/false);
+  sweep_and_report(store->root(), /*remove_idle=*/true);
   return kExitOk;
 }
 

@@ -57,12 +57,12 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     return kExitFailed;
   }
   const std::string root = resolve_root(g.root);
-  auto store = cache::Store::open(root);
+  auto store = cache::Store::open(root, /*tidy=*/false);
   if (!store) {
     print_error(store.error());
     return kExitFailed;
   }
-  sweep_and_report(root, /*quiet_when_clean=*/true);
+  sweep_and_report(root, /*remove_idle=*/false);
   auto prepared = prepare_jobs(*store, file->jobs);
   if (!prepared) {
     print_error(prepared.error());
@@ -185,12 +185,12 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
     return 125;
   }
   const std::string root = resolve_root(g.root);
-  auto store = cache::Store::open(root);
+  auto store = cache::Store::open(root, /*tidy=*/false);
   if (!store) {
     print_error(store.error());
     return 125;
   }
-  sweep_and_report(root, /*quiet_when_clean=*/true);
+  sweep_and_report(root, /*remove_idle=*/false);
   auto prepared = prepare_jobs(*store, {*job});
   if (!prepared) {
     print_error(prepared.error());

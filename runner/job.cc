@@ -12,11 +12,11 @@
 namespace sandrun::runner {
 namespace {
 
-// Deleting a container's writable layer can take long: it runs on the threadpool.
+// Emptying a container's writable layer can take long: it runs on the threadpool.
 struct TeardownWork {
   uv_work_t req;
   Job* job;
-  std::string dir;
+  Slot* slot;
   Result<void> result;
 };
 
@@ -32,23 +32,71 @@ Job::Job(Runner& runner, size_t index, JobPlan plan, JobOutput output)
   if (plan_.timeout) result_.timeout = *plan_.timeout;
 }
 
+// Starting a container blocks (the log file is created on disk, and the cloning thread sleeps
+// while the child sets up its mounts): it runs on the threadpool, so the loop goes on
+// streaming the other containers, and several containers are set up at once. The pool's
+// threads live as long as the process, which is what the children's parent-death signal
+// follows.
+struct StartWork {
+  uv_work_t req;
+  Job* job;
+};
+
 void Job::start() {
   state_ = State::running;
   started_at_ = std::chrono::steady_clock::now();
-  if (auto r = output_.open_log(); !r) log::warn("{}", r.error().message());
-  if (auto r = launch(); !r) fail_to_start(r.error());
+  slot_ = runner_.slots().acquire(/*grow=*/true);
+  if (!slot_) {
+    fail_to_start(Error::msg("no container slot available under {}/slots", runner_.state_root()));
+    return;
+  }
+  plan_.spec.upper_dir = slot_->upper;
+  plan_.spec.work_dir = slot_->work;
+  plan_.spec.root_dir = runner_.slots().mount_point();
+  spawning_ = true;
+  auto* work = new StartWork{{}, this};
+  work->req.data = work;
+  int rc = uv_queue_work(
+      runner_.loop(), &work->req, [](uv_work_t* req) { static_cast<StartWork*>(req->data)->job->spawn(); },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<StartWork> w(static_cast<StartWork*>(req->data));
+        w->job->spawned();
+      });
+  if (rc < 0) {
+    delete work;
+    spawn();
+    spawned();
+  }
 }
 
-Result<void> Job::launch() {
-  dirs_ = SANDRUN_TRY(runner_.run_dir().make_container(index_));
-  plan_.spec.upper_dir = dirs_->upper;
-  plan_.spec.work_dir = dirs_->work;
-  plan_.spec.root_dir = dirs_->root;
-  sandbox_ = SANDRUN_TRY(sandbox::Sandbox::start(plan_.spec));
-  if (auto r = runner_.run_dir().record_pid(*dirs_, sandbox_->pid()); !r) {
+void Job::spawn() {
+  if (auto r = output_.open_log(); !r) log::warn("{}", r.error().message());
+  auto started = [&]() -> Result<sandbox::Sandbox> {
+    SANDRUN_TRY(SlotPool::mark_claimed(*slot_));
+    return sandbox::Sandbox::start(plan_.spec);
+  }();
+  if (!started) {
+    spawn_error_ = std::move(started).error();
+    return;
+  }
+  sandbox_ = std::move(*started);
+  if (auto r = SlotPool::record_pid(*slot_, sandbox_->pid()); !r) {
     log::warn("job {:?}: cannot record its pid for crash recovery: {}", plan_.name, r.error().message());
   }
-  return watch();
+}
+
+void Job::spawned() {
+  spawning_ = false;
+  if (spawn_error_) {
+    fail_to_start(*spawn_error_);
+    return;
+  }
+  if (auto r = watch(); !r) {
+    fail_to_start(r.error());
+    return;
+  }
+  // A cancellation that arrived while the container was starting.
+  if (stop_signal_) (void)sandbox_->signal(stop_signal_);
 }
 
 Result<void> Job::watch() {
@@ -133,8 +181,12 @@ void Job::on_timeout(uv_timer_t* t) {
 }
 
 void Job::stop(int sig) {
-  if (state_ != State::running || wait_status_ || !sandbox_) return;
+  if (state_ != State::running || wait_status_) return;
   cancelled_ = true;
+  if (spawning_ || !sandbox_) {
+    if (stop_signal_ != SIGKILL) stop_signal_ = sig;  // sent once it runs
+    return;
+  }
   (void)sandbox_->signal(sig);
 }
 
@@ -144,6 +196,7 @@ void Job::cancel_pending() {
   if (state_ != State::pending) return;
   result_.status = JobResult::Status::not_started;
   result_.message = "cancelled before it started";
+  output_.drop_stale_log();
   state_ = State::done;
 }
 
@@ -191,17 +244,17 @@ void Job::fail_to_start(const Error& error) {
 void Job::teardown() {
   state_ = State::tearing_down;
   output_.close_log();
-  if (!dirs_) {
+  if (!slot_) {
     teardown_done({});
     return;
   }
-  auto* work = new TeardownWork{{}, this, dirs_->dir, {}};
+  auto* work = new TeardownWork{{}, this, slot_, {}};
   work->req.data = work;
   int rc = uv_queue_work(
       runner_.loop(), &work->req,
       [](uv_work_t* req) {
         auto* w = static_cast<TeardownWork*>(req->data);
-        w->result = fs::remove_tree(w->dir);
+        w->result = SlotPool::clear(*w->slot);
       },
       [](uv_work_t* req, int) {
         std::unique_ptr<TeardownWork> w(static_cast<TeardownWork*>(req->data));
@@ -209,12 +262,21 @@ void Job::teardown() {
       });
   if (rc < 0) {
     std::unique_ptr<TeardownWork> w(work);
-    teardown_done(fs::remove_tree(w->dir));
+    teardown_done(SlotPool::clear(*slot_));
   }
 }
 
 void Job::teardown_done(const Result<void>& r) {
-  if (!r) log::warn("job {:?}: cannot remove its container directory: {}", plan_.name, r.error().message());
+  if (slot_) {
+    if (r) {
+      runner_.slots().release(slot_);
+    } else {
+      log::warn("job {:?}: cannot empty its container slot {}, leaving it for `sandrun cleanup`: {}", plan_.name,
+                slot_->dir, r.error().message());
+      runner_.slots().discard(slot_);
+    }
+    slot_ = nullptr;
+  }
   state_ = State::done;
   runner_.job_done();
 }

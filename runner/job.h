@@ -8,7 +8,7 @@
 #include <string>
 
 #include "runner/output.h"
-#include "runner/run_dir.h"
+#include "runner/slots.h"
 #include "runner/uv_handle.h"
 #include "sandbox/sandbox.h"
 
@@ -60,7 +60,8 @@ class Job {
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void on_timeout(uv_timer_t* t);
 
-  Result<void> launch();
+  void spawn();    // on a threadpool thread
+  void spawned();  // back on the loop
   Result<void> watch();
   void stream_closed(uv_stream_t* s);
   void reap();
@@ -76,7 +77,7 @@ class Job {
   JobOutput output_;
   JobResult result_;
   State state_ = State::pending;
-  std::optional<ContainerDirs> dirs_;
+  Slot* slot_ = nullptr;
   std::optional<sandbox::Sandbox> sandbox_;
   std::optional<int> wait_status_;
   sandbox::StatusDecoder status_;
@@ -86,6 +87,9 @@ class Job {
   UvHandle<uv_timer_t> timer_;
   bool timed_out_ = false;
   bool cancelled_ = false;
+  bool spawning_ = false;          // a threadpool thread is starting the container
+  std::optional<Error> spawn_error_;
+  int stop_signal_ = 0;            // a cancellation to deliver once the container runs
   std::chrono::steady_clock::time_point started_at_;
 };
 

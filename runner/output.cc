@@ -38,9 +38,10 @@ JobOutput::JobOutput(std::string name, size_t index, ConsoleMode mode, ConsoleSt
                         : label + " ";
 }
 
-void JobOutput::set_log(const std::string& path) {
-  log_path_ = path;
-  ::unlink(path.c_str());
+void JobOutput::set_log(const std::string& path) { log_path_ = path; }
+
+void JobOutput::drop_stale_log() {
+  if (!log_path_.empty()) ::unlink(log_path_.c_str());
 }
 
 Result<void> JobOutput::open_log() {

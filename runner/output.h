@@ -65,10 +65,13 @@ class LineSplitter {
 class JobOutput {
  public:
   JobOutput(std::string name, size_t index, ConsoleMode mode, ConsoleStyle style);
-  // Names the job's log file and removes a stale one from an earlier run; nothing is opened
-  // yet, so a run of thousands of jobs holds log descriptors only for the running ones.
+  // Names the job's log file; nothing is opened yet, so a run of thousands of jobs holds log
+  // descriptors only for the running ones.
   void set_log(const std::string& path);
-  // Opens (truncating) the log file when the job starts; closes it when it ends.
+  // Removes the log an earlier run left for a job that does not run this time.
+  void drop_stale_log();
+  // Opens the log file when the job starts, truncating (not replacing) an earlier one: reusing
+  // its inode is measurably cheaper than a new one on a busy ext4. Closes it when it ends.
   Result<void> open_log();
   void close_log() { log_.reset(); }
   // A chunk of the job's stdout (stream 1) or stderr (stream 2).

@@ -3,6 +3,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner {
@@ -12,8 +14,9 @@ constexpr size_t kReadBuffer = 256 * 1024;
 
 }  // namespace
 
-Runner::Runner(RunOptions options, RunDir& run_dir, std::vector<JobPlan> plans)
-    : options_(std::move(options)), run_dir_(run_dir), buffer_(new char[kReadBuffer]) {
+Runner::Runner(RunOptions options, std::string state_root, std::vector<JobPlan> plans)
+    : options_(std::move(options)), state_root_(std::move(state_root)), slots_(state_root_),
+      buffer_(new char[kReadBuffer]) {
   uv_loop_init(&loop_);
   if (options_.parallel == 0) options_.parallel = 1;
   size_t index = 0;
@@ -37,6 +40,9 @@ Runner::~Runner() {
 uv_buf_t Runner::read_buffer() { return uv_buf_init(buffer_.get(), kReadBuffer); }
 
 Result<void> Runner::run() {
+  // The slots every container of the run will use, claimed before the loop starts so that
+  // starting a job never waits for the file system.
+  SANDRUN_TRY(slots_.reserve(std::min(options_.parallel, jobs_.size())));
   for (auto* h : {&sigint_, &sigterm_}) {
     uv_signal_init(&loop_, h->get());
     h->mark_live();

@@ -10,7 +10,7 @@
 
 #include "runner/job.h"
 #include "runner/output.h"
-#include "runner/run_dir.h"
+#include "runner/slots.h"
 #include "runner/uv_handle.h"
 
 namespace sandrun::runner {
@@ -25,7 +25,8 @@ struct RunOptions {
 
 class Runner {
  public:
-  Runner(RunOptions options, RunDir& run_dir, std::vector<JobPlan> plans);
+  // `state_root` holds the container slots (see slots.h).
+  Runner(RunOptions options, std::string state_root, std::vector<JobPlan> plans);
   ~Runner();
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
@@ -39,7 +40,8 @@ class Runner {
 
   // For jobs:
   uv_loop_t* loop() { return &loop_; }
-  const RunDir& run_dir() const { return run_dir_; }
+  SlotPool& slots() { return slots_; }
+  const std::string& state_root() const { return state_root_; }
   uv_buf_t read_buffer();
   void job_done();
 
@@ -51,7 +53,8 @@ class Runner {
   void maybe_finish();
 
   RunOptions options_;
-  RunDir& run_dir_;
+  std::string state_root_;
+  SlotPool slots_;
   uv_loop_t loop_;
   std::vector<std::unique_ptr<Job>> jobs_;
   size_t next_ = 0;

@@ -3,10 +3,9 @@
 
 #include <unistd.h>
 
-#include <fmt/ranges.h>
 
 #include "runner/resolve.h"
-#include "runner/run_dir.h"
+#include "runner/slots.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
@@ -48,32 +47,33 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
   return out;
 }
 
-void sweep_and_report(const std::string& root, bool quiet_when_clean) {
-  auto report = sweep_dead_runs(root);
+void sweep_and_report(const std::string& root, bool remove_idle) {
+  auto report = sweep_slots(root, remove_idle);
   for (const auto& f : report.failures) log::warn("cleanup: {}", f);
-  if (report.runs.empty()) {
-    if (!quiet_when_clean) console_write(STDERR_FILENO, "sandrun: nothing to clean up\n");
-    return;
+  const bool dead = report.slots_cleaned || report.processes_killed || report.mounts_removed;
+  std::string text;
+  if (dead) {
+    text = fmt::format("sandrun: cleaned {} container slot{} left by dead runs, killed {} leftover container{}, "
+                       "removed {} mount{}",
+                       report.slots_cleaned, report.slots_cleaned == 1 ? "" : "s", report.processes_killed,
+                       report.processes_killed == 1 ? "" : "s", report.mounts_removed,
+                       report.mounts_removed == 1 ? "" : "s");
   }
-  console_write(STDERR_FILENO,
-                fmt::format("sandrun: removed {} dead run{} ({}), killed {} leftover container{}, removed {} mount{}\n",
-                            report.runs.size(), report.runs.size() == 1 ? "" : "s", fmt::join(report.runs, ", "),
-                            report.processes_killed, report.processes_killed == 1 ? "" : "s",
-                            report.mounts_removed, report.mounts_removed == 1 ? "" : "s"));
+  if (remove_idle) {
+    if (!dead) text = "sandrun: nothing left behind by dead runs";
+    text += fmt::format("; removed {} idle container slot{}", report.slots_removed, report.slots_removed == 1 ? "" : "s");
+  }
+  if (!text.empty()) console_write(STDERR_FILENO, text + "\n");
 }
 
 Result<Outcome> execute(const std::string& root, std::vector<JobPlan> plans, RunOptions options) {
-  auto run_dir = SANDRUN_TRY(RunDir::create(root));
   auto t0 = std::chrono::steady_clock::now();
   Outcome out;
-  {
-    Runner runner(std::move(options), run_dir, std::move(plans));
-    SANDRUN_TRY(runner.run());
-    out.results = runner.results();
-    out.interrupted_by = runner.interrupted_by();
-  }
+  Runner runner(std::move(options), root, std::move(plans));
+  SANDRUN_TRY(runner.run());
+  out.results = runner.results();
+  out.interrupted_by = runner.interrupted_by();
   out.wall = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-  SANDRUN_TRY(run_dir.remove().wrap("remove the run directory"));
   return out;
 }
 

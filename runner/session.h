@@ -28,8 +28,9 @@ struct Prepared {
 // its layers and resolves each job. Errors name the job file position.
 Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs);
 
-// Removes what dead runs left behind, reporting it on stderr.
-void sweep_and_report(const std::string& root, bool quiet_when_clean);
+// Cleans what dead runs left behind (and, with `remove_idle`, deletes idle container slots),
+// reporting it on stderr.
+void sweep_and_report(const std::string& root, bool remove_idle);
 
 struct Outcome {
   std::vector<JobResult> results;
@@ -37,7 +38,7 @@ struct Outcome {
   std::chrono::milliseconds wall{0};
 };
 
-// Runs the plans in a fresh run directory and removes it afterwards.
+// Runs the plans on the loop, in container slots of the state dir.
 Result<Outcome> execute(const std::string& root, std::vector<JobPlan> plans, RunOptions options);
 
 std::string resolve_root(const std::string& flag);

@@ -56,17 +56,16 @@ Result<UniqueFd> mkdirs_beneath(int dirfd, std::string_view path, mode_t mode) {
 }
 
 Result<void> mkdirs(const std::string& path, mode_t mode) {
-  if (path.empty()) return {};
-  std::string cur;
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t end = path.find('/', pos);
-    if (end == std::string::npos) end = path.size();
-    cur = path.substr(0, end);
-    pos = end + 1;
-    if (cur.empty()) continue;
-    if (::mkdir(cur.c_str(), mode) < 0 && errno != EEXIST) return Error::sys("create directory {}", cur);
+  if (path.empty() || path == "/") return {};
+  if (::mkdir(path.c_str(), mode) == 0) return {};
+  if (errno == ENOENT) {  // a parent is missing: make it, then try again
+    size_t slash = path.find_last_not_of('/');
+    slash = slash == std::string::npos ? std::string::npos : path.rfind('/', slash);
+    if (slash != std::string::npos && slash > 0) SANDRUN_TRY(mkdirs(path.substr(0, slash), mode));
+    if (::mkdir(path.c_str(), mode) == 0 || errno == EEXIST) return {};
+    return Error::sys("create directory {}", path);
   }
+  if (errno != EEXIST) return Error::sys("create directory {}", path);
   if (!is_dir(path)) return Error::sys_code(ENOTDIR, "create directory {}", path);
   return {};
 }
@@ -209,6 +208,24 @@ Result<void> remove_tree(const std::string& path) {
   UniqueFd holder(pfd);
   auto r = remove_tree(pfd, base);
   if (!r) return std::move(r).error();
+  return {};
+}
+
+Result<void> clear_dir(int dirfd) {
+  int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+  if (dup < 0) return Error::sys("dup directory fd");
+  DIR* d = ::fdopendir(dup);
+  if (!d) {
+    ::close(dup);
+    return Error::sys("read directory");
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  ::closedir(d);
+  for (const auto& n : names) SANDRUN_TRY(remove_tree(dirfd, n));
   return {};
 }
 

@@ -35,6 +35,8 @@ Result<void> mkdirs(const std::string& path, mode_t mode = 0755);
 Result<void> remove_tree(int dirfd, const std::string& name);
 // The same for a trusted host path.
 Result<void> remove_tree(const std::string& path);
+// Removes everything inside the directory `dirfd`, keeping the directory itself.
+Result<void> clear_dir(int dirfd);
 
 Result<std::string> read_file(const std::string& path);
 Result<std::string> read_fd(int fd);

@@ -25,11 +25,23 @@ class CliTest : public ::testing::Test {
   }
   std::string log(const std::string& job) { return read_file(tmp_ / (".sandrun/logs/" + job + ".log")); }
 
-  // Nothing of any run remains: no run dir, no mount under the state root, no container.
+  // Nothing of any run remains: every container slot is idle (unlocked, its writable layer
+  // empty, no pid recorded), nothing is mounted under the state root, no container runs.
   void expect_nothing_left(const std::vector<std::vector<std::string>>& processes = {}) {
-    EXPECT_EQ(dir_entries(root() + "/run"), std::vector<std::string>{});
+    for (const auto& k : dir_entries(root() + "/slots")) {
+      std::string slot = root() + "/slots/" + k;
+      EXPECT_EQ(dir_entries(slot + "/upper"), std::vector<std::string>{}) << slot;
+      EXPECT_EQ(read_file(slot + "/pid"), "") << slot;
+      EXPECT_FALSE(slot_locked(slot)) << slot;
+    }
     EXPECT_EQ(mounts_under(root()), std::vector<std::string>{});
     for (const auto& p : processes) EXPECT_FALSE(host_has_process(p)) << p.at(0) << " " << p.at(1);
+  }
+  // Slots whose pid record names a container (a run is using them, or died using them).
+  size_t busy_slots() {
+    size_t n = 0;
+    for (const auto& k : dir_entries(root() + "/slots")) n += !read_file(root() + "/slots/" + k + "/pid").empty();
+    return n;
   }
 
   TempDir tmp_;

@@ -201,27 +201,50 @@ TEST_F(RunTest, SigtermCancelsAndExits143) {
   expect_nothing_left({{"sleep", "86374"}});
 }
 
-TEST_F(RunTest, ASigkilledRunIsRemovedByCleanupAndByTheNextRun) {
-  std::string file = jobs("[jobs.a]\nrun = \"sleep 86381\"\n[jobs.b]\nrun = \"sleep 86382\"\n");
+TEST_F(RunTest, ASigkilledRunIsCleanedByCleanupAndByTheNextRun) {
+  std::string file = jobs("[jobs.a]\nrun = \"echo left > /junk; sleep 86381\"\n[jobs.b]\nrun = \"sleep 86382\"\n");
   for (const char* then : {"cleanup", "run"}) {
     Background bg({sandrun_bin(), "--root", root(), "run", "-j", "2", file});
     ASSERT_TRUE(eventually([] { return host_has_process({"sleep", "86381"}) && host_has_process({"sleep", "86382"}); }, 5s));
-    ASSERT_EQ(dir_entries(root() + "/run").size(), 1u);
+    ASSERT_EQ(busy_slots(), 2u);
     bg.signal(SIGKILL);
     EXPECT_EQ(bg.finish().status, 128 + SIGKILL);
     CommandResult r = std::string(then) == "cleanup"
                           ? sandrun({"cleanup"})
-                          : sandrun({"run", jobs("[jobs.ok]\nrun = \"true\"\n", "ok.toml")});
+                          : sandrun({"run", jobs("[jobs.ok]\nrun = \"test ! -e /junk\"\n", "ok.toml")});
     EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_NE(r.err.find("sandrun: removed 1 dead run"), std::string::npos) << then << ": " << r.err;
+    EXPECT_NE(r.err.find("sandrun: cleaned 2 container slots left by dead runs"), std::string::npos)
+        << then << ": " << r.err;
     expect_nothing_left({{"sleep", "86381"}, {"sleep", "86382"}});
   }
+  EXPECT_EQ(dir_entries(root() + "/slots").size(), 2u);  // the next run reused them
 }
 
-TEST_F(RunTest, CleanupWithNothingToDoSaysSo) {
+TEST_F(RunTest, CleanupWithNothingToDoSaysSoAndRemovesIdleSlots) {
+  ASSERT_EQ(sandrun({"run", jobs("[jobs.a]\nrun = \"true\"\n")}).status, 0);
+  ASSERT_EQ(dir_entries(root() + "/slots").size(), 1u);
   auto r = sandrun({"cleanup"});
   EXPECT_EQ(r.status, 0);
-  EXPECT_EQ(r.err, "sandrun: nothing to clean up\n");
+  EXPECT_EQ(r.err, "sandrun: nothing left behind by dead runs; removed 1 idle container slot\n");
+  EXPECT_EQ(dir_entries(root() + "/slots"), std::vector<std::string>{});
+}
+
+TEST_F(RunTest, AReusedSlotCarriesNothingFromOneJobToTheNext) {
+  // One slot for all three: each job sees a pristine root, whatever the previous one did to it.
+  auto r = sandrun({"run", "-j", "1", jobs(R"toml(
+[jobs.a]
+run = "chmod 700 /; echo secret > /left-behind; mkdir -p /deep/er; touch /deep/er/x; rm /etc/group"
+[jobs.b]
+run = "stat -c %a /; ls /left-behind /deep 2>&1; head -1 /etc/group"
+[jobs.c]
+run = "stat -c %a /"
+)toml")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(log("b"),
+            "755\nls: /left-behind: No such file or directory\nls: /deep: No such file or directory\nroot:x:0:\n");
+  EXPECT_EQ(log("c"), "755\n");
+  EXPECT_EQ(dir_entries(root() + "/slots").size(), 1u);
+  expect_nothing_left();
 }
 
 TEST_F(RunTest, OutDirAndDebugLoggingNeverTouchAJobsOutput) {

@@ -2,6 +2,9 @@
 #include "tests/support/host_state.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -37,6 +40,14 @@ std::vector<std::string> mounts_under(const std::string& prefix) {
     if (mnt.rfind(prefix, 0) == 0) out.push_back(mnt);
   }
   return out;
+}
+
+bool slot_locked(const std::string& dir) {
+  int fd = ::open((dir + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool locked = ::flock(fd, LOCK_EX | LOCK_NB) < 0;
+  ::close(fd);
+  return locked;
 }
 
 std::vector<std::string> dir_entries(const std::string& dir) {

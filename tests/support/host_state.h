@@ -10,6 +10,8 @@ namespace sandrun::testing {
 bool host_has_process(const std::vector<std::string>& argv);
 // Mount points under `prefix` in this process's mount table.
 std::vector<std::string> mounts_under(const std::string& prefix);
+// True when another process holds the flock on <dir>/lock.
+bool slot_locked(const std::string& dir);
 // Entries of a directory, sorted (without . and ..); empty when it does not exist.
 std::vector<std::string> dir_entries(const std::string& dir);
 

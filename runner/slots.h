@@ -1,0 +1,82 @@
+// Container slots: the on-disk state of running containers, reused from one container to the
+// next. <root>/slots/<k>/ holds a lock (flock, held by the sandrun using the slot), a pid record
+// (PID 1 and its start time) and the overlay's upper and work dirs. Reusing them instead of
+// creating and deleting directories per container saves the inode churn that dominated a
+// container's cost on disk (docs/architecture.md). All containers mount their root on one
+// shared directory, <root>/mnt: each in its own mount namespace, never on the host.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sandbox/sys/result.h"
+#include "sandbox/sys/unique_fd.h"
+
+namespace sandrun::runner {
+
+struct Slot {
+  std::string dir;    // <root>/slots/<k>
+  std::string upper;  // overlay upper dir
+  std::string work;   // overlay work dir
+  UniqueFd lock;      // flock(LOCK_EX) while this process uses the slot
+  // The pid record, which also marks a slot in use: "claimed" from just before a container is
+  // cloned, then "PID STARTTIME"; emptied only after the writable layer is. So a slot whose
+  // record is empty is clean, and a sweep can tell that from one stat.
+  UniqueFd pid;
+};
+
+class SlotPool {
+ public:
+  explicit SlotPool(std::string state_root);
+  ~SlotPool();  // unlocks every slot
+  SlotPool(const SlotPool&) = delete;
+  SlotPool& operator=(const SlotPool&) = delete;
+
+  // Claims `count` clean slots now (blocking file system work, before the loop runs): idle
+  // slots of the state dir first (cleaned if a dead run left them dirty), then new ones.
+  Result<void> reserve(size_t count);
+  // A clean slot of this pool, or nullptr when all are in use (claims one more, blocking, if
+  // `grow` is set).
+  Slot* acquire(bool grow);
+  // Returns a slot emptied by clear() to the pool.
+  void release(Slot* slot);
+  // A slot that could not be emptied leaves the pool (unlocked, dirty: a later sweep retries).
+  void discard(Slot* slot);
+
+  const std::string& mount_point() const { return mount_point_; }
+
+  // Marks the slot in use, before the container is cloned.
+  static Result<void> mark_claimed(Slot& slot);
+  // Records the container's PID 1 in the slot, for a sweep after a crash.
+  static Result<void> record_pid(Slot& slot, pid_t pid);
+  // Empties the slot's writable layer and its pid record. Blocking: runs on the threadpool.
+  static Result<void> clear(Slot& slot);
+
+ private:
+  Result<Slot*> claim();
+  std::string root_;
+  std::string mount_point_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<Slot*> free_;
+};
+
+struct SweepReport {
+  size_t slots_cleaned = 0;     // dirty slots of dead runs emptied
+  size_t slots_removed = 0;     // idle slots deleted (sandrun cleanup)
+  size_t processes_killed = 0;
+  size_t mounts_removed = 0;
+  std::vector<std::string> failures;  // what could not be cleaned, and why
+};
+
+// Cleans the slots no live sandrun holds: kills their recorded container (verified by start
+// time, through a pidfd), unmounts anything beneath them and empties them. With `remove`, idle
+// slots are deleted as well. Slots of live runs are never touched.
+SweepReport sweep_slots(const std::string& state_root, bool remove);
+
+// The start time of a process (field 22 of /proc/PID/stat), or 0 when it does not exist.
+unsigned long long process_start_time(pid_t pid);
+
+}  // namespace sandrun::runner
