@@ -1,10 +1,12 @@
 // The child between clone and exec: executes a ChildPlan with system calls only.
 //
-// This runs in a copy of a multi-threaded process (the libuv threadpool exists), so it must
-// be async-signal-safe: no allocation, no locks, no stdio, no glibc wrappers that keep
+// This runs in a vfork-style child: on its own stack, in the memory of a multi-threaded
+// process (the libuv threadpool exists), so it must be async-signal-safe: no allocation, no locks, no stdio, no glibc wrappers that keep
 // per-thread or per-process state (setuid-family calls go straight to the kernel because
 // glibc would try to signal the parent's threads). Every failure is reported as one
 // StatusRecord {stage, index, errno} on the status pipe, then the child exits.
+// This file is built without sanitizers: their runtime cannot follow a child on a private
+// stack that shares its parent's memory (see sandbox/CMakeLists.txt).
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -361,6 +363,8 @@ void exec_command(const ChildPlan& p) {
 }
 
 }  // namespace
+
+int child_entry(void* plan) { run_child(*static_cast<const ChildPlan*>(plan)); }
 
 void run_child(const ChildPlan& plan) {
   Child c{plan, plan.status_fd};

@@ -81,5 +81,7 @@ std::string overlay_escape(const std::string& path);
 
 // Executes the plan in the freshly cloned child; never returns. Async-signal-safe.
 [[noreturn]] void run_child(const ChildPlan& plan);
+// clone()'s entry point: `plan` is a const ChildPlan*.
+int child_entry(void* plan);
 
 }  // namespace sandrun::sandbox

@@ -48,8 +48,6 @@ Error clone_error(int err) {
   return e;
 }
 
-int child_main(void* plan) { run_child(*static_cast<const ChildPlan*>(plan)); }
-
 // The child's stack. A vfork-style parent is suspended until its child execs or exits, so one
 // stack per thread serves every clone that thread makes, one after the other.
 Result<char*> child_stack() {
@@ -103,7 +101,7 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec) {
   // posix_spawn-style: the child shares our memory (no page tables are copied, which was the
   // biggest cost of a fork-style clone) and this thread sleeps until the child has exec'd or
   // exited. The child only reads `plan` and writes its own stack.
-  int pid = ::clone(child_main, stack, flags, &plan, &pidfd);
+  int pid = ::clone(child_entry, stack, flags, &plan, &pidfd);
   const int clone_errno = errno;
   sys::sigprocmask_all(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return clone_error(clone_errno);
