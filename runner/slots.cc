@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -21,6 +22,26 @@
 
 namespace sandrun::runner {
 namespace {
+
+// The fixed size of a pid record (see Slot::pid).
+constexpr size_t kRecordSize = 48;
+
+Result<void> write_record(const Slot& slot, std::string_view text) {
+  char buf[kRecordSize];
+  std::memset(buf, ' ', sizeof buf);
+  buf[sizeof buf - 1] = '\n';
+  std::memcpy(buf, text.data(), std::min(text.size(), sizeof buf - 1));
+  if (::pwrite(slot.pid.get(), buf, sizeof buf, 0) != static_cast<ssize_t>(sizeof buf))
+    return Error::sys("write the pid record of container slot {}", slot.dir);
+  return {};
+}
+
+// True when the record at `fd` says the slot is clean (or it was never written).
+bool record_clean(int fd) {
+  char c = 0;
+  ssize_t n = ::pread(fd, &c, 1, 0);
+  return n <= 0 || c == '-';
+}
 
 Result<UniqueFd> lock_slot(const std::string& dir) {
   auto fd = fs::open_path(dir + "/lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
@@ -88,15 +109,12 @@ bool dir_is_empty(const std::string& path) {
   return empty;
 }
 
-bool is_dirty(const Slot& s) {
-  struct stat st;
-  return (::fstat(s.pid.get(), &st) == 0 && st.st_size > 0) || !dir_is_empty(s.upper);
-}
+bool is_dirty(const Slot& s) { return !record_clean(s.pid.get()) || !dir_is_empty(s.upper); }
 
-// A slot whose pid record is empty is clean (see Slot::pid): no need to lock it.
+// A slot whose pid record says clean (see Slot::pid) needs no lock to be left alone.
 bool looks_clean(const std::string& dir) {
-  struct stat st;
-  return ::stat((dir + "/pid").c_str(), &st) == 0 && st.st_size == 0;
+  UniqueFd fd(::open((dir + "/pid").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  return fd && record_clean(fd.get());
 }
 
 // Resets the upper dir itself: it is the container's "/", whose owner, mode and xattrs a
@@ -219,27 +237,17 @@ void SlotPool::discard(Slot* slot) {
   std::erase_if(slots_, [slot](const auto& s) { return s.get() == slot; });
 }
 
-Result<void> SlotPool::mark_claimed(Slot& slot) {
-  constexpr std::string_view kClaimed = "claimed\n";
-  if (::pwrite(slot.pid.get(), kClaimed.data(), kClaimed.size(), 0) != static_cast<ssize_t>(kClaimed.size()))
-    return Error::sys("mark container slot {} in use", slot.dir);
-  return {};
-}
+Result<void> SlotPool::mark_claimed(Slot& slot) { return write_record(slot, "claimed"); }
 
 Result<void> SlotPool::record_pid(Slot& slot, pid_t pid) {
-  std::string text = fmt::format("{} {}\n", pid, process_start_time(pid));
-  if (::pwrite(slot.pid.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()) ||
-      ::ftruncate(slot.pid.get(), static_cast<off_t>(text.size())) < 0)
-    return Error::sys("record the container's pid in {}", slot.dir);
-  return {};
+  return write_record(slot, fmt::format("{} {}", pid, process_start_time(pid)));
 }
 
 Result<void> SlotPool::clear(Slot& slot) {
   auto upper = SANDRUN_TRY(fs::open_path(slot.upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   SANDRUN_TRY(fs::clear_dir(upper.get()).wrap(fmt::format("empty {}", slot.upper)));
   SANDRUN_TRY(reset_root(upper.get()));
-  if (::ftruncate(slot.pid.get(), 0) < 0) return Error::sys("clear the pid record of {}", slot.dir);
-  return {};
+  return write_record(slot, "-");
 }
 
 SweepReport sweep_slots(const std::string& state_root, bool remove) {

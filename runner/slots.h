@@ -23,8 +23,10 @@ struct Slot {
   std::string work;   // overlay work dir
   UniqueFd lock;      // flock(LOCK_EX) while this process uses the slot
   // The pid record, which also marks a slot in use: "claimed" from just before a container is
-  // cloned, then "PID STARTTIME"; emptied only after the writable layer is. So a slot whose
-  // record is empty is clean, and a sweep can tell that from one stat.
+  // cloned, then "PID STARTTIME"; reset to "-" only after the writable layer is emptied. So a
+  // slot whose record starts with '-' is clean, and a sweep can tell that from one byte. The
+  // record has a fixed size and is only ever overwritten: truncating it per container freed
+  // and reallocated a disk block each time.
   UniqueFd pid;
 };
 
