@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# e2e.sh: end-to-end throughput and latency of sandrun beside bwrap, crun, runc and a bare
+# /bin/true, all measured in one run on this machine. Usage: bench/e2e.sh [BUILD_DIR]
+#
+# Runs as root. Everything it writes goes to one temp dir ($TMPDIR or /tmp) that is removed
+# on exit, even on Ctrl-C; it prints a table. Peers that are not installed are skipped.
+# Knobs (environment): E2E_JOBS (500), E2E_JOBS_SMALL (200), E2E_PARALLEL (8),
+# E2E_ROUNDS (3; throughput rounds, the median is reported), E2E_LAT_RUNS (30).
+# See docs/benchmarks.md for what it measures and the figures.
+set -uo pipefail
+export LC_ALL=C  # EPOCHREALTIME and printf must use '.' as the decimal point
+
+JOBS=${E2E_JOBS:-500}
+JOBS_SMALL=${E2E_JOBS_SMALL:-200}
+PAR=${E2E_PARALLEL:-8}
+ROUNDS=${E2E_ROUNDS:-3}
+LAT_RUNS=${E2E_LAT_RUNS:-30}
+
+die() { echo "e2e.sh: $*" >&2; exit 2; }
+note() { echo "note: $*" >&2; }
+
+# ---- locate sandrun -------------------------------------------------------------------------
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=${1:-build}
+if [[ -x $build/sandrun ]]; then
+  SANDRUN=$(cd "$build" && pwd)/sandrun
+elif [[ -x $here/../$build/sandrun ]]; then
+  SANDRUN=$(cd "$here/../$build" && pwd)/sandrun
+else
+  die "no sandrun binary in $build/ (build it first: cmake --build $build)"
+fi
+[[ $(id -u) == 0 ]] || die "must run as root (containers and peers need it)"
+(( BASH_VERSINFO[0] >= 5 )) || die "needs bash 5 (EPOCHREALTIME)"
+
+# ---- temp dir, cleanup ----------------------------------------------------------------------
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/sandrun-e2e.XXXXXX") || die "mktemp failed"
+CRUN_STATE=$TMP/crun-state
+RUNC_STATE=$TMP/runc-state
+
+# crun refuses this machine's hybrid cgroup layout (a cgroup2 mount with no controllers but
+# hugetlb at /sys/fs/cgroup/unified): run it in a private mount namespace without that mount.
+# `mount --make-rslave /` first, so the umount never propagates to the host.
+in_crun_ns() {
+  unshare -m bash -c 'mount --make-rslave / || exit 1
+    if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified || exit 1; fi
+    exec "$@"' crun-ns "$@"
+}
+
+cleanup() {
+  trap - EXIT INT TERM
+  # Containers of an interrupted run: delete them (and their cgroups) through their runtime.
+  if [[ -d $CRUN_STATE ]] && command -v crun >/dev/null; then
+    for id in $(in_crun_ns crun --root "$CRUN_STATE" list -q 2>/dev/null); do
+      in_crun_ns crun --root "$CRUN_STATE" delete -f "$id" >/dev/null 2>&1
+    done
+  fi
+  if [[ -d $RUNC_STATE ]] && command -v runc >/dev/null; then
+    for id in $(runc --root "$RUNC_STATE" list -q 2>/dev/null); do
+      runc --root "$RUNC_STATE" delete -f "$id" >/dev/null 2>&1
+    done
+  fi
+  # Nothing should be mounted under the temp dir (every runtime mounts in its own namespace);
+  # if something is, it is ours: detach it before removing the tree.
+  local m
+  for m in $(awk -v p="$TMP" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
+    note "unmounting leftover $m"
+    umount -l "$m"
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- timing helpers -------------------------------------------------------------------------
+now_us() { echo "${EPOCHREALTIME/./}"; }
+
+# lat_once FILE CMD...: runs CMD once, appends its wall time in us to FILE ("fail" on error).
+lat_once() {
+  local file=$1; shift
+  local t0=${EPOCHREALTIME/./}
+  "$@" >/dev/null 2>&1
+  local rc=$? t1=${EPOCHREALTIME/./}
+  if (( rc != 0 )); then echo fail >>"$file"; else echo $((t1 - t0)) >>"$file"; fi
+}
+
+# The same loop as a script, for peers that must run inside a namespace of their own.
+# lat_loop.sh FILE RUNS CMD... ; "{}" in CMD is replaced by the run number.
+cat >"$TMP/lat_loop.sh" <<'EOF'
+file=$1 runs=$2; shift 2
+for ((i = 1; i <= runs; i++)); do
+  cmd=("${@//\{\}/$i}")
+  t0=${EPOCHREALTIME/./}
+  "${cmd[@]}" >/dev/null 2>&1
+  rc=$? t1=${EPOCHREALTIME/./}
+  if (( rc != 0 )); then echo fail >>"$file"; else echo $((t1 - t0)) >>"$file"; fi
+done
+EOF
+
+# xargs_n N CMD...: N runs of CMD, PAR at a time; "{}" is the run number.
+xargs_n() {
+  local n=$1; shift
+  seq 1 "$n" | xargs -P "$PAR" -I{} "$@" >/dev/null 2>&1
+}
+
+# timed FILE CMD...: wall time of CMD in us appended to FILE ("fail" when it failed).
+timed() {
+  local file=$1; shift
+  local t0; t0=$(now_us)
+  "$@"
+  local rc=$? t1; t1=$(now_us)
+  if (( rc != 0 )); then echo fail >>"$file"; else echo $((t1 - t0)) >>"$file"; fi
+}
+
+# stats FILE -> "median p90 count" in ms (or "fail" when any run failed / no data).
+stats() {
+  [[ -s $1 ]] || { echo fail; return; }
+  grep -q fail "$1" && { echo fail; return; }
+  sort -n "$1" | awk '{ v[NR] = $1 } END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    i = int(NR * 0.9 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR
+    printf "%.2f %.2f %d\n", m / 1000, v[i] / 1000, NR }'
+}
+
+# ---- the machine ----------------------------------------------------------------------------
+model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+# How busy the CPUs are over SECONDS (default 1; everything on the machine, in %).
+cpu_busy() {
+  local a b
+  a=$(head -1 /proc/stat); sleep "${1:-1}"; b=$(head -1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN { na = split(a, x); split(b, y); t = 0
+    for (i = 2; i <= na; i++) t += y[i] - x[i]
+    idle = (y[5] - x[5]) + (y[6] - x[6]); printf "%.0f\n", t ? 100 * (t - idle) / t : 0 }'
+}
+# Waits (at most 5 s) until the CPUs are idle again. A runtime leaves work behind when it
+# ends: bwrap's orphaned container inits are reaped by PID 1 a second or two later, and
+# namespaces are freed asynchronously; that must not be billed to the next one measured.
+settle() {
+  local i
+  for ((i = 0; i < 25; i++)); do
+    (( $(cpu_busy 0.2) < 10 )) && return
+  done
+}
+busy=$(cpu_busy)
+echo "sandrun e2e benchmark, $(date -u +%F) ($(date -u +%T) UTC)"
+echo "machine: $(nproc) CPUs ($model), $mem, kernel $(uname -r)"
+echo "sandrun: $SANDRUN ($("$SANDRUN" version 2>/dev/null | head -1))"
+echo "temp dir (sandrun's state and logs, the peers' state): $TMP on $(findmnt -no FSTYPE --target "$TMP" 2>/dev/null || echo "?")"
+echo "CPU busy before start: $busy%$( ((busy > 10)) && echo "  (something else is running: figures will be noisy)")"
+echo
+
+# ---- sandrun's image and the peers' rootfs ----------------------------------------------------
+SR_ROOT=$TMP/sandrun-root
+"$SANDRUN" --root "$SR_ROOT" exec -- /bin/true >/dev/null 2>&1 ||
+  die "sandrun exec -- /bin/true failed: $("$SANDRUN" --root "$SR_ROOT" exec -- /bin/true 2>&1 | tail -3)"
+layers=("$SR_ROOT"/layers/sha256/*)
+(( ${#layers[@]} == 1 )) && [[ -d ${layers[0]} ]] || die "expected exactly one layer in $SR_ROOT/layers/sha256"
+LAYER=${layers[0]}
+# Peers get a copy: crun and runc create their mount points in the rootfs.
+ROOTFS=$TMP/rootfs
+cp -a "$LAYER" "$ROOTFS"
+
+make_jobfile() {  # make_jobfile N INIT(true|false) FILE
+  {
+    echo "[defaults]"
+    echo "init = $2"
+    for ((i = 1; i <= $1; i++)); do printf '[jobs.j%d]\ncommand = ["/bin/true"]\n' "$i"; done
+  } >"$3"
+}
+for n in "$JOBS" "$JOBS_SMALL" "$PAR"; do  # $PAR: the warm-up
+  make_jobfile "$n" true "$TMP/jobs-$n.toml"
+  make_jobfile "$n" false "$TMP/jobs-$n-noinit.toml"
+done
+
+# The peers found on this machine.
+have() { command -v "$1" >/dev/null 2>&1; }
+BWRAP=() CRUN=0 RUNC=0
+if have bwrap; then
+  BWRAP=(bwrap --unshare-all --die-with-parent --ro-bind "$ROOTFS" / --proc /proc --dev /dev --tmpfs /tmp)
+  "${BWRAP[@]}" /bin/true >/dev/null 2>&1 || { note "bwrap does not run here; skipped"; BWRAP=(); }
+else
+  note "bwrap not installed (package bubblewrap); skipped"
+fi
+
+# An OCI bundle from the runtime's own `spec`: terminal off, /bin/true, read-only root.
+make_bundle() {  # make_bundle RUNTIME DIR
+  mkdir -p "$2" && (cd "$2" && "$1" spec >/dev/null 2>&1) || return 1
+  jq --arg root "$ROOTFS" '.process.terminal = false | .process.args = ["/bin/true"]
+      | .root.path = $root | .root.readonly = true' "$2/config.json" >"$2/config.tmp" &&
+    mv "$2/config.tmp" "$2/config.json"
+}
+if have crun && have jq && have unshare; then
+  if make_bundle crun "$TMP/crun-bundle" &&
+    in_crun_ns crun --root "$CRUN_STATE" run -b "$TMP/crun-bundle" check >/dev/null 2>&1; then
+    CRUN=1
+  else
+    note "crun does not run here; skipped"
+  fi
+else
+  note "crun (or jq, unshare) not installed; crun skipped"
+fi
+if have runc && have jq; then
+  if make_bundle runc "$TMP/runc-bundle" &&
+    runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" check >/dev/null 2>&1; then
+    RUNC=1
+  else
+    note "runc does not run here; skipped"
+  fi
+else
+  note "runc (or jq) not installed; runc skipped"
+fi
+
+# ---- throughput -----------------------------------------------------------------------------
+# One command per runtime: N containers of /bin/true, PAR at a time. Every round runs each
+# runtime once per size, in turn, so a change of background load hits all of them alike.
+tp_sandrun() {  # N [noinit]
+  local f=$TMP/jobs-$1${2:+-noinit}.toml out=$TMP/out
+  "$SANDRUN" --root "$SR_ROOT" run -j "$PAR" --out "$out" "$f" >"$TMP/run.log" 2>&1
+  local rc=$?
+  rm -rf "$out"
+  (( rc == 0 )) && grep -q "$1 passed" "$TMP/run.log"
+}
+# The same with sandrun's container slots (the containers' writable layers and work dirs, pid
+# records) on a tmpfs, the image cache staying on disk: a tmpfs mounted over SR_ROOT/slots
+# inside a private mount namespace, so it vanishes with the command.
+tp_sandrun_tmpfs() {  # N
+  local f=$TMP/jobs-$1.toml out=$TMP/out
+  unshare -m bash -c 'mount --make-rslave / && mount -t tmpfs -o mode=0700 sandrun-slots "$1/slots" || exit 1; shift; exec "$@"' \
+    tp "$SR_ROOT" "$SANDRUN" --root "$SR_ROOT" run -j "$PAR" --out "$out" "$f" >"$TMP/run.log" 2>&1
+  local rc=$?
+  rm -rf "$out"
+  (( rc == 0 )) && grep -q "$1 passed" "$TMP/run.log"
+}
+tp_bare() { xargs_n "$1" /bin/true; }
+tp_bwrap() { xargs_n "$1" "${BWRAP[@]}" /bin/true; }
+tp_crun() {
+  in_crun_ns bash -c 'seq 1 "$1" | xargs -P "$2" -I{} crun --root "$3" run -b "$4" "$5-{}" >/dev/null 2>&1' \
+    tp "$1" "$PAR" "$CRUN_STATE" "$TMP/crun-bundle" "r$round-$1"
+}
+tp_runc() { xargs_n "$1" runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" "r$round-$1-{}"; }
+
+RUNTIMES=(bare sandrun sandrun-noinit)
+have unshare && RUNTIMES+=(sandrun-tmpfs)
+(( ${#BWRAP[@]} )) && RUNTIMES+=(bwrap)
+(( CRUN )) && RUNTIMES+=(crun)
+(( RUNC )) && RUNTIMES+=(runc)
+
+tp_one() {  # RUNTIME N
+  case $1 in
+    sandrun) tp_sandrun "$2" ;;
+    sandrun-noinit) tp_sandrun "$2" noinit ;;
+    sandrun-tmpfs) tp_sandrun_tmpfs "$2" ;;
+    *) "tp_$1" "$2" ;;
+  esac
+}
+
+echo "measuring throughput: $JOBS and $JOBS_SMALL x /bin/true, $PAR at a time, $ROUNDS round(s) of: ${RUNTIMES[*]}" >&2
+tp_start=$(now_us)
+round=0
+for rt in "${RUNTIMES[@]}"; do  # warm-up (page cache, first use of the state dir), not recorded
+  tp_one "$rt" "$PAR" >/dev/null 2>&1
+done
+nrt=${#RUNTIMES[@]}
+for ((round = 1; round <= ROUNDS; round++)); do
+  for n in "$JOBS" "$JOBS_SMALL"; do
+    # Each round starts at a different runtime, so none always follows the same neighbour.
+    for ((k = 0; k < nrt; k++)); do
+      rt=${RUNTIMES[(k + round - 1) % nrt]}
+      settle
+      timed "$TMP/tp-$rt-$n" tp_one "$rt" "$n"
+    done
+  done
+done
+echo "  ($(( ($(now_us) - tp_start) / 1000000 )) s)" >&2
+
+# ---- latency --------------------------------------------------------------------------------
+# One container at a time, start to exit as a shell sees it (fork + exec of the runtime
+# included; the bare /bin/true row is that floor). Runs interleave so drift hits all alike;
+# crun's runs are a block of their own inside its private mount namespace.
+LAT=(bare sandrun sandrun-noinit)
+(( ${#BWRAP[@]} )) && LAT+=(bwrap)
+(( RUNC )) && LAT+=(runc)
+lat_cmd() {
+  case $1 in
+    bare) lat_once "$2" /bin/true ;;
+    sandrun) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox -- /bin/true ;;
+    sandrun-noinit) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox --no-init -- /bin/true ;;
+    bwrap) lat_once "$2" "${BWRAP[@]}" /bin/true ;;
+    runc) lat_once "$2" runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" "lat-$3" ;;
+  esac
+}
+echo "measuring latency: $LAT_RUNS runs each of: ${LAT[*]}$( ((CRUN)) && echo " crun")" >&2
+settle
+for ((i = 0; i < 3; i++)); do  # warm-up, not recorded
+  for rt in "${LAT[@]}"; do lat_cmd "$rt" /dev/null "w$i"; done
+done
+for ((i = 1; i <= LAT_RUNS; i++)); do
+  for rt in "${LAT[@]}"; do lat_cmd "$rt" "$TMP/lat-$rt" "$i"; done
+done
+if (( CRUN )); then
+  LAT+=(crun)
+  settle
+  in_crun_ns bash "$TMP/lat_loop.sh" /dev/null 3 crun --root "$CRUN_STATE" run -b "$TMP/crun-bundle" "w{}"
+  in_crun_ns bash "$TMP/lat_loop.sh" "$TMP/lat-crun" "$LAT_RUNS" crun --root "$CRUN_STATE" run -b "$TMP/crun-bundle" "lat-{}"
+fi
+
+# ---- report ---------------------------------------------------------------------------------
+label() {
+  case $1 in
+    bare) echo "bare /bin/true (xargs)" ;;
+    sandrun) echo "sandrun run -j $PAR" ;;
+    sandrun-noinit) echo "sandrun run -j $PAR, init = false" ;;
+    sandrun-tmpfs) echo "sandrun run -j $PAR, slots on tmpfs" ;;
+    bwrap) echo "bwrap (xargs)" ;;
+    crun) echo "crun run (xargs)" ;;
+    runc) echo "runc run (xargs)" ;;
+  esac
+}
+lat_label() {
+  case $1 in
+    bare) echo "bare /bin/true" ;;
+    sandrun) echo "sandrun exec" ;;
+    sandrun-noinit) echo "sandrun exec --no-init" ;;
+    bwrap) echo "bwrap" ;;
+    *) echo "$1 run" ;;
+  esac
+}
+# rate N FILE -> containers/s from the median wall time of the rounds (or "fail").
+rate() {
+  local s; s=$(stats "$2")
+  [[ $s == fail ]] && { echo fail; return; }
+  awk -v n="$1" -v ms="${s%% *}" 'BEGIN { printf "%.1f %.2f\n", n / (ms / 1000), ms / 1000 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "fail" || b == "fail" || b == 0) print "-"; else printf "%.2fx\n", a / b }'; }
+
+echo
+echo "Throughput: N x /bin/true on the busybox rootfs, $PAR at a time (median of $ROUNDS round(s))"
+echo "  'sandrun vs' = sandrun's containers/s divided by this runtime's (> 1: sandrun is faster)"
+printf '%-34s %9s %9s %11s   %9s %9s %11s\n' "runtime" "$JOBS: s" "c/s" "sandrun vs" "$JOBS_SMALL: s" "c/s" "sandrun vs"
+read -r sr_big _ <<<"$(rate "$JOBS" "$TMP/tp-sandrun-$JOBS")"
+read -r sr_small _ <<<"$(rate "$JOBS_SMALL" "$TMP/tp-sandrun-$JOBS_SMALL")"
+for rt in "${RUNTIMES[@]}"; do
+  read -r r1 s1 <<<"$(rate "$JOBS" "$TMP/tp-$rt-$JOBS")"
+  read -r r2 s2 <<<"$(rate "$JOBS_SMALL" "$TMP/tp-$rt-$JOBS_SMALL")"
+  printf '%-34s %9s %9s %11s   %9s %9s %11s\n' "$(label "$rt")" "${s1:--}" "$r1" "$(ratio "$sr_big" "$r1")" \
+    "${s2:--}" "$r2" "$(ratio "$sr_small" "$r2")"
+done
+
+echo
+echo "Latency: one container start to exit, $LAT_RUNS runs (ms)"
+echo "  'sandrun vs' = sandrun exec's median divided by this runtime's (< 1: sandrun is faster)"
+printf '%-34s %9s %9s %11s\n' "runtime" "median" "p90" "sandrun vs"
+read -r sr_med _ <<<"$(stats "$TMP/lat-sandrun")"
+for rt in "${LAT[@]}"; do
+  read -r med p90 _ <<<"$(stats "$TMP/lat-$rt")"
+  printf '%-34s %9s %9s %11s\n' "$(lat_label "$rt")" "$med" "${p90:--}" "$(ratio "$sr_med" "$med")"
+done
+
+echo
+read -r noinit_med _ <<<"$(stats "$TMP/lat-sandrun-noinit")"
+read -r bare_med _ <<<"$(stats "$TMP/lat-bare")"
+awk -v i="$sr_med" -v n="$noinit_med" -v b="$bare_med" 'BEGIN {
+  if (i == "fail" || n == "fail") exit
+  printf "sandrun init (one more fork + exec in the container): %.2f ms per run (exec %.2f vs --no-init %.2f)\n", i - n, i, n
+  if (b != "fail") printf "sandrun exec above a bare /bin/true: %.2f ms\n", i - b }'
+if (( ${#BWRAP[@]} )); then
+  read -r bw_rate _ <<<"$(rate "$JOBS" "$TMP/tp-bwrap-$JOBS")"
+  read -r bw_med _ <<<"$(stats "$TMP/lat-bwrap")"
+  awk -v sr="$sr_big" -v bw="$bw_rate" -v sl="$sr_med" -v bl="$bw_med" 'BEGIN {
+    if (sr != "fail" && bw != "fail")
+      printf "target: throughput above bwrap:  %s (%.2fx)\n", (sr > bw) ? "met" : "NOT met", sr / bw
+    if (sl != "fail" && bl != "fail")
+      printf "target: latency below 2x bwrap: %s (%.2fx)\n", (sl < 2 * bl) ? "met" : "NOT met", sl / bl }'
+fi
+busy=$(cpu_busy)
+echo "CPU busy after the end: $busy%$( ((busy > 10)) && echo "  (something else was running: figures are noisy)")"

@@ -1,0 +1,170 @@
+// Micro-benchmarks of one container's start-to-exit through the library (no loop, no CLI),
+// with the per-container directories created and removed inside the timed region, as a run
+// pays them; and the pieces around it (the directories alone, a bare spawn) to split the cost.
+#include <benchmark/benchmark.h>
+
+#include <poll.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "bench/micro_env.h"
+#include "sandbox/sandbox.h"
+#include "sandbox/sys/fs.h"
+
+extern char** environ;
+
+namespace sandrun::bench {
+namespace {
+
+// Per-container directories like the runner's: DIR/{upper,work,root}.
+struct ContainerDirs {
+  std::string dir;
+  bool make(const std::string& base, long n) {
+    dir = base + "/c" + std::to_string(n);
+    if (::mkdir(dir.c_str(), 0700) < 0) return false;
+    for (const char* sub : {"/upper", "/work", "/root"}) {
+      if (::mkdir((dir + sub).c_str(), 0755) < 0) return false;
+    }
+    return true;
+  }
+};
+
+// Runs one container to its end; "" when it exited 0, else what went wrong.
+std::string run_once(sandbox::SandboxSpec& spec, const ContainerDirs& dirs) {
+  spec.upper_dir = dirs.dir + "/upper";
+  spec.work_dir = dirs.dir + "/work";
+  spec.root_dir = dirs.dir + "/root";
+  auto sb = sandbox::Sandbox::start(spec);
+  if (!sb) return sb.error().message();
+  UniqueFd status = sb->take_status();
+  sb->take_stdout().reset();  // /bin/true writes nothing
+  sb->take_stderr().reset();
+  struct pollfd p = {sb->pidfd(), POLLIN, 0};
+  while (::poll(&p, 1, -1) < 0) {
+    if (errno != EINTR) return "poll the pidfd: " + std::string(std::strerror(errno));
+  }
+  auto ws = sb->wait();
+  if (!ws) return ws.error().message();
+  auto bytes = fs::read_fd(status.get());  // every writer is gone: reads to end-of-file
+  if (!bytes) return bytes.error().message();
+  sandbox::StatusDecoder dec;
+  dec.feed(bytes->data(), bytes->size());
+  auto outcome = sandbox::interpret(spec, dec.records(), *ws);
+  if (outcome.ok()) return "";
+  if (outcome.error) return outcome.error->message();
+  return "the container did not exit 0";
+}
+
+// Where the per-container directories go: arg 0 = the temp dir (a disk here, like
+// /var/lib/sandrun), 1 = /dev/shm (tmpfs). Empty (with the reason skipped) when unusable.
+std::string dirs_base(benchmark::State& state, int64_t shm, const char* name) {
+  const std::string& top = shm ? shm_dir() : temp_dir();
+  if (top.empty()) {
+    state.SkipWithError("/dev/shm is not a writable tmpfs");
+    return "";
+  }
+  std::string base = top + "/" + name;
+  if (auto r = fs::mkdirs(base); !r) {
+    state.SkipWithError(r.error().message().c_str());
+    return "";
+  }
+  return base;
+}
+
+// Args: init (sandrun-init as PID 1 or not), net (own network namespace, the default),
+// shm (the per-container directories on tmpfs instead of the disk).
+void BM_ContainerTrue(benchmark::State& state) {
+  if (!is_root()) {
+    state.SkipWithError("needs root (containers are real)");
+    return;
+  }
+  std::string err;
+  const std::string& layer = busybox_layer(&err);
+  if (layer.empty()) {
+    state.SkipWithError(("cannot make the busybox layer: " + err).c_str());
+    return;
+  }
+  const std::string base = dirs_base(state, state.range(2), "containers");
+  if (base.empty()) return;
+  sandbox::SandboxSpec spec;
+  spec.name = "bench";
+  spec.hostname = "bench";
+  spec.lower_dirs = {layer};
+  spec.argv = {"/bin/true"};
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"};
+  spec.init = state.range(0) != 0;
+  spec.new_net = state.range(1) != 0;
+  long n = 0;
+  for (auto _ : state) {
+    ContainerDirs dirs;
+    if (!dirs.make(base, n++)) {
+      state.SkipWithError("cannot create the container's directories");
+      break;
+    }
+    std::string failure = run_once(spec, dirs);
+    (void)fs::remove_tree(dirs.dir);
+    if (!failure.empty()) {
+      state.SkipWithError(failure.c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_ContainerTrue)
+    ->ArgNames({"init", "net", "shm"})
+    ->Args({1, 1, 0})  // `sandrun exec -- /bin/true`
+    ->Args({0, 1, 0})  // `sandrun exec --no-init -- /bin/true`
+    ->Args({1, 0, 0})  // network = "host"
+    ->Args({0, 0, 0})
+    ->Args({1, 1, 1})  // the first, with the writable layer on tmpfs
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The per-container directories alone: four mkdirs and the removal of the tree.
+// Arg shm: on tmpfs instead of the disk.
+void BM_ContainerDirs(benchmark::State& state) {
+  const std::string base = dirs_base(state, state.range(0), "dirs");
+  if (base.empty()) return;
+  long n = 0;
+  for (auto _ : state) {
+    ContainerDirs dirs;
+    if (!dirs.make(base, n++)) {
+      state.SkipWithError("cannot create the container's directories");
+      break;
+    }
+    (void)fs::remove_tree(dirs.dir);
+  }
+}
+BENCHMARK(BM_ContainerDirs)->ArgName("shm")->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// The floor: posix_spawn of the host's /bin/true and waitpid, from this same process.
+void BM_BareSpawnTrue(benchmark::State& state) {
+  char arg0[] = "/bin/true";
+  char* argv[] = {arg0, nullptr};
+  for (auto _ : state) {
+    pid_t pid;
+    if (::posix_spawn(&pid, argv[0], nullptr, nullptr, argv, environ) != 0) {
+      state.SkipWithError("posix_spawn /bin/true failed");
+      break;
+    }
+    int ws = 0;
+    while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+      state.SkipWithError("/bin/true failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_BareSpawnTrue)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace sandrun::bench
