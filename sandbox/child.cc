@@ -368,6 +368,10 @@ int child_entry(void* plan) { run_child(*static_cast<const ChildPlan*>(plan)); }
 
 void run_child(const ChildPlan& plan) {
   Child c{plan, plan.status_fd};
+  // First of all: if sandrun dies from here on, so does this child (it is not recorded in its
+  // slot yet, so nothing else would stop it). Set again after the credential change below,
+  // which clears it.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   // A new session without a controlling terminal: /dev/tty in the container must not reach
   // the terminal sandrun was started from (TIOCSTI injection, CVE-2017-5226 class), and a
   // Ctrl-C there reaches sandrun, which decides what the containers get.
@@ -379,8 +383,9 @@ void run_child(const ChildPlan& plan) {
   enter_workdir(c);
   ::umask(022);
   if (plan.uid != 0 || plan.gid != 0 || plan.ngroups != 0) switch_user(c);
-  // Set after the credential change, which would clear it. Fires when sandrun's loop thread
-  // (the thread that cloned us) dies, so a killed sandrun leaves no container running.
+  // Again after the credential change, which clears it. It fires when the thread that cloned
+  // us dies (a threadpool thread, which lives as long as sandrun), so a killed sandrun leaves
+  // no container running.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   place_fds(c);
   reset_signals();

@@ -1,4 +1,6 @@
 // `sandrun exec`: one container like `docker run --rm`, every job setting as a flag.
+#include <memory>
+
 #include "sandbox/sys/fs.h"
 #include "tests/runner/cli_fixture.h"
 
@@ -95,6 +97,24 @@ TEST_F(ExecTest, HostNetworkIsAnExplicitChoice) {
   auto host = sandrun({"exec", "--network", "host", "--", "sh", "-c", "ls /sys/class/net | wc -l"});
   EXPECT_EQ(host.status, 0) << host.err;
   EXPECT_NE(host.out, "1\n");
+}
+
+TEST_F(ExecTest, ConcurrentExecsShareOneStateDirectorySafely) {
+  ASSERT_EQ(sandrun({"exec", "--", "true"}).status, 0);  // the built-in image exists
+  std::vector<std::unique_ptr<Background>> runs;
+  for (int i = 0; i < 4; ++i) {
+    runs.push_back(std::make_unique<Background>(std::vector<std::string>{
+        sandrun_bin(), "--root", root(), "exec", "--name", "c" + std::to_string(i), "--", "sh", "-c",
+        "hostname > /mine; sleep 0.5; cat /mine; ls /proc | grep -c '^[0-9]'"}));
+  }
+  for (int i = 0; i < 4; ++i) {
+    auto r = runs[static_cast<size_t>(i)]->finish();
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "c" + std::to_string(i));
+  }
+  // Each held its own slot; all are idle again.
+  EXPECT_GE(dir_entries(root() + "/slots").size(), 2u);
+  expect_nothing_left();
 }
 
 TEST_F(ExecTest, NoInitMakesTheCommandPid1) {
