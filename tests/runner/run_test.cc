@@ -77,6 +77,17 @@ TEST_F(RunTest, AMissingImageIsAClearErrorBeforeAnyJobStarts) {
   EXPECT_FALSE(fs::exists(tmp_ / "ran"));
 }
 
+TEST_F(RunTest, AMissingWorkspaceIsAnErrorAtItsPositionBeforeAnyJobStarts) {
+  std::string file = jobs("[jobs.a]\nrun = \"true\"\n[jobs.b]\nworkspace = \"no-such-dir\"\nrun = \"true\"\n");
+  auto r = sandrun({"run", file});
+  EXPECT_EQ(r.status, 2);
+  std::string expected = "sandrun: " + file + ":4:13: jobs.b.workspace: " + (tmp_ / "no-such-dir") +
+                         ": No such file or directory\n";
+  ASSERT_GE(r.err.size(), expected.size());
+  EXPECT_EQ(r.err.substr(r.err.size() - expected.size()), expected);
+  EXPECT_EQ(r.out, "");
+}
+
 TEST_F(RunTest, AMissingCommandFailsTheJobWithAClearMessage) {
   auto r = sandrun({"run", jobs("[jobs.typo]\ncommand = [\"mkae\", \"all\"]\n")});
   EXPECT_EQ(r.status, 1);
@@ -190,6 +201,21 @@ TEST_F(RunTest, SigintCancelsEveryJobAndExits130LeavingNothing) {
   EXPECT_NE(r.out.find("c    not started"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("cancelled by SIGINT"), std::string::npos) << r.out;
   expect_nothing_left({{"sleep", "86371"}, {"sleep", "86372"}, {"sleep", "86373"}});
+}
+
+TEST_F(RunTest, ASecondSigintKillsJobsThatIgnoreTheFirst) {
+  std::string file = jobs("[jobs.stubborn]\nrun = \"trap '' INT TERM; sleep 86375; sleep 86375\"\n");
+  Background bg({sandrun_bin(), "--root", root(), "run", file});
+  ASSERT_TRUE(eventually([] { return host_has_process({"sleep", "86375"}); }, 5s));
+  bg.signal(SIGINT);
+  ::usleep(300'000);
+  EXPECT_TRUE(host_has_process({"sleep", "86375"}));  // still inside its 10 s grace
+  bg.signal(SIGINT);
+  auto r = bg.finish();
+  EXPECT_EQ(r.status, 130) << r.err;
+  EXPECT_LT(r.elapsed, 5s);
+  EXPECT_NE(r.out.find("stubborn  cancelled"), std::string::npos) << r.out;
+  expect_nothing_left({{"sleep", "86375"}});
 }
 
 TEST_F(RunTest, SigtermCancelsAndExits143) {
