@@ -12,6 +12,16 @@
 namespace sandrun::runner {
 namespace {
 
+// Starting a container blocks (the log file is created on disk, and the cloning thread sleeps
+// while the child sets up its mounts): it runs on the threadpool, so the loop goes on
+// streaming the other containers, and several containers are set up at once. The pool's
+// threads live as long as the process, which is what the children's parent-death signal
+// follows.
+struct StartWork {
+  uv_work_t req;
+  Job* job;
+};
+
 // Emptying a container's writable layer can take long: it runs on the threadpool.
 struct TeardownWork {
   uv_work_t req;
@@ -26,21 +36,11 @@ Error uv_error(int code, std::string_view what) {
 
 }  // namespace
 
-Job::Job(Runner& runner, size_t index, JobPlan plan, JobOutput output)
-    : runner_(runner), index_(index), plan_(std::move(plan)), output_(std::move(output)) {
+Job::Job(Runner& runner, JobPlan plan, JobOutput output)
+    : runner_(runner), plan_(std::move(plan)), output_(std::move(output)) {
   result_.name = plan_.name;
   if (plan_.timeout) result_.timeout = *plan_.timeout;
 }
-
-// Starting a container blocks (the log file is created on disk, and the cloning thread sleeps
-// while the child sets up its mounts): it runs on the threadpool, so the loop goes on
-// streaming the other containers, and several containers are set up at once. The pool's
-// threads live as long as the process, which is what the children's parent-death signal
-// follows.
-struct StartWork {
-  uv_work_t req;
-  Job* job;
-};
 
 void Job::start() {
   state_ = State::running;

@@ -37,7 +37,7 @@ struct JobResult {
 
 class Job {
  public:
-  Job(Runner& runner, size_t index, JobPlan plan, JobOutput output);
+  Job(Runner& runner, JobPlan plan, JobOutput output);
   Job(const Job&) = delete;
   Job& operator=(const Job&) = delete;
 
@@ -72,7 +72,6 @@ class Job {
   void teardown_done(const Result<void>& r);
 
   Runner& runner_;
-  size_t index_;
   JobPlan plan_;
   JobOutput output_;
   JobResult result_;

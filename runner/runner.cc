@@ -23,7 +23,8 @@ Runner::Runner(RunOptions options, std::string state_root, std::vector<JobPlan> 
   for (auto& plan : plans) {
     JobOutput out(plan.name, index, options_.console, options_.style);
     if (!options_.log_dir.empty()) out.set_log(options_.log_dir + "/" + plan.name + ".log");
-    jobs_.push_back(std::make_unique<Job>(*this, index++, std::move(plan), std::move(out)));
+    jobs_.push_back(std::make_unique<Job>(*this, std::move(plan), std::move(out)));
+    ++index;
   }
 }
 
