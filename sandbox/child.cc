@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "sandbox/path_search.h"
 #include "sandbox/plan.h"
 #include "sandbox/status.h"
 #include "sandbox/sys/syscalls.h"
@@ -332,36 +333,6 @@ void reset_signals() {
   sys::sigprocmask_all(SIG_SETMASK, &empty, nullptr);
 }
 
-// execvp without the allocation: tries each PATH entry in turn.
-void exec_command(const ChildPlan& p) {
-  const char* file = p.argv[0];
-  if (::strchr(file, '/')) {
-    ::execve(file, p.argv, p.envp);
-    return;
-  }
-  const char* path = p.path && *p.path ? p.path : "/usr/local/bin:/usr/bin:/bin";
-  char buf[4096];
-  size_t flen = ::strlen(file);
-  bool eacces = false;
-  for (const char* s = path;; ) {
-    const char* e = ::strchrnul(s, ':');
-    size_t dlen = static_cast<size_t>(e - s);
-    if (dlen + flen + 2 <= sizeof buf) {
-      ::memcpy(buf, s, dlen);
-      size_t off = dlen;
-      if (off == 0) buf[off++] = '.';
-      buf[off++] = '/';
-      ::memcpy(buf + off, file, flen + 1);
-      ::execve(buf, p.argv, p.envp);
-      if (errno == EACCES) eacces = true;
-      else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV) return;
-    }
-    if (*e == 0) break;
-    s = e + 1;
-  }
-  errno = eacces ? EACCES : ENOENT;
-}
-
 }  // namespace
 
 int child_entry(void* plan) { run_child(*static_cast<const ChildPlan*>(plan)); }
@@ -393,8 +364,11 @@ void run_child(const ChildPlan& plan) {
     ::execveat(4, "", plan.argv, plan.envp, AT_EMPTY_PATH);
     c.fail(Stage::exec_init);
   }
-  exec_command(plan);
-  const int err = errno;
+  const int err = search_path(plan.argv[0], plan.path && *plan.path ? plan.path : "/usr/local/bin:/usr/bin:/bin",
+                              [&plan](const char* file) {
+                                ::execve(file, plan.argv, plan.envp);
+                                return errno;
+                              });
   StatusRecord rec{static_cast<uint32_t>(RecordKind::exec_failed),
                    static_cast<uint32_t>(Stage::exec_command), 0, err};
   ssize_t ignored = ::write(kStatusFd, &rec, sizeof rec);

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "sandbox/path_search.h"
 #include "sandbox/status.h"
 
 using sandrun::sandbox::kStatusFd;
@@ -76,52 +77,12 @@ void report(RecordKind kind, int32_t value) {
   sys(__NR_write, kStatusFd, reinterpret_cast<long>(&rec), sizeof rec);
 }
 
-size_t length(const char* s) {
-  size_t n = 0;
-  while (s[n]) ++n;
-  return n;
-}
-
 const char* getenv_path(char** envp) {
   for (char** e = envp; *e; ++e) {
     const char* v = *e;
     if (v[0] == 'P' && v[1] == 'A' && v[2] == 'T' && v[3] == 'H' && v[4] == '=') return v + 5;
   }
   return "/usr/local/bin:/usr/bin:/bin";
-}
-
-// execvp: tries each PATH entry; returns the errno to report.
-long exec_search(char** argv, char** envp) {
-  const char* file = argv[0];
-  const size_t flen = length(file);
-  for (size_t i = 0; i < flen; ++i) {
-    if (file[i] == '/') return -sys(__NR_execve, reinterpret_cast<long>(file), reinterpret_cast<long>(argv),
-                                    reinterpret_cast<long>(envp));
-  }
-  char buf[4096];
-  long err = 2;  // ENOENT
-  bool eacces = false;
-  for (const char* s = getenv_path(envp);;) {
-    const char* e = s;
-    while (*e && *e != ':') ++e;
-    size_t dlen = static_cast<size_t>(e - s);
-    if (dlen + flen + 2 <= sizeof buf) {
-      size_t off = 0;
-      for (; off < dlen; ++off) buf[off] = s[off];
-      if (off == 0) buf[off++] = '.';
-      buf[off++] = '/';
-      for (size_t i = 0; i <= flen; ++i) buf[off + i] = file[i];
-      err = -sys(__NR_execve, reinterpret_cast<long>(buf), reinterpret_cast<long>(argv), reinterpret_cast<long>(envp));
-      if (err == 13) {  // EACCES: remember, keep looking
-        eacces = true;
-      } else if (err != 2 && err != 20 && err != 116 && err != 19) {  // not ENOENT ENOTDIR ESTALE ENODEV
-        return err;
-      }
-    }
-    if (!*e) break;
-    s = e + 1;
-  }
-  return eacces ? 13 : 2;
 }
 
 int exit_code_of(int status) {
@@ -158,7 +119,11 @@ int exit_code_of(int status) {
     for (int sig : kForwarded) set_handler(sig, SIG_DFL);
     set_handler(kSigChld, SIG_DFL);
     sys(__NR_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
-    int err = static_cast<int>(exec_search(argv + 1, envp));
+    char** args = argv + 1;
+    int err = sandrun::sandbox::search_path(args[0], getenv_path(envp), [&](const char* file) {
+      return static_cast<int>(-sys(__NR_execve, reinterpret_cast<long>(file), reinterpret_cast<long>(args),
+                                   reinterpret_cast<long>(envp)));
+    });
     sys(__NR_write, exec_pipe[1], reinterpret_cast<long>(&err), sizeof err);
     exit_now(err == 2 ? 127 : 126);
   }
