@@ -61,12 +61,10 @@ bool kill_recorded(int pid_fd) {
   if (!(in >> pid >> start) || pid <= 0) return false;
   // Open the pidfd first, then check the start time: if they match, the pidfd is that process.
   UniqueFd pidfd(sys::pidfd_open(pid));
-  if (!pidfd || process_start_time(pid) != start) return false;
-  auto stat = fs::read_file("/proc/" + std::to_string(pid) + "/stat");
-  if (stat) {  // a zombie is already dead; its parent's parent reaps it
-    size_t close = stat->rfind(')');
-    if (close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] == 'Z') return false;
-  }
+  if (!pidfd) return false;
+  auto stat = read_proc_stat(pid);
+  if (!stat || stat->start_time != start) return false;
+  if (stat->state == 'Z') return false;  // already dead; its parent's parent reaps it
   if (sys::pidfd_send_signal(pidfd.get(), SIGKILL) < 0) return false;
   struct pollfd p = {pidfd.get(), POLLIN, 0};
   ::poll(&p, 1, 5000);
@@ -168,18 +166,26 @@ std::vector<std::string> slot_names(const std::string& slots_dir) {
 
 }  // namespace
 
-unsigned long long process_start_time(pid_t pid) {
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
   auto text = fs::read_file("/proc/" + std::to_string(pid) + "/stat");
-  if (!text) return 0;
+  if (!text) return std::nullopt;
   // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
   size_t close = text->rfind(')');
-  if (close == std::string::npos) return 0;
+  if (close == std::string::npos || close + 2 >= text->size()) return std::nullopt;
+  ProcStat st;
+  st.state = (*text)[close + 2];
   std::istringstream in(text->substr(close + 2));
   std::string field;
   for (int i = 3; i <= 22; ++i) {
-    if (!(in >> field)) return 0;
+    if (!(in >> field)) return std::nullopt;
   }
-  return std::stoull(field);
+  st.start_time = std::stoull(field);
+  return st;
+}
+
+unsigned long long process_start_time(pid_t pid) {
+  auto st = read_proc_stat(pid);
+  return st ? st->start_time : 0;
 }
 
 SlotPool::SlotPool(std::string state_root) : root_(std::move(state_root)), mount_point_(root_ + "/mnt") {}
