@@ -171,10 +171,7 @@ int exec_exit_status(const Outcome& o) {
 
 int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
   // The command's stderr is ours: only warnings and errors of sandrun join it.
-  log::set_sink([](log::Level level, std::string_view text) {
-    if (level == log::Level::info) return;
-    console_write(STDERR_FILENO, fmt::format("sandrun: {}{}\n", level == log::Level::warn ? "warning: " : "", text));
-  });
+  log::set_show_info(false);
   auto job = exec_job(a);
   if (!job) {
     print_error(job.error());

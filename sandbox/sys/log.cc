@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -12,6 +13,7 @@ namespace {
 
 std::mutex g_mutex;
 Sink g_sink;
+std::atomic<bool> g_show_info{true};
 
 void default_sink(Level level, std::string_view text) {
   std::string line = "sandrun: ";
@@ -42,8 +44,11 @@ bool debug_enabled() {
   return enabled;
 }
 
+void set_show_info(bool show) { g_show_info = show; }
+
 void write(Level level, std::string_view text) {
   if (level == Level::debug && !debug_enabled()) return;
+  if (level == Level::info && !g_show_info) return;
   std::lock_guard lock(g_mutex);
   if (g_sink) {
     g_sink(level, text);

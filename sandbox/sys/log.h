@@ -15,6 +15,9 @@ using Sink = std::function<void(Level, std::string_view)>;
 // Installs the sink (the default writes "sandrun: warning: ..." lines to stderr, and debug
 // lines only when SANDRUN_DEBUG is set). Never a job's stdout or stderr.
 void set_sink(Sink sink);
+// Drops (false) or keeps (true, the default) info-level lines, whatever the sink. `exec` drops
+// them: its stderr belongs to the command, and only warnings and errors may join it.
+void set_show_info(bool show);
 void write(Level level, std::string_view text);
 bool debug_enabled();
 
