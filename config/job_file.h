@@ -22,11 +22,16 @@ struct SourcePos {
   std::string str() const;
 };
 
+// The pids limit the runner applies when a job sets none: a fork bomb stops there.
+inline constexpr uint64_t kDefaultPids = 1024;
+
 // Resource limits as written. Parsed and validated here; enforced by the sandbox's cgroups.
+// Whether the host can grant them is checked by the runner.
 struct Limits {
-  std::optional<uint64_t> memory;  // bytes, >= 4 MiB
-  std::optional<double> cpus;      // > 0, e.g. 1.5 = 150% of one core
-  std::optional<uint64_t> pids;    // >= 1
+  std::optional<uint64_t> memory;     // bytes, >= 4 MiB
+  std::optional<double> cpus;         // > 0, e.g. 1.5 = 150% of one core
+  std::optional<std::string> cpuset;  // "0-1,3" as written; syntax checked (parse_cpuset)
+  std::optional<uint64_t> pids;       // >= 1; unset: the runner applies kDefaultPids
 };
 
 // A host directory mounted into the container ("host:container[:ro]").
@@ -50,9 +55,23 @@ struct JobSpec {
   std::vector<VolumeSpec> volumes;
   std::optional<std::chrono::milliseconds> timeout;
   Limits limits;
+  // RLIMIT_NOFILE {soft, hard}: 1 <= soft <= hard <= kMaxNofile; unset: inherited from sandrun.
+  std::optional<std::pair<uint64_t, uint64_t>> nofile;
   std::optional<std::string> user;     // "uid[:gid]" or "name[:group]" looked up in the image
   Network network = Network::none;
   bool init = true;                    // sandrun's init is PID 1 (reaps, forwards signals)
+  // Hardening. The defaults are Docker's: its seccomp profile and 14 capabilities.
+  std::string seccomp = "default";     // "default", "unconfined" or an absolute profile path
+  // Capability names as written ("NET_ADMIN", "ALL"), non-empty; the runner checks them
+  // against its table. cap_add_pos[i] is where cap_add[i] was written (a SourcePos without a
+  // file for `sandrun exec` flags): always the same size as cap_add. Likewise cap_drop.
+  std::vector<std::string> cap_add;
+  std::vector<SourcePos> cap_add_pos;
+  std::vector<std::string> cap_drop;
+  std::vector<SourcePos> cap_drop_pos;
+  bool no_new_privs = true;            // PR_SET_NO_NEW_PRIVS before exec
+  bool read_only_rootfs = false;       // the container's / is mounted read-only
+  std::optional<bool> userns;          // user namespace mapping; unset: the runner decides
   // Where the value of each key set for the job was written (the [defaults] one when
   // inherited; "run" or "command" for the command), for errors found later, e.g.
   // key_pos["workspace"] when the directory does not exist. Keys left unset have no entry.
@@ -89,6 +108,21 @@ Result<void> check_env_name(std::string_view name);  // non-empty, no '=', no NU
 Result<Network> parse_network(std::string_view text);
 Result<void> check_job_name(std::string_view name);
 Result<void> check_user(std::string_view user);  // USER[:GROUP], names or numbers
+// CPU numbers and ranges, "0-3" "0,2,4-7", no spaces, each CPU < kMaxCpus: the CPUs, sorted,
+// without duplicates. Whether the host has them is the runner's check.
+inline constexpr unsigned kMaxCpus = 1024;
+Result<std::vector<unsigned>> parse_cpuset(std::string_view text);
+// SOFT[:HARD] numbers of open files ("4096" sets both); see check_nofile.
+inline constexpr uint64_t kMaxNofile = uint64_t{1} << 31;
+Result<std::pair<uint64_t, uint64_t>> parse_nofile(std::string_view text);
+// 1 <= soft <= hard <= kMaxNofile; `shown` is the value as written, for the message.
+Result<void> check_nofile(uint64_t soft, uint64_t hard, std::string_view shown);
+// "default" and "unconfined" as they are; anything else is a profile path, made absolute
+// against base_dir (the cwd when empty).
+Result<std::string> parse_seccomp(std::string_view text, const std::string& base_dir);
+// Non-empty; whether the name exists is the runner's check (it has the capability table).
+Result<void> check_capability(std::string_view name);
+Result<bool> parse_bool(std::string_view text);  // "true" or "false"
 
 std::string format_duration(std::chrono::milliseconds d);  // "250ms" "1.5s" "1m30s" "10m" "1h30m"
 std::string format_size(uint64_t bytes);                    // "512 MiB" "1.5 KiB" "100 B"

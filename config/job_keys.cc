@@ -210,6 +210,89 @@ Result<void> set_pids(JobSpec& spec, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+Result<void> set_cpuset(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  auto text = SANDRUN_TRY(get_string(n, c, "a string like \"0-3\" or \"0,2\""));
+  if (auto cpus = parse_cpuset(text); !cpus) return c.wrap(std::move(cpus).error());
+  spec.limits.cpuset = std::move(text);
+  return {};
+}
+
+// An integer sets both limits; a string is "SOFT[:HARD]".
+Result<void> set_nofile(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  if (const auto* i = n.as_integer()) {
+    int64_t v = i->get();
+    if (v < 1) return c.fail(fmt::format("invalid nofile {}: must be at least 1", v));
+    auto value = static_cast<uint64_t>(v);
+    if (auto ok = check_nofile(value, value, std::to_string(v)); !ok) return c.wrap(std::move(ok).error());
+    spec.nofile = std::pair(value, value);
+    return {};
+  }
+  if (!n.is_string()) return c.type_error("an integer like 4096 or a string like \"1024:4096\"", n);
+  auto nofile = parse_nofile(SANDRUN_TRY(get_string(n, c, "")));
+  if (!nofile) return c.wrap(std::move(nofile).error());
+  spec.nofile = *nofile;
+  return {};
+}
+
+Result<void> set_seccomp(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  auto text = SANDRUN_TRY(get_string(n, c, "a string, \"default\", \"unconfined\" or a profile path"));
+  auto profile = parse_seccomp(text, c.scope.base_dir);
+  if (!profile) return c.wrap(std::move(profile).error());
+  spec.seccomp = profile.take();
+  return {};
+}
+
+// cap_add and cap_drop: the names and where each was written, replacing the defaults' list.
+Result<void> set_caps(std::vector<std::string>& names, std::vector<SourcePos>& positions,
+                      const toml::node& n, const Ctx& c) {
+  const auto* arr = n.as_array();
+  if (!arr) return c.type_error("an array of strings like [\"NET_ADMIN\"]", n);
+  std::vector<std::string> out;
+  std::vector<SourcePos> at;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& el = *arr->get(i);
+    std::string index = fmt::format("[{}]", i);
+    const auto* s = el.as_string();
+    if (!s) return c.fail_at(el, index, fmt::format("expected a string like \"NET_ADMIN\", got {}", type_name(el)));
+    if (has_nul(s->get())) return c.fail_at(el, index, "must not contain a NUL character");
+    if (auto ok = check_capability(s->get()); !ok) return c.fail_at(el, index, ok.error().message());
+    out.push_back(s->get());
+    at.push_back(pos_of(el.source(), c.scope.file));
+  }
+  names = std::move(out);
+  positions = std::move(at);
+  return {};
+}
+
+Result<void> set_cap_add(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  return set_caps(spec.cap_add, spec.cap_add_pos, n, c);
+}
+
+Result<void> set_cap_drop(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  return set_caps(spec.cap_drop, spec.cap_drop_pos, n, c);
+}
+
+Result<bool> get_bool(const toml::node& n, const Ctx& c) {
+  const auto* b = n.as_boolean();
+  if (!b) return c.type_error("true or false", n);
+  return b->get();
+}
+
+Result<void> set_no_new_privs(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  spec.no_new_privs = SANDRUN_TRY(get_bool(n, c));
+  return {};
+}
+
+Result<void> set_read_only_rootfs(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  spec.read_only_rootfs = SANDRUN_TRY(get_bool(n, c));
+  return {};
+}
+
+Result<void> set_userns(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  spec.userns = SANDRUN_TRY(get_bool(n, c));
+  return {};
+}
+
 Result<void> set_user(JobSpec& spec, const toml::node& n, const Ctx& c) {
   auto user = SANDRUN_TRY(get_string(n, c, "a string like \"1000:1000\" or \"nobody\""));
   if (user.empty()) return c.fail("is empty");
@@ -227,9 +310,7 @@ Result<void> set_network(JobSpec& spec, const toml::node& n, const Ctx& c) {
 }
 
 Result<void> set_init(JobSpec& spec, const toml::node& n, const Ctx& c) {
-  const auto* b = n.as_boolean();
-  if (!b) return c.type_error("true or false", n);
-  spec.init = b->get();
+  spec.init = SANDRUN_TRY(get_bool(n, c));
   return {};
 }
 
@@ -246,9 +327,36 @@ constexpr KeyDef kKeys[] = {
     {"workdir", set_workdir, true},     {"workspace", set_workspace, true},
     {"volumes", set_volumes, true},     {"timeout", set_timeout, true},
     {"memory", set_memory, true},       {"cpus", set_cpus, true},
-    {"pids", set_pids, true},           {"user", set_user, true},
+    {"cpuset", set_cpuset, true},       {"pids", set_pids, true},
+    {"nofile", set_nofile, true},       {"user", set_user, true},
     {"network", set_network, true},     {"init", set_init, true},
+    {"seccomp", set_seccomp, true},     {"cap_add", set_cap_add, true},
+    {"cap_drop", set_cap_drop, true},   {"no_new_privs", set_no_new_privs, true},
+    {"read_only_rootfs", set_read_only_rootfs, true},
+    {"userns", set_userns, true},
 };
+
+// Names other tools use for a key (docker-compose's, Docker's flags), matched after '-' -> '_'
+// and lowercasing; checked before typos, since "read_only" is a typo of no key.
+constexpr std::pair<std::string_view, std::string_view> kAliases[] = {
+    {"cpuset_cpus", "cpuset"},        {"pids_limit", "pids"},
+    {"mem_limit", "memory"},          {"ulimits", "nofile"},
+    {"ulimit", "nofile"},             {"security_opt", "seccomp"},
+    {"read_only", "read_only_rootfs"}, {"readonly", "read_only_rootfs"},
+    {"no_new_privileges", "no_new_privs"}, {"userns_mode", "userns"},
+    {"working_dir", "workdir"},       {"environment", "env"},
+    {"network_mode", "network"},      {"entrypoint", "command"},
+};
+
+// Another tool's name for a key ("read-only", "cpuset_cpus"), else a key within a typo.
+std::string_view suggest(std::string_view word, const std::vector<std::string_view>& names) {
+  std::string normal;
+  for (char c : word) normal += c == '-' ? '_' : (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  for (auto [alias, name] : kAliases) {
+    if (alias == normal && std::find(names.begin(), names.end(), name) != names.end()) return name;
+  }
+  return closest(word, names);
+}
 
 Error unknown_key(const toml::key& key, const Scope& scope) {
   std::string where = pos_of(key.source(), scope.file).str();
@@ -261,7 +369,7 @@ Error unknown_key(const toml::key& key, const Scope& scope) {
     if (k.in_defaults || !scope.defaults) names.push_back(k.name);
   }
   std::string suggestion;
-  if (auto best = closest(key.str(), names); !best.empty()) {
+  if (auto best = suggest(key.str(), names); !best.empty()) {
     suggestion = fmt::format(" (did you mean \"{}\"?)", best);
   }
   return Error::msg("{}: {}: unknown key \"{}\"{}; expected one of: {}", where, scope.path,

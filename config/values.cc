@@ -321,4 +321,112 @@ Result<void> check_user(std::string_view user) {
   return {};
 }
 
+namespace {
+
+// A run of decimal digits at the front of `text`, saturated at 2^64-1: false if there is none.
+bool read_count(std::string_view& text, uint64_t& out) {
+  size_t i = 0;
+  out = 0;
+  for (; i < text.size() && is_digit(text[i]); ++i) {
+    unsigned digit = static_cast<unsigned>(text[i] - '0');
+    out = out > (std::numeric_limits<uint64_t>::max() - digit) / 10 ? std::numeric_limits<uint64_t>::max()
+                                                                       : out * 10 + digit;
+  }
+  text.remove_prefix(i);
+  return i > 0;
+}
+
+}  // namespace
+
+Result<std::vector<unsigned>> parse_cpuset(std::string_view text) {
+  auto invalid = [&] {
+    return Error::msg("invalid cpuset \"{}\": expected CPU numbers and ranges like \"0-3\" or "
+                      "\"0,2,4-7\"", text);
+  };
+  std::vector<bool> cpus(kMaxCpus);
+  std::string_view rest = text;
+  // Reads one CPU number; a too large one is reported as written (it may not fit 64 bits).
+  auto cpu = [&](uint64_t& out) -> Result<bool> {
+    std::string_view digits = rest;
+    if (!read_count(rest, out)) return false;
+    digits = digits.substr(0, digits.size() - rest.size());
+    if (out >= kMaxCpus) {
+      return Error::msg("invalid cpuset \"{}\": CPU {} is above the maximum of {}", text, digits,
+                        kMaxCpus - 1);
+    }
+    return true;
+  };
+  while (true) {
+    uint64_t first = 0, last = 0;
+    if (!SANDRUN_TRY(cpu(first))) return invalid();
+    last = first;
+    if (!rest.empty() && rest[0] == '-') {
+      rest.remove_prefix(1);
+      if (!SANDRUN_TRY(cpu(last))) return invalid();
+      if (last < first) {
+        return Error::msg("invalid cpuset \"{}\": range {}-{} ends before it starts", text, first, last);
+      }
+    }
+    for (uint64_t c = first; c <= last; ++c) cpus[c] = true;
+    if (rest.empty()) break;
+    if (rest[0] != ',') return invalid();
+    rest.remove_prefix(1);
+  }
+  std::vector<unsigned> out;
+  for (unsigned c = 0; c < kMaxCpus; ++c) {
+    if (cpus[c]) out.push_back(c);
+  }
+  return out;
+}
+
+Result<void> check_nofile(uint64_t soft, uint64_t hard, std::string_view shown) {
+  if (soft < 1 || hard < 1) return Error::msg("invalid nofile {}: must be at least 1", shown);
+  if (soft > kMaxNofile || hard > kMaxNofile) {
+    return Error::msg("invalid nofile {}: too large (the maximum is {})", shown, kMaxNofile);
+  }
+  if (soft > hard) {
+    return Error::msg("invalid nofile {}: the soft limit {} is above the hard limit {}", shown, soft, hard);
+  }
+  return {};
+}
+
+Result<std::pair<uint64_t, uint64_t>> parse_nofile(std::string_view text) {
+  std::string_view rest = text;
+  uint64_t soft = 0, hard = 0;
+  bool ok = read_count(rest, soft);
+  hard = soft;
+  if (ok && !rest.empty() && rest[0] == ':') {
+    rest.remove_prefix(1);
+    ok = read_count(rest, hard);
+  }
+  if (!ok || !rest.empty()) {
+    return Error::msg("invalid nofile \"{}\": expected SOFT[:HARD] numbers of open files, like "
+                      "\"4096\" or \"1024:4096\"", text);
+  }
+  SANDRUN_TRY(check_nofile(soft, hard, fmt::format("\"{}\"", text)));
+  return std::pair(soft, hard);
+}
+
+Result<std::string> parse_seccomp(std::string_view text, const std::string& base_dir) {
+  if (text == "default" || text == "unconfined") return std::string(text);
+  if (text.empty()) {
+    return Error::msg("invalid seccomp profile \"\": expected \"default\", \"unconfined\" or the "
+                      "path of a profile file");
+  }
+  return fs::absolute(std::string(text), base_dir);
+}
+
+Result<void> check_capability(std::string_view name) {
+  if (name.empty()) {
+    return Error::msg("invalid capability \"\": expected a name like \"NET_ADMIN\" or \"ALL\"");
+  }
+  return {};
+}
+
+Result<bool> parse_bool(std::string_view text) {
+  if (text == "true") return true;
+  if (text == "false") return false;
+  return Error::msg("invalid boolean \"{}\": expected true or false", text);
+}
+
 }  // namespace sandrun::config

@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "config/job_file.h"
+#include "tests/config/parse_helpers.h"
 #include "tests/support/test_env.h"
 
 namespace sandrun::config {
@@ -12,38 +13,6 @@ namespace {
 using std::chrono::milliseconds;
 using Env = std::vector<std::pair<std::string, std::string>>;
 using Argv = std::vector<std::string>;
-
-// The test documents start on the line after R"( for readability; drop that first newline so
-// line numbers in the expectations match what is written.
-std::string_view doc(std::string_view text) {
-  if (!text.empty() && text[0] == '\n') text.remove_prefix(1);
-  return text;
-}
-
-JobFile parse_ok(std::string_view text) {
-  auto r = parse_job_file(doc(text), "jobs.toml", "/repo");
-  EXPECT_TRUE(r.ok()) << r.error().message();
-  return r.ok() ? r.take() : JobFile{};
-}
-
-std::string parse_err(std::string_view text) {
-  auto r = parse_job_file(doc(text), "jobs.toml", "/repo");
-  EXPECT_FALSE(r.ok());
-  if (r.ok()) return "(no error)";
-  EXPECT_EQ(r.error().code(), 0);
-  return r.error().message();
-}
-
-// One job `unit` with `line` as its second line: errors point at line 2.
-std::string job_err(std::string_view line) {
-  return parse_err(fmt::format("[jobs.unit]\n{}\nrun = \"true\"\n", line));
-}
-
-SourcePos at(int line, int column) { return SourcePos{"jobs.toml", line, column}; }
-
-void expect_pos(const SourcePos& pos, int line, int column) {
-  EXPECT_EQ(pos.str(), at(line, column).str());
-}
 
 // --- happy paths ---
 
@@ -305,14 +274,14 @@ TEST(JobFileTest, SyntaxErrorNamesThePositionAndTomlsDescription) {
 }
 
 TEST(JobFileTest, UnknownJobKeyListsTheKeysAndSuggestsACloseOne) {
+  const std::string keys =
+      "image, run, command, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, "
+      "pids, nofile, user, network, init, seccomp, cap_add, cap_drop, no_new_privs, "
+      "read_only_rootfs, userns";
   EXPECT_EQ(job_err(R"(imgae = "busybox")"),
-            R"(jobs.toml:2:1: jobs.unit: unknown key "imgae" (did you mean "image"?); expected one of: )"
-            "image, run, command, env, workdir, workspace, volumes, timeout, memory, cpus, pids, "
-            "user, network, init");
+            R"(jobs.toml:2:1: jobs.unit: unknown key "imgae" (did you mean "image"?); expected one of: )" + keys);
   EXPECT_EQ(job_err(R"(colour = "red")"),
-            R"(jobs.toml:2:1: jobs.unit: unknown key "colour"; expected one of: )"
-            "image, run, command, env, workdir, workspace, volumes, timeout, memory, cpus, pids, "
-            "user, network, init");
+            R"(jobs.toml:2:1: jobs.unit: unknown key "colour"; expected one of: )" + keys);
 }
 
 TEST(JobFileTest, UnknownDefaultsKeyListsTheDefaultsKeys) {
@@ -323,8 +292,9 @@ timout = "1m"
 run = "true"
 )"),
             R"(jobs.toml:2:1: defaults: unknown key "timout" (did you mean "timeout"?); expected one )"
-            "of: image, env, workdir, workspace, volumes, timeout, memory, cpus, pids, user, "
-            "network, init");
+            "of: image, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, pids, "
+            "nofile, user, network, init, seccomp, cap_add, cap_drop, no_new_privs, "
+            "read_only_rootfs, userns");
 }
 
 TEST(JobFileTest, CommandsCannotBeDefaults) {

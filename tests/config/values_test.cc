@@ -246,5 +246,86 @@ TEST(ValuesTest, SourcePosRendersFileLineColumnOrJustTheFile) {
   EXPECT_EQ((SourcePos{"jobs.toml", 0, 0}.str()), "jobs.toml");
 }
 
+TEST(ValuesTest, CpusetListsTheCpusSortedWithoutDuplicates) {
+  using Cpus = std::vector<unsigned>;
+  auto cpus = [](std::string_view text) {
+    auto r = parse_cpuset(text);
+    EXPECT_TRUE(r.ok()) << text << ": " << error_of(r);
+    return r.ok() ? *r : Cpus{};
+  };
+  EXPECT_EQ(cpus("0"), (Cpus{0}));
+  EXPECT_EQ(cpus("0-1,3"), (Cpus{0, 1, 3}));
+  EXPECT_EQ(cpus("3,0-1,1"), (Cpus{0, 1, 3}));
+  EXPECT_EQ(cpus("2-2"), (Cpus{2}));
+  EXPECT_EQ(cpus("007"), (Cpus{7}));
+  EXPECT_EQ(cpus("0-1023").size(), 1024u);
+  EXPECT_EQ(cpus("1023"), (Cpus{1023}));
+}
+
+TEST(ValuesTest, CpusetRejectsOtherSyntaxRangesBackwardsAndLargeCpus) {
+  const char* expected = R"(: expected CPU numbers and ranges like "0-3" or "0,2,4-7")";
+  for (const char* text : {"", ",", "1,", ",1", "1,,2", "1-", "-1", "a", " 1", "1 ", "0-1, 3", "1-2-3",
+                           "+1", "1.5", "0x1", "1;2"}) {
+    EXPECT_EQ(error_of(parse_cpuset(text)), fmt::format("invalid cpuset \"{}\"{}", text, expected)) << text;
+  }
+  EXPECT_EQ(error_of(parse_cpuset("3-1")), R"(invalid cpuset "3-1": range 3-1 ends before it starts)");
+  EXPECT_EQ(error_of(parse_cpuset("1024")),
+            R"(invalid cpuset "1024": CPU 1024 is above the maximum of 1023)");
+  EXPECT_EQ(error_of(parse_cpuset("0,2-4096")),
+            R"(invalid cpuset "0,2-4096": CPU 4096 is above the maximum of 1023)");
+  EXPECT_EQ(error_of(parse_cpuset("99999999999999999999999")),
+            R"(invalid cpuset "99999999999999999999999": CPU 99999999999999999999999 is above the maximum of 1023)");
+}
+
+TEST(ValuesTest, NofileIsOneNumberOrSoftColonHard) {
+  using Pair = std::pair<uint64_t, uint64_t>;
+  EXPECT_EQ(*parse_nofile("4096"), (Pair{4096, 4096}));
+  EXPECT_EQ(*parse_nofile("1024:4096"), (Pair{1024, 4096}));
+  EXPECT_EQ(*parse_nofile("1:1"), (Pair{1, 1}));
+  EXPECT_EQ(*parse_nofile("2147483648"), (Pair{kMaxNofile, kMaxNofile}));
+  EXPECT_EQ(*parse_nofile("64:2147483648"), (Pair{64, kMaxNofile}));
+}
+
+TEST(ValuesTest, NofileErrorsSayWhatIsWrong) {
+  const char* expected = R"(: expected SOFT[:HARD] numbers of open files, like "4096" or "1024:4096")";
+  for (const char* text : {"", "a", ":5", "5:", "-1", "1:2:3", " 1", "1 ", "1k", "1.5", "1024/4096"}) {
+    EXPECT_EQ(error_of(parse_nofile(text)), fmt::format("invalid nofile \"{}\"{}", text, expected)) << text;
+  }
+  EXPECT_EQ(error_of(parse_nofile("0")), R"(invalid nofile "0": must be at least 1)");
+  EXPECT_EQ(error_of(parse_nofile("0:5")), R"(invalid nofile "0:5": must be at least 1)");
+  EXPECT_EQ(error_of(parse_nofile("4096:1024")),
+            R"(invalid nofile "4096:1024": the soft limit 4096 is above the hard limit 1024)");
+  EXPECT_EQ(error_of(parse_nofile("2147483649")),
+            R"(invalid nofile "2147483649": too large (the maximum is 2147483648))");
+  EXPECT_EQ(error_of(parse_nofile("1:99999999999999999999999")),
+            R"(invalid nofile "1:99999999999999999999999": too large (the maximum is 2147483648))");
+  EXPECT_EQ(error_of(check_nofile(8, 4, "8:4")), "invalid nofile 8:4: the soft limit 8 is above the hard limit 4");
+  EXPECT_TRUE(check_nofile(4, 8, "4:8").ok());
+}
+
+TEST(ValuesTest, SeccompIsDefaultUnconfinedOrAnAbsolutePath) {
+  EXPECT_EQ(*parse_seccomp("default", "/base"), "default");
+  EXPECT_EQ(*parse_seccomp("unconfined", "/base"), "unconfined");
+  EXPECT_EQ(*parse_seccomp("ci/profile.json", "/base"), "/base/ci/profile.json");
+  EXPECT_EQ(*parse_seccomp("./default", "/base"), "/base/default");  // a file named "default"
+  EXPECT_EQ(*parse_seccomp("/etc/x/../p.json", "/base"), "/etc/p.json");
+  EXPECT_EQ(error_of(parse_seccomp("", "/base")),
+            R"(invalid seccomp profile "": expected "default", "unconfined" or the path of a profile file)");
+}
+
+TEST(ValuesTest, CapabilityNamesMustNotBeEmpty) {
+  EXPECT_TRUE(check_capability("NET_ADMIN").ok());
+  EXPECT_TRUE(check_capability("ALL").ok());
+  EXPECT_EQ(error_of(check_capability("")), R"(invalid capability "": expected a name like "NET_ADMIN" or "ALL")");
+}
+
+TEST(ValuesTest, BooleansAreTrueOrFalse) {
+  EXPECT_EQ(*parse_bool("true"), true);
+  EXPECT_EQ(*parse_bool("false"), false);
+  for (const char* text : {"", "1", "yes", "True", "FALSE"}) {
+    EXPECT_EQ(error_of(parse_bool(text)), fmt::format("invalid boolean \"{}\": expected true or false", text));
+  }
+}
+
 }  // namespace
 }  // namespace sandrun::config
