@@ -1,6 +1,7 @@
 // The child between clone and exec: executes a ChildPlan with system calls only.
 //
-// This runs in a vfork-style child: on its own stack, in the memory of a multi-threaded
+// This runs in a vfork-style child (with a user namespace, a fork-style one that first waits
+// for its id maps; see Sandbox::start): on its own stack, in the memory of a multi-threaded
 // process (the libuv threadpool exists), so it must be async-signal-safe: no allocation, no locks, no stdio, no glibc wrappers that keep
 // per-thread or per-process state (setuid-family calls go straight to the kernel because
 // glibc would try to signal the parent's threads). Every failure is reported as one
@@ -15,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -23,6 +25,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "sandbox/harden_child.h"
 #include "sandbox/path_search.h"
 #include "sandbox/plan.h"
 #include "sandbox/status.h"
@@ -47,6 +50,12 @@ struct Child {
   }
   void check(long rc, Stage stage, int index = 0) const {
     if (rc < 0) fail(stage, index);
+  }
+  // For the harden:: steps, which return an errno value instead of setting errno.
+  void check_err(int err, Stage stage, int index = 0) const {
+    if (err == 0) return;
+    errno = err;
+    fail(stage, index);
   }
 };
 
@@ -159,6 +168,88 @@ int mount_new(const char* fstype, const char* const* options, unsigned attrs, in
   return mfd;
 }
 
+// --- The user namespace (sandbox/userns.h) ---
+
+// The overlay's dirs again, now in our mount namespace (fds sandrun opened name mounts of the
+// host namespace, which neither overlayfs nor move_mount take here), on the same numbers.
+// Still host uid 0, we may walk host root's 0700 state directory as its owner.
+void reopen_in_own_namespace(const Child& c) {
+  for (size_t i = 0; i < c.plan.nreopen; ++i) {
+    int fd = ::open(c.plan.reopen_paths[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) c.fail(Stage::userns_reopen, static_cast<int>(i));
+    c.check(::dup3(fd, c.plan.reopen_fds[i], O_CLOEXEC), Stage::userns_reopen, static_cast<int>(i));
+    ::close(fd);
+  }
+}
+
+// Waits until the parent has written our uid and gid maps, then becomes root of the namespace:
+// a child cloned by host root still has host uid 0, which the namespace does not map (it shows
+// as nobody and owns nothing in there) until it switches to the namespace's 0.
+void enter_user_namespace(const Child& c) {
+  const ChildPlan& p = c.plan;
+  if (!p.userns) return;
+  ::close(p.userns_sync_parent);  // else a dead parent would leave us waiting forever
+  char byte = 0;
+  ssize_t n;
+  do {
+    n = ::read(p.userns_sync, &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) sys::exit_now(1);  // the parent could not write the maps; it kills us and says why
+  ::close(p.userns_sync);
+  reopen_in_own_namespace(c);
+  if (p.userns_setgroups) c.check(::syscall(SYS_setgroups, 0, nullptr), Stage::userns_root);
+  c.check(::syscall(SYS_setresgid, 0, 0, 0), Stage::userns_root);
+  c.check(::syscall(SYS_setresuid, 0, 0, 0), Stage::userns_root);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // the change of credentials cleared it
+}
+
+// The overlay root in a user namespace, built from the fds the parent opened (ChildPlan): the
+// container's root may not walk the host's paths to them. The parent's idmapped copies of the
+// layers are attached first (over the layer dirs, in our mount namespace only): overlayfs
+// clones each lower mount, which it allows only for mounts of the mounter's own namespace.
+// Returns the root of the new overlay, attached on the mount point.
+int mount_overlay_from_fds(const Child& c) {
+  const ChildPlan& p = c.plan;
+  for (size_t i = 0; i < p.nlayer_fds; ++i) {
+    c.check(::move_mount(p.layer_fds[i], "", p.layer_targets[i], "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+            Stage::layer_idmap, static_cast<int>(i));
+  }
+  int fsfd = ::fsopen("overlay", FSOPEN_CLOEXEC);
+  if (fsfd < 0) c.fail(Stage::mount_overlay);
+  c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", p.ovl_lower, 0), Stage::mount_overlay);
+  c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", p.ovl_upper, 0), Stage::mount_overlay);
+  c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", p.ovl_work, 0), Stage::mount_overlay);
+  // Whiteouts and opaque dirs as user.overlay.* xattrs: trusted.* is out of reach here.
+  c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", nullptr, 0), Stage::mount_overlay);
+  c.check(::fsconfig(fsfd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0), Stage::mount_overlay);
+  int root = ::fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+  if (root < 0) c.fail(Stage::mount_overlay);
+  ::close(fsfd);
+  c.check(::move_mount(root, "", p.root_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), Stage::mount_overlay);
+  return root;
+}
+
+// devpts refuses gid=5 (EINVAL) when the user namespace does not map gid 5 (rootless without
+// subordinate ids); its pts then belong to the container's root group.
+int mount_devpts_without_gid(int target) {
+  static const char* const kOpts[] = {"newinstance", "", "ptmxmode", "0666", "mode", "0620", nullptr};
+  int fd = mount_new("devpts", kOpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, target);
+  if (fd < 0) fd = mount_new("devpts", kOpts + 2, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, target);
+  return fd;
+}
+
+// A user namespace may mount sysfs only together with a network namespace it owns; with the
+// host's network the host's /sys is bound read-only instead (as rootless podman does).
+int bind_host_sys(const Child& c, int target) {
+  int tree = ::open_tree(AT_FDCWD, "/sys", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (tree < 0) c.fail(Stage::mount_sys);
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+  c.check(::mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr), Stage::mount_sys);
+  c.check(::move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), Stage::mount_sys);
+  return tree;
+}
+
 struct Device {
   const char* name;
   const char* host_path;
@@ -197,6 +288,7 @@ void setup_dev(const Child& c, int rootfd) {
     // Older kernels reject the flag-only "newinstance" as a string option; it is the default.
     ptsfs = mount_new("devpts", kPtsOpts + 2, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, pts);
   }
+  if (ptsfs < 0 && c.plan.userns) ptsfs = mount_devpts_without_gid(pts);
   if (ptsfs < 0) c.fail(Stage::mount_devpts);
   ::close(ptsfs);
   ::close(pts);
@@ -213,16 +305,98 @@ void setup_dev(const Child& c, int rootfd) {
   ::close(dev);
 }
 
+// Writes the decimal `n` after `prefix` into `buf` (no snprintf here: not async-signal-safe).
+void format_cpu_path(char* buf, size_t size, const char* prefix, int n, const char* suffix) {
+  size_t len = 0;
+  for (const char* p = prefix; *p && len + 1 < size; ++p) buf[len++] = *p;
+  char digits[12];
+  int nd = 0;
+  do {
+    digits[nd++] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n > 0 && nd < 11);
+  while (nd > 0 && len + 1 < size) buf[len++] = digits[--nd];
+  for (const char* p = suffix; *p && len + 1 < size; ++p) buf[len++] = *p;
+  buf[len] = 0;
+}
+
+// Hides one path: a file gets the host's /dev/null bound over it, a directory a clone of
+// `empty_dir` (an empty read-only tmpfs, mounted on first use). Missing paths are skipped;
+// a symlink is never followed (RESOLVE_NO_SYMLINKS): these are sandrun's own proc and sysfs.
+void mask_one(const Child& c, int rootfd, const char* path, int index, int& empty_dir) {
+  int target = sys::openat2(rootfd, path, O_PATH | O_CLOEXEC, 0, kBeneathNoLinks);
+  if (target < 0) {
+    if (errno == ENOENT || errno == ENOTDIR || errno == EACCES) return;
+    c.fail(Stage::mask_path, index);
+  }
+  struct stat st;
+  c.check(::fstat(target, &st), Stage::mask_path, index);
+  int src;
+  if (S_ISDIR(st.st_mode)) {
+    if (empty_dir < 0) {
+      static const char* const kOpts[] = {"size", "0", "nr_inodes", "1", "mode", "0555", nullptr};
+      empty_dir = mount_new("tmpfs", kOpts,
+                            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, target);
+      if (empty_dir < 0) c.fail(Stage::mask_path, index);
+      ::close(target);
+      return;
+    }
+    src = ::open_tree(empty_dir, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+  } else {
+    src = ::open_tree(AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  }
+  if (src < 0) c.fail(Stage::mask_path, index);
+  c.check(::move_mount(src, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+          Stage::mask_path, index);
+  ::close(src);
+  ::close(target);
+}
+
+void mask_paths(const Child& c, int rootfd) {
+  int empty_dir = -1;
+  constexpr int kCount = static_cast<int>(sizeof kMaskedPaths / sizeof kMaskedPaths[0]);
+  for (int i = 0; i < kCount; ++i) mask_one(c, rootfd, kMaskedPaths[i], i, empty_dir);
+  // Thermal throttling counters are a side channel on other tenants' load (GHSA-6fw5-f8r9-fgfm).
+  for (int cpu = 0; cpu < c.plan.ncpus; ++cpu) {
+    char path[96];
+    format_cpu_path(path, sizeof path, "sys/devices/system/cpu/cpu", cpu, "/thermal_throttle");
+    mask_one(c, rootfd, path, kCount + cpu, empty_dir);
+  }
+  if (empty_dir >= 0) ::close(empty_dir);
+}
+
+// Binds each path onto itself read-only (with nosuid, nodev, noexec), as runc does.
+void readonly_paths(const Child& c, int rootfd) {
+  constexpr int kCount = static_cast<int>(sizeof kReadOnlyPaths / sizeof kReadOnlyPaths[0]);
+  for (int i = 0; i < kCount; ++i) {
+    int target = sys::openat2(rootfd, kReadOnlyPaths[i], O_PATH | O_CLOEXEC, 0, kBeneathNoLinks);
+    if (target < 0) {
+      if (errno == ENOENT) continue;
+      c.fail(Stage::readonly_path, i);
+    }
+    int src = ::open_tree(target, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (src < 0) c.fail(Stage::readonly_path, i);
+    struct mount_attr attr = {};
+    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    c.check(::mount_setattr(src, "", AT_EMPTY_PATH, &attr, sizeof attr), Stage::readonly_path, i);
+    c.check(::move_mount(src, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+            Stage::readonly_path, i);
+    ::close(src);
+    ::close(target);
+  }
+}
+
 void setup_binds(const Child& c, int rootfd) {
   for (size_t i = 0; i < c.plan.nbinds; ++i) {
     const BindPlan& b = c.plan.binds[i];
     const int idx = static_cast<int>(i);
-    int tree = ::open_tree(AT_FDCWD, b.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    // A tree the parent prepared (idmapped) has its flags set already.
+    int tree = b.tree >= 0 ? b.tree : ::open_tree(AT_FDCWD, b.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     if (tree < 0) c.fail(Stage::bind_source, idx);
     struct mount_attr attr = {};
     attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0);
-    c.check(::mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr),
-            Stage::bind_readonly, idx);
+    if (b.tree < 0)
+      c.check(::mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr), Stage::bind_readonly, idx);
     int target = open_in_root(rootfd, b.target, b.is_dir);
     if (target < 0) c.fail(Stage::bind_target, idx);
     c.check(::move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
@@ -235,8 +409,11 @@ void setup_binds(const Child& c, int rootfd) {
 void setup_mounts(const Child& c) {
   // Nothing mounted from here on may propagate back to the host.
   c.check(::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr), Stage::mount_private);
-  c.check(::mount("overlay", c.plan.root_dir, "overlay", 0, c.plan.overlay_options), Stage::mount_overlay);
-  int rootfd = ::open(c.plan.root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int rootfd = c.plan.userns ? mount_overlay_from_fds(c) : -1;
+  if (!c.plan.userns) {
+    c.check(::mount("overlay", c.plan.root_dir, "overlay", 0, c.plan.overlay_options), Stage::mount_overlay);
+    rootfd = ::open(c.plan.root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  }
   if (rootfd < 0) c.fail(Stage::open_root);
 
   int proc = own_mountpoint(c, rootfd, "proc", Stage::mount_proc);
@@ -250,9 +427,15 @@ void setup_mounts(const Child& c) {
   int sys_dir = own_mountpoint(c, rootfd, "sys", Stage::mount_sys);
   int sysfs = mount_new("sysfs", nullptr,
                         MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, sys_dir);
+  if (sysfs < 0 && errno == EPERM && c.plan.userns && !c.plan.new_net) sysfs = bind_host_sys(c, sys_dir);
   if (sysfs < 0) c.fail(Stage::mount_sys);
   ::close(sysfs);
   ::close(sys_dir);
+
+  if (c.plan.mask_paths) {
+    mask_paths(c, rootfd);
+    readonly_paths(c, rootfd);
+  }
 
   int tmp = own_mountpoint(c, rootfd, "tmp", Stage::mount_tmp);
   static const char* const kTmpOpts[] = {"mode", "1777", nullptr};
@@ -333,6 +516,29 @@ void reset_signals() {
   sys::sigprocmask_all(SIG_SETMASK, &empty, nullptr);
 }
 
+// Joins the container's cgroups (v1; on v2 clone3 placed us already), then unshares a cgroup
+// namespace rooted there: one created by clone would be rooted at sandrun's own cgroup.
+void join_cgroups(const Child& c) {
+  for (size_t i = 0; i < c.plan.ncgroup_procs; ++i) {
+    if (::write(c.plan.cgroup_procs[i], "0", 1) != 1) c.fail(Stage::cgroup_join, static_cast<int>(i));
+  }
+  c.check(::unshare(CLONE_NEWCGROUP), Stage::cgroup_ns);
+}
+
+void set_rlimits(const Child& c) {
+  c.check_err(harden::set_rlimit(RLIMIT_CORE, c.plan.core_limit, c.plan.core_limit), Stage::rlimit, RLIMIT_CORE);
+  if (c.plan.set_nofile) {
+    c.check_err(harden::set_rlimit(RLIMIT_NOFILE, c.plan.nofile_soft, c.plan.nofile_hard), Stage::rlimit,
+                RLIMIT_NOFILE);
+  }
+}
+
+void make_root_readonly(const Child& c) {
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  c.check(::mount_setattr(AT_FDCWD, "/", 0, &attr, sizeof attr), Stage::readonly_root);
+}
+
 }  // namespace
 
 int child_entry(void* plan) { run_child(*static_cast<const ChildPlan*>(plan)); }
@@ -347,19 +553,33 @@ void run_child(const ChildPlan& plan) {
   // the terminal sandrun was started from (TIOCSTI injection, CVE-2017-5226 class), and a
   // Ctrl-C there reaches sandrun, which decides what the containers get.
   ::syscall(SYS_setsid);
+  enter_user_namespace(c);
+  join_cgroups(c);
   ::umask(0);
   setup_mounts(c);
   c.check(::syscall(SYS_sethostname, plan.hostname, plan.hostname_len), Stage::hostname);
   if (plan.new_net) bring_up_loopback(c);
   enter_workdir(c);
+  if (plan.read_only_rootfs) make_root_readonly(c);
   ::umask(022);
+  set_rlimits(c);
+  // Without no_new_privs a filter can only be loaded while we hold CAP_SYS_ADMIN, so it goes
+  // in before the capabilities go; every call below is allowed by any sane profile.
+  if (!plan.no_new_privs) c.check_err(harden::load_seccomp(plan.seccomp), Stage::seccomp);
+  // The bounding set goes while we still hold CAP_SETPCAP, before the switch of user.
+  c.check_err(harden::drop_bounding_set(plan.capabilities, plan.last_cap), Stage::capabilities);
   if (plan.uid != 0 || plan.gid != 0 || plan.ngroups != 0) switch_user(c);
+  // Permitted and effective: the job's for root; for another user the switch emptied them.
+  c.check_err(harden::set_capabilities(plan.uid == 0 ? plan.capabilities : 0), Stage::capabilities, -1);
   // Again after the credential change, which clears it. It fires when the thread that cloned
   // us dies (a threadpool thread, which lives as long as sandrun), so a killed sandrun leaves
   // no container running.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (plan.no_new_privs) c.check_err(harden::set_no_new_privs(), Stage::no_new_privs);
   place_fds(c);
   reset_signals();
+  // Last: from here on only execve and, on failure, write and exit are needed.
+  if (plan.no_new_privs) c.check_err(harden::load_seccomp(plan.seccomp), Stage::seccomp);
   if (plan.init_fd >= 0) {
     ::execveat(4, "", plan.argv, plan.envp, AT_EMPTY_PATH);
     c.fail(Stage::exec_init);

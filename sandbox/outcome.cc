@@ -1,8 +1,12 @@
 // How a container ended: status records and wait statuses turned into messages users read.
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
+#include <fmt/ranges.h>
+
+#include "sandbox/plan.h"
 #include "sandbox/sandbox.h"
 
 namespace sandrun::sandbox {
@@ -14,6 +18,18 @@ const char* const kDevLinks[] = {"ptmx", "fd", "stdin", "stdout", "stderr"};
 template <size_t N>
 const char* pick(const char* const (&names)[N], int32_t index) {
   return index >= 0 && static_cast<size_t>(index) < N ? names[index] : "?";
+}
+
+std::vector<std::string> map_text(const std::vector<IdMap>& map) {
+  std::vector<std::string> out;
+  for (const auto& m : map) out.push_back(fmt::format("{}..{} -> host {}", m.inside, m.inside + m.count - 1, m.outside));
+  return out;
+}
+
+std::string masked_path(int32_t index) {
+  constexpr int32_t kCount = static_cast<int32_t>(sizeof kMaskedPaths / sizeof kMaskedPaths[0]);
+  if (index >= 0 && index < kCount) return kMaskedPaths[index];
+  return fmt::format("sys/devices/system/cpu/cpu{}/thermal_throttle", index - kCount);
 }
 
 const Bind* bind_at(const SandboxSpec& spec, int32_t index) {
@@ -51,6 +67,21 @@ std::string what_failed(const SandboxSpec& spec, Stage stage, int32_t index) {
     case Stage::fds: return "arrange file descriptors";
     case Stage::exec_init: return "execute sandrun-init";
     case Stage::exec_command: return fmt::format("execute {:?}", spec.argv.empty() ? "" : spec.argv[0]);
+    case Stage::cgroup_join: return "join the container's cgroup";
+    case Stage::cgroup_ns: return "create the cgroup namespace";
+    case Stage::mask_path: return fmt::format("mask /{}", masked_path(index));
+    case Stage::readonly_path: return fmt::format("make /{} read-only", pick(kReadOnlyPaths, index));
+    case Stage::readonly_root: return "make the root file system read-only";
+    case Stage::rlimit: return fmt::format("set {}", index == RLIMIT_NOFILE ? "RLIMIT_NOFILE (nofile)" : index == RLIMIT_CORE ? "RLIMIT_CORE" : "a resource limit");
+    case Stage::capabilities: return "drop capabilities";
+    case Stage::no_new_privs: return "set no_new_privs";
+    case Stage::seccomp: return "load the seccomp filter";
+    case Stage::userns_root: return "become root of the container's user namespace";
+    case Stage::userns_reopen: return "open the overlay's directories in the container's mount namespace";
+    case Stage::layer_idmap:
+      return fmt::format("attach the idmapped mount of layer {}",
+                         index >= 0 && static_cast<size_t>(index) < spec.lower_dirs.size()
+                             ? spec.lower_dirs[static_cast<size_t>(index)] : "?");
     case Stage::none: break;
   }
   return "set up the container";
@@ -66,7 +97,30 @@ std::string hint_for(Stage stage, int err) {
     return "overlayfs refused the layers: the state directory (--root) must be on a local file "
            "system such as ext4 or xfs, not on overlayfs or NFS";
   }
+  if (stage == Stage::rlimit && err == EPERM) {
+    return "a hard limit cannot be raised above sandrun's own without CAP_SYS_RESOURCE; "
+           "see `ulimit -Hn` and `sandrun doctor`";
+  }
+  if (stage == Stage::seccomp && err == EINVAL) return "the kernel refused the seccomp filter (sandrun doctor)";
   if (stage == Stage::mount_overlay && err == ENODEV) return "the kernel has no overlayfs (modprobe overlay)";
+  return "";
+}
+
+// Failures that a user namespace explains: ids it does not map, limits only init's root may raise.
+std::string userns_hint(const SandboxSpec& spec, Stage stage, int err) {
+  if (err == EINVAL && (stage == Stage::set_uid || stage == Stage::set_gid || stage == Stage::set_groups)) {
+    return fmt::format("the container's user namespace does not map this id (uids: {}); rootless, "
+                       "only root is mapped unless /etc/subuid and /etc/subgid give you subordinate ids",
+                       fmt::join(map_text(spec.userns.uid_map), ", "));
+  }
+  if (err == EPERM && stage == Stage::set_groups)
+    return "setgroups is denied in a rootless user namespace without subordinate ids (/etc/subgid)";
+  if (err == EPERM && stage == Stage::rlimit)
+    return "in a user namespace no hard limit can be raised above sandrun's own";
+  if (stage == Stage::mount_overlay && (err == EINVAL || err == EPERM || err == EACCES)) {
+    return "overlayfs in a user namespace needs Linux >= 5.11 and a state directory (--root) on a file "
+           "system with user xattrs (ext4, xfs, btrfs) that the container's root owns";
+  }
   return "";
 }
 
@@ -90,7 +144,8 @@ Error describe_failure(const SandboxSpec& spec, const StatusRecord& record) {
   }
   auto e = Error::sys_code(record.value, "{}", what_failed(spec, stage, record.index));
   e.wrap("sandbox setup failed");
-  std::string hint = hint_for(stage, record.value);
+  std::string hint = spec.userns.enabled ? userns_hint(spec, stage, record.value) : "";
+  if (hint.empty()) hint = hint_for(stage, record.value);
   if (!hint.empty()) e.hint(hint);
   return e;
 }

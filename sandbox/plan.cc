@@ -1,9 +1,17 @@
 // Flattening a SandboxSpec into the ChildPlan the child executes.
 #include "sandbox/plan.h"
 
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+
+#include "sandbox/capabilities.h"
+#include "sandbox/seccomp.h"
 #include "sandbox/sys/error.h"
+#include "sandbox/userns.h"
 
 namespace sandrun::sandbox {
 namespace {
@@ -14,6 +22,25 @@ constexpr size_t kMaxMountOptions = 4095;
 Result<void> check_absolute(const std::string& path, const char* what) {
   if (path.empty() || path[0] != '/') return Error::msg("{} {:?} is not an absolute path", what, path);
   return {};
+}
+
+Result<void> check_userns(const UserNamespace& ns) {
+  if (!ns.enabled) return {};
+  if (!userns::to_host(ns.uid_map, 0) || !userns::to_host(ns.gid_map, 0))
+    return Error::msg("the user namespace maps no container root (uid and gid 0)");
+  return {};
+}
+
+// The host ids of the container's root and how many container ids the map covers from 0.
+struct RootIds {
+  uint32_t uid, gid, count;
+};
+RootIds root_ids(const UserNamespace& ns) {
+  uint32_t count = 1;
+  for (const auto& m : ns.uid_map) {
+    if (m.inside == 0) count = m.count;
+  }
+  return {*userns::to_host(ns.uid_map, 0), *userns::to_host(ns.gid_map, 0), count};
 }
 
 }  // namespace
@@ -44,8 +71,12 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     if (!lower.empty()) lower += ':';
     lower += overlay_escape(dir);
   }
+  SANDRUN_TRY(check_userns(spec.userns));
   p->overlay_options_ = "lowerdir=" + lower + ",upperdir=" + overlay_escape(spec.upper_dir) +
                         ",workdir=" + overlay_escape(spec.work_dir);
+  // In a user namespace the child mounts the overlay from fds with `userxattr` instead
+  // (ChildPlan::ovl_lower): overlayfs cannot set trusted.overlay.* xattrs there and keeps them
+  // as user.overlay.* (Linux >= 5.11); layer extraction strips those from images.
   if (p->overlay_options_.size() > kMaxMountOptions) {
     return Error::msg("the image's {} layers do not fit in one overlay mount ({} bytes of options)",
                       spec.lower_dirs.size(), p->overlay_options_.size());
@@ -91,7 +122,85 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
   c.argv = p->argv_ptrs_.data();
   c.envp = p->env_ptrs_.data();
   c.path = p->path_.c_str();
+
+  const Hardening& h = spec.hardening;
+  p->seccomp_ = h.seccomp;
+  c.seccomp = h.seccomp ? h.seccomp->prog() : nullptr;
+  c.capabilities = h.capabilities;
+  c.last_cap = last_capability();
+  c.no_new_privs = h.no_new_privs;
+  c.read_only_rootfs = h.read_only_rootfs;
+  c.mask_paths = h.mask_paths;
+  c.ncpus = static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_CONF)));
+  c.core_limit = h.core_limit;
+  if (h.nofile) {
+    c.set_nofile = true;
+    c.nofile_soft = h.nofile->first;
+    c.nofile_hard = h.nofile->second;
+  }
+  SANDRUN_TRY(p->prepare_userns(spec));
   return p;
+}
+
+Result<void> PreparedPlan::prepare_userns(const SandboxSpec& spec) {
+  const UserNamespace& ns = spec.userns;
+  ChildPlan& c = plan_;
+  c.userns = ns.enabled;
+  c.userns_setgroups = userns::setgroups_allowed(ns);
+  if (!ns.enabled) return {};
+  auto open_dir = [this](const std::string& path) -> Result<int> {
+    int fd = ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Error::sys("open {}", path);
+    trees_.emplace_back(fd);
+    reopen_paths_.push_back(path);
+    reopen_fds_.push_back(fd);
+    return fd;
+  };
+  auto fd_path = [](int fd) { return fmt::format("/proc/self/fd/{}", fd); };
+  // Idmapped mounts, and detached mounts at all, are for root's remapped range; rootless, the
+  // caller is the container's root already and owns the layers.
+  const bool root = ::geteuid() == 0;
+  const int layer_ns = root && ns.idmap_layers ? SANDRUN_TRY(userns::idmap_userns(ns.uid_map, ns.gid_map)) : -1;
+  for (const auto& dir : spec.lower_dirs) {
+    int fd = SANDRUN_TRY(open_dir(dir));
+    if (layer_ns >= 0) {
+      layer_targets_.push_back(fd);
+      trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(dir, layer_ns, 0)));
+      fd = trees_.back().get();
+      layer_fds_.push_back(fd);
+    }
+    if (!ovl_lower_.empty()) ovl_lower_ += ':';
+    ovl_lower_ += fd_path(fd);
+  }
+  ovl_upper_ = fd_path(SANDRUN_TRY(open_dir(spec.upper_dir)));
+  ovl_work_ = fd_path(SANDRUN_TRY(open_dir(spec.work_dir)));
+  c.root_fd = SANDRUN_TRY(open_dir(spec.root_dir));
+  for (const auto& path : reopen_paths_) reopen_path_ptrs_.push_back(path.c_str());
+  c.reopen_paths = reopen_path_ptrs_.data();
+  c.reopen_fds = reopen_fds_.data();
+  c.nreopen = reopen_fds_.size();
+  c.ovl_lower = ovl_lower_.c_str();
+  c.ovl_upper = ovl_upper_.c_str();
+  c.ovl_work = ovl_work_.c_str();
+  c.layer_fds = layer_fds_.data();
+  c.layer_targets = layer_targets_.data();
+  c.nlayer_fds = layer_fds_.size();
+  if (!root) return {};
+  // Volumes are opened here too (the container's root may not reach them), flags set.
+  const RootIds ids = root_ids(ns);
+  for (size_t i = 0; i < binds_.size(); ++i) {
+    const Bind& b = binds_[i];
+    const uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0);
+    int map_ns = -1;
+    struct stat st;
+    if (b.owner_is_root && ::stat(b.source.c_str(), &st) == 0 && (st.st_uid != ids.uid || st.st_gid != ids.gid)) {
+      map_ns = SANDRUN_TRY(userns::idmap_userns(userns::owner_as_root(st.st_uid, ids.uid, ids.count),
+                                                userns::owner_as_root(st.st_gid, ids.gid, ids.count)));
+    }
+    trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(b.source, map_ns, attrs)));
+    bind_plans_[i].tree = trees_.back().get();
+  }
+  return {};
 }
 
 }  // namespace sandrun::sandbox

@@ -2,6 +2,7 @@
 // The parent builds it (allocating freely); the child only reads it and makes system calls.
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -11,6 +12,7 @@
 
 #include "sandbox/spec.h"
 #include "sandbox/sys/result.h"
+#include "sandbox/sys/unique_fd.h"
 
 namespace sandrun::sandbox {
 
@@ -19,6 +21,7 @@ struct BindPlan {
   const char* target;
   bool readonly;
   bool is_dir;
+  int tree = -1;  // a detached mount the parent prepared (idmapped, flags set), or -1
 };
 
 struct ChildPlan {
@@ -44,6 +47,51 @@ struct ChildPlan {
   char* const* argv = nullptr;  // sandrun-init's argv (init, command...) or the command's
   char* const* envp = nullptr;
   const char* path = nullptr;   // the container's PATH, to find the command without an init
+
+  // cgroup v1: cgroup.procs of each hierarchy, written "0" first thing (on v2 the clone
+  // itself puts the child into its cgroup). Then a cgroup namespace rooted there.
+  const int* cgroup_procs = nullptr;
+  size_t ncgroup_procs = 0;
+
+  // Hardening, applied after the mounts; the seccomp filter is loaded last.
+  uint64_t capabilities = 0;
+  int last_cap = 40;
+  bool no_new_privs = true;
+  const struct sock_fprog* seccomp = nullptr;
+  bool read_only_rootfs = false;
+  bool mask_paths = true;
+  int ncpus = 1;                 // CPUs configured: /sys/devices/system/cpu/cpuN/* to mask
+  uint64_t core_limit = 0;
+  bool set_nofile = false;
+  uint64_t nofile_soft = 0;
+  uint64_t nofile_hard = 0;
+
+  // User namespace: the child was cloned with CLONE_NEWUSER (fork-style, see sandbox.cc) and
+  // first waits for one byte on `userns_sync` (the parent wrote its maps; end-of-file: the
+  // parent failed and kills it), then becomes root of the namespace.
+  bool userns = false;
+  int userns_sync = -1;        // read end
+  int userns_sync_parent = -1; // the parent's write end, closed at once by the child
+  bool userns_setgroups = true;  // setgroups(2) is allowed (false: "deny" was written)
+  // The container's root may be unable to walk the host paths to the state directory (host
+  // root's, mode 0700), so with a user namespace the child takes everything from fds the
+  // parent opened: the overlay's layers as "/proc/self/fd/N" paths, its mount point by fd.
+  const char* ovl_lower = nullptr;  // "/proc/self/fd/5:/proc/self/fd/6"
+  const char* ovl_upper = nullptr;
+  const char* ovl_work = nullptr;
+  int root_fd = -1;                 // O_PATH of root_dir
+  // Those fds were opened in sandrun's mount namespace; the child opens each path again in its
+  // own (as host uid 0, which still owns root's 0700 state dir) onto the same number, before it
+  // becomes the namespace's root.
+  const char* const* reopen_paths = nullptr;
+  const int* reopen_fds = nullptr;
+  size_t nreopen = 0;
+  // Idmapped copies of the layers (root's remapped range): layer_fds[i] is attached over
+  // layer_targets[i] (O_PATH of the layer dir) in the container's mount namespace, where
+  // overlayfs accepts it as a lower layer (it clones only mounts of the mounter's namespace).
+  const int* layer_fds = nullptr;
+  const int* layer_targets = nullptr;
+  size_t nlayer_fds = 0;
 };
 
 // Owns every string and array a ChildPlan points into.
@@ -60,6 +108,8 @@ class PreparedPlan {
 
  private:
   PreparedPlan() = default;
+  // Userns fields of the plan; as root, the idmapped mounts of layers and owner-mapped binds.
+  Result<void> prepare_userns(const SandboxSpec& spec);
 
   std::string overlay_options_;
   std::string root_dir_;
@@ -73,7 +123,27 @@ class PreparedPlan {
   std::vector<std::string> env_;
   std::vector<char*> argv_ptrs_;
   std::vector<char*> env_ptrs_;
+  std::shared_ptr<const SeccompFilter> seccomp_;  // keeps the BPF program alive
+  std::vector<UniqueFd> trees_;        // idmapped detached mounts (layers, owner-mapped binds)
+  std::vector<int> layer_fds_;
+  std::vector<int> layer_targets_;
+  std::string ovl_lower_, ovl_upper_, ovl_work_;
+  std::vector<std::string> reopen_paths_;
+  std::vector<const char*> reopen_path_ptrs_;
+  std::vector<int> reopen_fds_;
   ChildPlan plan_;
+};
+
+// The paths hidden from every container (a file gets /dev/null, a directory an empty
+// read-only tmpfs) and those made read-only, as Docker/runc do; relative to the root.
+inline constexpr const char* kMaskedPaths[] = {
+    "proc/acpi",       "proc/asound",         "proc/interrupts", "proc/kcore",
+    "proc/keys",       "proc/latency_stats",  "proc/sched_debug", "proc/scsi",
+    "proc/timer_list", "proc/timer_stats",    "sys/firmware",     "sys/devices/virtual/powercap",
+    "sys/kernel/security", "sys/kernel/debug",
+};
+inline constexpr const char* kReadOnlyPaths[] = {
+    "proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger",
 };
 
 // Escapes a path for overlayfs's option string (',' ':' and '\' are special there).

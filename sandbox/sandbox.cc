@@ -11,13 +11,20 @@
 
 #include <cstring>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/init_binary.h"
 #include "sandbox/plan.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/syscalls.h"
+#include "sandbox/userns.h"
+
+// sandbox/clone_vm.S: clone3 for a child that runs fn(arg) on its own stack in our memory.
+extern "C" long sandrun_clone3_vm(struct clone_args* args, size_t size, int (*fn)(void*), void* arg);
 
 namespace sandrun::sandbox {
 namespace {
+
+constexpr size_t kStackSize = 256 * 1024;
 
 struct Pipe {
   UniqueFd read;
@@ -51,7 +58,7 @@ Error clone_error(int err) {
 // The child's stack. A vfork-style parent is suspended until its child execs or exits, so one
 // stack per thread serves every clone that thread makes, one after the other.
 Result<char*> child_stack() {
-  constexpr size_t kSize = 256 * 1024;
+  constexpr size_t kSize = kStackSize;
   struct Stack {
     void* base = MAP_FAILED;
     ~Stack() {
@@ -63,7 +70,34 @@ Result<char*> child_stack() {
     stack.base = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack.base == MAP_FAILED) return Error::sys("allocate the container's setup stack");
   }
-  return static_cast<char*>(stack.base) + kSize;  // stacks grow down
+  return static_cast<char*>(stack.base);
+}
+
+// With a remapped root the container's root must own the writable layer (the overlay's "/")
+// and the overlay's work dir (overlayfs uses them with the mounter's credentials). Slots are
+// reset to host root after each container, so this is done at every start.
+Result<void> give_layer_to_container_root(const SandboxSpec& spec) {
+  const uid_t uid = *userns::to_host(spec.userns.uid_map, 0);
+  const gid_t gid = *userns::to_host(spec.userns.gid_map, 0);
+  if (uid == ::geteuid() && gid == ::getegid()) return {};  // rootless: ours already
+  for (const std::string& dir : {spec.upper_dir, spec.work_dir}) {
+    if (::chown(dir.c_str(), uid, gid) < 0) return Error::sys("chown {} to the container's root {}:{}", dir, uid, gid);
+  }
+  // What overlayfs left in its work dir (empty, mode 000) must be removable by the new mounter.
+  for (const char* sub : {"/work", "/index"}) {
+    const std::string path = spec.work_dir + sub;
+    if (::chown(path.c_str(), uid, gid) < 0 && errno != ENOENT) return Error::sys("chown {}", path);
+  }
+  return {};
+}
+
+// The child waits in its new user namespace until its maps exist; then it is released. On a
+// failure the caller's Sandbox kills and reaps it.
+Result<void> release_into_userns(pid_t pid, UniqueFd& sync_write, const UserNamespace& ns) {
+  if (auto r = userns::write_maps(pid, ns); !r) return std::move(r.error().wrap("set up the container's user namespace"));
+  if (::write(sync_write.get(), "1", 1) != 1) return Error::sys("release the container (pid {})", pid);
+  sync_write.reset();
+  return {};
 }
 
 int wait_status_from(const siginfo_t& info) {
@@ -77,7 +111,7 @@ int wait_status_from(const siginfo_t& info) {
 
 }  // namespace
 
-Result<Sandbox> Sandbox::start(const SandboxSpec& spec) {
+Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* group) {
   auto prepared = SANDRUN_TRY(PreparedPlan::make(spec, spec.init));
   ChildPlan& plan = prepared->plan();
   if (spec.init) plan.init_fd = SANDRUN_TRY(init_memfd());
@@ -89,11 +123,36 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec) {
   plan.stdout_fd = out.write.get();
   plan.stderr_fd = err.write.get();
   plan.status_fd = status.write.get();
+  Pipe sync;  // user namespace: one byte releases the child once its maps are written
+  if (spec.userns.enabled) {
+    sync = SANDRUN_TRY(make_pipe("user namespace sync"));
+    plan.userns_sync = sync.read.get();
+    plan.userns_sync_parent = sync.write.get();
+    SANDRUN_TRY(give_layer_to_container_root(spec));
+  }
 
   int pidfd = -1;
-  const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
-                    CLONE_NEWUTS | CLONE_NEWCGROUP | (spec.new_net ? CLONE_NEWNET : 0) | SIGCHLD;
-  char* stack = SANDRUN_TRY(child_stack());
+  struct clone_args args = {};
+  args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
+               CLONE_NEWUTS | (spec.new_net ? CLONE_NEWNET : 0);
+  if (spec.userns.enabled) {
+    // We must run while the child waits for its maps, which a vfork-suspended parent cannot.
+    // A child that runs alongside us in our memory would also share errno (thread-local
+    // storage) and the plan, so we would have to wait for its exec; a fork-style child has
+    // its own copy instead (the page tables are copied: slower, only for this mode).
+    args.flags = (args.flags & ~static_cast<uint64_t>(CLONE_VM | CLONE_VFORK)) | CLONE_NEWUSER;
+  }
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  args.stack = reinterpret_cast<uint64_t>(SANDRUN_TRY(child_stack()));
+  args.stack_size = kStackSize;
+  if (group && group->clone_into_fd() >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(group->clone_into_fd());
+  } else if (group) {
+    plan.cgroup_procs = group->procs_fds().data();
+    plan.ncgroup_procs = group->procs_fds().size();
+  }
 
   // No signal handler of ours may run in the child: block everything across the clone.
   uint64_t all = ~0ULL, old = 0;
@@ -101,10 +160,13 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec) {
   // posix_spawn-style: the child shares our memory (no page tables are copied, which was the
   // biggest cost of a fork-style clone) and this thread sleeps until the child has exec'd or
   // exited. The child only reads `plan` and writes its own stack.
-  int pid = ::clone(child_entry, stack, flags, &plan, &pidfd);
-  const int clone_errno = errno;
+  long pid = sandrun_clone3_vm(&args, sizeof args, child_entry, &plan);
   sys::sigprocmask_all(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) return clone_error(clone_errno);
+  if (pid < 0) {
+    Error e = clone_error(static_cast<int>(-pid));
+    if (spec.userns.enabled && (pid == -EPERM || pid == -ENOSPC || pid == -EUSERS)) e.hint(userns::enable_hint());
+    return e;
+  }
 
   Sandbox sb;
   sb.pid_ = static_cast<pid_t>(pid);
@@ -112,6 +174,10 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec) {
   sb.stdout_ = std::move(out.read);
   sb.stderr_ = std::move(err.read);
   sb.status_ = std::move(status.read);
+  if (spec.userns.enabled) {
+    sync.read.reset();
+    SANDRUN_TRY(release_into_userns(sb.pid_, sync.write, spec.userns));
+  }
   return sb;
 }
 

@@ -36,13 +36,20 @@ class StatusDecoder {
   std::vector<StatusRecord> records_;
 };
 
+namespace cgroup {
+class Group;
+}
+
 class Sandbox {
  public:
   // Clones the container's first process into new mount, pid, ipc, uts, cgroup (and net)
   // namespaces; it sets up the root and execs sandrun-init (or the command). Returns at once:
   // success or failure of the setup arrives later on the status pipe. Must be called from
   // the thread that outlives the container (the parent-death signal follows that thread).
-  static Result<Sandbox> start(const SandboxSpec& spec);
+  // With `group`, the container's first process starts inside it (v2: clone3 with
+  // CLONE_INTO_CGROUP; v1: it joins before anything else) and its cgroup namespace is rooted
+  // there. The group must outlive the container.
+  static Result<Sandbox> start(const SandboxSpec& spec, const cgroup::Group* group = nullptr);
 
   Sandbox(Sandbox&& other) noexcept;
   Sandbox& operator=(Sandbox&& other) noexcept;

@@ -1,9 +1,14 @@
 // SandboxSpec: what one container resolved to (absolute paths, layers, argv), ready to start.
 #pragma once
 
+#include <linux/capability.h>
 #include <sys/types.h>
 
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sandrun::sandbox {
@@ -12,6 +17,54 @@ struct Bind {
   std::string source;  // absolute host path (a directory or a file)
   std::string target;  // absolute container path
   bool readonly = false;
+  // With a user namespace that maps container root to a host range (root + userns): the
+  // source's owner on the host appears as the container's root through an idmapped mount, so
+  // files the container's root creates there belong to that owner on disk (the workspace).
+  bool owner_is_root = false;
+};
+
+// One line of /proc/PID/uid_map (or gid_map): container ids inside..inside+count-1 are host
+// ids outside..outside+count-1.
+struct IdMap {
+  uint32_t inside = 0;
+  uint32_t outside = 0;
+  uint32_t count = 1;
+  bool operator==(const IdMap&) const = default;
+};
+
+// The container's user namespace (sandbox/userns.h builds one for each mode).
+struct UserNamespace {
+  bool enabled = false;
+  std::vector<IdMap> uid_map;  // must map container uid 0 (and gid 0 below)
+  std::vector<IdMap> gid_map;
+  // The maps are written by the setuid helpers newuidmap/newgidmap (an unprivileged user
+  // mapping subordinate ids from /etc/subuid and /etc/subgid) instead of by sandrun itself.
+  bool via_helpers = false;
+  // The image layers belong to host root (root runs with a remapped range): they are shown to
+  // the container through idmapped mounts on which host root is the container's root.
+  bool idmap_layers = false;
+  std::string origin;  // where the host range came from, for --print-spec ("/etc/subuid: sandrun")
+};
+
+class SeccompFilter;  // sandbox/seccomp.h
+
+// Docker's default capability set for root in a container (moby, containerd and podman agree).
+inline constexpr uint64_t kDefaultCapabilities =
+    (1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_FSETID) | (1ULL << CAP_FOWNER) |
+    (1ULL << CAP_MKNOD) | (1ULL << CAP_NET_RAW) | (1ULL << CAP_SETGID) | (1ULL << CAP_SETUID) |
+    (1ULL << CAP_SETFCAP) | (1ULL << CAP_SETPCAP) | (1ULL << CAP_NET_BIND_SERVICE) |
+    (1ULL << CAP_SYS_CHROOT) | (1ULL << CAP_KILL) | (1ULL << CAP_AUDIT_WRITE);
+
+// What the container's processes may do beyond what the namespaces already take away.
+// Each field defaults to the hardened choice; a job relaxes one explicitly.
+struct Hardening {
+  uint64_t capabilities = kDefaultCapabilities;  // bounding/permitted/effective set of a root command (bit N = cap N)
+  bool no_new_privs = true;    // setuid binaries and file capabilities raise nothing
+  std::shared_ptr<const SeccompFilter> seccomp;  // compiled once per profile; null = unconfined
+  bool read_only_rootfs = false;                 // the overlay root is mounted read-only
+  bool mask_paths = true;      // /proc/kcore & co. masked, /proc/sys & co. read-only
+  uint64_t core_limit = 0;     // RLIMIT_CORE (soft = hard)
+  std::optional<std::pair<uint64_t, uint64_t>> nofile;  // RLIMIT_NOFILE {soft, hard}; unset = inherited
 };
 
 struct SandboxSpec {
@@ -30,6 +83,8 @@ struct SandboxSpec {
   std::vector<gid_t> groups;            // supplementary groups
   bool new_net = true;                  // own network namespace with only `lo` (up)
   bool init = true;                     // sandrun-init runs as PID 1 and starts argv
+  Hardening hardening;
+  UserNamespace userns;                 // disabled: the container's root is host root
 };
 
 }  // namespace sandrun::sandbox

@@ -37,6 +37,18 @@ enum class Stage : uint32_t {
   fds,
   exec_init,
   exec_command,     // sent by sandrun-init (or the child itself without an init)
+  cgroup_join,      // index: which hierarchy (v1)
+  cgroup_ns,
+  mask_path,        // index: into kMaskedPaths (or kMaskedPaths' size + CPU for thermal_throttle)
+  readonly_path,    // index: into kReadOnlyPaths
+  readonly_root,
+  rlimit,           // index: the resource
+  capabilities,
+  no_new_privs,
+  seccomp,
+  userns_root,      // become root of the user namespace (setgroups/setresgid/setresuid 0)
+  layer_idmap,      // index: which layer's idmapped mount could not be attached
+  userns_reopen,    // index: which of the overlay's dirs (ChildPlan::reopen_paths)
 };
 
 enum class RecordKind : uint32_t {

@@ -79,7 +79,7 @@ TEST_F(SandboxTest, ProcSysDevAndTmpAreFresh) {
               "ls /dev | tr '\\n' ' '; echo; touch /sys/x 2>/dev/null || echo sys-ro");
   ASSERT_TRUE(r.started) << r.start_error;
   EXPECT_EQ(r.out,
-            "/proc rw\n/dev rw\n/dev/pts rw\n/dev/shm rw\n/sys ro\n/tmp rw\n"
+            "/proc rw\n/dev rw\n/dev/pts rw\n/dev/shm rw\n/sys ro\n/proc/sys ro\n/tmp rw\n"
             "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero \nsys-ro\n");
 }
 

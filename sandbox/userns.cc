@@ -1,0 +1,328 @@
+// User namespaces: the id maps of each mode, writing them for a waiting child, idmapped mounts.
+#include "sandbox/userns.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include <fmt/ranges.h>
+
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/syscalls.h"
+
+extern char** environ;
+
+namespace sandrun::sandbox::userns {
+namespace {
+
+bool parse_u32(std::string_view s, uint32_t& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::string read_or_empty(const char* path) {
+  auto text = fs::read_file(path);
+  return text ? *text : "";
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+bool executable_in_path(const char* name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path && *path ? path : "/usr/bin:/bin";
+  dirs += ":/usr/bin:/usr/sbin";
+  size_t pos = 0;
+  while (pos <= dirs.size()) {
+    size_t end = dirs.find(':', pos);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(pos, end - pos);
+    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return true;
+    pos = end + 1;
+  }
+  return false;
+}
+
+// A child in a fresh user namespace (fork-style: its own copy of our memory) that only waits
+// to be killed. Its pidfd, or an error.
+Result<std::pair<pid_t, UniqueFd>> clone_waiting_child() {
+  int pidfd = -1;
+  struct clone_args args = {};
+  args.flags = CLONE_NEWUSER | CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  uint64_t all = ~0ULL, old = 0;
+  sys::sigprocmask_all(SIG_SETMASK, &all, &old);
+  long pid = sys::clone3(&args);
+  if (pid == 0) {
+    // The child of a multi-threaded parent: raw system calls only. Signals stay blocked;
+    // SIGKILL (ours, or the parent-death signal) ends it.
+    ::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    for (;;) ::syscall(SYS_pause);
+  }
+  const int err = errno;
+  sys::sigprocmask_all(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return Error::sys_code(err, "create a user namespace").hint(enable_hint());
+  return std::make_pair(static_cast<pid_t>(pid), UniqueFd(pidfd));
+}
+
+void kill_and_reap(int pidfd) {
+  sys::pidfd_send_signal(pidfd, SIGKILL);
+  siginfo_t info = {};
+  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | __WALL) < 0) {
+    if (errno == EAGAIN) {
+      struct pollfd p = {pidfd, POLLIN, 0};
+      ::poll(&p, 1, -1);
+      continue;
+    }
+    if (errno != EINTR) break;
+  }
+}
+
+Result<void> write_proc(pid_t pid, const char* file, const std::string& text) {
+  const std::string path = fmt::format("/proc/{}/{}", pid, file);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    auto e = Error::sys("write {} of the container (pid {})", file, pid);
+    if (e.code() == EPERM && ::geteuid() != 0) {
+      e.hint("an unprivileged user may map only its own uid and gid; more ids need newuidmap and "
+             "newgidmap (package uidmap) and entries for you in /etc/subuid and /etc/subgid");
+    } else if (e.code() == EPERM || e.code() == EINVAL) {
+      e.hint(fmt::format("the kernel refused the mapping {:?}: host ids must not overlap and root needs "
+                         "CAP_SETUID and CAP_SETGID", trimmed(text)));
+    }
+    return e;
+  }
+  return {};
+}
+
+// Runs newuidmap or newgidmap for `pid`; its stderr goes into the error.
+Result<void> run_helper(const char* helper, pid_t pid, const std::vector<IdMap>& map) {
+  std::vector<std::string> args = {helper, std::to_string(pid)};
+  for (const auto& m : map) {
+    args.push_back(std::to_string(m.inside));
+    args.push_back(std::to_string(m.outside));
+    args.push_back(std::to_string(m.count));
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) < 0) return Error::sys("create a pipe for {}", helper);
+  UniqueFd rd(fds[0]), wr(fds[1]);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa, wr.get(), 2);
+  pid_t child = -1;
+  const int rc = ::posix_spawnp(&child, helper, &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  wr.reset();
+  const std::string shown = fmt::format("{}", fmt::join(args, " "));
+  if (rc != 0) {
+    return Error::sys_code(rc, "run {}", shown).hint("install the setuid helpers newuidmap and newgidmap (package uidmap)");
+  }
+  auto out = fs::read_fd(rd.get());
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+  std::string text = trimmed(out ? *out : "");
+  return Error::msg("{} failed{}{}", shown, text.empty() ? "" : ": ", text)
+      .hint("the ranges come from /etc/subuid and /etc/subgid; the helper must be setuid root "
+            "(ls -l $(command -v newuidmap))");
+}
+
+}  // namespace
+
+std::optional<SubidRange> find_subid_range(std::string_view text, std::string_view name, uint32_t id) {
+  const std::string id_text = std::to_string(id);
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    size_t c1 = line.find(':');
+    size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) continue;
+    std::string_view who = line.substr(0, c1);
+    SubidRange r;
+    if (!parse_u32(line.substr(c1 + 1, c2 - c1 - 1), r.start) || !parse_u32(line.substr(c2 + 1), r.count)) continue;
+    // A range that starts at 0 would hand out host root: never taken.
+    if (r.count == 0 || r.start == 0 || uint64_t{r.start} + r.count > uint64_t{UINT32_MAX}) continue;
+    if ((!name.empty() && who == name) || who == id_text) return r;
+  }
+  return std::nullopt;
+}
+
+UserNamespace remapped_root(std::string_view subuid_text, std::string_view subgid_text) {
+  UserNamespace ns;
+  ns.enabled = true;
+  ns.idmap_layers = true;
+  ns.uid_map = {{0, kDefaultRangeStart, kRangeSize}};
+  ns.gid_map = ns.uid_map;
+  ns.origin = fmt::format("built-in default {}", kDefaultRangeStart);
+  const std::pair<const char*, uint32_t> owners[] = {{"sandrun", UINT32_MAX}, {"root", 0}};
+  for (const auto& [name, id] : owners) {
+    auto u = find_subid_range(subuid_text, name, id);
+    auto g = find_subid_range(subgid_text, name, id);
+    if (!u || !g) continue;
+    ns.uid_map = {{0, u->start, std::min(u->count, kRangeSize)}};
+    ns.gid_map = {{0, g->start, std::min(g->count, kRangeSize)}};
+    ns.origin = fmt::format("/etc/subuid and /etc/subgid: {}", name);
+    break;
+  }
+  return ns;
+}
+
+UserNamespace remapped_root() {
+  return remapped_root(read_or_empty("/etc/subuid"), read_or_empty("/etc/subgid"));
+}
+
+UserNamespace rootless(uid_t uid, gid_t gid, std::string_view name, std::string_view subuid_text,
+                       std::string_view subgid_text, bool helpers) {
+  UserNamespace ns;
+  ns.enabled = true;
+  ns.uid_map = {{0, uid, 1}};
+  ns.gid_map = {{0, gid, 1}};
+  ns.origin = fmt::format("rootless: uid {} and gid {} only", uid, gid);
+  if (!helpers) return ns;
+  auto u = find_subid_range(subuid_text, name, uid);
+  auto g = find_subid_range(subgid_text, name, uid);
+  if (!u || !g) return ns;
+  ns.uid_map.push_back({1, u->start, std::min(u->count, kRangeSize - 1)});
+  ns.gid_map.push_back({1, g->start, std::min(g->count, kRangeSize - 1)});
+  ns.via_helpers = true;
+  ns.origin = fmt::format("rootless: uid {}, gid {} and /etc/subuid, /etc/subgid ranges of {}", uid, gid, name);
+  return ns;
+}
+
+UserNamespace rootless() {
+  const uid_t uid = ::geteuid();
+  std::string name;
+  struct passwd pw, *found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found) name = found->pw_name;
+  const bool helpers = executable_in_path("newuidmap") && executable_in_path("newgidmap");
+  return rootless(uid, ::getegid(), name, read_or_empty("/etc/subuid"), read_or_empty("/etc/subgid"), helpers);
+}
+
+std::optional<uint32_t> to_host(const std::vector<IdMap>& map, uint32_t id) {
+  for (const auto& m : map) {
+    if (id >= m.inside && id - m.inside < m.count) return m.outside + (id - m.inside);
+  }
+  return std::nullopt;
+}
+
+std::string format_map(const std::vector<IdMap>& map) {
+  std::string out;
+  for (const auto& m : map) out += fmt::format("{} {} {}\n", m.inside, m.outside, m.count);
+  return out;
+}
+
+bool setgroups_allowed(const UserNamespace& ns) { return ::geteuid() == 0 || ns.via_helpers; }
+
+Result<void> write_maps(pid_t pid, const UserNamespace& ns) {
+  if (::geteuid() != 0 && ns.via_helpers) {
+    SANDRUN_TRY(run_helper("newgidmap", pid, ns.gid_map));
+    return run_helper("newuidmap", pid, ns.uid_map);
+  }
+  // Without CAP_SETGID in the parent namespace the kernel takes a gid_map only once setgroups
+  // is denied (else a process could drop a group that denies it access: CVE-2014-8989).
+  if (!setgroups_allowed(ns)) SANDRUN_TRY(write_proc(pid, "setgroups", "deny"));
+  SANDRUN_TRY(write_proc(pid, "gid_map", format_map(ns.gid_map)));
+  return write_proc(pid, "uid_map", format_map(ns.uid_map));
+}
+
+Result<int> idmap_userns(const std::vector<IdMap>& uid_map, const std::vector<IdMap>& gid_map) {
+  static std::mutex mu;
+  static auto* cache = new std::map<std::string, UniqueFd>();  // never destroyed: fds for the process
+  const std::string key = format_map(uid_map) + "/" + format_map(gid_map);
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = cache->find(key); it != cache->end()) return it->second.get();
+  auto [pid, pidfd] = SANDRUN_TRY(clone_waiting_child());
+  auto written = write_proc(pid, "gid_map", format_map(gid_map));
+  if (written) written = write_proc(pid, "uid_map", format_map(uid_map));
+  UniqueFd fd;
+  if (written) {
+    fd.reset(::open(fmt::format("/proc/{}/ns/user", pid).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) written = Error::sys("open the user namespace of pid {}", pid);
+  }
+  kill_and_reap(pidfd.get());
+  if (!written) return std::move(written.error().wrap("create the user namespace of an idmapped mount"));
+  const int raw = fd.get();
+  cache->emplace(key, std::move(fd));
+  return raw;
+}
+
+Result<UniqueFd> idmapped_tree(const std::string& path, int userns_fd, uint64_t attrs) {
+  UniqueFd tree(::open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+  if (!tree) return Error::sys("open volume source {}", path);
+  struct mount_attr attr = {};
+  attr.attr_set = (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0) | attrs;
+  attr.userns_fd = static_cast<uint64_t>(userns_fd >= 0 ? userns_fd : 0);
+  if (attr.attr_set == 0) return tree;
+  if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+    auto e = Error::sys("make an idmapped mount of {}", path);
+    if (e.code() == EINVAL || e.code() == EPERM) {
+      e.hint("idmapped mounts need Linux >= 5.12 and a file system that supports them (ext4, xfs, "
+             "btrfs; tmpfs since 6.3), for every mount below the path too");
+    }
+    return e;
+  }
+  return tree;
+}
+
+std::vector<IdMap> owner_as_root(uint32_t owner, uint32_t root, uint32_t count) {
+  std::vector<IdMap> map = {{owner, root, 1}};
+  const uint64_t lo = uint64_t{root} + 1, hi = uint64_t{root} + count;  // [lo, hi) as themselves
+  if (owner >= lo && owner < hi) {
+    if (owner > lo) map.push_back({static_cast<uint32_t>(lo), static_cast<uint32_t>(lo), static_cast<uint32_t>(owner - lo)});
+    if (owner + 1 < hi)
+      map.push_back({owner + 1, owner + 1, static_cast<uint32_t>(hi - owner - 1)});
+  } else if (hi > lo) {
+    map.push_back({static_cast<uint32_t>(lo), static_cast<uint32_t>(lo), static_cast<uint32_t>(hi - lo)});
+  }
+  return map;
+}
+
+std::string enable_hint() {
+  if (trimmed(read_or_empty("/proc/sys/kernel/unprivileged_userns_clone")) == "0")
+    return "unprivileged user namespaces are disabled: sysctl -w kernel.unprivileged_userns_clone=1";
+  if (trimmed(read_or_empty("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")) == "1")
+    return "AppArmor restricts unprivileged user namespaces: sysctl -w "
+           "kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for sandrun "
+           "that allows userns";
+  if (trimmed(read_or_empty("/proc/sys/user/max_user_namespaces")) == "0")
+    return "user namespaces are disabled: sysctl -w user.max_user_namespaces=15000";
+  return "the kernel refused a user namespace (a seccomp filter of a container sandrun runs in, "
+         "or user.max_user_namespaces reached); run sandrun as root instead";
+}
+
+Result<void> probe() {
+  auto child = clone_waiting_child();
+  if (!child) return std::move(child).error();
+  kill_and_reap(child->second.get());
+  return {};
+}
+
+}  // namespace sandrun::sandbox::userns
