@@ -20,9 +20,20 @@ void add_exec_flags(CLI::App* exec, ExecArgs& a) {
   exec->add_option("-u,--user", a.user, "User to run as: UID[:GID] or NAME[:GROUP] from the image");
   exec->add_option("-m,--memory", a.memory, "Memory limit (e.g. 512MiB)");
   exec->add_option("--cpus", a.cpus, "CPU limit in CPUs (e.g. 1.5)");
-  exec->add_option("--pids-limit", a.pids, "Maximum number of processes");
+  exec->add_option("--pids-limit", a.pids, "Maximum number of processes (default 1024)");
   exec->add_option("--network", a.network, "Network: none (loopback only, default) or host");
   exec->add_flag("--no-init", a.no_init, "Run the command as PID 1 instead of under sandrun's init");
+  exec->add_option("--cpuset-cpus", a.cpuset, "CPUs the container may use (e.g. 0-1,3)");
+  exec->add_option("--cap-add", a.cap_add, "Add a capability, e.g. NET_ADMIN (repeatable)")->allow_extra_args(false);
+  exec->add_option("--cap-drop", a.cap_drop, "Drop a capability, or ALL (repeatable)")->allow_extra_args(false);
+  exec->add_option("--security-opt", a.security_opts,
+                   "seccomp=default|unconfined|PATH or no-new-privileges[=true|false] (repeatable)")
+      ->allow_extra_args(false);
+  exec->add_flag("--read-only", a.read_only, "Mount the container's root filesystem read-only");
+  exec->add_option("--ulimit", a.ulimits, "Open files limit: nofile=SOFT[:HARD] (default: inherited)")
+      ->allow_extra_args(false);
+  exec->add_flag("--userns", a.userns, "Map the container's users into a user namespace (default: sandrun decides)");
+  exec->add_flag("--dry-run", a.dry_run, "Print the resolved container spec instead of running it");
   // Everything from the first non-option argument on is the command (`--` is optional).
   exec->prefix_command();
   exec->footer("Example: sandrun exec -v \"$PWD:/workspace\" -w /workspace -e A=1 -- sh -c 'echo $A; ls'");
@@ -47,6 +58,7 @@ int cli_main(int argc, char** argv) {
   run->add_option("-j,--jobs", run_args.parallel, "Containers at once (default: the number of CPUs)")
       ->check(CLI::PositiveNumber);
   run->add_option("--out", run_args.out, "Output directory (default: .sandrun/ next to the job file)");
+  run->add_flag("--print-spec", run_args.print_spec, "Print each job's resolved container spec instead of running");
   run->callback([&] { result = cmd_run(g, run_args); });
 
   ExecArgs exec_args;
@@ -71,6 +83,10 @@ int cli_main(int argc, char** argv) {
   cleanup->callback([&] { result = cmd_cleanup(g); });
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] { result = cmd_version(); });
+  std::string doctor_format = "text";
+  auto* doctor = app.add_subcommand("doctor", "Check what this kernel and host offer sandrun, and how to fix what is missing");
+  doctor->add_option("--format", doctor_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  doctor->callback([&] { result = cmd_doctor(g, doctor_format); });
 
   // `exec [OPTIONS] -- CMD...`: everything after the first "--" is the command, taken before
   // CLI11 sees it (CLI11 would hand arguments after "--" of a subcommand to the parent).

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "runner/commands.h"
+#include "runner/print_spec.h"
 #include "runner/session.h"
 #include "runner/summary.h"
 #include "sandbox/sys/fs.h"
@@ -25,15 +26,6 @@ size_t cpu_count() {
   cpu_set_t set;
   if (::sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<size_t>(CPU_COUNT(&set));
   return std::max(1u, std::thread::hardware_concurrency());
-}
-
-void warn_unenforced_limits(const std::vector<config::JobSpec>& jobs) {
-  for (const auto& j : jobs) {
-    if (j.limits.memory || j.limits.cpus || j.limits.pids) {
-      log::warn("memory, cpus and pids limits are checked but not enforced yet (cgroup limits are the next release)");
-      return;
-    }
-  }
 }
 
 int exit_status_for(const Outcome& o) {
@@ -68,7 +60,10 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     print_error(prepared.error());
     return kExitUsage;
   }
-  warn_unenforced_limits(file->jobs);
+  if (a.print_spec) {
+    console_write(STDOUT_FILENO, specs_json(prepared->plans, *prepared->host));
+    return kExitOk;
+  }
 
   RunOptions opts;
   opts.parallel = a.parallel ? a.parallel : cpu_count();
@@ -81,7 +76,7 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     print_error(r.error().wrap("create the output directory"));
     return kExitFailed;
   }
-  auto outcome = execute(root, std::move(prepared->plans), std::move(opts));
+  auto outcome = execute(root, *prepared, std::move(opts));
   if (!outcome) {
     print_error(outcome.error());
     return kExitFailed;
@@ -96,23 +91,101 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
 
 namespace {
 
+// --ulimit NAME=VALUE, Docker's syntax; sandrun supports nofile only.
+Result<std::pair<uint64_t, uint64_t>> parse_ulimit(const std::string& text) {
+  size_t eq = text.find('=');
+  if (eq == std::string::npos) return Error::msg("invalid ulimit {:?}: expected nofile=SOFT[:HARD]", text);
+  std::string name = text.substr(0, eq);
+  if (name != "nofile") {
+    return Error::msg("unsupported limit {:?}: only nofile is supported, like nofile=1024:4096", name);
+  }
+  return config::parse_nofile(std::string_view(text).substr(eq + 1));
+}
+
+// --security-opt KEY=VALUE, Docker's syntax; only the keys sandrun supports.
+Result<void> apply_security_opt(const std::string& opt, config::JobSpec& job) {
+  size_t eq = opt.find('=');
+  std::string key = opt.substr(0, eq);
+  std::string_view value = eq == std::string::npos ? "" : std::string_view(opt).substr(eq + 1);
+  if (key == "seccomp" && eq != std::string::npos) {
+    job.seccomp = SANDRUN_TRY(config::parse_seccomp(value, fs::absolute(".")));
+    return {};
+  }
+  if (key == "no-new-privileges") {
+    job.no_new_privs = eq == std::string::npos ? true : SANDRUN_TRY(config::parse_bool(value).wrap(key));
+    return {};
+  }
+  return Error::msg("unsupported option {:?}; supported: seccomp=default|unconfined|PATH, "
+                    "no-new-privileges[=true|false]", opt);
+}
+
+Error flag_error(const char* name, Error e) { return std::move(e.wrap(fmt::format("exec: {}", name))); }
+
+// The limit flags: memory, cpus, cpuset and pids into `job.limits`; --ulimit into `job.nofile`.
+Result<void> exec_limits(const ExecArgs& a, config::JobSpec& job) {
+  if (!a.memory.empty()) {
+    auto m = config::parse_memory(a.memory);
+    if (!m) return flag_error("--memory", std::move(m).error());
+    job.limits.memory = *m;
+  }
+  if (!a.cpus.empty()) {
+    auto c = config::parse_cpus(a.cpus);
+    if (!c) return flag_error("--cpus", std::move(c).error());
+    job.limits.cpus = *c;
+  }
+  if (!a.cpuset.empty()) {
+    if (auto c = config::parse_cpuset(a.cpuset); !c) return flag_error("--cpuset-cpus", std::move(c).error());
+    job.limits.cpuset = a.cpuset;
+  }
+  if (!a.pids.empty()) {
+    auto p = config::parse_size(a.pids);
+    if (!p || *p == 0) return Error::msg("exec: --pids-limit: expected a number of processes of at least 1, got {:?}", a.pids);
+    job.limits.pids = *p;
+  }
+  for (const auto& u : a.ulimits) {
+    auto nofile = parse_ulimit(u);
+    if (!nofile) return flag_error("--ulimit", std::move(nofile).error());
+    job.nofile = *nofile;
+  }
+  return {};
+}
+
+// The hardening flags: capabilities, seccomp, no-new-privileges, read-only root, userns.
+Result<void> exec_hardening(const ExecArgs& a, config::JobSpec& job) {
+  for (const auto& cap : a.cap_add) {
+    if (auto r = config::check_capability(cap); !r) return flag_error("--cap-add", std::move(r).error());
+    job.cap_add.push_back(cap);
+    job.cap_add_pos.emplace_back();  // no file: the runner names the flag
+  }
+  for (const auto& cap : a.cap_drop) {
+    if (auto r = config::check_capability(cap); !r) return flag_error("--cap-drop", std::move(r).error());
+    job.cap_drop.push_back(cap);
+    job.cap_drop_pos.emplace_back();
+  }
+  for (const auto& opt : a.security_opts) {
+    if (auto r = apply_security_opt(opt, job); !r) return flag_error("--security-opt", std::move(r).error());
+  }
+  job.read_only_rootfs = a.read_only;
+  if (a.userns) job.userns = true;
+  return {};
+}
+
 // The exec flags as a job, validated with the same rules as a job file.
 Result<config::JobSpec> exec_job(const ExecArgs& a) {
   config::JobSpec job;
-  auto flag = [](const char* name, Error e) { return std::move(e.wrap(fmt::format("exec: {}", name))); };
   SANDRUN_TRY(config::check_job_name(a.name).wrap("exec: --name"));
   job.name = a.name;
   job.image = a.image;
   job.command = a.command;
   for (const auto& e : a.env) {
     auto kv = config::parse_env(e);
-    if (!kv) return flag("-e", std::move(kv).error());
+    if (!kv) return flag_error("-e", std::move(kv).error());
     std::erase_if(job.env, [&](const auto& p) { return p.first == kv->first; });
     job.env.push_back(*kv);
   }
   for (const auto& v : a.volumes) {
     auto vol = config::parse_volume(v, fs::absolute("."));
-    if (!vol) return flag("-v", std::move(vol).error());
+    if (!vol) return flag_error("-v", std::move(vol).error());
     job.volumes.push_back(*vol);
   }
   if (!a.workdir.empty()) {
@@ -121,32 +194,19 @@ Result<config::JobSpec> exec_job(const ExecArgs& a) {
   }
   if (!a.timeout.empty()) {
     auto t = config::parse_duration(a.timeout);
-    if (!t) return flag("--timeout", std::move(t).error());
+    if (!t) return flag_error("--timeout", std::move(t).error());
     job.timeout = *t;
   }
   if (!a.user.empty()) {
-    if (auto r = config::check_user(a.user); !r) return flag("--user", std::move(r).error());
+    if (auto r = config::check_user(a.user); !r) return flag_error("--user", std::move(r).error());
     job.user = a.user;
   }
-  if (!a.memory.empty()) {
-    auto m = config::parse_memory(a.memory);
-    if (!m) return flag("--memory", std::move(m).error());
-    job.limits.memory = *m;
-  }
-  if (!a.cpus.empty()) {
-    auto c = config::parse_cpus(a.cpus);
-    if (!c) return flag("--cpus", std::move(c).error());
-    job.limits.cpus = *c;
-  }
-  if (!a.pids.empty()) {
-    auto p = config::parse_size(a.pids);
-    if (!p || *p == 0) return Error::msg("exec: --pids-limit: expected a number of processes of at least 1, got {:?}", a.pids);
-    job.limits.pids = *p;
-  }
+  SANDRUN_TRY(exec_limits(a, job));
   auto net = config::parse_network(a.network);
-  if (!net) return flag("--network", std::move(net).error());
+  if (!net) return flag_error("--network", std::move(net).error());
   job.network = *net;
   job.init = !a.no_init;
+  SANDRUN_TRY(exec_hardening(a, job));
   return job;
 }
 
@@ -159,6 +219,7 @@ int exec_exit_status(const Outcome& o) {
     case S::failed: return r.exit_code;
     case S::signaled: return 128 + r.signal;
     case S::timed_out: return 124;
+    case S::oom_killed: return r.signal ? 128 + r.signal : r.exit_code;
     case S::exec_failed: return r.exit_code;
     case S::setup_failed:
     case S::cancelled:
@@ -197,11 +258,14 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
     print_error(Error::msg("exec: no command given and the image {:?} has none", a.image));
     return kExitUsage;
   }
-  warn_unenforced_limits({*job});
+  if (a.dry_run) {
+    console_write(STDOUT_FILENO, specs_json(prepared->plans, *prepared->host));
+    return kExitOk;
+  }
   RunOptions opts;
   opts.parallel = 1;
   opts.console = ConsoleMode::passthrough;
-  auto outcome = execute(root, std::move(prepared->plans), std::move(opts));
+  auto outcome = execute(root, *prepared, std::move(opts));
   if (!outcome) {
     print_error(outcome.error());
     return 125;

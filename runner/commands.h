@@ -20,6 +20,7 @@ struct RunArgs {
   std::string file;
   size_t parallel = 0;  // 0: the number of CPUs
   std::string out;      // default: .sandrun/ next to the job file
+  bool print_spec = false;  // --print-spec: print each job's resolved spec instead of running
 };
 
 struct ExecArgs {
@@ -35,6 +36,14 @@ struct ExecArgs {
   std::string pids;
   std::string network = "none";
   bool no_init = false;
+  std::string cpuset;                      // --cpuset-cpus "0-1,3"
+  std::vector<std::string> cap_add;        // --cap-add NAME (repeatable)
+  std::vector<std::string> cap_drop;       // --cap-drop NAME (repeatable)
+  std::vector<std::string> security_opts;  // --security-opt seccomp=... / no-new-privileges=...
+  bool read_only = false;                  // --read-only: read-only root filesystem
+  std::vector<std::string> ulimits;        // --ulimit nofile=SOFT[:HARD] (repeatable, last wins)
+  bool userns = false;                     // --userns: ask for user namespace mapping
+  bool dry_run = false;                    // --dry-run: print the resolved spec instead of running
   std::vector<std::string> command;  // empty: the image's entrypoint and cmd
 };
 
@@ -48,6 +57,9 @@ int cmd_image_ls(const GlobalOptions& g);
 int cmd_image_rm(const GlobalOptions& g, const std::vector<std::string>& refs);
 int cmd_cleanup(const GlobalOptions& g);
 int cmd_version();
+// Checks what this kernel and host offer sandrun; `format` is "text" or "json". Exits 1 when
+// something sandrun's defaults need is missing for the current user.
+int cmd_doctor(const GlobalOptions& g, const std::string& format);
 
 // Parses argv and runs the command.
 int cli_main(int argc, char** argv);

@@ -27,8 +27,19 @@ struct TeardownWork {
   uv_work_t req;
   Job* job;
   Slot* slot;
+  std::unique_ptr<sandbox::cgroup::Group> cgroup;
   Result<void> result;
 };
+
+// Empties and removes the container's cgroup, then its writable layer.
+Result<void> tear_down(const std::string& job, Slot* slot, std::unique_ptr<sandbox::cgroup::Group> cgroup) {
+  if (cgroup) {
+    if (auto r = cgroup->kill(); !r) log::warn("job {:?}: {}", job, r.error().message());
+    if (auto r = cgroup->remove(); !r) log::warn("job {:?}: {}", job, r.error().message());
+  }
+  if (!slot) return {};
+  return SlotPool::clear(*slot);
+}
 
 Error uv_error(int code, std::string_view what) {
   return Error::sys_code(-code, "{}", what);
@@ -73,7 +84,12 @@ void Job::spawn() {
   if (auto r = output_.open_log(); !r) log::warn("{}", r.error().message());
   auto started = [&]() -> Result<sandbox::Sandbox> {
     SANDRUN_TRY(SlotPool::mark_claimed(*slot_));
-    return sandbox::Sandbox::start(plan_.spec);
+    if (plan_.use_cgroup) {
+      auto group = runner_.cgroups()->create(runner_.run_id(), fmt::format("c{}", runner_.next_container_id()), plan_.limits);
+      if (!group) return std::move(group.error().wrap("create the container's cgroup"));
+      cgroup_ = std::move(*group);
+    }
+    return sandbox::Sandbox::start(plan_.spec, cgroup_.get());
   }();
   if (!started) {
     spawn_error_ = std::move(started).error();
@@ -207,8 +223,25 @@ void Job::maybe_exited() {
   teardown();
 }
 
+// Peak memory, CPU time and what the kernel's limits did, read before the cgroup goes.
+void Job::record_usage() {
+  result_.memory_limit = plan_.limits.memory;
+  result_.pids_limit = plan_.limits.pids;
+  if (!cgroup_) return;
+  auto stats = cgroup_->stats();
+  if (!stats) {
+    log::warn("job {:?}: {}", plan_.name, stats.error().message());
+    return;
+  }
+  result_.memory_peak = stats->memory_peak;
+  result_.cpu_usec = stats->cpu_usec;
+  result_.oom_killed = stats->oom_kills > 0;
+  result_.pids_limit_hit = stats->pids_limit_hits > 0;
+}
+
 void Job::record_outcome() {
   output_.finish();
+  record_usage();
   auto outcome = sandbox::interpret(plan_.spec, status_.records(), *wait_status_);
   using S = JobResult::Status;
   result_.exit_code = outcome.code;
@@ -222,6 +255,10 @@ void Job::record_outcome() {
     output_.note(fmt::format("timed out after {}; killed the container", config::format_duration(result_.timeout)));
   } else if (cancelled_) {
     result_.status = S::cancelled;
+  } else if (result_.oom_killed && !outcome.ok()) {
+    result_.status = S::oom_killed;
+    output_.note(fmt::format("out of memory: the kernel killed a process at the memory limit of {}",
+                             config::format_size(result_.memory_limit.value_or(0))));
   } else if (outcome.kind == sandbox::Outcome::Kind::signaled) {
     result_.status = S::signaled;
   } else {
@@ -244,17 +281,17 @@ void Job::fail_to_start(const Error& error) {
 void Job::teardown() {
   state_ = State::tearing_down;
   output_.close_log();
-  if (!slot_) {
+  if (!slot_ && !cgroup_) {
     teardown_done({});
     return;
   }
-  auto* work = new TeardownWork{{}, this, slot_, {}};
+  auto* work = new TeardownWork{{}, this, slot_, std::move(cgroup_), {}};
   work->req.data = work;
   int rc = uv_queue_work(
       runner_.loop(), &work->req,
       [](uv_work_t* req) {
         auto* w = static_cast<TeardownWork*>(req->data);
-        w->result = SlotPool::clear(*w->slot);
+        w->result = tear_down(w->job->plan_.name, w->slot, std::move(w->cgroup));
       },
       [](uv_work_t* req, int) {
         std::unique_ptr<TeardownWork> w(static_cast<TeardownWork*>(req->data));
@@ -262,7 +299,7 @@ void Job::teardown() {
       });
   if (rc < 0) {
     std::unique_ptr<TeardownWork> w(work);
-    teardown_done(SlotPool::clear(*slot_));
+    teardown_done(tear_down(plan_.name, slot_, std::move(w->cgroup)));
   }
 }
 

@@ -10,6 +10,7 @@
 #include "runner/output.h"
 #include "runner/slots.h"
 #include "runner/uv_handle.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/sandbox.h"
 
 namespace sandrun::runner {
@@ -21,10 +22,12 @@ struct JobPlan {
   std::string name;
   sandbox::SandboxSpec spec;  // upper/work/root are filled in per container
   std::optional<std::chrono::milliseconds> timeout;
+  sandbox::cgroup::Limits limits;  // pids carries the default when the job sets none
+  bool use_cgroup = false;         // the host has cgroups: the container gets its own
 };
 
 struct JobResult {
-  enum class Status { not_started, passed, failed, signaled, timed_out, setup_failed, exec_failed, cancelled };
+  enum class Status { not_started, passed, failed, signaled, timed_out, oom_killed, setup_failed, exec_failed, cancelled };
   std::string name;
   Status status = Status::not_started;
   int exit_code = 0;
@@ -32,6 +35,13 @@ struct JobResult {
   std::string message;  // sandrun's explanation for setup/exec failures
   std::chrono::milliseconds duration{0};
   std::chrono::milliseconds timeout{0};
+  // From the container's cgroup (when it had one).
+  std::optional<uint64_t> memory_peak;   // bytes
+  std::optional<uint64_t> cpu_usec;
+  std::optional<uint64_t> memory_limit;  // as set, for "out of memory (limit 64 MiB)"
+  std::optional<uint64_t> pids_limit;
+  bool oom_killed = false;               // the kernel's OOM killer ended a process in it
+  bool pids_limit_hit = false;           // a fork failed at pids.max
   bool ok() const { return status == Status::passed; }
 };
 
@@ -67,6 +77,7 @@ class Job {
   void reap();
   void maybe_exited();
   void record_outcome();
+  void record_usage();
   void fail_to_start(const Error& error);
   void teardown();
   void teardown_done(const Result<void>& r);
@@ -77,6 +88,7 @@ class Job {
   JobResult result_;
   State state_ = State::pending;
   Slot* slot_ = nullptr;
+  std::unique_ptr<sandbox::cgroup::Group> cgroup_;
   std::optional<sandbox::Sandbox> sandbox_;
   std::optional<int> wait_status_;
   sandbox::StatusDecoder status_;

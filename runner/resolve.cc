@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "sandbox/sys/fs.h"
+#include "sandbox/userns.h"
 
 namespace sandrun::runner {
 namespace {
@@ -63,6 +64,22 @@ void each_record(const std::string& text, size_t min_fields, F&& f) {
     auto fields = split(line, ':');
     if (fields.size() >= min_fields) f(fields);
   }
+}
+
+// Rootless, every container has a user namespace; as root, only a job with `userns = true`.
+Result<void> resolve_userns(const config::JobSpec& job, sandbox::SandboxSpec& s) {
+  if (::geteuid() != 0) {
+    if (job.userns == false) {
+      return Error::msg("userns = false needs root")
+          .hint("not started as root, sandrun runs every container in a user namespace in which you are root");
+    }
+    static const sandbox::UserNamespace rootless = sandbox::userns::rootless();
+    s.userns = rootless;
+  } else if (job.userns.value_or(false)) {
+    static const sandbox::UserNamespace remapped = sandbox::userns::remapped_root();
+    s.userns = remapped;
+  }
+  return {};
 }
 
 }  // namespace
@@ -160,7 +177,8 @@ std::string key_context(const config::JobSpec& job, const char* key) {
   if (pos.file.empty()) {
     // A job made of `sandrun exec` flags: name the flag.
     static const std::map<std::string, std::string> kFlags = {
-        {"image", "--image"}, {"user", "--user"}, {"volumes", "-v"}, {"workdir", "-w"}, {"workspace", "-v"}};
+        {"image", "--image"}, {"user", "--user"}, {"volumes", "-v"}, {"workdir", "-w"}, {"workspace", "-v"},
+        {"userns", "--userns"}};
     auto f = kFlags.find(key);
     return fmt::format("exec: {}", f == kFlags.end() ? std::string(key) : f->second);
   }
@@ -200,7 +218,9 @@ Result<JobPlan> resolve_job(const config::JobSpec& job, const cache::ImageRecord
   if (job.workspace) {
     if (!fs::is_dir(*job.workspace))
       return at("workspace", Error::sys_code(ENOENT, "{}", *job.workspace));
-    s.binds.push_back({*job.workspace, "/workspace", false});
+    // Files the container's root writes there belong to the workspace's owner on the host
+    // (with a remapped root; rootless, the caller is the container's root anyway).
+    s.binds.push_back({*job.workspace, "/workspace", false, /*owner_is_root=*/true});
   }
   for (const auto& v : job.volumes) {
     if (!fs::exists(v.source)) return at("volumes", Error::sys_code(ENOENT, "{}", v.source));
@@ -215,6 +235,7 @@ Result<JobPlan> resolve_job(const config::JobSpec& job, const cache::ImageRecord
   }
   s.new_net = job.network == config::Network::none;
   s.init = job.init;
+  if (auto r = resolve_userns(job, s); !r) return at("userns", std::move(r).error());
   return plan;
 }
 

@@ -12,11 +12,23 @@ namespace {
 
 constexpr size_t kReadBuffer = 256 * 1024;
 
+// The cgroup run name: this process's run id plus a tag of its state dir, so that runs of
+// different state dirs can be told apart under sandrun/ (and by tests running side by side).
+std::string cgroup_run_name(const std::string& state_root) {
+  return fmt::format("{}-{:08x}", sandbox::cgroup::run_id(), state_tag(state_root));
+}
+
 }  // namespace
+
+uint32_t state_tag(std::string_view state_root) {
+  uint32_t h = 2166136261u;  // FNV-1a: stable across builds and processes
+  for (unsigned char c : state_root) h = (h ^ c) * 16777619u;
+  return h;
+}
 
 Runner::Runner(RunOptions options, std::string state_root, std::vector<JobPlan> plans)
     : options_(std::move(options)), state_root_(std::move(state_root)), slots_(state_root_),
-      buffer_(new char[kReadBuffer]) {
+      buffer_(new char[kReadBuffer]), run_id_(cgroup_run_name(state_root_)) {
   uv_loop_init(&loop_);
   if (options_.parallel == 0) options_.parallel = 1;
   size_t index = 0;
@@ -54,6 +66,9 @@ Result<void> Runner::run() {
   schedule();
   maybe_finish();
   uv_run(&loop_, UV_RUN_DEFAULT);
+  if (options_.cgroups) {
+    if (auto r = options_.cgroups->remove_run(run_id_); !r) log::warn("{}", r.error().message());
+  }
   int rc = uv_loop_close(&loop_);
   if (rc != 0) return Error::msg("the event loop still had open handles at the end of the run");
   uv_loop_init(&loop_);  // keeps the destructor's cleanup valid

@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <vector>
@@ -21,7 +22,11 @@ struct RunOptions {
   ConsoleStyle style;
   std::string log_dir;                                // <out>/logs; empty: no log files
   std::chrono::milliseconds stop_grace{10'000};       // SIGTERM -> SIGKILL on cancellation
+  sandbox::cgroup::Backend* cgroups = nullptr;        // for jobs whose plan uses a cgroup
 };
+
+// A stable 32-bit tag of a state dir path (FNV-1a), part of each run's cgroup name.
+uint32_t state_tag(std::string_view state_root);
 
 class Runner {
  public:
@@ -42,6 +47,10 @@ class Runner {
   uv_loop_t* loop() { return &loop_; }
   SlotPool& slots() { return slots_; }
   const std::string& state_root() const { return state_root_; }
+  sandbox::cgroup::Backend* cgroups() { return options_.cgroups; }
+  // This run's cgroup subtree name (sandrun/<run>/...) and a fresh name per container.
+  const std::string& run_id() const { return run_id_; }
+  uint64_t next_container_id() { return ++containers_; }
   uv_buf_t read_buffer();
   void job_done();
 
@@ -64,6 +73,8 @@ class Runner {
   UvHandle<uv_signal_t> sigterm_;
   UvHandle<uv_timer_t> grace_;
   std::unique_ptr<char[]> buffer_;
+  std::string run_id_;
+  std::atomic<uint64_t> containers_{0};
 };
 
 }  // namespace sandrun::runner

@@ -8,6 +8,7 @@
 #include "runner/slots.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
+#include "sandbox/userns.h"
 
 namespace sandrun::runner {
 
@@ -18,9 +19,12 @@ void print_error(const Error& e) {
 
 Result<void> check_privileges() {
   if (::geteuid() == 0) return {};
-  return Error::msg("sandrun must run as root for now")
-      .hint("containers need namespaces and mounts that only root may create here (rootless mode "
-            "with user namespaces is planned); run it with sudo");
+  // Rootless: every container gets a user namespace in which the caller is root.
+  if (auto r = sandbox::userns::probe(); !r) {
+    return std::move(r.error().wrap("sandrun runs rootless when not started as root, which needs "
+                                    "unprivileged user namespaces"));
+  }
+  return {};
 }
 
 std::string resolve_root(const std::string& flag) {
@@ -29,6 +33,14 @@ std::string resolve_root(const std::string& flag) {
 
 Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs) {
   Prepared out;
+  out.host = std::make_unique<HostIsolation>(HostIsolation::probe());
+  if (::geteuid() != 0) {
+    // Rootless: no cgroups (sandrun does not use a delegated subtree yet). Limits a job asks
+    // for are refused up front; the default pids limit is not applied.
+    out.host->cgroups.reset();
+    out.host->cgroups_missing = Error::msg("cgroups need root: sandrun runs rootless here")
+                                    .hint("run sandrun as root to enforce memory, cpus, pids and cpuset limits");
+  }
   std::map<std::string, cache::ImageRecord> images;
   for (const auto& job : jobs) {
     auto it = images.find(job.image);
@@ -42,15 +54,30 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
       out.leases.push_back(std::move(*lease));
       it = images.emplace(job.image, std::move(*image)).first;
     }
-    out.plans.push_back(SANDRUN_TRY(resolve_job(job, it->second, store)));
+    auto plan = SANDRUN_TRY(resolve_job(job, it->second, store));
+    SANDRUN_TRY(resolve_isolation(job, *out.host, plan));
+    out.plans.push_back(std::move(plan));
   }
   return out;
 }
 
+// Cgroup subtrees of dead runs (sandrun/<run> in every hierarchy), whatever their state dir.
+size_t sweep_cgroups() {
+  auto backend = sandbox::cgroup::Backend::detect();
+  if (!backend) return 0;
+  auto removed = (*backend)->sweep_stale();
+  if (!removed) {
+    log::warn("cleanup: {}", removed.error().message());
+    return 0;
+  }
+  return *removed;
+}
+
 void sweep_and_report(const std::string& root, bool remove_idle) {
   auto report = sweep_slots(root, remove_idle);
+  const size_t cgroups = ::geteuid() == 0 ? sweep_cgroups() : 0;
   for (const auto& f : report.failures) log::warn("cleanup: {}", f);
-  const bool dead = report.slots_cleaned || report.processes_killed || report.mounts_removed;
+  const bool dead = report.slots_cleaned || report.processes_killed || report.mounts_removed || cgroups;
   std::string text;
   if (dead) {
     text = fmt::format("sandrun: cleaned {} container slot{} left by dead runs, killed {} leftover container{}, "
@@ -58,6 +85,7 @@ void sweep_and_report(const std::string& root, bool remove_idle) {
                        report.slots_cleaned, report.slots_cleaned == 1 ? "" : "s", report.processes_killed,
                        report.processes_killed == 1 ? "" : "s", report.mounts_removed,
                        report.mounts_removed == 1 ? "" : "s");
+    if (cgroups) text += fmt::format(", removed the cgroups of {} dead run{}", cgroups, cgroups == 1 ? "" : "s");
   }
   if (remove_idle) {
     if (!dead) text = "sandrun: nothing left behind by dead runs";
@@ -66,10 +94,11 @@ void sweep_and_report(const std::string& root, bool remove_idle) {
   if (!text.empty()) console_write(STDERR_FILENO, text + "\n");
 }
 
-Result<Outcome> execute(const std::string& root, std::vector<JobPlan> plans, RunOptions options) {
+Result<Outcome> execute(const std::string& root, Prepared& prepared, RunOptions options) {
   auto t0 = std::chrono::steady_clock::now();
   Outcome out;
-  Runner runner(std::move(options), root, std::move(plans));
+  if (prepared.host) options.cgroups = prepared.host->cgroups.get();
+  Runner runner(std::move(options), root, std::move(prepared.plans));
   SANDRUN_TRY(runner.run());
   out.results = runner.results();
   out.interrupted_by = runner.interrupted_by();

@@ -8,6 +8,7 @@
 
 #include "cache/store.h"
 #include "config/job_file.h"
+#include "runner/isolation.h"
 #include "runner/job.h"
 #include "runner/runner.h"
 
@@ -22,10 +23,12 @@ Result<void> check_privileges();
 struct Prepared {
   std::vector<JobPlan> plans;
   std::vector<cache::LayerLease> leases;  // held until the run ends
+  std::unique_ptr<HostIsolation> host;    // cgroups and compiled seccomp filters of the run
 };
 
 // Ensures every job's image is in the cache (creating the built-in one on first use), leases
-// its layers and resolves each job. Errors name the job file position.
+// its layers and resolves each job, its limits and hardening included. Errors name the job
+// file position.
 Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs);
 
 // Cleans what dead runs left behind (and, with `remove_idle`, deletes idle container slots),
@@ -38,8 +41,8 @@ struct Outcome {
   std::chrono::milliseconds wall{0};
 };
 
-// Runs the plans on the loop, in container slots of the state dir.
-Result<Outcome> execute(const std::string& root, std::vector<JobPlan> plans, RunOptions options);
+// Runs the prepared plans on the loop, in container slots of the state dir.
+Result<Outcome> execute(const std::string& root, Prepared& prepared, RunOptions options);
 
 std::string resolve_root(const std::string& flag);
 

@@ -118,7 +118,8 @@ bool looks_clean(const std::string& dir) {
 // Resets the upper dir itself: it is the container's "/", whose owner, mode and xattrs a
 // container may have changed.
 Result<void> reset_root(int fd) {
-  if (::fchown(fd, 0, 0) < 0 || ::fchmod(fd, 0755) < 0) return Error::sys("reset the upper dir");
+  // Ours: host root, or the rootless caller (who cannot chown and is the container's root).
+  if (::fchown(fd, ::geteuid(), ::getegid()) < 0 || ::fchmod(fd, 0755) < 0) return Error::sys("reset the upper dir");
   char names[4096];
   ssize_t n = ::flistxattr(fd, names, sizeof names);
   for (ssize_t off = 0; n > 0 && off < n; off += static_cast<ssize_t>(std::strlen(names + off)) + 1) {

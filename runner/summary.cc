@@ -8,19 +8,42 @@
 
 namespace sandrun::runner {
 
+namespace {
+
+// Where a fork failed at the pids limit, say so: it is often why a job failed or hung.
+std::string pids_note(const JobResult& r) {
+  if (!r.pids_limit_hit) return "";
+  if (r.pids_limit) return fmt::format(" (pids limit {} reached)", *r.pids_limit);
+  return " (pids limit reached)";
+}
+
+}  // namespace
+
 std::string status_text(const JobResult& r) {
   using S = JobResult::Status;
   switch (r.status) {
     case S::passed: return "passed";
-    case S::failed: return fmt::format("failed: exit {}", r.exit_code);
-    case S::signaled: return "killed by " + sandbox::signal_name(r.signal);
-    case S::timed_out: return "timed out after " + config::format_duration(r.timeout);
+    case S::failed: return fmt::format("failed: exit {}", r.exit_code) + pids_note(r);
+    case S::signaled: return "failed: signal " + sandbox::signal_name(r.signal) + pids_note(r);
+    case S::timed_out: return "killed: timed out after " + config::format_duration(r.timeout) + pids_note(r);
+    case S::oom_killed:
+      return fmt::format("killed: out of memory (limit {})", config::format_size(r.memory_limit.value_or(0)));
     case S::setup_failed: return "setup failed";
     case S::exec_failed: return r.exit_code == 127 ? "failed: command not found" : "failed: cannot execute";
     case S::cancelled: return "cancelled";
     case S::not_started: return "not started";
   }
   return "?";
+}
+
+std::string format_memory(std::optional<uint64_t> bytes) {
+  if (!bytes) return "-";
+  return config::format_size(*bytes);
+}
+
+std::string format_cpu(std::optional<uint64_t> usec) {
+  if (!usec) return "-";
+  return format_elapsed(std::chrono::milliseconds(*usec / 1000));
 }
 
 std::string format_elapsed(std::chrono::milliseconds d) {
@@ -31,12 +54,17 @@ std::string format_elapsed(std::chrono::milliseconds d) {
 }
 
 std::string summary_table(const std::vector<JobResult>& results, std::chrono::milliseconds wall, bool color) {
-  size_t wname = 3, wstatus = 6;
+  size_t wname = 3, wstatus = 6, wtime = 4, wmem = 8;
+  bool usage = false;
   for (const auto& r : results) {
     wname = std::max(wname, r.name.size());
     wstatus = std::max(wstatus, status_text(r).size());
+    wtime = std::max(wtime, format_elapsed(r.duration).size());
+    wmem = std::max(wmem, format_memory(r.memory_peak).size());
+    usage = usage || r.memory_peak || r.cpu_usec;
   }
-  std::string out = fmt::format("{:<{}}  {:<{}}  {}\n", "JOB", wname, "STATUS", wstatus, "TIME");
+  std::string out = fmt::format("{:<{}}  {:<{}}  ", "JOB", wname, "STATUS", wstatus);
+  out += usage ? fmt::format("{:<{}}  {:<{}}  CPU\n", "TIME", wtime, "PEAK MEM", wmem) : "TIME\n";
   size_t passed = 0, failed = 0, other = 0;
   for (const auto& r : results) {
     std::string st = status_text(r);
@@ -45,8 +73,15 @@ std::string summary_table(const std::vector<JobResult>& results, std::chrono::mi
       const char* c = r.ok() ? "\033[32m" : (r.status == JobResult::Status::not_started ? "\033[2m" : "\033[31m");
       padded = c + padded + "\033[0m";
     }
-    std::string time = r.status == JobResult::Status::not_started ? "-" : format_elapsed(r.duration);
-    out += fmt::format("{:<{}}  {}  {}\n", r.name, wname, padded, time);
+    const bool ran = r.status != JobResult::Status::not_started;
+    std::string time = ran ? format_elapsed(r.duration) : "-";
+    out += fmt::format("{:<{}}  {}  ", r.name, wname, padded);
+    if (usage) {
+      out += fmt::format("{:<{}}  {:<{}}  {}\n", time, wtime, ran ? format_memory(r.memory_peak) : "-", wmem,
+                         ran ? format_cpu(r.cpu_usec) : "-");
+    } else {
+      out += time + "\n";
+    }
     if (r.ok()) {
       ++passed;
     } else if (r.status == JobResult::Status::not_started || r.status == JobResult::Status::cancelled) {

@@ -26,7 +26,8 @@ class CliTest : public ::testing::Test {
   std::string log(const std::string& job) { return read_file(tmp_ / (".sandrun/logs/" + job + ".log")); }
 
   // Nothing of any run remains: every container slot is idle (unlocked, its writable layer
-  // empty, no pid recorded), nothing is mounted under the state root, no container runs.
+  // empty, no pid recorded), nothing is mounted under the state root, no cgroup of a finished
+  // run exists, no container runs.
   void expect_nothing_left(const std::vector<std::vector<std::string>>& processes = {}) {
     for (const auto& k : dir_entries(root() + "/slots")) {
       std::string slot = root() + "/slots/" + k;
@@ -35,6 +36,7 @@ class CliTest : public ::testing::Test {
       EXPECT_FALSE(slot_locked(slot)) << slot;
     }
     EXPECT_EQ(mounts_under(root()), std::vector<std::string>{});
+    EXPECT_EQ(stale_cgroup_runs(state_tag(root())), std::vector<std::string>{});
     for (const auto& p : processes) EXPECT_FALSE(host_has_process(p)) << p.at(0) << " " << p.at(1);
   }
   // Slots whose pid record names a container (a run is using them, or died using them).

@@ -80,6 +80,60 @@ TEST_F(ExecTest, BadFlagValuesExitTwoAndSayWhich) {
   EXPECT_EQ(r.status, 2);
 }
 
+TEST_F(ExecTest, LimitAndHardeningFlagErrorsExitTwoAndSayWhich) {
+  auto expect_usage_error = [&](std::vector<std::string> flags, const std::string& message) {
+    flags.insert(flags.begin(), "exec");
+    flags.insert(flags.end(), {"--", "true"});
+    auto r = sandrun(flags);
+    EXPECT_EQ(r.status, 2) << flags.at(1);
+    EXPECT_EQ(r.err, "sandrun: exec: " + message + "\n");
+  };
+  expect_usage_error({"--cap-add", ""}, R"(--cap-add: invalid capability "": expected a name like "NET_ADMIN" or "ALL")");
+  expect_usage_error({"--cap-add", "CHOWN", "--cap-drop", ""},
+                     R"(--cap-drop: invalid capability "": expected a name like "NET_ADMIN" or "ALL")");
+  expect_usage_error({"--cpuset-cpus", "3-1"}, R"(--cpuset-cpus: invalid cpuset "3-1": range 3-1 ends before it starts)");
+  expect_usage_error({"--cpuset-cpus", "0, 1"},
+                     R"(--cpuset-cpus: invalid cpuset "0, 1": expected CPU numbers and ranges like "0-3" or "0,2,4-7")");
+  expect_usage_error({"--security-opt", "apparmor=unconfined"},
+                     R"(--security-opt: unsupported option "apparmor=unconfined"; supported: )"
+                     "seccomp=default|unconfined|PATH, no-new-privileges[=true|false]");
+  expect_usage_error({"--security-opt", "seccomp"},
+                     R"(--security-opt: unsupported option "seccomp"; supported: )"
+                     "seccomp=default|unconfined|PATH, no-new-privileges[=true|false]");
+  expect_usage_error({"--security-opt", "seccomp="},
+                     R"(--security-opt: invalid seccomp profile "": expected "default", "unconfined" or the path of a profile file)");
+  expect_usage_error({"--security-opt", "no-new-privileges=maybe"},
+                     R"(--security-opt: no-new-privileges: invalid boolean "maybe": expected true or false)");
+  expect_usage_error({"--ulimit", "nproc=10"},
+                     R"(--ulimit: unsupported limit "nproc": only nofile is supported, like nofile=1024:4096)");
+  expect_usage_error({"--ulimit", "nofile"}, R"(--ulimit: invalid ulimit "nofile": expected nofile=SOFT[:HARD])");
+  expect_usage_error({"--ulimit", "nofile=4096:1024"},
+                     R"(--ulimit: invalid nofile "4096:1024": the soft limit 4096 is above the hard limit 1024)");
+  expect_usage_error({"--ulimit", "nofile=0"}, R"(--ulimit: invalid nofile "0": must be at least 1)");
+  auto r = sandrun({"exec", "--userns=host", "--", "true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--userns"), std::string::npos) << r.err;
+}
+
+TEST_F(ExecTest, RepeatableFlagsDoNotTakeTheCommand) {
+  // Without "--" the first non-option argument starts the command: a repeatable flag takes
+  // exactly one value.
+  auto r = sandrun({"exec", "--cap-add", "CHOWN", "--cap-drop", "NET_RAW", "--ulimit", "nofile=1024",
+                    "--security-opt", "no-new-privileges", "sh", "-c", "echo ok"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+}
+
+TEST_F(ExecTest, HelpListsTheLimitAndHardeningFlags) {
+  auto r = sandrun({"exec", "--help"});
+  EXPECT_EQ(r.status, 0);
+  for (const char* flag : {"--cpuset-cpus", "--cap-add", "--cap-drop", "--security-opt", "--read-only", "--ulimit",
+                           "--userns", "--dry-run", "--pids-limit"}) {
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+  }
+  EXPECT_NE(sandrun({"run", "--help"}).out.find("--print-spec"), std::string::npos);
+}
+
 TEST_F(ExecTest, UserFlagRunsTheCommandUnprivileged) {
   auto r = sandrun({"exec", "--user", "nobody", "--", "id"});
   EXPECT_EQ(r.status, 0) << r.err;

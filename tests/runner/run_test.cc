@@ -21,7 +21,7 @@ command = ["echo", "world"]
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("[hello] hello from hello\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[world] world\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("JOB    STATUS  TIME\nhello  passed  "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("JOB    STATUS  TIME  PEAK MEM  CPU\nhello  passed  "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("2 jobs: 2 passed, 0 failed in "), std::string::npos) << r.out;
   EXPECT_EQ(log("hello"), "hello from hello\n");
   EXPECT_EQ(log("world"), "world\n");
@@ -99,7 +99,7 @@ TEST_F(RunTest, AMissingCommandFailsTheJobWithAClearMessage) {
 TEST_F(RunTest, AJobKilledByASignalIsReportedAsSuch) {
   auto r = sandrun({"run", jobs("[jobs.crash]\nrun = \"kill -SEGV $$\"\n")});
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.out.find("crash  killed by SIGSEGV"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("crash  failed: signal SIGSEGV"), std::string::npos) << r.out;
 }
 
 TEST_F(RunTest, IsolationAsSeenFromInsideTheContainers) {
@@ -184,7 +184,7 @@ TEST_F(RunTest, ATimeoutKillsTheWholeTreeQuickly) {
   auto r = sandrun({"run", jobs("[jobs.slow]\ntimeout = \"1s\"\nrun = \"sleep 86361 & sleep 86362\"\n")});
   EXPECT_EQ(r.status, 1);
   EXPECT_LT(r.elapsed, 3s);
-  EXPECT_NE(r.out.find("slow  timed out after 1s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("slow  killed: timed out after 1s"), std::string::npos) << r.out;
   EXPECT_NE(log("slow").find("sandrun: timed out after 1s; killed the container\n"), std::string::npos);
   expect_nothing_left({{"sleep", "86361"}, {"sleep", "86362"}});
 }

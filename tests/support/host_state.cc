@@ -4,9 +4,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include <fstream>
 #include <sstream>
@@ -60,6 +62,58 @@ std::vector<std::string> dir_entries(const std::string& dir) {
   }
   ::closedir(d);
   std::sort(out.begin(), out.end());
+  return out;
+}
+
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// "<pid>-<starttime>" names a live process when /proc/<pid>/stat has that start time.
+bool run_alive(const std::string& run) {
+  auto dash = run.find('-');
+  if (dash == std::string::npos) return true;  // not a run directory of sandrun's
+  std::string stat = read_text("/proc/" + run.substr(0, dash) + "/stat");
+  auto close = stat.rfind(')');
+  if (stat.empty() || close == std::string::npos) return false;
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && in >> field; ++i) {
+  }
+  std::string start = run.substr(dash + 1);
+  auto dash2 = start.find('-');
+  if (dash2 != std::string::npos) start = start.substr(0, dash2);
+  return field == start;
+}
+
+}  // namespace
+
+std::string state_tag(const std::string& state_root) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : state_root) h = (h ^ c) * 16777619u;
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", h);
+  return buf;
+}
+
+std::vector<std::string> stale_cgroup_runs(const std::string& tag) {
+  std::vector<std::string> bases = {"/sys/fs/cgroup/sandrun"};
+  for (const auto& h : dir_entries("/sys/fs/cgroup")) bases.push_back("/sys/fs/cgroup/" + h + "/sandrun");
+  std::vector<std::string> out;
+  for (const auto& base : bases) {
+    for (const auto& run : dir_entries(base)) {
+      if (!tag.empty() && (run.size() < tag.size() + 1 || run.compare(run.size() - tag.size(), tag.size(), tag) != 0)) continue;
+      struct stat st;
+      if (::stat((base + "/" + run).c_str(), &st) == 0 && S_ISDIR(st.st_mode) && !run_alive(run)) {
+        out.push_back(base + "/" + run);
+      }
+    }
+  }
   return out;
 }
 

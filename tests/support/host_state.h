@@ -12,6 +12,12 @@ bool host_has_process(const std::vector<std::string>& argv);
 std::vector<std::string> mounts_under(const std::string& prefix);
 // True when another process holds the flock on <dir>/lock.
 bool slot_locked(const std::string& dir);
+// cgroup directories sandrun/<run> (any hierarchy, v1 or v2) whose run's process is gone:
+// what a run must never leave behind.
+// With `tag` (8 hex digits), only runs named "<pid>-<start>-<tag>".
+std::vector<std::string> stale_cgroup_runs(const std::string& tag = "");
+// The tag sandrun gives the cgroup runs of a state dir (FNV-1a of the path, as runner.cc).
+std::string state_tag(const std::string& state_root);
 // Entries of a directory, sorted (without . and ..); empty when it does not exist.
 std::vector<std::string> dir_entries(const std::string& dir);
 

@@ -1,0 +1,97 @@
+// Rendering resolved job plans as JSON for --dry-run / --print-spec.
+#include "runner/print_spec.h"
+
+#include <nlohmann/json.hpp>
+
+#include "config/job_file.h"
+#include "sandbox/capabilities.h"
+#include "sandbox/plan.h"
+
+namespace sandrun::runner {
+namespace {
+
+using nlohmann::ordered_json;
+
+ordered_json limits_json(const JobPlan& plan) {
+  const auto& l = plan.limits;
+  ordered_json j = ordered_json::object();
+  j["cgroup"] = plan.use_cgroup;
+  j["memory"] = l.memory ? ordered_json(config::format_size(*l.memory)) : ordered_json(nullptr);
+  j["memory_bytes"] = l.memory ? ordered_json(*l.memory) : ordered_json(nullptr);
+  j["swap"] = l.memory ? "counted in memory" : "unlimited";
+  j["cpus"] = l.cpus ? ordered_json(*l.cpus) : ordered_json(nullptr);
+  j["pids"] = l.pids ? ordered_json(*l.pids) : ordered_json(nullptr);
+  j["cpuset"] = l.cpuset ? ordered_json(*l.cpuset) : ordered_json(nullptr);
+  return j;
+}
+
+ordered_json hardening_json(const sandbox::SandboxSpec& s) {
+  const auto& h = s.hardening;
+  ordered_json j = ordered_json::object();
+  j["capabilities"] = s.uid == 0 ? sandbox::capability_names(h.capabilities) : std::vector<std::string>{};
+  j["bounding_set"] = sandbox::capability_names(h.capabilities);
+  j["no_new_privs"] = h.no_new_privs;
+  if (h.seccomp) {
+    j["seccomp"] = {{"profile", h.seccomp->description()}, {"instructions", h.seccomp->instructions()}};
+  } else {
+    j["seccomp"] = "unconfined";
+  }
+  j["read_only_rootfs"] = h.read_only_rootfs;
+  std::vector<std::string> masked, readonly;
+  if (h.mask_paths) {
+    for (const char* p : sandbox::kMaskedPaths) masked.push_back(std::string("/") + p);
+    masked.push_back("/sys/devices/system/cpu/cpu*/thermal_throttle");
+    for (const char* p : sandbox::kReadOnlyPaths) readonly.push_back(std::string("/") + p);
+  }
+  j["masked_paths"] = masked;
+  j["readonly_paths"] = readonly;
+  ordered_json rl = ordered_json::object();
+  rl["core"] = h.core_limit;
+  if (h.nofile) {
+    rl["nofile"] = {{"soft", h.nofile->first}, {"hard", h.nofile->second}};
+  } else {
+    rl["nofile"] = "inherited";
+  }
+  j["rlimits"] = rl;
+  j["namespaces"] = s.new_net ? std::vector<std::string>{"mount", "pid", "ipc", "uts", "cgroup", "net"}
+                              : std::vector<std::string>{"mount", "pid", "ipc", "uts", "cgroup"};
+  return j;
+}
+
+ordered_json plan_json(const JobPlan& plan) {
+  const auto& s = plan.spec;
+  ordered_json j = ordered_json::object();
+  j["name"] = plan.name;
+  j["hostname"] = s.hostname;
+  j["layers"] = s.lower_dirs;
+  j["command"] = s.argv;
+  j["init"] = s.init;
+  j["env"] = s.env;
+  j["workdir"] = s.workdir;
+  j["user"] = {{"uid", s.uid}, {"gid", s.gid}, {"groups", s.groups}};
+  ordered_json mounts = ordered_json::array();
+  for (const auto& b : s.binds) mounts.push_back({{"source", b.source}, {"target", b.target}, {"readonly", b.readonly}});
+  j["volumes"] = mounts;
+  j["network"] = s.new_net ? "none" : "host";
+  j["timeout"] = plan.timeout ? ordered_json(config::format_duration(*plan.timeout)) : ordered_json(nullptr);
+  j["limits"] = limits_json(plan);
+  j["hardening"] = hardening_json(s);
+  return j;
+}
+
+}  // namespace
+
+std::string specs_json(const std::vector<JobPlan>& plans, const HostIsolation& host) {
+  ordered_json doc = ordered_json::object();
+  if (host.cgroups) {
+    doc["cgroups"] = host.cgroups->info().version == sandbox::cgroup::Version::v2 ? "v2" : "v1";
+  } else {
+    doc["cgroups"] = "unavailable: " + (host.cgroups_missing ? host.cgroups_missing->message() : std::string("?"));
+  }
+  ordered_json jobs = ordered_json::array();
+  for (const auto& p : plans) jobs.push_back(plan_json(p));
+  doc["jobs"] = jobs;
+  return doc.dump(2) + "\n";
+}
+
+}  // namespace sandrun::runner

@@ -1,0 +1,163 @@
+// Hardening end to end, checked from inside real containers with the probe: what a job must
+// not be able to do by default, what it holds, and that each relaxation is explicit.
+#include <sys/stat.h>
+
+#include "tests/runner/cli_fixture.h"
+#include "tests/support/rootfs.h"
+
+namespace sandrun::testing {
+namespace {
+
+// Docker's 14 capabilities as /proc/PID/status prints them.
+constexpr const char* kDefaultCaps = "00000000a80425fb";
+constexpr const char* kNoCaps = "0000000000000000";
+
+class HardeningTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    // A busybox image with the probe at /usr/bin/probe and a setuid-root copy of it.
+    std::string rootfs = tmp_ / "rootfs";
+    ASSERT_EQ(make_busybox_rootfs(rootfs), "");
+    ASSERT_EQ(run_command({"cp", rootfs + "/usr/bin/probe", rootfs + "/usr/bin/suid-probe"}).status, 0);
+    ASSERT_EQ(::chmod((rootfs + "/usr/bin/suid-probe").c_str(), 04755), 0);
+    std::string tarball = tmp_ / "rootfs.tar";
+    ASSERT_EQ(run_command({"tar", "-C", rootfs, "-cf", tarball, "."}).status, 0);
+    auto imp = sandrun({"image", "import", "hard:1", tarball});
+    ASSERT_EQ(imp.status, 0) << imp.err;
+  }
+
+  CommandResult exec(std::vector<std::string> flags, std::vector<std::string> cmd) {
+    std::vector<std::string> args = {"exec", "--image", "hard:1"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.push_back("--");
+    args.insert(args.end(), cmd.begin(), cmd.end());
+    return sandrun(args);
+  }
+
+  static std::string field(const std::string& status, const std::string& name) {
+    auto pos = status.find(name + ":\t");
+    if (pos == std::string::npos) return "";
+    pos += name.size() + 2;
+    return status.substr(pos, status.find('\n', pos) - pos);
+  }
+};
+
+TEST_F(HardeningTest, ARootCommandHoldsExactlyDockersCapabilitiesWithNoNewPrivsAndSeccomp) {
+  auto r = exec({}, {"probe", "caps"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(field(r.out, "CapInh"), kNoCaps) << r.out;
+  EXPECT_EQ(field(r.out, "CapPrm"), kDefaultCaps) << r.out;
+  EXPECT_EQ(field(r.out, "CapEff"), kDefaultCaps) << r.out;
+  EXPECT_EQ(field(r.out, "CapBnd"), kDefaultCaps) << r.out;
+  EXPECT_EQ(field(r.out, "CapAmb"), kNoCaps) << r.out;
+  EXPECT_EQ(field(r.out, "NoNewPrivs"), "1") << r.out;
+  EXPECT_EQ(field(r.out, "Seccomp"), "2") << r.out;
+  expect_nothing_left();
+}
+
+TEST_F(HardeningTest, EverythingThatCouldReachTheHostIsRefusedFromInside) {
+  auto r = exec({}, {"probe", "try", "mount", "umount", "unshare", "unshare-user", "setns", "keyctl", "bpf",
+                     "perf_event_open", "ptrace-init", "ptrace-parent", "reboot", "kexec", "init_module", "x32",
+                     "i386", "io_uring", "userfaultfd", "open_by_handle_at", "personality", "read-kcore",
+                     "write-proc-sys", "sysrq"});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.find("ALLOWED"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("mount refused"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("write-proc-sys refused"), std::string::npos) << r.out;
+  expect_nothing_left();
+}
+
+TEST_F(HardeningTest, AnUnprivilegedUserHasNoCapabilitiesAndSetuidBinariesDoNotHelp) {
+  auto ids = exec({"--user", "1000:1000"}, {"probe", "ids"});
+  EXPECT_EQ(ids.status, 0) << ids.err;
+  EXPECT_EQ(ids.out, "uid=1000 gid=1000 euid=1000 egid=1000\n");
+  auto caps = exec({"--user", "1000:1000"}, {"probe", "caps"});
+  EXPECT_EQ(field(caps.out, "CapPrm"), kNoCaps) << caps.out;
+  EXPECT_EQ(field(caps.out, "CapEff"), kNoCaps) << caps.out;
+  EXPECT_EQ(field(caps.out, "CapAmb"), kNoCaps) << caps.out;
+  auto suid = exec({"--user", "1000:1000"}, {"suid-probe", "ids"});
+  EXPECT_EQ(suid.out, "uid=1000 gid=1000 euid=1000 egid=1000\n") << suid.err;
+  // The test can fail: with no_new_privs explicitly off, the setuid bit works again.
+  auto relaxed = exec({"--user", "1000:1000", "--security-opt", "no-new-privileges=false"}, {"suid-probe", "ids"});
+  EXPECT_EQ(relaxed.out, "uid=1000 gid=1000 euid=0 egid=1000\n") << relaxed.err;
+  expect_nothing_left();
+}
+
+TEST_F(HardeningTest, ProcAndSysHideWhatLeaksTheHost) {
+  // Which of them exist depends on the kernel; each one that does is hidden.
+  auto r = exec({}, {"sh", "-c",
+                     "for f in /proc/kcore /proc/keys /proc/timer_list /proc/interrupts /proc/sched_debug; do "
+                     "  [ -e $f ] && echo \"$f $(wc -c < $f)\"; done; "
+                     "for d in /proc/acpi /proc/scsi /sys/firmware; do [ -d $d ] && echo \"$d $(ls -A $d | wc -l)\"; done; "
+                     "echo x > /proc/sys/kernel/hostname || echo ro; echo x > /proc/sysrq-trigger || echo ro2"});
+  for (const std::string path : {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/interrupts",
+                                 "/proc/sched_debug", "/proc/acpi", "/proc/scsi", "/sys/firmware"}) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) {
+      EXPECT_NE(r.out.find(path + " 0\n"), std::string::npos) << path << "\n" << r.out;
+    }
+  }
+  EXPECT_NE(r.out.find("/sys/firmware 0\n"), std::string::npos) << r.out;  // never empty on a host
+  EXPECT_NE(r.out.find("ro\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ro2\n"), std::string::npos) << r.out;
+  expect_nothing_left();
+}
+
+TEST_F(HardeningTest, ReadOnlyRootfsRefusesWritesButTmpAndTheWorkspaceStayWritable) {
+  std::string ws = tmp_ / "ws";
+  ASSERT_EQ(::mkdir(ws.c_str(), 0755), 0);
+  auto r = exec({"--read-only", "-v", ws + ":/workspace"},
+                {"sh", "-c", "touch /x 2>/dev/null || echo rofs; touch /tmp/y && echo tmp; touch /workspace/z && echo ws"});
+  EXPECT_EQ(r.out, "rofs\ntmp\nws\n") << r.err;
+  expect_nothing_left();
+}
+
+TEST_F(HardeningTest, CoreDumpsAreOffAndNofileIsConfigurable) {
+  auto r = exec({"--ulimit", "nofile=256:512"}, {"sh", "-c", "ulimit -c; ulimit -n; ulimit -Hn"});
+  EXPECT_EQ(r.out, "0\n256\n512\n") << r.err;
+  expect_nothing_left();
+}
+
+TEST_F(HardeningTest, EachRelaxationIsExplicit) {
+  // unshare needs CAP_SYS_ADMIN and a seccomp profile that allows it: both asked for.
+  auto r = exec({"--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined"}, {"probe", "try", "unshare"});
+  EXPECT_EQ(r.out, "unshare ALLOWED\n") << r.err;
+  // Without the capability, seccomp being off is not enough: the kernel refuses.
+  auto half = exec({"--security-opt", "seccomp=unconfined"}, {"probe", "try", "unshare"});
+  EXPECT_EQ(half.out.rfind("unshare refused", 0), 0u) << half.out;
+  auto caps = exec({"--cap-drop", "ALL"}, {"probe", "caps"});
+  EXPECT_EQ(field(caps.out, "CapEff"), kNoCaps) << caps.out;
+  EXPECT_EQ(field(caps.out, "CapBnd"), kNoCaps) << caps.out;
+  auto unconfined = exec({"--security-opt", "seccomp=unconfined"}, {"probe", "caps"});
+  EXPECT_EQ(field(unconfined.out, "Seccomp"), "0") << unconfined.out;
+  expect_nothing_left();
+}
+
+TEST_F(HardeningTest, ADockerFormatSeccompProfileApplies) {
+  write_file(tmp_ / "profile.json", R"json({
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [{"names": ["chmod", "fchmodat", "fchmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+})json");
+  auto r = exec({"--security-opt", "seccomp=" + (tmp_ / "profile.json")},
+                {"sh", "-c", "chmod 600 /tmp 2>/dev/null && echo changed || echo denied"});
+  EXPECT_EQ(r.out, "denied\n") << r.err;
+  expect_nothing_left();
+}
+
+TEST_F(HardeningTest, DryRunPrintsTheResolvedSpecWithEveryLimitAndHardeningSetting) {
+  auto r = exec({"--dry-run", "--memory", "64MiB", "--cpus", "0.5", "--cap-drop", "NET_RAW", "--read-only"},
+                {"true"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* want : {"\"memory\": \"64 MiB\"", "\"cpus\": 0.5", "\"pids\": 1024", "\"no_new_privs\": true",
+                           "\"read_only_rootfs\": true", "\"CAP_CHOWN\"", "\"/proc/kcore\"", "\"profile\": \"default",
+                           "\"core\": 0"}) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  }
+  EXPECT_EQ(r.out.find("CAP_NET_RAW"), std::string::npos) << r.out;
+  expect_nothing_left();
+}
+
+}  // namespace
+}  // namespace sandrun::testing
