@@ -9,6 +9,7 @@ packages=(
   libssl-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   busybox-static tar gzip zstd
+  jq  # ci/test-cgroup2.sh reads ctest's JSON (ci/v2vm.sh installs its own qemu/debootstrap)
 )
 
 missing=()
