@@ -53,8 +53,26 @@ ordered_json hardening_json(const sandbox::SandboxSpec& s) {
     rl["nofile"] = "inherited";
   }
   j["rlimits"] = rl;
-  j["namespaces"] = s.new_net ? std::vector<std::string>{"mount", "pid", "ipc", "uts", "cgroup", "net"}
+  j["namespaces"] = s.userns.enabled ? (s.new_net ? std::vector<std::string>{"user", "mount", "pid", "ipc", "uts", "cgroup", "net"}
+                                                  : std::vector<std::string>{"user", "mount", "pid", "ipc", "uts", "cgroup"})
+                 : s.new_net ? std::vector<std::string>{"mount", "pid", "ipc", "uts", "cgroup", "net"}
                               : std::vector<std::string>{"mount", "pid", "ipc", "uts", "cgroup"};
+  return j;
+}
+
+ordered_json userns_json(const sandbox::UserNamespace& ns) {
+  if (!ns.enabled) return "none: container root is host root";
+  auto maps = [](const std::vector<sandbox::IdMap>& m) {
+    ordered_json a = ordered_json::array();
+    for (const auto& e : m) a.push_back({{"inside", e.inside}, {"outside", e.outside}, {"count", e.count}});
+    return a;
+  };
+  ordered_json j = ordered_json::object();
+  j["uid_map"] = maps(ns.uid_map);
+  j["gid_map"] = maps(ns.gid_map);
+  j["origin"] = ns.origin;
+  j["via_newuidmap"] = ns.via_helpers;
+  j["idmapped_layers"] = ns.idmap_layers;
   return j;
 }
 
@@ -76,6 +94,7 @@ ordered_json plan_json(const JobPlan& plan) {
   j["timeout"] = plan.timeout ? ordered_json(config::format_duration(*plan.timeout)) : ordered_json(nullptr);
   j["limits"] = limits_json(plan);
   j["hardening"] = hardening_json(s);
+  j["user_namespace"] = userns_json(s.userns);
   return j;
 }
 

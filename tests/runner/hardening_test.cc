@@ -135,6 +135,18 @@ TEST_F(HardeningTest, EachRelaxationIsExplicit) {
   expect_nothing_left();
 }
 
+TEST_F(HardeningTest, AnUnknownCapabilityIsAnErrorAtItsPositionBeforeAnyJobStarts) {
+  std::string file = jobs("[jobs.unit]\nimage = \"hard:1\"\nrun = \"true\"\ncap_add = [\"CHOWN\", \"NET_ADMN\"]\n");
+  auto r = sandrun({"run", file});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "sandrun: " + file +
+                       ":4:21: jobs.unit.cap_add[1]: unknown capability \"NET_ADMN\" (did you mean CAP_NET_ADMIN?)\n");
+  auto e = exec({"--cap-drop", "FOO"}, {"true"});
+  EXPECT_EQ(e.status, 125);
+  EXPECT_EQ(e.err, "sandrun: exec: --cap-drop: unknown capability \"FOO\"\n");
+  expect_nothing_left();
+}
+
 TEST_F(HardeningTest, ADockerFormatSeccompProfileApplies) {
   write_file(tmp_ / "profile.json", R"json({
   "defaultAction": "SCMP_ACT_ALLOW",
