@@ -16,6 +16,7 @@
 
 #include "sandbox/cgroup.h"
 #include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
 #include "sandbox/sys/syscalls.h"
 
 namespace sandrun::sandbox::cgroup {
@@ -296,6 +297,13 @@ Result<size_t> kill_members(const std::vector<std::string>& dirs, const std::str
     for (pid_t p : pids) kill_member(p, rel);
   }
   return listed;
+}
+
+void destroy_quietly(Group& group) {
+  auto k = group.kill();
+  auto r = group.remove();
+  if (!k) log::warn("cgroup cleanup: {}", k.error().message());
+  if (!r) log::warn("cgroup cleanup: {}", r.error().message());
 }
 
 Result<void> kill_until_empty(const std::vector<std::string>& dirs, const std::string& rel, int timeout_ms) {

@@ -10,7 +10,6 @@
 
 #include "sandbox/cgroup.h"
 #include "sandbox/sys/fs.h"
-#include "sandbox/sys/log.h"
 
 namespace sandrun::sandbox::cgroup::detail {
 namespace {
@@ -53,11 +52,7 @@ class V1Group final : public Group {
     path_ = mem ? mem->dir : leaves_.front().dir;
   }
   ~V1Group() override {
-    if (removed_) return;
-    auto k = kill();
-    auto r = remove();
-    if (!k) log::warn("cgroup cleanup: {}", k.error().message());
-    if (!r) log::warn("cgroup cleanup: {}", r.error().message());
+    if (!removed_) destroy_quietly(*this);
   }
 
   Version version() const override { return Version::v1; }

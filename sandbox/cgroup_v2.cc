@@ -8,7 +8,6 @@
 
 #include "sandbox/cgroup.h"
 #include "sandbox/sys/fs.h"
-#include "sandbox/sys/log.h"
 
 namespace sandrun::sandbox::cgroup::detail {
 namespace {
@@ -61,11 +60,7 @@ class V2Group final : public Group {
   V2Group(std::string dir, std::string rel, UniqueFd fd, Seams seams)
       : dir_(std::move(dir)), rel_(std::move(rel)), fd_(std::move(fd)), seams_(std::move(seams)) {}
   ~V2Group() override {
-    if (removed_) return;
-    auto k = kill();
-    auto r = remove();
-    if (!k) log::warn("cgroup cleanup: {}", k.error().message());
-    if (!r) log::warn("cgroup cleanup: {}", r.error().message());
+    if (!removed_) destroy_quietly(*this);
   }
 
   Version version() const override { return Version::v2; }
