@@ -14,7 +14,7 @@
 #include <cmath>
 #include <thread>
 
-#include "sandbox/cgroup.h"
+#include "sandbox/cgroup_internal.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 #include "sandbox/sys/syscalls.h"

@@ -8,7 +8,7 @@
 #include <set>
 #include <thread>
 
-#include "sandbox/cgroup.h"
+#include "sandbox/cgroup_internal.h"
 #include "sandbox/sys/fs.h"
 
 namespace sandrun::sandbox::cgroup::detail {

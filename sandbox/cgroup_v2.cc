@@ -6,7 +6,7 @@
 
 #include <fmt/ranges.h>
 
-#include "sandbox/cgroup.h"
+#include "sandbox/cgroup_internal.h"
 #include "sandbox/sys/fs.h"
 
 namespace sandrun::sandbox::cgroup::detail {

@@ -11,7 +11,7 @@
 #include <functional>
 #include <iostream>
 
-#include "sandbox/cgroup.h"
+#include "sandbox/cgroup_internal.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/syscalls.h"
 #include "tests/support/test_env.h"

@@ -6,7 +6,7 @@
 #include <map>
 #include <set>
 
-#include "sandbox/cgroup.h"
+#include "sandbox/cgroup_internal.h"
 #include "sandbox/sys/fs.h"
 #include "tests/support/test_env.h"
 
