@@ -2,6 +2,12 @@
 # e2e.sh: end-to-end throughput and latency of sandrun beside bwrap, crun, runc and a bare
 # /bin/true, all measured in one run on this machine. Usage: bench/e2e.sh [BUILD_DIR]
 #
+# sandrun runs with its defaults (seccomp, Docker's capabilities, masked paths, a cgroup with the
+# pids limit), with limits on top (memory = "256MiB", cpus = 1, pids = 1024) and without the
+# seccomp filter (seccomp = "unconfined"). crun runs with its `crun spec` bundle and, for a
+# like-for-like comparison, with sandrun's default seccomp profile (printed as OCI JSON by
+# BUILD_DIR/sandrun-oci-seccomp), Docker's capabilities and the same limits.
+#
 # Runs as root. Everything it writes goes to one temp dir ($TMPDIR or /tmp) that is removed
 # on exit, even on Ctrl-C; it prints a table. Peers that are not installed are skipped.
 # Knobs (environment): E2E_JOBS (500), E2E_JOBS_SMALL (200), E2E_PARALLEL (8),
@@ -36,6 +42,9 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sandrun-e2e.XXXXXX") || die "mktemp failed"
 CRUN_STATE=$TMP/crun-state
 RUNC_STATE=$TMP/runc-state
+# Every crun/runc container id starts with this, so that cleanup can find the cgroups they make
+# (crun puts them at /sys/fs/cgroup/<controller>/<id> here) and no id clashes with others'.
+CID=sandrun-e2e-$$
 
 # crun refuses this machine's hybrid cgroup layout (a cgroup2 mount with no controllers but
 # hugetlb at /sys/fs/cgroup/unified): run it in a private mount namespace without that mount.
@@ -58,6 +67,17 @@ cleanup() {
     for id in $(runc --root "$RUNC_STATE" list -q 2>/dev/null); do
       runc --root "$RUNC_STATE" delete -f "$id" >/dev/null 2>&1
     done
+  fi
+  # Cgroups a runtime killed mid-start left behind: ours by name, removed deepest first (rmdir
+  # only: a cgroup that still holds a process stays, and is reported).
+  local cg
+  while read -r cg; do
+    find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || note "could not remove cgroup $cg"
+  done < <(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$CID-*" 2>/dev/null)
+  # sandrun removes its cgroups and slots itself, even on SIGINT; after a harder kill this
+  # sweeps what its dead runs left (the same sweep every `sandrun run` does at start).
+  if [[ -n ${SR_ROOT:-} && -d $SR_ROOT ]]; then
+    "$SANDRUN" --root "$SR_ROOT" cleanup >/dev/null 2>&1
   fi
   # Nothing should be mounted under the temp dir (every runtime mounts in its own namespace);
   # if something is, it is ours: detach it before removing the tree.
@@ -84,16 +104,19 @@ lat_once() {
   if (( rc != 0 )); then echo fail >>"$file"; else echo $((t1 - t0)) >>"$file"; fi
 }
 
-# The same loop as a script, for peers that must run inside a namespace of their own.
-# lat_loop.sh FILE RUNS CMD... ; "{}" in CMD is replaced by the run number.
-cat >"$TMP/lat_loop.sh" <<'EOF'
-file=$1 runs=$2; shift 2
+# The same loop as a script, for crun, which must run inside a namespace of its own: RUNS runs
+# of each bundle in turn (interleaved, so drift hits all alike), their times appended to FILE.
+# crun_lat.sh RUNS STATE IDPREFIX FILE BUNDLE [FILE BUNDLE]...
+cat >"$TMP/crun_lat.sh" <<'EOF'
+runs=$1 state=$2 prefix=$3; shift 3
 for ((i = 1; i <= runs; i++)); do
-  cmd=("${@//\{\}/$i}")
-  t0=${EPOCHREALTIME/./}
-  "${cmd[@]}" >/dev/null 2>&1
-  rc=$? t1=${EPOCHREALTIME/./}
-  if (( rc != 0 )); then echo fail >>"$file"; else echo $((t1 - t0)) >>"$file"; fi
+  for ((k = 1; k < $#; k += 2)); do
+    file=${!k} b=$((k + 1)); bundle=${!b}
+    t0=${EPOCHREALTIME/./}
+    crun --root "$state" run -b "$bundle" "$prefix-$k-$i" >/dev/null 2>&1
+    rc=$? t1=${EPOCHREALTIME/./}
+    if (( rc != 0 )); then echo fail >>"$file"; else echo $((t1 - t0)) >>"$file"; fi
+  done
 done
 EOF
 
@@ -161,21 +184,25 @@ LAYER=${layers[0]}
 ROOTFS=$TMP/rootfs
 cp -a "$LAYER" "$ROOTFS"
 
-make_jobfile() {  # make_jobfile N INIT(true|false) FILE
+make_jobfile() {  # make_jobfile N INIT(true|false) FILE [LINE of [defaults]...]
   {
     echo "[defaults]"
     echo "init = $2"
+    printf '%s\n' "${@:4}"
     for ((i = 1; i <= $1; i++)); do printf '[jobs.j%d]\ncommand = ["/bin/true"]\n' "$i"; done
   } >"$3"
 }
 for n in "$JOBS" "$JOBS_SMALL" "$PAR"; do  # $PAR: the warm-up
   make_jobfile "$n" true "$TMP/jobs-$n.toml"
   make_jobfile "$n" false "$TMP/jobs-$n-noinit.toml"
+  make_jobfile "$n" true "$TMP/jobs-$n-limits.toml" 'memory = "256MiB"' 'cpus = 1' 'pids = 1024'
+  make_jobfile "$n" true "$TMP/jobs-$n-unconfined.toml" 'seccomp = "unconfined"'
 done
+SR_LIMITS=(-m 256MiB --cpus 1 --pids-limit 1024)  # the same for `sandrun exec`
 
 # The peers found on this machine.
 have() { command -v "$1" >/dev/null 2>&1; }
-BWRAP=() CRUN=0 RUNC=0
+BWRAP=() CRUN=0 CRUN_SL=0 RUNC=0
 if have bwrap; then
   BWRAP=(bwrap --unshare-all --die-with-parent --ro-bind "$ROOTFS" / --proc /proc --dev /dev --tmpfs /tmp)
   "${BWRAP[@]}" /bin/true >/dev/null 2>&1 || { note "bwrap does not run here; skipped"; BWRAP=(); }
@@ -190,19 +217,66 @@ make_bundle() {  # make_bundle RUNTIME DIR
       | .root.path = $root | .root.readonly = true' "$2/config.json" >"$2/config.tmp" &&
     mv "$2/config.tmp" "$2/config.json"
 }
+# crun's bundle with sandrun's hardening and limits: sandrun's default seccomp profile as OCI
+# JSON, Docker's 14 capabilities, and memory 256 MiB (swap included), 1 CPU, 1024 pids.
+# jq 1.6 rounds integers above 2^53 (the profile's 64-bit masks), so the profile is pasted in
+# as text in place of a placeholder that jq wrote.
+DOCKER_CAPS='["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_FSETID","CAP_FOWNER","CAP_MKNOD","CAP_NET_RAW",
+  "CAP_SETGID","CAP_SETUID","CAP_SETFCAP","CAP_SETPCAP","CAP_NET_BIND_SERVICE","CAP_SYS_CHROOT",
+  "CAP_KILL","CAP_AUDIT_WRITE"]'
+make_crun_sl_bundle() {  # make_crun_sl_bundle DIR SECCOMP_JSON limits|no-limits [CONFIG_NAME ARGS_JSON]
+  mkdir -p "$1" && cp "$TMP/crun-bundle/config.json" "$1/config.tmp" || return 1
+  jq --argjson caps "$DOCKER_CAPS" --arg limits "$3" --argjson args "${5:-null}" '
+      if $args then .process.args = $args else . end
+      | .process.capabilities |= with_entries(if .key == "inheritable" then . else .value = $caps end)
+      | .process.noNewPrivileges = true
+      | if $limits == "limits" then
+          .linux.resources.memory = {limit: 268435456, swap: 268435456}
+          | .linux.resources.cpu = {quota: 100000, period: 100000}
+          | .linux.resources.pids = {limit: 1024}
+        else . end
+      | .linux.seccomp = "@SANDRUN_SECCOMP@"' "$1/config.tmp" >"$1/config.jq" || return 1
+  awk -v f="$2" 'BEGIN { while ((getline l < f) > 0) s = s l "\n"; sub(/\n$/, "", s) }
+    { p = "\"@SANDRUN_SECCOMP@\""; i = index($0, p)
+      if (i) { $0 = substr($0, 1, i - 1) s substr($0, i + length(p)); n++ }
+      print }
+    END { exit n == 1 ? 0 : 1 }' "$1/config.jq" >"$1/${4:-config.json}" &&
+    rm -f "$1/config.tmp" "$1/config.jq" && jq -e '.linux.seccomp.syscalls | length > 0' "$1/${4:-config.json}" >/dev/null
+}
+OCI_SECCOMP=$(dirname "$SANDRUN")/sandrun-oci-seccomp
 if have crun && have jq && have unshare; then
   if make_bundle crun "$TMP/crun-bundle" &&
-    in_crun_ns crun --root "$CRUN_STATE" run -b "$TMP/crun-bundle" check >/dev/null 2>&1; then
+    in_crun_ns crun --root "$CRUN_STATE" run -b "$TMP/crun-bundle" "$CID-check" >/dev/null 2>&1; then
     CRUN=1
   else
     note "crun does not run here; skipped"
+  fi
+  if (( CRUN )) && [[ ! -x $OCI_SECCOMP ]]; then
+    note "no $OCI_SECCOMP (cmake --build BUILD_DIR --target sandrun-oci-seccomp): crun seccomp+limits skipped"
+  elif (( CRUN )); then
+    # --verify: sandrun's own JSON loader compiles the output to the very BPF program sandrun's
+    # default profile compiles to (else it fails).
+    if ! "$OCI_SECCOMP" --verify >"$TMP/oci-seccomp.json" 2>"$TMP/oci-seccomp.log"; then
+      note "sandrun-oci-seccomp failed: $(tail -1 "$TMP/oci-seccomp.log"); crun seccomp+limits skipped"
+    elif make_crun_sl_bundle "$TMP/crun-sl-bundle" "$TMP/oci-seccomp.json" limits &&
+      make_crun_sl_bundle "$TMP/crun-sc-bundle" "$TMP/oci-seccomp.json" no-limits &&
+      in_crun_ns crun --root "$CRUN_STATE" run -b "$TMP/crun-sl-bundle" "$CID-check-sl" >/dev/null 2>&1; then
+      CRUN_SL=1
+      # The proof that the filter and the limits are in force: what the container sees.
+      make_crun_sl_bundle "$TMP/crun-sl-bundle" "$TMP/oci-seccomp.json" limits probe.json '["/bin/sh", "-c",
+        "grep -E \"^(Seccomp|NoNewPrivs|CapEff):\" /proc/self/status; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/pids/pids.max"]' &&
+        CRUN_SL_SEES=$(in_crun_ns crun --root "$CRUN_STATE" run -b "$TMP/crun-sl-bundle" -f "$TMP/crun-sl-bundle/probe.json" \
+          "$CID-probe" 2>&1 | tr -s '\t\n' '  ')
+    else
+      note "crun with sandrun's seccomp profile and limits does not run here; skipped"
+    fi
   fi
 else
   note "crun (or jq, unshare) not installed; crun skipped"
 fi
 if have runc && have jq; then
   if make_bundle runc "$TMP/runc-bundle" &&
-    runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" check >/dev/null 2>&1; then
+    runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" "$CID-check" >/dev/null 2>&1; then
     RUNC=1
   else
     note "runc does not run here; skipped"
@@ -214,8 +288,8 @@ fi
 # ---- throughput -----------------------------------------------------------------------------
 # One command per runtime: N containers of /bin/true, PAR at a time. Every round runs each
 # runtime once per size, in turn, so a change of background load hits all of them alike.
-tp_sandrun() {  # N [noinit]
-  local f=$TMP/jobs-$1${2:+-noinit}.toml out=$TMP/out
+tp_sandrun() {  # N [noinit|limits|unconfined]
+  local f=$TMP/jobs-$1${2:+-$2}.toml out=$TMP/out
   "$SANDRUN" --root "$SR_ROOT" run -j "$PAR" --out "$out" "$f" >"$TMP/run.log" 2>&1
   local rc=$?
   rm -rf "$out"
@@ -234,23 +308,28 @@ tp_sandrun_tmpfs() {  # N
 }
 tp_bare() { xargs_n "$1" /bin/true; }
 tp_bwrap() { xargs_n "$1" "${BWRAP[@]}" /bin/true; }
-tp_crun() {
+tp_crun() {  # N [BUNDLE]
+  local bundle=${2:-$TMP/crun-bundle}
   in_crun_ns bash -c 'seq 1 "$1" | xargs -P "$2" -I{} crun --root "$3" run -b "$4" "$5-{}" >/dev/null 2>&1' \
-    tp "$1" "$PAR" "$CRUN_STATE" "$TMP/crun-bundle" "r$round-$1"
+    tp "$1" "$PAR" "$CRUN_STATE" "$bundle" "$CID-r$round-$1-${bundle##*/}"
 }
-tp_runc() { xargs_n "$1" runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" "r$round-$1-{}"; }
+tp_runc() { xargs_n "$1" runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" "$CID-r$round-$1-{}"; }
 
-RUNTIMES=(bare sandrun sandrun-noinit)
+RUNTIMES=(bare sandrun sandrun-limits sandrun-unconfined sandrun-noinit)
 have unshare && RUNTIMES+=(sandrun-tmpfs)
 (( ${#BWRAP[@]} )) && RUNTIMES+=(bwrap)
 (( CRUN )) && RUNTIMES+=(crun)
+(( CRUN_SL )) && RUNTIMES+=(crun-sl)
 (( RUNC )) && RUNTIMES+=(runc)
 
 tp_one() {  # RUNTIME N
   case $1 in
     sandrun) tp_sandrun "$2" ;;
     sandrun-noinit) tp_sandrun "$2" noinit ;;
+    sandrun-limits) tp_sandrun "$2" limits ;;
+    sandrun-unconfined) tp_sandrun "$2" unconfined ;;
     sandrun-tmpfs) tp_sandrun_tmpfs "$2" ;;
+    crun-sl) tp_crun "$2" "$TMP/crun-sl-bundle" ;;
     *) "tp_$1" "$2" ;;
   esac
 }
@@ -277,8 +356,10 @@ echo "  ($(( ($(now_us) - tp_start) / 1000000 )) s)" >&2
 # ---- latency --------------------------------------------------------------------------------
 # One container at a time, start to exit as a shell sees it (fork + exec of the runtime
 # included; the bare /bin/true row is that floor). Runs interleave so drift hits all alike;
-# crun's runs are a block of their own inside its private mount namespace.
-LAT=(bare sandrun sandrun-noinit)
+# crun's runs are a block of their own inside its private mount namespace. "crun-sc" (latency
+# only) is crun with sandrun's seccomp profile and capabilities but no limits, to split
+# crun-sl's cost between the filter and the limits.
+LAT=(bare sandrun sandrun-limits sandrun-unconfined sandrun-noinit)
 (( ${#BWRAP[@]} )) && LAT+=(bwrap)
 (( RUNC )) && LAT+=(runc)
 lat_cmd() {
@@ -286,23 +367,44 @@ lat_cmd() {
     bare) lat_once "$2" /bin/true ;;
     sandrun) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox -- /bin/true ;;
     sandrun-noinit) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox --no-init -- /bin/true ;;
+    sandrun-limits) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox "${SR_LIMITS[@]}" -- /bin/true ;;
+    sandrun-unconfined)
+      lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox --security-opt seccomp=unconfined -- /bin/true ;;
     bwrap) lat_once "$2" "${BWRAP[@]}" /bin/true ;;
-    runc) lat_once "$2" runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" "lat-$3" ;;
+    runc) lat_once "$2" runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" "$CID-lat-$3" ;;
   esac
 }
-echo "measuring latency: $LAT_RUNS runs each of: ${LAT[*]}$( ((CRUN)) && echo " crun")" >&2
+CRUN_LAT=()  # runtime name, bundle
+(( CRUN )) && CRUN_LAT+=(crun "$TMP/crun-bundle")
+(( CRUN_SL )) && CRUN_LAT+=(crun-sc "$TMP/crun-sc-bundle" crun-sl "$TMP/crun-sl-bundle")
+crun_lat_args() {  # DIR: FILE BUNDLE pairs for crun_lat.sh, files under DIR (/dev/null: none)
+  local k
+  for ((k = 0; k < ${#CRUN_LAT[@]}; k += 2)); do
+    if [[ $1 == /dev/null ]]; then echo /dev/null; else echo "$1/lat-${CRUN_LAT[k]}"; fi
+    echo "${CRUN_LAT[k + 1]}"
+  done
+}
+echo "measuring latency: $LAT_RUNS runs each of: ${LAT[*]}$(for ((k = 0; k < ${#CRUN_LAT[@]}; k += 2)); do echo -n " ${CRUN_LAT[k]}"; done)" >&2
 settle
 for ((i = 0; i < 3; i++)); do  # warm-up, not recorded
   for rt in "${LAT[@]}"; do lat_cmd "$rt" /dev/null "w$i"; done
 done
+# Each pass starts at a different runtime: a runtime leaves work behind when it ends (runc's
+# and crun's namespaces are freed asynchronously), and it must not always bill the same one.
+nlat=${#LAT[@]}
 for ((i = 1; i <= LAT_RUNS; i++)); do
-  for rt in "${LAT[@]}"; do lat_cmd "$rt" "$TMP/lat-$rt" "$i"; done
+  for ((k = 0; k < nlat; k++)); do
+    rt=${LAT[(k + i) % nlat]}
+    lat_cmd "$rt" "$TMP/lat-$rt" "$i"
+  done
 done
-if (( CRUN )); then
-  LAT+=(crun)
+if (( ${#CRUN_LAT[@]} )); then
+  for ((k = 0; k < ${#CRUN_LAT[@]}; k += 2)); do LAT+=("${CRUN_LAT[k]}"); done
   settle
-  in_crun_ns bash "$TMP/lat_loop.sh" /dev/null 3 crun --root "$CRUN_STATE" run -b "$TMP/crun-bundle" "w{}"
-  in_crun_ns bash "$TMP/lat_loop.sh" "$TMP/lat-crun" "$LAT_RUNS" crun --root "$CRUN_STATE" run -b "$TMP/crun-bundle" "lat-{}"
+  mapfile -t args < <(crun_lat_args /dev/null)
+  in_crun_ns bash "$TMP/crun_lat.sh" 3 "$CRUN_STATE" "$CID-w" "${args[@]}"
+  mapfile -t args < <(crun_lat_args "$TMP")
+  in_crun_ns bash "$TMP/crun_lat.sh" "$LAT_RUNS" "$CRUN_STATE" "$CID-lat" "${args[@]}"
 fi
 
 # ---- report ---------------------------------------------------------------------------------
@@ -312,8 +414,11 @@ label() {
     sandrun) echo "sandrun run -j $PAR" ;;
     sandrun-noinit) echo "sandrun run -j $PAR, init = false" ;;
     sandrun-tmpfs) echo "sandrun run -j $PAR, slots on tmpfs" ;;
+    sandrun-limits) echo "sandrun run -j $PAR, limits" ;;
+    sandrun-unconfined) echo "sandrun run -j $PAR, seccomp unconfined" ;;
     bwrap) echo "bwrap (xargs)" ;;
     crun) echo "crun run (xargs)" ;;
+    crun-sl) echo "crun run, seccomp+limits (xargs)" ;;
     runc) echo "runc run (xargs)" ;;
   esac
 }
@@ -322,6 +427,10 @@ lat_label() {
     bare) echo "bare /bin/true" ;;
     sandrun) echo "sandrun exec" ;;
     sandrun-noinit) echo "sandrun exec --no-init" ;;
+    sandrun-limits) echo "sandrun exec, limits" ;;
+    sandrun-unconfined) echo "sandrun exec, seccomp unconfined" ;;
+    crun-sc) echo "crun run, seccomp" ;;
+    crun-sl) echo "crun run, seccomp+limits" ;;
     bwrap) echo "bwrap" ;;
     *) echo "$1 run" ;;
   esac
@@ -336,25 +445,32 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "fail" || b == "fail" || b =
 
 echo
 echo "Throughput: N x /bin/true on the busybox rootfs, $PAR at a time (median of $ROUNDS round(s))"
-echo "  'sandrun vs' = sandrun's containers/s divided by this runtime's (> 1: sandrun is faster)"
-printf '%-34s %9s %9s %11s   %9s %9s %11s\n' "runtime" "$JOBS: s" "c/s" "sandrun vs" "$JOBS_SMALL: s" "c/s" "sandrun vs"
+echo "  'sandrun vs' = sandrun's containers/s divided by this runtime's (> 1: sandrun is faster);"
+echo "  'limits vs'  = the same for sandrun with limits (memory 256MiB, cpus 1, pids 1024)"
+tp_fmt='%-38s %8s %8s %10s %10s   %8s %8s %10s %10s\n'
+printf "$tp_fmt" "runtime" "$JOBS: s" "c/s" "sandrun vs" "limits vs" "$JOBS_SMALL: s" "c/s" "sandrun vs" "limits vs"
 read -r sr_big _ <<<"$(rate "$JOBS" "$TMP/tp-sandrun-$JOBS")"
 read -r sr_small _ <<<"$(rate "$JOBS_SMALL" "$TMP/tp-sandrun-$JOBS_SMALL")"
+read -r srl_big _ <<<"$(rate "$JOBS" "$TMP/tp-sandrun-limits-$JOBS")"
+read -r srl_small _ <<<"$(rate "$JOBS_SMALL" "$TMP/tp-sandrun-limits-$JOBS_SMALL")"
 for rt in "${RUNTIMES[@]}"; do
   read -r r1 s1 <<<"$(rate "$JOBS" "$TMP/tp-$rt-$JOBS")"
   read -r r2 s2 <<<"$(rate "$JOBS_SMALL" "$TMP/tp-$rt-$JOBS_SMALL")"
-  printf '%-34s %9s %9s %11s   %9s %9s %11s\n' "$(label "$rt")" "${s1:--}" "$r1" "$(ratio "$sr_big" "$r1")" \
-    "${s2:--}" "$r2" "$(ratio "$sr_small" "$r2")"
+  printf "$tp_fmt" "$(label "$rt")" "${s1:--}" "$r1" "$(ratio "$sr_big" "$r1")" "$(ratio "$srl_big" "$r1")" \
+    "${s2:--}" "$r2" "$(ratio "$sr_small" "$r2")" "$(ratio "$srl_small" "$r2")"
 done
 
 echo
 echo "Latency: one container start to exit, $LAT_RUNS runs (ms)"
-echo "  'sandrun vs' = sandrun exec's median divided by this runtime's (< 1: sandrun is faster)"
-printf '%-34s %9s %9s %11s\n' "runtime" "median" "p90" "sandrun vs"
+echo "  'sandrun vs' = sandrun exec's median divided by this runtime's (< 1: sandrun is faster);"
+echo "  'limits vs'  = the same for sandrun exec with limits"
+printf '%-38s %9s %9s %11s %11s\n' "runtime" "median" "p90" "sandrun vs" "limits vs"
 read -r sr_med _ <<<"$(stats "$TMP/lat-sandrun")"
+read -r srl_med _ <<<"$(stats "$TMP/lat-sandrun-limits")"
 for rt in "${LAT[@]}"; do
   read -r med p90 _ <<<"$(stats "$TMP/lat-$rt")"
-  printf '%-34s %9s %9s %11s\n' "$(lat_label "$rt")" "$med" "${p90:--}" "$(ratio "$sr_med" "$med")"
+  printf '%-38s %9s %9s %11s %11s\n' "$(lat_label "$rt")" "$med" "${p90:--}" "$(ratio "$sr_med" "$med")" \
+    "$(ratio "$srl_med" "$med")"
 done
 
 echo
@@ -372,6 +488,36 @@ if (( ${#BWRAP[@]} )); then
       printf "target: throughput above bwrap:  %s (%.2fx)\n", (sr > bw) ? "met" : "NOT met", sr / bw
     if (sl != "fail" && bl != "fail")
       printf "target: latency below 2x bwrap: %s (%.2fx)\n", (sl < 2 * bl) ? "met" : "NOT met", sl / bl }'
+fi
+# sandrun with limits and seccomp against crun with the same profile and limits; what the
+# filter and the limits cost each of them (latency medians, ms).
+read -r sru_med _ <<<"$(stats "$TMP/lat-sandrun-unconfined")"
+read -r sru_big _ <<<"$(rate "$JOBS" "$TMP/tp-sandrun-unconfined-$JOBS")"
+awk -v s="$sr_big" -v u="$sru_big" -v sm="$sr_med" -v um="$sru_med" -v sl="$srl_med" 'BEGIN {
+  if (sm != "fail" && um != "fail") printf "sandrun seccomp filter: +%.2f ms per exec (%.2f vs unconfined %.2f)", sm - um, sm, um
+  if (s != "fail" && u != "fail") printf "; throughput %.2fx of unconfined", s / u
+  if (sm != "fail" && um != "fail") printf "\n"
+  if (sl != "fail" && sm != "fail") printf "sandrun limits (memory, cpus on top of pids): %+.2f ms per exec\n", sl - sm }'
+if (( CRUN_SL )); then
+  read -r crun_med _ <<<"$(stats "$TMP/lat-crun")"
+  read -r crunsc_med _ <<<"$(stats "$TMP/lat-crun-sc")"
+  read -r crunsl_med _ <<<"$(stats "$TMP/lat-crun-sl")"
+  read -r crun_big _ <<<"$(rate "$JOBS" "$TMP/tp-crun-$JOBS")"
+  read -r crunsl_big _ <<<"$(rate "$JOBS" "$TMP/tp-crun-sl-$JOBS")"
+  read -r crunsl_small _ <<<"$(rate "$JOBS_SMALL" "$TMP/tp-crun-sl-$JOBS_SMALL")"
+  echo "crun seccomp+limits: $(sed -n 's/^sandrun-oci-seccomp: //p' "$TMP/oci-seccomp.log")"
+  echo "  seen inside (Seccomp NoNewPrivs CapEff memory cpu-quota pids): ${CRUN_SL_SEES:-?}"
+  awk -v c="$crun_med" -v sc="$crunsc_med" -v sl="$crunsl_med" -v cb="$crun_big" -v slb="$crunsl_big" 'BEGIN {
+    if (c != "fail" && sc != "fail") printf "crun seccomp filter (compiled in every container): +%.2f ms per run (%.2f vs %.2f)\n", sc - c, sc, c
+    if (sc != "fail" && sl != "fail") printf "crun limits (memory, cpu, pids): %+.2f ms per run\n", sl - sc
+    if (cb != "fail" && slb != "fail") printf "crun throughput with seccomp+limits: %.2fx of plain crun'"'"'s\n", slb / cb }'
+  awk -v b="$srl_big" -v cb="$crunsl_big" -v s="$srl_small" -v cs="$crunsl_small" -v n="$JOBS" -v m="$JOBS_SMALL" \
+    -v l="$srl_med" -v cl="$crunsl_med" 'BEGIN {
+    if (b != "fail" && cb != "fail")
+      printf "target: throughput with seccomp+limits >= 3x crun'"'"'s: %s at %d (%.2fx)", (b >= 3 * cb) ? "met" : "NOT met", n, b / cb
+    if (s != "fail" && cs != "fail") printf ", %s at %d (%.2fx)", (s >= 3 * cs) ? "met" : "NOT met", m, s / cs
+    printf "\n"
+    if (l != "fail" && cl != "fail") printf "latency with seccomp+limits: sandrun exec %.2f ms vs crun %.2f ms (%.2fx)\n", l, cl, l / cl }'
 fi
 busy=$(cpu_busy)
 echo "CPU busy after the end: $busy%$( ((busy > 10)) && echo "  (something else was running: figures are noisy)")"
