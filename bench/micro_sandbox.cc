@@ -15,6 +15,7 @@
 
 #include "bench/micro_env.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/seccomp.h"
 #include "sandbox/sys/fs.h"
 
 extern char** environ;
@@ -78,7 +79,8 @@ std::string dirs_base(benchmark::State& state, int64_t shm, const char* name) {
 }
 
 // Args: init (sandrun-init as PID 1 or not), net (own network namespace, the default),
-// shm (the per-container directories on tmpfs instead of the disk).
+// shm (the per-container directories on tmpfs instead of the disk), hard (1: sandrun's default
+// hardening, masked paths and the seccomp filter; 2: masked paths only; 0: neither).
 void BM_ContainerTrue(benchmark::State& state) {
   if (!is_root()) {
     state.SkipWithError("needs root (containers are real)");
@@ -100,6 +102,15 @@ void BM_ContainerTrue(benchmark::State& state) {
   spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"};
   spec.init = state.range(0) != 0;
   spec.new_net = state.range(1) != 0;
+  spec.hardening.mask_paths = state.range(3) != 0;
+  if (state.range(3) == 1) {
+    auto filter = sandbox::compile_default_seccomp(spec.hardening.capabilities);
+    if (!filter) {
+      state.SkipWithError(filter.error().message().c_str());
+      return;
+    }
+    spec.hardening.seccomp = std::move(*filter);
+  }
   long n = 0;
   for (auto _ : state) {
     ContainerDirs dirs;
@@ -117,12 +128,14 @@ void BM_ContainerTrue(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(BM_ContainerTrue)
-    ->ArgNames({"init", "net", "shm"})
-    ->Args({1, 1, 0})  // `sandrun exec -- /bin/true`
-    ->Args({0, 1, 0})  // `sandrun exec --no-init -- /bin/true`
-    ->Args({1, 0, 0})  // network = "host"
-    ->Args({0, 0, 0})
-    ->Args({1, 1, 1})  // the first, with the writable layer on tmpfs
+    ->ArgNames({"init", "net", "shm", "hard"})
+    ->Args({1, 1, 0, 1})  // `sandrun exec -- /bin/true`
+    ->Args({0, 1, 0, 1})  // `sandrun exec --no-init -- /bin/true`
+    ->Args({1, 0, 0, 1})  // network = "host"
+    ->Args({0, 0, 0, 1})
+    ->Args({0, 0, 0, 2})  // the same with masked paths but without seccomp
+    ->Args({0, 0, 0, 0})  // the same without masked paths and seccomp
+    ->Args({1, 1, 1, 1})  // the first, with the writable layer on tmpfs
     ->UseRealTime()
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMillisecond);

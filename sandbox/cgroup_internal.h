@@ -73,10 +73,10 @@ class Undo {
 // member (its /proc/PID/cgroup names `rel`, the cgroup's path below the hierarchy root, or a
 // cgroup below it), so that a recycled pid is never hit. Returns how many pids were listed.
 Result<size_t> kill_members(const std::vector<std::string>& dirs, const std::string& rel);
-// kill_members until all of `dirs` are empty, or fails after `timeout_ms`.
 // What a Group's destructor does when it was not removed: kill() and remove(), with failures
 // logged (a destructor cannot report them).
 void destroy_quietly(Group& group);
+// kill_members until all of `dirs` are empty, or fails after `timeout_ms`.
 Result<void> kill_until_empty(const std::vector<std::string>& dirs, const std::string& rel,
                               int timeout_ms = 5000);
 // Removes the cgroup `dir` and every cgroup below it, children first; with `kill`, what is

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -164,7 +165,7 @@ class V1Backend final : public Backend {
     if (!valid_name(run) || !valid_name(name))
       return Error::msg("cgroup names must be single path components: run \"{}\", job \"{}\"", run, name);
     SANDRUN_TRY(check(limits));
-    std::vector<Leaf> leaves = hierarchies(limits.cpuset.has_value());
+    std::vector<Leaf> leaves = hierarchies(&limits);
     if (leaves.empty()) return Error::msg("cgroup v1: none of memory, cpu, cpuacct, pids is mounted");
     Undo undo(seams_);
     for (auto& l : leaves) SANDRUN_TRY(make_levels(l, run, name, limits, undo));
@@ -176,13 +177,21 @@ class V1Backend final : public Backend {
       fds.push_back(fd.take());
     }
     undo.disarm();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& l : leaves) ready_.insert(l.mount + "/sandrun/" + run);
+    }
     return std::unique_ptr<Group>(
         new V1Group(std::move(leaves), "/sandrun/" + run + "/" + name, std::move(fds), seams_));
   }
 
   Result<void> remove_run(const std::string& run) override {
     if (!valid_name(run)) return Error::msg("cgroup run name \"{}\" is not a single path component", run);
-    const std::vector<Leaf> all = hierarchies(true);
+    const std::vector<Leaf> all = hierarchies(nullptr);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& l : all) ready_.erase(l.mount + "/sandrun/" + run);
+    }
     // Groups left in the run are killed as Group::kill does (frozen first), then removed.
     std::set<std::string> names;
     for (const auto& l : all) {
@@ -205,7 +214,7 @@ class V1Backend final : public Backend {
 
   Result<size_t> sweep_stale() override {
     std::set<std::string> runs;
-    for (const auto& l : hierarchies(true)) {
+    for (const auto& l : hierarchies(nullptr)) {
       for (auto& n : SANDRUN_TRY(subdirs(l.mount + "/sandrun"))) runs.insert(n);
     }
     size_t removed = 0;
@@ -219,12 +228,17 @@ class V1Backend final : public Backend {
   }
 
  private:
-  // The distinct mounts that hold the controllers a group joins, each with ours among its
-  // controllers ("cpu,cpuacct" co-mounted is one hierarchy).
-  std::vector<Leaf> hierarchies(bool with_cpuset) const {
+  // The distinct mounts that hold the controllers a group with `limits` joins, each with ours
+  // among its controllers ("cpu,cpuacct" co-mounted is one hierarchy): memory, cpuacct and pids
+  // always (peak memory, CPU time, the default pids limit), cpu and cpuset only when limited.
+  // The freezer is not joined: the container's PID namespace dies with its init, so nothing
+  // can fork away from a kill. Null `limits`: every hierarchy sandrun may have used, to clean.
+  std::vector<Leaf> hierarchies(const Limits* limits) const {
     std::vector<Leaf> out;
     for (const char* c : kControllers) {
-      if (std::string_view(c) == "cpuset" && !with_cpuset) continue;
+      const std::string_view name(c);
+      if (limits && (name == "freezer" || (name == "cpuset" && !limits->cpuset) || (name == "cpu" && !limits->cpus)))
+        continue;
       auto it = mounts_.find(c);
       if (it == mounts_.end()) continue;
       auto same = std::find_if(out.begin(), out.end(), [&](const Leaf& l) { return l.mount == it->second; });
@@ -235,16 +249,24 @@ class V1Backend final : public Backend {
   }
 
   // sandrun/, sandrun/<run>/ and sandrun/<run>/<name>/ in one hierarchy; only the last must be
-  // new. sandrun/ itself is shared by every run and stays.
+  // new, and only it is undone on failure: sandrun/ is shared by every run and stays, and
+  // sandrun/<run>/ goes with remove_run() (removing it here could race another job's create).
+  // A run's levels are made once per hierarchy and remembered, which halves the mkdirs.
   Result<void> make_levels(Leaf& l, const std::string& run, const std::string& name, const Limits& limits,
                            Undo& undo) {
     const std::string base = l.mount + "/sandrun";
     const std::string dirs[] = {base, base + "/" + run, base + "/" + run + "/" + name};
-    std::string parent = l.mount;
+    bool ready;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ready = ready_.count(dirs[1]) > 0;
+    }
+    std::string parent = ready ? dirs[1] : l.mount;
     for (const auto& dir : dirs) {
       const bool leaf = &dir == &dirs[2];
+      if (ready && !leaf) continue;
       bool made = SANDRUN_TRY(make_dir(dir, leaf, seams_));
-      if (made && dir != base) undo.add(dir);
+      if (made && leaf) undo.add(dir);
       if (l.has("cpuset")) SANDRUN_TRY(fill_cpuset(parent, dir, leaf ? limits.cpuset : std::nullopt));
       parent = dir;
     }
@@ -322,6 +344,8 @@ class V1Backend final : public Backend {
   std::string root_;
   std::map<std::string, std::string> mounts_;  // controller -> mount point
   Seams seams_;
+  std::mutex mu_;                // create() runs on several threads at once
+  std::set<std::string> ready_;  // <mount>/sandrun/<run> made by this backend
   HostInfo info_;
 };
 

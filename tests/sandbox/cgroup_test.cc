@@ -107,14 +107,22 @@ class CgroupTest : public ::testing::Test {
 
   // Where each hierarchy keeps the run `run` (v1: one per controller; symlinks are fine). The v1
   // cpuset hierarchy only has it when a group of the run had a cpuset limit.
-  std::vector<std::string> run_dirs(const std::string& run, bool with_cpuset = true) const {
+  // The run's directory in each hierarchy its groups join: memory, cpuacct and pids always,
+  // cpu only with a cpus limit, cpuset only with a cpuset (never the freezer).
+  std::vector<std::string> run_dirs(const std::string& run, bool with_cpu = true, bool with_cpuset = true) const {
     const HostInfo& info = backend_->info();
     if (info.version == Version::v2) return {info.root + "/sandrun/" + run};
     std::vector<std::string> out;
     for (const auto& c : info.controllers) {
-      if (c != "cpuset" || with_cpuset) out.push_back(info.root + "/" + c + "/sandrun/" + run);
+      if ((c != "cpuset" || with_cpuset) && (c != "cpu" || with_cpu)) out.push_back(info.root + "/" + c + "/sandrun/" + run);
     }
-    if (fs::is_dir(info.root + "/freezer")) out.push_back(info.root + "/freezer/sandrun/" + run);
+    return out;
+  }
+  // Every hierarchy sandrun may have used, for "nothing is left".
+  std::vector<std::string> all_run_dirs(const std::string& run) const {
+    auto out = run_dirs(run);
+    const HostInfo& info = backend_->info();
+    if (info.version == Version::v1) out.push_back(info.root + "/freezer/sandrun/" + run);
     return out;
   }
 
@@ -267,7 +275,7 @@ TEST_F(CgroupTest, RemoveAndRemoveRunLeaveNothingInAnyHierarchy) {
   ASSERT_TRUE(rb) << rb.error().render();
   auto rr = backend_->remove_run(run_);
   ASSERT_TRUE(rr) << rr.error().render();
-  for (const auto& dir : run_dirs(run_)) EXPECT_FALSE(fs::exists(dir)) << dir;
+  for (const auto& dir : all_run_dirs(run_)) EXPECT_FALSE(fs::exists(dir)) << dir;
 }
 
 TEST_F(CgroupTest, SweepRemovesADeadRunWithItsProcessesAndKeepsLiveOnes) {
@@ -288,8 +296,9 @@ TEST_F(CgroupTest, SweepRemovesADeadRunWithItsProcessesAndKeepsLiveOnes) {
   EXPECT_GE(*n, 1u);
   int status = child.wait();
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
-  for (const auto& dir : run_dirs(dead)) EXPECT_FALSE(fs::exists(dir)) << dir;
-  for (const auto& dir : run_dirs(run_, /*with_cpuset=*/false)) EXPECT_TRUE(fs::is_dir(dir + "/job")) << dir;
+  for (const auto& dir : all_run_dirs(dead)) EXPECT_FALSE(fs::exists(dir)) << dir;
+  for (const auto& dir : run_dirs(run_, /*with_cpu=*/false, /*with_cpuset=*/false))
+    EXPECT_TRUE(fs::is_dir(dir + "/job")) << dir;
 }
 
 }  // namespace
