@@ -34,6 +34,7 @@ std::string resolve_root(const std::string& flag) {
 Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs) {
   Prepared out;
   out.host = std::make_unique<HostIsolation>(HostIsolation::probe());
+  out.host->seccomp.set_disk_dir(store.root() + "/seccomp");
   if (::geteuid() != 0) {
     // Rootless: no cgroups (sandrun does not use a delegated subtree yet). Limits a job asks
     // for are refused up front; the default pids limit is not applied.

@@ -7,14 +7,19 @@
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstring>
+#include <optional>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
 
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
 #include "sandbox/sys/unique_fd.h"
 
 #if !defined(__x86_64__)
@@ -251,7 +256,63 @@ struct SeccompCache::State {
   std::mutex mu;
   std::map<std::pair<std::string, CapSet>, std::shared_ptr<const SeccompFilter>> filters;
   size_t compiled = 0;
+  std::string disk_dir;
 };
+
+namespace {
+
+constexpr std::string_view kDiskMagic = "sandrun-bpf-1\n";
+
+uint64_t fnv64(uint64_t h, std::string_view data) {
+  for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// The name of a compiled filter on disk: everything the program depends on goes into it, the
+// sandrun binary itself included (its inode and mtime: a rebuilt sandrun never reads a filter
+// an older build compiled), the profile's text for a JSON file, and the capability set.
+std::optional<std::string> disk_name(const std::string& profile, CapSet caps) {
+  struct stat exe;
+  if (::stat("/proc/self/exe", &exe) < 0) return std::nullopt;
+  uint64_t h = 1469598103934665603ull;
+  h = fnv64(h, fmt::format("{}:{}:{}:{}.{}|{}|{:x}", exe.st_dev, exe.st_ino, exe.st_size, exe.st_mtim.tv_sec,
+                           exe.st_mtim.tv_nsec, profile, caps));
+  if (profile != "default") {
+    auto text = fs::read_file(profile);
+    if (!text) return std::nullopt;
+    h = fnv64(h, *text);
+  }
+  return fmt::format("{:016x}.bpf", h);
+}
+
+std::shared_ptr<const SeccompFilter> read_disk(const std::string& path) {
+  auto data = fs::read_file(path);
+  if (!data || data->rfind(kDiskMagic, 0) != 0) return nullptr;
+  const size_t nl = data->find('\n', kDiskMagic.size());
+  if (nl == std::string::npos) return nullptr;
+  const size_t bytes = data->size() - nl - 1;
+  if (bytes == 0 || bytes % sizeof(struct sock_filter) != 0 || bytes / sizeof(struct sock_filter) > BPF_MAXINSNS)
+    return nullptr;
+  std::vector<struct sock_filter> code(bytes / sizeof(struct sock_filter));
+  std::memcpy(code.data(), data->data() + nl + 1, bytes);
+  return std::make_shared<const SeccompFilter>(std::move(code), data->substr(kDiskMagic.size(), nl - kDiskMagic.size()),
+                                               SeccompStats{});
+}
+
+void write_disk(const std::string& dir, const std::string& path, const SeccompFilter& f) {
+  if (!fs::mkdirs(dir, 0700)) return;
+  std::string data(kDiskMagic);
+  data += f.description() + "\n";
+  data.append(reinterpret_cast<const char*>(f.prog()->filter), f.instructions() * sizeof(struct sock_filter));
+  if (auto r = fs::write_file_atomic(path, data, 0600); !r) log::debug("seccomp cache: {}", r.error().message());
+}
+
+}  // namespace
+
+void SeccompCache::set_disk_dir(std::string dir) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->disk_dir = std::move(dir);
+}
 
 SeccompCache::SeccompCache() : state_(std::make_unique<State>()) {}
 SeccompCache::~SeccompCache() = default;
@@ -263,9 +324,20 @@ Result<std::shared_ptr<const SeccompFilter>> SeccompCache::get(const std::string
   std::lock_guard<std::mutex> lock(state_->mu);
   auto key = std::make_pair(profile, caps);
   if (auto it = state_->filters.find(key); it != state_->filters.end()) return it->second;
+  std::optional<std::string> path;
+  if (!state_->disk_dir.empty()) {
+    if (auto name = disk_name(profile, caps)) path = state_->disk_dir + "/" + *name;
+  }
+  if (path) {
+    if (auto loaded = read_disk(*path)) {
+      state_->filters.emplace(std::move(key), loaded);
+      return loaded;
+    }
+  }
   auto filter = profile == "default" ? compile_default_seccomp(caps) : compile_seccomp_json(profile, caps);
   if (!filter) return std::move(filter).error();
   ++state_->compiled;
+  if (path) write_disk(state_->disk_dir, *path, **filter);
   state_->filters.emplace(std::move(key), *filter);
   return filter;
 }

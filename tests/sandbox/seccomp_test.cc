@@ -17,10 +17,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <functional>
 
 #include "sandbox/harden_child.h"
 #include "sandbox/seccomp.h"
+#include "tests/support/host_state.h"
 #include "tests/support/test_env.h"
 
 namespace sandrun::sandbox {
@@ -383,6 +385,36 @@ TEST(SeccompCacheTest, CompilesEachProfileAndCapabilitySetOnce) {
   ASSERT_TRUE(cache.get(path, caps));
   EXPECT_FALSE(cache.get(dir / "missing.json", caps));
   EXPECT_EQ(cache.compiled(), 3u);
+}
+
+TEST(SeccompCacheTest, ADiskCacheServesTheSameProgramToTheNextProcessAndIgnoresABrokenFile) {
+  TempDir dir;
+  const std::string disk = dir / "seccomp";
+  const CapSet caps = default_capabilities();
+  SeccompCache first;
+  first.set_disk_dir(disk);
+  auto compiled = first.get("default", caps);
+  ASSERT_TRUE(compiled) << compiled.error().message();
+  EXPECT_EQ(first.compiled(), 1u);
+  auto files = sandrun::testing::dir_entries(disk);
+  ASSERT_EQ(files.size(), 1u);
+
+  SeccompCache second;  // as in the next `sandrun exec`
+  second.set_disk_dir(disk);
+  auto loaded = second.get("default", caps);
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(second.compiled(), 0u);
+  ASSERT_EQ((*loaded)->instructions(), (*compiled)->instructions());
+  EXPECT_EQ(std::memcmp((*loaded)->prog()->filter, (*compiled)->prog()->filter,
+                        (*compiled)->instructions() * sizeof(struct sock_filter)),
+            0);
+  EXPECT_EQ((*loaded)->description(), (*compiled)->description());
+
+  sandrun::testing::write_file(disk + "/" + files[0], "sandrun-bpf-1\nbroken\nxyz");  // not whole instructions
+  SeccompCache third;
+  third.set_disk_dir(disk);
+  ASSERT_TRUE(third.get("default", caps));
+  EXPECT_EQ(third.compiled(), 1u);
 }
 
 }  // namespace
