@@ -15,7 +15,7 @@
 
 #include "bench/micro_env.h"
 #include "sandbox/sandbox.h"
-#include "sandbox/seccomp.h"
+#include "sandbox/seccomp_filter.h"
 #include "sandbox/sys/fs.h"
 
 extern char** environ;

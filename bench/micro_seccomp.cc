@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "sandbox/harden_child.h"
-#include "sandbox/seccomp.h"
+#include "sandbox/seccomp_filter.h"
 
 namespace {
 

@@ -7,12 +7,12 @@
 //             loader and checks that the BPF program equals compile_default_seccomp()'s; the
 //             verdict goes to stderr, the exit status is 1 on a mismatch.
 //
-// sandbox/seccomp.h does not export the default table (default_profile() lives in an anonymous
+// sandbox/seccomp_filter.h does not export the default table (default_profile() lives in an anonymous
 // namespace of seccomp_default.cc), and bench/ must not change sandbox/: this file compiles
 // that source text into itself, renaming its one external function so that it does not clash
 // with the library's. The table printed is therefore exactly the one sandrun compiles, and the
 // check below (table -> seccomp_profile::compile == compile_default_seccomp) proves it.
-#include "sandbox/seccomp.h"  // first (and once): its declarations keep their names
+#include "sandbox/seccomp_filter.h"  // first (and once): its declarations keep their names
 #define compile_default_seccomp bench_unused_compile_default_seccomp
 #include "sandbox/seccomp_default.cc"  // NOLINT(bugprone-suspicious-include)
 #undef compile_default_seccomp

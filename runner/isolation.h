@@ -8,7 +8,7 @@
 #include "config/job_file.h"
 #include "runner/job.h"
 #include "sandbox/cgroup.h"
-#include "sandbox/seccomp.h"
+#include "sandbox/seccomp_filter.h"
 
 namespace sandrun::runner {
 

@@ -299,6 +299,17 @@ Result<size_t> kill_members(const std::vector<std::string>& dirs, const std::str
   return listed;
 }
 
+Result<size_t> remove_dead_runs(const std::vector<std::string>& runs, Backend& backend) {
+  size_t removed = 0;
+  for (const auto& run : runs) {
+    auto id = parse_run_name(run);
+    if (!id || run_alive(*id)) continue;
+    SANDRUN_TRY(std::move(backend.remove_run(run)).wrap(fmt::format("remove the cgroups of dead run {}", run)));
+    ++removed;
+  }
+  return removed;
+}
+
 void destroy_quietly(Group& group) {
   auto k = group.kill();
   auto r = group.remove();

@@ -73,6 +73,9 @@ class Undo {
 // member (its /proc/PID/cgroup names `rel`, the cgroup's path below the hierarchy root, or a
 // cgroup below it), so that a recycled pid is never hit. Returns how many pids were listed.
 Result<size_t> kill_members(const std::vector<std::string>& dirs, const std::string& rel);
+// Of the run directory names `runs`, removes (with `backend.remove_run`) those naming a run
+// whose process is gone; other names are left alone. Returns how many were removed.
+Result<size_t> remove_dead_runs(const std::vector<std::string>& runs, Backend& backend);
 // What a Group's destructor does when it was not removed: kill() and remove(), with failures
 // logged (a destructor cannot report them).
 void destroy_quietly(Group& group);

@@ -217,14 +217,7 @@ class V1Backend final : public Backend {
     for (const auto& l : hierarchies(nullptr)) {
       for (auto& n : SANDRUN_TRY(subdirs(l.mount + "/sandrun"))) runs.insert(n);
     }
-    size_t removed = 0;
-    for (const auto& run : runs) {
-      auto id = parse_run_name(run);
-      if (!id || run_alive(*id)) continue;
-      SANDRUN_TRY(std::move(remove_run(run)).wrap(fmt::format("remove the cgroups of dead run {}", run)));
-      ++removed;
-    }
-    return removed;
+    return remove_dead_runs({runs.begin(), runs.end()}, *this);
   }
 
  private:

@@ -157,14 +157,7 @@ class V2Backend final : public Backend {
   }
 
   Result<size_t> sweep_stale() override {
-    size_t removed = 0;
-    for (const auto& run : SANDRUN_TRY(subdirs(root_ + "/sandrun"))) {
-      auto id = parse_run_name(run);
-      if (!id || run_alive(*id)) continue;
-      SANDRUN_TRY(std::move(remove_run(run)).wrap(fmt::format("remove the cgroups of dead run {}", run)));
-      ++removed;
-    }
-    return removed;
+    return remove_dead_runs(SANDRUN_TRY(subdirs(root_ + "/sandrun")), *this);
   }
 
  private:

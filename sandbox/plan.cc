@@ -9,7 +9,7 @@
 #include <algorithm>
 
 #include "sandbox/capabilities.h"
-#include "sandbox/seccomp.h"
+#include "sandbox/seccomp_filter.h"
 #include "sandbox/sys/error.h"
 #include "sandbox/userns.h"
 

@@ -1,7 +1,7 @@
 // The seccomp compiler: a profile (rules by syscall name) -> libseccomp -> a BPF program for
 // x86_64 with a hand-written prefix that refuses other ABIs and syscalls the profile cannot
 // know; plus the per-process cache of compiled filters.
-#include "sandbox/seccomp.h"
+#include "sandbox/seccomp_filter.h"
 
 #include <linux/audit.h>
 #include <linux/seccomp.h>

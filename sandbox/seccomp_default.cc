@@ -18,7 +18,7 @@
 #include <linux/capability.h>
 #include <sched.h>
 
-#include "sandbox/seccomp.h"
+#include "sandbox/seccomp_filter.h"
 
 namespace sandrun::sandbox {
 namespace {

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "sandbox/seccomp.h"
+#include "sandbox/seccomp_filter.h"
 #include "sandbox/sys/fs.h"
 
 namespace sandrun::sandbox {

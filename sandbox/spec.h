@@ -46,7 +46,7 @@ struct UserNamespace {
   std::string origin;  // where the host range came from, for --print-spec ("/etc/subuid: sandrun")
 };
 
-class SeccompFilter;  // sandbox/seccomp.h
+class SeccompFilter;  // sandbox/seccomp_filter.h
 
 // Docker's default capability set for root in a container (moby, containerd and podman agree).
 inline constexpr uint64_t kDefaultCapabilities =

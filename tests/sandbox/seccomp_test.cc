@@ -21,7 +21,7 @@
 #include <functional>
 
 #include "sandbox/harden_child.h"
-#include "sandbox/seccomp.h"
+#include "sandbox/seccomp_filter.h"
 #include "tests/support/host_state.h"
 #include "tests/support/test_env.h"
 
