@@ -12,15 +12,6 @@
 namespace sandrun::runner {
 namespace {
 
-bool has_effective_cap(int cap) {
-  auto status = fs::read_file("/proc/self/status");
-  if (!status) return false;
-  auto pos = status->find("CapEff:\t");
-  if (pos == std::string::npos) return false;
-  uint64_t eff = std::strtoull(status->c_str() + pos + 8, nullptr, 16);
-  return (eff >> cap) & 1;
-}
-
 Error at(const config::JobSpec& job, const char* key, Error e) { return std::move(e.wrap(key_context(job, key))); }
 
 // Each limit is checked on its own so that the error names the key that asked for it.
@@ -72,12 +63,10 @@ Result<uint64_t> capabilities_of(const config::JobSpec& job) {
 
 Result<void> resolve_rlimits(const config::JobSpec& job, const HostIsolation& host, sandbox::Hardening& h) {
   if (!job.nofile) return {};
-  struct rlimit cur;
-  if (::getrlimit(RLIMIT_NOFILE, &cur) < 0) return Error::sys("getrlimit(RLIMIT_NOFILE)");
   const auto [soft, hard] = *job.nofile;
-  if (hard > cur.rlim_max && !host.can_raise_hard_limits) {
+  if (hard > host.nofile.hard && !host.nofile.can_raise_hard) {
     return at(job, "nofile",
-              std::move(Error::msg("nofile hard limit {} is above sandrun's own hard limit {}", hard, cur.rlim_max)
+              std::move(Error::msg("nofile hard limit {} is above sandrun's own hard limit {}", hard, host.nofile.hard)
                             .hint("raising a hard limit needs CAP_SYS_RESOURCE, which sandrun lacks here; "
                                   "ask for at most the current hard limit (ulimit -Hn)")));
   }
@@ -95,7 +84,7 @@ HostIsolation HostIsolation::probe() {
   } else {
     host.cgroups_missing = std::move(backend).error();
   }
-  host.can_raise_hard_limits = has_effective_cap(CAP_SYS_RESOURCE);
+  host.nofile = sandbox::host::probe_nofile();
   return host;
 }
 

@@ -8,6 +8,7 @@
 #include "config/job_file.h"
 #include "runner/job.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/host_features.h"
 #include "sandbox/seccomp_filter.h"
 
 namespace sandrun::runner {
@@ -17,7 +18,7 @@ struct HostIsolation {
   std::unique_ptr<sandbox::cgroup::Backend> cgroups;  // null: no usable cgroups here
   std::optional<Error> cgroups_missing;               // why not, for jobs that need limits
   sandbox::SeccompCache seccomp;
-  bool can_raise_hard_limits = false;                 // CAP_SYS_RESOURCE in our effective set
+  sandbox::host::FileLimit nofile;                    // our RLIMIT_NOFILE, and whether it may rise
 
   static HostIsolation probe();
 };
