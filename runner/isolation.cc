@@ -1,13 +1,8 @@
 // A job's limits and hardening, checked against the host before anything starts.
 #include "runner/isolation.h"
 
-#include <linux/capability.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include "runner/resolve.h"
 #include "sandbox/capabilities.h"
-#include "sandbox/sys/fs.h"
 
 namespace sandrun::runner {
 namespace {
