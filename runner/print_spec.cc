@@ -1,6 +1,8 @@
 // Rendering resolved job plans as JSON for --dry-run / --print-spec.
 #include "runner/print_spec.h"
 
+#include "sandbox/mount_points.h"
+
 #include <nlohmann/json.hpp>
 
 #include "config/job_file.h"
@@ -82,6 +84,10 @@ ordered_json plan_json(const JobPlan& plan) {
   j["name"] = plan.name;
   j["hostname"] = s.hostname;
   j["layers"] = s.lower_dirs;
+  // Where the container's writes to / go: a private copy-on-write layer, or nowhere (a
+  // read-only root made of lower layers only, its mount points from the mount-point layer).
+  j["writable_layer"] = !sandbox::uses_mount_point_layer(s);
+  if (sandbox::uses_mount_point_layer(s)) j["mount_point_layer"] = s.mount_point_layer;
   j["command"] = s.argv;
   j["init"] = s.init;
   j["env"] = s.env;

@@ -6,6 +6,7 @@
 
 #include "runner/resolve.h"
 #include "runner/slots.h"
+#include "sandbox/mount_points.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 #include "sandbox/userns.h"
@@ -57,6 +58,10 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
     }
     auto plan = SANDRUN_TRY(resolve_job(job, it->second, store));
     SANDRUN_TRY(resolve_isolation(job, *out.host, plan));
+    // A read-only root starts without a writable layer where the image allows it.
+    auto layer = sandbox::ensure_mount_point_layer(store.root() + "/mountpoints", plan.spec);
+    if (!layer) return std::move(layer.error().wrap(fmt::format("job {:?}: prepare its read-only root", job.name)));
+    if (*layer) plan.spec.mount_point_layer = std::move(**layer);
     out.plans.push_back(std::move(plan));
   }
   return out;

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "sandbox/capabilities.h"
+#include "sandbox/mount_points.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/sys/error.h"
 #include "sandbox/userns.h"
@@ -72,8 +73,14 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     lower += overlay_escape(dir);
   }
   SANDRUN_TRY(check_userns(spec.userns));
-  p->overlay_options_ = "lowerdir=" + lower + ",upperdir=" + overlay_escape(spec.upper_dir) +
-                        ",workdir=" + overlay_escape(spec.work_dir);
+  if (uses_mount_point_layer(spec)) {
+    // Read-only: lower layers only, nothing on disk to write or to empty afterwards.
+    SANDRUN_TRY(check_absolute(spec.mount_point_layer, "mount-point layer"));
+    p->overlay_options_ = "lowerdir=" + overlay_escape(spec.mount_point_layer) + ":" + lower;
+  } else {
+    p->overlay_options_ = "lowerdir=" + lower + ",upperdir=" + overlay_escape(spec.upper_dir) +
+                          ",workdir=" + overlay_escape(spec.work_dir);
+  }
   // In a user namespace the child mounts the overlay from fds with `userxattr` instead
   // (ChildPlan::ovl_lower): overlayfs cannot set trusted.overlay.* xattrs there and keeps them
   // as user.overlay.* (Linux >= 5.11); layer extraction strips those from images.

@@ -74,6 +74,10 @@ struct SandboxSpec {
   std::string upper_dir;                // private writable layer (on the host)
   std::string work_dir;                 // overlay's work dir, same filesystem as upper_dir
   std::string root_dir;                 // an empty host directory the root is mounted on
+  // With a read-only root (and no user namespace): the layer with the image's missing mount
+  // points (mount_points.h). The overlay is then made of lower layers only and upper_dir and
+  // work_dir are not used. Empty: the root has a writable layer.
+  std::string mount_point_layer;
   std::vector<Bind> binds;
   std::vector<std::string> argv;        // the command; argv[0] is looked up in the container's PATH
   std::vector<std::string> env;         // "NAME=value", complete (PATH included)

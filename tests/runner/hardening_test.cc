@@ -114,6 +114,32 @@ TEST_F(HardeningTest, ReadOnlyRootfsRefusesWritesButTmpAndTheWorkspaceStayWritab
   expect_nothing_left();
 }
 
+// A read-only root has no writable layer: its overlay is the image's layers under a small
+// layer of mount points the image lacks (here a volume target three levels deep and the
+// working directory), and the image looks the same as with a writable layer.
+TEST_F(HardeningTest, AReadOnlyRootNeedsNoWritableLayerAndShowsTheImageUnchanged) {
+  std::string ws = tmp_ / "ws";
+  ASSERT_EQ(::mkdir(ws.c_str(), 0755), 0);
+  const std::vector<std::string> flags = {"-v", ws + ":/deep/in/ws", "-w", "/deep/in/ws"};
+  auto ro_flags = flags;
+  ro_flags.push_back("--read-only");
+  const std::vector<std::string> look = {"sh", "-c", "stat -c '%n %a %u:%g %Y' / /etc /usr/bin /tmp /deep/in; pwd; touch f && echo ws"};
+  auto rw = exec(flags, look);
+  auto ro = exec(ro_flags, look);
+  ASSERT_EQ(ro.status, 0) << ro.err;
+  EXPECT_NE(ro.out.find("/deep/in/ws\nws\n"), std::string::npos) << ro.out;
+  // The new directories differ in time; everything the image has is identical.
+  auto image_part = [](const std::string& out) { return out.substr(0, out.find("/deep/in ")); };
+  EXPECT_EQ(image_part(ro.out), image_part(rw.out));
+  auto mounts = exec({"--read-only"}, {"sh", "-c", "grep ' / / ' /proc/self/mountinfo"});
+  EXPECT_NE(mounts.out.find(" ro,lowerdir="), std::string::npos) << mounts.out;
+  EXPECT_EQ(mounts.out.find("upperdir="), std::string::npos) << mounts.out;
+  auto spec = exec({"--read-only", "--dry-run"}, {"true"});
+  EXPECT_NE(spec.out.find("\"writable_layer\": false"), std::string::npos) << spec.out;
+  EXPECT_NE(exec({"--dry-run"}, {"true"}).out.find("\"writable_layer\": true"), std::string::npos);
+  expect_nothing_left();
+}
+
 TEST_F(HardeningTest, CoreDumpsAreOffAndNofileIsConfigurable) {
   auto r = exec({"--ulimit", "nofile=256:512"}, {"sh", "-c", "ulimit -c; ulimit -n; ulimit -Hn"});
   EXPECT_EQ(r.out, "0\n256\n512\n") << r.err;
