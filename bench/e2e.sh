@@ -197,6 +197,8 @@ for n in "$JOBS" "$JOBS_SMALL" "$PAR"; do  # $PAR: the warm-up
   make_jobfile "$n" false "$TMP/jobs-$n-noinit.toml"
   make_jobfile "$n" true "$TMP/jobs-$n-limits.toml" 'memory = "256MiB"' 'cpus = 1' 'pids = 1024'
   make_jobfile "$n" true "$TMP/jobs-$n-unconfined.toml" 'seccomp = "unconfined"'
+  # As crun's bundle: a read-only root (which in sandrun needs no writable layer).
+  make_jobfile "$n" true "$TMP/jobs-$n-ro.toml" 'memory = "256MiB"' 'cpus = 1' 'pids = 1024' 'read_only_rootfs = true'
 done
 SR_LIMITS=(-m 256MiB --cpus 1 --pids-limit 1024)  # the same for `sandrun exec`
 
@@ -288,7 +290,7 @@ fi
 # ---- throughput -----------------------------------------------------------------------------
 # One command per runtime: N containers of /bin/true, PAR at a time. Every round runs each
 # runtime once per size, in turn, so a change of background load hits all of them alike.
-tp_sandrun() {  # N [noinit|limits|unconfined]
+tp_sandrun() {  # N [noinit|limits|unconfined|ro]
   local f=$TMP/jobs-$1${2:+-$2}.toml out=$TMP/out
   "$SANDRUN" --root "$SR_ROOT" run -j "$PAR" --out "$out" "$f" >"$TMP/run.log" 2>&1
   local rc=$?
@@ -315,7 +317,7 @@ tp_crun() {  # N [BUNDLE]
 }
 tp_runc() { xargs_n "$1" runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" "$CID-r$round-$1-{}"; }
 
-RUNTIMES=(bare sandrun sandrun-limits sandrun-unconfined sandrun-noinit)
+RUNTIMES=(bare sandrun sandrun-limits sandrun-ro sandrun-unconfined sandrun-noinit)
 have unshare && RUNTIMES+=(sandrun-tmpfs)
 (( ${#BWRAP[@]} )) && RUNTIMES+=(bwrap)
 (( CRUN )) && RUNTIMES+=(crun)
@@ -327,6 +329,7 @@ tp_one() {  # RUNTIME N
     sandrun) tp_sandrun "$2" ;;
     sandrun-noinit) tp_sandrun "$2" noinit ;;
     sandrun-limits) tp_sandrun "$2" limits ;;
+    sandrun-ro) tp_sandrun "$2" ro ;;
     sandrun-unconfined) tp_sandrun "$2" unconfined ;;
     sandrun-tmpfs) tp_sandrun_tmpfs "$2" ;;
     crun-sl) tp_crun "$2" "$TMP/crun-sl-bundle" ;;
@@ -359,7 +362,7 @@ echo "  ($(( ($(now_us) - tp_start) / 1000000 )) s)" >&2
 # crun's runs are a block of their own inside its private mount namespace. "crun-sc" (latency
 # only) is crun with sandrun's seccomp profile and capabilities but no limits, to split
 # crun-sl's cost between the filter and the limits.
-LAT=(bare sandrun sandrun-limits sandrun-unconfined sandrun-noinit)
+LAT=(bare sandrun sandrun-limits sandrun-ro sandrun-unconfined sandrun-noinit)
 (( ${#BWRAP[@]} )) && LAT+=(bwrap)
 (( RUNC )) && LAT+=(runc)
 lat_cmd() {
@@ -368,6 +371,7 @@ lat_cmd() {
     sandrun) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox -- /bin/true ;;
     sandrun-noinit) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox --no-init -- /bin/true ;;
     sandrun-limits) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox "${SR_LIMITS[@]}" -- /bin/true ;;
+    sandrun-ro) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox "${SR_LIMITS[@]}" --read-only -- /bin/true ;;
     sandrun-unconfined)
       lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox --security-opt seccomp=unconfined -- /bin/true ;;
     bwrap) lat_once "$2" "${BWRAP[@]}" /bin/true ;;
@@ -415,6 +419,7 @@ label() {
     sandrun-noinit) echo "sandrun run -j $PAR, init = false" ;;
     sandrun-tmpfs) echo "sandrun run -j $PAR, slots on tmpfs" ;;
     sandrun-limits) echo "sandrun run -j $PAR, limits" ;;
+    sandrun-ro) echo "sandrun run -j $PAR, limits, read-only" ;;
     sandrun-unconfined) echo "sandrun run -j $PAR, seccomp unconfined" ;;
     bwrap) echo "bwrap (xargs)" ;;
     crun) echo "crun run (xargs)" ;;
@@ -428,6 +433,7 @@ lat_label() {
     sandrun) echo "sandrun exec" ;;
     sandrun-noinit) echo "sandrun exec --no-init" ;;
     sandrun-limits) echo "sandrun exec, limits" ;;
+    sandrun-ro) echo "sandrun exec, limits, read-only" ;;
     sandrun-unconfined) echo "sandrun exec, seccomp unconfined" ;;
     crun-sc) echo "crun run, seccomp" ;;
     crun-sl) echo "crun run, seccomp+limits" ;;
@@ -511,12 +517,18 @@ if (( CRUN_SL )); then
     if (c != "fail" && sc != "fail") printf "crun seccomp filter (compiled in every container): +%.2f ms per run (%.2f vs %.2f)\n", sc - c, sc, c
     if (sc != "fail" && sl != "fail") printf "crun limits (memory, cpu, pids): %+.2f ms per run\n", sl - sc
     if (cb != "fail" && slb != "fail") printf "crun throughput with seccomp+limits: %.2fx of plain crun'"'"'s\n", slb / cb }'
-  awk -v b="$srl_big" -v cb="$crunsl_big" -v s="$srl_small" -v cs="$crunsl_small" -v n="$JOBS" -v m="$JOBS_SMALL" \
-    -v l="$srl_med" -v cl="$crunsl_med" 'BEGIN {
-    if (b != "fail" && cb != "fail")
-      printf "target: throughput with seccomp+limits >= 3x crun'"'"'s: %s at %d (%.2fx)", (b >= 3 * cb) ? "met" : "NOT met", n, b / cb
-    if (s != "fail" && cs != "fail") printf ", %s at %d (%.2fx)", (s >= 3 * cs) ? "met" : "NOT met", m, s / cs
-    printf "\n"
+  read -r srro_big _ <<<"$(rate "$JOBS" "$TMP/tp-sandrun-ro-$JOBS")"
+  read -r srro_small _ <<<"$(rate "$JOBS_SMALL" "$TMP/tp-sandrun-ro-$JOBS_SMALL")"
+  target() {  # LABEL SANDRUN_BIG SANDRUN_SMALL
+    awk -v what="$1" -v b="$2" -v cb="$crunsl_big" -v s="$3" -v cs="$crunsl_small" -v n="$JOBS" -v m="$JOBS_SMALL" 'BEGIN {
+      if (b != "fail" && cb != "fail")
+        printf "target: throughput with seccomp+limits >= 3x crun'"'"'s, %s: %s at %d (%.2fx)", what, (b >= 3 * cb) ? "met" : "NOT met", n, b / cb
+      if (s != "fail" && cs != "fail") printf ", %s at %d (%.2fx)", (s >= 3 * cs) ? "met" : "NOT met", m, s / cs
+      printf "\n" }'
+  }
+  target "read-only root as crun's bundle" "$srro_big" "$srro_small"
+  target "sandrun with its writable layer" "$srl_big" "$srl_small"
+  awk -v l="$srl_med" -v cl="$crunsl_med" 'BEGIN {
     if (l != "fail" && cl != "fail") printf "latency with seccomp+limits: sandrun exec %.2f ms vs crun %.2f ms (%.2fx)\n", l, cl, l / cl }'
 fi
 busy=$(cpu_busy)
