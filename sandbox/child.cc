@@ -198,6 +198,7 @@ int mount_overlay_from_fds(const Child& c) {
   c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", p.ovl_work, 0), Stage::mount_overlay);
   // Whiteouts and opaque dirs as user.overlay.* xattrs: trusted.* is out of reach here.
   c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", nullptr, 0), Stage::mount_overlay);
+  c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "volatile", nullptr, 0), Stage::mount_overlay);  // see plan.cc
   c.check(::fsconfig(fsfd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0), Stage::mount_overlay);
   int root = ::fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
   if (root < 0) c.fail(Stage::mount_overlay);
@@ -209,10 +210,8 @@ int mount_overlay_from_fds(const Child& c) {
 // devpts refuses gid=5 (EINVAL) when the user namespace does not map gid 5 (rootless without
 // subordinate ids); its pts then belong to the container's root group.
 int mount_devpts_without_gid(int target) {
-  static const char* const kOpts[] = {"newinstance", "", "ptmxmode", "0666", "mode", "0620", nullptr};
-  int fd = mount_new("devpts", kOpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, target);
-  if (fd < 0) fd = mount_new("devpts", kOpts + 2, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, target);
-  return fd;
+  static const char* const kOpts[] = {"ptmxmode", "0666", "mode", "0620", nullptr};
+  return mount_new("devpts", kOpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, target);
 }
 
 // A user namespace may mount sysfs only together with a network namespace it owns; with the
@@ -258,13 +257,10 @@ void setup_dev(const Child& c, int rootfd) {
     ::close(tree);
   }
   int pts = own_mountpoint(c, dev, "pts", Stage::mount_devpts);
-  static const char* const kPtsOpts[] = {"newinstance", "", "ptmxmode", "0666", "mode", "0620",
-                                         "gid", "5", nullptr};
+  // Every devpts mount is a new instance since Linux 4.7: no "newinstance" (which current
+  // kernels refuse as a string option, so asking for it cost a failed attempt per container).
+  static const char* const kPtsOpts[] = {"ptmxmode", "0666", "mode", "0620", "gid", "5", nullptr};
   int ptsfs = mount_new("devpts", kPtsOpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, pts);
-  if (ptsfs < 0) {
-    // Older kernels reject the flag-only "newinstance" as a string option; it is the default.
-    ptsfs = mount_new("devpts", kPtsOpts + 2, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, pts);
-  }
   if (ptsfs < 0 && c.plan.userns) ptsfs = mount_devpts_without_gid(pts);
   if (ptsfs < 0) c.fail(Stage::mount_devpts);
   ::close(ptsfs);

@@ -78,8 +78,12 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     SANDRUN_TRY(check_absolute(spec.mount_point_layer, "mount-point layer"));
     p->overlay_options_ = "lowerdir=" + overlay_escape(spec.mount_point_layer) + ":" + lower;
   } else {
+    // volatile: the writable layer is thrown away with the container, so overlayfs need not
+    // sync the upper file system when it is unmounted. Without it, every container's end was a
+    // syncfs() of the whole host file system holding the state dir (a journal commit on ext4):
+    // 10% of the CPU per container on a fresh ext4, with or without a journal.
     p->overlay_options_ = "lowerdir=" + lower + ",upperdir=" + overlay_escape(spec.upper_dir) +
-                          ",workdir=" + overlay_escape(spec.work_dir);
+                          ",workdir=" + overlay_escape(spec.work_dir) + ",volatile";
   }
   // In a user namespace the child mounts the overlay from fds with `userxattr` instead
   // (ChildPlan::ovl_lower): overlayfs cannot set trusted.overlay.* xattrs there and keeps them

@@ -138,6 +138,10 @@ TEST_F(HardeningTest, AReadOnlyRootNeedsNoWritableLayerAndShowsTheImageUnchanged
   auto mounts = exec({"--read-only"}, {"sh", "-c", "grep ' / / ' /proc/self/mountinfo"});
   EXPECT_NE(mounts.out.find(" ro,lowerdir="), std::string::npos) << mounts.out;
   EXPECT_EQ(mounts.out.find("upperdir="), std::string::npos) << mounts.out;
+  // A writable layer is thrown away with its container: mounted volatile, its end syncs nothing.
+  auto rw_mounts = exec({}, {"sh", "-c", "grep ' / / ' /proc/self/mountinfo"});
+  EXPECT_NE(rw_mounts.out.find("upperdir="), std::string::npos) << rw_mounts.out;
+  EXPECT_NE(rw_mounts.out.find("volatile"), std::string::npos) << rw_mounts.out;  // 6.1: ",volatile"; 6.9+: "fsync=volatile"
   auto spec = exec({"--read-only", "--dry-run"}, {"true"});
   EXPECT_NE(spec.out.find("\"writable_layer\": false"), std::string::npos) << spec.out;
   EXPECT_NE(exec({"--dry-run"}, {"true"}).out.find("\"writable_layer\": true"), std::string::npos);
