@@ -316,6 +316,11 @@ Item state_dir_item(const host::StateDir& s) {
     return i;
   }
   i.detail = fmt::format("{} is writable, on {}", where, s.fs_type);
+  if (s.ext4_without_journal) {
+    // Works, and is slower: see host::on_ext4_without_journal and docs/benchmarks.md.
+    i.detail += " without a journal (writable layers are written back at each container's end, "
+                "and new inodes are slower to find while many were freed recently)";
+  }
   static const char* const kBadUpper[] = {"overlay", "nfs", "cifs", "smb2", "fuse", "ecryptfs", "squashfs", "9p"};
   for (const char* bad : kBadUpper) {
     if (s.fs_type == bad) {

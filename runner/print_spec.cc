@@ -87,7 +87,11 @@ ordered_json plan_json(const JobPlan& plan) {
   // Where the container's writes to / go: a private copy-on-write layer, or nowhere (a
   // read-only root made of lower layers only, its mount points from the mount-point layer).
   j["writable_layer"] = !sandbox::uses_mount_point_layer(s);
-  if (sandbox::uses_mount_point_layer(s)) j["mount_point_layer"] = s.mount_point_layer;
+  if (sandbox::uses_mount_point_layer(s)) {
+    j["mount_point_layer"] = s.mount_point_layer;
+  } else {
+    j["writable_layer_volatile"] = s.volatile_upper;  // false: synced when it is unmounted
+  }
   j["command"] = s.argv;
   j["init"] = s.init;
   j["env"] = s.env;

@@ -6,6 +6,7 @@
 
 #include "runner/resolve.h"
 #include "runner/slots.h"
+#include "sandbox/host_features.h"
 #include "sandbox/mount_points.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
@@ -43,6 +44,8 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
     out.host->cgroups_missing = Error::msg("cgroups need root: sandrun runs rootless here")
                                     .hint("run sandrun as root to enforce memory, cpus, pids and cpuset limits");
   }
+  // The slots' writable layers live under the state dir (SandboxSpec::volatile_upper).
+  const bool volatile_upper = !sandbox::host::on_ext4_without_journal(store.root());
   std::map<std::string, cache::ImageRecord> images;
   for (const auto& job : jobs) {
     auto it = images.find(job.image);
@@ -62,6 +65,7 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
     auto layer = sandbox::ensure_mount_point_layer(store.root() + "/mountpoints", plan.spec);
     if (!layer) return std::move(layer.error().wrap(fmt::format("job {:?}: prepare its read-only root", job.name)));
     if (*layer) plan.spec.mount_point_layer = std::move(**layer);
+    plan.spec.volatile_upper = volatile_upper;
     out.plans.push_back(std::move(plan));
   }
   return out;

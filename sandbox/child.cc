@@ -198,7 +198,7 @@ int mount_overlay_from_fds(const Child& c) {
   c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", p.ovl_work, 0), Stage::mount_overlay);
   // Whiteouts and opaque dirs as user.overlay.* xattrs: trusted.* is out of reach here.
   c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", nullptr, 0), Stage::mount_overlay);
-  c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "volatile", nullptr, 0), Stage::mount_overlay);  // see plan.cc
+  if (p.ovl_volatile) c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "volatile", nullptr, 0), Stage::mount_overlay);
   c.check(::fsconfig(fsfd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0), Stage::mount_overlay);
   int root = ::fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
   if (root < 0) c.fail(Stage::mount_overlay);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -519,6 +520,23 @@ std::string fs_type_name(uint64_t magic) {
   }
 }
 
+bool on_ext4_without_journal(const std::string& path) {
+  struct statfs sfs;
+  struct stat st;
+  if (::statfs(path.c_str(), &sfs) < 0 || sfs.f_type != EXT4_SUPER_MAGIC || ::stat(path.c_str(), &st) < 0) {
+    return false;
+  }
+  // ext4 names its sysfs directory after the block device: /sys/dev/block/MAJ:MIN -> .../vda.
+  char target[4096];
+  const std::string dev = "/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+  const ssize_t n = ::readlink(dev.c_str(), target, sizeof target - 1);
+  if (n <= 0) return false;
+  target[n] = '\0';
+  const char* name = std::strrchr(target, '/');
+  auto task = fs::read_file(std::string("/sys/fs/ext4/") + (name ? name + 1 : target) + "/journal_task");
+  return task && task->starts_with("<none>");
+}
+
 StateDir probe_state_dir(const std::string& path) {
   StateDir s;
   s.path = path;
@@ -530,6 +548,7 @@ StateDir probe_state_dir(const std::string& path) {
   }
   struct statfs st;
   if (::statfs(s.checked.c_str(), &st) == 0) s.fs_type = fs_type_name(static_cast<uint64_t>(st.f_type));
+  s.ext4_without_journal = on_ext4_without_journal(s.checked);
   // access(W_OK) says yes to root even on a read-only file system: create something instead.
   std::string probe = fs::join(s.checked, ".sandrun-doctor.XXXXXX");
   if (::mkdtemp(probe.data())) {

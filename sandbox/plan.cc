@@ -79,11 +79,13 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     p->overlay_options_ = "lowerdir=" + overlay_escape(spec.mount_point_layer) + ":" + lower;
   } else {
     // volatile: the writable layer is thrown away with the container, so overlayfs need not
-    // sync the upper file system when it is unmounted. Without it, every container's end was a
-    // syncfs() of the whole host file system holding the state dir (a journal commit on ext4):
-    // 10% of the CPU per container on a fresh ext4, with or without a journal.
+    // sync the upper file system when it is unmounted. Without it, every container's end is a
+    // syncfs() of the whole host file system holding the state dir (a journal commit on a
+    // journaled ext4): 10% more CPU per container there (docs/benchmarks.md). On an ext4
+    // without a journal that write-back is what lets ext4 reuse freed inodes after one minute
+    // instead of six, and the churn of the writable layers makes syncing cheaper there.
     p->overlay_options_ = "lowerdir=" + lower + ",upperdir=" + overlay_escape(spec.upper_dir) +
-                          ",workdir=" + overlay_escape(spec.work_dir) + ",volatile";
+                          ",workdir=" + overlay_escape(spec.work_dir) + (spec.volatile_upper ? ",volatile" : "");
   }
   // In a user namespace the child mounts the overlay from fds with `userxattr` instead
   // (ChildPlan::ovl_lower): overlayfs cannot set trusted.overlay.* xattrs there and keeps them
@@ -193,6 +195,7 @@ Result<void> PreparedPlan::prepare_userns(const SandboxSpec& spec) {
   c.ovl_lower = ovl_lower_.c_str();
   c.ovl_upper = ovl_upper_.c_str();
   c.ovl_work = ovl_work_.c_str();
+  c.ovl_volatile = spec.volatile_upper;
   c.layer_fds = layer_fds_.data();
   c.layer_targets = layer_targets_.data();
   c.nlayer_fds = layer_fds_.size();

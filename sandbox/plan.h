@@ -79,6 +79,7 @@ struct ChildPlan {
   const char* ovl_lower = nullptr;  // "/proc/self/fd/5:/proc/self/fd/6"
   const char* ovl_upper = nullptr;
   const char* ovl_work = nullptr;
+  bool ovl_volatile = true;         // SandboxSpec::volatile_upper
   int root_fd = -1;                 // O_PATH of root_dir
   // Those fds were opened in sandrun's mount namespace; the child opens each path again in its
   // own (as host uid 0, which still owns root's 0700 state dir) onto the same number, before it

@@ -73,8 +73,11 @@ struct SandboxSpec {
   std::vector<std::string> lower_dirs;  // image layers, top-most first (overlay lowerdir order)
   std::string upper_dir;                // private writable layer (on the host)
   std::string work_dir;                 // overlay's work dir, same filesystem as upper_dir
-  // The overlay is mounted `volatile`: it leaves work_dir/work/incompat/volatile behind, and a
-  // later mount on the same work_dir fails (EINVAL) until the caller has emptied work_dir.
+  // Mount the writable layer `volatile` (plan.cc). A volatile overlay leaves
+  // work_dir/work/incompat/volatile behind, and a later mount on the same work_dir fails
+  // (EINVAL) until the caller has emptied work_dir. Off on an ext4 without a journal
+  // (host::on_ext4_without_journal).
+  bool volatile_upper = true;
   std::string root_dir;                 // an empty host directory the root is mounted on
   // With a read-only root (and no user namespace): the layer with the image's missing mount
   // points (mount_points.h). The overlay is then made of lower layers only and upper_dir and

@@ -32,6 +32,7 @@ class CliTest : public ::testing::Test {
     for (const auto& k : dir_entries(root() + "/slots")) {
       std::string slot = root() + "/slots/" + k;
       EXPECT_EQ(dir_entries(slot + "/upper"), std::vector<std::string>{}) << slot;
+      EXPECT_EQ(dir_entries(slot + "/work"), std::vector<std::string>{}) << slot;
       EXPECT_EQ(read_file(slot + "/pid").substr(0, 1), "-") << slot;
       EXPECT_FALSE(slot_locked(slot)) << slot;
     }

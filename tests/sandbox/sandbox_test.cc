@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "sandbox/host_features.h"
 #include "sandbox/sys/fs.h"
 #include "tests/sandbox/sandbox_harness.h"
 
@@ -221,6 +222,31 @@ TEST_F(SandboxTest, ParallelContainersAreIsolatedFromEachOther) {
   t.join();
   EXPECT_EQ(ra.out.substr(ra.out.size() - 2), "a\n");
   EXPECT_EQ(rb.out.substr(rb.out.size() - 2), "b\n");
+}
+
+// Whether writable layers are mounted volatile depends on this probe (SandboxSpec::volatile_upper):
+// checked on real file systems of the test's own, loop-mounted from image files.
+TEST(HostFileSystemTest, AnExt4WithoutAJournalIsToldApartFromAJournaledOneAndFromTmpfs) {
+  SANDRUN_REQUIRE_ROOT();
+  TempDir tmp;
+  auto mount_ext4 = [&](const std::string& name, const std::string& features) -> std::string {
+    const std::string image = tmp / (name + ".img"), dir = tmp / name;
+    EXPECT_EQ(run_command({"truncate", "-s", "16M", image}).status, 0);
+    auto mkfs = run_command({"mkfs.ext4", "-q", "-F", "-O", features, image});
+    EXPECT_EQ(mkfs.status, 0) << mkfs.err;
+    EXPECT_EQ(::mkdir(dir.c_str(), 0755), 0);
+    auto mnt = run_command({"mount", "-o", "loop", image, dir});
+    EXPECT_EQ(mnt.status, 0) << mnt.err;
+    return dir;
+  };
+  const std::string without = mount_ext4("nojournal", "^has_journal");
+  const std::string with = mount_ext4("journal", "has_journal");
+  EXPECT_TRUE(sandbox::host::on_ext4_without_journal(without));
+  EXPECT_FALSE(sandbox::host::on_ext4_without_journal(with));
+  EXPECT_TRUE(sandbox::host::probe_state_dir(without + "/state").ext4_without_journal);
+  EXPECT_FALSE(sandbox::host::on_ext4_without_journal("/dev/shm"));
+  EXPECT_FALSE(sandbox::host::on_ext4_without_journal(tmp / "missing"));
+  for (const auto& dir : {without, with}) EXPECT_EQ(run_command({"umount", "-d", dir}).status, 0);
 }
 
 }  // namespace
