@@ -72,13 +72,44 @@ Result<void> check_name(std::string_view name) {
   return {};
 }
 
+// "sha256:" and 64 lowercase hex digits.
+bool valid_sha256_digest(std::string_view d) {
+  if (d.size() != 71 || d.substr(0, 7) != "sha256:") return false;
+  for (char ch : d.substr(7))
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return false;
+  return true;
+}
+
 }  // namespace
+
+std::string ImageRef::registry() const {
+  size_t slash = name.find('/');
+  if (slash == std::string::npos) return "";
+  std::string_view first = std::string_view(name).substr(0, slash);
+  return looks_like_host(first) ? std::string(first) : "";
+}
+
+std::string ImageRef::repository() const {
+  std::string host = registry();
+  return host.empty() ? name : name.substr(host.size() + 1);
+}
 
 Result<ImageRef> parse_ref(std::string_view text) {
   auto fail = [&](Error e) { return std::move(e.wrap(fmt::format("invalid image reference {}",
                                                                  quoted(text)))); };
-  if (text.find('@') != std::string_view::npos)
-    return fail(Error::msg("digest references (@sha256:...) are not supported yet; use name:tag"));
+  if (size_t at = text.find('@'); at != std::string_view::npos) {
+    // name@sha256:<hex>: a manifest by digest (no tag, as Docker refuses name:tag@digest too).
+    ImageRef ref;
+    ref.name = std::string(text.substr(0, at));
+    ref.digest = std::string(text.substr(at + 1));
+    if (!valid_sha256_digest(ref.digest))
+      return fail(Error::msg("digest {} must be sha256: and 64 lowercase hex digits", quoted(ref.digest)));
+    size_t slash = ref.name.rfind('/'), colon = ref.name.rfind(':');
+    if (colon != std::string::npos && (slash == std::string::npos || colon > slash))
+      return fail(Error::msg("a reference has a tag or a digest, not both"));
+    if (auto r = check_name(ref.name); !r) return fail(std::move(r).error());
+    return ref;
+  }
   ImageRef ref;
   // A ':' before the last '/' belongs to a registry port, not to a tag.
   size_t slash = text.rfind('/');

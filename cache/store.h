@@ -40,11 +40,20 @@ struct ImageRecord {
   std::string ref() const { return name + ":" + tag; }
 };
 
-// A parsed image reference: "busybox" -> {busybox, latest}; "team/builder:1.4"; rejects junk.
+// A parsed image reference: "busybox" -> {busybox, latest}; "team/builder:1.4";
+// "127.0.0.1:5000/team/builder:1.4"; "127.0.0.1:5000/team/builder@sha256:<64 hex>"; rejects
+// junk. The name includes the registry host when there is one (as Docker names local images).
+// A name without a host ("team/builder") is local only: sandrun has no default registry.
 struct ImageRef {
-  std::string name;
-  std::string tag;
-  std::string str() const { return name + ":" + tag; }
+  std::string name;    // "127.0.0.1:5000/team/builder"
+  std::string tag;     // "1.4"; "latest" when neither tag nor digest is given; empty with a digest
+  std::string digest;  // "sha256:<64 hex>" of the manifest, or empty
+  // "name:tag", or "name@digest" for a digest reference.
+  std::string str() const { return digest.empty() ? name + ":" + tag : name + "@" + digest; }
+  // The registry host ("127.0.0.1:5000", "localhost", "ghcr.io"), or empty for a local name.
+  std::string registry() const;
+  // The name without the registry host: "team/builder".
+  std::string repository() const;
 };
 Result<ImageRef> parse_ref(std::string_view text);
 

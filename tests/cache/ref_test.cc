@@ -55,10 +55,33 @@ TEST(RefTest, BadTagsAreRefused) {
   EXPECT_NE(error_of("a:" + std::string(129, 't')), "(accepted)");
 }
 
-TEST(RefTest, DigestsAreRefusedForNow) {
+TEST(RefTest, DigestReferencesNameAManifest) {
+  const std::string d = "sha256:" + std::string(64, 'a');
+  auto r = parse_ref("127.0.0.1:5000/team/builder@" + d);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->name, "127.0.0.1:5000/team/builder");
+  EXPECT_EQ(r->tag, "");
+  EXPECT_EQ(r->digest, d);
+  EXPECT_EQ(r->str(), "127.0.0.1:5000/team/builder@" + d);
   EXPECT_EQ(error_of("busybox@sha256:0123"),
-            R"(invalid image reference "busybox@sha256:0123": digest references (@sha256:...) )"
-            R"(are not supported yet; use name:tag)");
+            R"(invalid image reference "busybox@sha256:0123": digest "sha256:0123" must be sha256: )"
+            R"(and 64 lowercase hex digits)");
+  EXPECT_EQ(error_of("busybox:1@" + d),
+            "invalid image reference \"busybox:1@" + d + "\": a reference has a tag or a digest, not both");
+  EXPECT_NE(error_of("Bad@" + d).find("name component \"Bad\""), std::string::npos);
+}
+
+TEST(RefTest, RegistryAndRepositoryAreSplitOffTheName) {
+  auto split = [](std::string_view text) {
+    auto r = parse_ref(text);
+    EXPECT_TRUE(r.ok()) << text;
+    return r->registry() + " | " + r->repository();
+  };
+  EXPECT_EQ(split("127.0.0.1:5000/team/builder:1.4"), "127.0.0.1:5000 | team/builder");
+  EXPECT_EQ(split("localhost/x"), "localhost | x");
+  EXPECT_EQ(split("ghcr.io/owner/img"), "ghcr.io | owner/img");
+  EXPECT_EQ(split("team/builder"), " | team/builder");  // local only: no default registry
+  EXPECT_EQ(split("busybox"), " | busybox");
 }
 
 }  // namespace
