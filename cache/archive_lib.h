@@ -18,7 +18,7 @@ namespace sandrun::cache {
   X(archive_entry_set_size) X(archive_entry_set_symlink) X(archive_entry_set_uid)                 \
   X(archive_entry_size) X(archive_entry_size_is_set) X(archive_entry_symlink)                     \
   X(archive_entry_symlink_utf8) X(archive_entry_uid) X(archive_entry_xattr_next)                  \
-  X(archive_entry_xattr_reset) X(archive_errno) X(archive_error_string) X(archive_read_data)      \
+  X(archive_entry_xattr_reset) X(archive_errno) X(archive_error_string) X(archive_filter_code) X(archive_read_data)      \
   X(archive_read_data_block) X(archive_read_free) X(archive_read_new) X(archive_read_next_header) \
   X(archive_read_open) X(archive_read_support_format_raw) X(archive_read_support_format_tar)      \
   X(archive_read_support_filter_gzip) X(archive_read_support_filter_bzip2)                        \

@@ -27,24 +27,66 @@ template <class Archive>
 void serialize(Archive& ar, LayerRef& l) {
   ar(cereal::make_nvp("diff_id", l.diff_id), cereal::make_nvp("blob_digest", l.blob_digest),
      cereal::make_nvp("blob_size", l.blob_size),
-     cereal::make_nvp("unpacked_size", l.unpacked_size));
+     cereal::make_nvp("unpacked_size", l.unpacked_size), cereal::make_nvp("media_type", l.media_type));
 }
 
 template <class Archive>
 void serialize(Archive& ar, ImageRecord& r) {
   ar(cereal::make_nvp("name", r.name), cereal::make_nvp("tag", r.tag), cereal::make_nvp("id", r.id),
-     cereal::make_nvp("layers", r.layers), cereal::make_nvp("config", r.config),
-     cereal::make_nvp("created", r.created));
+     cereal::make_nvp("manifest_digest", r.manifest_digest),
+     cereal::make_nvp("manifest_media_type", r.manifest_media_type), cereal::make_nvp("layers", r.layers),
+     cereal::make_nvp("config", r.config), cereal::make_nvp("created", r.created));
 }
 
+namespace {
+
+// Version 1 records, read to be upgraded: no manifest, no media types. Their manifest is made
+// when one is needed (image save, inspect), from the config and the stored blobs.
+struct LayerRefV1 {
+  LayerRef l;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(cereal::make_nvp("diff_id", l.diff_id), cereal::make_nvp("blob_digest", l.blob_digest),
+       cereal::make_nvp("blob_size", l.blob_size), cereal::make_nvp("unpacked_size", l.unpacked_size));
+  }
+};
+
+struct ImageRecordV1 {
+  ImageRecord r;
+  std::vector<LayerRefV1> layers;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(cereal::make_nvp("name", r.name), cereal::make_nvp("tag", r.tag), cereal::make_nvp("id", r.id),
+       cereal::make_nvp("layers", layers), cereal::make_nvp("config", r.config),
+       cereal::make_nvp("created", r.created));
+  }
+};
+
+bool same_slot(const ImageRecord& r, const ImageRef& ref) {
+  if (r.name != ref.name) return false;
+  return ref.tag.empty() ? r.tag.empty() && r.manifest_digest == ref.digest : r.tag == ref.tag;
+}
+
+}  // namespace
+
 const ImageRecord* Index::find(const ImageRef& ref) const {
-  for (const auto& r : images)
-    if (r.name == ref.name && r.tag == ref.tag) return &r;
+  for (const auto& r : images) {
+    if (r.name != ref.name) continue;
+    if (ref.digest.empty() ? r.tag == ref.tag : r.manifest_digest == ref.digest) return &r;
+  }
   return nullptr;
 }
 
 std::optional<ImageRecord> Index::put(ImageRecord record) {
-  auto old = erase(ImageRef{record.name, record.tag});
+  ImageRef slot{record.name, record.tag, record.tag.empty() ? record.manifest_digest : ""};
+  std::optional<ImageRecord> old;
+  for (auto it = images.begin(); it != images.end(); ++it) {
+    if (same_slot(*it, slot)) {
+      old = std::move(*it);
+      images.erase(it);
+      break;
+    }
+  }
   auto pos = std::lower_bound(images.begin(), images.end(), record,
                               [](const ImageRecord& a, const ImageRecord& b) {
                                 return a.ref() < b.ref();
@@ -54,14 +96,12 @@ std::optional<ImageRecord> Index::put(ImageRecord record) {
 }
 
 std::optional<ImageRecord> Index::erase(const ImageRef& ref) {
-  for (auto it = images.begin(); it != images.end(); ++it) {
-    if (it->name == ref.name && it->tag == ref.tag) {
-      ImageRecord old = std::move(*it);
-      images.erase(it);
-      return old;
-    }
-  }
-  return std::nullopt;
+  const ImageRecord* hit = find(ref);
+  if (!hit) return std::nullopt;
+  auto it = images.begin() + (hit - images.data());
+  ImageRecord old = std::move(*it);
+  images.erase(it);
+  return old;
 }
 
 bool Index::uses_layer(std::string_view diff_id) const {
@@ -73,7 +113,7 @@ bool Index::uses_layer(std::string_view diff_id) const {
 
 bool Index::uses_blob(std::string_view digest) const {
   for (const auto& r : images) {
-    if (r.id == digest) return true;
+    if (r.id == digest || r.manifest_digest == digest) return true;
     for (const auto& l : r.layers)
       if (l.blob_digest == digest) return true;
   }
@@ -95,9 +135,13 @@ std::string index_to_json(const Index& index) {
 namespace {
 
 Result<void> check_record(const ImageRecord& r) {
+  if (r.tag.empty() && !is_valid_digest(r.manifest_digest))
+    return Error::msg("image {}: no tag and no valid manifest digest", r.name);
   auto ref = parse_ref(r.ref());
   if (!ref) return std::move(ref).error();
   if (!is_valid_digest(r.id)) return Error::msg("image {}: invalid id {:?}", r.ref(), r.id);
+  if (!r.manifest_digest.empty() && !is_valid_digest(r.manifest_digest))
+    return Error::msg("image {}: invalid manifest digest {:?}", r.ref(), r.manifest_digest);
   for (const auto& l : r.layers) {
     if (!is_valid_digest(l.diff_id) || !is_valid_digest(l.blob_digest))
       return Error::msg("image {}: invalid layer digest", r.ref());
@@ -114,10 +158,19 @@ Result<Index> index_from_json(const std::string& text) {
     std::istringstream is(text);
     cereal::JSONInputArchive ar(is);
     ar(cereal::make_nvp("version", version));
-    if (version != kIndexVersion)
-      return Error::msg("unsupported index version {} (this sandrun reads version {})", version,
+    if (version == 1) {
+      std::vector<ImageRecordV1> old;
+      ar(cereal::make_nvp("images", old));
+      for (auto& o : old) {
+        for (auto& l : o.layers) o.r.layers.push_back(std::move(l.l));
+        index.images.push_back(std::move(o.r));
+      }
+    } else if (version == kIndexVersion) {
+      ar(cereal::make_nvp("images", index.images));
+    } else {
+      return Error::msg("unsupported index version {} (this sandrun reads versions 1 to {})", version,
                         kIndexVersion);
-    ar(cereal::make_nvp("images", index.images));
+    }
   } catch (const std::exception& e) {
     return Error::msg("malformed: {}", e.what());
   }

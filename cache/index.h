@@ -11,17 +11,21 @@
 
 namespace sandrun::cache {
 
-inline constexpr int kIndexVersion = 1;
+// Version 2 added the manifest and the layers' media types; version 1 indexes are read and
+// their images given the manifest they would have had (index.cc).
+inline constexpr int kIndexVersion = 2;
 
 struct Index {
   std::vector<ImageRecord> images;  // sorted by ref
 
+  // By name:tag, or by name and manifest digest for a digest reference.
   const ImageRecord* find(const ImageRef& ref) const;
-  // Adds or replaces the record of the same name:tag; returns the replaced one.
+  // Adds or replaces the record of the same name:tag (of the same name@digest when it has no
+  // tag); returns the replaced one.
   std::optional<ImageRecord> put(ImageRecord record);
   std::optional<ImageRecord> erase(const ImageRef& ref);
   bool uses_layer(std::string_view diff_id) const;
-  bool uses_blob(std::string_view digest) const;  // as an image config or a layer blob
+  bool uses_blob(std::string_view digest) const;  // as an image config, manifest or layer blob
 };
 
 // Reads images.json (missing: an empty index). Every digest in it is checked, since digests

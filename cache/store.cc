@@ -7,8 +7,9 @@
 //   <root>/builtin.lock            flock: serialises the first-use creation of built-in images
 //   <root>/images.json             the index: {"version": 1, "images": [ImageRecord...]},
 //                                  cereal JSON, replaced atomically under the exclusive lock
-//   <root>/blobs/sha256/<hex>      blobs named by the sha256 of their bytes: each tarball as
-//                                  imported, each OCI image config (the image id)
+//   <root>/blobs/sha256/<hex>      blobs named by the sha256 of their bytes: each layer
+//                                  tarball as imported or pulled, each image config (the
+//                                  image id) and manifest (made by sandrun for a rootfs)
 //   <root>/layers/sha256/<hex>/    unpacked layers named by diff_id (sha256 of the
 //                                  uncompressed tar); read-only overlay lower dirs, stored
 //                                  once; a lease holds flock(LOCK_SH) on the directory
@@ -121,7 +122,8 @@ Result<RemoveReport> Store::remove(std::string_view ref) {
       if (!index.uses_layer(l.diff_id)) SANDRUN_TRY(drop_layer(layout, l.diff_id, garbage));
       if (!index.uses_blob(l.blob_digest)) SANDRUN_TRY(drop_blob(layout, l.blob_digest));
     }
-    if (!index.uses_blob(old->id)) SANDRUN_TRY(drop_blob(layout, old->id));
+    for (const auto* blob : {&old->id, &old->manifest_digest})
+      if (!blob->empty() && !index.uses_blob(*blob)) SANDRUN_TRY(drop_blob(layout, *blob));
   }
   report.removed_layers = garbage.removed_layers;
   report.kept_in_use = garbage.kept_in_use;

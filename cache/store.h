@@ -28,16 +28,20 @@ struct LayerRef {
   std::string blob_digest;  // "sha256:<hex>" of the stored blob (the tarball as imported)
   uint64_t blob_size = 0;
   uint64_t unpacked_size = 0;
+  std::string media_type;   // of the blob, as its manifest says (OCI or Docker layer types)
 };
 
 struct ImageRecord {
-  std::string name;                  // "busybox"
-  std::string tag;                   // "latest"
+  std::string name;                  // "busybox", "127.0.0.1:5000/team/builder"
+  std::string tag;                   // "latest"; empty for an image pulled by digest only
   std::string id;                    // "sha256:<hex>" of the image config blob
+  std::string manifest_digest;       // "sha256:<hex>" of the manifest blob (also stored)
+  std::string manifest_media_type;   // OCI or Docker schema2 manifest
   std::vector<LayerRef> layers;      // bottom first
   ImageConfig config;
   int64_t created = 0;               // unix seconds of import
-  std::string ref() const { return name + ":" + tag; }
+  // "name:tag", or "name@sha256:..." for an image known by digest only.
+  std::string ref() const { return tag.empty() ? name + "@" + manifest_digest : name + ":" + tag; }
 };
 
 // A parsed image reference: "busybox" -> {busybox, latest}; "team/builder:1.4";
@@ -73,6 +77,22 @@ struct RemoveReport {
   std::vector<std::string> kept_in_use;     // unreferenced but leased by a running sandrun
 };
 
+struct ImportStats {
+  size_t layers_unpacked = 0;  // read and extracted by this import
+  size_t layers_reused = 0;    // already in the store: not read at all
+  uint64_t bytes_read = 0;     // blob bytes read from the source
+};
+
+struct ImportedImage {
+  ImageRecord record;
+  ImportStats stats;
+};
+
+struct ImportOptions {
+  std::string platform;   // "os/arch[/variant]" to pick from a multi-platform index; "" = host
+  unsigned parallel = 2;  // layers unpacked at once
+};
+
 // The built-in image created on first use from the host's busybox-static.
 inline constexpr std::string_view kBuiltinImage = "busybox";
 
@@ -93,6 +113,11 @@ class Store {
   Result<ImageRecord> import_rootfs(std::string_view ref, const std::string& tarball);
   // Imports from a stream the caller already opened (used for the built-in image).
   Result<ImageRecord> import_rootfs_fd(std::string_view ref, int fd, std::string_view what);
+  // Imports the images of an OCI image layout or a `docker save` archive, a directory or a tar
+  // file (plain or compressed). With `name`, the one image it holds (or the one whose name or
+  // tag matches) is imported under that name; without, every image under its own names.
+  Result<std::vector<ImportedImage>> import_archive(const std::string& path, std::string_view name,
+                                                    const ImportOptions& options);
 
   // The record of `ref`, or nullopt when there is none.
   Result<std::optional<ImageRecord>> find(std::string_view ref) const;

@@ -28,7 +28,7 @@ using ArchivePtr = std::unique_ptr<struct archive, ArchiveFree>;
 
 // Reader A's client: the tarball exactly as given.
 struct Source {
-  int in = -1;
+  const ReadFn* in = nullptr;
   int blob = -1;
   Sha256 sha;
   uint64_t size = 0;
@@ -37,14 +37,12 @@ struct Source {
 
 // Reads one buffer from the input, hashes it and appends it to the blob. 0 at end, -1 error.
 ssize_t source_pull(Source& s, Error* error) {
-  ssize_t n;
-  do {
-    n = ::read(s.in, s.buf.data(), s.buf.size());
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    *error = Error::sys("read input");
+  auto got = (*s.in)(s.buf.data(), s.buf.size());
+  if (!got) {
+    *error = std::move(got).error();
     return -1;
   }
+  const auto n = static_cast<ssize_t>(*got);
   s.sha.update(s.buf.data(), static_cast<size_t>(n));
   s.size += static_cast<uint64_t>(n);
   if (auto r = fs::write_all(s.blob, std::string_view(s.buf.data(), static_cast<size_t>(n))); !r) {
@@ -151,13 +149,41 @@ Result<void> drain_source(Source& src) {
 
 }  // namespace
 
+std::string layer_media_type(int filter_code) {
+  switch (filter_code) {
+    case ARCHIVE_FILTER_NONE: return "application/vnd.oci.image.layer.v1.tar";
+    case ARCHIVE_FILTER_GZIP: return "application/vnd.oci.image.layer.v1.tar+gzip";
+    case ARCHIVE_FILTER_ZSTD: return "application/vnd.oci.image.layer.v1.tar+zstd";
+    case ARCHIVE_FILTER_XZ: return "application/vnd.sandrun.image.layer.v1.tar+xz";
+    case ARCHIVE_FILTER_BZIP2: return "application/vnd.sandrun.image.layer.v1.tar+bzip2";
+    case ARCHIVE_FILTER_LZMA: return "application/vnd.sandrun.image.layer.v1.tar+lzma";
+    case ARCHIVE_FILTER_LZ4: return "application/vnd.sandrun.image.layer.v1.tar+lz4";
+    default: return "application/vnd.sandrun.image.layer.v1.tar+unknown";
+  }
+}
+
 Result<UnpackedLayer> unpack_layer(int in_fd, int blob_fd, int layer_fd,
+                                   const ExtractOptions& options) {
+  ReadFn read = [in_fd](char* buf, size_t cap) -> Result<size_t> {
+    ssize_t n;
+    do {
+      n = ::read(in_fd, buf, cap);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return Error::sys("read input");
+    return static_cast<size_t>(n);
+  };
+  return unpack_layer(read, blob_fd, layer_fd, options);
+}
+
+Result<UnpackedLayer> unpack_layer(const ReadFn& in, int blob_fd, int layer_fd,
                                    const ExtractOptions& options) {
   SANDRUN_TRY(load_archive_lib());
   Source src;
-  src.in = in_fd;
+  src.in = &in;
   src.blob = blob_fd;
   ArchivePtr outer = SANDRUN_TRY(open_outer(src));
+  // Filter 0 is the outermost: the compression the blob was stored with.
+  const int compression = arc().archive_filter_code(outer.get(), 0);
   Stream st;
   st.outer = outer.get();
   ArchivePtr tar = SANDRUN_TRY(open_tar(st));
@@ -171,6 +197,7 @@ Result<UnpackedLayer> unpack_layer(int in_fd, int blob_fd, int layer_fd,
   out.layer.blob_digest = src.sha.finish();
   out.layer.blob_size = src.size;
   out.layer.unpacked_size = out.report.bytes;
+  out.layer.media_type = layer_media_type(compression);
   return out;
 }
 

@@ -59,7 +59,7 @@ TEST(BuiltinTest, ConcurrentFirstUsesCreateOneImage) {
   EXPECT_EQ(results[0]->created, results[1]->created);  // the second found the first's
   EXPECT_EQ(store->list()->size(), 1u);
   EXPECT_EQ(list_dir(dir / "store/layers/sha256").size(), 1u);
-  EXPECT_EQ(list_dir(dir / "store/blobs/sha256").size(), 2u);
+  EXPECT_EQ(list_dir(dir / "store/blobs/sha256").size(), 3u);  // tarball, config, manifest
   EXPECT_TRUE(list_dir(dir / "store/tmp").empty());
   EXPECT_EQ(results[0]->ref(), "busybox:latest");
 }

@@ -87,6 +87,17 @@ TEST_F(StoreTest, ImportRecordsDigestsLayerAndConfig) {
   EXPECT_EQ(j["config"]["Env"][0],
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   EXPECT_EQ(rec.config.cmd, std::vector<std::string>{"/bin/sh"});
+  // A manifest is made for it, so that the image can be saved and pushed like any other.
+  std::string manifest = read_file(path("blobs/sha256/" + std::string(digest_hex(rec.manifest_digest))));
+  EXPECT_EQ(sha256_of(manifest), rec.manifest_digest);
+  EXPECT_EQ(rec.manifest_media_type, "application/vnd.oci.image.manifest.v1+json");
+  auto m = nlohmann::json::parse(manifest);
+  EXPECT_EQ(m["config"]["digest"], rec.id);
+  EXPECT_EQ(m["config"]["size"], config.size());
+  EXPECT_EQ(m["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+  EXPECT_EQ(m["layers"][0]["digest"], l.blob_digest);
+  EXPECT_EQ(m["layers"][0]["size"], gz.size());
+  EXPECT_EQ(l.media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
   EXPECT_TRUE(list_dir(path("tmp")).empty());
 }
 
@@ -104,7 +115,7 @@ TEST_F(StoreTest, SameContentPlainGzipZstdXzIsOneLayer) {
     EXPECT_EQ(r.id, recs[0].id);  // same layers, same config, same id
   }
   EXPECT_EQ(list_dir(path("layers/sha256")).size(), 1u);
-  EXPECT_EQ(list_dir(path("blobs/sha256")).size(), 4u + 1u);  // 4 tarballs + 1 config
+  EXPECT_EQ(list_dir(path("blobs/sha256")).size(), 4u + 1u + 4u);  // 4 tarballs, 1 config, 4 manifests
   EXPECT_TRUE(list_dir(path("tmp")).empty());
 }
 
@@ -153,7 +164,7 @@ TEST_F(StoreTest, ImportReplacesAnExistingNameAndDropsItsLayer) {
   EXPECT_EQ((*found)->id, b.id);
   EXPECT_EQ(list_dir(path("layers/sha256")),
             std::vector<std::string>{std::string(digest_hex(b.layers[0].diff_id))});
-  EXPECT_EQ(list_dir(path("blobs/sha256")).size(), 2u);
+  EXPECT_EQ(list_dir(path("blobs/sha256")).size(), 3u);  // b's tarball, config and manifest
   EXPECT_EQ(store_->list()->size(), 1u);
 }
 
@@ -175,7 +186,7 @@ TEST_F(StoreTest, ListFindAndRemove) {
   EXPECT_TRUE(removed->kept_in_use.empty());
   EXPECT_FALSE(fs::exists(store_->layer_path(a.layers[0].diff_id)));
   EXPECT_EQ(store_->list()->size(), 1u);
-  EXPECT_EQ(list_dir(path("blobs/sha256")).size(), 2u);
+  EXPECT_EQ(list_dir(path("blobs/sha256")).size(), 3u);  // b's tarball, config and manifest
   EXPECT_TRUE(list_dir(path("tmp")).empty());
   auto again = store_->remove("a");
   ASSERT_FALSE(again.ok());
@@ -276,13 +287,37 @@ TEST_F(StoreTest, ImportKilledMidwayLeavesNothingAfterTheNextOpen) {
 TEST_F(StoreTest, IndexIsVersionedJsonAndCorruptionIsReported) {
   import("a:1", sample_tar());
   auto j = nlohmann::json::parse(read_file(path("images.json")));
-  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["version"], 2);
   EXPECT_EQ(j["images"][0]["name"], "a");
   write_file(path("images.json"), "{\"version\": 1, \"images\": [{\"name\": \"a\"");
   auto r = store_->list();
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message().rfind("image index " + path("images.json") + ": malformed", 0), 0u)
       << r.error().message();
+}
+
+// An index written before manifests were stored (version 1) is read; its images keep working
+// and the next change writes version 2.
+TEST_F(StoreTest, AVersionOneIndexIsReadAndUpgradedOnTheNextChange) {
+  ImageRecord a = import("a:1", sample_tar());
+  auto j = nlohmann::json::parse(read_file(path("images.json")));
+  j["version"] = 1;
+  for (auto& img : j["images"]) {
+    img.erase("manifest_digest");
+    img.erase("manifest_media_type");
+    for (auto& l : img["layers"]) l.erase("media_type");
+  }
+  write_file(path("images.json"), j.dump());
+  auto found = store_->find("a:1");
+  ASSERT_TRUE(found.ok()) << found.error().message();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->id, a.id);
+  EXPECT_EQ((*found)->layers.at(0).diff_id, a.layers[0].diff_id);
+  EXPECT_EQ((*found)->manifest_digest, "");
+  EXPECT_TRUE(store_->lease(**found).ok());
+  import("b:1", TarBuilder().file("f", "b").build());
+  EXPECT_EQ(nlohmann::json::parse(read_file(path("images.json")))["version"], 2);
+  EXPECT_EQ(store_->list()->size(), 2u);
 }
 
 TEST_F(StoreTest, IndexDigestsNeverBecomePaths) {

@@ -1,0 +1,89 @@
+// Reading the OCI image-spec JSON documents (index, manifest, config) and Docker's equivalents
+// (manifest list, schema2 manifest), as found in OCI layouts, docker-save archives and
+// registries. Nothing here trusts the input: sizes, digests and media types are checked.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/store.h"
+
+namespace sandrun::cache::oci {
+
+inline constexpr std::string_view kOciIndex = "application/vnd.oci.image.index.v1+json";
+inline constexpr std::string_view kOciManifest = "application/vnd.oci.image.manifest.v1+json";
+inline constexpr std::string_view kOciConfig = "application/vnd.oci.image.config.v1+json";
+inline constexpr std::string_view kDockerList = "application/vnd.docker.distribution.manifest.list.v2+json";
+inline constexpr std::string_view kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
+inline constexpr std::string_view kDockerConfig = "application/vnd.docker.container.image.v1+json";
+inline constexpr std::string_view kOciLayerTar = "application/vnd.oci.image.layer.v1.tar";
+inline constexpr std::string_view kOciLayerGzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+inline constexpr std::string_view kOciLayerZstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+inline constexpr std::string_view kDockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+// The annotation of an index entry that names it ("latest", or a whole reference).
+inline constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image.ref.name";
+
+// JSON documents larger than this are refused (real ones are a few KiB).
+inline constexpr uint64_t kMaxDocumentSize = 4 << 20;
+
+struct Platform {
+  std::string os;            // "linux"
+  std::string architecture;  // "amd64"
+  std::string variant;       // "v8", or empty
+  std::string str() const;   // "linux/amd64", "linux/arm64/v8"
+};
+// "linux/amd64" or "linux/arm/v7"; anything else is an error.
+Result<Platform> parse_platform(std::string_view text);
+// The platform sandrun runs on (linux and the architecture it was built for).
+Platform host_platform();
+
+struct Descriptor {
+  std::string media_type;
+  std::string digest;  // "sha256:<hex>", checked
+  uint64_t size = 0;
+  std::optional<Platform> platform;  // entries of an index
+  std::string ref_name;              // the org.opencontainers.image.ref.name annotation
+};
+
+// An OCI image index or a Docker manifest list.
+struct Index {
+  std::vector<Descriptor> manifests;
+};
+
+// An OCI image manifest or a Docker schema2 manifest.
+struct Manifest {
+  std::string media_type;
+  Descriptor config;
+  std::vector<Descriptor> layers;  // bottom first
+};
+
+// What kind of document `media_type` (or, when empty, the JSON's own mediaType) is.
+enum class DocKind { index, manifest, unknown };
+DocKind kind_of(std::string_view media_type, std::string_view json);
+
+Result<Index> parse_index(std::string_view json);
+// Checks the layers' media types (tar, gzip, zstd; no foreign layers with "urls").
+Result<Manifest> parse_manifest(std::string_view json);
+
+// The image config: how to run it, and the diff ids of its layers.
+struct Config {
+  ImageConfig run;
+  std::vector<std::string> diff_ids;  // checked digests, bottom first
+  Platform platform;
+};
+Result<Config> parse_config(std::string_view json);
+
+// The entries of `index` for `platform`: exact os/architecture, and the variant when both say
+// one. Entries without a platform match any (a layout with one image often has none).
+std::vector<const Descriptor*> for_platform(const Index& index, const Platform& platform);
+// "linux/amd64, linux/arm64" of the index's entries, for messages.
+std::string platforms_of(const Index& index);
+
+// A manifest for stored layers and config, OCI media types: what sandrun writes for images
+// that come without one (rootfs tarballs, old docker-save archives). Same input, same bytes.
+std::string make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers);
+
+}  // namespace sandrun::cache::oci
