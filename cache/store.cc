@@ -95,7 +95,7 @@ Result<ImageRecord> Store::ensure(std::string_view ref) {
   if (auto found = SANDRUN_TRY(find(ref))) return std::move(*found);
   if (parsed.name != kBuiltinImage || parsed.tag != "latest")
     return Error::msg("image {:?} is not in the image cache ({}); import it with: sandrun image "
-                      "import {} ROOTFS.tar", parsed.str(), root_, parsed.str());
+                      "import [--rootfs] FILE {}", parsed.str(), root_, parsed.str());
   // Several threads or processes may get here at once: one creates, the others wait and then
   // find it.
   Layout layout(root_);

@@ -67,11 +67,15 @@ int cli_main(int argc, char** argv) {
 
   auto* image = app.add_subcommand("image", "Manage the image cache");
   image->require_subcommand(1);
-  std::string import_ref, import_tarball;
-  auto* import = image->add_subcommand("import", "Import a rootfs tarball (.tar, .tar.gz, .tar.zst) as an image");
-  import->add_option("name", import_ref, "Image name[:tag]")->required();
-  import->add_option("tarball", import_tarball, "The rootfs tarball")->required();
-  import->callback([&] { result = cmd_image_import(g, import_ref, import_tarball); });
+  ImportArgs import_args;
+  auto* import = image->add_subcommand(
+      "import", "Import an OCI image layout (directory or tar), a docker save archive, or with --rootfs a root file "
+                "system tarball (.tar, .tar.gz, .tar.zst, .tar.xz)");
+  import->add_option("file", import_args.file, "The layout, archive or tarball")->required();
+  import->add_option("name", import_args.name, "Image name[:tag] (required with --rootfs)");
+  import->add_flag("--rootfs", import_args.rootfs, "FILE is a root file system tarball: a single-layer image");
+  import->add_option("--platform", import_args.platform, "OS/ARCH[/VARIANT] to take from a multi-platform layout");
+  import->callback([&] { result = cmd_image_import(g, import_args); });
   auto* ls = image->add_subcommand("ls", "List images");
   ls->callback([&] { result = cmd_image_ls(g); });
   std::vector<std::string> rm_refs;

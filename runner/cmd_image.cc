@@ -10,6 +10,7 @@
 #include "runner/commands.h"
 #include "runner/output.h"
 #include "runner/session.h"
+#include "sandbox/sys/fs.h"
 
 namespace sandrun::runner {
 namespace {
@@ -30,20 +31,48 @@ uint64_t image_size(const cache::ImageRecord& img) {
 
 }  // namespace
 
-int cmd_image_import(const GlobalOptions& g, const std::string& ref, const std::string& tarball) {
+int cmd_image_import(const GlobalOptions& g, const ImportArgs& a) {
+  if (!fs::exists(a.file)) {
+    // The order before OCI layouts were supported: NAME first.
+    if (!a.name.empty() && fs::exists(a.name) && cache::parse_ref(a.file).ok()) {
+      print_error(Error::msg("image import: the file comes first: sandrun image import --rootfs {} {}", a.name, a.file));
+      return kExitUsage;
+    }
+    print_error(Error::msg("image import: {}: no such file or directory", a.file));
+    return kExitUsage;
+  }
+  if (a.rootfs && a.name.empty()) {
+    print_error(Error::msg("image import --rootfs: name the image: sandrun image import --rootfs {} NAME[:TAG]", a.file));
+    return kExitUsage;
+  }
   auto store = open_store(g);
   if (!store) {
     print_error(store.error());
     return kExitFailed;
   }
-  auto img = store->import_rootfs(ref, tarball);
-  if (!img) {
-    print_error(img.error());
-    return kExitFailed;
+  std::vector<cache::ImportedImage> imported;
+  if (a.rootfs) {
+    auto img = store->import_rootfs(a.name, a.file);
+    if (!img) {
+      print_error(img.error());
+      return kExitFailed;
+    }
+    imported.push_back({std::move(*img), {1, 0, 0}});
+  } else {
+    auto r = store->import_archive(a.file, a.name, cache::ImportOptions{a.platform, 2});
+    if (!r) {
+      print_error(r.error());
+      return kExitFailed;
+    }
+    imported = std::move(*r);
   }
-  console_write(STDOUT_FILENO, fmt::format("imported {} ({}, {} layer{}, {})\n", img->ref(), short_id(img->id),
-                                           img->layers.size(), img->layers.size() == 1 ? "" : "s",
-                                           config::format_size(image_size(*img))));
+  for (const auto& i : imported) {
+    const auto& img = i.record;
+    std::string reused = i.stats.layers_reused ? fmt::format("; {} already in the cache", i.stats.layers_reused) : "";
+    console_write(STDOUT_FILENO, fmt::format("imported {} ({}, {} layer{}, {}{})\n", img.ref(), short_id(img.id),
+                                             img.layers.size(), img.layers.size() == 1 ? "" : "s",
+                                             config::format_size(image_size(img)), reused));
+  }
   return kExitOk;
 }
 

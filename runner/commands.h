@@ -52,7 +52,13 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a);
 // exits with its status (128+N for a signal, 124 timed out, 125 sandrun failed, 126 cannot
 // execute, 127 not found).
 int cmd_exec(const GlobalOptions& g, const ExecArgs& a);
-int cmd_image_import(const GlobalOptions& g, const std::string& ref, const std::string& tarball);
+struct ImportArgs {
+  std::string file;
+  std::string name;
+  bool rootfs = false;
+  std::string platform;
+};
+int cmd_image_import(const GlobalOptions& g, const ImportArgs& a);
 int cmd_image_ls(const GlobalOptions& g);
 int cmd_image_rm(const GlobalOptions& g, const std::vector<std::string>& refs);
 int cmd_cleanup(const GlobalOptions& g);

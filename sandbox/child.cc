@@ -180,33 +180,6 @@ void enter_user_namespace(const Child& c) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // the change of credentials cleared it
 }
 
-// The overlay root in a user namespace, built from the fds the parent opened (ChildPlan): the
-// container's root may not walk the host's paths to them. The parent's idmapped copies of the
-// layers are attached first (over the layer dirs, in our mount namespace only): overlayfs
-// clones each lower mount, which it allows only for mounts of the mounter's own namespace.
-// Returns the root of the new overlay, attached on the mount point.
-int mount_overlay_from_fds(const Child& c) {
-  const ChildPlan& p = c.plan;
-  for (size_t i = 0; i < p.nlayer_fds; ++i) {
-    c.check(::move_mount(p.layer_fds[i], "", p.layer_targets[i], "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
-            Stage::layer_idmap, static_cast<int>(i));
-  }
-  int fsfd = ::fsopen("overlay", FSOPEN_CLOEXEC);
-  if (fsfd < 0) c.fail(Stage::mount_overlay);
-  c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", p.ovl_lower, 0), Stage::mount_overlay);
-  c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", p.ovl_upper, 0), Stage::mount_overlay);
-  c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", p.ovl_work, 0), Stage::mount_overlay);
-  // Whiteouts and opaque dirs as user.overlay.* xattrs: trusted.* is out of reach here.
-  c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", nullptr, 0), Stage::mount_overlay);
-  if (p.ovl_volatile) c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "volatile", nullptr, 0), Stage::mount_overlay);
-  c.check(::fsconfig(fsfd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0), Stage::mount_overlay);
-  int root = ::fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
-  if (root < 0) c.fail(Stage::mount_overlay);
-  ::close(fsfd);
-  c.check(::move_mount(root, "", p.root_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), Stage::mount_overlay);
-  return root;
-}
-
 // devpts refuses gid=5 (EINVAL) when the user namespace does not map gid 5 (rootless without
 // subordinate ids); its pts then belong to the container's root group.
 int mount_devpts_without_gid(int target) {
@@ -301,11 +274,7 @@ void setup_binds(const Child& c, int rootfd) {
 void setup_mounts(const Child& c) {
   // Nothing mounted from here on may propagate back to the host.
   c.check(::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr), Stage::mount_private);
-  int rootfd = c.plan.userns ? mount_overlay_from_fds(c) : -1;
-  if (!c.plan.userns) {
-    c.check(::mount("overlay", c.plan.root_dir, "overlay", 0, c.plan.overlay_options), Stage::mount_overlay);
-    rootfd = ::open(c.plan.root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  }
+  int rootfd = c.plan.userns ? mount_overlay_from_fds(c) : mount_overlay(c);
   if (rootfd < 0) c.fail(Stage::open_root);
 
   int proc = own_mountpoint(c, rootfd, "proc", Stage::mount_proc);

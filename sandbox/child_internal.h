@@ -1,4 +1,5 @@
-// What the two files of the child between clone and exec share (child.cc, child_paths.cc):
+// What the files of the child between clone and exec share (child.cc, child_paths.cc,
+// child_overlay.cc):
 // the failure reporting and the path resolution flags. Async-signal-safe only.
 #pragma once
 
@@ -38,6 +39,11 @@ struct Child {
     fail(stage, index);
   }
 };
+
+// The overlay root on the mount point, returned as an O_PATH fd (child_overlay.cc): as root by
+// mount(2), in a user namespace from the fds the parent opened.
+int mount_overlay(const Child& c);
+int mount_overlay_from_fds(const Child& c);
 
 // Hide the leaky paths of /proc and /sys (kMaskedPaths), and make kReadOnlyPaths read-only,
 // beneath the container's root `rootfd` (sandrun's own proc and sysfs are mounted there).

@@ -19,6 +19,8 @@ namespace {
 
 // The kernel parses mount options from one page.
 constexpr size_t kMaxMountOptions = 4095;
+// OVL_MAX_STACK in fs/overlayfs.
+constexpr size_t kMaxLayers = 500;
 
 Result<void> check_absolute(const std::string& path, const char* what) {
   if (path.empty() || path[0] != '/') return Error::msg("{} {:?} is not an absolute path", what, path);
@@ -72,11 +74,15 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     if (!lower.empty()) lower += ':';
     lower += overlay_escape(dir);
   }
+  if (spec.lower_dirs.size() > kMaxLayers)
+    return Error::msg("the image has {} layers; overlayfs stacks at most {}", spec.lower_dirs.size(), kMaxLayers);
   SANDRUN_TRY(check_userns(spec.userns));
+  std::string tail;  // the options after lowerdir
   if (uses_mount_point_layer(spec)) {
     // Read-only: lower layers only, nothing on disk to write or to empty afterwards.
     SANDRUN_TRY(check_absolute(spec.mount_point_layer, "mount-point layer"));
     p->overlay_options_ = "lowerdir=" + overlay_escape(spec.mount_point_layer) + ":" + lower;
+    p->ovl_layer_paths_.push_back(spec.mount_point_layer);
   } else {
     // volatile: the writable layer is thrown away with the container, so overlayfs need not
     // sync the upper file system when it is unmounted. Without it, every container's end is a
@@ -84,15 +90,23 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     // journaled ext4): 10% more CPU per container there (docs/benchmarks.md). On an ext4
     // without a journal that write-back is what lets ext4 reuse freed inodes after one minute
     // instead of six, and the churn of the writable layers makes syncing cheaper there.
-    p->overlay_options_ = "lowerdir=" + lower + ",upperdir=" + overlay_escape(spec.upper_dir) +
-                          ",workdir=" + overlay_escape(spec.work_dir) + (spec.volatile_upper ? ",volatile" : "");
+    tail = ",upperdir=" + overlay_escape(spec.upper_dir) + ",workdir=" + overlay_escape(spec.work_dir) +
+           (spec.volatile_upper ? ",volatile" : "");
+    p->overlay_options_ = "lowerdir=" + lower + tail;
   }
   // In a user namespace the child mounts the overlay from fds with `userxattr` instead
   // (ChildPlan::ovl_lower): overlayfs cannot set trusted.overlay.* xattrs there and keeps them
   // as user.overlay.* (Linux >= 5.11); layer extraction strips those from images.
   if (p->overlay_options_.size() > kMaxMountOptions) {
-    return Error::msg("the image's {} layers do not fit in one overlay mount ({} bytes of options)",
-                      spec.lower_dirs.size(), p->overlay_options_.size());
+    // Too long for mount(2): the child names the layers by fd number instead (ChildPlan).
+    p->overlay_options_.clear();
+    p->ovl_layer_paths_.insert(p->ovl_layer_paths_.end(), spec.lower_dirs.begin(), spec.lower_dirs.end());
+    p->ovl_tail_ = tail;
+    // "lowerdir=", up to 10 digits and a ':' per layer, the tail, the NUL. What the child
+    // writes there is shorter: fd numbers have 4 digits or less, so 500 layers take 2.5 KiB.
+    p->ovl_buffer_.resize(16 + 11 * p->ovl_layer_paths_.size() + tail.size());
+  } else {
+    p->ovl_layer_paths_.clear();
   }
 
   p->binds_ = spec.binds;
@@ -121,7 +135,15 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
 
   ChildPlan& c = p->plan_;
   c.root_dir = p->root_dir_.c_str();
-  c.overlay_options = p->overlay_options_.c_str();
+  c.overlay_options = p->overlay_options_.empty() ? nullptr : p->overlay_options_.c_str();
+  if (!c.overlay_options) {
+    for (const auto& path : p->ovl_layer_paths_) p->ovl_layer_path_ptrs_.push_back(path.c_str());
+    c.ovl_layer_paths = p->ovl_layer_path_ptrs_.data();
+    c.novl_layer_paths = p->ovl_layer_path_ptrs_.size();
+    c.ovl_tail = p->ovl_tail_.c_str();
+    c.ovl_buffer = p->ovl_buffer_.data();
+    c.ovl_buffer_size = p->ovl_buffer_.size();
+  }
   c.binds = p->bind_plans_.data();
   c.nbinds = p->bind_plans_.size();
   c.hostname = p->hostname_.c_str();
@@ -169,7 +191,9 @@ Result<void> PreparedPlan::prepare_userns(const SandboxSpec& spec) {
     reopen_fds_.push_back(fd);
     return fd;
   };
-  auto fd_path = [](int fd) { return fmt::format("/proc/self/fd/{}", fd); };
+  // Relative to /proc/self/fd, where the child goes to mount the overlay: short names, so that
+  // more layers fit in fsconfig()'s 255 bytes.
+  auto fd_path = [](int fd) { return std::to_string(fd); };
   // Idmapped mounts, and detached mounts at all, are for root's remapped range; rootless, the
   // caller is the container's root already and owns the layers.
   const bool root = ::geteuid() == 0;
@@ -184,6 +208,7 @@ Result<void> PreparedPlan::prepare_userns(const SandboxSpec& spec) {
     }
     if (!ovl_lower_.empty()) ovl_lower_ += ':';
     ovl_lower_ += fd_path(fd);
+    ovl_lower_parts_.push_back(fd_path(fd));
   }
   ovl_upper_ = fd_path(SANDRUN_TRY(open_dir(spec.upper_dir)));
   ovl_work_ = fd_path(SANDRUN_TRY(open_dir(spec.work_dir)));
@@ -193,6 +218,9 @@ Result<void> PreparedPlan::prepare_userns(const SandboxSpec& spec) {
   c.reopen_fds = reopen_fds_.data();
   c.nreopen = reopen_fds_.size();
   c.ovl_lower = ovl_lower_.c_str();
+  for (const auto& part : ovl_lower_parts_) ovl_lower_part_ptrs_.push_back(part.c_str());
+  c.ovl_lower_parts = ovl_lower_part_ptrs_.data();
+  c.novl_lower_parts = ovl_lower_part_ptrs_.size();
   c.ovl_upper = ovl_upper_.c_str();
   c.ovl_work = ovl_work_.c_str();
   c.ovl_volatile = spec.volatile_upper;

@@ -34,6 +34,14 @@ struct ChildPlan {
 
   const char* root_dir = nullptr;
   const char* overlay_options = nullptr;
+  // An image with more layers than fit in one mount option string (4 KiB of 64-digit paths):
+  // overlay_options is null, and the child opens each layer dir in its own mount namespace and
+  // names it by fd number, relative to /proc/self/fd (child_overlay.cc).
+  const char* const* ovl_layer_paths = nullptr;  // top-most first, as lowerdir
+  size_t novl_layer_paths = 0;
+  const char* ovl_tail = nullptr;  // the options after lowerdir: ",upperdir=...,workdir=..."
+  char* ovl_buffer = nullptr;      // room for "lowerdir=N:N:..." and the tail
+  size_t ovl_buffer_size = 0;
   const BindPlan* binds = nullptr;
   size_t nbinds = 0;
   const char* hostname = nullptr;
@@ -75,9 +83,13 @@ struct ChildPlan {
   bool userns_setgroups = true;  // setgroups(2) is allowed (false: "deny" was written)
   // The container's root may be unable to walk the host paths to the state directory (host
   // root's, mode 0700), so with a user namespace the child takes everything from fds the
-  // parent opened: the overlay's layers as "/proc/self/fd/N" paths, its mount point by fd.
-  const char* ovl_lower = nullptr;  // "/proc/self/fd/5:/proc/self/fd/6"
-  const char* ovl_upper = nullptr;
+  // parent opened: the overlay's dirs as fd numbers relative to /proc/self/fd (the child
+  // chdir()s there), its mount point by fd. fsconfig() takes at most 255 bytes per value:
+  // longer, the layers go one by one with "lowerdir+" (Linux 6.8).
+  const char* ovl_lower = nullptr;  // "5:6"
+  const char* const* ovl_lower_parts = nullptr;  // {"5", "6"}
+  size_t novl_lower_parts = 0;
+  const char* ovl_upper = nullptr;  // "7"
   const char* ovl_work = nullptr;
   bool ovl_volatile = true;         // SandboxSpec::volatile_upper
   int root_fd = -1;                 // O_PATH of root_dir
@@ -129,6 +141,12 @@ class PreparedPlan {
   std::vector<int> layer_fds_;
   std::vector<int> layer_targets_;
   std::string ovl_lower_, ovl_upper_, ovl_work_;
+  std::vector<std::string> ovl_lower_parts_;
+  std::vector<const char*> ovl_lower_part_ptrs_;
+  std::vector<std::string> ovl_layer_paths_;  // many layers (ChildPlan::ovl_layer_paths)
+  std::vector<const char*> ovl_layer_path_ptrs_;
+  std::string ovl_tail_;
+  std::vector<char> ovl_buffer_;
   std::vector<std::string> reopen_paths_;
   std::vector<const char*> reopen_path_ptrs_;
   std::vector<int> reopen_fds_;

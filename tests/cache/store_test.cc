@@ -235,8 +235,7 @@ TEST_F(StoreTest, EnsureOfAMissingImageSaysHowToImportIt) {
   auto r = store_->ensure("foo");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message(), "image \"foo:latest\" is not in the image cache (" + root() +
-                                     "); import it with: sandrun image import foo:latest "
-                                     "ROOTFS.tar");
+                                     "); import it with: sandrun image import [--rootfs] FILE foo:latest");
   ImageRecord rec = import("foo", sample_tar());
   auto again = store_->ensure("foo:latest");
   ASSERT_TRUE(again.ok());

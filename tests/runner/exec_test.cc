@@ -62,7 +62,7 @@ TEST_F(ExecTest, MissingImageExits125AndNamesTheFlag) {
   auto r = sandrun({"exec", "--image", "ghost", "--", "true"});
   EXPECT_EQ(r.status, 125);
   EXPECT_EQ(r.err, "sandrun: exec: --image: image \"ghost:latest\" is not in the image cache (" + root() +
-                       "); import it with: sandrun image import ghost:latest ROOTFS.tar\n");
+                       "); import it with: sandrun image import [--rootfs] FILE ghost:latest\n");
 }
 
 TEST_F(ExecTest, BadFlagValuesExitTwoAndSayWhich) {

@@ -29,7 +29,7 @@ class HardeningTest : public CliTest {
     ASSERT_EQ(::chmod((rootfs + "/usr/bin/suid-probe").c_str(), 04755), 0);
     std::string tarball = tmp_ / "rootfs.tar";
     ASSERT_EQ(run_command({"tar", "-C", rootfs, "-cf", tarball, "."}).status, 0);
-    auto imp = sandrun({"image", "import", "hard:1", tarball});
+    auto imp = sandrun({"image", "import", "--rootfs", tarball, "hard:1"});
     ASSERT_EQ(imp.status, 0) << imp.err;
   }
 

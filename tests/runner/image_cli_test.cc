@@ -14,7 +14,7 @@ TEST_F(ImageCliTest, ImportListRunAndRemoveARootfsTarball) {
   std::string tarball = tmp_ / "rootfs.tar.gz";
   ASSERT_EQ(run_command({"tar", "-C", rootfs, "-czf", tarball, "."}).status, 0);
 
-  auto imp = sandrun({"image", "import", "tools:1", tarball});
+  auto imp = sandrun({"image", "import", "--rootfs", tarball, "tools:1"});
   ASSERT_EQ(imp.status, 0) << imp.err;
   EXPECT_EQ(imp.out.rfind("imported tools:1 (", 0), 0u) << imp.out;
 
@@ -36,9 +36,13 @@ TEST_F(ImageCliTest, ImportListRunAndRemoveARootfsTarball) {
 
 TEST_F(ImageCliTest, ImportingSomethingThatIsNotATarballFailsAndLeavesNothing) {
   write_file(tmp_ / "notes.txt", "not a tarball\n");
-  auto r = sandrun({"image", "import", "bad", tmp_ / "notes.txt"});
+  auto r = sandrun({"image", "import", "--rootfs", tmp_ / "notes.txt", "bad"});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("Unrecognized archive format"), std::string::npos) << r.err;
+  // Without --rootfs it must be an image layout or archive, and the error says what else to use.
+  auto guess = sandrun({"image", "import", tmp_ / "notes.txt"});
+  EXPECT_EQ(guess.status, 1);
+  EXPECT_NE(guess.err.find("Unrecognized archive format"), std::string::npos) << guess.err;
   EXPECT_EQ(dir_entries(root() + "/layers/sha256"), std::vector<std::string>{});
   EXPECT_EQ(dir_entries(root() + "/tmp"), std::vector<std::string>{});
 }

@@ -71,7 +71,7 @@ TEST_F(RunTest, AMissingImageIsAClearErrorBeforeAnyJobStarts) {
   EXPECT_EQ(r.status, 2);
   // (The first use of busybox may add a line about creating the built-in image first.)
   std::string expected = "sandrun: " + file + ":5:9: jobs.b.image: image \"nothere:1.0\" is not in the image cache (" +
-                         root() + "); import it with: sandrun image import nothere:1.0 ROOTFS.tar\n";
+                         root() + "); import it with: sandrun image import [--rootfs] FILE nothere:1.0\n";
   ASSERT_GE(r.err.size(), expected.size());
   EXPECT_EQ(r.err.substr(r.err.size() - expected.size()), expected);
   EXPECT_FALSE(fs::exists(tmp_ / "ran"));
