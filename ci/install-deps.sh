@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   busybox-static tar gzip zstd e2fsprogs  # mkfs.ext4: the journal probe test
   jq  # ci/test-cgroup2.sh reads ctest's JSON (ci/v2vm.sh installs its own qemu/debootstrap)
+  umoci skopeo  # the image-format tests build OCI layouts and docker/OCI archives with them
 )
 
 missing=()
