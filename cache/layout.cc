@@ -21,7 +21,8 @@ Layout::Layout(const std::string& r)
       index(fs::join(r, "images.json")),
       blobs(fs::join(r, "blobs/sha256")),
       layers(fs::join(r, "layers/sha256")),
-      tmp(fs::join(r, "tmp")) {}
+      tmp(fs::join(r, "tmp")),
+      used(fs::join(r, "used")) {}
 
 std::string Layout::blob_path(std::string_view digest) const {
   return fs::join(blobs, digest_hex(digest));
@@ -38,7 +39,7 @@ Result<void> create_layout(const Layout& layout) {
   SANDRUN_TRY(fs::mkdirs(layout.root, 0700));
   // Only a directory we made is forced to 0700: an operator's choice on an existing one stays.
   if (fresh && ::chmod(layout.root.c_str(), 0700) < 0) return Error::sys("chmod {}", layout.root);
-  for (const std::string* d : {&layout.blobs, &layout.layers, &layout.tmp})
+  for (const std::string* d : {&layout.blobs, &layout.layers, &layout.used, &layout.tmp})
     SANDRUN_TRY(fs::mkdirs(*d, 0700));
   return {};
 }

@@ -20,6 +20,7 @@ struct Layout {
   std::string blobs;         // blobs/sha256
   std::string layers;        // layers/sha256
   std::string tmp;           // tmp
+  std::string used;          // used: one empty file per image id, its mtime the last use
   std::string blob_path(std::string_view digest) const;
   std::string layer_path(std::string_view diff_id) const;
 };

@@ -20,11 +20,14 @@
 //                                  exclusive lock. Nothing reaches blobs/ or layers/ before
 //                                  it is complete and synced (rename), so a killed sandrun
 //                                  leaves only tmp/ entries behind.
+//   <root>/used/<hex>              one empty file per image id: its mtime is the image's last
+//                                  use (a lease), for prune's least-recently-used eviction
 //   <root>/run/                    the runner's; the store never touches it
 #include "cache/store.h"
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -155,6 +158,13 @@ Result<LayerLease> Store::lease(const ImageRecord& image) const {
       if (errno != EINTR) return Error::sys("image {:?}: lock layer {}", image.ref(), path);
     }
   }
+  // The last use, for prune()'s least-recently-used order: one small write per image and run.
+  // A store made before this existed has no used/ yet.
+  const std::string used = fs::join(layout.used, digest_hex(image.id));
+  UniqueFd mark(::open(used.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!mark && errno == ENOENT && ::mkdir(layout.used.c_str(), 0700) == 0)
+    mark = UniqueFd(::open(used.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (mark) ::futimens(mark.get(), nullptr);
   return LayerLease(std::move(fds));
 }
 

@@ -77,6 +77,30 @@ struct RemoveReport {
   std::vector<std::string> kept_in_use;     // unreferenced but leased by a running sandrun
 };
 
+struct PruneOptions {
+  bool all = false;                   // every image no running sandrun uses, not only untagged
+  std::optional<uint64_t> max_size;   // evict least recently used images until under this
+};
+
+struct PruneReport {
+  std::vector<std::string> removed_images;  // refs
+  std::vector<std::string> kept_in_use;     // refs of images a running sandrun uses
+  size_t layers_removed = 0;
+  size_t blobs_removed = 0;
+  uint64_t bytes_freed = 0;                 // file data of the layers and blobs deleted
+  uint64_t size_after = 0;                  // what the cache holds afterwards
+};
+
+struct VerifyReport {
+  size_t images = 0, blobs = 0, layers = 0;  // what was checked
+  std::vector<std::string> problems;         // one line each; empty: all is well
+  std::vector<std::string> layers_dropped;   // corrupted layers removed (re-import/pull them)
+};
+
+struct SaveOptions {
+  bool zstd = false;  // recompress every layer as tar+zstd (else kept as stored)
+};
+
 struct ImportStats {
   size_t layers_unpacked = 0;  // read and extracted by this import
   size_t layers_reused = 0;    // already in the store: not read at all
@@ -127,9 +151,25 @@ class Store {
   Result<std::vector<ImageRecord>> list() const;
   // Removes the record; layers and blobs no other image references are deleted unless leased.
   Result<RemoveReport> remove(std::string_view ref);
+  // Names the image of `src` also `dst` (replacing what `dst` named before).
+  Result<ImageRecord> tag(std::string_view src, std::string_view dst);
+  // Removes what no image references (layers, blobs, crashed imports) and images known only by
+  // digest; with options.all every image, with options.max_size the least recently used ones
+  // until the cache is under that size. An image a running sandrun uses is never removed.
+  Result<PruneReport> prune(const PruneOptions& options);
+  // Bytes the cache holds: the file data of its layers and blobs.
+  Result<uint64_t> size() const;
+  // Checks every blob of `ref` (or of all images when empty) against its digest, and every
+  // layer against a fresh extraction of its blob. A corrupted layer is removed, so that no
+  // container starts from it (its images then say to import or pull them again).
+  Result<VerifyReport> verify(std::string_view ref);
+  // Writes `ref` as an OCI image layout tar (`docker load` and `podman load` read it).
+  Result<void> save(std::string_view ref, const std::string& out, const SaveOptions& options);
 
   // Absolute path of an unpacked layer directory (an overlay lower dir).
   std::string layer_path(std::string_view diff_id) const;
+  // Holds the image's layers for a run (see LayerLease) and records the image as used now, for
+  // the least-recently-used eviction of prune().
   Result<LayerLease> lease(const ImageRecord& image) const;
 
  private:

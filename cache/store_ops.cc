@@ -1,0 +1,171 @@
+// Store operations on whole images: tag, prune (unreferenced data, untagged images, all, or the
+// least recently used down to a size) and the cache's size.
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "cache/digest.h"
+#include "cache/index.h"
+#include "cache/layout.h"
+#include "cache/store.h"
+#include "sandbox/sys/fs.h"
+
+namespace sandrun::cache {
+
+namespace {
+
+uint64_t file_size(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+// The bytes of the layers and blobs `images` hold, each counted once.
+uint64_t images_size(const Layout& layout, const std::vector<const ImageRecord*>& images) {
+  std::map<std::string, uint64_t> layers, blobs;
+  for (const ImageRecord* r : images) {
+    for (const auto& l : r->layers) {
+      layers[l.diff_id] = l.unpacked_size;
+      blobs[l.blob_digest] = l.blob_size;
+    }
+    for (const std::string* d : {&r->id, &r->manifest_digest})
+      if (!d->empty()) blobs[*d] = file_size(layout.blob_path(*d));
+  }
+  uint64_t total = 0;
+  for (const auto& [_, n] : layers) total += n;
+  for (const auto& [_, n] : blobs) total += n;
+  return total;
+}
+
+// True when a running sandrun holds a lease on one of the image's layers.
+bool in_use(const Layout& layout, const ImageRecord& r) {
+  for (const auto& l : r.layers) {
+    UniqueFd dir(::open(layout.layer_path(l.diff_id).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir) continue;
+    if (::flock(dir.get(), LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) return true;
+    ::flock(dir.get(), LOCK_UN);
+  }
+  return false;
+}
+
+// Seconds of the image's last use (its used/ mark), or of its import when never used.
+int64_t last_use(const Layout& layout, const ImageRecord& r) {
+  struct stat st;
+  if (::stat(fs::join(layout.used, digest_hex(r.id)).c_str(), &st) == 0) return st.st_mtim.tv_sec;
+  return r.created;
+}
+
+// Under the exclusive lock, after the index lost some records: every layer and blob nothing
+// references any more goes (a leased layer stays until a later prune).
+Result<void> drop_unreferenced(const Layout& layout, const Index& index, Garbage& garbage, PruneReport& report) {
+  SANDRUN_TRY(sweep_tmp(layout, garbage));
+  for (const std::string& diff_id : SANDRUN_TRY(list_digests(layout.layers))) {
+    if (index.uses_layer(diff_id)) continue;
+    size_t before = garbage.removed_layers.size();
+    SANDRUN_TRY(drop_layer(layout, diff_id, garbage));
+    report.layers_removed += garbage.removed_layers.size() - before;
+  }
+  for (const std::string& digest : SANDRUN_TRY(list_digests(layout.blobs))) {
+    if (index.uses_blob(digest)) continue;
+    report.bytes_freed += file_size(layout.blob_path(digest));
+    SANDRUN_TRY(drop_blob(layout, digest));
+    ++report.blobs_removed;
+  }
+  return {};
+}
+
+// File data under a doomed layer directory, counted before it is deleted.
+thread_local uint64_t g_tree_bytes = 0;
+int add_file(const char*, const struct stat* st, int type, struct FTW*) {
+  if (type == FTW_F) g_tree_bytes += static_cast<uint64_t>(st->st_size);
+  return 0;
+}
+uint64_t tree_size(const std::string& path) {
+  g_tree_bytes = 0;
+  ::nftw(path.c_str(), add_file, 16, FTW_PHYS);
+  return g_tree_bytes;
+}
+
+}  // namespace
+
+Result<ImageRecord> Store::tag(std::string_view src, std::string_view dst) {
+  ImageRef to = SANDRUN_TRY(parse_ref(dst));
+  if (!to.digest.empty()) return Error::msg("tag {}: the new name needs a tag, not a digest", dst);
+  Layout layout(root_);
+  Garbage garbage;
+  ImageRecord record;
+  {
+    UniqueFd lock = SANDRUN_TRY(lock_cache(layout, true));
+    Index index = SANDRUN_TRY(load_index(layout));
+    ImageRef from = SANDRUN_TRY(parse_ref(src));
+    const ImageRecord* found = index.find(from);
+    if (!found) return Error::msg("image {:?} not found", from.str());
+    record = *found;
+    record.name = to.name;
+    record.tag = to.tag;
+    std::optional<ImageRecord> old = index.put(record);
+    SANDRUN_TRY(save_index(layout, index));
+    PruneReport ignored;
+    if (old) SANDRUN_TRY(drop_unreferenced(layout, index, garbage, ignored));
+  }
+  return record;
+}
+
+Result<PruneReport> Store::prune(const PruneOptions& options) {
+  Layout layout(root_);
+  PruneReport report;
+  Garbage garbage;
+  {
+    UniqueFd lock = SANDRUN_TRY(lock_cache(layout, true));
+    Index index = SANDRUN_TRY(load_index(layout));
+    // Candidates, least recently used first; untagged ones always, the rest as asked.
+    std::vector<std::pair<int64_t, std::string>> order;
+    for (const auto& r : index.images) order.emplace_back(last_use(layout, r), r.ref());
+    std::sort(order.begin(), order.end());
+    auto remaining = [&] {
+      std::vector<const ImageRecord*> v;
+      for (const auto& r : index.images) v.push_back(&r);
+      return v;
+    };
+    std::map<std::string, uint64_t> sizes;  // unpacked size of each removed image's own layers
+    for (const auto& [when, ref] : order) {
+      const ImageRef parsed = SANDRUN_TRY(parse_ref(ref));
+      const ImageRecord* r = index.find(parsed);
+      if (!r) continue;
+      const bool over = options.max_size && images_size(layout, remaining()) > *options.max_size;
+      if (!(r->tag.empty() || options.all || over)) continue;
+      if (in_use(layout, *r)) {
+        report.kept_in_use.push_back(ref);
+        continue;
+      }
+      index.erase(parsed);
+      report.removed_images.push_back(ref);
+    }
+    SANDRUN_TRY(save_index(layout, index));
+    SANDRUN_TRY(drop_unreferenced(layout, index, garbage, report));
+    report.size_after = images_size(layout, remaining());
+  }
+  for (const auto& doomed : garbage.doomed) {
+    // Layers moved to tmp/ (and stale imports): their bytes, then the slow delete, unlocked.
+    report.bytes_freed += tree_size(fs::join(layout.tmp, doomed.name()));
+  }
+  garbage.doomed.clear();
+  report.kept_in_use.insert(report.kept_in_use.end(), garbage.kept_in_use.begin(), garbage.kept_in_use.end());
+  return report;
+}
+
+Result<uint64_t> Store::size() const {
+  Layout layout(root_);
+  UniqueFd lock = SANDRUN_TRY(lock_cache(layout, false));
+  Index index = SANDRUN_TRY(load_index(layout));
+  std::vector<const ImageRecord*> all;
+  for (const auto& r : index.images) all.push_back(&r);
+  return images_size(layout, all);
+}
+
+}  // namespace sandrun::cache
