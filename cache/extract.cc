@@ -1,11 +1,12 @@
 // Secure extraction of one layer tar into a directory: every path resolved beneath the root.
 //
-// The security argument: entry names are normalised lexically ("..": refused), the parent of
-// every entry is opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), and the entry is
-// then created with *at() calls on that parent fd with O_NOFOLLOW / O_EXCL. So no entry can
-// name, or be written through, anything outside the root, whatever symlinks earlier entries
-// made. Symlink targets are stored as given and never followed by us. Hardlink targets are
-// resolved the same way and must be existing non-directories of this layer.
+// The security argument: entry names are normalised lexically ("..": refused; a leading "/":
+// refused), the parent of every entry is opened with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS), and the entry is then created with *at() calls on that parent fd with
+// O_NOFOLLOW / O_EXCL. So no entry can name, or be written through, anything outside the
+// root, whatever symlinks earlier entries made. Symlink targets are stored as given and never
+// followed by us. Hardlink targets are resolved the same way and must be existing
+// non-directories of this layer.
 #include "cache/extract.h"
 #include "cache/archive_lib.h"
 
@@ -83,6 +84,10 @@ Result<void> Extractor::entry(struct archive* a, struct archive_entry* e) {
 Result<void> Extractor::dispatch(struct archive* a, struct archive_entry* e, std::string_view raw) {
   EntryPath p = SANDRUN_TRY(normalize_entry_name(raw));
   ++report_.entries;
+  // Refused rather than made relative: no image builder writes one, and the same tar
+  // unpacked by another tool (tar -P) would write to the host. Checked after normalising, so
+  // that "/../x" is reported as the escape it is.
+  if (raw.starts_with('/')) return Error::msg("absolute path in a layer");
   const bool is_link = arc().archive_entry_hardlink(e) != nullptr;
   const mode_t type = arc().archive_entry_filetype(e);
   if (p.is_root()) {

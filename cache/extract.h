@@ -35,6 +35,7 @@ ExtractOptions default_extract_options();  // chown when running as root
 // the directory `root_fd` (O_RDONLY or O_PATH). Never writes through a symlink, never outside
 // `root_fd`, never calls archive_write_disk. On error the message names the entry, like
 //   layer entry "../etc/passwd": path escapes the layer root
+//   layer entry "/etc/passwd": absolute path in a layer
 // and the directory holds a partial layer: the caller must discard it.
 Result<ExtractReport> extract_layer(int root_fd, struct archive* a, const ExtractOptions& options);
 

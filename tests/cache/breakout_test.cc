@@ -73,6 +73,8 @@ const Breakout kCases[] = {
      [](auto&) { return R"(layer entry ".": the layer root must be a directory)"; }},
     {"FileUnderFile", [](auto&) { return TarBuilder().file("f", "x").file("f/g", "y"); },
      [](auto&) { return R"(layer entry "f/g": parent "f" is not a directory)"; }},
+    {"AbsolutePath", [](auto& t) { return TarBuilder().file(t + "/canary", "pwned"); },
+     [](auto& t) { return "layer entry \"" + t + "/canary\": absolute path in a layer"; }},
 };
 
 class ExtractBreakout : public ::testing::TestWithParam<size_t> {
