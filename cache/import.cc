@@ -79,9 +79,9 @@ void log_report(std::string_view what, const ExtractReport& r) {
   if (r.unsupported_xattrs > 0)
     log::warn("import {}: {} extended attributes were not set (not supported here)", what,
               r.unsupported_xattrs);
-  log::debug("import {}: {} entries, {} bytes; skipped {} device nodes, {} sockets; stripped {} "
-             "overlay xattrs", what, r.entries, r.bytes, r.skipped_devices, r.skipped_sockets,
-             r.stripped_xattrs);
+  log::debug("import {}: {} entries, {} bytes; {} whiteouts, {} opaque directories; skipped {} "
+             "device nodes, {} sockets; stripped {} overlay xattrs", what, r.entries, r.bytes,
+             r.whiteouts, r.opaque_dirs, r.skipped_devices, r.skipped_sockets, r.stripped_xattrs);
 }
 
 Result<ImageRecord> import_stream(const Layout& layout, const ImageRef& ref, int fd,
