@@ -13,7 +13,8 @@ namespace sandrun::cache {
   X(archive_entry_filetype) X(archive_entry_free) X(archive_entry_gid) X(archive_entry_hardlink)  \
   X(archive_entry_mtime) X(archive_entry_mtime_is_set) X(archive_entry_mtime_nsec)                \
   X(archive_entry_new) X(archive_entry_pathname) X(archive_entry_pathname_utf8)                   \
-  X(archive_entry_perm) X(archive_entry_set_filetype) X(archive_entry_set_gid)                    \
+  X(archive_entry_perm) X(archive_entry_rdevmajor) X(archive_entry_rdevminor)                     \
+  X(archive_entry_set_filetype) X(archive_entry_set_gid)                                          \
   X(archive_entry_set_mtime) X(archive_entry_set_pathname) X(archive_entry_set_perm)              \
   X(archive_entry_set_size) X(archive_entry_set_symlink) X(archive_entry_set_uid)                 \
   X(archive_entry_size) X(archive_entry_size_is_set) X(archive_entry_symlink)                     \

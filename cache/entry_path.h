@@ -18,8 +18,9 @@ struct EntryPath {
   bool is_root() const { return path.empty(); }
 };
 
-// Strips leading "/" and "./" (absolute names become relative, like GNU tar), collapses "//"
-// and "."; rejects any ".." component ("path escapes the layer root") and the empty name.
+// Strips leading "/" and "./" (an absolute hardlink target names a file of the layer, like
+// GNU tar; the extractor refuses absolute entry names itself), collapses "//" and "."; rejects
+// any ".." component ("path escapes the layer root") and the empty name.
 Result<EntryPath> normalize_entry_name(std::string_view raw);
 
 // Opens the directory `parent` (a normalised path) beneath `root_fd` as O_PATH, never passing

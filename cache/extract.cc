@@ -1,11 +1,29 @@
 // Secure extraction of one layer tar into a directory: every path resolved beneath the root.
 //
-// The security argument: entry names are normalised lexically ("..": refused), the parent of
-// every entry is opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), and the entry is
-// then created with *at() calls on that parent fd with O_NOFOLLOW / O_EXCL. So no entry can
-// name, or be written through, anything outside the root, whatever symlinks earlier entries
-// made. Symlink targets are stored as given and never followed by us. Hardlink targets are
-// resolved the same way and must be existing non-directories of this layer.
+// The security argument: entry names are normalised lexically ("..": refused; a leading "/":
+// refused), the parent of every entry is opened with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS), and the entry is then created with *at() calls on that parent fd with
+// O_NOFOLLOW / O_EXCL. So no entry can name, or be written through, anything outside the
+// root, whatever symlinks earlier entries made. Symlink targets are stored as given and never
+// followed by us. Hardlink targets are resolved the same way and must be existing
+// non-directories of this layer.
+//
+// Whiteouts (OCI image-spec layer.md). The layer becomes one overlayfs lower dir of its own,
+// never applied onto the layers below, so markers become what overlayfs reads:
+// - ".wh.NAME" (a regular file or hardlink entry; its data are ignored) deletes NAME of the
+//   lower layers only: a 0/0 character device at NAME when this layer has nothing there, and
+//   when this layer has a directory NAME, that directory marked opaque (lower entries would
+//   show through it otherwise); a non-directory NAME of this layer already hides the lower
+//   one. The spec makes this independent of where the marker sits in the tar, so markers are
+//   applied after the last entry, to what the layer then holds.
+// - ".wh..wh..opq" marks its directory opaque: user.overlay.opaque=y (read by overlays mounted
+//   with `userxattr`, in a user namespace) and, as root, trusted.overlay.opaque=y (read by
+//   root's mounts). The directory is created like any implied parent.
+// - A 0/0 character device entry is an overlay-style whiteout already and is kept; other
+//   device nodes are skipped.
+// - Malformed markers are refused, and so is any other ".wh." name: no entry of another type,
+//   no directory component and no hardlink target may carry the prefix. overlayfs metadata
+//   xattrs of the tar itself are stripped (extract_meta.cc): only markers set them.
 #include "cache/extract.h"
 #include "cache/archive_lib.h"
 
@@ -14,10 +32,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "cache/entry_path.h"
 #include "cache/extract_meta.h"
+#include "cache/whiteout.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
@@ -26,6 +46,7 @@ namespace sandrun::cache {
 ExtractOptions default_extract_options() {
   ExtractOptions o;
   o.chown = ::geteuid() == 0;
+  o.trusted_overlay = ::geteuid() == 0;
   return o;
 }
 
@@ -45,6 +66,37 @@ Result<void> pwrite_all(int fd, const char* data, size_t size, int64_t offset) {
   return {};
 }
 
+const char* type_name(mode_t type) {
+  switch (type) {
+    case AE_IFDIR: return "a directory";
+    case AE_IFLNK: return "a symlink";
+    case AE_IFIFO: return "a fifo";
+    case AE_IFCHR: return "a character device";
+    case AE_IFBLK: return "a block device";
+    case AE_IFSOCK: return "a socket";
+    default: return "an unknown type";
+  }
+}
+
+// The normalised target of a hardlink entry `p`: never an escape, the root, the entry itself
+// or a whiteout marker (which is never created, so a link to it would have nothing to share).
+Result<EntryPath> link_target(const char* raw, const EntryPath& p) {
+  const std::string what = fmt::format("hardlink target {}", quoted(raw));
+  auto target = normalize_entry_name(raw);
+  if (!target) return std::move(target.error().wrap(what));
+  if (target->is_root()) return Error::msg("{} is a directory", what);
+  if (target->path == p.path) return Error::msg("{} is the entry itself", what);
+  if (has_marker_name(target->path)) return Error::msg("{} is a whiteout", what);
+  return target;
+}
+
+// True when a marker's directory is gone by the time markers are applied: a later entry of
+// this layer replaced it by a non-directory (or by a new tree without it), which hides the
+// lower one whole, so there is nothing left to mark.
+bool replaced_in_layer(const Error& e) {
+  return e.code() == ENOENT || e.code() == ENOTDIR || e.code() == ELOOP;
+}
+
 class Extractor {
  public:
   Extractor(int root, const ExtractOptions& options) : root_(root), options_(options) {}
@@ -53,9 +105,19 @@ class Extractor {
   Result<ExtractReport> finish();
 
  private:
+  // A marker to apply after the last entry: where, and the marker's entry name for messages.
+  struct Pending {
+    EntryPath at;
+    std::string entry;
+  };
+
   Result<void> dispatch(struct archive* a, struct archive_entry* e, std::string_view raw);
   // Removes what is at `p` unless it is a directory and `keep_dir`; true when a dir was kept.
   Result<bool> clear_way(int parent, const EntryPath& p, bool keep_dir);
+  Result<void> marker(struct archive_entry* e, const EntryPath& p, Marker kind,
+                      std::string_view raw);
+  Result<void> device(struct archive_entry* e, int parent, const EntryPath& p, mode_t type,
+                      std::string_view raw);
   Result<void> regular(struct archive* a, struct archive_entry* e, int parent, const EntryPath& p);
   Result<void> write_data(struct archive* a, struct archive_entry* e, int fd);
   Result<void> directory(struct archive_entry* e, int parent, const EntryPath& p);
@@ -63,12 +125,16 @@ class Extractor {
   Result<void> hardlink(struct archive_entry* e, int parent, const EntryPath& p);
   Result<void> fifo(struct archive_entry* e, int parent, const EntryPath& p);
   Result<void> metadata(int fd, struct archive_entry* e);
+  Result<void> apply_whiteout(const Pending& w);
+  Result<void> apply_opaque(const Pending& o);
 
   int root_;
   ExtractOptions options_;
   ExtractReport report_;
   DeferredDirs dirs_;
   std::set<std::string> skipped_;  // device nodes and sockets not created: links to them too
+  std::map<std::string, Pending> whiteouts_;  // path of NAME -> its ".wh.NAME" marker
+  std::map<std::string, Pending> opaque_;     // directory path -> its marker
 };
 
 Result<void> Extractor::entry(struct archive* a, struct archive_entry* e) {
@@ -83,22 +149,24 @@ Result<void> Extractor::entry(struct archive* a, struct archive_entry* e) {
 Result<void> Extractor::dispatch(struct archive* a, struct archive_entry* e, std::string_view raw) {
   EntryPath p = SANDRUN_TRY(normalize_entry_name(raw));
   ++report_.entries;
+  // Refused rather than made relative: no image builder writes one, and the same tar
+  // unpacked by another tool (tar -P) would write to the host. Checked after normalising, so
+  // that "/../x" is reported as the escape it is.
+  if (raw.starts_with('/')) return Error::msg("absolute path in a layer");
   const bool is_link = arc().archive_entry_hardlink(e) != nullptr;
   const mode_t type = arc().archive_entry_filetype(e);
   if (p.is_root()) {
     if (is_link || type != AE_IFDIR) return Error::msg("the layer root must be a directory");
     return directory(e, -1, p);
   }
+  const Marker kind = SANDRUN_TRY(classify_marker(p));
+  if (kind != Marker::none && !is_link && type != AE_IFREG)
+    return Error::msg("invalid whiteout {}: {}, not a regular file", quoted(p.base),
+                      type_name(type));
   UniqueFd parent = SANDRUN_TRY(open_parent(root_, p.parent, true));
-  if (!is_link && (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFSOCK)) {
-    // Not created, but still the last word on this name: an earlier entry there goes.
-    SANDRUN_TRY(clear_way(parent.get(), p, false));
-    ++(type == AE_IFSOCK ? report_.skipped_sockets : report_.skipped_devices);
-    skipped_.insert(p.path);
-    log::debug("layer entry {}: device node or socket skipped (sandrun mounts its own /dev)",
-               quoted(raw));
-    return {};
-  }
+  if (kind != Marker::none) return marker(e, p, kind, raw);
+  if (!is_link && (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFSOCK))
+    return device(e, parent.get(), p, type, raw);
   if (is_link) return hardlink(e, parent.get(), p);
   skipped_.erase(p.path);
   switch (type) {
@@ -108,6 +176,44 @@ Result<void> Extractor::dispatch(struct archive* a, struct archive_entry* e, std
     case AE_IFIFO: return fifo(e, parent.get(), p);
     default: return Error::msg("unsupported entry type {:o}", static_cast<unsigned>(type));
   }
+}
+
+// The marker's directory exists now (dispatch made it like any implied parent); what the
+// marker does is decided once all entries are in (see the top of this file).
+Result<void> Extractor::marker(struct archive_entry* e, const EntryPath& p, Marker kind,
+                               std::string_view raw) {
+  if (const char* target = arc().archive_entry_hardlink(e)) SANDRUN_TRY(link_target(target, p));
+  if (kind == Marker::opaque) {
+    EntryPath dir;
+    if (!p.parent.empty()) dir = SANDRUN_TRY(normalize_entry_name(p.parent));
+    opaque_.emplace(dir.path, Pending{dir, std::string(raw)});
+  } else {
+    EntryPath name = whited_out(p);
+    whiteouts_.emplace(name.path, Pending{name, std::string(raw)});
+  }
+  return {};
+}
+
+Result<void> Extractor::device(struct archive_entry* e, int parent, const EntryPath& p,
+                               mode_t type, std::string_view raw) {
+  // Not created, or a whiteout: either way the last word on this name, so an earlier entry
+  // there goes.
+  SANDRUN_TRY(clear_way(parent, p, false));
+  if (type == AE_IFCHR && arc().archive_entry_rdevmajor(e) == 0 &&
+      arc().archive_entry_rdevminor(e) == 0) {
+    // An overlay-style whiteout ("docker export" of an overlay upper dir): already the form
+    // this layer needs.
+    SANDRUN_TRY(make_whiteout(parent, p.base));
+    skipped_.erase(p.path);
+    ++report_.whiteouts;
+    log::debug("layer entry {}: whiteout", quoted(raw));
+    return {};
+  }
+  ++(type == AE_IFSOCK ? report_.skipped_sockets : report_.skipped_devices);
+  skipped_.insert(p.path);
+  log::debug("layer entry {}: device node or socket skipped (sandrun mounts its own /dev)",
+             quoted(raw));
+  return {};
 }
 
 Result<bool> Extractor::clear_way(int parent, const EntryPath& p, bool keep_dir) {
@@ -203,11 +309,8 @@ Result<void> Extractor::symlink(struct archive_entry* e, int parent, const Entry
 Result<void> Extractor::hardlink(struct archive_entry* e, int parent, const EntryPath& p) {
   const char* raw = arc().archive_entry_hardlink(e);
   const std::string what = fmt::format("hardlink target {}", quoted(raw));
-  auto target = normalize_entry_name(raw);
-  if (!target) return std::move(target.error().wrap(what));
-  if (target->is_root()) return Error::msg("{} is a directory", what);
-  if (target->path == p.path) return Error::msg("{} is the entry itself", what);
-  if (skipped_.count(target->path)) {  // a second name for a skipped device node
+  auto target = SANDRUN_TRY(link_target(raw, p));
+  if (skipped_.count(target.path)) {  // a second name for a skipped device node
     SANDRUN_TRY(clear_way(parent, p, false));
     ++report_.skipped_devices;
     skipped_.insert(p.path);
@@ -216,11 +319,11 @@ Result<void> Extractor::hardlink(struct archive_entry* e, int parent, const Entr
   skipped_.erase(p.path);
   // An absolute target names a file of this layer (like GNU tar), never one of the host.
   bool missing = false;
-  auto tparent = open_parent(root_, target->parent, false, &missing);
+  auto tparent = open_parent(root_, target.parent, false, &missing);
   if (!tparent && missing) return Error::msg("{} does not exist in the layer", what);
   if (!tparent) return std::move(tparent.error().wrap(what));
   struct stat st;
-  if (::fstatat(tparent->get(), target->base.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+  if (::fstatat(tparent->get(), target.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
     if (errno == ENOENT) return Error::msg("{} does not exist in the layer", what);
     return Error::sys("{}", what);
   }
@@ -228,8 +331,8 @@ Result<void> Extractor::hardlink(struct archive_entry* e, int parent, const Entr
   SANDRUN_TRY(clear_way(parent, p, false));
   // Flags 0: a symlink target is linked itself, never followed. No metadata is applied: the
   // link shares its inode with the target, which already has its own.
-  if (::linkat(tparent->get(), target->base.c_str(), parent, p.base.c_str(), 0) < 0)
-    return Error::sys("link to {}", quoted(target->path));
+  if (::linkat(tparent->get(), target.base.c_str(), parent, p.base.c_str(), 0) < 0)
+    return Error::sys("link to {}", quoted(target.path));
   ++report_.hardlinks;
   return {};
 }
@@ -248,7 +351,47 @@ Result<void> Extractor::fifo(struct archive_entry* e, int parent, const EntryPat
   return {};
 }
 
+Result<void> Extractor::apply_whiteout(const Pending& w) {
+  auto dir = open_dir_beneath(root_, w.at.parent);
+  if (!dir && replaced_in_layer(dir.error())) return {};
+  if (!dir) return std::move(dir).error();
+  struct stat st;
+  if (::fstatat(dir->get(), w.at.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    // This layer's own entry stays. A non-directory hides the lower NAME already; through a
+    // directory the lower one's entries would show, unless it is opaque.
+    if (S_ISDIR(st.st_mode)) opaque_.emplace(w.at.path, w);
+    return {};
+  }
+  if (errno != ENOENT) return Error::sys("stat {}", quoted(w.at.path));
+  SANDRUN_TRY(make_whiteout(dir->get(), w.at.base));
+  ++report_.whiteouts;
+  log::debug("layer entry {}: whiteout at {}", quoted(w.entry), quoted(w.at.path));
+  return {};
+}
+
+Result<void> Extractor::apply_opaque(const Pending& o) {
+  auto dir = open_dir_beneath(root_, o.at.path);
+  if (!dir && replaced_in_layer(dir.error())) return {};
+  if (!dir) return std::move(dir).error();
+  const std::string shown = o.at.is_root() ? "." : o.at.path;
+  auto r = mark_opaque(dir->get(), options_.trusted_overlay);
+  if (!r) return std::move(r.error().wrap(fmt::format("mark directory {} opaque", quoted(shown))));
+  ++report_.opaque_dirs;
+  log::debug("layer entry {}: directory {} opaque", quoted(o.entry), quoted(shown));
+  return {};
+}
+
 Result<ExtractReport> Extractor::finish() {
+  // Markers before the directories' modes: a read-only directory would refuse the whiteout
+  // when not running as root. Whiteouts first: one may add an opaque directory.
+  for (const auto& [path, w] : whiteouts_) {
+    auto r = apply_whiteout(w);
+    if (!r) return std::move(r.error().wrap(fmt::format("layer entry {}", quoted(w.entry))));
+  }
+  for (const auto& [path, o] : opaque_) {
+    auto r = apply_opaque(o);
+    if (!r) return std::move(r.error().wrap(fmt::format("layer entry {}", quoted(o.entry))));
+  }
   SANDRUN_TRY(dirs_.apply(root_));
   return report_;
 }

@@ -150,9 +150,13 @@ Result<void> Importer::unpack(size_t i, const ReadFn& read) {
   auto got = unpack_layer(counted, blob.get(), layer.get(), default_extract_options());
   if (!got) return wrap(std::move(got).error());
   if (auto r = verify(i, *got); !r) return wrap(std::move(r).error());
-  if (got->report.unsupported_xattrs > 0)
+  const ExtractReport& r = got->report;
+  if (r.unsupported_xattrs > 0)
     log::warn("import {}: layer {}: {} extended attributes were not set (not supported here)", image_.what, i + 1,
-              got->report.unsupported_xattrs);
+              r.unsupported_xattrs);
+  log::debug("import {}: layer {}: {} entries, {} bytes; {} whiteouts, {} opaque directories; skipped {} device "
+             "nodes, {} sockets; stripped {} overlay xattrs", image_.what, i + 1, r.entries, r.bytes, r.whiteouts,
+             r.opaque_dirs, r.skipped_devices, r.skipped_sockets, r.stripped_xattrs);
   if (!image_.layers[i].media_type.empty()) got->layer.media_type = image_.layers[i].media_type;
   if (::fsync(blob.get()) < 0) return wrap(Error::sys("fsync {}/blob", dir));
   unpacked_[i].layer = std::move(*got);

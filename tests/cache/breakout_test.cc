@@ -2,6 +2,7 @@
 // with an error naming the entry, commit nothing, and leave a canary outside untouched.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include <functional>
 
@@ -73,6 +74,18 @@ const Breakout kCases[] = {
      [](auto&) { return R"(layer entry ".": the layer root must be a directory)"; }},
     {"FileUnderFile", [](auto&) { return TarBuilder().file("f", "x").file("f/g", "y"); },
      [](auto&) { return R"(layer entry "f/g": parent "f" is not a directory)"; }},
+    {"AbsolutePath", [](auto& t) { return TarBuilder().file(t + "/canary", "pwned"); },
+     [](auto& t) { return "layer entry \"" + t + "/canary\": absolute path in a layer"; }},
+    {"WhiteoutOfTheParent", [](auto&) { return TarBuilder().dir("a").file("a/.wh...", ""); },
+     [](auto&) {
+       return R"(layer entry "a/.wh...": invalid whiteout ".wh...": ".." is not an entry name)";
+     }},
+    {"WhiteoutThroughSymlink",
+     [](auto& t) { return TarBuilder().symlink("l", t).file("l/.wh.canary", ""); },
+     [](auto&) { return R"(layer entry "l/.wh.canary": parent "l" is a symlink)"; }},
+    {"OpaqueMarkerThroughSymlink",
+     [](auto& t) { return TarBuilder().symlink("l", t).file("l/.wh..wh..opq", ""); },
+     [](auto&) { return R"(layer entry "l/.wh..wh..opq": parent "l" is a symlink)"; }},
 };
 
 class ExtractBreakout : public ::testing::TestWithParam<size_t> {
@@ -84,6 +97,8 @@ class ExtractBreakout : public ::testing::TestWithParam<size_t> {
     EXPECT_TRUE(S_ISREG(st.st_mode));
     EXPECT_EQ(st.st_mode & 07777, 0644u);
     EXPECT_EQ(st.st_nlink, 1u);
+    char value[8];
+    EXPECT_LT(::lgetxattr(dir_.path().c_str(), "user.overlay.opaque", value, sizeof value), 0);
   }
   sandrun::testing::TempDir dir_;
 };

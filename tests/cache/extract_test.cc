@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -26,10 +27,21 @@ class ExtractTest : public ::testing::Test {
     root_.reset(::open((dir_ / "layer").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     ASSERT_TRUE(root_.valid());
   }
-  Result<ExtractReport> extract(const TarBuilder& b) {
+  Result<ExtractReport> extract(const TarBuilder& b,
+                                const ExtractOptions& options = default_extract_options()) {
     data_ = b.build();
     auto reader = sandrun::testing::open_tar_reader(data_);
-    return extract_layer(root_.get(), reader.get(), default_extract_options());
+    return extract_layer(root_.get(), reader.get(), options);
+  }
+  // The value of xattr `name` on `p` in the layer, or "<errno text>" when it has none.
+  std::string xattr_of(const std::string& p, const char* name) const {
+    char buf[64];
+    ssize_t n = ::lgetxattr(layer(p).c_str(), name, buf, sizeof buf);
+    return n < 0 ? "<" + errno_text(errno) + ">" : std::string(buf, static_cast<size_t>(n));
+  }
+  bool is_whiteout_at(const std::string& p) const {
+    struct stat st = lstat_of(layer(p));
+    return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
   }
   std::string layer(const std::string& p) const { return dir_ / ("layer/" + p); }
   void expect_canary_untouched() {
@@ -51,11 +63,14 @@ class ExtractTest : public ::testing::Test {
   auto report = extract(builder);                                 \
   ASSERT_TRUE(report.ok()) << report.error().message()
 
-TEST_F(ExtractTest, AbsoluteNamesLandInsideTheLayer) {
-  ASSERT_EXTRACTS(TarBuilder().file("/etc/abs", "inside").file(dir_ / "canary", "inside"));
-  EXPECT_EQ(read_file(layer("etc/abs")), "inside");
-  EXPECT_EQ(read_file(layer(dir_.path().substr(1) + "/canary")), "inside");
-  expect_canary_untouched();
+TEST_F(ExtractTest, AbsoluteNamesAreRefused) {
+  auto r = extract(TarBuilder().file("etc/hosts", "x").file("/etc/passwd", "root::0:0::/:"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), R"(layer entry "/etc/passwd": absolute path in a layer)");
+  EXPECT_EQ(lstat_of(layer("etc/passwd")).st_mode, 0u);
+  auto root = extract(TarBuilder().dir("/"));
+  ASSERT_FALSE(root.ok());
+  EXPECT_EQ(root.error().message(), R"(layer entry "/": absolute path in a layer)");
 }
 
 TEST_F(ExtractTest, DotAndDoubleSlashAreCollapsed) {
@@ -239,6 +254,169 @@ TEST_F(ExtractTest, HostileNamesAreEscapedInErrors) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message(), R"(layer entry "../\x1b[31m": path escapes the layer root)");
   EXPECT_EQ(read_file(layer("a\n../b")), "x");  // a name with a newline is still just a name
+}
+
+const std::string kNoXattr = "<" + errno_text(ENODATA) + ">";
+
+TEST_F(ExtractTest, WhiteoutMarkerBecomesA00CharacterDevice) {
+  ASSERT_EXTRACTS(TarBuilder().dir("a").file("a/.wh.gone", "any content").file(".wh.top", ""));
+  EXPECT_TRUE(is_whiteout_at("a/gone"));
+  EXPECT_TRUE(is_whiteout_at("top"));
+  EXPECT_EQ(lstat_of(layer("a/.wh.gone")).st_mode, 0u);  // markers themselves never land
+  EXPECT_EQ(lstat_of(layer(".wh.top")).st_mode, 0u);
+  EXPECT_EQ(report->whiteouts, 2u);
+  EXPECT_EQ(report->files, 0u);
+  EXPECT_EQ(report->entries, 3u);
+}
+
+TEST_F(ExtractTest, OpaqueMarkerSetsUserAndAsRootTrustedOverlayXattrs) {
+  ASSERT_EXTRACTS(TarBuilder().dir("d").file("d/.wh..wh..opq", "").file("d/mine", "x"));
+  EXPECT_EQ(xattr_of("d", "user.overlay.opaque"), "y");
+  // CI runs the unit tests as root: both are checked there.
+  EXPECT_EQ(xattr_of("d", "trusted.overlay.opaque"), ::geteuid() == 0 ? "y" : kNoXattr);
+  EXPECT_EQ(read_file(layer("d/mine")), "x");  // the layer's own entries stay
+  EXPECT_EQ(lstat_of(layer("d/.wh..wh..opq")).st_mode, 0u);
+  EXPECT_EQ(report->opaque_dirs, 1u);
+  EXPECT_EQ(report->whiteouts, 0u);
+}
+
+TEST_F(ExtractTest, WithoutTrustedOverlayOnlyTheUserOpaqueXattrIsSet) {
+  ExtractOptions options = default_extract_options();
+  options.trusted_overlay = false;
+  auto report = extract(TarBuilder().file("d/.wh..wh..opq", ""), options);
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  EXPECT_EQ(xattr_of("d", "user.overlay.opaque"), "y");
+  EXPECT_EQ(xattr_of("d", "trusted.overlay.opaque"), kNoXattr);
+}
+
+TEST_F(ExtractTest, OpaqueMarkerCreatesItsDirectoryLikeAnImpliedParent) {
+  ASSERT_EXTRACTS(TarBuilder().file("x/y/.wh..wh..opq", "").file(".wh..wh..opq", ""));
+  EXPECT_TRUE(S_ISDIR(lstat_of(layer("x/y")).st_mode));
+  EXPECT_EQ(lstat_of(layer("x")).st_mode & 07777, 0755u);
+  EXPECT_EQ(lstat_of(layer("x/y")).st_mode & 07777, 0755u);
+  EXPECT_EQ(xattr_of("x/y", "user.overlay.opaque"), "y");
+  EXPECT_EQ(xattr_of("x", "user.overlay.opaque"), kNoXattr);
+  EXPECT_EQ(xattr_of(".", "user.overlay.opaque"), "y");  // the layer root itself
+  EXPECT_EQ(report->opaque_dirs, 2u);
+}
+
+TEST_F(ExtractTest, WhiteoutOfANonDirectoryOfThisLayerKeepsIt) {
+  ASSERT_EXTRACTS(TarBuilder()
+                      .file("a/x", "mine")
+                      .file("a/.wh.x", "")
+                      .symlink("a/s", "x")
+                      .file("a/.wh.s", ""));
+  EXPECT_EQ(read_file(layer("a/x")), "mine");
+  EXPECT_TRUE(S_ISLNK(lstat_of(layer("a/s")).st_mode));
+  EXPECT_EQ(report->whiteouts, 0u);
+  EXPECT_EQ(report->opaque_dirs, 0u);
+}
+
+TEST_F(ExtractTest, EntryAfterItsWhiteoutReplacesIt) {
+  ASSERT_EXTRACTS(
+      TarBuilder().file("a/.wh.x", "").file("a/x", "new").file(".wh.p", "").fifo("p", 0600));
+  EXPECT_EQ(read_file(layer("a/x")), "new");
+  EXPECT_TRUE(S_ISFIFO(lstat_of(layer("p")).st_mode));
+  EXPECT_EQ(report->whiteouts, 0u);
+}
+
+// The whiteout deletes the lower "a" and "b" whichever comes first; this layer's own stay.
+// Through a plain directory the lower one's entries would show, so it is made opaque.
+TEST_F(ExtractTest, WhiteoutOfADirectoryOfThisLayerMakesItOpaque) {
+  ASSERT_EXTRACTS(TarBuilder()
+                      .dir("a")
+                      .file("a/f", "x")
+                      .file(".wh.a", "")
+                      .file(".wh.b", "")
+                      .file("b/g", "y"));
+  for (const char* d : {"a", "b"}) {
+    EXPECT_TRUE(S_ISDIR(lstat_of(layer(d)).st_mode)) << d;
+    EXPECT_EQ(xattr_of(d, "user.overlay.opaque"), "y") << d;
+  }
+  EXPECT_EQ(read_file(layer("a/f")), "x");
+  EXPECT_EQ(read_file(layer("b/g")), "y");
+  EXPECT_EQ(report->opaque_dirs, 2u);
+  EXPECT_EQ(report->whiteouts, 0u);
+}
+
+TEST_F(ExtractTest, HardlinkNamedAsAWhiteoutIsAWhiteout) {
+  ASSERT_EXTRACTS(TarBuilder().file("empty", "").hardlink("a/.wh.gone", "empty"));
+  EXPECT_TRUE(is_whiteout_at("a/gone"));
+  EXPECT_EQ(lstat_of(layer("empty")).st_nlink, 1u);
+  EXPECT_EQ(report->hardlinks, 0u);
+  EXPECT_EQ(report->whiteouts, 1u);
+}
+
+TEST_F(ExtractTest, MalformedWhiteoutsAreRefused) {
+  const std::pair<TarBuilder, std::string> cases[] = {
+      {TarBuilder().file("a/.wh.", ""),
+       R"(layer entry "a/.wh.": invalid whiteout ".wh.": "" is not an entry name)"},
+      {TarBuilder().file("a/.wh..", ""),
+       R"(layer entry "a/.wh..": invalid whiteout ".wh..": "." is not an entry name)"},
+      {TarBuilder().file("a/.wh...", ""),
+       R"(layer entry "a/.wh...": invalid whiteout ".wh...": ".." is not an entry name)"},
+      {TarBuilder().file(".wh..wh.plnk", ""),
+       R"(layer entry ".wh..wh.plnk": invalid whiteout ".wh..wh.plnk": ".wh.plnk" is itself a whiteout name)"},
+      {TarBuilder().file("a/.wh.b/c", ""),
+       R"(layer entry "a/.wh.b/c": invalid whiteout ".wh.b/c": the name contains "/")"},
+      {TarBuilder().dir("a/.wh.d"),
+       R"(layer entry "a/.wh.d/": invalid whiteout ".wh.d": a directory, not a regular file)"},
+      {TarBuilder().symlink(".wh.s", "x"),
+       R"(layer entry ".wh.s": invalid whiteout ".wh.s": a symlink, not a regular file)"},
+      {TarBuilder().chardev("dev/.wh.null", 0, 0),
+       R"(layer entry "dev/.wh.null": invalid whiteout ".wh.null": a character device, not a regular file)"},
+      {TarBuilder().fifo(".wh..wh..opq"),
+       R"(layer entry ".wh..wh..opq": invalid whiteout ".wh..wh..opq": a fifo, not a regular file)"},
+      {TarBuilder().file("a/.wh.x", "").hardlink("h", "a/.wh.x"),
+       R"(layer entry "h": hardlink target "a/.wh.x" is a whiteout)"},
+  };
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    SCOPED_TRACE(cases[i].second);
+    const std::string dir = dir_ / ("case" + std::to_string(i));
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+    UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    const std::string data = cases[i].first.build();
+    auto reader = sandrun::testing::open_tar_reader(data);
+    auto r = extract_layer(root.get(), reader.get(), default_extract_options());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(), cases[i].second);
+    EXPECT_EQ(lstat_of(dir + "/a/.wh.b").st_mode, 0u);
+  }
+}
+
+TEST_F(ExtractTest, ZeroZeroCharacterDeviceIsAWhiteoutOtherDevicesAreSkipped) {
+  ASSERT_EXTRACTS(TarBuilder()
+                      .file("a/gone", "replaced by the whiteout")
+                      .chardev("a/gone", 0, 0)
+                      .chardev("dev/null", 1, 3)
+                      .chardev("dev/c01", 0, 1)
+                      .blockdev("dev/b00", 0, 0));
+  EXPECT_TRUE(is_whiteout_at("a/gone"));
+  for (const char* d : {"dev/null", "dev/c01", "dev/b00"})
+    EXPECT_EQ(lstat_of(layer(d)).st_mode, 0u) << d;
+  EXPECT_EQ(report->whiteouts, 1u);
+  EXPECT_EQ(report->skipped_devices, 3u);
+}
+
+// Only markers make a directory opaque: the tar's own overlay xattrs are dropped, before or
+// after the marker.
+TEST_F(ExtractTest, TarOverlayXattrsNeverMakeADirectoryOpaque) {
+  ASSERT_EXTRACTS(TarBuilder()
+                      .dir("plain")
+                      .xattr("trusted.overlay.opaque", "y")
+                      .xattr("user.overlay.opaque", "y")
+                      .dir("before")
+                      .xattr("user.overlay.opaque", "n")
+                      .file("before/.wh..wh..opq", "")
+                      .file("after/.wh..wh..opq", "")
+                      .dir("after")
+                      .xattr("user.overlay.opaque", "n"));
+  EXPECT_EQ(xattr_of("plain", "user.overlay.opaque"), kNoXattr);
+  EXPECT_EQ(xattr_of("plain", "trusted.overlay.opaque"), kNoXattr);
+  EXPECT_EQ(xattr_of("before", "user.overlay.opaque"), "y");
+  EXPECT_EQ(xattr_of("after", "user.overlay.opaque"), "y");
+  EXPECT_EQ(report->opaque_dirs, 2u);
+  EXPECT_GE(report->stripped_xattrs, 4u);
 }
 
 }  // namespace
