@@ -160,6 +160,10 @@ Result<void> Extractor::dispatch(struct archive* a, struct archive_entry* e, std
     return directory(e, -1, p);
   }
   const Marker kind = SANDRUN_TRY(classify_marker(p));
+  if (kind == Marker::aufs_meta) {
+    log::debug("layer entry {}: AUFS metadata skipped", quoted(raw));
+    return {};
+  }
   if (kind != Marker::none && !is_link && type != AE_IFREG)
     return Error::msg("invalid whiteout {}: {}, not a regular file", quoted(p.base),
                       type_name(type));

@@ -11,6 +11,11 @@
 namespace sandrun::cache {
 
 Result<Marker> classify_marker(const EntryPath& p) {
+  // Old Docker layers made on AUFS carry its bookkeeping at the root (hardlink and orphan dirs,
+  // a marker file); Docker skips it and so does sandrun. Nothing else may start ".wh..wh.".
+  const std::string_view first = std::string_view(p.path).substr(0, p.path.find('/'));
+  if (first != kOpaqueMarker && (first == ".wh..wh.plnk" || first == ".wh..wh.aufs" || first == ".wh..wh.orph"))
+    return Marker::aufs_meta;
   // A ".wh." directory would be a name no layer may hold ("a/.wh.b/c"): the spec reserves
   // the prefix for markers, which are files.
   size_t start = 0;

@@ -16,9 +16,12 @@ enum class Marker {
   none,      // an ordinary entry
   whiteout,  // ".wh.NAME": the sibling NAME of lower layers is deleted
   opaque,    // ".wh..wh..opq": the lower layers' contents of this directory are hidden
+  aufs_meta, // ".wh..wh.plnk/...", ".wh..wh.aufs", ".wh..wh.orph/...": AUFS bookkeeping at the
+             // layer root, in layers Docker built on AUFS; skipped, as Docker does
 };
 
-// What the last component of `p` marks. Refused, with the reason: a ".wh." component that is
+// What the last component of `p` marks (AUFS metadata: the first component). Refused, with the
+// reason: a ".wh." component that is
 // not the last (`invalid whiteout ".wh.a/b": the name contains "/"`), and a NAME that is
 // empty, "." or "..", or itself starts with ".wh.".
 Result<Marker> classify_marker(const EntryPath& p);
