@@ -21,12 +21,13 @@ namespace sandrun::cache {
   X(archive_entry_symlink_utf8) X(archive_entry_uid) X(archive_entry_xattr_next)                  \
   X(archive_entry_xattr_reset) X(archive_errno) X(archive_error_string) X(archive_filter_code) X(archive_read_data)      \
   X(archive_read_data_block) X(archive_read_free) X(archive_read_new) X(archive_read_next_header) \
-  X(archive_read_open) X(archive_read_support_format_raw) X(archive_read_support_format_tar)      \
+  X(archive_read_open) X(archive_read_open_fd) X(archive_read_support_format_raw) X(archive_read_support_format_tar)      \
   X(archive_read_support_filter_gzip) X(archive_read_support_filter_bzip2)                        \
   X(archive_read_support_filter_xz) X(archive_read_support_filter_lzma)                           \
   X(archive_read_support_filter_zstd) X(archive_read_support_filter_lz4) X(archive_set_error)     \
   X(archive_write_close) X(archive_write_data) X(archive_write_free) X(archive_write_header)      \
-  X(archive_write_new) X(archive_write_open_fd) X(archive_write_set_format_pax_restricted)
+  X(archive_write_new) X(archive_write_open_fd) X(archive_write_set_format_pax_restricted)       \
+  X(archive_write_set_format_raw) X(archive_write_add_filter_gzip) X(archive_write_add_filter_zstd)
 
 // The libarchive functions sandrun uses, resolved from the shared library.
 struct ArchiveLib {

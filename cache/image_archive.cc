@@ -116,8 +116,10 @@ Result<std::vector<Candidate>> read_oci_layout(const ArchiveDir& dir, const oci:
     auto image = oci_image(dir, *d, platform);
     if (!image) return std::move(image.error().wrap(fmt::format("manifest {}", d->digest)));
     Candidate c{std::move(*image), {}, ""};
-    // image-spec: the annotation is a tag ("latest") or a whole reference ("team/tool:1").
-    if (d->ref_name.find_first_of(":/") == std::string::npos) c.bare_tag = d->ref_name;
+    // image-spec: the annotation is a tag ("latest") or a whole reference ("team/tool:1");
+    // Docker and containerd put the whole name in an annotation of their own.
+    if (!d->full_name.empty()) c.names.push_back(d->full_name);
+    else if (d->ref_name.find_first_of(":/") == std::string::npos) c.bare_tag = d->ref_name;
     else c.names.push_back(d->ref_name);
     out.push_back(std::move(c));
   }
@@ -129,8 +131,9 @@ Result<std::vector<Candidate>> read_oci_layout(const ArchiveDir& dir, const oci:
 }
 
 // docker save: manifest.json = [{"Config": "<hex>.json" | "blobs/sha256/<hex>",
-// "RepoTags": ["name:tag"], "Layers": ["<id>/layer.tar" | "blobs/sha256/<hex>"]}]. Layers are
-// uncompressed tars: a layer's blob digest is its diff id, which import_image verifies.
+// "RepoTags": ["name:tag"], "Layers": ["<id>/layer.tar" | "blobs/sha256/<hex>"]}]. A blob under
+// blobs/ is named by its digest; an old "<id>/layer.tar" is an uncompressed tar, so its digest
+// is its diff id. import_image verifies both.
 Result<std::vector<Candidate>> read_docker_save(const ArchiveDir& dir) {
   auto j = nlohmann::json::parse(SANDRUN_TRY(dir.read_small("manifest.json")), nullptr, false);
   if (!j.is_array()) return Error::msg("manifest.json is not a JSON array");
@@ -150,8 +153,12 @@ Result<std::vector<Candidate>> read_docker_save(const ArchiveDir& dir) {
       if (!e["Layers"][k].is_string()) return Error::msg("{}: layer {} is not a path", what, k);
       oci::Descriptor d;
       d.ref_name = e["Layers"][k].get<std::string>();  // the path of the layer in the archive
-      d.digest = config.diff_ids[k];
-      d.media_type = std::string(oci::kOciLayerTar);
+      if (d.ref_name.starts_with("blobs/sha256/") && is_valid_digest("sha256:" + d.ref_name.substr(13))) {
+        d.digest = "sha256:" + d.ref_name.substr(13);  // media type: found from the bytes
+      } else {
+        d.digest = config.diff_ids[k];
+        d.media_type = std::string(oci::kOciLayerTar);
+      }
       c.image.layers.push_back(std::move(d));
     }
     if (e.contains("RepoTags") && e["RepoTags"].is_array())
@@ -236,7 +243,9 @@ Result<std::vector<ImportedImage>> Store::import_archive(const std::string& path
     unpacked = std::move(*tmp);
   }
   ArchiveDir dir(std::move(dir_fd), path);
-  const bool docker = dir.has("manifest.json");
+  // Docker 25 and `sandrun image save` write both: the OCI index says more (digests, media
+  // types, platforms), manifest.json is for older readers.
+  const bool docker = !dir.has("oci-layout") && dir.has("manifest.json");
   if (!docker && !dir.has("oci-layout"))
     return fail(Error::msg("neither an OCI image layout (oci-layout, index.json) nor a docker save archive "
                            "(manifest.json)")

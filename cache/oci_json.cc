@@ -64,6 +64,8 @@ Result<Descriptor> descriptor_of(const json& d, std::string_view what) {
   if (auto a = d.find("annotations"); a != d.end() && a->is_object()) {
     auto name = a->find(std::string(kRefNameAnnotation));
     if (name != a->end() && name->is_string()) out.ref_name = name->get<std::string>();
+    auto full = a->find(std::string(kFullNameAnnotation));
+    if (full != a->end() && full->is_string()) out.full_name = full->get<std::string>();
   }
   return out;
 }

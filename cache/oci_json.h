@@ -25,6 +25,8 @@ inline constexpr std::string_view kOciLayerZstd = "application/vnd.oci.image.lay
 inline constexpr std::string_view kDockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 // The annotation of an index entry that names it ("latest", or a whole reference).
 inline constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image.ref.name";
+// The whole name, as Docker (25 and later) and containerd write it beside a tag-only ref name.
+inline constexpr std::string_view kFullNameAnnotation = "io.containerd.image.name";
 
 // JSON documents larger than this are refused (real ones are a few KiB).
 inline constexpr uint64_t kMaxDocumentSize = 4 << 20;
@@ -46,6 +48,7 @@ struct Descriptor {
   uint64_t size = 0;
   std::optional<Platform> platform;  // entries of an index
   std::string ref_name;              // the org.opencontainers.image.ref.name annotation
+  std::string full_name;             // the io.containerd.image.name annotation
 };
 
 // An OCI image index or a Docker manifest list.

@@ -164,7 +164,12 @@ Result<LayerLease> Store::lease(const ImageRecord& image) const {
   UniqueFd mark(::open(used.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!mark && errno == ENOENT && ::mkdir(layout.used.c_str(), 0700) == 0)
     mark = UniqueFd(::open(used.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (mark) ::futimens(mark.get(), nullptr);
+  if (mark) {
+    ::futimens(mark.get(), nullptr);
+    // Held shared with the layers: prune() tells an image in use from one that only shares a
+    // layer with it.
+    if (::flock(mark.get(), LOCK_SH) == 0) fds.push_back(std::move(mark));
+  }
   return LayerLease(std::move(fds));
 }
 

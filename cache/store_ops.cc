@@ -42,14 +42,12 @@ uint64_t images_size(const Layout& layout, const std::vector<const ImageRecord*>
   return total;
 }
 
-// True when a running sandrun holds a lease on one of the image's layers.
+// True when a running sandrun holds a lease on the image (its used/ mark is locked shared).
 bool in_use(const Layout& layout, const ImageRecord& r) {
-  for (const auto& l : r.layers) {
-    UniqueFd dir(::open(layout.layer_path(l.diff_id).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!dir) continue;
-    if (::flock(dir.get(), LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) return true;
-    ::flock(dir.get(), LOCK_UN);
-  }
+  UniqueFd mark(::open(fs::join(layout.used, digest_hex(r.id)).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!mark) return false;
+  if (::flock(mark.get(), LOCK_EX | LOCK_NB) < 0) return errno == EWOULDBLOCK;
+  ::flock(mark.get(), LOCK_UN);
   return false;
 }
 

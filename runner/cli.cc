@@ -83,6 +83,31 @@ int cli_main(int argc, char** argv) {
   rm->add_option("names", rm_refs, "Image names")->required();
   rm->callback([&] { result = cmd_image_rm(g, rm_refs); });
 
+  std::vector<std::string> inspect_refs;
+  auto* inspect = image->add_subcommand("inspect", "Print images' records as JSON (digests, layers, config)");
+  inspect->add_option("names", inspect_refs, "Image names")->required();
+  inspect->callback([&] { result = cmd_image_inspect(g, inspect_refs); });
+  std::string tag_src, tag_dst;
+  auto* tag = image->add_subcommand("tag", "Give an image another name");
+  tag->add_option("source", tag_src, "Image name[:tag]")->required();
+  tag->add_option("target", tag_dst, "New name[:tag]")->required();
+  tag->callback([&] { result = cmd_image_tag(g, tag_src, tag_dst); });
+  SaveArgs save_args;
+  auto* save = image->add_subcommand("save", "Write an image as an OCI layout tar (docker load and podman load read it)");
+  save->add_option("name", save_args.name, "Image name[:tag]")->required();
+  save->add_option("-o,--output", save_args.out, "The tar file to write")->required();
+  save->add_flag("--zstd", save_args.zstd, "Recompress the layers with zstd (media type tar+zstd)");
+  save->callback([&] { result = cmd_image_save(g, save_args); });
+  std::vector<std::string> verify_refs;
+  auto* verify = image->add_subcommand("verify", "Check every blob and layer of images (all when none is named)");
+  verify->add_option("names", verify_refs, "Image names");
+  verify->callback([&] { result = cmd_image_verify(g, verify_refs); });
+  PruneArgs prune_args;
+  auto* prune = image->add_subcommand("prune", "Remove unused data and untagged images");
+  prune->add_flag("-a,--all", prune_args.all, "Also every image no running sandrun uses");
+  prune->add_option("--max-size", prune_args.max_size, "Remove the least recently used images until the cache is smaller");
+  prune->callback([&] { result = cmd_image_prune(g, prune_args); });
+
   auto* cleanup = app.add_subcommand("cleanup", "Remove what killed sandrun runs left behind");
   cleanup->callback([&] { result = cmd_cleanup(g); });
   auto* version = app.add_subcommand("version", "Print the version");

@@ -61,6 +61,20 @@ struct ImportArgs {
 int cmd_image_import(const GlobalOptions& g, const ImportArgs& a);
 int cmd_image_ls(const GlobalOptions& g);
 int cmd_image_rm(const GlobalOptions& g, const std::vector<std::string>& refs);
+int cmd_image_inspect(const GlobalOptions& g, const std::vector<std::string>& refs);
+int cmd_image_tag(const GlobalOptions& g, const std::string& src, const std::string& dst);
+struct SaveArgs {
+  std::string name;
+  std::string out;
+  bool zstd = false;
+};
+int cmd_image_save(const GlobalOptions& g, const SaveArgs& a);
+int cmd_image_verify(const GlobalOptions& g, const std::vector<std::string>& refs);
+struct PruneArgs {
+  bool all = false;
+  std::string max_size;  // "" = no size cap
+};
+int cmd_image_prune(const GlobalOptions& g, const PruneArgs& a);
 int cmd_cleanup(const GlobalOptions& g);
 int cmd_version();
 // Checks what this kernel and host offer sandrun; `format` is "text" or "json". Exits 1 when

@@ -1,0 +1,226 @@
+// `image save`: an image of the store as an OCI image layout tar, with a docker-save
+// manifest.json beside it (as Docker 25 writes), so that `docker load`, `podman load`, skopeo
+// and sandrun itself read it. Layers go as stored, or recompressed: with zstd when asked, with
+// gzip when they were stored with a compression OCI has no media type for (xz, bzip2, ...).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cache/archive_lib.h"
+#include "cache/digest.h"
+#include "cache/index.h"
+#include "cache/layout.h"
+#include "cache/oci_json.h"
+#include "cache/store.h"
+#include "cache/unpack.h"
+#include "sandbox/sys/fs.h"
+
+namespace sandrun::cache {
+
+namespace {
+
+using nlohmann::json;
+
+struct WriterFree {
+  void operator()(struct archive* a) const { arc().archive_write_free(a); }
+};
+struct ReaderFree {
+  void operator()(struct archive* a) const { arc().archive_read_free(a); }
+};
+using Writer = std::unique_ptr<struct archive, WriterFree>;
+using Reader = std::unique_ptr<struct archive, ReaderFree>;
+
+// One file of the output tar: from memory or from a file.
+Result<void> add_entry(struct archive* w, const std::string& name, std::string_view data, int fd, uint64_t size) {
+  struct archive_entry* e = arc().archive_entry_new();
+  if (!e) return Error::msg("out of memory");
+  std::unique_ptr<struct archive_entry, void (*)(struct archive_entry*)> entry(e, arc().archive_entry_free);
+  arc().archive_entry_set_pathname(e, name.c_str());
+  arc().archive_entry_set_filetype(e, AE_IFREG);
+  arc().archive_entry_set_perm(e, 0644);
+  arc().archive_entry_set_size(e, static_cast<la_int64_t>(fd >= 0 ? size : data.size()));
+  arc().archive_entry_set_mtime(e, 0, 0);  // the same image, the same bytes
+  if (arc().archive_write_header(w, e) != ARCHIVE_OK) return Error::msg("write {}: {}", name, archive_text(w));
+  if (fd < 0) {
+    if (arc().archive_write_data(w, data.data(), data.size()) < 0) return Error::msg("write {}: {}", name, archive_text(w));
+    return {};
+  }
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) return Error::sys("read for {}", name);
+    if (n == 0) return {};
+    if (arc().archive_write_data(w, buf, static_cast<size_t>(n)) < 0) return Error::msg("write {}: {}", name, archive_text(w));
+  }
+}
+
+// Decompresses the blob at `in` (whatever libarchive reads) and compresses it again into `out`.
+Result<void> recompress(int in, int out, bool zstd) {
+  Reader r(arc().archive_read_new());
+  Writer w(arc().archive_write_new());
+  if (!r || !w) return Error::msg("out of memory");
+  using Enable = int (*)(struct archive*);
+  for (Enable enable : {arc().archive_read_support_filter_gzip, arc().archive_read_support_filter_bzip2,
+                        arc().archive_read_support_filter_xz, arc().archive_read_support_filter_lzma,
+                        arc().archive_read_support_filter_zstd, arc().archive_read_support_filter_lz4})
+    enable(r.get());
+  arc().archive_read_support_format_raw(r.get());
+  if (arc().archive_read_open_fd(r.get(), in, 1 << 16) != ARCHIVE_OK) return Error::msg("read: {}", archive_text(r.get()));
+  struct archive_entry* e = nullptr;
+  if (arc().archive_read_next_header(r.get(), &e) != ARCHIVE_OK) return Error::msg("read: {}", archive_text(r.get()));
+  arc().archive_write_set_format_raw(w.get());
+  (zstd ? arc().archive_write_add_filter_zstd : arc().archive_write_add_filter_gzip)(w.get());
+  if (arc().archive_write_open_fd(w.get(), out) != ARCHIVE_OK) return Error::msg("write: {}", archive_text(w.get()));
+  struct archive_entry* oe = arc().archive_entry_new();
+  std::unique_ptr<struct archive_entry, void (*)(struct archive_entry*)> entry(oe, arc().archive_entry_free);
+  arc().archive_entry_set_filetype(oe, AE_IFREG);
+  if (arc().archive_write_header(w.get(), oe) != ARCHIVE_OK) return Error::msg("write: {}", archive_text(w.get()));
+  char buf[1 << 16];
+  for (;;) {
+    la_ssize_t n = arc().archive_read_data(r.get(), buf, sizeof buf);
+    if (n < 0) return Error::msg("read: {}", archive_text(r.get()));
+    if (n == 0) break;
+    if (arc().archive_write_data(w.get(), buf, static_cast<size_t>(n)) < 0) return Error::msg("write: {}", archive_text(w.get()));
+  }
+  if (arc().archive_write_close(w.get()) != ARCHIVE_OK) return Error::msg("write: {}", archive_text(w.get()));
+  return {};
+}
+
+bool is_oci_layer_type(std::string_view t) {
+  return t == oci::kOciLayerTar || t == oci::kOciLayerGzip || t == oci::kOciLayerZstd || t == oci::kDockerLayerGzip ||
+         t == "application/vnd.docker.image.rootfs.diff.tar";
+}
+
+struct SavedLayer {
+  oci::Descriptor desc;
+  UniqueFd fd;  // the blob in the store (opened under the cache lock), or the recompressed one
+};
+
+class Saver {
+ public:
+  Saver(const Layout& layout, const ImageRecord& image, const SaveOptions& options)
+      : layout_(layout), image_(image), options_(options) {}
+  // Opens every blob and reads the documents under a shared cache lock: once open, a blob
+  // stays readable even if another sandrun removes the image meanwhile.
+  Result<void> open_blobs();
+  Result<void> write(const std::string& out);
+
+ private:
+  Result<void> convert_layers();
+  Result<std::string> manifest();
+
+  const Layout& layout_;
+  const ImageRecord& image_;
+  const SaveOptions& options_;
+  std::optional<TempEntry> tmp_;
+  std::vector<SavedLayer> layers_;
+  std::string config_, stored_manifest_;
+};
+
+Result<void> Saver::open_blobs() {
+  UniqueFd lock = SANDRUN_TRY(lock_cache(layout_, false));
+  config_ = SANDRUN_TRY(fs::read_file(layout_.blob_path(image_.id)));
+  if (!image_.manifest_digest.empty()) stored_manifest_ = SANDRUN_TRY(fs::read_file(layout_.blob_path(image_.manifest_digest)));
+  for (const LayerRef& l : image_.layers) {
+    UniqueFd fd = SANDRUN_TRY(fs::open_path(layout_.blob_path(l.blob_digest), O_RDONLY | O_NOFOLLOW));
+    layers_.push_back({{l.media_type, l.blob_digest, l.blob_size, std::nullopt, "", ""}, std::move(fd)});
+  }
+  return {};
+}
+
+Result<void> Saver::convert_layers() {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    SavedLayer& s = layers_[i];
+    const std::string& type = image_.layers[i].media_type;
+    const bool convert = options_.zstd ? type != oci::kOciLayerZstd : !is_oci_layer_type(type);
+    if (!convert) continue;
+    if (!tmp_) tmp_ = SANDRUN_TRY(TempEntry::create(layout_, "save"));
+    const std::string name = "L" + std::to_string(i);
+    UniqueFd out(::openat(tmp_->fd(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!out) return Error::sys("create {}", name);
+    SANDRUN_TRY(recompress(s.fd.get(), out.get(), options_.zstd).wrap(fmt::format("recompress layer {}", image_.layers[i].diff_id)));
+    // Hash what was written, then hand the file to the tar writer from its start.
+    if (::lseek(out.get(), 0, SEEK_SET) < 0) return Error::sys("seek {}", name);
+    Sha256 sha;
+    uint64_t size = 0;
+    char buf[1 << 16];
+    for (ssize_t n; (n = ::read(out.get(), buf, sizeof buf)) != 0;) {
+      if (n < 0) return Error::sys("read {}", name);
+      sha.update(buf, static_cast<size_t>(n));
+      size += static_cast<uint64_t>(n);
+    }
+    if (::lseek(out.get(), 0, SEEK_SET) < 0) return Error::sys("seek {}", name);
+    s.desc = {std::string(options_.zstd ? oci::kOciLayerZstd : oci::kOciLayerGzip), sha.finish(), size, std::nullopt, "", ""};
+    s.fd = std::move(out);
+  }
+  return {};
+}
+
+Result<std::string> Saver::manifest() {
+  bool changed = image_.manifest_digest.empty();
+  for (size_t i = 0; i < layers_.size(); ++i) changed |= layers_[i].desc.digest != image_.layers[i].blob_digest;
+  if (!changed) return stored_manifest_;
+  std::vector<oci::Descriptor> descs;
+  for (const auto& l : layers_) descs.push_back(l.desc);
+  return oci::make_manifest({std::string(oci::kOciConfig), image_.id, config_.size(), std::nullopt, "", ""}, descs);
+}
+
+Result<void> Saver::write(const std::string& out) {
+  SANDRUN_TRY(convert_layers());
+  const std::string manifest_text = SANDRUN_TRY(manifest());
+  const std::string manifest_digest = sha256_of(manifest_text);
+  auto blob_name = [](std::string_view digest) { return "blobs/sha256/" + std::string(digest_hex(digest)); };
+  json annotations = {{std::string(oci::kRefNameAnnotation), image_.tag.empty() ? image_.ref() : image_.tag},
+                      {std::string(oci::kFullNameAnnotation), image_.ref()}};
+  json index = {{"schemaVersion", 2},
+                {"mediaType", oci::kOciIndex},
+                {"manifests", json::array({{{"mediaType", oci::kOciManifest},
+                                            {"digest", manifest_digest},
+                                            {"size", manifest_text.size()},
+                                            {"annotations", annotations}}})}};
+  json docker = json::array({{{"Config", blob_name(image_.id)}, {"RepoTags", json::array()}, {"Layers", json::array()}}});
+  if (!image_.tag.empty()) docker[0]["RepoTags"].push_back(image_.ref());
+  for (const auto& l : layers_) docker[0]["Layers"].push_back(blob_name(l.desc.digest));
+  // Into a temp file beside `out`, renamed when complete: never a half-written archive.
+  const std::string part = out + ".part";
+  UniqueFd fd = SANDRUN_TRY(fs::open_path(part, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644));
+  Writer w(arc().archive_write_new());
+  arc().archive_write_set_format_pax_restricted(w.get());
+  if (arc().archive_write_open_fd(w.get(), fd.get()) != ARCHIVE_OK) return Error::msg("write {}: {}", part, archive_text(w.get()));
+  auto add = [&](const std::string& name, std::string_view data) { return add_entry(w.get(), name, data, -1, 0); };
+  auto result = [&]() -> Result<void> {
+    SANDRUN_TRY(add("oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
+    SANDRUN_TRY(add(blob_name(image_.id), config_));
+    for (const auto& l : layers_) SANDRUN_TRY(add_entry(w.get(), blob_name(l.desc.digest), {}, l.fd.get(), l.desc.size));
+    SANDRUN_TRY(add(blob_name(manifest_digest), manifest_text));
+    SANDRUN_TRY(add("index.json", index.dump()));
+    SANDRUN_TRY(add("manifest.json", docker.dump()));
+    if (arc().archive_write_close(w.get()) != ARCHIVE_OK) return Error::msg("write {}: {}", part, archive_text(w.get()));
+    if (::fsync(fd.get()) < 0) return Error::sys("fsync {}", part);
+    if (::rename(part.c_str(), out.c_str()) < 0) return Error::sys("rename {} to {}", part, out);
+    return {};
+  }();
+  if (!result) ::unlink(part.c_str());
+  return result;
+}
+
+}  // namespace
+
+Result<void> Store::save(std::string_view ref, const std::string& out, const SaveOptions& options) {
+  auto fail = [&](Error e) { return std::move(e.wrap(fmt::format("save {} to {}", std::string(ref), out))); };
+  if (auto r = load_archive_lib(); !r) return fail(std::move(r).error());
+  auto found = find(ref);
+  if (!found) return fail(std::move(found).error());
+  if (!*found) return fail(Error::msg("image {:?} not found", std::string(ref)));
+  Layout layout(root_);
+  Saver saver(layout, **found, options);
+  if (auto r = saver.open_blobs(); !r) return fail(std::move(r).error());
+  if (auto r = saver.write(out); !r) return fail(std::move(r).error());
+  return {};
+}
+
+}  // namespace sandrun::cache
