@@ -42,6 +42,9 @@ struct VolumeSpec {
 };
 
 enum class Network { none, host };
+// When a job's image is pulled from its registry: never (it must be in the cache), when it is
+// missing (the default), or before every run (one pull per run, shared by its jobs).
+enum class PullPolicy { never, missing, always };
 
 struct JobSpec {
   std::string name;
@@ -59,6 +62,7 @@ struct JobSpec {
   std::optional<std::pair<uint64_t, uint64_t>> nofile;
   std::optional<std::string> user;     // "uid[:gid]" or "name[:group]" looked up in the image
   Network network = Network::none;
+  PullPolicy pull = PullPolicy::missing;
   bool init = true;                    // sandrun's init is PID 1 (reaps, forwards signals)
   // Hardening. The defaults are Docker's: its seccomp profile and 14 capabilities.
   std::string seccomp = "default";     // "default", "unconfined" or an absolute profile path
@@ -106,6 +110,7 @@ Result<VolumeSpec> parse_volume(std::string_view text, const std::string& base_d
 Result<std::pair<std::string, std::string>> parse_env(std::string_view text);  // NAME=value
 Result<void> check_env_name(std::string_view name);  // non-empty, no '=', no NUL
 Result<Network> parse_network(std::string_view text);
+Result<PullPolicy> parse_pull_policy(std::string_view text);
 Result<void> check_job_name(std::string_view name);
 Result<void> check_user(std::string_view user);  // USER[:GROUP], names or numbers
 // CPU numbers and ranges, "0-3" "0,2,4-7", no spaces, each CPU < kMaxCpus: the CPUs, sorted,

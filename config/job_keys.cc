@@ -309,6 +309,14 @@ Result<void> set_network(JobSpec& spec, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+Result<void> set_pull(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  auto text = SANDRUN_TRY(get_string(n, c, "a string, \"never\", \"missing\" or \"always\""));
+  auto policy = parse_pull_policy(text);
+  if (!policy) return c.wrap(std::move(policy).error());
+  spec.pull = *policy;
+  return {};
+}
+
 Result<void> set_init(JobSpec& spec, const toml::node& n, const Ctx& c) {
   spec.init = SANDRUN_TRY(get_bool(n, c));
   return {};
@@ -330,6 +338,7 @@ constexpr KeyDef kKeys[] = {
     {"cpuset", set_cpuset, true},       {"pids", set_pids, true},
     {"nofile", set_nofile, true},       {"user", set_user, true},
     {"network", set_network, true},     {"init", set_init, true},
+    {"pull", set_pull, true},
     {"seccomp", set_seccomp, true},     {"cap_add", set_cap_add, true},
     {"cap_drop", set_cap_drop, true},   {"no_new_privs", set_no_new_privs, true},
     {"read_only_rootfs", set_read_only_rootfs, true},
@@ -346,6 +355,7 @@ constexpr std::pair<std::string_view, std::string_view> kAliases[] = {
     {"no_new_privileges", "no_new_privs"}, {"userns_mode", "userns"},
     {"working_dir", "workdir"},       {"environment", "env"},
     {"network_mode", "network"},      {"entrypoint", "command"},
+    {"pull_policy", "pull"},
 };
 
 // Another tool's name for a key ("read-only", "cpuset_cpus"), else a key within a typo.

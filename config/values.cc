@@ -268,6 +268,13 @@ Result<Network> parse_network(std::string_view text) {
   return Error::msg("invalid network \"{}\": expected \"none\" or \"host\"", text);
 }
 
+Result<PullPolicy> parse_pull_policy(std::string_view text) {
+  if (text == "never") return PullPolicy::never;
+  if (text == "missing") return PullPolicy::missing;
+  if (text == "always") return PullPolicy::always;
+  return Error::msg("invalid pull policy \"{}\": expected \"never\", \"missing\" or \"always\"", text);
+}
+
 Result<void> check_job_name(std::string_view name) {
   auto word = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';

@@ -276,7 +276,7 @@ TEST(JobFileTest, SyntaxErrorNamesThePositionAndTomlsDescription) {
 TEST(JobFileTest, UnknownJobKeyListsTheKeysAndSuggestsACloseOne) {
   const std::string keys =
       "image, run, command, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, "
-      "pids, nofile, user, network, init, seccomp, cap_add, cap_drop, no_new_privs, "
+      "pids, nofile, user, network, init, pull, seccomp, cap_add, cap_drop, no_new_privs, "
       "read_only_rootfs, userns";
   EXPECT_EQ(job_err(R"(imgae = "busybox")"),
             R"(jobs.toml:2:1: jobs.unit: unknown key "imgae" (did you mean "image"?); expected one of: )" + keys);
@@ -293,7 +293,7 @@ run = "true"
 )"),
             R"(jobs.toml:2:1: defaults: unknown key "timout" (did you mean "timeout"?); expected one )"
             "of: image, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, pids, "
-            "nofile, user, network, init, seccomp, cap_add, cap_drop, no_new_privs, "
+            "nofile, user, network, init, pull, seccomp, cap_add, cap_drop, no_new_privs, "
             "read_only_rootfs, userns");
 }
 
@@ -368,6 +368,10 @@ TEST(JobFileTest, BadValuesCarryTheValueSyntaxMessage) {
   EXPECT_EQ(job_err(R"(pids = 0)"), R"(jobs.toml:2:8: jobs.unit.pids: must be at least 1, got 0)");
   EXPECT_EQ(job_err(R"(network = "bridge")"),
             R"(jobs.toml:2:11: jobs.unit.network: invalid network "bridge": expected "none" or "host")");
+  EXPECT_EQ(job_err(R"(pull = "sometimes")"),
+            R"(jobs.toml:2:8: jobs.unit.pull: invalid pull policy "sometimes": expected "never", "missing" or "always")");
+  EXPECT_EQ(job_err(R"(pull = true)"),
+            R"(jobs.toml:2:8: jobs.unit.pull: expected a string, "never", "missing" or "always", got boolean)");
   EXPECT_EQ(job_err(R"(workdir = "src")"),
             R"(jobs.toml:2:11: jobs.unit.workdir: container path "src" must be absolute)");
   EXPECT_EQ(job_err(R"(workdir = "")"), R"(jobs.toml:2:11: jobs.unit.workdir: is empty)");

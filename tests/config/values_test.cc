@@ -228,6 +228,14 @@ TEST(ValuesTest, NetworkIsNoneOrHost) {
   EXPECT_EQ(error_of(parse_network("Host")), R"(invalid network "Host": expected "none" or "host")");
 }
 
+TEST(ValuesTest, PullPolicyIsNeverMissingOrAlways) {
+  EXPECT_EQ(*parse_pull_policy("never"), PullPolicy::never);
+  EXPECT_EQ(*parse_pull_policy("missing"), PullPolicy::missing);
+  EXPECT_EQ(*parse_pull_policy("always"), PullPolicy::always);
+  EXPECT_EQ(error_of(parse_pull_policy("if-not-present")),
+            R"(invalid pull policy "if-not-present": expected "never", "missing" or "always")");
+}
+
 TEST(ValuesTest, JobNameRules) {
   for (std::string name : std::vector<std::string>{"a", "build", "Build_1", "_x", "0", "test.unit-2",
                                                    std::string(63, 'a')}) {
