@@ -7,10 +7,14 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libseccomp-dev libcereal-dev libzstd-dev libtomlplusplus-dev libarchive-dev
   libssl-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libcurl4-openssl-dev  # headers only: libcurl.so.4 is dlopen()ed on the first registry pull
   libgtest-dev libgmock-dev libbenchmark-dev
   busybox-static tar gzip zstd e2fsprogs  # mkfs.ext4: the journal probe test
   jq  # ci/test-cgroup2.sh reads ctest's JSON (ci/v2vm.sh installs its own qemu/debootstrap)
   umoci skopeo  # the image-format tests build OCI layouts and docker/OCI archives with them
+  # The registry tests: a real registry on 127.0.0.1, images pushed with skopeo, htpasswd
+  # (bcrypt) for Basic auth, openssl for the test CA and the token signing key.
+  docker-registry apache2-utils openssl
 )
 
 missing=()
@@ -26,4 +30,18 @@ if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
 echo "ci/install-deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
+# docker-registry's postinst starts its service (on :5000, with the package's config) through
+# invoke-rc.d. The tests start their own registries; a policy-rc.d that refuses service starts
+# (as container images ship) keeps the package from starting one, and goes again afterwards.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\n# ci/install-deps.sh: no service starts while packages install\nexit 101\n' |
+    "${sudo[@]}" tee "$policy" >/dev/null
+  "${sudo[@]}" chmod 755 "$policy"
+  trap '"${sudo[@]}" rm -f "$policy"' EXIT
+fi
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if command -v ss >/dev/null && ss -ltnH 'sport = :5000' | grep -q .; then
+  echo "ci/install-deps.sh: warning: something listens on port 5000 (a docker-registry service?);" \
+       "the tests do not need it and use their own ports" >&2
+fi
