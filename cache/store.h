@@ -117,6 +117,22 @@ struct ImportOptions {
   unsigned parallel = 2;  // layers unpacked at once
 };
 
+// Where and how images are pulled (cache/registry.h has the details of each).
+struct PullOptions {
+  std::vector<std::string> insecure_hosts;  // reached over plain HTTP ("127.0.0.1:5000")
+  std::string auth_file;                    // Docker config.json; "" = the usual places
+  std::string ca_file;                      // CA certificates for HTTPS; "" = the system's
+  std::string platform;                     // "os/arch[/variant]"; "" = the host's
+  unsigned parallel = 4;                    // layers downloaded (and unpacked) at once
+};
+
+struct PulledImage {
+  ImageRecord record;
+  ImportStats stats;        // layers downloaded, reused; bytes downloaded
+  bool up_to_date = false;  // the registry's manifest is the one the store has: nothing read
+};
+
+
 // The built-in image created on first use from the host's busybox-static.
 inline constexpr std::string_view kBuiltinImage = "busybox";
 
@@ -163,6 +179,11 @@ class Store {
   // layer against a fresh extraction of its blob. A corrupted layer is removed, so that no
   // container starts from it (its images then say to import or pull them again).
   Result<VerifyReport> verify(std::string_view ref);
+  // Pulls `ref` ("127.0.0.1:5000/team/x:1", or name@sha256:...) from its registry: the
+  // manifest always, then only the layers the store lacks, each unpacked while it downloads and
+  // verified; nothing is committed unless all are. Two pulls of one image, in this process or
+  // another, download it once: the second waits for the first (a lock file per name).
+  Result<PulledImage> pull(std::string_view ref, const PullOptions& options);
   // Writes `ref` as an OCI image layout tar (`docker load` and `podman load` read it).
   Result<void> save(std::string_view ref, const std::string& out, const SaveOptions& options);
 

@@ -39,6 +39,17 @@ void add_exec_flags(CLI::App* exec, ExecArgs& a) {
   exec->footer("Example: sandrun exec -v \"$PWD:/workspace\" -w /workspace -e A=1 -- sh -c 'echo $A; ls'");
 }
 
+// Where images are pulled from: for the commands that may pull.
+void add_registry_flags(CLI::App* sub, GlobalOptions& g) {
+  sub->add_option("--insecure-registry", g.insecure_registries,
+                  "Reach this registry (HOST or HOST:PORT) over plain HTTP, e.g. a local one (repeatable)");
+  sub->add_option("--auth-file", g.auth_file,
+                  "Registry credentials in Docker's config.json format (default: $REGISTRY_AUTH_FILE, "
+                  "$DOCKER_CONFIG/config.json, ~/.docker/config.json)");
+  sub->add_option("--registry-ca", g.registry_ca, "CA certificates (PEM) for HTTPS registries (default: the system's)");
+  sub->add_option("--platform", g.platform, "OS/ARCH[/VARIANT] to pull from a multi-platform image (default: the host's)");
+}
+
 }  // namespace
 
 int cli_main(int argc, char** argv) {
@@ -59,11 +70,13 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   run->add_option("--out", run_args.out, "Output directory (default: .sandrun/ next to the job file)");
   run->add_flag("--print-spec", run_args.print_spec, "Print each job's resolved container spec instead of running");
+  add_registry_flags(run, g);
   run->callback([&] { result = cmd_run(g, run_args); });
 
   ExecArgs exec_args;
   auto* exec = app.add_subcommand("exec", "Run one command in a fresh container, like docker run --rm");
   add_exec_flags(exec, exec_args);
+  add_registry_flags(exec, g);
 
   auto* image = app.add_subcommand("image", "Manage the image cache");
   image->require_subcommand(1);
@@ -83,6 +96,11 @@ int cli_main(int argc, char** argv) {
   rm->add_option("names", rm_refs, "Image names")->required();
   rm->callback([&] { result = cmd_image_rm(g, rm_refs); });
 
+  std::vector<std::string> pull_refs;
+  auto* pull = image->add_subcommand("pull", "Pull images from their registry (REGISTRY/NAME[:TAG|@sha256:...])");
+  pull->add_option("names", pull_refs, "Image references")->required();
+  add_registry_flags(pull, g);
+  pull->callback([&] { result = cmd_image_pull(g, pull_refs); });
   std::vector<std::string> inspect_refs;
   auto* inspect = image->add_subcommand("inspect", "Print images' records as JSON (digests, layers, config)");
   inspect->add_option("names", inspect_refs, "Image names")->required();

@@ -1,6 +1,8 @@
 // `sandrun image inspect|tag|save|verify|prune`.
 #include <unistd.h>
 
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
 #include "cache/store.h"
@@ -56,6 +58,35 @@ int cmd_image_inspect(const GlobalOptions& g, const std::vector<std::string>& re
     out.push_back(to_json(**found));
   }
   console_write(STDOUT_FILENO, out.dump(2) + "\n");
+  return status;
+}
+
+int cmd_image_pull(const GlobalOptions& g, const std::vector<std::string>& refs) {
+  auto store = open_store(g);
+  if (!store) {
+    print_error(store.error());
+    return kExitFailed;
+  }
+  const cache::PullOptions options = pull_options(g.insecure_registries, g.auth_file, g.registry_ca, g.platform);
+  int status = kExitOk;
+  for (const auto& ref : refs) {
+    const auto start = std::chrono::steady_clock::now();
+    auto r = store->pull(ref, options);
+    if (!r) {
+      print_error(r.error());
+      status = kExitFailed;
+      continue;
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    if (r->up_to_date) {
+      console_write(STDOUT_FILENO, fmt::format("{} is up to date ({})\n", r->record.ref(), r->record.manifest_digest));
+      continue;
+    }
+    console_write(STDOUT_FILENO,
+                  fmt::format("pulled {} ({}): {} layer{} downloaded, {} already here, {} in {}\n", r->record.ref(),
+                              r->record.manifest_digest, r->stats.layers_unpacked, r->stats.layers_unpacked == 1 ? "" : "s",
+                              r->stats.layers_reused, config::format_size(r->stats.bytes_read), config::format_duration(ms)));
+  }
   return status;
 }
 

@@ -55,7 +55,7 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     return kExitFailed;
   }
   sweep_and_report(root, /*remove_idle=*/false);
-  auto prepared = prepare_jobs(*store, file->jobs);
+  auto prepared = prepare_jobs(*store, file->jobs, pull_options(g.insecure_registries, g.auth_file, g.registry_ca, g.platform));
   if (!prepared) {
     print_error(prepared.error());
     return kExitUsage;
@@ -249,7 +249,7 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
     return 125;
   }
   sweep_and_report(root, /*remove_idle=*/false);
-  auto prepared = prepare_jobs(*store, {*job});
+  auto prepared = prepare_jobs(*store, {*job}, pull_options(g.insecure_registries, g.auth_file, g.registry_ca, g.platform));
   if (!prepared) {
     print_error(prepared.error());
     return 125;

@@ -14,6 +14,11 @@ inline constexpr int kExitUsage = 2;    // bad flags, a bad job file, an image t
 
 struct GlobalOptions {
   std::string root;  // state dir and image cache; default cache::default_root()
+  // Where images are pulled from (run, exec and image pull take these flags).
+  std::vector<std::string> insecure_registries;  // --insecure-registry HOST[:PORT]: plain HTTP
+  std::string auth_file;                         // --auth-file: Docker config.json credentials
+  std::string registry_ca;                       // --registry-ca FILE: CA certificates for HTTPS
+  std::string platform;                          // --platform OS/ARCH[/VARIANT]
 };
 
 struct RunArgs {
@@ -62,6 +67,7 @@ int cmd_image_import(const GlobalOptions& g, const ImportArgs& a);
 int cmd_image_ls(const GlobalOptions& g);
 int cmd_image_rm(const GlobalOptions& g, const std::vector<std::string>& refs);
 int cmd_image_inspect(const GlobalOptions& g, const std::vector<std::string>& refs);
+int cmd_image_pull(const GlobalOptions& g, const std::vector<std::string>& refs);
 int cmd_image_tag(const GlobalOptions& g, const std::string& src, const std::string& dst);
 struct SaveArgs {
   std::string name;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 
+#include "runner/output.h"
 #include "runner/resolve.h"
 #include "runner/slots.h"
 #include "sandbox/host_features.h"
@@ -33,7 +34,62 @@ std::string resolve_root(const std::string& flag) {
   return flag.empty() ? cache::default_root() : fs::absolute(flag);
 }
 
-Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs) {
+namespace {
+
+const char* policy_name(config::PullPolicy p) {
+  switch (p) {
+    case config::PullPolicy::never: return "never";
+    case config::PullPolicy::missing: return "missing";
+    case config::PullPolicy::always: return "always";
+  }
+  return "?";
+}
+
+Result<cache::ImageRecord> pull_now(cache::Store& store, const std::string& ref, const cache::PullOptions& pull) {
+  const auto start = std::chrono::steady_clock::now();
+  auto pulled = SANDRUN_TRY(store.pull(ref, pull));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  console_write(STDERR_FILENO, pulled.up_to_date
+                                   ? fmt::format("sandrun: {} is up to date\n", pulled.record.ref())
+                                   : fmt::format("sandrun: pulled {} ({} layer{} downloaded, {} already here, {} in {})\n",
+                                                 pulled.record.ref(), pulled.stats.layers_unpacked,
+                                                 pulled.stats.layers_unpacked == 1 ? "" : "s", pulled.stats.layers_reused,
+                                                 config::format_size(pulled.stats.bytes_read), config::format_duration(ms)));
+  return std::move(pulled.record);
+}
+
+// The job's image as its pull policy says (the caller asks once per image of the run).
+Result<cache::ImageRecord> obtain_image(cache::Store& store, const config::JobSpec& job, const cache::PullOptions& pull) {
+  const cache::ImageRef ref = SANDRUN_TRY(cache::parse_ref(job.image));
+  const bool remote = !ref.registry().empty();
+  if (job.pull == config::PullPolicy::always) {
+    if (!remote)
+      return Error::msg("pull = \"always\" needs a registry in the image name (like 127.0.0.1:5000/{}), and {:?} "
+                        "has none", ref.str(), ref.str());
+    return pull_now(store, job.image, pull);
+  }
+  if (auto found = SANDRUN_TRY(store.find(job.image))) return std::move(*found);
+  if (!remote) return store.ensure(job.image);  // the built-in image, or how to import one
+  if (job.pull == config::PullPolicy::never)
+    return Error::msg("image {:?} is not in the image cache (pull = \"{}\"); pull it with: sandrun image pull {}",
+                      ref.str(), policy_name(job.pull), ref.str());
+  return pull_now(store, job.image, pull);
+}
+
+}  // namespace
+
+cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,
+                                const std::string& ca_file, const std::string& platform) {
+  cache::PullOptions o;
+  o.insecure_hosts = insecure;
+  o.auth_file = auth_file;
+  o.ca_file = ca_file;
+  o.platform = platform;
+  return o;
+}
+
+Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs,
+                              const cache::PullOptions& pull) {
   Prepared out;
   out.host = std::make_unique<HostIsolation>(HostIsolation::probe());
   out.host->seccomp.set_disk_dir(store.root() + "/seccomp");
@@ -50,7 +106,7 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
   for (const auto& job : jobs) {
     auto it = images.find(job.image);
     if (it == images.end()) {
-      auto image = store.ensure(job.image);
+      auto image = obtain_image(store, job, pull);
       if (!image) {
         return std::move(image.error().wrap(key_context(job, "image")));
       }

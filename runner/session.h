@@ -29,7 +29,14 @@ struct Prepared {
 // Ensures every job's image is in the cache (creating the built-in one on first use), leases
 // its layers and resolves each job, its limits and hardening included. Errors name the job
 // file position.
-Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs);
+// A job's image from a registry is pulled as its `pull` policy says, once per run whatever the
+// number of jobs that use it.
+Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs,
+                              const cache::PullOptions& pull);
+
+// The pull options of the command line.
+cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,
+                                const std::string& ca_file, const std::string& platform);
 
 // Cleans what dead runs left behind (and, with `remove_idle`, deletes idle container slots),
 // reporting it on stderr.

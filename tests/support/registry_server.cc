@@ -125,7 +125,8 @@ std::string RegistryServer::prepare() {
 std::string RegistryServer::write_config(int port) const {
   std::string cfg =
       "version: 0.1\n"
-      "log:\n  level: info\n  accesslog:\n    disabled: true\n"
+      // The access log ("GET /v2/NAME/blobs/..." lines) lets tests count what was downloaded.
+      "log:\n  level: info\n  accesslog:\n    disabled: false\n"
       "storage:\n  filesystem:\n    rootdirectory: " + storage_dir() + "\n"
       "  delete:\n    enabled: true\n"
       "http:\n  addr: 127.0.0.1:" + std::to_string(port) + "\n  secret: sandrun-test\n";

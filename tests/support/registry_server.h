@@ -57,6 +57,7 @@ class RegistryServer {
   // The registry's storage root, and the file holding a blob's bytes in it.
   std::string storage_dir() const { return dir_ / "storage"; }
   std::string blob_data_path(const std::string& digest) const;
+  // Its log, with an access log line per request ("GET /v2/team/x/blobs/sha256:... HTTP/1.1").
   std::string log() const;
   // The token server (Auth::token only).
   const TokenServer* token_server() const { return token_.get(); }

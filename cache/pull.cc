@@ -1,0 +1,179 @@
+// Pulling an image into the store: the registry client (registry.h) feeds import_image
+// (image_import.h). Each layer the store lacks streams from its download straight into its
+// extraction (a socket pair between two threads), several layers at once; the digests are
+// checked by both ends, and nothing is committed unless everything matched.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "cache/digest.h"
+#include "cache/image_import.h"
+#include "cache/index.h"
+#include "cache/layout.h"
+#include "cache/registry.h"
+#include "cache/store.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::cache {
+
+namespace {
+
+Result<void> send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::sys("hand the download to its extraction");
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
+
+class RegistryLayerReader : public LayerReader {
+ public:
+  RegistryLayerReader(RegistryClient& client, const std::vector<oci::Descriptor>& layers, unsigned parallel,
+                      std::atomic<bool>& cancel)
+      : client_(client), layers_(layers), parallel_(std::max(1u, parallel)), cancel_(cancel) {}
+
+  Result<void> read_layers(const std::vector<size_t>& wanted, const Consume& consume) override {
+    std::mutex mu;
+    size_t next = 0;
+    std::optional<Error> first;
+    auto worker = [&] {
+      for (;;) {
+        size_t i;
+        {
+          std::lock_guard<std::mutex> g(mu);
+          if (first || next == wanted.size()) return;
+          i = wanted[next++];
+        }
+        if (auto r = one(i, consume); !r) {
+          std::lock_guard<std::mutex> g(mu);
+          if (!first) first = std::move(r).error();
+          cancel_ = true;  // the other downloads stop too
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (size_t t = 1; t < std::min<size_t>(parallel_, wanted.size()); ++t) threads.emplace_back(worker);
+    worker();
+    for (auto& t : threads) t.join();
+    if (first) return std::move(*first);
+    return {};
+  }
+
+ private:
+  // Layer i: the download in this thread, its extraction in another, joined by a socket pair.
+  Result<void> one(size_t i, const Consume& consume) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return Error::sys("socketpair");
+    UniqueFd out(sv[1]);
+    Result<void> consumed;
+    std::atomic<bool> consumer_done{false};
+    std::thread consumer([&, in = sv[0]] {
+      consumed = consume(i, fd_reader(in));
+      consumer_done = true;
+      ::close(in);  // a download still running gets EPIPE and stops
+    });
+    const oci::Descriptor& d = layers_[i];
+    // When the extraction gives up (bad data), the download still runs to its end, into
+    // nothing: its digest then tells a tampered blob (the cause to report) from a bad image.
+    bool draining = false;
+    auto fetched = client_.fetch_blob({d.media_type, d.digest, d.size}, [&](std::string_view chunk) -> Result<void> {
+      if (draining) return {};
+      auto sent = send_all(out.get(), chunk);
+      if (sent || !consumer_done) return sent;
+      draining = true;
+      return {};
+    });
+    out.reset();  // end of file for the extraction
+    consumer.join();
+    if (!fetched) return std::move(fetched).error();
+    if (!consumed) return std::move(consumed).error();
+    return {};
+  }
+
+  RegistryClient& client_;
+  const std::vector<oci::Descriptor>& layers_;
+  unsigned parallel_;
+  std::atomic<bool>& cancel_;
+};
+
+// The record the store has for `ref` when it is complete and has manifest `digest`.
+std::optional<ImageRecord> complete_record(const Layout& layout, const ImageRef& ref, const std::string& digest) {
+  auto lock = lock_cache(layout, false);
+  if (!lock) return std::nullopt;
+  auto index = load_index(layout);
+  if (!index) return std::nullopt;
+  ImageRef slot = ref;
+  if (!slot.digest.empty()) slot.digest = digest;
+  const ImageRecord* r = index->find(slot);
+  if (!r || r->manifest_digest != digest) return std::nullopt;
+  struct stat st;
+  for (const auto& l : r->layers) {
+    if (::stat(layout.layer_path(l.diff_id).c_str(), &st) < 0 || ::stat(layout.blob_path(l.blob_digest).c_str(), &st) < 0)
+      return std::nullopt;
+  }
+  return *r;
+}
+
+}  // namespace
+
+Result<PulledImage> Store::pull(std::string_view text, const PullOptions& options) {
+  ImageRef ref = SANDRUN_TRY(parse_ref(text));
+  Layout layout(root_);
+  // One pull of a name at a time, across processes: the second finds the first's layers.
+  const std::string locks = fs::join(root_, "locks");
+  if (::mkdir(locks.c_str(), 0700) < 0 && errno != EEXIST) return Error::sys("create {}", locks);
+  UniqueFd pull_lock = SANDRUN_TRY(fs::lock_file(fs::join(locks, "pull-" + std::string(digest_hex(sha256_of(ref.name)))), true));
+
+  std::atomic<bool> cancel{false};
+  RegistryOptions ro;
+  ro.insecure_hosts = options.insecure_hosts;
+  ro.auth_file = options.auth_file;
+  ro.ca_file = options.ca_file;
+  if (!options.platform.empty()) ro.platform = options.platform;
+  ro.parallel = options.parallel;
+  ro.cancel = &cancel;
+  RegistryClient client = SANDRUN_TRY(RegistryClient::create(ref, ro));
+  PulledManifest m = SANDRUN_TRY(client.resolve());
+  PulledImage out;
+  if (auto have = complete_record(layout, ref, m.digest)) {
+    out.record = std::move(*have);
+    out.up_to_date = true;
+    out.stats.layers_reused = out.record.layers.size();
+    return out;
+  }
+  SourceImage image;
+  image.what = ref.str();
+  image.manifest = m.bytes;
+  image.manifest_digest = m.digest;
+  image.manifest_media_type = m.media_type;
+  image.config_digest = m.config.digest;
+  // A config the store has (another tag of the same image) is not fetched again.
+  const std::string local_config = layout.blob_path(m.config.digest);
+  if (auto text = fs::exists(local_config) ? fs::read_file(local_config) : Result<std::string>(Error::msg("")); text && sha256_of(*text) == m.config.digest) {
+    image.config = std::move(*text);
+  } else {
+    image.config = SANDRUN_TRY(client.fetch_config(m.config));
+  }
+  for (const auto& l : m.layers) image.layers.push_back({l.media_type, l.digest, l.size, std::nullopt, "", ""});
+  ImageRef record_ref = ref;
+  if (!record_ref.digest.empty()) record_ref.digest = m.digest;
+  RegistryLayerReader reader(client, image.layers, options.parallel, cancel);
+  auto imported = import_image(layout, record_ref, image, reader);
+  if (!imported) return std::move(imported).error();
+  out.record = std::move(imported->record);
+  out.stats = imported->stats;
+  return out;
+}
+
+}  // namespace sandrun::cache
