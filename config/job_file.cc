@@ -90,7 +90,29 @@ Result<std::vector<JobSpec>> parse_jobs(const toml::node& value, const JobSpec& 
   return jobs;
 }
 
-Result<std::vector<JobSpec>> parse_root(const toml::table& root, const FileCtx& f) {
+// [cache]: settings of the image cache a run applies (for now its size cap).
+Result<std::optional<uint64_t>> parse_cache(const toml::node& value, const FileCtx& f) {
+  const toml::table* table = value.as_table();
+  if (!table)
+    return Error::msg("{}: cache: expected a table like [cache], got {}", pos_of(value.source(), f.file).str(),
+                      detail::type_name(value));
+  std::optional<uint64_t> max_size;
+  for (auto [key, node] : in_file_order(*table)) {
+    const std::string where = pos_of(key->source(), f.file).str();
+    if (key->str() != "max_size")
+      return Error::msg("{}: cache: unknown key \"{}\"; expected \"max_size\"", where, key->str());
+    const std::string value_at = pos_of(node->source(), f.file).str();
+    auto text = node->value<std::string>();
+    if (!text)
+      return Error::msg("{}: cache.max_size: expected a size like \"20GiB\", got {}", value_at, detail::type_name(*node));
+    auto size = parse_size(*text);
+    if (!size) return std::move(size.error().wrap(fmt::format("{}: cache.max_size", value_at)));
+    max_size = *size;
+  }
+  return max_size;
+}
+
+Result<std::vector<JobSpec>> parse_root(const toml::table& root, const FileCtx& f, std::optional<uint64_t>* cache_max) {
   const toml::node* defaults = nullptr;
   const toml::node* jobs = nullptr;
   for (auto [key, node] : in_file_order(root)) {
@@ -98,10 +120,12 @@ Result<std::vector<JobSpec>> parse_root(const toml::table& root, const FileCtx& 
       defaults = node;
     } else if (key->str() == "jobs") {
       jobs = node;
+    } else if (key->str() == "cache") {
+      *cache_max = SANDRUN_TRY(parse_cache(*node, f));
     } else {
-      std::string_view best = detail::closest(key->str(), {"defaults", "jobs"});
+      std::string_view best = detail::closest(key->str(), {"defaults", "jobs", "cache"});
       std::string suggestion = best.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", best);
-      return Error::msg("{}: unknown key \"{}\"{}; expected \"defaults\" or \"jobs\"",
+      return Error::msg("{}: unknown key \"{}\"{}; expected \"defaults\", \"jobs\" or \"cache\"",
                         pos_of(key->source(), f.file).str(), key->str(), suggestion);
     }
   }
@@ -126,7 +150,7 @@ Result<JobFile> parse_job_file(std::string_view text, const std::string& path,
   } catch (const toml::parse_error& err) {
     return detail::syntax_error(err, text, path);
   }
-  file.jobs = SANDRUN_TRY(parse_root(root, FileCtx{path, file.dir}));
+  file.jobs = SANDRUN_TRY(parse_root(root, FileCtx{path, file.dir}, &file.cache_max_size));
   return file;
 }
 

@@ -87,6 +87,9 @@ struct JobFile {
   std::string path;               // as given
   std::string dir;                // absolute directory holding the file
   std::vector<JobSpec> jobs;      // in file order
+  // [cache] max_size: after the run's images are in the cache, the least recently used other
+  // images are removed until the cache is below this many bytes. Unset: no cap.
+  std::optional<uint64_t> cache_max_size;
 };
 
 // Reads and validates a job file. Every error names file:line:column and what was expected.

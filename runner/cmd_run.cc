@@ -64,6 +64,20 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     console_write(STDOUT_FILENO, specs_json(prepared->plans, *prepared->host));
     return kExitOk;
   }
+  if (file->cache_max_size) {
+    // The run's images are leased now: only others go, least recently used first.
+    auto pruned = store->prune({false, file->cache_max_size});
+    if (!pruned) {
+      print_error(pruned.error().wrap("cache.max_size"));
+    } else {
+      for (const auto& ref : pruned->removed_images)
+        console_write(STDERR_FILENO, fmt::format("sandrun: cache.max_size: removed {}\n", ref));
+      if (pruned->size_after > *file->cache_max_size)
+        console_write(STDERR_FILENO, fmt::format("sandrun: cache.max_size: the cache holds {}, more than {}: the "
+                                                 "rest is in use\n", config::format_size(pruned->size_after),
+                                                 config::format_size(*file->cache_max_size)));
+    }
+  }
 
   RunOptions opts;
   opts.parallel = a.parallel ? a.parallel : cpu_count();

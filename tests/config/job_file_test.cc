@@ -308,9 +308,21 @@ TEST(JobFileTest, CommandsCannotBeDefaults) {
 
 TEST(JobFileTest, UnknownTopLevelKey) {
   EXPECT_EQ(parse_err("[jbos.unit]\nrun = \"true\"\n"),
-            R"(jobs.toml:1:2: unknown key "jbos" (did you mean "jobs"?); expected "defaults" or "jobs")");
+            R"(jobs.toml:1:2: unknown key "jbos" (did you mean "jobs"?); expected "defaults", "jobs" or "cache")");
   EXPECT_EQ(parse_err("name = \"ci\"\n"),
-            R"(jobs.toml:1:1: unknown key "name"; expected "defaults" or "jobs")");
+            R"(jobs.toml:1:1: unknown key "name"; expected "defaults", "jobs" or "cache")");
+}
+
+TEST(JobFileTest, CacheMaxSizeIsASizeAndTheOnlyCacheKey) {
+  auto f = parse_job_file("[cache]\nmax_size = \"20GiB\"\n[jobs.unit]\nrun = \"true\"\n", "jobs.toml", "/tmp");
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  EXPECT_EQ(f->cache_max_size, std::optional<uint64_t>(20ull << 30));
+  EXPECT_FALSE(parse_job_file("[jobs.unit]\nrun = \"true\"\n", "jobs.toml", "/tmp")->cache_max_size.has_value());
+  EXPECT_EQ(parse_err("[cache]\nmax_size = 20\n[jobs.unit]\nrun = \"true\"\n"),
+            R"(jobs.toml:2:12: cache.max_size: expected a size like "20GiB", got integer)");
+  EXPECT_EQ(parse_err("[cache]\nmax_size = \"lots\"\n[jobs.unit]\nrun = \"true\"\n").rfind("jobs.toml:2:12: cache.max_size: ", 0), 0u);
+  EXPECT_EQ(parse_err("[cache]\nmaxsize = \"1GiB\"\n[jobs.unit]\nrun = \"true\"\n"),
+            R"(jobs.toml:2:1: cache: unknown key "maxsize"; expected "max_size")");
 }
 
 TEST(JobFileTest, WrongTypesNameTheExpectedFormAndTheActualType) {

@@ -113,5 +113,27 @@ TEST_F(ImageSafetyTest, ADirectoryTurnedIntoASymlinkToTheHostAndWrittenThroughSt
   expect_nothing_left();
 }
 
+// [cache] max_size: before the jobs start, the least recently used images go until the cache
+// fits, never the run's own.
+TEST_F(ImageSafetyTest, ACacheSizeCapEvictsOtherImagesLeastRecentlyUsedFirst) {
+  for (const std::string name : {"old", "mid", "mine"}) {
+    auto imp = sandrun({"image", "import", archive({TarBuilder().file("data", std::string(1 << 20, name[0])).build()}, name)});
+    ASSERT_EQ(imp.status, 0) << imp.err;
+  }
+  for (const std::string name : {"old", "mid"}) {  // used, in this order, a while ago
+    ASSERT_EQ(sandrun({"exec", "--image", "team/" + name + ":1", "--", "true"}).status, 0);
+    ::usleep(1100 * 1000);  // the marks' mtimes are compared in seconds
+  }
+  auto r = sandrun({"run", jobs("[cache]\nmax_size = \"3MiB\"\n[jobs.a]\nimage = \"team/mine:1\"\nrun = \"wc -c < /data\"\n")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("sandrun: cache.max_size: removed team/old:1\n"), std::string::npos) << r.err;
+  auto ls = sandrun({"image", "ls"}).out;
+  EXPECT_EQ(ls.find("team/old:1"), std::string::npos) << ls;
+  EXPECT_NE(ls.find("team/mine:1"), std::string::npos) << ls;
+  EXPECT_EQ(log("a"), std::to_string(1 << 20) + "\n");
+  expect_store_clean();
+  expect_nothing_left();
+}
+
 }  // namespace
 }  // namespace sandrun::testing
