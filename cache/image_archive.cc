@@ -157,7 +157,7 @@ Result<std::vector<Candidate>> read_docker_save(const ArchiveDir& dir) {
         d.digest = "sha256:" + d.ref_name.substr(13);  // media type: found from the bytes
       } else {
         d.digest = config.diff_ids[k];
-        d.media_type = std::string(oci::kOciLayerTar);
+        d.media_type = std::string(media::kOciLayer);
       }
       c.image.layers.push_back(std::move(d));
     }

@@ -215,8 +215,8 @@ Result<ImageRecord> Importer::commit(Garbage& garbage) {
   std::string manifest = image_.manifest;
   record.manifest_media_type = image_.manifest_media_type;
   if (manifest.empty()) {
-    manifest = oci::make_manifest({std::string(oci::kOciConfig), record.id, config_text_.size(), std::nullopt, ""}, descs);
-    record.manifest_media_type = oci::kOciManifest;
+    manifest = oci::make_manifest({std::string(media::kOciConfig), record.id, config_text_.size(), std::nullopt, ""}, descs);
+    record.manifest_media_type = media::kOciManifest;
   }
   record.manifest_digest = sha256_of(manifest);
   if (!ref_.digest.empty() && record.manifest_digest != ref_.digest)
@@ -274,18 +274,8 @@ Result<ImportedImage> import_image(const Layout& layout, const ImageRef& ref, co
   return r;
 }
 
-ReadFn fd_reader(int fd) {
-  return [fd](char* buf, size_t cap) -> Result<size_t> {
-    ssize_t n;
-    do {
-      n = ::read(fd, buf, cap);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) return Error::sys("read");
-    return static_cast<size_t>(n);
-  };
-}
-
-Result<void> FdLayerReader::read_layers(const std::vector<size_t>& wanted, const Consume& consume) {
+Result<void> for_each_parallel(const std::vector<size_t>& items, unsigned parallel,
+                               const std::function<Result<void>(size_t)>& fn, const std::function<void()>& on_error) {
   std::mutex mu;
   size_t next = 0;
   std::optional<Error> first_error;
@@ -294,24 +284,32 @@ Result<void> FdLayerReader::read_layers(const std::vector<size_t>& wanted, const
       size_t i;
       {
         std::lock_guard<std::mutex> g(mu);
-        if (first_error || next == wanted.size()) return;
-        i = wanted[next++];
+        if (first_error || next == items.size()) return;
+        i = items[next++];
       }
-      auto fd = open_(i);
-      Result<void> r = fd ? consume(i, fd_reader(fd->get())) : Result<void>(std::move(fd).error());
-      if (!r) {
+      if (auto r = fn(i); !r) {
         std::lock_guard<std::mutex> g(mu);
-        if (!first_error) first_error = std::move(r).error();
+        if (!first_error) {
+          first_error = std::move(r).error();
+          if (on_error) on_error();
+        }
       }
     }
   };
-  const size_t n = std::min<size_t>(std::max(1u, parallel_), wanted.size());
+  const size_t n = std::min<size_t>(std::max(1u, parallel), items.size());
   std::vector<std::thread> threads;
   for (size_t t = 1; t < n; ++t) threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
   if (first_error) return std::move(*first_error);
   return {};
+}
+
+Result<void> FdLayerReader::read_layers(const std::vector<size_t>& wanted, const Consume& consume) {
+  return for_each_parallel(wanted, parallel_, [&](size_t i) -> Result<void> {
+    UniqueFd fd = SANDRUN_TRY(open_(i));
+    return consume(i, fd_reader(fd.get()));
+  });
 }
 
 }  // namespace sandrun::cache

@@ -56,7 +56,10 @@ class FdLayerReader : public LayerReader {
   unsigned parallel_;
 };
 
-// A ReadFn over a file descriptor.
-ReadFn fd_reader(int fd);
+// Calls fn(i) for every item, up to `parallel` at once (this thread and more); stops handing
+// out items at the first error, which it returns (after calling `on_error`, if any, once).
+Result<void> for_each_parallel(const std::vector<size_t>& items, unsigned parallel,
+                               const std::function<Result<void>(size_t)>& fn,
+                               const std::function<void()>& on_error = {});
 
 }  // namespace sandrun::cache

@@ -91,7 +91,7 @@ Result<void> recompress(int in, int out, bool zstd) {
 }
 
 bool is_oci_layer_type(std::string_view t) {
-  return t == oci::kOciLayerTar || t == oci::kOciLayerGzip || t == oci::kOciLayerZstd || t == oci::kDockerLayerGzip ||
+  return t == media::kOciLayer || t == media::kOciLayerGzip || t == media::kOciLayerZstd || t == media::kDockerLayerGzip ||
          t == "application/vnd.docker.image.rootfs.diff.tar";
 }
 
@@ -136,7 +136,7 @@ Result<void> Saver::convert_layers() {
   for (size_t i = 0; i < layers_.size(); ++i) {
     SavedLayer& s = layers_[i];
     const std::string& type = image_.layers[i].media_type;
-    const bool convert = options_.zstd ? type != oci::kOciLayerZstd : !is_oci_layer_type(type);
+    const bool convert = options_.zstd ? type != media::kOciLayerZstd : !is_oci_layer_type(type);
     if (!convert) continue;
     if (!tmp_) tmp_ = SANDRUN_TRY(TempEntry::create(layout_, "save"));
     const std::string name = "L" + std::to_string(i);
@@ -154,7 +154,7 @@ Result<void> Saver::convert_layers() {
       size += static_cast<uint64_t>(n);
     }
     if (::lseek(out.get(), 0, SEEK_SET) < 0) return Error::sys("seek {}", name);
-    s.desc = {std::string(options_.zstd ? oci::kOciLayerZstd : oci::kOciLayerGzip), sha.finish(), size, std::nullopt, "", ""};
+    s.desc = {std::string(options_.zstd ? media::kOciLayerZstd : media::kOciLayerGzip), sha.finish(), size, std::nullopt, "", ""};
     s.fd = std::move(out);
   }
   return {};
@@ -166,7 +166,7 @@ Result<std::string> Saver::manifest() {
   if (!changed) return stored_manifest_;
   std::vector<oci::Descriptor> descs;
   for (const auto& l : layers_) descs.push_back(l.desc);
-  return oci::make_manifest({std::string(oci::kOciConfig), image_.id, config_.size(), std::nullopt, "", ""}, descs);
+  return oci::make_manifest({std::string(media::kOciConfig), image_.id, config_.size(), std::nullopt, "", ""}, descs);
 }
 
 Result<void> Saver::write(const std::string& out) {
@@ -177,8 +177,8 @@ Result<void> Saver::write(const std::string& out) {
   json annotations = {{std::string(oci::kRefNameAnnotation), image_.tag.empty() ? image_.ref() : image_.tag},
                       {std::string(oci::kFullNameAnnotation), image_.ref()}};
   json index = {{"schemaVersion", 2},
-                {"mediaType", oci::kOciIndex},
-                {"manifests", json::array({{{"mediaType", oci::kOciManifest},
+                {"mediaType", media::kOciIndex},
+                {"manifests", json::array({{{"mediaType", media::kOciManifest},
                                             {"digest", manifest_digest},
                                             {"size", manifest_text.size()},
                                             {"annotations", annotations}}})}};

@@ -71,7 +71,7 @@ Result<Descriptor> descriptor_of(const json& d, std::string_view what) {
 }
 
 bool is_layer_type(std::string_view t) {
-  return t == kOciLayerTar || t == kOciLayerGzip || t == kOciLayerZstd || t == kDockerLayerGzip ||
+  return t == media::kOciLayer || t == media::kOciLayerGzip || t == media::kOciLayerZstd || t == media::kDockerLayerGzip ||
          t == "application/vnd.docker.image.rootfs.diff.tar" ||
          t == "application/vnd.oci.image.layer.nondistributable.v1.tar" ||
          t == "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" ||
@@ -121,8 +121,8 @@ DocKind kind_of(std::string_view media_type, std::string_view text) {
       else if (doc.contains("layers")) return DocKind::manifest;
     }
   }
-  if (type == kOciIndex || type == kDockerList) return DocKind::index;
-  if (type == kOciManifest || type == kDockerManifest) return DocKind::manifest;
+  if (type == media::kOciIndex || type == media::kDockerList) return DocKind::index;
+  if (type == media::kOciManifest || type == media::kDockerManifest) return DocKind::manifest;
   return DocKind::unknown;
 }
 
@@ -206,8 +206,8 @@ std::string platforms_of(const Index& index) {
 
 std::string make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers) {
   json doc = {{"schemaVersion", 2},
-              {"mediaType", kOciManifest},
-              {"config", {{"mediaType", kOciConfig}, {"digest", config.digest}, {"size", config.size}}},
+              {"mediaType", media::kOciManifest},
+              {"config", {{"mediaType", media::kOciConfig}, {"digest", config.digest}, {"size", config.size}}},
               {"layers", json::array()}};
   for (const auto& l : layers) doc["layers"].push_back({{"mediaType", l.media_type}, {"digest", l.digest}, {"size", l.size}});
   return doc.dump();

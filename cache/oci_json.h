@@ -1,6 +1,7 @@
 // Reading the OCI image-spec JSON documents (index, manifest, config) and Docker's equivalents
 // (manifest list, schema2 manifest), as found in OCI layouts, docker-save archives and
 // registries. Nothing here trusts the input: sizes, digests and media types are checked.
+// The media types are cache/manifest.h's (media::), shared with the registry client.
 #pragma once
 
 #include <cstdint>
@@ -9,20 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/manifest.h"
 #include "cache/store.h"
 
 namespace sandrun::cache::oci {
 
-inline constexpr std::string_view kOciIndex = "application/vnd.oci.image.index.v1+json";
-inline constexpr std::string_view kOciManifest = "application/vnd.oci.image.manifest.v1+json";
-inline constexpr std::string_view kOciConfig = "application/vnd.oci.image.config.v1+json";
-inline constexpr std::string_view kDockerList = "application/vnd.docker.distribution.manifest.list.v2+json";
-inline constexpr std::string_view kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
-inline constexpr std::string_view kDockerConfig = "application/vnd.docker.container.image.v1+json";
-inline constexpr std::string_view kOciLayerTar = "application/vnd.oci.image.layer.v1.tar";
-inline constexpr std::string_view kOciLayerGzip = "application/vnd.oci.image.layer.v1.tar+gzip";
-inline constexpr std::string_view kOciLayerZstd = "application/vnd.oci.image.layer.v1.tar+zstd";
-inline constexpr std::string_view kDockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 // The annotation of an index entry that names it ("latest", or a whole reference).
 inline constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image.ref.name";
 // The whole name, as Docker (25 and later) and containerd write it beside a tag-only ref name.

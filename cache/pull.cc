@@ -44,30 +44,8 @@ class RegistryLayerReader : public LayerReader {
       : client_(client), layers_(layers), parallel_(std::max(1u, parallel)), cancel_(cancel) {}
 
   Result<void> read_layers(const std::vector<size_t>& wanted, const Consume& consume) override {
-    std::mutex mu;
-    size_t next = 0;
-    std::optional<Error> first;
-    auto worker = [&] {
-      for (;;) {
-        size_t i;
-        {
-          std::lock_guard<std::mutex> g(mu);
-          if (first || next == wanted.size()) return;
-          i = wanted[next++];
-        }
-        if (auto r = one(i, consume); !r) {
-          std::lock_guard<std::mutex> g(mu);
-          if (!first) first = std::move(r).error();
-          cancel_ = true;  // the other downloads stop too
-        }
-      }
-    };
-    std::vector<std::thread> threads;
-    for (size_t t = 1; t < std::min<size_t>(parallel_, wanted.size()); ++t) threads.emplace_back(worker);
-    worker();
-    for (auto& t : threads) t.join();
-    if (first) return std::move(*first);
-    return {};
+    // The first failure stops the other downloads too.
+    return for_each_parallel(wanted, parallel_, [&](size_t i) { return one(i, consume); }, [&] { cancel_ = true; });
   }
 
  private:

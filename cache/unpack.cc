@@ -162,17 +162,20 @@ std::string layer_media_type(int filter_code) {
   }
 }
 
-Result<UnpackedLayer> unpack_layer(int in_fd, int blob_fd, int layer_fd,
-                                   const ExtractOptions& options) {
-  ReadFn read = [in_fd](char* buf, size_t cap) -> Result<size_t> {
+ReadFn fd_reader(int fd) {
+  return [fd](char* buf, size_t cap) -> Result<size_t> {
     ssize_t n;
     do {
-      n = ::read(in_fd, buf, cap);
+      n = ::read(fd, buf, cap);
     } while (n < 0 && errno == EINTR);
     if (n < 0) return Error::sys("read input");
     return static_cast<size_t>(n);
   };
-  return unpack_layer(read, blob_fd, layer_fd, options);
+}
+
+Result<UnpackedLayer> unpack_layer(int in_fd, int blob_fd, int layer_fd,
+                                   const ExtractOptions& options) {
+  return unpack_layer(fd_reader(in_fd), blob_fd, layer_fd, options);
 }
 
 Result<UnpackedLayer> unpack_layer(const ReadFn& in, int blob_fd, int layer_fd,

@@ -15,6 +15,8 @@ struct UnpackedLayer {
 
 // Reads up to `cap` bytes of the input into `buf`; returns 0 at its end.
 using ReadFn = std::function<Result<size_t>(char* buf, size_t cap)>;
+// A ReadFn over a file descriptor.
+ReadFn fd_reader(int fd);
 
 // The OCI media type of a layer blob compressed with libarchive's filter `code` (none, gzip,
 // zstd); for other compressions (xz, bzip2, ...) a sandrun-specific type that `image save`

@@ -40,6 +40,20 @@ struct Child {
   }
 };
 
+// Writes the decimal digits of `n` (>= 0) and a NUL into `out` (12 bytes: any int fits); no
+// snprintf here, it is not async-signal-safe. Returns the number of digits.
+inline size_t format_decimal(char* out, int n) {
+  char digits[12];
+  size_t nd = 0;
+  do {
+    digits[nd++] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n > 0 && nd < 11);
+  for (size_t i = 0; i < nd; ++i) out[i] = digits[nd - 1 - i];
+  out[nd] = 0;
+  return nd;
+}
+
 // The overlay root on the mount point, returned as an O_PATH fd (child_overlay.cc): as root by
 // mount(2), in a user namespace from the fds the parent opened.
 int mount_overlay(const Child& c);

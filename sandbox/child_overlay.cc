@@ -27,15 +27,8 @@ struct Appender {
     buf[len] = 0;
   }
   void add_number(int n) {
-    char digits[12];
-    int nd = 0;
-    do {
-      digits[nd++] = static_cast<char>('0' + n % 10);
-      n /= 10;
-    } while (n > 0 && nd < 11);
     char text[12];
-    for (int i = 0; i < nd; ++i) text[i] = digits[nd - 1 - i];
-    text[nd] = 0;
+    format_decimal(text, n);
     add(text);
   }
 };

@@ -13,17 +13,13 @@
 namespace sandrun::sandbox {
 namespace {
 
-// Writes the decimal `n` after `prefix` into `buf` (no snprintf here: not async-signal-safe).
+// Writes the decimal `n` between `prefix` and `suffix` into `buf`.
 void format_cpu_path(char* buf, size_t size, const char* prefix, int n, const char* suffix) {
   size_t len = 0;
   for (const char* p = prefix; *p && len + 1 < size; ++p) buf[len++] = *p;
   char digits[12];
-  int nd = 0;
-  do {
-    digits[nd++] = static_cast<char>('0' + n % 10);
-    n /= 10;
-  } while (n > 0 && nd < 11);
-  while (nd > 0 && len + 1 < size) buf[len++] = digits[--nd];
+  format_decimal(digits, n);
+  for (const char* p = digits; *p && len + 1 < size; ++p) buf[len++] = *p;
   for (const char* p = suffix; *p && len + 1 < size; ++p) buf[len++] = *p;
   buf[len] = 0;
 }

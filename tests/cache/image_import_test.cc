@@ -21,14 +21,8 @@ using sandrun::testing::read_file;
 using sandrun::testing::TarBuilder;
 using sandrun::testing::write_file;
 
-class ImageImportTest : public ::testing::Test {
+class ImageImportTest : public sandrun::testing::StoreFixture {
  protected:
-  void SetUp() override {
-    auto s = Store::open(dir_ / "store");
-    ASSERT_TRUE(s.ok()) << s.error().message();
-    store_.emplace(std::move(*s));
-  }
-  std::string path(const std::string& p) const { return dir_ / ("store/" + p); }
   std::vector<ImportedImage> import(const std::string& from, const std::string& name = "", const std::string& platform = "") {
     auto r = store_->import_archive(from, name, ImportOptions{platform, 2});
     EXPECT_TRUE(r.ok()) << r.error().message();
@@ -59,8 +53,6 @@ class ImageImportTest : public ::testing::Test {
     return b;
   }
 
-  sandrun::testing::TempDir dir_;
-  std::optional<Store> store_;
 };
 
 TEST_F(ImageImportTest, AnOciLayoutImportsEveryLayerWithItsDigestsAndTheConfig) {

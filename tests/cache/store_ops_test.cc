@@ -24,14 +24,8 @@ using sandrun::testing::read_file;
 using sandrun::testing::TarBuilder;
 using sandrun::testing::write_file;
 
-class StoreOpsTest : public ::testing::Test {
+class StoreOpsTest : public sandrun::testing::StoreFixture {
  protected:
-  void SetUp() override {
-    auto s = Store::open(dir_ / "store");
-    ASSERT_TRUE(s.ok()) << s.error().message();
-    store_.emplace(std::move(*s));
-  }
-  std::string path(const std::string& p) const { return dir_ / ("store/" + p); }
   // An image of two layers with a whiteout, named `ref`; `salt` makes its top layer its own.
   ImageRecord add(const std::string& ref, const std::string& salt = "", size_t bytes = 10) {
     OciImageBuilder b;
@@ -50,8 +44,6 @@ class StoreOpsTest : public ::testing::Test {
     return out;
   }
 
-  sandrun::testing::TempDir dir_;
-  std::optional<Store> store_;
   int n_ = 0;
 };
 

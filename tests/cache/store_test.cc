@@ -26,15 +26,8 @@ using sandrun::testing::read_file;
 using sandrun::testing::TarBuilder;
 using sandrun::testing::write_file;
 
-class StoreTest : public ::testing::Test {
+class StoreTest : public sandrun::testing::StoreFixture {
  protected:
-  void SetUp() override {
-    auto s = Store::open(root());
-    ASSERT_TRUE(s.ok()) << s.error().message();
-    store_.emplace(std::move(*s));
-  }
-  std::string root() const { return dir_ / "store"; }
-  std::string path(const std::string& p) const { return dir_ / ("store/" + p); }
   // Writes `data` to a file and imports it as `ref`.
   ImageRecord import(const std::string& ref, const std::string& data,
                      const std::string& file = "rootfs.tar") {
@@ -48,8 +41,6 @@ class StoreTest : public ::testing::Test {
         .file("etc/motd", "hello").symlink("sbin", "bin").build();
   }
 
-  sandrun::testing::TempDir dir_;
-  std::optional<Store> store_;
 };
 
 TEST_F(StoreTest, OpenCreatesThePrivateLayout) {
