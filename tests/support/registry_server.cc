@@ -152,9 +152,12 @@ std::string RegistryServer::launch() {
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  // Through setpriv, which execs it with PR_SET_PDEATHSIG: a test that dies (a crash, SIGKILL,
+  // a closed pipe) takes its registry with it instead of leaving it running.
+  std::string setpriv = "setpriv", pdeathsig = "--pdeathsig", sig = "KILL", dashes = "--";
   std::string prog = "docker-registry", serve = "serve";
-  char* argv[] = {prog.data(), serve.data(), config.data(), nullptr};
-  int rc = posix_spawnp(&pid_, "docker-registry", &fa, nullptr, argv, environ);
+  char* argv[] = {setpriv.data(), pdeathsig.data(), sig.data(), dashes.data(), prog.data(), serve.data(), config.data(), nullptr};
+  int rc = posix_spawnp(&pid_, "setpriv", &fa, nullptr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) {
     pid_ = -1;
