@@ -137,6 +137,7 @@ stats() {
     printf "%.2f %.2f %d\n", m / 1000, v[i] / 1000, NR }'
 }
 med() { local s; s=$(stats "$1"); echo "${s%% *}"; }
+rounds() { awk '{ printf "%s%s", (NR > 1) ? " " : "", ($1 == "fail") ? "fail" : int($1 / 1000 + 0.5) }' "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "fail" || b == "fail" || b == 0) print "-"; else printf "%.2f\n", a / b }'; }
 
 # ---- the machine ----------------------------------------------------------------------------
@@ -160,6 +161,12 @@ echo "machine: $(nproc) CPUs ($model), $mem, kernel $(uname -r)"
 echo "sandrun: $SANDRUN ($("$SANDRUN" version 2>/dev/null | head -1))"
 echo "peers: $(tar --version | head -1), skopeo $(skopeo --version | awk '{ print $NF }'), docker-registry $(dpkg-query -W -f='${Version}' docker-registry 2>/dev/null)"
 echo "temp dir: $TMP on $(fs_of "$TMP")"
+# Every tree is kept until the end (see 1. below): about 2 GiB per round.
+need_gib=$((2 * ROUNDS + 2))
+avail_gib=$(( $(df --output=avail -k "$TMP" | tail -1) >> 20 ))
+(( avail_gib >= need_gib )) || die "needs about $need_gib GiB free in $TMP, has $avail_gib GiB"
+[[ $(fs_of "$TMP") == *"no journal"* ]] &&
+  note "the temp dir is on an ext4 without a journal: inodes freed in the last minutes (by a previous run: wait 6 minutes) slow down file creation"
 busy=$(cpu_busy)
 echo "CPU busy before start: $busy%$( ((busy > 10)) && echo "  (something else is running: figures will be noisy)")"
 echo
@@ -275,8 +282,9 @@ layer_tar() {
 
 # ---- 1. import ------------------------------------------------------------------------------
 # Each round: sandrun into a fresh state dir, tar into a fresh dir, both in the temp dir, the
-# first of them alternating; the trees are kept until the end of the section (deleting tens of
-# thousands of inodes between runs would bill the file system's bookkeeping to the next one).
+# first of them alternating. Every tree is kept until the script ends: on an ext4 without a
+# journal, each new inode costs a scan over the inodes freed in the last 1-6 minutes
+# (fs/ext4/ialloc.c, recently_deleted), so deleting a tree would bill the next measurements.
 # The tarballs are read once first (warm page cache for both); nothing is dropped.
 log "1. import: $ROUNDS rounds of sandrun image import --rootfs vs tar -x (uncompressed and gzip)"
 cat "$ROOTFS_TAR" "$ROOTFS_GZ" >/dev/null
@@ -309,14 +317,18 @@ first=$(ls -d "$IMP"/sr-tar-1/layers/sha256/*/ 2>/dev/null | head -1)
 if [[ -n $first ]] && ! diff -r --no-dereference -q "$first" "$IMP/tar-tar-1" >"$TMP/imp-diff.log" 2>&1; then
   note "sandrun's layer differs from tar -x's tree: $(head -3 "$TMP/imp-diff.log")"
 fi
-imp_sr_mib=$(du -sm "${first:-/dev/null}" 2>/dev/null | cut -f1)
-rm -rf "$IMP"
+store_size() {  # STATE_DIR -> "N MiB (layer L MiB, blobs B MiB)"
+  local l b; l=$(du -sm "$1/layers" | cut -f1); b=$(du -sm "$1/blobs" | cut -f1)
+  echo "$((l + b)) MiB (layer $l MiB, blobs $b MiB)"
+}
+imp_store_tar=$(store_size "$IMP/sr-tar-1" 2>/dev/null)
+imp_store_gz=$(store_size "$IMP/sr-gz-1" 2>/dev/null)
 
 # ---- 2. pull --------------------------------------------------------------------------------
 # The rootfs as 5 gzip layers, split by directory: the top level but /usr and /var; /var;
 # /usr/share; /usr/lib; the rest of /usr.
 log "2. pull: building a 5-layer image, starting docker-registry"
-L=$TMP/layers
+L=$TMP/pull-layers
 mkdir "$L"
 top=()
 for p in "$ROOTFS"/* "$ROOTFS"/.[!.]*; do
@@ -419,7 +431,6 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 busy_note "after pull"
 kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null; REG_PID=''
-rm -rf "$PULL"
 
 # ---- 3. warm start ------------------------------------------------------------------------
 # busybox: the built-in image. bb1: its layer imported as a 1-layer OCI image (the same config
@@ -429,7 +440,7 @@ SR_ROOT=$TMP/warm
 SR_ROOTS+=("$SR_ROOT")
 "$SANDRUN" --root "$SR_ROOT" exec -- /bin/true >>"$TMP/cmd.log" 2>&1 || die "sandrun exec -- /bin/true failed: $(tail -3 "$TMP/cmd.log")"
 bb_layer=$(ls -d "$SR_ROOT"/layers/sha256/*/ | head -1)
-L=$TMP/layers
+L=$TMP/warm-layers
 mkdir -p "$L" && tar -C "$bb_layer" --numeric-owner -cf "$L/bb.tar" . || die "cannot tar the busybox layer"
 extra=()
 for ((k = 1; k <= EXTRA_LAYERS; k++)); do
@@ -473,13 +484,13 @@ busy_note "after warm start"
 echo
 echo "1. Import of the rootfs tarball into a fresh state dir / dir (ms, median of $ROUNDS; page cache warm)"
 echo "   'until synced' adds a sync(1) after the command: sandrun syncs its layer itself, tar does not"
-fmt='   %-40s %9s %9s %15s\n'
-printf "$fmt" "" "median" "p90" "until synced"
+fmt='   %-40s %9s %9s %15s   %s\n'
+printf "$fmt" "" "median" "p90" "until synced" "rounds, in order"
 for kind in tar gz; do
   for who in tar sandrun; do
     read -r m p _ <<<"$(stats "$TMP/imp-$who-$kind")"
     if [[ $who == tar ]]; then lbl="tar -x${kind/tar/}f"; lbl=${lbl/gz/z}; else lbl="sandrun image import --rootfs"; fi
-    printf "$fmt" "$lbl ($kind)" "$m" "${p:--}" "$(med "$TMP/imps-$who-$kind")"
+    printf "$fmt" "$lbl ($kind)" "$m" "${p:--}" "$(med "$TMP/imps-$who-$kind")" "$(rounds "$TMP/imp-$who-$kind")"
   done
 done
 declare -A R
@@ -488,17 +499,17 @@ R[imp_gz]=$(ratio "$(med "$TMP/imp-sandrun-gz")" "$(med "$TMP/imp-tar-gz")")
 R[imps_tar]=$(ratio "$(med "$TMP/imps-sandrun-tar")" "$(med "$TMP/imps-tar-tar")")
 R[imps_gz]=$(ratio "$(med "$TMP/imps-sandrun-gz")" "$(med "$TMP/imps-tar-gz")")
 echo "   sandrun / tar: uncompressed ${R[imp_tar]}x (${R[imps_tar]}x until synced), gzip ${R[imp_gz]}x (${R[imps_gz]}x until synced)"
-echo "   sandrun's layer: ${imp_sr_mib:-?} MiB on disk"
+echo "   sandrun's state dir after the import: ${imp_store_tar:-?} from the tar, ${imp_store_gz:-?} from the tar.gz"
 
 echo
 echo "2. Pull of the 5-layer image from docker-registry on 127.0.0.1 (ms, median of $ROUNDS)"
-printf "$fmt" "" "median" "p90" "until synced"
+printf "$fmt" "" "median" "p90" "until synced" "rounds, in order"
 read -r m p _ <<<"$(stats "$TMP/pull-skopeo")"
-printf "$fmt" "skopeo copy docker:// oci:" "$m" "${p:--}" "$(med "$TMP/pulls-skopeo")"
+printf "$fmt" "skopeo copy docker:// oci:" "$m" "${p:--}" "$(med "$TMP/pulls-skopeo")" "$(rounds "$TMP/pull-skopeo")"
 read -r m p _ <<<"$(stats "$TMP/pull-sandrun")"
-printf "$fmt" "sandrun image pull" "$m" "${p:--}" "$(med "$TMP/pulls-sandrun")"
+printf "$fmt" "sandrun image pull" "$m" "${p:--}" "$(med "$TMP/pulls-sandrun")" "$(rounds "$TMP/pull-sandrun")"
 read -r m p _ <<<"$(stats "$TMP/pull-untar")"
-printf "$fmt" "(reference: tar -xzf of the 5 blobs)" "$m" "${p:--}" "$(med "$TMP/pulls-untar")"
+printf "$fmt" "(reference: tar -xzf of the 5 blobs)" "$m" "${p:--}" "$(med "$TMP/pulls-untar")" "$(rounds "$TMP/pull-untar")"
 R[pull]=$(ratio "$(med "$TMP/pull-sandrun")" "$(med "$TMP/pull-skopeo")")
 R[pulls]=$(ratio "$(med "$TMP/pulls-sandrun")" "$(med "$TMP/pulls-skopeo")")
 echo "   sandrun / skopeo: ${R[pull]}x (${R[pulls]}x until synced); skopeo keeps the layers compressed, sandrun unpacks them"
