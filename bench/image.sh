@@ -8,7 +8,8 @@
 #    (`tar -xzf` for the gzip one) into a fresh dir, both in the temp dir, page cache warm.
 # 2. Pull: the same rootfs as a 5-layer gzip image in a docker-registry on 127.0.0.1 (started
 #    here): `sandrun image pull` into a fresh state dir against `skopeo copy` to a fresh OCI dir
-#    with a fresh blob-info cache.
+#    with a fresh blob-info cache; and, if podman is installed, against `podman pull` into fresh
+#    storage, which unpacks the layers as sandrun does.
 # 3. Warm start: `sandrun exec --image X -- /bin/true` on the built-in busybox image, on the same
 #    busybox layer imported as a 1-layer OCI image, and on it plus 19 one-file layers; also with
 #    --read-only.
@@ -270,11 +271,15 @@ oci_image() {
 layer_tar() {
   local out=$1; shift
   (cd "$ROOTFS" && {
-    local p
+    local p parent
+    local -A seen=()
     for p in "$@"; do
-      # The parents of p ("./usr" for "./usr/lib"), then p's whole tree.
-      local parent=${p%/*}
-      while [[ $parent != . && $parent != '' ]]; do printf '%s\0' "$parent"; parent=${parent%/*}; done
+      # The parents of p ("./usr" for "./usr/lib"), once each, then p's whole tree.
+      parent=${p%/*}
+      while [[ $parent != . && $parent != '' ]]; do
+        [[ -n ${seen[$parent]:-} ]] || printf '%s\0' "$parent"
+        seen[$parent]=1; parent=${parent%/*}
+      done
       find "$p" -print0
     done
   } | tar --numeric-owner --no-recursion --null -T - -cf "$out")
@@ -411,6 +416,19 @@ pull_skopeo() {  # ROUND
       exec skopeo copy --quiet --insecure-policy --src-tls-verify=false "docker://$2" "oci:$3:5layers"' \
     pull "$c" "$REF" "$d"
 }
+# The like-for-like peer, if installed: `podman pull` also unpacks every layer (into its overlay
+# storage), where skopeo only stores the blobs. Fresh storage each round, in a private mount
+# namespace (its overlay driver mounts its home), its blob-info cache and big temp files there.
+pull_podman() {  # ROUND
+  local d=$PULL/podman-$1
+  mkdir -p "$d/tmp" "$d/cache"
+  timed "$TMP/pull-podman" --sync "$TMP/pulls-podman" unshare -m bash -c '
+      mount --make-rslave / && mkdir -p /var/lib/containers/cache &&
+      mount --bind "$1/cache" /var/lib/containers/cache || exit 1
+      TMPDIR=$1/tmp exec podman --root "$1/root" --runroot "$1/run" --tmpdir "$1/libpod" \
+        --storage-driver overlay --cgroup-manager cgroupfs --events-backend file \
+        pull --quiet --tls-verify=false "$2"' pull "$d" "$REF"
+}
 # A reference, not a peer: what unpacking the same blobs costs without a registry, tar -xzf of
 # each in turn into one fresh dir (sandrun unpacks them while they download, in parallel).
 pull_untar() {  # ROUND
@@ -419,12 +437,22 @@ pull_untar() {  # ROUND
     bash -c 'd=$1; shift; for b; do tar -C "$d" -xzf "$b" || exit 1; done' untar "$d" "${pull_blobs[@]}"
 }
 log "2. pull: $ROUNDS rounds of sandrun image pull vs skopeo copy to an OCI dir (and tar -xzf of the blobs)"
+PULLERS=(sandrun skopeo)
 pull_sandrun 0; pull_skopeo 0  # warm-up (the registry's page cache), not counted
+if ! command -v podman >/dev/null; then
+  note "podman is not installed: no like-for-like pull row (apt-get install podman)"
+elif pull_podman 0; then
+  PULLERS+=(podman)
+else
+  note "podman pull does not work here; skipped"
+fi
+PULLERS+=(untar)
 rm -f "$TMP"/pull-* "$TMP"/pulls-*
 busy_note "before pull"
 for ((round = 1; round <= ROUNDS; round++)); do
-  if (( round % 2 )); then order=(sandrun skopeo untar); else order=(skopeo sandrun untar); fi
-  for who in "${order[@]}"; do
+  np=${#PULLERS[@]}
+  for ((k = 0; k < np; k++)); do  # each round starts at another one
+    who=${PULLERS[(k + round - 1) % np]}
     sync; settle
     "pull_$who" "$round"
   done
@@ -508,11 +536,18 @@ read -r m p _ <<<"$(stats "$TMP/pull-skopeo")"
 printf "$fmt" "skopeo copy docker:// oci:" "$m" "${p:--}" "$(med "$TMP/pulls-skopeo")" "$(rounds "$TMP/pull-skopeo")"
 read -r m p _ <<<"$(stats "$TMP/pull-sandrun")"
 printf "$fmt" "sandrun image pull" "$m" "${p:--}" "$(med "$TMP/pulls-sandrun")" "$(rounds "$TMP/pull-sandrun")"
+if [[ -s $TMP/pull-podman ]]; then
+  read -r m p _ <<<"$(stats "$TMP/pull-podman")"
+  printf "$fmt" "podman pull (unpacks too)" "$m" "${p:--}" "$(med "$TMP/pulls-podman")" "$(rounds "$TMP/pull-podman")"
+fi
 read -r m p _ <<<"$(stats "$TMP/pull-untar")"
 printf "$fmt" "(reference: tar -xzf of the 5 blobs)" "$m" "${p:--}" "$(med "$TMP/pulls-untar")" "$(rounds "$TMP/pull-untar")"
 R[pull]=$(ratio "$(med "$TMP/pull-sandrun")" "$(med "$TMP/pull-skopeo")")
 R[pulls]=$(ratio "$(med "$TMP/pulls-sandrun")" "$(med "$TMP/pulls-skopeo")")
 echo "   sandrun / skopeo: ${R[pull]}x (${R[pulls]}x until synced); skopeo keeps the layers compressed, sandrun unpacks them"
+if [[ -s $TMP/pull-podman ]]; then
+  echo "   sandrun / podman: $(ratio "$(med "$TMP/pull-sandrun")" "$(med "$TMP/pull-podman")")x ($(ratio "$(med "$TMP/pulls-sandrun")" "$(med "$TMP/pulls-podman")")x until synced)"
+fi
 
 echo
 echo "3. Warm start: sandrun exec --image X -- /bin/true, $LAT_RUNS runs (ms)"
@@ -538,5 +573,10 @@ echo "Targets:"
 echo "  import <= 1.2x tar -x:        $(verdict "${R[imp_gz]}" 1.2) gzip (${R[imp_gz]}x), $(verdict "${R[imp_tar]}" 1.2) uncompressed (${R[imp_tar]}x)"
 echo "  pull <= 1.0x skopeo copy:     $(verdict "${R[pull]}" 1.0) (${R[pull]}x)"
 echo "  20 layers start < 10% slower: $(verdict "${R[warm]}" 1.0999) (${R[warm]}x of busybox; ${R[warm_ro]}x read-only; ${R[warm1]}x of the 1-layer OCI import)"
+# Nothing of ours may outlive the run (the registry was killed by its pid, podman's mounts went
+# with its namespace): processes naming the temp dir, mounts under it.
+left=$(pgrep -f -- "$TMP" | tr '\n' ' ')
+[[ -z $left ]] || note "processes still running with $TMP in their command line: $left"
+[[ -z $(mounts_under "$TMP") ]] || note "mounts left under $TMP: $(mounts_under "$TMP" | tr '\n' ' ')"
 busy=$(cpu_busy)
 echo "CPU busy: $(paste -sd';' "$TMP/busy.log" | sed 's/;/; /g'); after the end: $busy%"
