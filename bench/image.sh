@@ -578,5 +578,6 @@ echo "  20 layers start < 10% slower: $(verdict "${R[warm]}" 1.0999) (${R[warm]}
 left=$(pgrep -f -- "$TMP" | tr '\n' ' ')
 [[ -z $left ]] || note "processes still running with $TMP in their command line: $left"
 [[ -z $(mounts_under "$TMP") ]] || note "mounts left under $TMP: $(mounts_under "$TMP" | tr '\n' ' ')"
+echo "temp dir at the end: $(du -sh "$TMP" | cut -f1), $(du -s --inodes "$TMP" | cut -f1) inodes (removed now)"
 busy=$(cpu_busy)
 echo "CPU busy: $(paste -sd';' "$TMP/busy.log" | sed 's/;/; /g'); after the end: $busy%"
