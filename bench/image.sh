@@ -236,7 +236,7 @@ oci_image() {
   local dir=$1 tag=$2; shift 2
   mkdir -p "$dir/blobs/sha256" || return 1
   echo '{"imageLayoutVersion":"1.0.0"}' >"$dir/oci-layout"
-  local t gz diff dig diffs=() descs=()
+  local t diff dig diffs=() descs=()
   for t in "$@"; do
     diff=$(sha256sum "$t" | cut -d' ' -f1)
     gzip -n -c "$t" >"$dir/layer.tmp" || return 1
@@ -254,7 +254,7 @@ oci_image() {
       '{mediaType: $m, digest: $d, size: $s}'
   }
   local cfg man
-  cfg=$(printf '%s\n' "${diffs[@]}" | jq -cRn '{architecture: "amd64", os: "linux",
+  cfg=$(printf '%s\n' "${diffs[@]}" | jq -cRn --arg arch "$(dpkg --print-architecture)" '{architecture: $arch, os: "linux",
       config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["/bin/sh"]},
       rootfs: {type: "layers", diff_ids: [inputs]}}' | blob application/vnd.oci.image.config.v1+json)
   man=$(printf '%s\n' "${descs[@]}" | jq -cn --argjson c "$cfg" '{schemaVersion: 2,
