@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "cache/blob_writer.h"
 #include "cache/digest.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
@@ -26,29 +27,27 @@ struct ArchiveFree {
 };
 using ArchivePtr = std::unique_ptr<struct archive, ArchiveFree>;
 
-// Reader A's client: the tarball exactly as given.
+// Reader A's client: the tarball exactly as given. Its bytes go to the blob writer's thread,
+// which hashes them (the blob digest) and appends them to the blob while this thread extracts.
 struct Source {
   const ReadFn* in = nullptr;
-  int blob = -1;
-  Sha256 sha;
-  uint64_t size = 0;
-  std::vector<char> buf = std::vector<char>(kBufferSize);
+  BlobWriter* blob = nullptr;
+  char* last = nullptr;  // the buffer libarchive read last
+  uint64_t size = 0;     // bytes read so far
 };
 
-// Reads one buffer from the input, hashes it and appends it to the blob. 0 at end, -1 error.
+// Reads one buffer from the input and queues it for the blob. 0 at end, -1 error.
 ssize_t source_pull(Source& s, Error* error) {
-  auto got = (*s.in)(s.buf.data(), s.buf.size());
+  char* buf = s.blob->acquire();
+  s.last = buf;
+  auto got = (*s.in)(buf, s.blob->buffer_size());
   if (!got) {
     *error = std::move(got).error();
     return -1;
   }
   const auto n = static_cast<ssize_t>(*got);
-  s.sha.update(s.buf.data(), static_cast<size_t>(n));
+  if (n > 0) s.blob->submit(static_cast<size_t>(n));
   s.size += static_cast<uint64_t>(n);
-  if (auto r = fs::write_all(s.blob, std::string_view(s.buf.data(), static_cast<size_t>(n))); !r) {
-    *error = std::move(r.error().wrap("store blob"));
-    return -1;
-  }
   return n;
 }
 
@@ -61,13 +60,15 @@ la_ssize_t source_read(struct archive* a, void* client, const void** out) {
     arc().archive_set_error(a, code, "%s", error.message().c_str());
     return -1;
   }
-  *out = s->buf.data();
+  *out = s->last;
   return n;
 }
 
-// Reader B's client: the uncompressed tar, pulled out of reader A.
+// Reader B's client: the uncompressed tar, pulled out of reader A. Not hashed when A passed the
+// input through as it was (no compression): the diff id is then the blob digest.
 struct Stream {
   struct archive* outer = nullptr;
+  bool hash = true;
   Sha256 sha;
   uint64_t size = 0;
   std::vector<char> buf = std::vector<char>(kBufferSize);
@@ -81,7 +82,7 @@ la_ssize_t stream_read(struct archive* b, void* client, const void** out) {
     arc().archive_set_error(b, code ? code : kArchiveErrnoMisc, "%s", archive_text(s->outer));
     return -1;
   }
-  s->sha.update(s->buf.data(), static_cast<size_t>(n));
+  if (s->hash) s->sha.update(s->buf.data(), static_cast<size_t>(n));
   s->size += static_cast<uint64_t>(n);
   *out = s->buf.data();
   return n;
@@ -131,7 +132,7 @@ Result<void> drain_stream(Stream& st) {
     la_ssize_t n = arc().archive_read_data(st.outer, st.buf.data(), st.buf.size());
     if (n == 0) return {};
     if (n < 0) return Error::msg("read: {}", archive_text(st.outer));
-    st.sha.update(st.buf.data(), static_cast<size_t>(n));
+    if (st.hash) st.sha.update(st.buf.data(), static_cast<size_t>(n));
     st.size += static_cast<uint64_t>(n);
   }
 }
@@ -181,14 +182,16 @@ Result<UnpackedLayer> unpack_layer(int in_fd, int blob_fd, int layer_fd,
 Result<UnpackedLayer> unpack_layer(const ReadFn& in, int blob_fd, int layer_fd,
                                    const ExtractOptions& options) {
   SANDRUN_TRY(load_archive_lib());
+  BlobWriter blob(blob_fd);
   Source src;
   src.in = &in;
-  src.blob = blob_fd;
+  src.blob = &blob;
   ArchivePtr outer = SANDRUN_TRY(open_outer(src));
   // Filter 0 is the outermost: the compression the blob was stored with.
   const int compression = arc().archive_filter_code(outer.get(), 0);
   Stream st;
   st.outer = outer.get();
+  st.hash = compression != ARCHIVE_FILTER_NONE;
   ArchivePtr tar = SANDRUN_TRY(open_tar(st));
   UnpackedLayer out;
   out.report = SANDRUN_TRY(extract_layer(layer_fd, tar.get(), options));
@@ -196,9 +199,10 @@ Result<UnpackedLayer> unpack_layer(const ReadFn& in, int blob_fd, int layer_fd,
   SANDRUN_TRY(drain_stream(st));
   outer.reset();
   SANDRUN_TRY(drain_source(src));
-  out.layer.diff_id = st.sha.finish();
-  out.layer.blob_digest = src.sha.finish();
-  out.layer.blob_size = src.size;
+  auto [blob_digest, blob_size] = SANDRUN_TRY(blob.finish());
+  out.layer.blob_digest = blob_digest;
+  out.layer.diff_id = st.hash ? st.sha.finish() : blob_digest;
+  out.layer.blob_size = blob_size;
   out.layer.unpacked_size = out.report.bytes;
   out.layer.media_type = layer_media_type(compression);
   return out;
