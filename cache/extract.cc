@@ -133,6 +133,12 @@ class Extractor {
   ExtractReport report_;
   DeferredDirs dirs_;
   std::set<std::string> skipped_;  // device nodes and sockets not created: links to them too
+  // The parent directory of the last entry, kept open: a tar lists a directory's entries
+  // together, so most entries skip the openat2 walk from the root. Dropped as soon as an entry
+  // names that directory or one above it: only such an entry can replace or remove it.
+  std::string cached_parent_path_;
+  UniqueFd cached_parent_;
+  Result<int> parent_of(const EntryPath& p);
   std::map<std::string, Pending> whiteouts_;  // path of NAME -> its ".wh.NAME" marker
   std::map<std::string, Pending> opaque_;     // directory path -> its marker
 };
@@ -167,17 +173,17 @@ Result<void> Extractor::dispatch(struct archive* a, struct archive_entry* e, std
   if (kind != Marker::none && !is_link && type != AE_IFREG)
     return Error::msg("invalid whiteout {}: {}, not a regular file", quoted(p.base),
                       type_name(type));
-  UniqueFd parent = SANDRUN_TRY(open_parent(root_, p.parent, true));
+  const int parent = SANDRUN_TRY(parent_of(p));
   if (kind != Marker::none) return marker(e, p, kind, raw);
   if (!is_link && (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFSOCK))
-    return device(e, parent.get(), p, type, raw);
-  if (is_link) return hardlink(e, parent.get(), p);
+    return device(e, parent, p, type, raw);
+  if (is_link) return hardlink(e, parent, p);
   skipped_.erase(p.path);
   switch (type) {
-    case AE_IFREG: return regular(a, e, parent.get(), p);
-    case AE_IFDIR: return directory(e, parent.get(), p);
-    case AE_IFLNK: return symlink(e, parent.get(), p);
-    case AE_IFIFO: return fifo(e, parent.get(), p);
+    case AE_IFREG: return regular(a, e, parent, p);
+    case AE_IFDIR: return directory(e, parent, p);
+    case AE_IFLNK: return symlink(e, parent, p);
+    case AE_IFIFO: return fifo(e, parent, p);
     default: return Error::msg("unsupported entry type {:o}", static_cast<unsigned>(type));
   }
 }
@@ -218,6 +224,16 @@ Result<void> Extractor::device(struct archive_entry* e, int parent, const EntryP
   log::debug("layer entry {}: device node or socket skipped (sandrun mounts its own /dev)",
              quoted(raw));
   return {};
+}
+
+Result<int> Extractor::parent_of(const EntryPath& p) {
+  if (cached_parent_ && (cached_parent_path_ == p.path || cached_parent_path_.starts_with(p.path + "/")))
+    cached_parent_.reset();
+  if (!cached_parent_ || cached_parent_path_ != p.parent) {
+    cached_parent_ = SANDRUN_TRY(open_parent(root_, p.parent, true));
+    cached_parent_path_ = p.parent;
+  }
+  return cached_parent_.get();
 }
 
 Result<bool> Extractor::clear_way(int parent, const EntryPath& p, bool keep_dir) {
@@ -284,7 +300,10 @@ Result<void> Extractor::directory(struct archive_entry* e, int parent, const Ent
     bool kept = SANDRUN_TRY(clear_way(parent, p, true));
     if (!kept && ::mkdirat(parent, p.base.c_str(), 0700) < 0) return Error::sys("create directory");
   }
-  UniqueFd dir = SANDRUN_TRY(open_dir_beneath(root_, p.path));
+  // One component below a directory opened beneath the root, not followed if a symlink.
+  UniqueFd dir = p.is_root() ? SANDRUN_TRY(open_dir_beneath(root_, p.path))
+                             : UniqueFd(::openat(parent, p.base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) return Error::sys("open directory");
   EntryMeta m = meta_of(e);
   SANDRUN_TRY(apply_owner(dir.get(), m, options_.chown));
   SANDRUN_TRY(apply_xattrs(dir.get(), e, report_));

@@ -47,6 +47,14 @@ const Breakout kCases[] = {
        return TarBuilder().dir("d").symlink("d/up", kUp).file("d/up" + t + "/canary", "pwned");
      },
      [](auto& t) { return "layer entry \"d/up" + t + "/canary\": parent \"d/up\" is a symlink"; }},
+    // The extractor keeps the last parent directory open: a directory written into, then
+    // replaced by a symlink, must not be written through by the next entry (nor into the
+    // stale, deleted directory: the entry is refused).
+    {"DirectoryReplacedBySymlinkThenWrittenThrough",
+     [](auto& t) {
+       return TarBuilder().dir("d").file("d/a", "x").symlink("d", t).file("d/canary", "pwned");
+     },
+     [](auto&) { return R"(layer entry "d/canary": parent "d" is a symlink)"; }},
     {"SymlinkThenDirectoryThrough",
      [](auto& t) { return TarBuilder().symlink("link", t).dir("link/sub"); },
      [](auto&) { return R"(layer entry "link/sub/": parent "link" is a symlink)"; }},
