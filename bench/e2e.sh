@@ -27,16 +27,9 @@ note() { echo "note: $*" >&2; }
 
 # ---- locate sandrun -------------------------------------------------------------------------
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-build=${1:-build}
-if [[ -x $build/sandrun ]]; then
-  SANDRUN=$(cd "$build" && pwd)/sandrun
-elif [[ -x $here/../$build/sandrun ]]; then
-  SANDRUN=$(cd "$here/../$build" && pwd)/sandrun
-else
-  die "no sandrun binary in $build/ (build it first: cmake --build $build)"
-fi
-[[ $(id -u) == 0 ]] || die "must run as root (containers and peers need it)"
-(( BASH_VERSINFO[0] >= 5 )) || die "needs bash 5 (EPOCHREALTIME)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+locate_sandrun "${1:-build}" "containers and peers need it"
 
 # ---- temp dir, cleanup ----------------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sandrun-e2e.XXXXXX") || die "mktemp failed"
@@ -135,36 +128,10 @@ timed() {
   if (( rc != 0 )); then echo fail >>"$file"; else echo $((t1 - t0)) >>"$file"; fi
 }
 
-# stats FILE -> "median p90 count" in ms (or "fail" when any run failed / no data).
-stats() {
-  [[ -s $1 ]] || { echo fail; return; }
-  grep -q fail "$1" && { echo fail; return; }
-  sort -n "$1" | awk '{ v[NR] = $1 } END {
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    i = int(NR * 0.9 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR
-    printf "%.2f %.2f %d\n", m / 1000, v[i] / 1000, NR }'
-}
 
 # ---- the machine ----------------------------------------------------------------------------
 model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-# How busy the CPUs are over SECONDS (default 1; everything on the machine, in %).
-cpu_busy() {
-  local a b
-  a=$(head -1 /proc/stat); sleep "${1:-1}"; b=$(head -1 /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { na = split(a, x); split(b, y); t = 0
-    for (i = 2; i <= na; i++) t += y[i] - x[i]
-    idle = (y[5] - x[5]) + (y[6] - x[6]); printf "%.0f\n", t ? 100 * (t - idle) / t : 0 }'
-}
-# Waits (at most 5 s) until the CPUs are idle again. A runtime leaves work behind when it
-# ends: bwrap's orphaned container inits are reaped by PID 1 a second or two later, and
-# namespaces are freed asynchronously; that must not be billed to the next one measured.
-settle() {
-  local i
-  for ((i = 0; i < 25; i++)); do
-    (( $(cpu_busy 0.2) < 10 )) && return
-  done
-}
 busy=$(cpu_busy)
 echo "sandrun e2e benchmark, $(date -u +%F) ($(date -u +%T) UTC)"
 echo "machine: $(nproc) CPUs ($model), $mem, kernel $(uname -r)"

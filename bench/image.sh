@@ -36,16 +36,9 @@ log() { echo "$*" >&2; }
 
 # ---- locate sandrun, check the tools --------------------------------------------------------
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-build=${1:-build}
-if [[ -x $build/sandrun ]]; then
-  SANDRUN=$(cd "$build" && pwd)/sandrun
-elif [[ -x $here/../$build/sandrun ]]; then
-  SANDRUN=$(cd "$here/../$build" && pwd)/sandrun
-else
-  die "no sandrun binary in $build/ (build it first: cmake --build $build)"
-fi
-[[ $(id -u) == 0 ]] || die "must run as root (debootstrap, tar -x of a rootfs, containers)"
-(( BASH_VERSINFO[0] >= 5 )) || die "needs bash 5 (EPOCHREALTIME)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+locate_sandrun "${1:-build}" "debootstrap, tar -x of a rootfs, containers"
 for tool in debootstrap skopeo docker-registry jq gzip sha256sum tar; do
   command -v "$tool" >/dev/null || die "$tool is not installed (ci/install-deps.sh installs all but debootstrap: apt-get install debootstrap)"
 done
@@ -84,23 +77,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---- timing and statistics (as bench/e2e.sh) --------------------------------------------------
-# How busy the CPUs are over SECONDS (default 1; everything on the machine, in %).
-cpu_busy() {
-  local a b
-  a=$(head -1 /proc/stat); sleep "${1:-1}"; b=$(head -1 /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { na = split(a, x); split(b, y); t = 0
-    for (i = 2; i <= na; i++) t += y[i] - x[i]
-    idle = (y[5] - x[5]) + (y[6] - x[6]); printf "%.0f\n", t ? 100 * (t - idle) / t : 0 }'
-}
-# Waits (at most 5 s) until the CPUs are idle, so that the work one command leaves behind (the
-# kernel writing back, freeing namespaces) is not billed to the next.
-settle() {
-  local i
-  for ((i = 0; i < 25; i++)); do
-    (( $(cpu_busy 0.2) < 10 )) && return
-  done
-}
+# ---- timing (cpu_busy, settle and stats come from bench/lib.sh) ------------------------------
 busy_note() {  # WHEN: prints how busy the CPUs are, and flags a disturbed measurement
   local b; b=$(cpu_busy)
   log "  CPU busy $1: $b%$( ((b > 10)) && echo "  (something else is running: figures will be noisy)")"
@@ -128,15 +105,6 @@ timed() {
   fi
 }
 
-# stats FILE -> "median p90 count" in ms (or "fail" when any run failed / no data).
-stats() {
-  [[ -s $1 ]] || { echo fail; return; }
-  grep -q fail "$1" && { echo fail; return; }
-  sort -n "$1" | awk '{ v[NR] = $1 } END {
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    i = int(NR * 0.9 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR
-    printf "%.2f %.2f %d\n", m / 1000, v[i] / 1000, NR }'
-}
 med() { local s; s=$(stats "$1"); echo "${s%% *}"; }
 rounds() { awk '{ printf "%s%s", (NR > 1) ? " " : "", ($1 == "fail") ? "fail" : int($1 / 1000 + 0.5) }' "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "fail" || b == "fail" || b == 0) print "-"; else printf "%.2f\n", a / b }'; }
