@@ -230,14 +230,7 @@ Result<ImageRecord> Importer::commit(Garbage& garbage) {
   SANDRUN_TRY(sync_dir(layout_.layers));
   std::optional<ImageRecord> old = index.put(record);
   SANDRUN_TRY(save_index(layout_, index));
-  if (old) {
-    for (const auto& l : old->layers) {
-      if (!index.uses_layer(l.diff_id)) SANDRUN_TRY(drop_layer(layout_, l.diff_id, garbage));
-      if (!index.uses_blob(l.blob_digest)) SANDRUN_TRY(drop_blob(layout_, l.blob_digest));
-    }
-    for (const auto* blob : {&old->id, &old->manifest_digest})
-      if (!blob->empty() && !index.uses_blob(*blob)) SANDRUN_TRY(drop_blob(layout_, *blob));
-  }
+  if (old) SANDRUN_TRY(drop_unused(layout_, index, *old, garbage));
   return record;
 }
 

@@ -2,6 +2,7 @@
 #include "cache/index.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -178,6 +179,31 @@ Result<Index> index_from_json(const std::string& text) {
   std::sort(index.images.begin(), index.images.end(),
             [](const ImageRecord& a, const ImageRecord& b) { return a.ref() < b.ref(); });
   return index;
+}
+
+Result<void> drop_unused(const Layout& layout, const Index& index, const ImageRecord& old, Garbage& garbage) {
+  for (const auto& l : old.layers) {
+    if (!index.uses_layer(l.diff_id)) SANDRUN_TRY(drop_layer(layout, l.diff_id, garbage));
+    if (!index.uses_blob(l.blob_digest)) SANDRUN_TRY(drop_blob(layout, l.blob_digest));
+  }
+  for (const auto* blob : {&old.id, &old.manifest_digest})
+    if (!blob->empty() && !index.uses_blob(*blob)) SANDRUN_TRY(drop_blob(layout, *blob));
+  return {};
+}
+
+Result<UnreferencedBlobs> drop_unreferenced(const Layout& layout, const Index& index, Garbage& garbage) {
+  SANDRUN_TRY(sweep_tmp(layout, garbage));
+  for (const std::string& diff_id : SANDRUN_TRY(list_digests(layout.layers)))
+    if (!index.uses_layer(diff_id)) SANDRUN_TRY(drop_layer(layout, diff_id, garbage));
+  UnreferencedBlobs blobs;
+  for (const std::string& digest : SANDRUN_TRY(list_digests(layout.blobs))) {
+    if (index.uses_blob(digest)) continue;
+    struct stat st;
+    if (::lstat(layout.blob_path(digest).c_str(), &st) == 0) blobs.bytes += static_cast<uint64_t>(st.st_size);
+    SANDRUN_TRY(drop_blob(layout, digest));
+    ++blobs.count;
+  }
+  return blobs;
 }
 
 Result<Index> load_index(const Layout& layout) {

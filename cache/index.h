@@ -35,6 +35,18 @@ Result<Index> load_index(const Layout& layout);
 // Call with the exclusive cache lock held.
 Result<void> save_index(const Layout& layout, const Index& index);
 
+// With the exclusive cache lock held, after `old` left `index` (removed or replaced): the
+// layers and blobs only it used go (a leased layer stays, see drop_layer).
+Result<void> drop_unused(const Layout& layout, const Index& index, const ImageRecord& old, Garbage& garbage);
+
+// With the exclusive cache lock held: stale tmp/ entries (crashed imports), and every layer and
+// blob no image of `index` references (a crash between commit steps, a layer a lease kept).
+struct UnreferencedBlobs {
+  size_t count = 0;
+  uint64_t bytes = 0;
+};
+Result<UnreferencedBlobs> drop_unreferenced(const Layout& layout, const Index& index, Garbage& garbage);
+
 // The JSON text of an index (exposed for tests).
 std::string index_to_json(const Index& index);
 Result<Index> index_from_json(const std::string& text);

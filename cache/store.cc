@@ -44,15 +44,10 @@ namespace sandrun::cache {
 
 namespace {
 
-// Under the exclusive lock: stale tmp/ entries, and layers and blobs no image references
-// (left by a crash between commit steps, or kept by a lease when their image was removed).
+// Under the exclusive lock: what crashed imports left and what no image references.
 Result<void> collect_garbage(const Layout& layout, Garbage& garbage) {
-  SANDRUN_TRY(sweep_tmp(layout, garbage));
   Index index = SANDRUN_TRY(load_index(layout));
-  for (const std::string& diff_id : SANDRUN_TRY(list_digests(layout.layers)))
-    if (!index.uses_layer(diff_id)) SANDRUN_TRY(drop_layer(layout, diff_id, garbage));
-  for (const std::string& digest : SANDRUN_TRY(list_digests(layout.blobs)))
-    if (!index.uses_blob(digest)) SANDRUN_TRY(drop_blob(layout, digest));
+  SANDRUN_TRY(drop_unreferenced(layout, index, garbage));
   return {};
 }
 
@@ -121,12 +116,7 @@ Result<RemoveReport> Store::remove(std::string_view ref) {
     // The record goes first: a crash after this leaves unreferenced layers (collected later),
     // never a record pointing at a deleted layer.
     SANDRUN_TRY(save_index(layout, index));
-    for (const auto& l : old->layers) {
-      if (!index.uses_layer(l.diff_id)) SANDRUN_TRY(drop_layer(layout, l.diff_id, garbage));
-      if (!index.uses_blob(l.blob_digest)) SANDRUN_TRY(drop_blob(layout, l.blob_digest));
-    }
-    for (const auto* blob : {&old->id, &old->manifest_digest})
-      if (!blob->empty() && !index.uses_blob(*blob)) SANDRUN_TRY(drop_blob(layout, *blob));
+    SANDRUN_TRY(drop_unused(layout, index, *old, garbage));
   }
   report.removed_layers = garbage.removed_layers;
   report.kept_in_use = garbage.kept_in_use;

@@ -58,25 +58,6 @@ int64_t last_use(const Layout& layout, const ImageRecord& r) {
   return r.created;
 }
 
-// Under the exclusive lock, after the index lost some records: every layer and blob nothing
-// references any more goes (a leased layer stays until a later prune).
-Result<void> drop_unreferenced(const Layout& layout, const Index& index, Garbage& garbage, PruneReport& report) {
-  SANDRUN_TRY(sweep_tmp(layout, garbage));
-  for (const std::string& diff_id : SANDRUN_TRY(list_digests(layout.layers))) {
-    if (index.uses_layer(diff_id)) continue;
-    size_t before = garbage.removed_layers.size();
-    SANDRUN_TRY(drop_layer(layout, diff_id, garbage));
-    report.layers_removed += garbage.removed_layers.size() - before;
-  }
-  for (const std::string& digest : SANDRUN_TRY(list_digests(layout.blobs))) {
-    if (index.uses_blob(digest)) continue;
-    report.bytes_freed += file_size(layout.blob_path(digest));
-    SANDRUN_TRY(drop_blob(layout, digest));
-    ++report.blobs_removed;
-  }
-  return {};
-}
-
 // File data under a doomed layer directory, counted before it is deleted.
 thread_local uint64_t g_tree_bytes = 0;
 int add_file(const char*, const struct stat* st, int type, struct FTW*) {
@@ -108,8 +89,7 @@ Result<ImageRecord> Store::tag(std::string_view src, std::string_view dst) {
     record.tag = to.tag;
     std::optional<ImageRecord> old = index.put(record);
     SANDRUN_TRY(save_index(layout, index));
-    PruneReport ignored;
-    if (old) SANDRUN_TRY(drop_unreferenced(layout, index, garbage, ignored));
+    if (old) SANDRUN_TRY(drop_unused(layout, index, *old, garbage));
   }
   return record;
 }
@@ -145,7 +125,10 @@ Result<PruneReport> Store::prune(const PruneOptions& options) {
       report.removed_images.push_back(ref);
     }
     SANDRUN_TRY(save_index(layout, index));
-    SANDRUN_TRY(drop_unreferenced(layout, index, garbage, report));
+    const UnreferencedBlobs blobs = SANDRUN_TRY(drop_unreferenced(layout, index, garbage));
+    report.layers_removed = garbage.removed_layers.size();
+    report.blobs_removed = blobs.count;
+    report.bytes_freed += blobs.bytes;
     report.size_after = images_size(layout, remaining());
   }
   for (const auto& doomed : garbage.doomed) {
