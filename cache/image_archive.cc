@@ -80,10 +80,11 @@ Result<std::string> ArchiveDir::read_blob(const oci::Descriptor& d) const {
 
 // The image a manifest descriptor of an OCI layout names; an index (multi-platform) is
 // followed to the entry for `platform`.
-Result<SourceImage> oci_image(const ArchiveDir& dir, const oci::Descriptor& top, const oci::Platform& platform) {
+Result<SourceImage> oci_image(const ArchiveDir& dir, const oci::Descriptor& top, const Platform& platform) {
   oci::Descriptor d = top;
   std::string doc = SANDRUN_TRY(dir.read_blob(d));
-  if (oci::kind_of(d.media_type, doc) == oci::DocKind::index) {
+  std::string type;
+  if (SANDRUN_TRY(classify_manifest(doc, d.media_type, &type)) == ManifestKind::index) {
     oci::Index nested = SANDRUN_TRY(oci::parse_index(doc));
     auto found = oci::for_platform(nested, platform);
     if (found.empty())
@@ -91,20 +92,20 @@ Result<SourceImage> oci_image(const ArchiveDir& dir, const oci::Descriptor& top,
     d = *found.front();
     doc = SANDRUN_TRY(dir.read_blob(d));
   }
-  if (oci::kind_of(d.media_type, doc) != oci::DocKind::manifest)
-    return Error::msg("{} is not an image manifest (media type {})", d.digest, cache::quoted(d.media_type));
+  if (SANDRUN_TRY(classify_manifest(doc, d.media_type, &type)) != ManifestKind::image)
+    return Error::msg("{} is an index inside an index, which sandrun does not follow", d.digest);
   oci::Manifest m = SANDRUN_TRY(oci::parse_manifest(doc));
   SourceImage image;
   image.config = SANDRUN_TRY(dir.read_blob(m.config));
   image.config_digest = m.config.digest;
   image.manifest = doc;
   image.manifest_digest = d.digest;
-  image.manifest_media_type = m.media_type.empty() ? std::string(d.media_type) : m.media_type;
+  image.manifest_media_type = type;  // its own mediaType, else the descriptor's, else by shape
   image.layers = m.layers;
   return image;
 }
 
-Result<std::vector<Candidate>> read_oci_layout(const ArchiveDir& dir, const oci::Platform& platform) {
+Result<std::vector<Candidate>> read_oci_layout(const ArchiveDir& dir, const Platform& platform) {
   std::string layout = SANDRUN_TRY(dir.read_small("oci-layout"));
   auto j = nlohmann::json::parse(layout, nullptr, false);
   if (!j.is_object() || !j.contains("imageLayoutVersion"))
@@ -220,9 +221,9 @@ Result<void> unpack_archive_file(const std::string& path, int into) {
 Result<std::vector<ImportedImage>> Store::import_archive(const std::string& path, std::string_view name,
                                                          const ImportOptions& options) {
   auto fail = [&](Error e) { return std::move(e.wrap(fmt::format("import {}", path))); };
-  oci::Platform platform = oci::host_platform();
+  Platform platform = host_platform();
   if (!options.platform.empty()) {
-    auto p = oci::parse_platform(options.platform);
+    auto p = parse_platform(options.platform);
     if (!p) return fail(std::move(p).error());
     platform = *p;
   }

@@ -90,11 +90,6 @@ Result<void> recompress(int in, int out, bool zstd) {
   return {};
 }
 
-bool is_oci_layer_type(std::string_view t) {
-  return t == media::kOciLayer || t == media::kOciLayerGzip || t == media::kOciLayerZstd || t == media::kDockerLayerGzip ||
-         t == "application/vnd.docker.image.rootfs.diff.tar";
-}
-
 struct SavedLayer {
   oci::Descriptor desc;
   UniqueFd fd;  // the blob in the store (opened under the cache lock), or the recompressed one
@@ -136,7 +131,7 @@ Result<void> Saver::convert_layers() {
   for (size_t i = 0; i < layers_.size(); ++i) {
     SavedLayer& s = layers_[i];
     const std::string& type = image_.layers[i].media_type;
-    const bool convert = options_.zstd ? type != media::kOciLayerZstd : !is_oci_layer_type(type);
+    const bool convert = options_.zstd ? type != media::kOciLayerZstd : !oci::is_standard_layer_type(type);
     if (!convert) continue;
     if (!tmp_) tmp_ = SANDRUN_TRY(TempEntry::create(layout_, "save"));
     const std::string name = "L" + std::to_string(i);

@@ -72,14 +72,24 @@ Platform platform_of(const Json& entry) {
   return p;
 }
 
-bool matches(const Platform& have, const Platform& want) {
+}  // namespace
+
+bool platform_matches(const Platform& have, const Platform& want) {
   if (have.os != want.os || have.architecture != want.architecture) return false;
   if (want.variant.empty()) return true;
   return normal_variant(have.architecture, have.variant) ==
          normal_variant(want.architecture, want.variant);
 }
 
-}  // namespace
+Platform host_platform() {
+#if defined(__x86_64__)
+  return {"linux", "amd64", ""};
+#elif defined(__aarch64__)
+  return {"linux", "arm64", "v8"};
+#else
+  return {"linux", "unknown", ""};
+#endif
+}
 
 Result<ManifestKind> classify_manifest(std::string_view bytes, std::string_view content_type,
                                        std::string* media_type) {
@@ -135,7 +145,7 @@ Result<Descriptor> select_platform(std::string_view index_bytes, const Platform&
     const Json& entry = (*list)[i];
     if (!entry.is_object()) return Error::msg("index entry {} is not an object", i);
     Platform have = platform_of(entry);
-    if (!matches(have, want)) {
+    if (!platform_matches(have, want)) {
       // BuildKit's attestations are listed as unknown/unknown: not a platform to offer.
       if (!have.os.empty() && have.os != "unknown") available.push_back(have.str());
       continue;

@@ -64,6 +64,11 @@ struct Platform {
   std::string str() const;
 };
 Result<Platform> parse_platform(std::string_view text);
+// The platform sandrun runs on: linux and the architecture it was built for.
+Platform host_platform();
+// Whether an image for `have` runs on `want`: same os and architecture; the variants compared
+// after the usual defaults (arm64 is v8, arm is v7) when `want` names one.
+bool platform_matches(const Platform& have, const Platform& want);
 
 // The manifest of an index (or manifest list) that runs on `want`. Variants compare after
 // the usual defaults (arm64 is v8, arm is v7); a wanted platform without a variant takes any.

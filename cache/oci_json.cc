@@ -71,59 +71,15 @@ Result<Descriptor> descriptor_of(const json& d, std::string_view what) {
 }
 
 bool is_layer_type(std::string_view t) {
-  return t == media::kOciLayer || t == media::kOciLayerGzip || t == media::kOciLayerZstd || t == media::kDockerLayerGzip ||
-         t == "application/vnd.docker.image.rootfs.diff.tar" ||
-         t == "application/vnd.oci.image.layer.nondistributable.v1.tar" ||
+  return is_standard_layer_type(t) || t == "application/vnd.oci.image.layer.nondistributable.v1.tar" ||
          t == "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" ||
          t == "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
 }
-
 }  // namespace
 
-std::string Platform::str() const {
-  std::string s = os + "/" + architecture;
-  if (!variant.empty()) s += "/" + variant;
-  return s;
-}
-
-Result<Platform> parse_platform(std::string_view text) {
-  std::vector<std::string> parts;
-  for (size_t pos = 0;;) {
-    size_t slash = text.find('/', pos);
-    parts.emplace_back(text.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos));
-    if (slash == std::string_view::npos) break;
-    pos = slash + 1;
-  }
-  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty() ||
-      (parts.size() == 3 && parts[2].empty()))
-    return Error::msg("platform {} must be OS/ARCH or OS/ARCH/VARIANT, like linux/amd64", cache::quoted(text));
-  Platform p{parts[0], parts[1], parts.size() == 3 ? parts[2] : ""};
-  return p;
-}
-
-Platform host_platform() {
-#if defined(__x86_64__)
-  return {"linux", "amd64", ""};
-#elif defined(__aarch64__)
-  return {"linux", "arm64", "v8"};
-#else
-  return {"linux", "unknown", ""};
-#endif
-}
-
-DocKind kind_of(std::string_view media_type, std::string_view text) {
-  std::string type(media_type);
-  if (type.empty()) {
-    json doc = json::parse(text.begin(), text.end(), nullptr, false);
-    if (doc.is_object()) {
-      if (auto t = doc.find("mediaType"); t != doc.end() && t->is_string()) type = t->get<std::string>();
-      else if (doc.contains("manifests")) return DocKind::index;
-      else if (doc.contains("layers")) return DocKind::manifest;
-    }
-  }
-  if (type == media::kOciIndex || type == media::kDockerList) return DocKind::index;
-  if (type == media::kOciManifest || type == media::kDockerManifest) return DocKind::manifest;
-  return DocKind::unknown;
+bool is_standard_layer_type(std::string_view t) {
+  return t == media::kOciLayer || t == media::kOciLayerGzip || t == media::kOciLayerZstd || t == media::kDockerLayerGzip ||
+         t == "application/vnd.docker.image.rootfs.diff.tar";
 }
 
 Result<Index> parse_index(std::string_view text) {
@@ -187,9 +143,7 @@ std::vector<const Descriptor*> for_platform(const Index& index, const Platform& 
       out.push_back(&d);
       continue;
     }
-    const Platform& p = *d.platform;
-    if (p.os != platform.os || p.architecture != platform.architecture) continue;
-    if (!p.variant.empty() && !platform.variant.empty() && p.variant != platform.variant) continue;
+    if (!platform_matches(*d.platform, platform)) continue;
     out.push_back(&d);
   }
   return out;

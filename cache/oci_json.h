@@ -1,7 +1,7 @@
 // Reading the OCI image-spec JSON documents (index, manifest, config) and Docker's equivalents
 // (manifest list, schema2 manifest), as found in OCI layouts, docker-save archives and
 // registries. Nothing here trusts the input: sizes, digests and media types are checked.
-// The media types are cache/manifest.h's (media::), shared with the registry client.
+// The media types and platforms are cache/manifest.h's, shared with the registry client.
 #pragma once
 
 #include <cstdint>
@@ -22,17 +22,6 @@ inline constexpr std::string_view kFullNameAnnotation = "io.containerd.image.nam
 
 // JSON documents larger than this are refused (real ones are a few KiB).
 inline constexpr uint64_t kMaxDocumentSize = 4 << 20;
-
-struct Platform {
-  std::string os;            // "linux"
-  std::string architecture;  // "amd64"
-  std::string variant;       // "v8", or empty
-  std::string str() const;   // "linux/amd64", "linux/arm64/v8"
-};
-// "linux/amd64" or "linux/arm/v7"; anything else is an error.
-Result<Platform> parse_platform(std::string_view text);
-// The platform sandrun runs on (linux and the architecture it was built for).
-Platform host_platform();
 
 struct Descriptor {
   std::string media_type;
@@ -55,9 +44,9 @@ struct Manifest {
   std::vector<Descriptor> layers;  // bottom first
 };
 
-// What kind of document `media_type` (or, when empty, the JSON's own mediaType) is.
-enum class DocKind { index, manifest, unknown };
-DocKind kind_of(std::string_view media_type, std::string_view json);
+// The layer media types image tools read: tar, tar+gzip, tar+zstd (OCI), Docker's tar and
+// tar.gzip. Manifests of a local layout may also name their non-distributable variants.
+bool is_standard_layer_type(std::string_view media_type);
 
 Result<Index> parse_index(std::string_view json);
 // Checks the layers' media types (tar, gzip, zstd; no foreign layers with "urls").
@@ -71,8 +60,8 @@ struct Config {
 };
 Result<Config> parse_config(std::string_view json);
 
-// The entries of `index` for `platform`: exact os/architecture, and the variant when both say
-// one. Entries without a platform match any (a layout with one image often has none).
+// The entries of `index` for `platform` (platform_matches); entries without a platform match
+// any (a layout with one image often has none).
 std::vector<const Descriptor*> for_platform(const Index& index, const Platform& platform);
 // "linux/amd64, linux/arm64" of the index's entries, for messages.
 std::string platforms_of(const Index& index);

@@ -25,8 +25,8 @@ struct RegistryOptions {
   std::string auth_file;
   // CA certificates (PEM) for HTTPS; empty: the system's CA store.
   std::string ca_file;
-  // The platform chosen from an image index ("os/arch[/variant]").
-  std::string platform = "linux/amd64";
+  // The platform chosen from an image index ("os/arch[/variant]"): the host's by default.
+  std::string platform = host_platform().str();
   // Blobs downloaded at once by fetch_blobs() unless it is told otherwise.
   unsigned parallel = 4;
   // When set and it becomes true, transfers stop and calls fail with "cancelled".

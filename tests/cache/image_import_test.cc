@@ -145,7 +145,7 @@ TEST_F(ImageImportTest, AnIndexOfPlatformsGivesTheHostsImageOrTheOneAskedFor) {
             "import " + layout + ": manifest " + nlohmann::json::parse(read_file(layout + "/index.json"))["manifests"][0]["digest"].get<std::string>() +
                 ": no image for linux/s390x (it has linux/amd64, linux/arm64)");
   EXPECT_EQ(import_error(layout, "", "linux"),
-            "import " + layout + ": platform \"linux\" must be OS/ARCH or OS/ARCH/VARIANT, like linux/amd64");
+            "import " + layout + ": invalid platform \"linux\": expected os/architecture[/variant], e.g. linux/amd64");
 }
 
 TEST_F(ImageImportTest, ATamperedLayerFailsWithADigestMismatchAndCommitsNothing) {
