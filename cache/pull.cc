@@ -136,13 +136,11 @@ Result<PulledImage> Store::pull(std::string_view text, const PullOptions& option
   image.manifest_digest = m.digest;
   image.manifest_media_type = m.media_type;
   image.config_digest = m.config.digest;
-  // A config the store has (another tag of the same image) is not fetched again.
-  const std::string local_config = layout.blob_path(m.config.digest);
-  if (auto text = fs::exists(local_config) ? fs::read_file(local_config) : Result<std::string>(Error::msg("")); text && sha256_of(*text) == m.config.digest) {
-    image.config = std::move(*text);
-  } else {
-    image.config = SANDRUN_TRY(client.fetch_config(m.config));
-  }
+  // A config the store has (another tag of the same image) is not fetched again, unless it no
+  // longer matches its digest.
+  auto local_config = fs::read_file(layout.blob_path(m.config.digest));
+  const bool intact = local_config && sha256_of(*local_config) == m.config.digest;
+  image.config = intact ? std::move(*local_config) : SANDRUN_TRY(client.fetch_config(m.config));
   for (const auto& l : m.layers) image.layers.push_back({l.media_type, l.digest, l.size, std::nullopt, "", ""});
   ImageRef record_ref = ref;
   if (!record_ref.digest.empty()) record_ref.digest = m.digest;
