@@ -82,10 +82,8 @@ int cmd_image_pull(const GlobalOptions& g, const std::vector<std::string>& refs)
       console_write(STDOUT_FILENO, fmt::format("{} is up to date ({})\n", r->record.ref(), r->record.manifest_digest));
       continue;
     }
-    console_write(STDOUT_FILENO,
-                  fmt::format("pulled {} ({}): {} layer{} downloaded, {} already here, {} in {}\n", r->record.ref(),
-                              r->record.manifest_digest, r->stats.layers_unpacked, r->stats.layers_unpacked == 1 ? "" : "s",
-                              r->stats.layers_reused, config::format_size(r->stats.bytes_read), config::format_duration(ms)));
+    console_write(STDOUT_FILENO, fmt::format("pulled {} ({}): {}\n", r->record.ref(), r->record.manifest_digest,
+                                             pull_summary(*r, ms)));
   }
   return status;
 }

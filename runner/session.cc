@@ -51,10 +51,7 @@ Result<cache::ImageRecord> pull_now(cache::Store& store, const std::string& ref,
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
   console_write(STDERR_FILENO, pulled.up_to_date
                                    ? fmt::format("sandrun: {} is up to date\n", pulled.record.ref())
-                                   : fmt::format("sandrun: pulled {} ({} layer{} downloaded, {} already here, {} in {})\n",
-                                                 pulled.record.ref(), pulled.stats.layers_unpacked,
-                                                 pulled.stats.layers_unpacked == 1 ? "" : "s", pulled.stats.layers_reused,
-                                                 config::format_size(pulled.stats.bytes_read), config::format_duration(ms)));
+                                   : fmt::format("sandrun: pulled {} ({})\n", pulled.record.ref(), pull_summary(pulled, ms)));
   return std::move(pulled.record);
 }
 
@@ -77,6 +74,12 @@ Result<cache::ImageRecord> obtain_image(cache::Store& store, const config::JobSp
 }
 
 }  // namespace
+
+std::string pull_summary(const cache::PulledImage& pulled, std::chrono::milliseconds took) {
+  const cache::ImportStats& s = pulled.stats;
+  return fmt::format("{} layer{} downloaded, {} already here, {} in {}", s.layers_unpacked, s.layers_unpacked == 1 ? "" : "s",
+                     s.layers_reused, config::format_size(s.bytes_read), config::format_duration(took));
+}
 
 cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,
                                 const std::string& ca_file, const std::string& platform) {
