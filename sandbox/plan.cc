@@ -82,7 +82,6 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     // Read-only: lower layers only, nothing on disk to write or to empty afterwards.
     SANDRUN_TRY(check_absolute(spec.mount_point_layer, "mount-point layer"));
     p->overlay_options_ = "lowerdir=" + overlay_escape(spec.mount_point_layer) + ":" + lower;
-    p->ovl_layer_paths_.push_back(spec.mount_point_layer);
   } else {
     // volatile: the writable layer is thrown away with the container, so overlayfs need not
     // sync the upper file system when it is unmounted. Without it, every container's end is a
@@ -100,13 +99,12 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
   if (p->overlay_options_.size() > kMaxMountOptions) {
     // Too long for mount(2): the child names the layers by fd number instead (ChildPlan).
     p->overlay_options_.clear();
+    if (uses_mount_point_layer(spec)) p->ovl_layer_paths_.push_back(spec.mount_point_layer);
     p->ovl_layer_paths_.insert(p->ovl_layer_paths_.end(), spec.lower_dirs.begin(), spec.lower_dirs.end());
     p->ovl_tail_ = tail;
     // "lowerdir=", up to 10 digits and a ':' per layer, the tail, the NUL. What the child
     // writes there is shorter: fd numbers have 4 digits or less, so 500 layers take 2.5 KiB.
     p->ovl_buffer_.resize(16 + 11 * p->ovl_layer_paths_.size() + tail.size());
-  } else {
-    p->ovl_layer_paths_.clear();
   }
 
   p->binds_ = spec.binds;
