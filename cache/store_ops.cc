@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 
 #include "cache/digest.h"
 #include "cache/index.h"
@@ -26,14 +25,14 @@ uint64_t file_size(const std::string& path) {
 }
 
 // The bytes of the layers and blobs `images` hold, each counted once.
-uint64_t images_size(const Layout& layout, const std::vector<const ImageRecord*>& images) {
+uint64_t images_size(const Layout& layout, const std::vector<ImageRecord>& images) {
   std::map<std::string, uint64_t> layers, blobs;
-  for (const ImageRecord* r : images) {
-    for (const auto& l : r->layers) {
+  for (const ImageRecord& r : images) {
+    for (const auto& l : r.layers) {
       layers[l.diff_id] = l.unpacked_size;
       blobs[l.blob_digest] = l.blob_size;
     }
-    for (const std::string* d : {&r->id, &r->manifest_digest})
+    for (const std::string* d : {&r.id, &r.manifest_digest})
       if (!d->empty()) blobs[*d] = file_size(layout.blob_path(*d));
   }
   uint64_t total = 0;
@@ -105,17 +104,11 @@ Result<PruneReport> Store::prune(const PruneOptions& options) {
     std::vector<std::pair<int64_t, std::string>> order;
     for (const auto& r : index.images) order.emplace_back(last_use(layout, r), r.ref());
     std::sort(order.begin(), order.end());
-    auto remaining = [&] {
-      std::vector<const ImageRecord*> v;
-      for (const auto& r : index.images) v.push_back(&r);
-      return v;
-    };
-    std::map<std::string, uint64_t> sizes;  // unpacked size of each removed image's own layers
     for (const auto& [when, ref] : order) {
       const ImageRef parsed = SANDRUN_TRY(parse_ref(ref));
       const ImageRecord* r = index.find(parsed);
       if (!r) continue;
-      const bool over = options.max_size && images_size(layout, remaining()) > *options.max_size;
+      const bool over = options.max_size && images_size(layout, index.images) > *options.max_size;
       if (!(r->tag.empty() || options.all || over)) continue;
       if (in_use(layout, *r)) {
         report.kept_in_use.push_back(ref);
@@ -129,7 +122,7 @@ Result<PruneReport> Store::prune(const PruneOptions& options) {
     report.layers_removed = garbage.removed_layers.size();
     report.blobs_removed = blobs.count;
     report.bytes_freed += blobs.bytes;
-    report.size_after = images_size(layout, remaining());
+    report.size_after = images_size(layout, index.images);
   }
   for (const auto& doomed : garbage.doomed) {
     // Layers moved to tmp/ (and stale imports): their bytes, then the slow delete, unlocked.
@@ -144,9 +137,7 @@ Result<uint64_t> Store::size() const {
   Layout layout(root_);
   UniqueFd lock = SANDRUN_TRY(lock_cache(layout, false));
   Index index = SANDRUN_TRY(load_index(layout));
-  std::vector<const ImageRecord*> all;
-  for (const auto& r : index.images) all.push_back(&r);
-  return images_size(layout, all);
+  return images_size(layout, index.images);
 }
 
 }  // namespace sandrun::cache
