@@ -254,7 +254,9 @@ Result<void> SlotPool::clear(Slot& slot) {
   auto upper = SANDRUN_TRY(fs::open_path(slot.upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   SANDRUN_TRY(fs::clear_dir(upper.get()).wrap(fmt::format("empty {}", slot.upper)));
   SANDRUN_TRY(reset_root(upper.get()));
-  // The overlay was volatile (SandboxSpec::work_dir): its work dir must be empty to mount again.
+  // A volatile overlay cannot be mounted on its work dir again until it is emptied
+  // (SandboxSpec::volatile_upper). Emptied for every overlay: overlayfs would remove and make
+  // its work/work again at the next mount anyway.
   auto work = SANDRUN_TRY(fs::open_path(slot.work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   SANDRUN_TRY(fs::clear_dir(work.get()).wrap(fmt::format("empty {}", slot.work)));
   return write_record(slot, "-");
