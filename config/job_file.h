@@ -46,15 +46,54 @@ enum class Network { none, host };
 // missing (the default), or before every run (one pull per run, shared by its jobs).
 enum class PullPolicy { never, missing, always };
 
+// How the workspace is mounted at /workspace: read-write, read-only, or a private
+// copy-on-write view (an overlay on the host checkout: the host tree is never modified).
+enum class WorkspaceMode { rw, ro, overlay };
+
+// When a job's artifacts are collected (GitHub's `if: always()` is the default).
+enum class ArtifactsWhen { always, on_failure, on_success };
+
+// The default cap of one job's collected artifacts (artifacts_max_size).
+inline constexpr uint64_t kDefaultArtifactsMaxSize = uint64_t{1} << 30;
+
+struct Artifacts {
+  // Container paths or globs as written ("build/*.log", "test-results/**/*.xml", "/tmp/x.txt");
+  // relative ones are relative to the job's working directory. `*`, `?` and `[...]` match
+  // within one path component, `**` any number of components.
+  std::vector<std::string> patterns;
+  bool archive = false;                  // one <job>.tar.zst instead of a directory tree
+  ArtifactsWhen when = ArtifactsWhen::always;
+  uint64_t max_size = kDefaultArtifactsMaxSize;  // bytes, per job
+};
+
 struct JobSpec {
-  std::string name;
+  std::string name;                    // with a matrix: "unit (cc=gcc, opt=-O2)"
   SourcePos pos;                       // of the job's table header
+  std::string base_name;               // the [jobs.NAME] it came from (== name without a matrix)
+  // This combination's matrix values, in the order the matrix keys were written; empty
+  // without a matrix. config also sets each as the env var MATRIX_<KEY> (upper case, non
+  // alphanumerics as _): MATRIX_CC=gcc.
+  std::vector<std::pair<std::string, std::string>> matrix;
+  // The expanded names of the jobs this one needs (a need on a matrix job is a need on each of
+  // its combinations); needs_pos[i] is where needs[i] was written.
+  std::vector<std::string> needs;
+  std::vector<SourcePos> needs_pos;
+  unsigned retries = 0;                // extra attempts after a failure, each in a fresh container
+  bool allow_failure = false;          // a failure is reported but does not fail the run or its dependants
   std::string image = "busybox";       // as written; the cache normalises it
   SourcePos image_pos;                 // of the image value; the job's pos when not set
   std::vector<std::string> command;    // argv; `run = "..."` becomes {"/bin/sh", "-c", "..."}
   std::vector<std::pair<std::string, std::string>> env;  // [defaults] first, job overrides; no duplicates
   std::optional<std::string> workdir;  // absolute container path
-  std::optional<std::string> workspace;  // absolute host path, mounted read-write at /workspace
+  std::optional<std::string> workspace;  // absolute host path, mounted at /workspace
+  WorkspaceMode workspace_mode = WorkspaceMode::rw;
+  // Named cache volumes, as written: container paths ("~/.cache/pip": `~` is the home of the
+  // job's user) kept under the state dir between runs.
+  std::vector<std::string> caches;
+  Artifacts artifacts;
+  // Globs (among the collected artifacts, relative to the job's artifact dir) of JUnit XML
+  // files the job produces, merged into the run's --junit report.
+  std::vector<std::string> junit;
   std::vector<VolumeSpec> volumes;
   std::optional<std::chrono::milliseconds> timeout;
   Limits limits;
@@ -90,7 +129,22 @@ struct JobFile {
   // [cache] max_size: after the run's images are in the cache, the least recently used other
   // images are removed until the cache is below this many bytes. Unset: no cap.
   std::optional<uint64_t> cache_max_size;
+  bool fail_fast = false;         // the first failure cancels the rest of the run
 };
+
+// Which of the expanded jobs a run takes (sandrun run FILE [JOB...] [--only PATTERN] [--shard I/N]).
+struct Selection {
+  std::vector<std::string> names;  // a job's name, or a matrix job's base name (all its combinations)
+  std::vector<std::string> only;   // glob patterns (fnmatch) over the expanded names
+  unsigned shard_index = 0;        // 1-based; 0 = no sharding
+  unsigned shard_count = 0;
+};
+// The jobs of `file` a selection takes, in file order, with the jobs they need. Jobs joined by
+// `needs` stay in one shard; shards 1..N of a file are disjoint and cover every job. An
+// unknown name is an error that lists the known ones.
+Result<std::vector<JobSpec>> select_jobs(const JobFile& file, const Selection& selection);
+// "2/5" -> {2, 5}; 1 <= I <= N.
+Result<std::pair<unsigned, unsigned>> parse_shard(std::string_view text);
 
 // Reads and validates a job file. Every error names file:line:column and what was expected.
 Result<JobFile> load_job_file(const std::string& path);

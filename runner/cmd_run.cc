@@ -237,6 +237,7 @@ int exec_exit_status(const Outcome& o) {
     case S::exec_failed: return r.exit_code;
     case S::setup_failed:
     case S::cancelled:
+    case S::skipped:
     case S::not_started: return 125;
   }
   return 125;

@@ -61,8 +61,7 @@ void Job::start() {
     fail_to_start(Error::msg("no container slot available under {}/slots", runner_.state_root()));
     return;
   }
-  plan_.spec.upper_dir = slot_->upper;
-  plan_.spec.work_dir = slot_->work;
+  use_slot(*slot_, plan_.spec);
   plan_.spec.root_dir = runner_.slots().mount_point();
   spawning_ = true;
   auto* work = new StartWork{{}, this};

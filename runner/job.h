@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "config/job_file.h"
 #include "runner/output.h"
 #include "runner/slots.h"
 #include "runner/uv_handle.h"
@@ -24,11 +25,21 @@ struct JobPlan {
   std::optional<std::chrono::milliseconds> timeout;
   sandbox::cgroup::Limits limits;  // pids carries the default when the job sets none
   bool use_cgroup = false;         // the host has cgroups: the container gets its own
+  // The job's name made safe as a file name (logs/<file_name>.log, artifacts/<file_name>/):
+  // no '/', no control characters, not "." or "..".
+  std::string file_name;
+  std::vector<size_t> needs;       // indices (in the run's plans) of the jobs this one needs
+  unsigned retries = 0;
+  bool allow_failure = false;
+  config::Artifacts artifacts;     // what is collected after the job exits
+  std::vector<std::string> junit;  // JUnit files among the artifacts, for the --junit report
+  std::vector<std::pair<std::string, std::string>> matrix;  // for reports
 };
 
 struct JobResult {
-  enum class Status { not_started, passed, failed, signaled, timed_out, oom_killed, setup_failed, exec_failed, cancelled };
+  enum class Status { not_started, passed, failed, signaled, timed_out, oom_killed, setup_failed, exec_failed, cancelled, skipped };
   std::string name;
+  size_t index = 0;     // in the run's plans (and events)
   Status status = Status::not_started;
   int exit_code = 0;
   int signal = 0;
@@ -42,7 +53,18 @@ struct JobResult {
   std::optional<uint64_t> pids_limit;
   bool oom_killed = false;               // the kernel's OOM killer ended a process in it
   bool pids_limit_hit = false;           // a fork failed at pids.max
+  unsigned attempt = 1;                  // which attempt this result is (1 + retries used)
+  unsigned max_attempts = 1;             // 1 + the job's retries
+  bool allow_failure = false;            // a failure of this job does not fail the run
+  std::string skipped_because;           // skipped: the need that did not pass ("build")
+  // Artifacts collected (paths relative to <out>/artifacts/<job>/, or the archive's name).
+  std::vector<std::string> artifacts;
+  uint64_t artifacts_bytes = 0;
+  std::vector<std::string> artifact_warnings;  // skipped FIFOs, the size cap reached, ...
+  std::vector<std::string> output_tail;        // the job's last lines (stdout and stderr), for reports
   bool ok() const { return status == Status::passed; }
+  // Neither this job nor the run failed because of it: passed, or failed with allow_failure.
+  bool counts_as_passed() const { return ok() || (allow_failure && status != Status::cancelled && status != Status::skipped && status != Status::not_started); }
 };
 
 class Job {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "runner/events.h"
 #include "runner/job.h"
 #include "runner/output.h"
 #include "runner/slots.h"
@@ -23,6 +24,12 @@ struct RunOptions {
   std::string log_dir;                                // <out>/logs; empty: no log files
   std::chrono::milliseconds stop_grace{10'000};       // SIGTERM -> SIGKILL on cancellation
   sandbox::cgroup::Backend* cgroups = nullptr;        // for jobs whose plan uses a cgroup
+  RunEvents* events = nullptr;                        // reporters (console, JSON, JUnit); may be null
+  std::string artifacts_dir;                          // <out>/artifacts; empty: none collected
+  bool fail_fast = false;                             // the first failure cancels the rest
+  // Admission beyond `parallel`: the sum of the running jobs' memory limits stays within this
+  // many bytes (0: no memory admission).
+  uint64_t memory_budget = 0;
 };
 
 // A stable 32-bit tag of a state dir path (FNV-1a), part of each run's cgroup name.

@@ -286,4 +286,9 @@ SweepReport sweep_slots(const std::string& state_root, bool remove) {
   return report;
 }
 
+void use_slot(const Slot& slot, sandbox::SandboxSpec& spec) {
+  spec.upper_dir = slot.upper;
+  spec.work_dir = slot.work;
+}
+
 }  // namespace sandrun::runner

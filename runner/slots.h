@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/spec.h"
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 
@@ -65,6 +66,10 @@ class SlotPool {
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<Slot*> free_;
 };
+
+// Points the spec's per-container host paths (the overlay's upper and work dirs, and those of
+// an overlay workspace) at the slot's directories.
+void use_slot(const Slot& slot, sandbox::SandboxSpec& spec);
 
 struct SweepReport {
   size_t slots_cleaned = 0;     // dirty slots of dead runs emptied

@@ -32,6 +32,7 @@ std::string status_text(const JobResult& r) {
     case S::exec_failed: return r.exit_code == 127 ? "failed: command not found" : "failed: cannot execute";
     case S::cancelled: return "cancelled";
     case S::not_started: return "not started";
+    case S::skipped: return r.skipped_because.empty() ? "skipped" : fmt::format("skipped (needs {})", r.skipped_because);
   }
   return "?";
 }
