@@ -66,8 +66,21 @@ int cli_main(int argc, char** argv) {
   RunArgs run_args;
   auto* run = app.add_subcommand("run", "Run the jobs of a TOML job file");
   run->add_option("file", run_args.file, "The job file")->required();
-  run->add_option("-j,--jobs", run_args.parallel, "Containers at once (default: the number of CPUs)")
-      ->check(CLI::PositiveNumber);
+  run->add_option("job", run_args.jobs, "Run only these jobs (a matrix job's name selects all its combinations), "
+                                        "with the jobs they need");
+  run->add_option("--only", run_args.only, "Run only the jobs whose name matches this glob (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option("--shard", run_args.shard, "Run shard I of N (I/N): a stable split of the jobs over N machines");
+  run->add_option("-j,--jobs", run_args.parallel,
+                  "Containers at once, or auto (default): the CPUs, and the sum of memory limits within the "
+                  "host's available memory");
+  run->add_flag("--fail-fast", run_args.fail_fast, "Cancel the rest of the run at the first failure");
+  run->add_option("--format", run_args.format, "text, or json: one JSON event per line on stdout")
+      ->check(CLI::IsMember({"text", "json"}));
+  run->add_option("--progress", run_args.progress, "auto, tty (a live status block) or plain (lines)")
+      ->check(CLI::IsMember({"auto", "tty", "plain"}));
+  run->add_flag("-q,--quiet", run_args.quiet, "Show only failed jobs' output and the summary");
+  run->add_option("--junit", run_args.junit, "Write a JUnit XML report to this file");
   run->add_option("--out", run_args.out, "Output directory (default: .sandrun/ next to the job file)");
   run->add_flag("--print-spec", run_args.print_spec, "Print each job's resolved container spec instead of running");
   add_registry_flags(run, g);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <thread>
 
@@ -31,9 +32,54 @@ size_t cpu_count() {
 int exit_status_for(const Outcome& o) {
   if (o.interrupted_by) return 128 + o.interrupted_by;
   for (const auto& r : o.results) {
-    if (!r.ok()) return kExitFailed;
+    if (!r.counts_as_passed()) return kExitFailed;
   }
   return kExitOk;
+}
+
+// MemAvailable of /proc/meminfo in bytes, 0 when unknown.
+uint64_t available_memory() {
+  auto text = fs::read_file("/proc/meminfo");
+  if (!text) return 0;
+  auto pos = text->find("MemAvailable:");
+  if (pos == std::string::npos) return 0;
+  return std::strtoull(text->c_str() + pos + 13, nullptr, 10) * 1024;
+}
+
+// -j: a number of containers, or auto (the CPUs, and memory admission against the host's
+// available memory; a job that asks for more than that can never start and is refused now).
+Result<void> admission(const std::string& flag, const std::vector<JobPlan>& plans, RunOptions& opts) {
+  if (flag != "auto") {
+    size_t n = 0;
+    auto [p, ec] = std::from_chars(flag.data(), flag.data() + flag.size(), n);
+    if (ec != std::errc() || p != flag.data() + flag.size() || n == 0)
+      return Error::msg("-j: expected a number of containers of at least 1, or auto, got {:?}", flag);
+    opts.parallel = n;
+    return {};
+  }
+  opts.parallel = cpu_count();
+  opts.memory_budget = available_memory();
+  if (opts.memory_budget == 0) return {};
+  for (const auto& plan : plans) {
+    if (plan.limits.memory && *plan.limits.memory > opts.memory_budget)
+      return Error::msg("job {:?}: memory = {} is more than this host's available memory ({}), so it could never start",
+                        plan.name, config::format_size(*plan.limits.memory), config::format_size(opts.memory_budget))
+          .hint("lower its memory limit, or run with -j N to skip memory admission");
+  }
+  return {};
+}
+
+Result<config::Selection> selection_of(const RunArgs& a) {
+  config::Selection sel;
+  sel.names = a.jobs;
+  sel.only = a.only;
+  if (!a.shard.empty()) {
+    auto shard = config::parse_shard(a.shard);
+    if (!shard) return std::move(shard.error().wrap("--shard"));
+    sel.shard_index = shard->first;
+    sel.shard_count = shard->second;
+  }
+  return sel;
 }
 
 }  // namespace
@@ -42,6 +88,16 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
   auto file = config::load_job_file(a.file);
   if (!file) {
     print_error(file.error());
+    return kExitUsage;
+  }
+  auto selection = selection_of(a);
+  if (!selection) {
+    print_error(selection.error());
+    return kExitUsage;
+  }
+  auto jobs = config::select_jobs(*file, *selection);
+  if (!jobs) {
+    print_error(jobs.error());
     return kExitUsage;
   }
   if (auto r = check_privileges(); !r) {
@@ -55,7 +111,7 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     return kExitFailed;
   }
   sweep_and_report(root, /*remove_idle=*/false);
-  auto prepared = prepare_jobs(*store, file->jobs, pull_options(g.insecure_registries, g.auth_file, g.registry_ca, g.platform));
+  auto prepared = prepare_jobs(*store, *jobs, pull_options(g.insecure_registries, g.auth_file, g.registry_ca, g.platform));
   if (!prepared) {
     print_error(prepared.error());
     return kExitUsage;
@@ -80,16 +136,22 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
   }
 
   RunOptions opts;
-  opts.parallel = a.parallel ? a.parallel : cpu_count();
+  if (auto r = admission(a.parallel, prepared->plans, opts); !r) {
+    print_error(r.error());
+    return kExitUsage;
+  }
+  opts.fail_fast = a.fail_fast || file->fail_fast;
   opts.console = ConsoleMode::prefixed;
   opts.style.color = console_colors();
-  for (const auto& j : file->jobs) opts.style.name_width = std::max(opts.style.name_width, std::min<size_t>(j.name.size(), 24));
+  for (const auto& j : *jobs) opts.style.name_width = std::max(opts.style.name_width, std::min<size_t>(j.name.size(), 24));
   const std::string out = a.out.empty() ? file->dir + "/.sandrun" : fs::absolute(a.out);
   opts.log_dir = out + "/logs";
+  opts.artifacts_dir = out + "/artifacts";
   if (auto r = fs::mkdirs(opts.log_dir); !r) {
     print_error(r.error().wrap("create the output directory"));
     return kExitFailed;
   }
+  // Reporters (console, --format json, --junit, summary.json) are attached here: opts.events.
   auto outcome = execute(root, *prepared, std::move(opts));
   if (!outcome) {
     print_error(outcome.error());

@@ -23,9 +23,17 @@ struct GlobalOptions {
 
 struct RunArgs {
   std::string file;
-  size_t parallel = 0;  // 0: the number of CPUs
+  std::vector<std::string> jobs;  // JOB...: run only these (and what they need)
+  std::vector<std::string> only;  // --only PATTERN (repeatable): jobs whose name matches
+  std::string shard;              // --shard I/N
+  std::string parallel = "auto";  // -j N or auto: the CPUs and the host's available memory
   std::string out;      // default: .sandrun/ next to the job file
   bool print_spec = false;  // --print-spec: print each job's resolved spec instead of running
+  std::string format = "text";    // --format text|json (json: one event per line on stdout)
+  std::string progress = "auto";  // --progress auto|tty|plain
+  bool quiet = false;             // --quiet: only failures and the summary
+  std::string junit;              // --junit FILE: a JUnit XML report
+  bool fail_fast = false;         // --fail-fast: as fail_fast = true in the file
 };
 
 struct ExecArgs {
