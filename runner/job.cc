@@ -47,9 +47,12 @@ Error uv_error(int code, std::string_view what) {
 
 }  // namespace
 
-Job::Job(Runner& runner, JobPlan plan, JobOutput output)
+Job::Job(Runner& runner, JobPlan plan, JobOutput output, unsigned attempt)
     : runner_(runner), plan_(std::move(plan)), output_(std::move(output)) {
   result_.name = plan_.name;
+  result_.index = output_.index();
+  result_.attempt = attempt;
+  result_.max_attempts = 1 + plan_.retries;
   if (plan_.timeout) result_.timeout = *plan_.timeout;
 }
 
@@ -207,14 +210,6 @@ void Job::stop(int sig) {
 
 void Job::kill() { stop(SIGKILL); }
 
-void Job::cancel_pending() {
-  if (state_ != State::pending) return;
-  result_.status = JobResult::Status::not_started;
-  result_.message = "cancelled before it started";
-  output_.drop_stale_log();
-  state_ = State::done;
-}
-
 void Job::maybe_exited() {
   if (!wait_status_ || open_pipes_ > 0 || state_ != State::running) return;
   record_outcome();
@@ -314,7 +309,7 @@ void Job::teardown_done(const Result<void>& r) {
     slot_ = nullptr;
   }
   state_ = State::done;
-  runner_.job_done();
+  runner_.job_done(result_.index);
 }
 
 }  // namespace sandrun::runner

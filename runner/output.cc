@@ -31,14 +31,17 @@ void console_write(int fd, std::string_view data) {
 }
 
 JobOutput::JobOutput(std::string name, size_t index, ConsoleMode mode, ConsoleStyle style)
-    : name_(std::move(name)), mode_(mode) {
+    : name_(std::move(name)), index_(index), mode_(mode) {
   std::string label = "[" + name_ + "]";
   if (label.size() < style.name_width + 2) label.append(style.name_width + 2 - label.size(), ' ');
   prefix_ = style.color ? std::string(kColors[index % (sizeof kColors / sizeof kColors[0])]) + label + kReset + " "
                         : label + " ";
 }
 
-void JobOutput::set_log(const std::string& path) { log_path_ = path; }
+void JobOutput::set_log(const std::string& path, bool append) {
+  log_path_ = path;
+  append_ = append;
+}
 
 void JobOutput::drop_stale_log() {
   if (!log_path_.empty()) ::unlink(log_path_.c_str());
@@ -46,7 +49,7 @@ void JobOutput::drop_stale_log() {
 
 Result<void> JobOutput::open_log() {
   if (log_path_.empty()) return {};
-  auto fd = fs::open_path(log_path_, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+  auto fd = fs::open_path(log_path_, O_WRONLY | O_CREAT | O_NOFOLLOW | (append_ ? O_APPEND : O_TRUNC), 0644);
   if (!fd) return std::move(fd.error().wrap(fmt::format("job {:?}: open log file", name_)));
   log_ = std::move(*fd);
   return {};

@@ -67,7 +67,8 @@ class JobOutput {
   JobOutput(std::string name, size_t index, ConsoleMode mode, ConsoleStyle style);
   // Names the job's log file; nothing is opened yet, so a run of thousands of jobs holds log
   // descriptors only for the running ones.
-  void set_log(const std::string& path);
+  // With `append`, an earlier attempt's log is continued instead of truncated.
+  void set_log(const std::string& path, bool append = false);
   // Removes the log an earlier run left for a job that does not run this time.
   void drop_stale_log();
   // Opens the log file when the job starts, truncating (not replacing) an earlier one: reusing
@@ -81,12 +82,15 @@ class JobOutput {
   // A line from sandrun itself about this job (on the console's stderr and in the log).
   void note(std::string_view text);
   const std::string& log_path() const { return log_path_; }
+  size_t index() const { return index_; }
 
  private:
   void emit_line(int stream, std::string_view line);
   void flush_console(int stream);
 
   std::string name_;
+  size_t index_ = 0;
+  bool append_ = false;
   std::string prefix_;
   ConsoleMode mode_;
   UniqueFd log_;
