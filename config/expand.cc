@@ -185,8 +185,11 @@ bool same_pos(const std::map<std::string, SourcePos>& a, const std::map<std::str
 Result<void> substitute_job(JobSpec& job, const Combo& combo, const JobSpec& defaults) {
   const std::string job_path = "jobs." + key_text(job.base_name);
   auto origin = [&](const std::string& key, std::string suffix) {
-    bool inherited = same_pos(job.key_pos, defaults.key_pos, key);
-    return Origin{job.where(key), (inherited ? "defaults" : job_path) + "." + key + suffix};
+    // An inherited value names the job it failed for: [defaults] serves them all.
+    if (same_pos(job.key_pos, defaults.key_pos, key)) {
+      return Origin{job.where(key), fmt::format("defaults.{}{} (for {})", key, suffix, job_path)};
+    }
+    return Origin{job.where(key), job_path + "." + key + suffix};
   };
   const bool run = job.key_pos.contains("run");
   for (size_t i = 0; i < job.command.size(); ++i) {

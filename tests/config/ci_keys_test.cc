@@ -250,7 +250,7 @@ env = { CC = "${{ matrix.cc }" }
 [jobs.unit]
 run = "true"
 )"),
-            R"(jobs.toml:2:7: defaults.env.CC: invalid substitution "${{ matrix.cc }": expected ${{ matrix.NAME }})");
+            R"(jobs.toml:2:7: defaults.env.CC (for jobs.unit): invalid substitution "${{ matrix.cc }": expected ${{ matrix.NAME }})");
 }
 
 // --- retries, failures, workspace, caches, artifacts, junit ---
