@@ -112,7 +112,9 @@ std::string combo_name(const std::string& base, const Combo& combo) {
   return fmt::format("{} ({})", base, fmt::join(parts, ", "));
 }
 
-std::string env_name(std::string_view key) {
+}  // namespace
+
+std::string matrix_env_name(std::string_view key) {
   std::string name = "MATRIX_";
   for (char c : key) {
     bool alnum = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -120,6 +122,8 @@ std::string env_name(std::string_view key) {
   }
   return name;
 }
+
+namespace {
 
 // Where a string being substituted was written, for its errors.
 struct Origin {
@@ -211,7 +215,7 @@ Result<void> substitute_job(JobSpec& job, const Combo& combo, const JobSpec& def
 // MATRIX_<KEY> follows the job's own variables and wins over one of the same name.
 void set_matrix_env(JobSpec& job) {
   for (const auto& [key, value] : job.matrix) {
-    std::string name = env_name(key);
+    std::string name = matrix_env_name(key);
     std::erase_if(job.env, [&](const auto& kv) { return kv.first == name; });
     job.env.emplace_back(std::move(name), value);
   }

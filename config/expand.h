@@ -31,6 +31,9 @@ struct Matrix {
 
 Result<Matrix> parse_matrix(const toml::node& value, const Scope& scope);
 
+// "MATRIX_" + the key in upper case, other characters than letters and digits as '_'.
+std::string matrix_env_name(std::string_view key);
+
 // The jobs one [jobs.NAME] becomes: one per combination of its matrix (only itself without
 // one), named "NAME (k=v, ...)", with ${{ matrix.KEY }} substituted and MATRIX_KEY set. A
 // `${{` in a job without a matrix is an error too. `defaults` tells inherited values apart in

@@ -132,6 +132,24 @@ Result<std::vector<MatrixEntry>> parse_entries(const toml::key& key, const toml:
   return entries;
 }
 
+// "cc" and "CC" would both set MATRIX_CC.
+Result<void> check_env_names(const Matrix& matrix, const MatrixCtx& m) {
+  std::vector<std::string> keys;
+  for (const auto& [key, values] : matrix.axes) keys.push_back(key);
+  for (const MatrixEntry& e : matrix.include) {
+    for (const auto& [key, value] : e.values) keys.push_back(key);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (keys[i] != keys[j] && matrix_env_name(keys[i]) == matrix_env_name(keys[j])) {
+        return Error::msg("{}: {}: keys \"{}\" and \"{}\" would both set {}", matrix.pos.str(), m.path,
+                          keys[j], keys[i], matrix_env_name(keys[i]));
+      }
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 // Axes first, whatever the order written: exclude entries are checked against them.
@@ -152,6 +170,7 @@ Result<Matrix> parse_matrix(const toml::node& value, const Scope& scope) {
     if (key->str() == "exclude") matrix.exclude = SANDRUN_TRY(parse_entries(*key, *node, matrix, m));
     if (key->str() == "include") matrix.include = SANDRUN_TRY(parse_entries(*key, *node, matrix, m));
   }
+  SANDRUN_TRY(check_env_names(matrix, m));
   if (matrix.axes.empty() && matrix.include.empty()) {
     return m.at(value.source(), "", "is empty; expected keys with lists of values like { cc = [\"gcc\", \"clang\"] }");
   }

@@ -205,6 +205,8 @@ TEST(MatrixTest, BadMatricesAreRefusedAtTheirPosition) {
             "jobs.toml:2:18: jobs.unit.matrix.cc[0]: expected a string, number or boolean, got array");
   EXPECT_EQ(job_err("matrix = { cc = [\"gcc\"], exclude = [{ cc = \"gcc\" }] }"),
             "jobs.toml:2:10: jobs.unit.matrix: expands to no jobs: exclude removes every combination");
+  EXPECT_EQ(job_err("matrix = { cc = [1], CC = [2] }"),
+            R"(jobs.toml:2:10: jobs.unit.matrix: keys "cc" and "CC" would both set MATRIX_CC)");
   EXPECT_EQ(job_err("matrix = {}"),
             R"(jobs.toml:2:10: jobs.unit.matrix: is empty; expected keys with lists of values like { cc = ["gcc", "clang"] })");
 }
