@@ -110,6 +110,25 @@ run = "true"
             "jobs.toml:8:10: jobs.c.needs[0]: cycle: c -> a -> b -> c");
 }
 
+TEST(NeedsTest, ACycleThroughAMatrixJobNamesItsCombinations) {
+  EXPECT_EQ(parse_err(R"(
+[jobs.a]
+matrix = { cc = ["gcc"] }
+needs = ["b"]
+run = "true"
+[jobs.b]
+needs = ["a"]
+run = "true"
+)"),
+            "jobs.toml:6:10: jobs.b.needs[0]: cycle: b -> a (cc=gcc) -> b");
+}
+
+TEST(NeedsTest, AJobMayNeedOneWrittenAfterIt) {
+  auto f = parse_ok("[jobs.test]\nneeds = [\"build\"]\nrun = \"true\"\n[jobs.build]\nrun = \"make\"\n");
+  ASSERT_EQ(f.jobs.size(), 2u);
+  EXPECT_EQ(f.jobs[0].needs, (Names{"build"}));
+}
+
 TEST(NeedsTest, NeedsMustBeAnArrayOfDistinctNames) {
   EXPECT_EQ(job_err(R"(needs = "build")"),
             R"(jobs.toml:2:9: jobs.unit.needs: expected an array of job names like ["build"], got string)");
