@@ -134,13 +134,15 @@ bool Runner::fits(size_t index) const {
 }
 
 void Runner::schedule() {
-  for (auto it = queue_.begin(); it != queue_.end() && active_ < options_.parallel && !interrupted_ && !failed_fast_;) {
+  // start() can end a job at once (no slot), which re-enters schedule(): pick one job at a
+  // time, never holding an iterator into the queue across start().
+  while (active_ < options_.parallel && !interrupted_ && !failed_fast_) {
+    // A job whose memory does not fit beside the running ones waits; a smaller one further
+    // down the queue may start meanwhile.
+    auto it = std::find_if(queue_.begin(), queue_.end(), [this](size_t i) { return fits(i); });
+    if (it == queue_.end()) return;
     const size_t index = *it;
-    if (!fits(index)) {  // a smaller job further down the queue may fit beside the running ones
-      ++it;
-      continue;
-    }
-    it = queue_.erase(it);
+    queue_.erase(it);
     start(index, next_attempt_[index]);
   }
 }
