@@ -9,6 +9,16 @@ namespace sandrun::sandbox {
 // The descriptor on which sandrun-init finds the status pipe.
 inline constexpr int kStatusFd = 3;
 
+// The signal sandrun sends to a holding sandrun-init (SandboxSpec::hold_after_exit) when the
+// job must end early (its timeout): init kills the command and everything else in the
+// container, reports the command's death as `exited`, and holds like after a normal exit, so
+// the job's artifacts can still be collected. SIGRTMIN+2 (glibc's SIGRTMIN is 34).
+inline constexpr int kStopAndHoldSignal = 36;
+
+// sandrun-init's argv[1]: what it does once the command has exited.
+inline constexpr char kInitModeExit[] = "exit";  // exit with the command's status (the kernel kills the rest)
+inline constexpr char kInitModeHold[] = "hold";  // kill the rest, report, then wait for SIGKILL
+
 // Each step of the child between clone and exec; a failure record names one of them.
 enum class Stage : uint32_t {
   none = 0,
