@@ -33,6 +33,9 @@ Runner::Runner(RunOptions options, std::string state_root, std::vector<JobPlan> 
   if (options_.parallel == 0) options_.parallel = 1;
   size_t index = 0;
   for (auto& plan : plans) {
+    // A job with artifacts keeps its container's file systems after the command exits, until
+    // they are collected (Job::command_exited).
+    if (!options_.artifacts_dir.empty() && !plan.artifacts.patterns.empty()) plan.spec.hold_after_exit = true;
     JobOutput out(plan.name, index, options_.console, options_.style);
     if (!options_.log_dir.empty()) out.set_log(options_.log_dir + "/" + plan.name + ".log");
     jobs_.push_back(std::make_unique<Job>(*this, std::move(plan), std::move(out)));

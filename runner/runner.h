@@ -55,6 +55,7 @@ class Runner {
   SlotPool& slots() { return slots_; }
   const std::string& state_root() const { return state_root_; }
   sandbox::cgroup::Backend* cgroups() { return options_.cgroups; }
+  const std::string& artifacts_dir() const { return options_.artifacts_dir; }
   // This run's cgroup subtree name (sandrun/<run>/...) and a fresh name per container.
   const std::string& run_id() const { return run_id_; }
   uint64_t next_container_id() { return ++containers_; }
