@@ -121,10 +121,7 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
   p->hostname_ = spec.hostname;
   p->workdir_ = spec.workdir;
   p->groups_ = spec.groups;
-  if (with_init) {
-    p->argv_.push_back("sandrun-init");
-    p->argv_.push_back(spec.hold_after_exit ? kInitModeHold : kInitModeExit);
-  }
+  if (with_init) p->argv_.push_back(spec.hold_after_exit ? kInitNameHold : kInitName);
   p->argv_.insert(p->argv_.end(), spec.argv.begin(), spec.argv.end());
   p->env_ = spec.env;
   for (const auto& e : p->env_) {

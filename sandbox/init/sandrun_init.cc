@@ -19,7 +19,7 @@
 #include "sandbox/path_search.h"
 #include "sandbox/status.h"
 
-using sandrun::sandbox::kInitModeHold;
+using sandrun::sandbox::kInitNameHold;
 using sandrun::sandbox::kStatusFd;
 using sandrun::sandbox::kStopAndHoldSignal;
 using sandrun::sandbox::RecordKind;
@@ -131,12 +131,11 @@ int exit_code_of(int status) {
   // Not dumpable: processes of the container cannot ptrace us or open /proc/1/fd.
   sys(__NR_prctl, PR_SET_DUMPABLE, 0);
   sys(__NR_fcntl, kStatusFd, F_SETFD, FD_CLOEXEC);
-  // argv: sandrun-init MODE COMMAND...
-  if (argc < 3) {
+  if (argc < 2) {
     report(RecordKind::exec_failed, 22);
     exit_now(127);
   }
-  const bool holding = same(argv[1], kInitModeHold);
+  const bool holding = same(argv[0], kInitNameHold);  // argv: sandrun-init[-hold] COMMAND...
   // A handler makes the signals deliverable to PID 1 at all; blocking them makes them wait
   // for rt_sigtimedwait below, so nothing runs in signal context.
   uint64_t all = ~0ULL, old = 0;
@@ -162,7 +161,7 @@ int exit_code_of(int status) {
     set_handler(kSigChld, SIG_DFL);
     if (holding) set_handler(kStopAndHoldSignal, SIG_DFL);
     sys(__NR_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
-    char** args = argv + 2;
+    char** args = argv + 1;
     int err = sandrun::sandbox::search_path(args[0], getenv_path(envp), [&](const char* file) {
       return static_cast<int>(-sys(__NR_execve, reinterpret_cast<long>(file), reinterpret_cast<long>(args),
                                    reinterpret_cast<long>(envp)));
