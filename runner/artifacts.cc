@@ -82,6 +82,9 @@ class Sink {
   // Copies `size` bytes of `src`; a failure leaves nothing of the entry behind.
   virtual Result<void> file(const std::string& rel, int src, const struct stat& st) = 0;
   virtual Result<void> finish() = 0;
+  // A failed entry ends the collection (an archive cannot skip a half-written entry) rather
+  // than being skipped with a warning (a directory tree can).
+  virtual bool failure_is_fatal() const = 0;
 };
 
 // A fresh directory `name` in `parent_fd`; everything is created beneath it with no symlink
@@ -112,9 +115,10 @@ class DirSink : public Sink {
       return {};
     }
     ::unlinkat(parent.get(), base.c_str(), 0);  // no partial file
-    return std::move(copied.error().wrap(fmt::format("copy {}", rel)));
+    return std::move(copied.error().wrap(rel));
   }
   Result<void> finish() override { return {}; }
+  bool failure_is_fatal() const override { return false; }
 
  private:
   Result<void> root() {
@@ -206,6 +210,7 @@ class ArchiveSink : public Sink {
     finished_ = true;
     return {};
   }
+  bool failure_is_fatal() const override { return true; }
 
  private:
   Result<void> open() {
@@ -365,10 +370,10 @@ class Collector {
     }
     auto r = sink_.file(rel, in.get(), st);
     if (!r) {
-      if (dynamic_cast<ArchiveSink*>(&sink_)) {
-        sink(std::move(r));  // the archive cannot skip a half-written entry
+      if (sink_.failure_is_fatal()) {
+        sink(std::move(r));
       } else {
-        report_.warnings.push_back(fmt::format("skipped {}: {}", rel, r.error().message()));
+        report_.warnings.push_back("skipped " + r.error().message());  // "skipped a/b: sendfile: ..."
       }
       return;
     }
@@ -379,7 +384,7 @@ class Collector {
   // A destination failure: in a directory tree, skip that entry; the archive ends.
   bool sink(Result<void> r) {
     if (r) return true;
-    if (dynamic_cast<ArchiveSink*>(&sink_)) {
+    if (sink_.failure_is_fatal()) {
       error = std::move(r).error();
       stopped_ = true;
     } else {
