@@ -3,8 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "cache/store.h"
 #include "runner/session.h"
@@ -113,11 +116,13 @@ TEST_F(ArtifactsRunTest, WhenDecidesAndArchiveModeWritesATarZstd) {
   pass_skip.artifacts.when = config::ArtifactsWhen::on_failure;
   auto fail_skip = job("fail-skip", "echo a > /tmp/a.txt; exit 1", {"/tmp/a.txt"});
   fail_skip.artifacts.when = config::ArtifactsWhen::on_success;
-  auto archived = job("archived", "mkdir -p /w/r && echo x > /w/r/1.xml && echo y > /w/r/2.xml", {"r/**/*.xml"});
+  auto archived = job("archived", "mkdir -p /w/r && echo x > /w/r/1.xml && echo y > /w/r/2.xml; "
+                      "tr '\\0' ' ' < /proc/1/cmdline", {"r/**/*.xml"});
   archived.workdir = "/w";
+  archived.init = false;  // artifacts need init's hold mode: it runs anyway
   archived.artifacts.archive = true;
   archived.artifacts.when = config::ArtifactsWhen::on_success;
-  auto plain = job("plain", "true", {});
+  auto plain = job("plain", "tr '\\0' ' ' < /proc/1/cmdline", {});
   auto results = run({pass_skip, fail_skip, archived, plain});
   ASSERT_EQ(results.size(), 4u);
   EXPECT_EQ(results[0].status, JobResult::Status::passed);
@@ -131,7 +136,31 @@ TEST_F(ArtifactsRunTest, WhenDecidesAndArchiveModeWritesATarZstd) {
   EXPECT_EQ(list.out, "r/1.xml\nr/2.xml\n") << list.err;
   EXPECT_EQ(results[3].status, JobResult::Status::passed);
   EXPECT_FALSE(fs::exists(art("plain")));
+  // Only a job with artifacts holds its container; the others run exactly as before.
+  EXPECT_NE(read_file(out() + "/logs/archived.log").find("sandrun-init-hold /bin/sh -c"), std::string::npos);
+  EXPECT_EQ(read_file(out() + "/logs/plain.log"), "sandrun-init /bin/sh -c tr '\\0' ' ' < /proc/1/cmdline ");
   expect_nothing_left();
+}
+
+TEST_F(ArtifactsRunTest, ACancelledJobIsKilledWithoutCollectingItsArtifacts) {
+  std::string ws = tmp_ / "ws";
+  ASSERT_TRUE(fs::mkdirs(ws));
+  auto j = job("cancelled", "echo a > /tmp/a.txt; touch /workspace/started; sleep 102", {"/tmp/a.txt"});
+  j.workspace = ws;
+  // SIGINT reaches the Runner's handler (the loop runs by then: the job has started).
+  std::thread interrupter([&] {
+    for (int i = 0; i < 1000 && !fs::exists(ws + "/started"); ++i) std::this_thread::sleep_for(10ms);
+    ::kill(::getpid(), SIGINT);
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  auto results = run({j});
+  interrupter.join();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status, JobResult::Status::cancelled);
+  EXPECT_TRUE(results[0].artifacts.empty());
+  EXPECT_FALSE(fs::exists(art("cancelled")));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s);  // not the 10 s stop grace
+  expect_nothing_left({{"sleep", "102"}});
 }
 
 }  // namespace
