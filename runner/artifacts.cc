@@ -310,16 +310,18 @@ class Collector {
     });
   }
 
+  // False when the directory cannot be listed.
   template <typename F>
-  void for_children(int fd, F&& f) {
+  bool for_children(int fd, F&& f) {
     auto names = list_dir(fd);
-    if (!names) return;
+    if (!names) return false;
     for (const auto& name : *names) {
-      if (halted()) return;
+      if (halted()) break;
       auto child = open_entry(fd, name);
       struct stat cst;
       if (child && ::fstat(child->get(), &cst) == 0) f(child->get(), cst, name);
     }
+    return true;
   }
 
   // One matched entry (a directory with everything below it).
@@ -333,9 +335,10 @@ class Collector {
     }
     if (S_ISDIR(st.st_mode)) {
       if (!sink(sink_.dir(rel, st))) return;
-      for_children(fd, [&](int child, const struct stat& cst, const std::string& name) {
+      const bool listed = for_children(fd, [&](int child, const struct stat& cst, const std::string& name) {
         take(child, cst, child_path(rel, name));
       });
+      if (!listed) report_.warnings.push_back(fmt::format("skipped the contents of {}: cannot list it", shown));
     } else if (S_ISLNK(st.st_mode)) {
       char target[4096];
       ssize_t n = ::readlinkat(fd, "", target, sizeof target);
