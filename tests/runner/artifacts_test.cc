@@ -55,16 +55,18 @@ class ArtifactsRunTest : public CliTest {
   }
 };
 
-TEST_F(ArtifactsRunTest, AFailingJobsFilesComeFromTmpfsWorkspaceAndWritableLayerAndHostileOnesAreHandled) {
+TEST_F(ArtifactsRunTest, AFailingJobsFilesComeFromTmpfsWorkspaceVolumeAndWritableLayerAndHostileOnesAreHandled) {
   std::string ws = tmp_ / "ws";
   ASSERT_TRUE(fs::mkdirs(ws));
   auto j = job("build",
                "set -e; mkdir -p out /root/layer; echo ws > out/a.txt; echo tmp > /tmp/t.txt; "
                "echo layer > /root/layer/l.txt; ln -s /etc/shadow out/shadow; mkfifo out/fifo; "
-               "truncate -s 2G out/big.bin; sleep 30 & exit 3",
-               {"out/a.txt", "/tmp/t.txt", "/root/layer/*.txt", "out/shadow", "out/fifo", "out/big.bin",
+               "echo vol > /data/v.txt; truncate -s 2G out/big.bin; sleep 30 & exit 3",
+               {"out/a.txt", "/tmp/t.txt", "/root/layer/*.txt", "/data/v.txt", "out/shadow", "out/fifo", "out/big.bin",
                 "/tmp/never"});
   j.workspace = ws;
+  ASSERT_TRUE(fs::mkdirs(tmp_ / "vol"));
+  j.volumes.push_back({tmp_ / "vol", "/data", false});
   j.artifacts.when = config::ArtifactsWhen::on_failure;
   j.artifacts.max_size = 1 << 20;
   auto results = run({j});
@@ -72,7 +74,8 @@ TEST_F(ArtifactsRunTest, AFailingJobsFilesComeFromTmpfsWorkspaceAndWritableLayer
   const auto& r = results[0];
   EXPECT_EQ(r.status, JobResult::Status::failed);
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_EQ(sorted(r.artifacts), (std::vector<std::string>{"out/a.txt", "out/shadow", "root/layer/l.txt", "tmp/t.txt"}));
+  EXPECT_EQ(sorted(r.artifacts), (std::vector<std::string>{"data/v.txt", "out/a.txt", "out/shadow", "root/layer/l.txt", "tmp/t.txt"}));
+  EXPECT_EQ(read_file(art("build/data/v.txt")), "vol\n");
   EXPECT_EQ(read_file(art("build/out/a.txt")), "ws\n");
   EXPECT_EQ(read_file(art("build/tmp/t.txt")), "tmp\n");
   EXPECT_EQ(read_file(art("build/root/layer/l.txt")), "layer\n");
