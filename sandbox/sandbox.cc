@@ -102,14 +102,17 @@ Result<void> give_layer_to_container_root(const SandboxSpec& spec) {
 
 // The root of an overlay takes its owner and mode from the upper dir: a copy-on-write volume
 // shows the host dir's, so a job's user that may write to the checkout may write to its view.
-// With a remapped root, give_layer_to_container_root() gives the upper dir to the container's
-// root, which the idmapped lower shows as the owner.
+// With a remapped root and an idmapped lower (Bind::owner_is_root: the workspace),
+// give_layer_to_container_root() gave the upper dir to the container's root, which the
+// idmapped lower shows as the owner.
 Result<void> match_volume_roots(const SandboxSpec& spec) {
   for (const Bind& b : spec.binds) {
     if (!b.overlay()) continue;
     struct stat st;
     if (::stat(b.source.c_str(), &st) < 0) return Error::sys("volume source {}", b.source);
-    if (!spec.userns.enabled && ::chown(b.overlay_upper.c_str(), st.st_uid, st.st_gid) < 0)
+    // Rootless, the upper dir is the caller's, who is the container's root: nothing to give.
+    const bool give = !spec.userns.enabled || (::geteuid() == 0 && !b.owner_is_root);
+    if (give && ::chown(b.overlay_upper.c_str(), st.st_uid, st.st_gid) < 0)
       return Error::sys("chown {}", b.overlay_upper);
     if (::chmod(b.overlay_upper.c_str(), st.st_mode & 07777) < 0) return Error::sys("chmod {}", b.overlay_upper);
   }
