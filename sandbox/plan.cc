@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <algorithm>
 
 #include "sandbox/capabilities.h"
@@ -44,6 +46,24 @@ RootIds root_ids(const UserNamespace& ns) {
     if (m.inside == 0) count = m.count;
   }
   return {*userns::to_host(ns.uid_map, 0), *userns::to_host(ns.gid_map, 0), count};
+}
+
+// overlayfs accepts a lower dir that contains the upper dir (the state dir inside the
+// checkout) on some kernels, and the container then sees its own writes appear beneath
+// itself: refused here, by the resolved paths.
+Result<void> check_not_nested(const Bind& b) {
+  char lower[PATH_MAX], upper[PATH_MAX];
+  if (!::realpath(b.source.c_str(), lower)) return Error::sys("volume source {}", b.source);
+  if (!::realpath(b.overlay_upper.c_str(), upper)) return Error::sys("volume upper directory {}", b.overlay_upper);
+  auto inside = [](std::string_view dir, std::string_view path) {
+    return path == dir || (path.size() > dir.size() && path.starts_with(dir) && (dir == "/" || path[dir.size()] == '/'));
+  };
+  if (inside(lower, upper) || inside(upper, lower)) {
+    return Error::msg("copy-on-write volume {} on {}: it and the container's state ({}) must not contain each other",
+                      b.source, b.target, b.overlay_upper)
+        .hint("use a state directory (--root) outside the checkout");
+  }
+  return {};
 }
 
 }  // namespace
@@ -184,6 +204,7 @@ Result<void> PreparedPlan::prepare_bind_overlays(const SandboxSpec& spec) {
     if (!bind_plans_[i].is_dir) return Error::msg("copy-on-write volume {}: not a directory", b.source);
     SANDRUN_TRY(check_absolute(b.overlay_upper, "volume upper directory"));
     SANDRUN_TRY(check_absolute(b.overlay_work, "volume work directory"));
+    SANDRUN_TRY(check_not_nested(b));
     // The host dir is the only lower layer, so the mount costs the same for any tree size:
     // nothing is copied until the container writes a file (then that one file). volatile as
     // for the root: the upper dir is thrown away with the container.

@@ -12,6 +12,7 @@
 
 #include "config/job_file.h"
 #include "runner/caches.h"
+#include "runner/print_spec.h"
 #include "runner/session.h"
 #include "sandbox/sys/fs.h"
 #include "tests/support/host_state.h"
@@ -308,6 +309,41 @@ TEST_F(WorkspaceTest, AnOverlayWorkspaceAndACacheWorkRootless) {
   const std::string cached = read_file(root() + "/caches/" + c->name + "/log");
   EXPECT_TRUE(cached == "r1\n" || cached == "r2\n") << cached;
   expect_slots_empty();
+}
+
+// A checkout that contains the state dir (so the container's upper dir) is refused, naming both.
+TEST_F(WorkspaceTest, AnOverlayWorkspaceContainingTheStateDirIsRefusedNamingIt) {
+  const std::string state = checkout_ + "/.state";
+  auto store = cache::Store::open(state, false);
+  ASSERT_TRUE(store) << store.error().message();
+  auto prepared = runner::prepare_jobs(*store, {ws_job("nested", "true", WorkspaceMode::overlay)}, {});
+  ASSERT_TRUE(prepared) << prepared.error().message();
+  runner::RunOptions opts;
+  opts.console = runner::ConsoleMode::none;
+  auto outcome = runner::execute(state, *prepared, std::move(opts));
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  const auto& r = outcome->results.at(0);
+  EXPECT_EQ(r.status, runner::JobResult::Status::setup_failed);
+  EXPECT_NE(r.message.find("copy-on-write volume " + checkout_ + " on /workspace: it and the container's state (" +
+                           state + "/slots/0/ws-upper) must not contain each other"),
+            std::string::npos)
+      << r.message;
+  EXPECT_EQ(mounts_under(state), std::vector<std::string>{});
+}
+
+TEST_F(WorkspaceTest, PrintSpecShowsEachVolumesModeAndTheCaches) {
+  auto store = cache::Store::open(root(), false);
+  ASSERT_TRUE(store);
+  auto j = ws_job("spec", "true", WorkspaceMode::overlay);
+  j.caches = {"~/.cache/pip"};
+  auto k = ws_job("spec-ro", "true", WorkspaceMode::ro);
+  auto prepared = runner::prepare_jobs(*store, {j, k}, {});
+  ASSERT_TRUE(prepared) << prepared.error().message();
+  const std::string json = runner::specs_json(prepared->plans, *prepared->host);
+  EXPECT_NE(json.find("\"mode\": \"overlay\",\n          \"upper\": \"<slot>/ws-upper\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"mode\": \"ro\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"target\": \"/root/.cache/pip\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"name\": \"cache-pip-"), std::string::npos) << json;
 }
 
 TEST(CacheNameTest, IsTheWrittenPathMadeFileSafeWithAHash) {
