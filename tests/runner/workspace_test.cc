@@ -346,6 +346,29 @@ TEST_F(WorkspaceTest, PrintSpecShowsEachVolumesModeAndTheCaches) {
   EXPECT_NE(json.find("\"name\": \"cache-pip-"), std::string::npos) << json;
 }
 
+// A run that died with a copy-on-write workspace and cache view in its slot: the next run's
+// sweep empties their dirs with the writable layer.
+TEST_F(WorkspaceTest, TheSweepEmptiesTheVolumeDirsADeadRunLeft) {
+  {
+    runner::SlotPool pool(root());
+    ASSERT_TRUE(pool.reserve(1));
+    runner::Slot* slot = pool.acquire(false);
+    ASSERT_NE(slot, nullptr);
+    ASSERT_TRUE(runner::SlotPool::mark_claimed(*slot));
+    write_file(slot->ws_upper + "/left", "x");
+    ASSERT_TRUE(fs::mkdirs(slot->dir + "/cow/0/upper"));
+    write_file(slot->dir + "/cow/0/upper/left", "x");
+    ASSERT_EQ(::chmod(slot->ws_upper.c_str(), 0700), 0);
+  }  // the pool goes: its slot is unlocked and dirty, as a dead run leaves it
+  auto report = runner::sweep_slots(root(), /*remove=*/false);
+  EXPECT_EQ(report.slots_cleaned, 1u);
+  EXPECT_EQ(report.failures, std::vector<std::string>{});
+  expect_slots_empty();
+  struct stat st;
+  ASSERT_EQ(::stat((root() + "/slots/0/ws-upper").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+}
+
 TEST(CacheNameTest, IsTheWrittenPathMadeFileSafeWithAHash) {
   auto c = runner::cache_mount("~/.cache/pip", "/home/u");
   ASSERT_TRUE(c);
