@@ -7,6 +7,7 @@
 
 #include <cerrno>
 
+#include "runner/job.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/userns.h"
 
@@ -83,6 +84,12 @@ Result<CacheMount> cache_mount(std::string_view written, std::string_view home) 
   while (target.size() > 1 && target.back() == '/') target.pop_back();
   if (target == "/") return Error::msg("cache {:?}: not on /", written);
   return CacheMount{fmt::format("{}-{:08x}", file_safe(written), fnv1a(written)), target};
+}
+
+sandbox::SandboxSpec with_cache_targets(const JobPlan& plan) {
+  sandbox::SandboxSpec spec = plan.spec;
+  for (const auto& c : plan.caches) spec.binds.push_back({"/", c.target});  // "/": any directory
+  return spec;
 }
 
 std::string caches_dir(const std::string& state_root) { return state_root + "/caches"; }

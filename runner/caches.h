@@ -13,6 +13,8 @@
 
 namespace sandrun::runner {
 
+struct JobPlan;  // runner/job.h
+
 struct CacheMount {
   std::string name;    // file-safe: "cache-pip-1f2e3d4c" (see cache_mount)
   std::string target;  // absolute container path
@@ -26,6 +28,10 @@ Result<CacheMount> cache_mount(std::string_view written, std::string_view home);
 
 // <state_root>/caches: one dir per cache, and <name>.lock next to it.
 std::string caches_dir(const std::string& state_root);
+
+// The plan's spec with a directory volume on each cache's target, for what must know every
+// mount point before the start (the mount-point layer of a read-only root).
+sandbox::SandboxSpec with_cache_targets(const JobPlan& plan);
 
 // The locks of a container's caches, held until it is torn down.
 class CacheLease {

@@ -188,6 +188,20 @@ TEST_F(WorkspaceTest, ACachePersistsBetweenRunsOwnedByTheJobsUser) {
   EXPECT_EQ(st.st_gid, 1000u);
 }
 
+TEST_F(WorkspaceTest, ACacheWorksWithAReadOnlyRootAndAnImageWithoutItsMountPoint) {
+  auto j = job("ro-root", "echo kept > /var/cache/deep/x/file; touch /etc/nope 2>/dev/null || echo ro");
+  j.caches = {"/var/cache/deep/x"};
+  j.read_only_rootfs = true;
+  auto results = run({j}, 1);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_TRUE(results[0].ok()) << results[0].message << "\n" << log("ro-root");
+  EXPECT_EQ(log("ro-root"), "ro\n");
+  auto c = runner::cache_mount("/var/cache/deep/x", "");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(read_file(root() + "/caches/" + c->name + "/file"), "kept\n");
+  expect_slots_empty();
+}
+
 TEST_F(WorkspaceTest, TwoConcurrentJobsOnOneCacheOneWritesTheOtherGetsACopyOnWriteView) {
   auto seed = job("seed", "echo seed > /cache/x/base");
   seed.caches = {"/cache/x"};
