@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fcntl.h>
+
+#include <algorithm>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "bench/micro_env.h"
@@ -136,6 +140,90 @@ BENCHMARK(BM_ContainerTrue)
     ->Args({0, 0, 0, 2})  // the same with masked paths but without seccomp
     ->Args({0, 0, 0, 0})  // the same without masked paths and seccomp
     ->Args({1, 1, 1, 1})  // the first, with the writable layer on tmpfs
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+
+// A checkout of `files` files (100 per directory), made once per size under the temp dir.
+const std::string& checkout(long files, std::string* error) {
+  static std::map<long, std::string> made;
+  auto it = made.find(files);
+  if (it != made.end()) return it->second;
+  const std::string dir = temp_dir() + "/checkout-" + std::to_string(files);
+  for (long i = 0; i < files; ++i) {
+    const std::string sub = dir + "/d" + std::to_string(i / 100);
+    if (i % 100 == 0) {
+      if (auto r = fs::mkdirs(sub); !r) {
+        *error = r.error().message();
+        static const std::string none;
+        return none;
+      }
+    }
+    UniqueFd f(::open((sub + "/f" + std::to_string(i) + ".c").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    if (!f || ::write(f.get(), "int x;\n", 7) != 7) {
+      *error = "cannot write the checkout";
+      static const std::string none;
+      return none;
+    }
+  }
+  return made[files] = dir;
+}
+
+// One container's start-to-exit with a workspace of `files` files at /workspace: arg mode
+// 0 = none, 1 = bind (rw), 2 = copy-on-write overlay (upper and work dirs per container, as in
+// its slot). The overlay's cost must not grow with the checkout: nothing is copied.
+void BM_ContainerWorkspace(benchmark::State& state) {
+  if (!is_root()) {
+    state.SkipWithError("needs root (containers are real)");
+    return;
+  }
+  std::string err;
+  const std::string& layer = busybox_layer(&err);
+  const std::string& tree = layer.empty() ? layer : checkout(state.range(1), &err);
+  if (layer.empty() || tree.empty()) {
+    state.SkipWithError(err.c_str());
+    return;
+  }
+  const std::string base = dirs_base(state, 0, "workspaces");
+  if (base.empty()) return;
+  sandbox::SandboxSpec spec;
+  spec.name = spec.hostname = "bench";
+  spec.lower_dirs = {layer};
+  spec.argv = {"/bin/true"};
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"};
+  long n = 0;
+  for (auto _ : state) {
+    ContainerDirs dirs;
+    if (!dirs.make(base, n++) || ::mkdir((dirs.dir + "/ws-upper").c_str(), 0755) < 0 ||
+        ::mkdir((dirs.dir + "/ws-work").c_str(), 0755) < 0) {
+      state.SkipWithError("cannot create the container's directories");
+      break;
+    }
+    spec.binds.clear();
+    if (state.range(0) > 0) spec.binds.push_back({tree, "/workspace"});
+    if (state.range(0) == 2) {
+      spec.binds.back().overlay_upper = dirs.dir + "/ws-upper";
+      spec.binds.back().overlay_work = dirs.dir + "/ws-work";
+    }
+    std::string failure = run_once(spec, dirs);
+    (void)fs::remove_tree(dirs.dir);
+    if (!failure.empty()) {
+      state.SkipWithError(failure.c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_ContainerWorkspace)
+    ->ArgNames({"mode", "files"})
+    ->Args({0, 0})
+    ->Args({1, 10})
+    ->Args({1, 100000})
+    ->Args({2, 10})
+    ->Args({2, 100000})
+    // The minimum of the repetitions too: on a shared machine the mean and median move with the
+    // neighbours' load, the minimum much less.
+    ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); })
     ->UseRealTime()
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMillisecond);

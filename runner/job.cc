@@ -115,6 +115,7 @@ void Job::spawn() {
   if (auto r = output_.open_log(); !r) log::warn("{}", r.error().message());
   auto started = [&]() -> Result<sandbox::Sandbox> {
     SANDRUN_TRY(SlotPool::mark_claimed(*slot_));
+    caches_ = SANDRUN_TRY(acquire_caches(runner_.state_root(), plan_.caches, *slot_, plan_.spec));
     if (plan_.use_cgroup) {
       auto group = runner_.cgroups()->create(runner_.run_id(), fmt::format("c{}", runner_.next_container_id()), plan_.limits);
       if (!group) return std::move(group.error().wrap("create the container's cgroup"));
@@ -134,6 +135,7 @@ void Job::spawn() {
 
 void Job::spawned() {
   spawning_ = false;
+  for (const auto& note : caches_.notes) output_.note(note);
   if (spawn_error_) {
     fail_to_start(*spawn_error_);
     return;
@@ -370,6 +372,7 @@ void Job::fail_to_start(const Error& error) {
 void Job::teardown() {
   state_ = State::tearing_down;
   output_.close_log();
+  caches_.release(plan_.spec);  // the container is gone: another one may write its caches
   if (!slot_ && !cgroup_) {
     teardown_done({});
     return;

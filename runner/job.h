@@ -11,6 +11,7 @@
 
 #include "config/job_file.h"
 #include "runner/artifacts.h"
+#include "runner/caches.h"
 #include "runner/output.h"
 #include "runner/slots.h"
 #include "runner/uv_handle.h"
@@ -37,6 +38,7 @@ struct JobPlan {
   config::Artifacts artifacts;     // what is collected after the job exits
   std::vector<std::string> junit;  // JUnit files among the artifacts, for the --junit report
   std::vector<std::pair<std::string, std::string>> matrix;  // for reports
+  std::vector<CacheMount> caches;  // named cache volumes, bound when the container starts
 };
 
 struct JobResult {
@@ -118,6 +120,7 @@ class Job {
   Slot* slot_ = nullptr;
   std::unique_ptr<sandbox::cgroup::Group> cgroup_;
   std::optional<sandbox::Sandbox> sandbox_;
+  CacheLease caches_;              // the locks of the caches this container has read-write
   std::optional<int> wait_status_;
   sandbox::StatusDecoder status_;
   UvHandle<uv_poll_t> pidfd_poll_;

@@ -98,8 +98,17 @@ ordered_json plan_json(const JobPlan& plan) {
   j["workdir"] = s.workdir;
   j["user"] = {{"uid", s.uid}, {"gid", s.gid}, {"groups", s.groups}};
   ordered_json mounts = ordered_json::array();
-  for (const auto& b : s.binds) mounts.push_back({{"source", b.source}, {"target", b.target}, {"readonly", b.readonly}});
+  for (const auto& b : s.binds) {
+    ordered_json m = {{"source", b.source}, {"target", b.target}, {"readonly", b.readonly}};
+    // "overlay": a private copy-on-write view of the source, which is never modified.
+    m["mode"] = b.overlay() ? "overlay" : b.readonly ? "ro" : "rw";
+    if (b.overlay()) m["upper"] = b.overlay_upper;
+    mounts.push_back(std::move(m));
+  }
   j["volumes"] = mounts;
+  ordered_json caches = ordered_json::array();
+  for (const auto& c : plan.caches) caches.push_back({{"name", c.name}, {"target", c.target}});
+  j["caches"] = caches;  // under <state>/caches; read-write, or copy-on-write while another job holds one
   j["network"] = s.new_net ? "none" : "host";
   j["timeout"] = plan.timeout ? ordered_json(config::format_duration(*plan.timeout)) : ordered_json(nullptr);
   j["limits"] = limits_json(plan);

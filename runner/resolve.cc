@@ -221,7 +221,19 @@ Result<JobPlan> resolve_job(const config::JobSpec& job, const cache::ImageRecord
       return at("workspace", Error::sys_code(ENOENT, "{}", *job.workspace));
     // Files the container's root writes there belong to the workspace's owner on the host
     // (with a remapped root; rootless, the caller is the container's root anyway).
-    s.binds.push_back({*job.workspace, "/workspace", false, /*owner_is_root=*/true});
+    sandbox::Bind ws{*job.workspace, kWorkspaceTarget, job.workspace_mode == config::WorkspaceMode::ro,
+                     /*owner_is_root=*/true};
+    if (job.workspace_mode == config::WorkspaceMode::overlay) {
+      // A private copy-on-write view; use_slot() puts its upper and work dirs in the slot.
+      ws.overlay_upper = "<slot>/ws-upper";
+      ws.overlay_work = "<slot>/ws-work";
+    }
+    s.binds.push_back(std::move(ws));
+  }
+  for (const auto& written : job.caches) {
+    auto c = cache_mount(written, ids.home);
+    if (!c) return at("caches", std::move(c).error());
+    plan.caches.push_back(std::move(*c));
   }
   for (const auto& v : job.volumes) {
     if (!fs::exists(v.source)) return at("volumes", Error::sys_code(ENOENT, "{}", v.source));

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 
+#include "runner/caches.h"
 #include "runner/output.h"
 #include "runner/resolve.h"
 #include "runner/slots.h"
@@ -121,7 +122,8 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
     auto plan = SANDRUN_TRY(resolve_job(job, it->second, store));
     SANDRUN_TRY(resolve_isolation(job, *out.host, plan));
     // A read-only root starts without a writable layer where the image allows it.
-    auto layer = sandbox::ensure_mount_point_layer(store.root() + "/mountpoints", plan.spec);
+    // The caches are bound when the container starts, but their mount points count here.
+    auto layer = sandbox::ensure_mount_point_layer(store.root() + "/mountpoints", with_cache_targets(plan));
     if (!layer) return std::move(layer.error().wrap(fmt::format("job {:?}: prepare its read-only root", job.name)));
     if (*layer) plan.spec.mount_point_layer = std::move(**layer);
     plan.spec.volatile_upper = volatile_upper;

@@ -107,7 +107,10 @@ bool dir_is_empty(const std::string& path) {
   return empty;
 }
 
-bool is_dirty(const Slot& s) { return !record_clean(s.pid.get()) || !dir_is_empty(s.upper); }
+bool is_dirty(const Slot& s) {
+  return !record_clean(s.pid.get()) || !dir_is_empty(s.upper) || !dir_is_empty(s.ws_upper) ||
+         !dir_is_empty(s.dir + "/cow");
+}
 
 // A slot whose pid record says clean (see Slot::pid) needs no lock to be left alone.
 bool looks_clean(const std::string& dir) {
@@ -128,13 +131,29 @@ Result<void> reset_root(int fd) {
   return {};
 }
 
+// The copy-on-write volumes' dirs: the overlay workspace's (kept, reset like the upper dir:
+// Sandbox::start gives it the checkout's owner and mode) and the caches' (<slot>/cow, removed).
+Result<void> clear_volumes(const Slot& slot) {
+  auto upper = SANDRUN_TRY(fs::open_path(slot.ws_upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  SANDRUN_TRY(fs::clear_dir(upper.get()).wrap(fmt::format("empty {}", slot.ws_upper)));
+  SANDRUN_TRY(reset_root(upper.get()));
+  auto work = SANDRUN_TRY(fs::open_path(slot.ws_work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  SANDRUN_TRY(fs::clear_dir(work.get()).wrap(fmt::format("empty {}", slot.ws_work)));
+  if (::fchown(work.get(), ::geteuid(), ::getegid()) < 0) return Error::sys("reset {}", slot.ws_work);
+  const std::string cow = slot.dir + "/cow";
+  if (fs::exists(cow)) SANDRUN_TRY(fs::remove_tree(cow));
+  return {};
+}
+
 Result<Slot> open_slot(const std::string& dir) {
   Slot s;
   s.dir = dir;
   s.upper = dir + "/upper";
   s.work = dir + "/work";
+  s.ws_upper = dir + "/ws-upper";
+  s.ws_work = dir + "/ws-work";
   s.lock = SANDRUN_TRY(lock_slot(dir));
-  for (const auto* p : {&s.upper, &s.work}) {
+  for (const auto* p : {&s.upper, &s.work, &s.ws_upper, &s.ws_work}) {
     if (::mkdir(p->c_str(), 0755) < 0 && errno != EEXIST) return Error::sys("create {}", *p);
   }
   s.pid = SANDRUN_TRY(fs::open_path(dir + "/pid", O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
@@ -259,6 +278,7 @@ Result<void> SlotPool::clear(Slot& slot) {
   // its work/work again at the next mount anyway.
   auto work = SANDRUN_TRY(fs::open_path(slot.work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   SANDRUN_TRY(fs::clear_dir(work.get()).wrap(fmt::format("empty {}", slot.work)));
+  SANDRUN_TRY(clear_volumes(slot));
   return write_record(slot, "-");
 }
 
@@ -289,6 +309,12 @@ SweepReport sweep_slots(const std::string& state_root, bool remove) {
 void use_slot(const Slot& slot, sandbox::SandboxSpec& spec) {
   spec.upper_dir = slot.upper;
   spec.work_dir = slot.work;
+  for (auto& b : spec.binds) {
+    if (b.overlay() && b.target == kWorkspaceTarget) {
+      b.overlay_upper = slot.ws_upper;
+      b.overlay_work = slot.ws_work;
+    }
+  }
 }
 
 }  // namespace sandrun::runner

@@ -23,6 +23,11 @@ struct Slot {
   std::string dir;    // <root>/slots/<k>
   std::string upper;  // overlay upper dir
   std::string work;   // overlay work dir
+  // The upper and work dirs of an overlay workspace (workspace mode "overlay"), and
+  // <dir>/cow/<i>/{upper,work} of the caches a container gets copy-on-write (caches.h):
+  // emptied with the writable layer.
+  std::string ws_upper;
+  std::string ws_work;
   UniqueFd lock;      // flock(LOCK_EX) while this process uses the slot
   // The pid record, which also marks a slot in use: "claimed" from just before a container is
   // cloned, then "PID STARTTIME"; reset to "-" only after the writable layer is emptied. So a
@@ -70,6 +75,10 @@ class SlotPool {
 // Points the spec's per-container host paths (the overlay's upper and work dirs, and those of
 // an overlay workspace) at the slot's directories.
 void use_slot(const Slot& slot, sandbox::SandboxSpec& spec);
+
+// Where the workspace is mounted in the container. A copy-on-write workspace is a bind there
+// with Bind::overlay_upper set (to anything; use_slot() points it at the slot).
+inline constexpr const char* kWorkspaceTarget = "/workspace";
 
 struct SweepReport {
   size_t slots_cleaned = 0;     // dirty slots of dead runs emptied

@@ -255,6 +255,13 @@ void setup_binds(const Child& c, int rootfd) {
   for (size_t i = 0; i < c.plan.nbinds; ++i) {
     const BindPlan& b = c.plan.binds[i];
     const int idx = static_cast<int>(i);
+    if (b.overlay_options) {
+      int target = open_in_root(rootfd, b.target, true);
+      if (target < 0) c.fail(Stage::bind_target, idx);
+      mount_bind_overlay(c, b, target, idx);
+      ::close(target);
+      continue;
+    }
     // A tree the parent prepared (idmapped) has its flags set already.
     int tree = b.tree >= 0 ? b.tree : ::open_tree(AT_FDCWD, b.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     if (tree < 0) c.fail(Stage::bind_source, idx);

@@ -59,6 +59,10 @@ inline size_t format_decimal(char* out, int n) {
 int mount_overlay(const Child& c);
 int mount_overlay_from_fds(const Child& c);
 
+// A copy-on-write volume (BindPlan::overlay_options) on `target`, an O_PATH fd of its mount
+// point resolved beneath the container's root. `index` names the bind in a failure.
+void mount_bind_overlay(const Child& c, const BindPlan& b, int target, int index);
+
 // Hide the leaky paths of /proc and /sys (kMaskedPaths), and make kReadOnlyPaths read-only,
 // beneath the container's root `rootfd` (sandrun's own proc and sysfs are mounted there).
 void mask_paths(const Child& c, int rootfd);

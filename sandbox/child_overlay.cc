@@ -59,6 +59,18 @@ void mount_overlay_by_fds(const Child& c) {
 
 }  // namespace
 
+void mount_bind_overlay(const Child& c, const BindPlan& b, int target, int index) {
+  char at[32];
+  Appender path{at, sizeof at};
+  path.add("/proc/self/fd/");
+  path.add_number(target);
+  // Named by fd numbers relative to /proc/self/fd (ChildPlan::ovl_lower), in a user namespace.
+  if (b.overlay_by_fd) c.check(::chdir("/proc/self/fd"), Stage::bind_overlay, index);
+  const unsigned long flags = MS_NOSUID | MS_NODEV | (b.readonly ? MS_RDONLY : 0);
+  c.check(::mount("overlay", at, "overlay", flags, b.overlay_options), Stage::bind_overlay, index);
+  if (b.overlay_by_fd) c.check(::chdir("/"), Stage::bind_overlay, index);
+}
+
 int mount_overlay(const Child& c) {
   if (c.plan.overlay_options) {
     c.check(::mount("overlay", c.plan.root_dir, "overlay", 0, c.plan.overlay_options), Stage::mount_overlay);

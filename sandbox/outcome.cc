@@ -57,6 +57,7 @@ std::string what_failed(const SandboxSpec& spec, Stage stage, int32_t index) {
     case Stage::bind_target: return fmt::format("create mount point {} in the container", dst);
     case Stage::bind_mount: return fmt::format("mount volume {} on {}", src, dst);
     case Stage::bind_readonly: return fmt::format("set mount flags of volume {}", dst);
+    case Stage::bind_overlay: return fmt::format("mount copy-on-write overlay of {} on {}", src, dst);
     case Stage::hostname: return fmt::format("set hostname {:?}", spec.hostname);
     case Stage::loopback: return "bring up the loopback interface";
     case Stage::pivot_root: return fmt::format("pivot_root into {}", spec.root_dir);
@@ -96,6 +97,10 @@ std::string hint_for(Stage stage, int err) {
   if (stage == Stage::mount_overlay && err == EINVAL) {
     return "overlayfs refused the layers: the state directory (--root) must be on a local file "
            "system such as ext4 or xfs, not on overlayfs or NFS";
+  }
+  if (stage == Stage::bind_overlay && (err == EINVAL || err == ELOOP)) {
+    return "overlayfs refused the volume as a lower layer: it must not contain the state directory "
+           "(--root) nor lie inside it, and both must be on local file systems (not NFS)";
   }
   if (stage == Stage::rlimit && err == EPERM) {
     return "a hard limit cannot be raised above sandrun's own without CAP_SYS_RESOURCE; "

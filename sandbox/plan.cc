@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <algorithm>
 
 #include "sandbox/capabilities.h"
@@ -45,6 +47,24 @@ RootIds root_ids(const UserNamespace& ns) {
     if (m.inside == 0) count = m.count;
   }
   return {*userns::to_host(ns.uid_map, 0), *userns::to_host(ns.gid_map, 0), count};
+}
+
+// overlayfs accepts a lower dir that contains the upper dir (the state dir inside the
+// checkout) on some kernels, and the container then sees its own writes appear beneath
+// itself: refused here, by the resolved paths.
+Result<void> check_not_nested(const Bind& b) {
+  char lower[PATH_MAX], upper[PATH_MAX];
+  if (!::realpath(b.source.c_str(), lower)) return Error::sys("volume source {}", b.source);
+  if (!::realpath(b.overlay_upper.c_str(), upper)) return Error::sys("volume upper directory {}", b.overlay_upper);
+  auto inside = [](std::string_view dir, std::string_view path) {
+    return path == dir || (path.size() > dir.size() && path.starts_with(dir) && (dir == "/" || path[dir.size()] == '/'));
+  };
+  if (inside(lower, upper) || inside(upper, lower)) {
+    return Error::msg("copy-on-write volume {} on {}: it and the container's state ({}) must not contain each other",
+                      b.source, b.target, b.overlay_upper)
+        .hint("use a state directory (--root) outside the checkout");
+  }
+  return {};
 }
 
 }  // namespace
@@ -116,6 +136,7 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     if (::stat(b.source.c_str(), &st) < 0) return Error::sys("volume source {}", b.source);
     p->bind_plans_.push_back({b.source.c_str(), b.target.c_str(), b.readonly, S_ISDIR(st.st_mode)});
   }
+  SANDRUN_TRY(p->prepare_bind_overlays(spec));
 
   p->root_dir_ = spec.root_dir;
   p->hostname_ = spec.hostname;
@@ -176,20 +197,67 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
   return p;
 }
 
+Result<void> PreparedPlan::prepare_bind_overlays(const SandboxSpec& spec) {
+  bind_overlay_options_.resize(binds_.size());  // sized once: the plans point into them
+  for (size_t i = 0; i < binds_.size(); ++i) {
+    const Bind& b = binds_[i];
+    if (!b.overlay()) continue;
+    if (!bind_plans_[i].is_dir) return Error::msg("copy-on-write volume {}: not a directory", b.source);
+    SANDRUN_TRY(check_absolute(b.overlay_upper, "volume upper directory"));
+    SANDRUN_TRY(check_absolute(b.overlay_work, "volume work directory"));
+    SANDRUN_TRY(check_not_nested(b));
+    // The host dir is the only lower layer, so the mount costs the same for any tree size:
+    // nothing is copied until the container writes a file (then that one file). volatile as
+    // for the root: the upper dir is thrown away with the container.
+    std::string& o = bind_overlay_options_[i];
+    o = "lowerdir=" + overlay_escape(b.source) + ",upperdir=" + overlay_escape(b.overlay_upper) +
+        ",workdir=" + overlay_escape(b.overlay_work) + (spec.volatile_upper ? ",volatile" : "");
+    if (o.size() > kMaxMountOptions) return Error::msg("copy-on-write volume {}: paths too long", b.source);
+    bind_plans_[i].overlay_options = o.c_str();
+  }
+  return {};
+}
+
+Result<int> PreparedPlan::open_reopened(const std::string& path) {
+  int fd = ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Error::sys("open {}", path);
+  trees_.emplace_back(fd);
+  reopen_paths_.push_back(path);
+  reopen_fds_.push_back(fd);
+  return fd;
+}
+
+// In a user namespace the container's root may not walk the host paths (state dir of host
+// root, mode 0700): the overlay's dirs are named by fd as for the root (ChildPlan::ovl_lower).
+// As root with a remapped range, the lower dir goes through an idmapped mount on which its
+// owner is the container's root (Bind::owner_is_root), attached by the child over the dir as
+// the image layers are: overlayfs refuses to copy up a file whose owner the namespace does not
+// map (EOVERFLOW).
+Result<void> PreparedPlan::prepare_bind_overlay_fds(size_t i, int map_ns) {
+  const Bind& b = binds_[i];
+  int lower = SANDRUN_TRY(open_reopened(b.source));
+  if (map_ns >= 0) {
+    layer_targets_.push_back(lower);
+    trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(b.source, map_ns, 0)));
+    lower = trees_.back().get();
+    layer_fds_.push_back(lower);
+  }
+  const int upper = SANDRUN_TRY(open_reopened(b.overlay_upper));
+  const int work = SANDRUN_TRY(open_reopened(b.overlay_work));
+  bind_overlay_options_[i] = fmt::format("lowerdir={},upperdir={},workdir={},userxattr{}", lower, upper, work,
+                                         plan_.ovl_volatile ? ",volatile" : "");
+  bind_plans_[i].overlay_options = bind_overlay_options_[i].c_str();
+  bind_plans_[i].overlay_by_fd = true;
+  return {};
+}
+
 Result<void> PreparedPlan::prepare_userns(const SandboxSpec& spec) {
   const UserNamespace& ns = spec.userns;
   ChildPlan& c = plan_;
   c.userns = ns.enabled;
   c.userns_setgroups = userns::setgroups_allowed(ns);
   if (!ns.enabled) return {};
-  auto open_dir = [this](const std::string& path) -> Result<int> {
-    int fd = ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return Error::sys("open {}", path);
-    trees_.emplace_back(fd);
-    reopen_paths_.push_back(path);
-    reopen_fds_.push_back(fd);
-    return fd;
-  };
+  auto open_dir = [this](const std::string& path) { return open_reopened(path); };
   // Relative to /proc/self/fd, where the child goes to mount the overlay: short names, so that
   // more layers fit in fsconfig()'s 255 bytes.
   auto fd_path = [](int fd) { return std::to_string(fd); };
@@ -212,6 +280,19 @@ Result<void> PreparedPlan::prepare_userns(const SandboxSpec& spec) {
   ovl_upper_ = fd_path(SANDRUN_TRY(open_dir(spec.upper_dir)));
   ovl_work_ = fd_path(SANDRUN_TRY(open_dir(spec.work_dir)));
   c.root_fd = SANDRUN_TRY(open_dir(spec.root_dir));
+  c.ovl_volatile = spec.volatile_upper;
+  const RootIds ids = root_ids(ns);
+  for (size_t i = 0; i < binds_.size(); ++i) {
+    const Bind& b = binds_[i];
+    if (!b.overlay()) continue;
+    int map_ns = -1;
+    struct stat st;
+    if (root && b.owner_is_root && ::stat(b.source.c_str(), &st) == 0 && (st.st_uid != ids.uid || st.st_gid != ids.gid)) {
+      map_ns = SANDRUN_TRY(userns::idmap_userns(userns::owner_as_root(st.st_uid, ids.uid, ids.count),
+                                                userns::owner_as_root(st.st_gid, ids.gid, ids.count)));
+    }
+    SANDRUN_TRY(prepare_bind_overlay_fds(i, map_ns));
+  }
   for (const auto& path : reopen_paths_) reopen_path_ptrs_.push_back(path.c_str());
   c.reopen_paths = reopen_path_ptrs_.data();
   c.reopen_fds = reopen_fds_.data();
@@ -228,9 +309,9 @@ Result<void> PreparedPlan::prepare_userns(const SandboxSpec& spec) {
   c.nlayer_fds = layer_fds_.size();
   if (!root) return {};
   // Volumes are opened here too (the container's root may not reach them), flags set.
-  const RootIds ids = root_ids(ns);
   for (size_t i = 0; i < binds_.size(); ++i) {
     const Bind& b = binds_[i];
+    if (b.overlay()) continue;
     const uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0);
     int map_ns = -1;
     struct stat st;

@@ -22,6 +22,11 @@ struct BindPlan {
   bool readonly;
   bool is_dir;
   int tree = -1;  // a detached mount the parent prepared (idmapped, flags set), or -1
+  // A copy-on-write volume (Bind::overlay_upper): the overlay's mount(2) options, with host
+  // paths, or (in a user namespace) fd numbers relative to /proc/self/fd, where the child
+  // goes to mount it. Null: a bind.
+  const char* overlay_options = nullptr;
+  bool overlay_by_fd = false;
 };
 
 struct ChildPlan {
@@ -123,6 +128,12 @@ class PreparedPlan {
   PreparedPlan() = default;
   // Userns fields of the plan; as root, the idmapped mounts of layers and owner-mapped binds.
   Result<void> prepare_userns(const SandboxSpec& spec);
+  // An O_PATH fd of `path` that the child opens again in its own mount namespace.
+  Result<int> open_reopened(const std::string& path);
+  // The options of the copy-on-write volumes (BindPlan::overlay_options).
+  Result<void> prepare_bind_overlays(const SandboxSpec& spec);
+  // In a user namespace: the copy-on-write volume `i` named by fds (its lower idmapped as root).
+  Result<void> prepare_bind_overlay_fds(size_t i, int layer_ns_for_owner);
 
   std::string overlay_options_;
   std::string root_dir_;
@@ -131,6 +142,7 @@ class PreparedPlan {
   std::string path_;
   std::vector<Bind> binds_;
   std::vector<BindPlan> bind_plans_;
+  std::vector<std::string> bind_overlay_options_;  // one per bind; empty for a plain bind
   std::vector<gid_t> groups_;
   std::vector<std::string> argv_;
   std::vector<std::string> env_;

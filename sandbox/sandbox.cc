@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,6 +89,33 @@ Result<void> give_layer_to_container_root(const SandboxSpec& spec) {
     const std::string path = spec.work_dir + sub;
     if (::chown(path.c_str(), uid, gid) < 0 && errno != ENOENT) return Error::sys("chown {}", path);
   }
+  // The copy-on-write volumes' upper and work dirs likewise (the upper dir is the volume's
+  // root: it takes the lower dir's owner and mode at the first copy-up).
+  for (const Bind& b : spec.binds) {
+    if (!b.overlay()) continue;
+    for (const std::string& dir : {b.overlay_upper, b.overlay_work}) {
+      if (::chown(dir.c_str(), uid, gid) < 0) return Error::sys("chown {} to the container's root {}:{}", dir, uid, gid);
+    }
+  }
+  return {};
+}
+
+// The root of an overlay takes its owner and mode from the upper dir: a copy-on-write volume
+// shows the host dir's, so a job's user that may write to the checkout may write to its view.
+// With a remapped root and an idmapped lower (Bind::owner_is_root: the workspace),
+// give_layer_to_container_root() gave the upper dir to the container's root, which the
+// idmapped lower shows as the owner.
+Result<void> match_volume_roots(const SandboxSpec& spec) {
+  for (const Bind& b : spec.binds) {
+    if (!b.overlay()) continue;
+    struct stat st;
+    if (::stat(b.source.c_str(), &st) < 0) return Error::sys("volume source {}", b.source);
+    // Rootless, the upper dir is the caller's, who is the container's root: nothing to give.
+    const bool give = !spec.userns.enabled || (::geteuid() == 0 && !b.owner_is_root);
+    if (give && ::chown(b.overlay_upper.c_str(), st.st_uid, st.st_gid) < 0)
+      return Error::sys("chown {}", b.overlay_upper);
+    if (::chmod(b.overlay_upper.c_str(), st.st_mode & 07777) < 0) return Error::sys("chmod {}", b.overlay_upper);
+  }
   return {};
 }
 
@@ -130,6 +158,7 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* gro
     plan.userns_sync_parent = sync.write.get();
     SANDRUN_TRY(give_layer_to_container_root(spec));
   }
+  SANDRUN_TRY(match_volume_roots(spec));
 
   int pidfd = -1;
   struct clone_args args = {};

@@ -21,6 +21,13 @@ struct Bind {
   // source's owner on the host appears as the container's root through an idmapped mount, so
   // files the container's root creates there belong to that owner on disk (the workspace).
   bool owner_is_root = false;
+  // Copy-on-write: non-empty, the target is an overlay with `source` as its only lower layer
+  // (never modified) and these host dirs (empty, on one file system, usually the container's
+  // slot) as upper and work dirs; the container's writes land there and go with them.
+  // `readonly` and `owner_is_root` apply to the overlay as to a bind.
+  std::string overlay_upper;
+  std::string overlay_work;
+  bool overlay() const { return !overlay_upper.empty(); }
 };
 
 // One line of /proc/PID/uid_map (or gid_map): container ids inside..inside+count-1 are host

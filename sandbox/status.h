@@ -62,6 +62,7 @@ enum class Stage : uint32_t {
   userns_root,      // become root of the user namespace (setgroups/setresgid/setresuid 0)
   layer_idmap,      // index: which layer's idmapped mount could not be attached
   userns_reopen,    // index: which of the overlay's dirs (ChildPlan::reopen_paths)
+  bind_overlay,     // index: which bind (a copy-on-write one: Bind::overlay_upper)
 };
 
 enum class RecordKind : uint32_t {

@@ -119,6 +119,49 @@ TEST_F(SandboxTest, WorkspaceBindIsWritableAndReadOnlyBindIsNot) {
   EXPECT_FALSE(fs::exists(ro + "/x"));
 }
 
+TEST_F(SandboxTest, ACopyOnWriteVolumeIsWritableAndLeavesItsSourceAlone) {
+  std::string src = tmp_ / "src";
+  ASSERT_TRUE(fs::mkdirs(src + "/sub").ok());
+  write_file(src + "/sub/f", "host\n");
+  ASSERT_TRUE(fs::mkdirs(tmp_ / "ws-upper").ok());
+  ASSERT_TRUE(fs::mkdirs(tmp_ / "ws-work").ok());
+  auto s = spec({"/bin/sh", "-c", "cat sub/f; echo box > sub/f; rm -r sub; echo new > n; ls"});
+  s.binds = {{src, "/workspace"}};
+  s.binds[0].overlay_upper = tmp_ / "ws-upper";
+  s.binds[0].overlay_work = tmp_ / "ws-work";
+  s.workdir = "/workspace";
+  auto r = run(s);
+  ASSERT_TRUE(r.started) << r.start_error;
+  EXPECT_TRUE(r.outcome.ok()) << r.err << (r.outcome.error ? r.outcome.error->message() : "");
+  EXPECT_EQ(r.out, "host\nn\n");
+  EXPECT_EQ(read_file(src + "/sub/f"), "host\n");
+  EXPECT_FALSE(fs::exists(src + "/n"));
+  EXPECT_EQ(read_file(tmp_ / "ws-upper/n"), "new\n");
+}
+
+// overlayfs wants the upper and work dirs on one file system: the child's failure record is
+// rendered naming the volume.
+TEST_F(SandboxTest, ACopyOnWriteVolumeThatCannotBeMountedIsNamedInTheError) {
+  SANDRUN_REQUIRE(fs::is_dir("/dev/shm"), "needs /dev/shm");
+  std::string work = "/dev/shm/sandrun-test-work-" + std::to_string(::getpid());
+  ASSERT_TRUE(fs::mkdirs(work).ok());
+  std::string src = tmp_ / "src2";
+  ASSERT_TRUE(fs::mkdirs(src).ok());
+  ASSERT_TRUE(fs::mkdirs(tmp_ / "up2").ok());
+  auto s = spec({"/bin/true"});
+  s.binds = {{src, "/workspace"}};
+  s.binds[0].overlay_upper = tmp_ / "up2";
+  s.binds[0].overlay_work = work;
+  auto r = run(s);
+  (void)fs::remove_tree(work);
+  ASSERT_TRUE(r.started) << r.start_error;
+  ASSERT_EQ(r.outcome.kind, Outcome::Kind::setup_failed);
+  ASSERT_TRUE(r.outcome.error);
+  EXPECT_NE(r.outcome.error->message().find("mount copy-on-write overlay of " + src + " on /workspace: "),
+            std::string::npos)
+      << r.outcome.error->message();
+}
+
 TEST_F(SandboxTest, MissingWorkdirIsCreated) {
   auto s = spec({"/bin/pwd"});
   s.workdir = "/a/b/c";
