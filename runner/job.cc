@@ -50,12 +50,14 @@ Error uv_error(int code, std::string_view what) {
 Job::Job(Runner& runner, JobPlan plan, JobOutput output)
     : runner_(runner), plan_(std::move(plan)), output_(std::move(output)) {
   result_.name = plan_.name;
+  result_.index = output_.index();
   if (plan_.timeout) result_.timeout = *plan_.timeout;
 }
 
 void Job::start() {
   state_ = State::running;
   started_at_ = std::chrono::steady_clock::now();
+  if (auto* events = runner_.events()) events->job_started(result_.index, result_.attempt, result_.max_attempts);
   slot_ = runner_.slots().acquire(/*grow=*/true);
   if (!slot_) {
     fail_to_start(Error::msg("no container slot available under {}/slots", runner_.state_root()));
@@ -213,6 +215,7 @@ void Job::cancel_pending() {
   result_.message = "cancelled before it started";
   output_.drop_stale_log();
   state_ = State::done;
+  if (auto* events = runner_.events()) events->job_finished(result_.index, result_);
 }
 
 void Job::maybe_exited() {
@@ -314,6 +317,8 @@ void Job::teardown_done(const Result<void>& r) {
     slot_ = nullptr;
   }
   state_ = State::done;
+  result_.output_tail = output_.tail();
+  if (auto* events = runner_.events()) events->job_finished(result_.index, result_);
   runner_.job_done();
 }
 

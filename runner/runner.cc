@@ -33,7 +33,7 @@ Runner::Runner(RunOptions options, std::string state_root, std::vector<JobPlan> 
   if (options_.parallel == 0) options_.parallel = 1;
   size_t index = 0;
   for (auto& plan : plans) {
-    JobOutput out(plan.name, index, options_.console, options_.style);
+    JobOutput out(plan.name, index, options_.console, options_.events);
     if (!options_.log_dir.empty()) out.set_log(options_.log_dir + "/" + plan.name + ".log");
     jobs_.push_back(std::make_unique<Job>(*this, std::move(plan), std::move(out)));
     ++index;
@@ -63,6 +63,7 @@ Result<void> Runner::run() {
   }
   uv_signal_start(sigint_.get(), on_signal, SIGINT);
   uv_signal_start(sigterm_.get(), on_signal, SIGTERM);
+  if (options_.events) options_.events->loop_started(&loop_);
   schedule();
   maybe_finish();
   uv_run(&loop_, UV_RUN_DEFAULT);

@@ -59,6 +59,7 @@ class Runner {
   const std::string& run_id() const { return run_id_; }
   uint64_t next_container_id() { return ++containers_; }
   uv_buf_t read_buffer();
+  RunEvents* events() { return options_.events; }
   void job_done();
 
  private:
