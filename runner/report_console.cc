@@ -56,10 +56,15 @@ ConsoleReporter::ConsoleReporter(ConsoleOptions options) : o_(std::move(options)
 ConsoleReporter::~ConsoleReporter() = default;
 
 void ConsoleReporter::loop_started(uv_loop_t* loop) {
-  // Without jobs (or before run_started) there is nothing to refresh, and nothing would close it.
-  if (!o_.tty || timer_ || jobs_.empty()) return;
+  loop_ = loop;
+  start_timer();
+}
+
+void ConsoleReporter::start_timer() {
+  // Without jobs there is nothing to refresh, and no job_finished would close it.
+  if (!o_.tty || timer_ || !loop_ || jobs_.empty()) return;
   timer_ = new uv_timer_t{};
-  uv_timer_init(loop, timer_);
+  uv_timer_init(loop_, timer_);
   timer_->data = this;
   // The block never keeps the loop alive: the run ends when its jobs do.
   uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
@@ -76,6 +81,7 @@ void ConsoleReporter::loop_ended() {
   // Only reached with the timer open if a job never reported its end inside the loop; the
   // handle belonged to a loop that is gone, so it is left alone.
   timer_ = nullptr;
+  loop_ = nullptr;
 }
 
 ConsoleReporter::JobState& ConsoleReporter::job(size_t index) {
@@ -94,16 +100,21 @@ void ConsoleReporter::run_started(const std::vector<const JobPlan*>& plans) {
     jobs_[i].name = plans[i]->name;
     jobs_[i].prefix = job_prefix(plans[i]->name, i, o_.style);
   }
+  start_timer();
   if (o_.tty) redraw();
 }
 
 void ConsoleReporter::line(int fd, std::string text) {
-  if (!o_.tty) {
+  if (o_.tty) {
+    pending_ += text;
+  } else {
     o_.write(fd, text);
-    return;
   }
-  pending_ += text;
-  if (pending_.size() >= kFlushBytes || !timer_) redraw();
+}
+
+void ConsoleReporter::flush_lines() {
+  // Lines wait for the timer's next tick (at most 250 ms), unless there are many or no timer.
+  if (o_.tty && !pending_.empty() && (pending_.size() >= kFlushBytes || !timer_)) redraw();
 }
 
 void ConsoleReporter::keep(JobState& j, int fd, std::string text) {
@@ -147,6 +158,7 @@ void ConsoleReporter::job_output(size_t index, int stream, std::string_view text
     keep(j, fd, std::move(l));
   } else {
     line(fd, std::move(l));
+    flush_lines();
   }
 }
 
@@ -157,6 +169,7 @@ void ConsoleReporter::job_note(size_t index, std::string_view text) {
     keep(j, 2, std::move(l));
   } else {
     line(2, std::move(l));
+    flush_lines();
   }
 }
 

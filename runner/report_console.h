@@ -71,7 +71,9 @@ class ConsoleReporter : public RunEvents {
   JobState& job(size_t index);
   void line(int fd, std::string text);  // a log line (text ends with '\n')
   void keep(JobState& j, int fd, std::string text);
+  void start_timer();
   void close_timer();
+  void flush_lines();
   std::pair<size_t, size_t> terminal_size() const;
 
   ConsoleOptions o_;
@@ -79,6 +81,7 @@ class ConsoleReporter : public RunEvents {
   size_t passed_ = 0, failed_ = 0, allowed_ = 0, skipped_ = 0, cancelled_ = 0, finished_ = 0;
   std::string pending_;    // tty: log lines not yet written
   size_t drawn_lines_ = 0; // tty: lines of the block on the screen now
+  uv_loop_t* loop_ = nullptr;
   uv_timer_t* timer_ = nullptr;
 };
 

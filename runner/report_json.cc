@@ -12,7 +12,7 @@
 namespace sandrun::runner {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;  // "event" and "time" first, as written
 
 // Compact, one line; bytes that are not UTF-8 (a job may print anything) become U+FFFD so
 // that every line parses.
