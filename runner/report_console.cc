@@ -49,20 +49,25 @@ std::string fit_columns(std::string_view text, size_t columns) {
   return std::string(text);
 }
 
-ConsoleReporter::ConsoleReporter(ConsoleOptions options) : o_(std::move(options)) {}
+ConsoleReporter::ConsoleReporter(ConsoleOptions options) : o_(std::move(options)), out_(o_.write) {}
 
-// The timer is closed inside the loop (job_finished, run_finished); by the time the reporter
-// goes the loop may be gone, so the destructor leaves the handle alone.
+// The loop's handles are closed inside the loop (job_finished, run_finished); by the time the
+// reporter goes the loop may be gone, so the destructor leaves them alone.
 ConsoleReporter::~ConsoleReporter() = default;
 
 void ConsoleReporter::loop_started(uv_loop_t* loop) {
   loop_ = loop;
-  start_timer();
+  start_loop_handles();
 }
 
-void ConsoleReporter::start_timer() {
-  // Without jobs there is nothing to refresh, and no job_finished would close it.
-  if (!o_.tty || timer_ || !loop_ || jobs_.empty()) return;
+void ConsoleReporter::start_loop_handles() {
+  // Without jobs there is nothing to refresh, and no job_finished would close them.
+  if (!loop_ || jobs_.empty()) return;
+  if (!o_.tty) {
+    out_.attach(loop_);
+    return;
+  }
+  if (timer_) return;
   timer_ = new uv_timer_t{};
   uv_timer_init(loop_, timer_);
   timer_->data = this;
@@ -71,7 +76,8 @@ void ConsoleReporter::start_timer() {
   uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<ConsoleReporter*>(t->data)->redraw(); }, kRefreshMs, kRefreshMs);
 }
 
-void ConsoleReporter::close_timer() {
+void ConsoleReporter::close_loop_handles() {
+  out_.detach();
   if (!timer_) return;
   uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   timer_ = nullptr;
@@ -82,6 +88,7 @@ void ConsoleReporter::loop_ended() {
   // handle belonged to a loop that is gone, so it is left alone.
   timer_ = nullptr;
   loop_ = nullptr;
+  out_.abandon();
 }
 
 ConsoleReporter::JobState& ConsoleReporter::job(size_t index) {
@@ -100,7 +107,7 @@ void ConsoleReporter::run_started(const std::vector<const JobPlan*>& plans) {
     jobs_[i].name = plans[i]->name;
     jobs_[i].prefix = job_prefix(plans[i]->name, i, o_.style);
   }
-  start_timer();
+  start_loop_handles();
   if (o_.tty) redraw();
 }
 
@@ -108,7 +115,7 @@ void ConsoleReporter::line(int fd, std::string text) {
   if (o_.tty) {
     pending_ += text;
   } else {
-    o_.write(fd, text);
+    out_.write(fd, text);
   }
 }
 
@@ -214,15 +221,13 @@ void ConsoleReporter::job_finished(size_t index, const JobResult& r) {
     if (o_.style.color && (r.ok() || failed)) status = (r.ok() ? kGreen : kRed) + status + kReset;
     line(2, j.prefix + status + "\n");
   }
-  if (o_.tty) {
-    redraw();
-    if (finished_ >= jobs_.size()) close_timer();
-  }
+  if (o_.tty) redraw();
+  if (finished_ >= jobs_.size()) close_loop_handles();
 }
 
 void ConsoleReporter::run_finished(const std::vector<JobResult>&, int) {
+  close_loop_handles();
   if (!o_.tty) return;
-  close_timer();
   jobs_.clear();  // an empty block: redraw() erases it
   passed_ = failed_ = allowed_ = skipped_ = cancelled_ = finished_ = 0;
   redraw();

@@ -31,6 +31,7 @@ struct ConsoleOptions {
 // clears to the end of the screen, writes the new log lines and the block again (a line per
 // running job with its elapsed time, and the counts). A timer on the loop refreshes the times
 // 4 times a second and flushes buffered lines; it is closed once every job has finished.
+// Plain mode writes what one loop iteration produced at once (BatchedWriter).
 class ConsoleReporter : public RunEvents {
  public:
   // Lines of a job's output kept for --quiet (the last ones; the log file has them all).
@@ -71,12 +72,13 @@ class ConsoleReporter : public RunEvents {
   JobState& job(size_t index);
   void line(int fd, std::string text);  // a log line (text ends with '\n')
   void keep(JobState& j, int fd, std::string text);
-  void start_timer();
-  void close_timer();
+  void start_loop_handles();  // tty: the refresh timer; plain: batched writes
+  void close_loop_handles();
   void flush_lines();
   std::pair<size_t, size_t> terminal_size() const;
 
   ConsoleOptions o_;
+  BatchedWriter out_;  // plain mode
   std::vector<JobState> jobs_;
   size_t passed_ = 0, failed_ = 0, allowed_ = 0, skipped_ = 0, cancelled_ = 0, finished_ = 0;
   std::string pending_;    // tty: log lines not yet written

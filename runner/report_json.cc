@@ -111,7 +111,19 @@ RunTotals run_totals(const std::vector<JobResult>& results) {
   return t;
 }
 
-JsonReporter::JsonReporter(WriteFn write) : write_(std::move(write)) {}
+JsonReporter::JsonReporter(WriteFn write) : out_(std::move(write)) {}
+
+void JsonReporter::loop_started(uv_loop_t* loop) {
+  loop_ = loop;
+  if (!names_.empty()) out_.attach(loop_);  // without jobs no job_finished would detach it
+}
+
+void JsonReporter::loop_ended() {
+  loop_ = nullptr;
+  out_.abandon();
+}
+
+void JsonReporter::emit(const std::string& line) { out_.write(1, line); }
 
 const std::string& JsonReporter::name(size_t index) const {
   static const std::string unknown;
@@ -124,13 +136,14 @@ void JsonReporter::run_started(const std::vector<const JobPlan*>& plans) {
   for (const auto* p : plans) names_.push_back(p->name);
   json j = event("run_started");
   j["jobs"] = names_;
-  write_(1, dump(j) + "\n");
+  emit(dump(j) + "\n");
+  if (loop_ && !names_.empty()) out_.attach(loop_);
 }
 
 void JsonReporter::job_queued(size_t index) {
   json j = event("job_queued");
   j["job"] = name(index);
-  write_(1, dump(j) + "\n");
+  emit(dump(j) + "\n");
 }
 
 void JsonReporter::job_started(size_t index, unsigned attempt, unsigned max_attempts) {
@@ -138,7 +151,7 @@ void JsonReporter::job_started(size_t index, unsigned attempt, unsigned max_atte
   j["job"] = name(index);
   j["attempt"] = attempt;
   j["max_attempts"] = max_attempts;
-  write_(1, dump(j) + "\n");
+  emit(dump(j) + "\n");
 }
 
 void JsonReporter::job_output(size_t index, int stream, std::string_view line) {
@@ -146,35 +159,37 @@ void JsonReporter::job_output(size_t index, int stream, std::string_view line) {
   j["job"] = name(index);
   j["stream"] = stream == 2 ? "stderr" : "stdout";
   j["line"] = line;
-  write_(1, dump(j) + "\n");
+  emit(dump(j) + "\n");
 }
 
 void JsonReporter::job_note(size_t index, std::string_view text) {
   json j = event("job_note");
   j["job"] = name(index);
   j["text"] = text;
-  write_(1, dump(j) + "\n");
+  emit(dump(j) + "\n");
 }
 
 void JsonReporter::job_retrying(size_t index, const JobResult& result) {
   json j = event("job_retrying");
   j.update(result_fields(result));
   j["job"] = name(index);
-  write_(1, dump(j) + "\n");
+  emit(dump(j) + "\n");
 }
 
 void JsonReporter::job_finished(size_t index, const JobResult& result) {
   json j = event("job_finished");
   j.update(result_fields(result));
   j["job"] = name(index).empty() ? result.name : name(index);
-  write_(1, dump(j) + "\n");
+  emit(dump(j) + "\n");
+  if (++finished_ >= names_.size()) out_.detach();
 }
 
 void JsonReporter::run_finished(const std::vector<JobResult>& results, int interrupted_by) {
   json j = event("run_finished");
   add_totals(j, results, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_),
              interrupted_by);
-  write_(1, dump(j) + "\n");
+  emit(dump(j) + "\n");
+  out_.detach();
 }
 
 Result<void> write_summary_json(const std::string& path, const std::vector<JobResult>& results,

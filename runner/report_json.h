@@ -30,6 +30,10 @@ class JsonReporter : public RunEvents {
  public:
   explicit JsonReporter(WriteFn write = console_writer());
 
+  // Events are written once per loop iteration while the loop runs (BatchedWriter).
+  void loop_started(uv_loop_t* loop) override;
+  // The run's loop has been closed: its handle (if any is left) must not be touched again.
+  void loop_ended();
   void run_started(const std::vector<const JobPlan*>& plans) override;
   void job_queued(size_t index) override;
   void job_started(size_t index, unsigned attempt, unsigned max_attempts) override;
@@ -41,8 +45,11 @@ class JsonReporter : public RunEvents {
 
  private:
   const std::string& name(size_t index) const;
+  void emit(const std::string& line);
 
-  WriteFn write_;
+  BatchedWriter out_;
+  uv_loop_t* loop_ = nullptr;
+  size_t finished_ = 0;
   std::vector<std::string> names_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

@@ -4,9 +4,56 @@
 #include "runner/output.h"
 
 namespace sandrun::runner {
+namespace {
+
+constexpr size_t kBatchBytes = 256 * 1024;  // written before the iteration ends beyond this
+
+}  // namespace
 
 WriteFn console_writer() {
   return [](int fd, std::string_view data) { console_write(fd, data); };
+}
+
+// Closing is for detach(), inside the loop; by the time the writer goes the loop may be gone.
+BatchedWriter::~BatchedWriter() { flush(); }
+
+void BatchedWriter::attach(uv_loop_t* loop) {
+  if (check_) return;
+  check_ = new uv_check_t{};
+  uv_check_init(loop, check_);
+  check_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(check_));
+  uv_check_start(check_, [](uv_check_t* c) { static_cast<BatchedWriter*>(c->data)->flush(); });
+}
+
+void BatchedWriter::write(int fd, std::string_view data) {
+  if (!check_) {
+    flush();
+    write_(fd, data);
+    return;
+  }
+  if (pending_.empty() || pending_.back().first != fd) pending_.emplace_back(fd, std::string());
+  pending_.back().second.append(data);
+  bytes_ += data.size();
+  if (bytes_ >= kBatchBytes) flush();
+}
+
+void BatchedWriter::flush() {
+  auto batch = std::exchange(pending_, {});
+  bytes_ = 0;
+  for (const auto& [fd, data] : batch) write_(fd, data);
+}
+
+void BatchedWriter::detach() {
+  flush();
+  if (!check_) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(check_), [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
+  check_ = nullptr;
+}
+
+void BatchedWriter::abandon() {
+  flush();
+  check_ = nullptr;
 }
 
 void Reporters::loop_started(uv_loop_t* loop) {

@@ -13,6 +13,31 @@ namespace sandrun::runner {
 using WriteFn = std::function<void(int fd, std::string_view data)>;
 WriteFn console_writer();
 
+// What a reporter writes, in order, gathered while the loop handles a batch of I/O and written
+// once per loop iteration (a uv_check handle): a job printing 200k lines costs a few hundred
+// writes, not 200k. Without a loop, or once detached, every write goes out at once.
+class BatchedWriter {
+ public:
+  explicit BatchedWriter(WriteFn write) : write_(std::move(write)) {}
+  ~BatchedWriter();
+  BatchedWriter(const BatchedWriter&) = delete;
+  BatchedWriter& operator=(const BatchedWriter&) = delete;
+
+  void attach(uv_loop_t* loop);  // the handle never keeps the loop alive
+  void write(int fd, std::string_view data);
+  void flush();
+  // Flushes and closes the handle; call on the loop thread while the loop still runs.
+  void detach();
+  // The loop is gone: flushes, and leaves a handle still open alone.
+  void abandon();
+
+ private:
+  WriteFn write_;
+  std::vector<std::pair<int, std::string>> pending_;  // consecutive writes to one fd joined
+  size_t bytes_ = 0;
+  uv_check_t* check_ = nullptr;
+};
+
 // Passes every event to each reporter added, in order. run_started, job_finished (per job) and
 // run_finished go through once each: the command sends them itself around a run (complete()),
 // and they are not repeated where the runner sent them already.

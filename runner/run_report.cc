@@ -41,10 +41,11 @@ RunReport::RunReport(const RunArgs& args, const std::string& out, const std::vec
 
 void RunReport::abandon() {
   if (console_) console_->loop_ended();
+  if (json_) json_->loop_ended();
 }
 
 bool RunReport::finish(const Outcome& o, bool color) {
-  if (console_) console_->loop_ended();
+  abandon();  // the loop has ended
   reporters_.complete(o.results, o.interrupted_by);
   bool ok = true;
   std::string summary = summary_table(o.results, o.wall, color && !json_);

@@ -271,6 +271,41 @@ TEST(ConsoleReporterTest, TtyTimerRefreshesOnTheLoopAndClosesWhenEveryJobHasFini
   EXPECT_EQ(uv_loop_close(&loop), 0);  // nothing of the reporter is left on the loop
 }
 
+TEST(BatchedWriterTest, WritesWhatOneLoopIterationGatheredInOrderAndLeavesTheLoopClean) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  Capture cap;
+  runner::BatchedWriter w(cap.fn());
+  w.attach(&loop);
+  struct Ctx {
+    runner::BatchedWriter* w;
+    Capture* cap;
+    size_t writes_seen = 0;
+  } ctx{&w, &cap};
+  uv_timer_t lines, end;
+  uv_timer_init(&loop, &lines);
+  uv_timer_init(&loop, &end);
+  lines.data = end.data = &ctx;
+  uv_timer_start(&lines, [](uv_timer_t* t) {
+    auto* c = static_cast<Ctx*>(t->data);
+    for (const char* l : {"a\n", "b\n"}) c->w->write(1, l);
+    c->w->write(2, "e\n");
+    c->w->write(1, "c\n");
+    c->writes_seen = c->cap->writes.size();  // nothing written yet: the iteration goes on
+    uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+  }, 5, 0);
+  uv_timer_start(&end, [](uv_timer_t* t) {
+    static_cast<Ctx*>(t->data)->w->detach();
+    uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+  }, 50, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  EXPECT_EQ(ctx.writes_seen, 0u);
+  EXPECT_EQ(cap.writes, (std::vector<std::string>{"a\nb\n", "e\n", "c\n"}));
+  w.write(1, "after\n");  // detached: at once
+  EXPECT_EQ(cap.writes.back(), "after\n");
+  EXPECT_EQ(uv_loop_close(&loop), 0);
+}
+
 TEST(ConsoleTest, FitColumnsCutsByCharactersNotBytes) {
   EXPECT_EQ(runner::fit_columns("héllo wörld", 20), "héllo wörld");
   EXPECT_EQ(runner::fit_columns("héllo wörld", 7), "héllo …");
