@@ -8,7 +8,7 @@ packages=(
   libuv1-dev libseccomp-dev libcereal-dev libzstd-dev libtomlplusplus-dev libarchive-dev
   libssl-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libcurl4-openssl-dev  # headers only: libcurl.so.4 is dlopen()ed on the first registry pull
-  libxml2-dev  # the --junit report (built and merged with libxml2)
+  libxml2-dev  # headers only: libxml2.so.2 is dlopen()ed for the --junit report
   # The JUnit report's tests: validated against tests/support/junit.xsd with xmllint, and read
   # by a real consumer, junitparser.
   libxml2-utils python3-junitparser

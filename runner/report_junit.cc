@@ -2,17 +2,17 @@
 #include "runner/report_junit.h"
 
 #include <fnmatch.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <memory>
 
 #include "runner/report_json.h"
 #include "runner/summary.h"
+#include "runner/xml_lib.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
@@ -23,17 +23,17 @@ namespace {
 constexpr off_t kMaxMergedFile = 64 << 20;
 
 struct DocFree {
-  void operator()(xmlDoc* d) const { xmlFreeDoc(d); }
+  void operator()(xmlDoc* d) const { xml().xmlFreeDoc(d); }
 };
 using Doc = std::unique_ptr<xmlDoc, DocFree>;
 
 const xmlChar* x(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
 const xmlChar* x(const std::string& s) { return x(s.c_str()); }
 
-void set(xmlNode* n, const char* name, const std::string& value) { xmlSetProp(n, x(name), x(xml_safe(value))); }
+void set(xmlNode* n, const char* name, const std::string& value) { xml().xmlSetProp(n, x(name), x(xml_safe(value))); }
 
 xmlNode* child(xmlNode* parent, const char* name, const std::string& text = {}) {
-  return xmlNewTextChild(parent, nullptr, x(name), text.empty() ? nullptr : x(xml_safe(text)));
+  return xml().xmlNewTextChild(parent, nullptr, x(name), text.empty() ? nullptr : x(xml_safe(text)));
 }
 
 std::string seconds(std::chrono::milliseconds d) { return fmt::format("{:.3f}", static_cast<double>(d.count()) / 1000.0); }
@@ -67,15 +67,18 @@ void set_counts(xmlNode* n, const Counts& c) {
 }
 
 bool is(const xmlNode* n, const char* name) {
-  return n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, x(name)) == 0;
+  return n->type == XML_ELEMENT_NODE && std::strcmp(reinterpret_cast<const char*>(n->name), name) == 0;
 }
 
+// An attribute's value (without the allocation of xmlGetProp, whose xmlFree is a variable
+// that dlsym does not hand out as a function).
 std::string prop(xmlNode* n, const char* name) {
-  xmlChar* v = xmlGetProp(n, x(name));
-  if (!v) return {};
-  std::string s(reinterpret_cast<const char*>(v));
-  xmlFree(v);
-  return s;
+  xmlAttr* a = xml().xmlHasProp(n, x(name));
+  std::string v;
+  for (xmlNode* t = a ? a->children : nullptr; t; t = t->next) {
+    if (t->content) v += reinterpret_cast<const char*>(t->content);
+  }
+  return v;
 }
 
 double number(const std::string& s) {
@@ -137,8 +140,8 @@ Counts count_cases(xmlNode* suite) {
 // requires where the producer left them out; returns its counts.
 Counts merge_suite(xmlDoc* doc, xmlNode* root, xmlNode* suite, const std::string& fallback_name,
                    const std::string& fallback_time) {
-  xmlNode* copy = xmlDocCopyNode(suite, doc, 1);
-  xmlAddChild(root, copy);
+  xmlNode* copy = xml().xmlDocCopyNode(suite, doc, 1);
+  xml().xmlAddChild(root, copy);
   const Counts cases = count_cases(copy);
   Counts c;
   auto attr = [&](const char* name, size_t counted) {
@@ -166,10 +169,10 @@ Result<Doc> read_report(const std::string& path) {
   if (st.st_size > kMaxMergedFile) return Error::msg("larger than {} bytes", kMaxMergedFile);
   auto text = SANDRUN_TRY(fs::read_file(path));
   // No network, no entities, no DTD: the file comes from inside a container.
-  Doc doc(xmlReadMemory(text.data(), static_cast<int>(text.size()), path.c_str(), nullptr,
+  Doc doc(xml().xmlReadMemory(text.data(), static_cast<int>(text.size()), path.c_str(), nullptr,
                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING));
   if (!doc) {
-    const xmlError* e = xmlGetLastError();
+    const xmlError* e = xml().xmlGetLastError();
     std::string why = e && e->message ? e->message : "parse error";
     while (!why.empty() && why.back() == '\n') why.pop_back();
     return Error::msg("not well-formed XML: {}", why);
@@ -193,7 +196,7 @@ void merge_job(xmlDoc* doc, xmlNode* root, const JunitInput& in, const JobResult
       warn(parsed.error().message());
       continue;
     }
-    xmlNode* top = xmlDocGetRootElement(parsed->get());
+    xmlNode* top = xml().xmlDocGetRootElement(parsed->get());
     const std::string fallback = r.name + ": " + artifact;
     auto add = [&](xmlNode* suite) {
       Counts c = merge_suite(doc, root, suite, fallback, when);
@@ -283,11 +286,12 @@ JunitInput junit_input(const std::string& job_file, const std::string& artifacts
   return in;
 }
 
-JunitReport junit_report(const JunitInput& in, const std::vector<JobResult>& results) {
+Result<JunitReport> junit_report(const JunitInput& in, const std::vector<JobResult>& results) {
+  SANDRUN_TRY(load_xml_lib());
   JunitReport report;
-  Doc doc(xmlNewDoc(x("1.0")));
-  xmlNode* root = xmlNewDocNode(doc.get(), nullptr, x("testsuites"), nullptr);
-  xmlDocSetRootElement(doc.get(), root);
+  Doc doc(xml().xmlNewDoc(x("1.0")));
+  xmlNode* root = xml().xmlNewDocNode(doc.get(), nullptr, x("testsuites"), nullptr);
+  xml().xmlDocSetRootElement(doc.get(), root);
   set(root, "name", in.suite_name);
   const std::string when = timestamp(in.started);
 
@@ -303,16 +307,18 @@ JunitReport junit_report(const JunitInput& in, const std::vector<JobResult>& res
   for (const auto& r : results) merge_job(doc.get(), root, in, r, total, report.warnings, when);
   set_counts(root, total);
 
-  xmlChar* mem = nullptr;
-  int size = 0;
-  xmlDocDumpFormatMemoryEnc(doc.get(), &mem, &size, "UTF-8", 1);
-  report.xml.assign(reinterpret_cast<const char*>(mem), static_cast<size_t>(size));
-  xmlFree(mem);
+  doc->encoding = xml().xmlStrdup(x("UTF-8"));  // characters as they are, not as references
+  xmlBuffer* buf = xml().xmlBufferCreate();
+  xml().xmlNodeDump(buf, doc.get(), root, 0, 1);
+  report.xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  report.xml += reinterpret_cast<const char*>(xml().xmlBufferContent(buf));
+  report.xml += "\n";
+  xml().xmlBufferFree(buf);
   return report;
 }
 
 Result<void> write_junit(const std::string& path, const JunitInput& input, const std::vector<JobResult>& results) {
-  JunitReport report = junit_report(input, results);
+  auto report = SANDRUN_TRY(junit_report(input, results).wrap("--junit"));
   for (const auto& w : report.warnings) log::warn("{}", w);
   return fs::write_file_atomic(path, report.xml).wrap(fmt::format("--junit: write {}", path));
 }

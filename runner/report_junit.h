@@ -38,7 +38,8 @@ struct JunitReport {
 // job: <failure> when it failed, <error> when its container could not be set up, <skipped>
 // when it did not run or failed with allow_failure, and its output tail as <system-out>),
 // then each merged suite.
-JunitReport junit_report(const JunitInput& input, const std::vector<JobResult>& results);
+// Fails only when libxml2 cannot be loaded.
+Result<JunitReport> junit_report(const JunitInput& input, const std::vector<JobResult>& results);
 
 // Writes the report to `path` (replaced atomically); the warnings go to the log.
 Result<void> write_junit(const std::string& path, const JunitInput& input, const std::vector<JobResult>& results);

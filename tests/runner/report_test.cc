@@ -522,7 +522,9 @@ TEST(JunitTest, TheReportIsValidJUnitWithATestcasePerJob) {
   skipped.skipped_because = "unit";
   std::vector<JobResult> results = {result("build", 0, S::passed), bad, setup, allowed, skipped,
                                     result("late", 5, S::not_started)};
-  auto report = runner::junit_report(junit_in(ps, tmp / "artifacts"), results);
+  auto loaded = runner::junit_report(junit_in(ps, tmp / "artifacts"), results);
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  auto& report = *loaded;
   EXPECT_EQ(report.warnings, std::vector<std::string>{});
   write_file(tmp / "junit.xml", report.xml);
   EXPECT_EQ(schema_errors(tmp / "junit.xml"), "") << report.xml;
@@ -565,7 +567,9 @@ TEST(JunitTest, JUnitFilesAJobProducedAreMergedAsMoreSuitesAndBadOnesAreWarnings
   py.artifacts = {"reports/sub/pytest.xml", "reports/notes.txt"};
   auto go = result("go", 1, S::passed);
   go.artifacts = {"go.xml", "broken.xml", "other.xml", "sub/not-matched.xml"};
-  auto report = runner::junit_report(junit_in(ps, art), {py, go});
+  auto loaded = runner::junit_report(junit_in(ps, art), {py, go});
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  auto& report = *loaded;
   ASSERT_EQ(report.warnings.size(), 2u);
   EXPECT_EQ(report.warnings[0].rfind("job \"go\": junit broken.xml: not well-formed XML: ", 0), 0u) << report.warnings[0];
   EXPECT_EQ(report.warnings[1], "job \"go\": junit other.xml: not a JUnit report (its root element is <html>)");
