@@ -1,7 +1,7 @@
 // The job file: TOML text -> JobFile, with [defaults] inherited by every job.
 #include "config/job_file.h"
 
-#include "config/toml_read.h"
+#include "config/expand.h"
 #include "sandbox/sys/fs.h"
 
 namespace sandrun::config {
@@ -41,8 +41,9 @@ SourcePos job_pos(const toml::key& key, const toml::node& value, const std::stri
   return pos_of(key.source(), file);
 }
 
-Result<JobSpec> parse_job(const toml::key& key, const toml::node& value, const JobSpec& defaults,
-                          const FileCtx& f) {
+// One [jobs.NAME]: its keys, then its matrix expanded into one job per combination.
+Result<std::vector<JobSpec>> parse_job(const toml::key& key, const toml::node& value,
+                                       const JobSpec& defaults, const FileCtx& f) {
   std::string name(key.str());
   std::string scope_path = "jobs." + key_text(name);
   SourcePos pos = job_pos(key, value, f.file);
@@ -58,7 +59,13 @@ Result<JobSpec> parse_job(const toml::key& key, const toml::node& value, const J
   if (!defaults.key_pos.contains("image")) spec.image_pos = pos;
   detail::Scope scope{f.file, f.base_dir, scope_path};
   SourcePos run_at, command_at;  // of the keys, for "not both"
+  std::optional<detail::Matrix> matrix;
   for (auto [k, node] : in_file_order(*table)) {
+    if (k->str() == "matrix") {
+      matrix = SANDRUN_TRY(detail::parse_matrix(*node, scope));
+      spec.key_pos["matrix"] = matrix->pos;
+      continue;
+    }
     SANDRUN_TRY(detail::apply_job_key(spec, *k, *node, scope));
     if (k->str() == "run") run_at = pos_of(k->source(), f.file);
     if (k->str() == "command") command_at = pos_of(k->source(), f.file);
@@ -72,7 +79,7 @@ Result<JobSpec> parse_job(const toml::key& key, const toml::node& value, const J
     return Error::msg("{}: {}: no command; set run = \"...\" (a shell string) or command = [...] "
                       "(an argv array)", pos.str(), scope_path);
   }
-  return spec;
+  return detail::expand_job(spec, matrix, defaults);
 }
 
 Result<std::vector<JobSpec>> parse_jobs(const toml::node& value, const JobSpec& defaults,
@@ -85,8 +92,9 @@ Result<std::vector<JobSpec>> parse_jobs(const toml::node& value, const JobSpec& 
   std::vector<JobSpec> jobs;
   // File order, not toml++'s key order: jobs are listed and started in the order written.
   for (auto [key, node] : in_file_order(*table)) {
-    jobs.push_back(SANDRUN_TRY(parse_job(*key, *node, defaults, f)));
+    for (JobSpec& job : SANDRUN_TRY(parse_job(*key, *node, defaults, f))) jobs.push_back(std::move(job));
   }
+  SANDRUN_TRY(detail::resolve_needs(jobs));
   return jobs;
 }
 
@@ -112,7 +120,17 @@ Result<std::optional<uint64_t>> parse_cache(const toml::node& value, const FileC
   return max_size;
 }
 
-Result<std::vector<JobSpec>> parse_root(const toml::table& root, const FileCtx& f, std::optional<uint64_t>* cache_max) {
+// fail_fast = true: a top-level key, so written before the first [table].
+Result<bool> parse_fail_fast(const toml::node& value, const FileCtx& f) {
+  const auto* b = value.as_boolean();
+  if (!b) {
+    return Error::msg("{}: fail_fast: expected true or false, got {}", pos_of(value.source(), f.file).str(),
+                      type_name(value));
+  }
+  return b->get();
+}
+
+Result<void> parse_root(const toml::table& root, const FileCtx& f, JobFile& file) {
   const toml::node* defaults = nullptr;
   const toml::node* jobs = nullptr;
   for (auto [key, node] : in_file_order(root)) {
@@ -121,11 +139,14 @@ Result<std::vector<JobSpec>> parse_root(const toml::table& root, const FileCtx& 
     } else if (key->str() == "jobs") {
       jobs = node;
     } else if (key->str() == "cache") {
-      *cache_max = SANDRUN_TRY(parse_cache(*node, f));
+      file.cache_max_size = SANDRUN_TRY(parse_cache(*node, f));
+    } else if (key->str() == "fail_fast") {
+      file.fail_fast = SANDRUN_TRY(parse_fail_fast(*node, f));
     } else {
-      std::string_view best = detail::closest(key->str(), {"defaults", "jobs", "cache"});
+      std::string_view best = detail::closest(key->str(), {"defaults", "jobs", "cache", "fail_fast"});
       std::string suggestion = best.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", best);
-      return Error::msg("{}: unknown key \"{}\"{}; expected \"defaults\", \"jobs\" or \"cache\"",
+      return Error::msg("{}: unknown key \"{}\"{}; expected \"defaults\", \"jobs\", \"cache\" or "
+                        "\"fail_fast\"",
                         pos_of(key->source(), f.file).str(), key->str(), suggestion);
     }
   }
@@ -136,7 +157,8 @@ Result<std::vector<JobSpec>> parse_root(const toml::table& root, const FileCtx& 
   if (out.empty()) {
     return Error::msg("{}: no jobs; add a [jobs.NAME] table with a run = \"...\" command", f.file);
   }
-  return out;
+  file.jobs = std::move(out);
+  return {};
 }
 
 }  // namespace
@@ -150,7 +172,7 @@ Result<JobFile> parse_job_file(std::string_view text, const std::string& path,
   } catch (const toml::parse_error& err) {
     return detail::syntax_error(err, text, path);
   }
-  file.jobs = SANDRUN_TRY(parse_root(root, FileCtx{path, file.dir}, &file.cache_max_size));
+  SANDRUN_TRY(parse_root(root, FileCtx{path, file.dir}, file));
   return file;
 }
 

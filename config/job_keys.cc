@@ -4,40 +4,9 @@
 
 #include <fmt/ranges.h>
 
-#include "config/toml_read.h"
-#include "sandbox/sys/fs.h"
+#include "config/key_ctx.h"
 
 namespace sandrun::config::detail {
-
-namespace {
-
-// One key being parsed: where its value is and how errors about it are prefixed.
-struct Ctx {
-  const Scope& scope;
-  std::string_view key;
-  SourcePos pos;  // of the value
-
-  std::string path() const { return scope.path + "." + key_text(key); }
-  // "jobs.toml:6:11: jobs.unit.timeout: <text>"
-  Error fail(std::string text) const {
-    return Error::msg("{}: {}: {}", pos.str(), path(), text);
-  }
-  // The same for an element or entry of the value, at its own position.
-  Error fail_at(const toml::node& n, std::string_view suffix, std::string text) const {
-    return Error::msg("{}: {}{}: {}", pos_of(n.source(), scope.file).str(), path(), suffix, text);
-  }
-  // Prefixes an error from the shared value syntaxes (which carry no position).
-  Error wrap(Error e) const { return std::move(e.wrap(fmt::format("{}: {}", pos.str(), path()))); }
-  Error type_error(std::string_view expected, const toml::node& n) const {
-    return fail(fmt::format("expected {}, got {}", expected, type_name(n)));
-  }
-};
-
-bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
-
-bool is_blank(std::string_view s) {
-  return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
-}
 
 // A string value: argv, environment and paths become C strings, so NUL is refused here.
 Result<std::string> get_string(const toml::node& n, const Ctx& c, std::string_view expected) {
@@ -46,6 +15,22 @@ Result<std::string> get_string(const toml::node& n, const Ctx& c, std::string_vi
   if (has_nul(s->get())) return c.fail("must not contain a NUL character");
   return s->get();
 }
+
+Result<bool> get_bool(const toml::node& n, const Ctx& c) {
+  const auto* b = n.as_boolean();
+  if (!b) return c.type_error("true or false", n);
+  return b->get();
+}
+
+Result<std::string> scalar_text(const toml::node& n) {
+  if (const auto* s = n.as_string()) return s->get();
+  if (const auto* i = n.as_integer()) return std::to_string(i->get());
+  if (const auto* f = n.as_floating_point()) return fmt::format("{}", f->get());
+  if (const auto* b = n.as_boolean()) return std::string(b->get() ? "true" : "false");
+  return Error::msg("expected a string, number or boolean, got {}", type_name(n));
+}
+
+namespace {
 
 Result<void> set_image(JobSpec& spec, const toml::node& n, const Ctx& c) {
   auto image = SANDRUN_TRY(get_string(n, c, "a string like \"busybox\" or \"alpine:3.19\""));
@@ -81,14 +66,6 @@ Result<void> set_command(JobSpec& spec, const toml::node& n, const Ctx& c) {
   return {};
 }
 
-Result<std::string> env_value(const toml::node& n) {
-  if (const auto* s = n.as_string()) return s->get();
-  if (const auto* i = n.as_integer()) return std::to_string(i->get());
-  if (const auto* f = n.as_floating_point()) return fmt::format("{}", f->get());
-  if (const auto* b = n.as_boolean()) return std::string(b->get() ? "true" : "false");
-  return Error::msg("expected a string, number or boolean, got {}", type_name(n));
-}
-
 // Job variables override [defaults]' in place, so the defaults' order is kept; new ones follow.
 Result<void> set_env(JobSpec& spec, const toml::node& n, const Ctx& c) {
   const auto* table = n.as_table();
@@ -98,7 +75,7 @@ Result<void> set_env(JobSpec& spec, const toml::node& n, const Ctx& c) {
       return Error::msg("{}: {}: {}", pos_of(key->source(), c.scope.file).str(), c.path(),
                         ok.error().message());
     }
-    auto text = env_value(*value);
+    auto text = scalar_text(*value);
     std::string entry = "." + key_text(key->str());
     if (!text) return c.fail_at(*value, entry, text.error().message());
     if (has_nul(*text)) return c.fail_at(*value, entry, "must not contain a NUL character");
@@ -118,13 +95,6 @@ Result<void> set_workdir(JobSpec& spec, const toml::node& n, const Ctx& c) {
   if (dir.empty()) return c.fail("is empty");
   if (dir[0] != '/') return c.fail(fmt::format("container path \"{}\" must be absolute", dir));
   spec.workdir = std::move(dir);
-  return {};
-}
-
-Result<void> set_workspace(JobSpec& spec, const toml::node& n, const Ctx& c) {
-  auto dir = SANDRUN_TRY(get_string(n, c, "a string (a host directory) like \".\""));
-  if (dir.empty()) return c.fail("is empty");
-  spec.workspace = fs::absolute(dir, c.scope.base_dir);
   return {};
 }
 
@@ -272,12 +242,6 @@ Result<void> set_cap_drop(JobSpec& spec, const toml::node& n, const Ctx& c) {
   return set_caps(spec.cap_drop, spec.cap_drop_pos, n, c);
 }
 
-Result<bool> get_bool(const toml::node& n, const Ctx& c) {
-  const auto* b = n.as_boolean();
-  if (!b) return c.type_error("true or false", n);
-  return b->get();
-}
-
 Result<void> set_no_new_privs(JobSpec& spec, const toml::node& n, const Ctx& c) {
   spec.no_new_privs = SANDRUN_TRY(get_bool(n, c));
   return {};
@@ -343,6 +307,13 @@ constexpr KeyDef kKeys[] = {
     {"cap_drop", set_cap_drop, true},   {"no_new_privs", set_no_new_privs, true},
     {"read_only_rootfs", set_read_only_rootfs, true},
     {"userns", set_userns, true},
+    {"needs", set_needs, false},        {"matrix", nullptr, false},  // parsed by parse_matrix
+    {"retries", set_retries, true},     {"allow_failure", set_allow_failure, true},
+    {"caches", set_caches, true},       {"artifacts", set_artifacts, true},
+    {"artifacts_archive", set_artifacts_archive, true},
+    {"artifacts_when", set_artifacts_when, true},
+    {"artifacts_max_size", set_artifacts_max_size, true},
+    {"junit", set_junit, true},
 };
 
 // Names other tools use for a key (docker-compose's, Docker's flags), matched after '-' -> '_'
@@ -355,7 +326,9 @@ constexpr std::pair<std::string_view, std::string_view> kAliases[] = {
     {"no_new_privileges", "no_new_privs"}, {"userns_mode", "userns"},
     {"working_dir", "workdir"},       {"environment", "env"},
     {"network_mode", "network"},      {"entrypoint", "command"},
-    {"pull_policy", "pull"},
+    {"pull_policy", "pull"},          {"depends_on", "needs"},
+    {"dependencies", "needs"},        {"retry", "retries"},
+    {"continue_on_error", "allow_failure"}, {"cache", "caches"},
 };
 
 // Another tool's name for a key ("read-only", "cpuset_cpus"), else a key within a typo.
@@ -374,6 +347,14 @@ Error unknown_key(const toml::key& key, const Scope& scope) {
     return Error::msg("{}: {}.{}: not allowed in [defaults]; set run or command in each "
                       "[jobs.NAME]", where, scope.path, key.str());
   }
+  if (scope.defaults && (key.str() == "needs" || key.str() == "matrix")) {
+    return Error::msg("{}: {}.{}: not allowed in [defaults]; set {} in each [jobs.NAME] that "
+                      "uses it", where, scope.path, key.str(), key.str());
+  }
+  if (scope.defaults && key.str() == "fail_fast") {
+    return Error::msg("{}: {}.fail_fast: not allowed in [defaults]; fail_fast is a top-level key "
+                      "(write it before the first [table])", where, scope.path);
+  }
   std::vector<std::string_view> names;
   for (const auto& k : kKeys) {
     if (k.in_defaults || !scope.defaults) names.push_back(k.name);
@@ -391,7 +372,7 @@ Error unknown_key(const toml::key& key, const Scope& scope) {
 Result<void> apply_job_key(JobSpec& spec, const toml::key& key, const toml::node& value,
                            const Scope& scope) {
   for (const auto& k : kKeys) {
-    if (k.name != key.str() || (scope.defaults && !k.in_defaults)) continue;
+    if (k.name != key.str() || (scope.defaults && !k.in_defaults) || !k.set) continue;
     Ctx ctx{scope, k.name, pos_of(value.source(), scope.file)};
     SANDRUN_TRY(k.set(spec, value, ctx));
     spec.key_pos[std::string(k.name)] = ctx.pos;

@@ -152,6 +152,13 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     print_error(r.error().wrap("create the output directory"));
     return kExitFailed;
   }
+  // One run per output directory at a time: two would overwrite each other's logs and reports.
+  auto out_lock = fs::lock_file(out + "/.lock", /*exclusive=*/true, /*wait=*/false);
+  if (!out_lock) {
+    print_error(out_lock.error().wrap(fmt::format("another sandrun run is writing to {}", out))
+                    .hint("wait for it to end, or give this run its own --out DIR"));
+    return kExitFailed;
+  }
   // Reporters (console, --format json, --junit, summary.json) are attached here: opts.events.
   RunReport report(a, out, prepared->plans, opts.style);
   opts.events = report.events();

@@ -47,17 +47,18 @@ Error uv_error(int code, std::string_view what) {
 
 }  // namespace
 
-Job::Job(Runner& runner, JobPlan plan, JobOutput output)
+Job::Job(Runner& runner, JobPlan plan, JobOutput output, unsigned attempt)
     : runner_(runner), plan_(std::move(plan)), output_(std::move(output)) {
   result_.name = plan_.name;
   result_.index = output_.index();
+  result_.attempt = attempt;
+  result_.max_attempts = 1 + plan_.retries;
   if (plan_.timeout) result_.timeout = *plan_.timeout;
 }
 
 void Job::start() {
   state_ = State::running;
   started_at_ = std::chrono::steady_clock::now();
-  if (auto* events = runner_.events()) events->job_started(result_.index, result_.attempt, result_.max_attempts);
   slot_ = runner_.slots().acquire(/*grow=*/true);
   if (!slot_) {
     fail_to_start(Error::msg("no container slot available under {}/slots", runner_.state_root()));
@@ -209,15 +210,6 @@ void Job::stop(int sig) {
 
 void Job::kill() { stop(SIGKILL); }
 
-void Job::cancel_pending() {
-  if (state_ != State::pending) return;
-  result_.status = JobResult::Status::not_started;
-  result_.message = "cancelled before it started";
-  output_.drop_stale_log();
-  state_ = State::done;
-  if (auto* events = runner_.events()) events->job_finished(result_.index, result_);
-}
-
 void Job::maybe_exited() {
   if (!wait_status_ || open_pipes_ > 0 || state_ != State::running) return;
   record_outcome();
@@ -318,8 +310,7 @@ void Job::teardown_done(const Result<void>& r) {
   }
   state_ = State::done;
   result_.output_tail = output_.tail();
-  if (auto* events = runner_.events()) events->job_finished(result_.index, result_);
-  runner_.job_done();
+  runner_.job_done(result_.index);
 }
 
 }  // namespace sandrun::runner

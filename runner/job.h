@@ -69,7 +69,8 @@ struct JobResult {
 
 class Job {
  public:
-  Job(Runner& runner, JobPlan plan, JobOutput output);
+  // One attempt (1-based) of plan `plan` (its index in the run is output's index).
+  Job(Runner& runner, JobPlan plan, JobOutput output, unsigned attempt = 1);
   Job(const Job&) = delete;
   Job& operator=(const Job&) = delete;
 
@@ -78,12 +79,10 @@ class Job {
   // Cancellation: passes `sig` to the container's init; kill() ends it at once.
   void stop(int sig);
   void kill();
-  // Marks a job that never started as cancelled.
-  void cancel_pending();
-
   bool active() const { return state_ == State::running || state_ == State::tearing_down; }
   bool finished() const { return state_ == State::done; }
   const JobResult& result() const { return result_; }
+  size_t index() const { return result_.index; }
 
  private:
   enum class State { pending, running, tearing_down, done };

@@ -42,7 +42,10 @@ std::string job_prefix(std::string_view name, size_t index, const ConsoleStyle& 
 JobOutput::JobOutput(std::string name, size_t index, ConsoleMode mode, RunEvents* events)
     : name_(std::move(name)), index_(index), mode_(mode), events_(events) {}
 
-void JobOutput::set_log(const std::string& path) { log_path_ = path; }
+void JobOutput::set_log(const std::string& path, bool append) {
+  log_path_ = path;
+  append_ = append;
+}
 
 void JobOutput::drop_stale_log() {
   if (!log_path_.empty()) ::unlink(log_path_.c_str());
@@ -50,7 +53,7 @@ void JobOutput::drop_stale_log() {
 
 Result<void> JobOutput::open_log() {
   if (log_path_.empty()) return {};
-  auto fd = fs::open_path(log_path_, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+  auto fd = fs::open_path(log_path_, O_WRONLY | O_CREAT | O_NOFOLLOW | (append_ ? O_APPEND : O_TRUNC), 0644);
   if (!fd) return std::move(fd.error().wrap(fmt::format("job {:?}: open log file", name_)));
   log_ = std::move(*fd);
   return {};

@@ -80,7 +80,8 @@ class JobOutput {
   JobOutput(std::string name, size_t index, ConsoleMode mode, RunEvents* events);
   // Names the job's log file; nothing is opened yet, so a run of thousands of jobs holds log
   // descriptors only for the running ones.
-  void set_log(const std::string& path);
+  // With `append`, an earlier attempt's log is continued instead of truncated.
+  void set_log(const std::string& path, bool append = false);
   // Removes the log an earlier run left for a job that does not run this time.
   void drop_stale_log();
   // Opens the log file when the job starts, truncating (not replacing) an earlier one: reusing
@@ -104,7 +105,8 @@ class JobOutput {
   void keep(std::string_view line);
 
   std::string name_;
-  size_t index_;
+  size_t index_ = 0;
+  bool append_ = false;
   ConsoleMode mode_;
   RunEvents* events_;
   std::deque<std::string> tail_;

@@ -125,9 +125,31 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
     if (!layer) return std::move(layer.error().wrap(fmt::format("job {:?}: prepare its read-only root", job.name)));
     if (*layer) plan.spec.mount_point_layer = std::move(**layer);
     plan.spec.volatile_upper = volatile_upper;
+    plan.file_name = file_name_for(job.name);
+    plan.retries = job.retries;
+    plan.allow_failure = job.allow_failure;
+    plan.artifacts = job.artifacts;
+    plan.junit = job.junit;
+    plan.matrix = job.matrix;
     out.plans.push_back(std::move(plan));
   }
+  // Needs by name -> by index (config has checked that every name exists in the file; a
+  // need left out of the selection is not waited for).
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < jobs.size(); ++i) index.emplace(jobs[i].name, i);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    for (const auto& need : jobs[i].needs) {
+      if (auto it = index.find(need); it != index.end()) out.plans[i].needs.push_back(it->second);
+    }
+  }
   return out;
+}
+
+std::string file_name_for(std::string_view name) {
+  std::string out;
+  for (char c : name) out += (c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '_' : c;
+  if (out.empty() || out == "." || out == "..") out = "_" + out;
+  return out.substr(0, 200);
 }
 
 // Cgroup subtrees of dead runs (sandrun/<run> in every hierarchy), whatever their state dir.

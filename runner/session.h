@@ -34,6 +34,9 @@ struct Prepared {
 Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs,
                               const cache::PullOptions& pull);
 
+// A job's name as a file name (logs, artifacts): '/' and control characters become '_'.
+std::string file_name_for(std::string_view name);
+
 // "3 layers downloaded, 0 already here, 1.0 MiB in 124ms": what a pull that was not up to
 // date did, for the messages of `run`, `exec` and `image pull`.
 std::string pull_summary(const cache::PulledImage& pulled, std::chrono::milliseconds took);

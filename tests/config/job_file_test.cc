@@ -277,7 +277,8 @@ TEST(JobFileTest, UnknownJobKeyListsTheKeysAndSuggestsACloseOne) {
   const std::string keys =
       "image, run, command, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, "
       "pids, nofile, user, network, init, pull, seccomp, cap_add, cap_drop, no_new_privs, "
-      "read_only_rootfs, userns";
+      "read_only_rootfs, userns, needs, matrix, retries, allow_failure, caches, artifacts, "
+      "artifacts_archive, artifacts_when, artifacts_max_size, junit";
   EXPECT_EQ(job_err(R"(imgae = "busybox")"),
             R"(jobs.toml:2:1: jobs.unit: unknown key "imgae" (did you mean "image"?); expected one of: )" + keys);
   EXPECT_EQ(job_err(R"(colour = "red")"),
@@ -294,7 +295,8 @@ run = "true"
             R"(jobs.toml:2:1: defaults: unknown key "timout" (did you mean "timeout"?); expected one )"
             "of: image, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, pids, "
             "nofile, user, network, init, pull, seccomp, cap_add, cap_drop, no_new_privs, "
-            "read_only_rootfs, userns");
+            "read_only_rootfs, userns, retries, allow_failure, caches, artifacts, artifacts_archive, "
+            "artifacts_when, artifacts_max_size, junit");
 }
 
 TEST(JobFileTest, CommandsCannotBeDefaults) {
@@ -308,9 +310,9 @@ TEST(JobFileTest, CommandsCannotBeDefaults) {
 
 TEST(JobFileTest, UnknownTopLevelKey) {
   EXPECT_EQ(parse_err("[jbos.unit]\nrun = \"true\"\n"),
-            R"(jobs.toml:1:2: unknown key "jbos" (did you mean "jobs"?); expected "defaults", "jobs" or "cache")");
+            R"(jobs.toml:1:2: unknown key "jbos" (did you mean "jobs"?); expected "defaults", "jobs", "cache" or "fail_fast")");
   EXPECT_EQ(parse_err("name = \"ci\"\n"),
-            R"(jobs.toml:1:1: unknown key "name"; expected "defaults", "jobs" or "cache")");
+            R"(jobs.toml:1:1: unknown key "name"; expected "defaults", "jobs", "cache" or "fail_fast")");
 }
 
 TEST(JobFileTest, CacheMaxSizeIsASizeAndTheOnlyCacheKey) {
@@ -335,7 +337,8 @@ TEST(JobFileTest, WrongTypesNameTheExpectedFormAndTheActualType) {
   EXPECT_EQ(job_err("workdir = 1979-05-27"),
             R"(jobs.toml:2:11: jobs.unit.workdir: expected a string (an absolute container path) like "/src", got date/time)");
   EXPECT_EQ(job_err("workspace = true"),
-            R"(jobs.toml:2:13: jobs.unit.workspace: expected a string (a host directory) like ".", got boolean)");
+            R"(jobs.toml:2:13: jobs.unit.workspace: expected a string (a host directory) like "." or a table )"
+            R"(like { path = ".", mode = "ro" }, got boolean)");
   EXPECT_EQ(job_err("volumes = \"/a:/a\""),
             R"(jobs.toml:2:11: jobs.unit.volumes: expected an array of strings like ["./cache:/cache:ro"], got string)");
   EXPECT_EQ(job_err("memory = 1.5"),

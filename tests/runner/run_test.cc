@@ -1,6 +1,8 @@
 // `sandrun run`: jobs in parallel, output, exit statuses, timeouts, cancellation, cleanup.
 #include <signal.h>
 
+#include <algorithm>
+
 #include "sandbox/sys/fs.h"
 #include "tests/runner/cli_fixture.h"
 
@@ -244,6 +246,40 @@ TEST_F(RunTest, ASigkilledRunIsCleanedByCleanupAndByTheNextRun) {
     expect_nothing_left({{"sleep", "86381"}, {"sleep", "86382"}});
   }
   EXPECT_EQ(dir_entries(root() + "/slots").size(), 2u);  // the next run reused them
+}
+
+TEST_F(RunTest, ARunSigkilledWithTwentyJobsInFlightIsCleanedByTheNextRunAndNothingRemains) {
+  std::string text;
+  std::vector<std::vector<std::string>> sleeps;
+  for (int i = 0; i < 20; ++i) {
+    text += fmt::format("[jobs.j{}]\nrun = \"echo left > /junk; sleep {}\"\n", i, 86400 + i);
+    sleeps.push_back({"sleep", std::to_string(86400 + i)});
+  }
+  Background bg({sandrun_bin(), "--root", root(), "run", "-j", "20", jobs(text)});
+  ASSERT_TRUE(eventually([&] {
+    return std::all_of(sleeps.begin(), sleeps.end(), [](const auto& p) { return host_has_process(p); });
+  }, 20s));
+  ASSERT_EQ(busy_slots(), 20u);
+  bg.signal(SIGKILL);
+  EXPECT_EQ(bg.finish().status, 128 + SIGKILL);
+  auto r = sandrun({"run", jobs("[jobs.ok]\nrun = \"test ! -e /junk\"\n", "ok.toml")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("sandrun: cleaned 20 container slots left by dead runs"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("removed the cgroups of 1 dead run"), std::string::npos) << r.err;
+  expect_nothing_left(sleeps);
+}
+
+TEST_F(RunTest, TwoRunsCannotShareAnOutputDirectory) {
+  std::string file = jobs("[jobs.a]\nrun = \"sleep 86391\"\n");
+  Background bg({sandrun_bin(), "--root", root(), "run", file});
+  ASSERT_TRUE(eventually([] { return host_has_process({"sleep", "86391"}); }, 5s));
+  auto r = sandrun({"run", file});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("sandrun: another sandrun run is writing to " + (tmp_ / ".sandrun")), std::string::npos)
+      << r.err;
+  bg.signal(SIGTERM);
+  EXPECT_EQ(bg.finish().status, 143);
+  expect_nothing_left({{"sleep", "86391"}});
 }
 
 TEST_F(RunTest, CleanupWithNothingToDoSaysSoAndRemovesIdleSlots) {
