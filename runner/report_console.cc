@@ -213,11 +213,8 @@ void ConsoleReporter::job_finished(size_t index, const JobResult& r) {
   }
   j.kept.clear();
   if (!o_.quiet || failed) {
-    std::string status = status_text(r);
-    if (r.status != S::skipped && r.status != S::not_started) {
-      if (r.allow_failure && !r.ok() && r.counts_as_passed()) status += " (allowed)";
-      status += " in " + format_elapsed(r.duration);
-    }
+    std::string status = summary_status(r);
+    if (r.status != S::skipped && r.status != S::not_started) status += " in " + format_elapsed(r.duration);
     if (o_.style.color && (r.ok() || failed)) status = (r.ok() ? kGreen : kRed) + status + kReset;
     line(2, j.prefix + status + "\n");
   }

@@ -25,7 +25,8 @@ struct ConsoleOptions {
 };
 
 // Plain mode: "[job] line" on the job's stream (stdout or stderr), and on stderr
-// "[job] started", "[job] retrying (attempt 2 of 3): failed: exit 1", "[job] passed in 1.20s",
+// "[job] started", "[job] retrying (attempt 2 of 3): failed: exit 1",
+// "[job] passed (attempt 2/3) in 1.20s", "[job] failed: exit 1 (allowed) in 95ms",
 // "[job] skipped (needs build)", "[job] sandrun: <note>".
 // Tty mode: everything on stdout, one write per redraw: the cursor goes up over the block,
 // clears to the end of the screen, writes the new log lines and the block again (a line per

@@ -162,5 +162,103 @@ run = "echo quick"
   expect_nothing_left();
 }
 
+// A pipeline with a retried job, an allowed failure, a failure and a job skipped for it.
+class PipelineReportTest : public ReportCliTest {
+ protected:
+  std::string pipeline() {
+    const std::string shared = tmp_ / "shared";
+    EXPECT_TRUE(fs::mkdirs(shared));
+    return jobs(R"toml(
+[jobs.flaky]
+volumes = [")toml" + shared + R"toml(:/s"]
+retries = 1
+run = "n=$(( $(cat /s/n 2>/dev/null || echo 0) + 1 )); echo $n > /s/n; echo attempt $n; test $n -ge 2"
+[jobs.experimental]
+allow_failure = true
+run = "echo trying; exit 3"
+[jobs.broken]
+run = "echo broke >&2; exit 5"
+[jobs.after]
+needs = ["broken"]
+run = "echo never"
+)toml");
+  }
+};
+
+TEST_F(PipelineReportTest, RetriesSkipsAndAllowedFailuresInTheEventsTheSummaryAndJunit) {
+  SANDRUN_REQUIRE(run_command({"/usr/bin/python3", "-c", "import junitparser"}).status == 0,
+                  "needs python3-junitparser");
+  const std::string report = tmp_ / "junit.xml";
+  auto r = sandrun({"run", "--format", "json", "--junit", report, pipeline()});
+  EXPECT_EQ(r.status, 1) << r.err;
+  auto ev = events_of(r.out);
+  const json* retrying = find(ev, "job_retrying", "flaky");
+  ASSERT_NE(retrying, nullptr) << r.out;
+  EXPECT_EQ((*retrying)["attempt"], 1);
+  EXPECT_EQ((*retrying)["status"], "failed");
+  EXPECT_EQ((*retrying)["exit_code"], 1);
+  size_t flaky_starts = 0;
+  for (const auto& e : ev) {
+    if (e["event"] == "job_started" && e["job"] == "flaky") {
+      EXPECT_EQ(e["attempt"], ++flaky_starts);
+      EXPECT_EQ(e["max_attempts"], 2);
+    }
+  }
+  EXPECT_EQ(flaky_starts, 2u);
+  const json* flaky = find(ev, "job_finished", "flaky");
+  ASSERT_NE(flaky, nullptr);
+  EXPECT_EQ((*flaky)["status"], "passed");
+  EXPECT_EQ((*flaky)["attempt"], 2);
+  const json* experimental = find(ev, "job_finished", "experimental");
+  ASSERT_NE(experimental, nullptr);
+  EXPECT_EQ((*experimental)["status"], "failed");
+  EXPECT_EQ((*experimental)["allow_failure"], true);
+  const json* after = find(ev, "job_finished", "after");
+  ASSERT_NE(after, nullptr);
+  EXPECT_EQ((*after)["status"], "skipped");
+  EXPECT_EQ((*after)["skipped_because"], "broken");
+  EXPECT_EQ(find(ev, "job_queued", "after"), nullptr) << "its need failed: never queued";
+  const json& end = ev.back();
+  EXPECT_EQ(end["event"], "run_finished");
+  EXPECT_EQ(end["passed"], 1);
+  EXPECT_EQ(end["failed"], 1);
+  EXPECT_EQ(end["allowed_failures"], 1);
+  EXPECT_EQ(end["skipped"], 1);
+
+  EXPECT_NE(r.err.find("flaky         passed (attempt 2/2)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("experimental  failed: exit 3 (allowed)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("after         skipped (needs broken)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\nbroken: failed: exit 5, its last line:\n  broke\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("4 jobs: 1 passed, 2 failed (1 allowed), 1 skipped in "), std::string::npos) << r.err;
+
+  auto parsed = run_command({"/usr/bin/python3", "-c", R"py(
+import sys
+from junitparser import JUnitXml
+for suite in JUnitXml.fromfile(sys.argv[1]):
+    print(suite.name, suite.tests, suite.failures, suite.errors, suite.skipped)
+    for case in suite:
+        print(" ", case.name, ",".join(type(x).__name__ + ": " + (x.message or "") for x in case.result) or "passed")
+)py", report});
+  EXPECT_EQ(parsed.status, 0) << parsed.err;
+  EXPECT_EQ(parsed.out,
+            "sandrun: jobs.toml 4 1 0 2\n"
+            "  flaky passed\n"
+            "  experimental Skipped: failed: exit 3 (allowed)\n"
+            "  broken Failure: failed: exit 5\n"
+            "  after Skipped: skipped (needs broken)\n");
+}
+
+TEST_F(PipelineReportTest, PlainProgressSaysWhenAJobIsRetriedOrSkipped) {
+  auto r = sandrun({"run", "--progress", "plain", "-j", "1", pipeline()});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("[flaky]        retrying (attempt 2 of 2): failed: exit 1\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[flaky]        started (attempt 2 of 2)\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[flaky]        passed (attempt 2/2) in "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[experimental] failed: exit 3 (allowed) in "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[after]        skipped (needs broken)\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("[flaky]        attempt 1\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[flaky]        attempt 2\n"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace sandrun::testing

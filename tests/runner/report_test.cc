@@ -130,7 +130,7 @@ TEST(ConsoleReporterTest, PlainModePrintsPrefixedLinesAndWhatHappensToEachJob) {
             "[unit]  started\n"
             "[unit]  retrying (attempt 2 of 3): failed: exit 1\n"
             "[unit]  started (attempt 2 of 3)\n"
-            "[unit]  passed in 1.20s\n"
+            "[unit]  passed (attempt 2/3) in 1.20s\n"
             "[lint]  sandrun: a note\n"
             "[lint]  skipped (needs build)\n");
 }
