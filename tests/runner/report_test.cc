@@ -306,6 +306,34 @@ TEST(BatchedWriterTest, WritesWhatOneLoopIterationGatheredInOrderAndLeavesTheLoo
   EXPECT_EQ(uv_loop_close(&loop), 0);
 }
 
+// Counts the events that must reach a reporter once.
+struct Counter : runner::RunEvents {
+  int started = 0, runs_finished = 0;
+  std::vector<size_t> finished;
+  void run_started(const std::vector<const JobPlan*>&) override { ++started; }
+  void job_finished(size_t index, const JobResult&) override { finished.push_back(index); }
+  void run_finished(const std::vector<JobResult>&, int) override { ++runs_finished; }
+};
+
+TEST(ReportersTest, EachJobEndsOnceAndTheRunOnceWhoeverReportsThem) {
+  Counter a, b;
+  runner::Reporters reps;
+  reps.add(&a);
+  reps.add(&b);
+  auto ps = plans({"x", "y", "z"});
+  reps.run_started(ptrs(ps));  // by the command, before the run
+  reps.run_started(ptrs(ps));  // by the runner
+  reps.job_finished(1, result("y", 1, S::passed));
+  reps.job_finished(1, result("y", 1, S::passed));
+  reps.complete({result("x", 0, S::passed), result("y", 1, S::passed), result("z", 2, S::not_started)}, 0);
+  reps.run_finished({}, 0);
+  for (const Counter* c : {&a, &b}) {
+    EXPECT_EQ(c->started, 1);
+    EXPECT_EQ(c->finished, (std::vector<size_t>{1, 0, 2}));
+    EXPECT_EQ(c->runs_finished, 1);
+  }
+}
+
 TEST(ConsoleTest, FitColumnsCutsByCharactersNotBytes) {
   EXPECT_EQ(runner::fit_columns("héllo wörld", 20), "héllo wörld");
   EXPECT_EQ(runner::fit_columns("héllo wörld", 7), "héllo …");
