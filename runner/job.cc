@@ -1,11 +1,13 @@
 // Job: one container's life on the loop: start, stream output, time out, reap, tear down.
 #include "runner/job.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include "config/job_file.h"
 #include "runner/runner.h"
+#include "runner/session.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
@@ -40,6 +42,33 @@ Result<void> tear_down(const std::string& job, Slot* slot, std::unique_ptr<sandb
   if (!slot) return {};
   return SlotPool::clear(*slot);
 }
+
+// Copying artifacts out of a held container reads and writes files: on the threadpool.
+struct CollectWork {
+  uv_work_t req;
+  Job* job;
+  pid_t pid;
+  UniqueFd pidfd;  // a dup: the Sandbox's own may close while this runs (cancellation)
+  std::string workdir;
+  config::Artifacts spec;
+  std::string dest;
+  std::shared_ptr<std::atomic<bool>> cancel;
+  std::optional<Result<ArtifactReport>> report;
+};
+
+// Through /proc/PID/root of the held init, the container's mounts included (workspace,
+// volumes, its /tmp).
+void collect(CollectWork* w) {
+  auto root = open_container_root(w->pid, w->pidfd.get());
+  if (!root) {
+    w->report.emplace(std::move(root).error().wrap("collect artifacts"));
+    return;
+  }
+  w->report.emplace(collect_artifacts(root->get(), w->workdir, w->spec, w->dest, w->cancel.get()));
+}
+
+// How long a holding sandrun-init may take to answer kStopAndHoldSignal before it is killed.
+constexpr uint64_t kStopAndHoldGraceMs = 5000;
 
 Error uv_error(int code, std::string_view what) {
   return Error::sys_code(-code, "{}", what);
@@ -155,6 +184,7 @@ void Job::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     std::string_view data(buf->base, static_cast<size_t>(n));
     if (s == reinterpret_cast<uv_stream_t*>(job->pipes_[2].get())) {
       job->status_.feed(data.data(), data.size());
+      if (job->plan_.spec.hold_after_exit && !job->exit_seen_ && job->status_.exited()) job->command_exited();
     } else {
       job->output_.write(s == reinterpret_cast<uv_stream_t*>(job->pipes_[0].get()) ? 1 : 2, data);
     }
@@ -194,6 +224,13 @@ void Job::reap() {
 void Job::on_timeout(uv_timer_t* t) {
   Job* job = static_cast<Job*>(t->data);
   if (job->wait_status_ || !job->sandbox_) return;
+  if (job->plan_.spec.hold_after_exit && !job->timed_out_ && !job->exit_seen_) {
+    // Keep the files for collection: init ends the command and holds (then `exited` arrives).
+    job->timed_out_ = true;
+    (void)job->sandbox_->signal(sandbox::kStopAndHoldSignal);
+    uv_timer_start(t, on_timeout, kStopAndHoldGraceMs, 0);
+    return;
+  }
   job->timed_out_ = true;
   (void)job->sandbox_->signal(SIGKILL);
 }
@@ -201,6 +238,12 @@ void Job::on_timeout(uv_timer_t* t) {
 void Job::stop(int sig) {
   if (state_ != State::running || wait_status_) return;
   cancelled_ = true;
+  if (exit_seen_) {
+    // Held for artifacts: cancellation does not wait for them.
+    if (collect_cancel_) collect_cancel_->store(true);
+    (void)sandbox_->signal(SIGKILL);
+    return;
+  }
   if (spawning_ || !sandbox_) {
     if (stop_signal_ != SIGKILL) stop_signal_ = sig;  // sent once it runs
     return;
@@ -211,7 +254,7 @@ void Job::stop(int sig) {
 void Job::kill() { stop(SIGKILL); }
 
 void Job::maybe_exited() {
-  if (!wait_status_ || open_pipes_ > 0 || state_ != State::running) return;
+  if (!wait_status_ || open_pipes_ > 0 || collecting_ || state_ != State::running) return;
   record_outcome();
   sandbox_.reset();
   teardown();
@@ -258,6 +301,56 @@ void Job::record_outcome() {
   } else {
     result_.status = outcome.code == 0 ? S::passed : S::failed;
   }
+}
+
+void Job::command_exited() {
+  exit_seen_ = true;
+  timer_.close();  // the command is over; its timeout does not cover the collection
+  const bool ok = sandbox::interpret(plan_.spec, status_.records(), 0).ok() && !timed_out_;
+  using W = config::ArtifactsWhen;
+  const W when = plan_.artifacts.when;
+  const bool wanted = when == W::always || (when == W::on_success) == ok;
+  int pidfd = ::fcntl(sandbox_->pidfd(), F_DUPFD_CLOEXEC, 3);
+  if (cancelled_ || !wanted || pidfd < 0) {
+    (void)sandbox_->signal(SIGKILL);
+    return;
+  }
+  const std::string name = plan_.file_name.empty() ? file_name_for(plan_.name) : plan_.file_name;
+  collect_cancel_ = std::make_shared<std::atomic<bool>>(false);
+  auto* work = new CollectWork{{}, this, sandbox_->pid(), UniqueFd(pidfd), plan_.spec.workdir, plan_.artifacts,
+                               runner_.artifacts_dir() + "/" + name, collect_cancel_, std::nullopt};
+  work->req.data = work;
+  collecting_ = true;
+  int rc = uv_queue_work(
+      runner_.loop(), &work->req, [](uv_work_t* req) { collect(static_cast<CollectWork*>(req->data)); },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<CollectWork> w(static_cast<CollectWork*>(req->data));
+        w->job->artifacts_collected(std::move(*w->report));
+      });
+  if (rc < 0) {
+    std::unique_ptr<CollectWork> w(work);
+    collect(w.get());
+    artifacts_collected(std::move(*w->report));
+  }
+}
+
+void Job::artifacts_collected(Result<ArtifactReport> report) {
+  collecting_ = false;
+  if (report) {
+    if (!report->archive.empty()) {
+      result_.artifacts = {report->archive.substr(report->archive.rfind('/') + 1)};
+    } else {
+      result_.artifacts = std::move(report->files);
+    }
+    result_.artifacts_bytes = report->bytes;
+    result_.artifact_warnings = std::move(report->warnings);
+  } else {
+    result_.artifact_warnings.push_back(report.error().message());
+  }
+  for (const auto& w : result_.artifact_warnings) output_.note("artifacts: " + w);
+  // The files are copied: now the container goes the usual way (reap, teardown).
+  if (sandbox_ && !wait_status_) (void)sandbox_->signal(SIGKILL);
+  maybe_exited();
 }
 
 void Job::fail_to_start(const Error& error) {

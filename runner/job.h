@@ -3,11 +3,14 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "config/job_file.h"
+#include "runner/artifacts.h"
 #include "runner/output.h"
 #include "runner/slots.h"
 #include "runner/uv_handle.h"
@@ -102,6 +105,10 @@ class Job {
   void fail_to_start(const Error& error);
   void teardown();
   void teardown_done(const Result<void>& r);
+  // Artifacts: the held container's command is over (its `exited` record arrived); collect
+  // on the threadpool if `when` says so, then kill the container.
+  void command_exited();
+  void artifacts_collected(Result<ArtifactReport> report);
 
   Runner& runner_;
   JobPlan plan_;
@@ -123,6 +130,9 @@ class Job {
   std::optional<Error> spawn_error_;
   int stop_signal_ = 0;            // a cancellation to deliver once the container runs
   std::chrono::steady_clock::time_point started_at_;
+  bool exit_seen_ = false;         // hold_after_exit: the command's `exited` record arrived
+  bool collecting_ = false;        // a threadpool thread is collecting the artifacts
+  std::shared_ptr<std::atomic<bool>> collect_cancel_;
 };
 
 }  // namespace sandrun::runner

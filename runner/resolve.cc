@@ -191,6 +191,7 @@ Result<JobPlan> resolve_job(const config::JobSpec& job, const cache::ImageRecord
   JobPlan plan;
   plan.name = job.name;
   plan.timeout = job.timeout;
+  plan.artifacts = job.artifacts;
   auto& s = plan.spec;
   s.name = job.name;
   s.hostname = hostname_for(job.name);

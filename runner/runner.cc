@@ -49,6 +49,9 @@ Runner::Runner(RunOptions options, std::string state_root, std::vector<JobPlan> 
     r.allow_failure = plans_[i].allow_failure;
     if (plans_[i].timeout) r.timeout = *plans_[i].timeout;
     if (plans_[i].file_name.empty()) plans_[i].file_name = plans_[i].name;
+    // A job with artifacts keeps its container's file systems after the command exits, until
+    // they are collected (Job::command_exited).
+    if (!options_.artifacts_dir.empty() && !plans_[i].artifacts.patterns.empty()) plans_[i].spec.hold_after_exit = true;
   }
 }
 

@@ -64,6 +64,7 @@ class Runner {
   sandbox::cgroup::Backend* cgroups() { return options_.cgroups; }
   RunEvents* events() { return options_.events; }
   const RunOptions& options() const { return options_; }
+  const std::string& artifacts_dir() const { return options_.artifacts_dir; }
   // This run's cgroup subtree name (sandrun/<run>/...) and a fresh name per container.
   const std::string& run_id() const { return run_id_; }
   uint64_t next_container_id() { return ++containers_; }

@@ -11,6 +11,7 @@
 #include "sandbox/capabilities.h"
 #include "sandbox/mount_points.h"
 #include "sandbox/seccomp_filter.h"
+#include "sandbox/status.h"
 #include "sandbox/sys/error.h"
 #include "sandbox/userns.h"
 
@@ -120,7 +121,7 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
   p->hostname_ = spec.hostname;
   p->workdir_ = spec.workdir;
   p->groups_ = spec.groups;
-  if (with_init) p->argv_.push_back("sandrun-init");
+  if (with_init) p->argv_.push_back(spec.hold_after_exit ? kInitNameHold : kInitName);
   p->argv_.insert(p->argv_.end(), spec.argv.begin(), spec.argv.end());
   p->env_ = spec.env;
   for (const auto& e : p->env_) {

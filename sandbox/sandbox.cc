@@ -112,9 +112,9 @@ int wait_status_from(const siginfo_t& info) {
 }  // namespace
 
 Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* group) {
-  auto prepared = SANDRUN_TRY(PreparedPlan::make(spec, spec.init));
+  auto prepared = SANDRUN_TRY(PreparedPlan::make(spec, spec.init || spec.hold_after_exit));
   ChildPlan& plan = prepared->plan();
-  if (spec.init) plan.init_fd = SANDRUN_TRY(init_memfd());
+  if (spec.init || spec.hold_after_exit) plan.init_fd = SANDRUN_TRY(init_memfd());
   auto devnull = SANDRUN_TRY(fs::open_path("/dev/null", O_RDONLY));
   auto out = SANDRUN_TRY(make_pipe("stdout"));
   auto err = SANDRUN_TRY(make_pipe("stderr"));
@@ -255,6 +255,13 @@ void StatusDecoder::feed(const char* data, size_t size) {
     off += sizeof rec;
   }
   partial_.erase(0, off);
+}
+
+bool StatusDecoder::exited() const {
+  for (const auto& r : records_) {
+    if (r.kind == static_cast<uint32_t>(RecordKind::exited)) return true;
+  }
+  return false;
 }
 
 bool StatusDecoder::started() const {

@@ -30,6 +30,8 @@ class StatusDecoder {
   void feed(const char* data, size_t size);
   const std::vector<StatusRecord>& records() const { return records_; }
   bool started() const;  // the command is running (or ran)
+  // sandrun-init reported the command's end (with hold_after_exit, the container now holds).
+  bool exited() const;
 
  private:
   std::string partial_;

@@ -92,6 +92,11 @@ struct SandboxSpec {
   std::vector<gid_t> groups;            // supplementary groups
   bool new_net = true;                  // own network namespace with only `lo` (up)
   bool init = true;                     // sandrun-init runs as PID 1 and starts argv
+  // When the command exits (or on kStopAndHoldSignal), sandrun-init kills everything else in
+  // the container, reports `exited` and then waits for SIGKILL instead of exiting: the mount
+  // namespace stays alive so its files (artifacts) can be read through /proc/PID/root.
+  // Implies init (sandrun-init runs even when `init` is false).
+  bool hold_after_exit = false;
   Hardening hardening;
   UserNamespace userns;                 // disabled: the container's root is host root
 };

@@ -9,6 +9,19 @@ namespace sandrun::sandbox {
 // The descriptor on which sandrun-init finds the status pipe.
 inline constexpr int kStatusFd = 3;
 
+// The signal sandrun sends to a holding sandrun-init (SandboxSpec::hold_after_exit) when the
+// job must end early (its timeout): init kills the command and everything else in the
+// container, reports the command's death as `exited`, and holds like after a normal exit, so
+// the job's artifacts can still be collected. SIGRTMIN+2 (glibc's SIGRTMIN is 34).
+inline constexpr int kStopAndHoldSignal = 36;
+
+// sandrun-init's argv[0] says what it does once the command has exited: "sandrun-init" exits
+// with the command's status (the kernel kills the rest); kInitNameHold kills the rest,
+// reports, then waits for SIGKILL. argv[0] rather than an extra argument: a container without
+// artifacts sees exactly the same /proc/1/cmdline as before, and no command name is ambiguous.
+inline constexpr char kInitName[] = "sandrun-init";
+inline constexpr char kInitNameHold[] = "sandrun-init-hold";
+
 // Each step of the child between clone and exec; a failure record names one of them.
 enum class Stage : uint32_t {
   none = 0,

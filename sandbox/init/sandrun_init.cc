@@ -1,5 +1,7 @@
 // sandrun-init: PID 1 of every container. Runs the command, reaps every zombie, forwards
-// termination signals to the command, reports on the status pipe, exits with its status.
+// termination signals to the command, reports on the status pipe, exits with its status (or,
+// in "hold" mode, kills the rest of the container and waits for SIGKILL so that sandrun can
+// collect the job's artifacts from its still-mounted file systems).
 //
 // Freestanding: no libc, only system calls. glibc's static start-up (TLS, ifunc relocations,
 // tunables) cost more CPU than the init's whole job, once per container; this binary is a few
@@ -17,7 +19,9 @@
 #include "sandbox/path_search.h"
 #include "sandbox/status.h"
 
+using sandrun::sandbox::kInitNameHold;
 using sandrun::sandbox::kStatusFd;
+using sandrun::sandbox::kStopAndHoldSignal;
 using sandrun::sandbox::RecordKind;
 using sandrun::sandbox::Stage;
 using sandrun::sandbox::StatusRecord;
@@ -85,6 +89,39 @@ const char* getenv_path(char** envp) {
   return "/usr/local/bin:/usr/bin:/bin";
 }
 
+bool same(const char* a, const char* b) {
+  while (*a && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+
+// Kills every other process of this PID namespace and reaps them all, the command included
+// when it still runs (its wait status then lands in *command_status). Nothing is left that
+// could change the container's files while they are collected. Repeating the kill after each
+// reap catches a process forked while the previous kill was on its way.
+void kill_all_and_reap(long command, int* command_status) {
+  for (;;) {
+    sys(__NR_kill, -1, 9);  // SIGKILL; PID 1 itself is spared by kill(-1)
+    int status = 0;
+    long pid = sys(__NR_wait4, -1, reinterpret_cast<long>(&status), 0x40000000 /* __WALL */, 0);
+    if (pid == -10) return;  // ECHILD: nobody left
+    if (pid == command) *command_status = status;
+  }
+}
+
+// Keeps the mount namespace alive until sandrun has read what it needs and sends SIGKILL
+// (which no handler can catch). Any other signal is taken and dropped.
+[[noreturn]] void hold(uint64_t* all) {
+  for (;;) {
+    unsigned char info[128];
+    long sig = sys(__NR_rt_sigtimedwait, reinterpret_cast<long>(all), reinterpret_cast<long>(info), 0, 8);
+    if (sig == kSigChld) {
+      int status;
+      while (sys(__NR_wait4, -1, reinterpret_cast<long>(&status), WNOHANG | 0x40000000, 0) > 0) {
+      }
+    }
+  }
+}
+
 int exit_code_of(int status) {
   if ((status & 0x7f) == 0) return (status >> 8) & 0xff;  // exited
   return 128 + (status & 0x7f);                          // killed by a signal
@@ -98,12 +135,16 @@ int exit_code_of(int status) {
     report(RecordKind::exec_failed, 22);
     exit_now(127);
   }
+  const bool holding = same(argv[0], kInitNameHold);  // argv: sandrun-init[-hold] COMMAND...
   // A handler makes the signals deliverable to PID 1 at all; blocking them makes them wait
   // for rt_sigtimedwait below, so nothing runs in signal context.
   uint64_t all = ~0ULL, old = 0;
   sys(__NR_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
   for (int sig : kForwarded) set_handler(sig, noop_handler);
   set_handler(kSigChld, noop_handler);
+  // Without a handler, PID 1 of a PID namespace never sees a signal whose default action
+  // would kill it, even from sandrun.
+  if (holding) set_handler(kStopAndHoldSignal, noop_handler);
 
   int exec_pipe[2];
   if (long rc = sys(__NR_pipe2, reinterpret_cast<long>(exec_pipe), O_CLOEXEC); rc < 0) {
@@ -118,6 +159,7 @@ int exit_code_of(int status) {
   if (child == 0) {
     for (int sig : kForwarded) set_handler(sig, SIG_DFL);
     set_handler(kSigChld, SIG_DFL);
+    if (holding) set_handler(kStopAndHoldSignal, SIG_DFL);
     sys(__NR_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
     char** args = argv + 1;
     int err = sandrun::sandbox::search_path(args[0], getenv_path(envp), [&](const char* file) {
@@ -145,6 +187,13 @@ int exit_code_of(int status) {
     unsigned char info[128];  // siginfo_t
     long sig = sys(__NR_rt_sigtimedwait, reinterpret_cast<long>(&all), reinterpret_cast<long>(info), 0, 8);
     if (sig < 0) continue;
+    if (sig == kStopAndHoldSignal && holding && exec_errno == 0) {
+      // The job ran out of time: end the command and the rest, keep the files readable.
+      int status = 9;  // killed by SIGKILL, unless it had exited just before
+      kill_all_and_reap(child, &status);
+      report(RecordKind::exited, status);
+      hold(&all);
+    }
     if (sig != kSigChld) {
       for (int f : kForwarded) {
         if (f == sig) sys(__NR_kill, child, sig);
@@ -155,6 +204,11 @@ int exit_code_of(int status) {
     long pid;
     while ((pid = sys(__NR_wait4, -1, reinterpret_cast<long>(&status), WNOHANG, 0)) > 0) {
       if (pid != child) continue;
+      if (holding && exec_errno == 0) {
+        kill_all_and_reap(child, &status);
+        report(RecordKind::exited, status);
+        hold(&all);
+      }
       // The command is done: report and exit; the kernel then kills whatever is left in
       // this PID namespace.
       if (exec_errno == 0) report(RecordKind::exited, status);

@@ -184,5 +184,34 @@ TEST_F(GraphTest, AJobLargerThanTheHostsMemoryIsRefusedUpFront) {
   EXPECT_EQ(r.status, 0) << r.err;
 }
 
+TEST_F(GraphTest, ArtifactsOfAJobFileAreCollectedForFailingJobsAndMatrixNames) {
+  auto r = sandrun({"run", jobs(R"toml(
+[jobs.unit]
+matrix = { cc = ["gcc", "clang"] }
+workdir = "/src"
+artifacts = ["build/*.log", "test-results/**/*.xml"]
+run = """
+mkdir -p build/obj test-results/a/b
+echo ${{ matrix.cc }} > build/compile.log
+echo skip > build/obj/x.o
+echo '<testsuite/>' > test-results/a/b/r.xml
+exit 1
+"""
+[jobs.packed]
+artifacts = ["/tmp/out/*"]
+artifacts_archive = true
+artifacts_when = "on_success"
+run = "mkdir /tmp/out; echo one > /tmp/out/1.txt"
+)toml")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  const std::string art = tmp_ / ".sandrun/artifacts";
+  EXPECT_EQ(read_file(art + "/unit (cc=gcc)/build/compile.log"), "gcc\n");
+  EXPECT_EQ(read_file(art + "/unit (cc=clang)/build/compile.log"), "clang\n");
+  EXPECT_EQ(read_file(art + "/unit (cc=gcc)/test-results/a/b/r.xml"), "<testsuite/>\n");
+  EXPECT_FALSE(fs::exists(art + "/unit (cc=gcc)/build/obj"));
+  EXPECT_TRUE(fs::exists(art + "/packed.tar.zst"));
+  expect_nothing_left();
+}
+
 }  // namespace
 }  // namespace sandrun::testing
