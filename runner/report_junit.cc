@@ -1,7 +1,6 @@
 // The JUnit XML report, built and merged with libxml2.
 #include "runner/report_junit.h"
 
-#include <fnmatch.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,7 +9,9 @@
 #include <ctime>
 #include <memory>
 
+#include "runner/artifacts.h"
 #include "runner/report_json.h"
+#include "runner/session.h"
 #include "runner/summary.h"
 #include "runner/xml_lib.h"
 #include "sandbox/sys/fs.h"
@@ -217,28 +218,6 @@ void merge_job(xmlDoc* doc, xmlNode* root, const JunitInput& in, const JobResult
 
 }  // namespace
 
-bool glob_match(std::string_view pattern, std::string_view path) {
-  auto head = [](std::string_view s) { return s.substr(0, s.find('/')); };
-  auto rest = [](std::string_view s) {
-    size_t p = s.find('/');
-    return p == std::string_view::npos ? std::string_view() : s.substr(p + 1);
-  };
-  while (!pattern.empty() && pattern.front() == '/') pattern.remove_prefix(1);
-  while (!path.empty() && path.substr(0, 2) == "./") path.remove_prefix(2);
-  if (pattern.empty()) return path.empty();
-  const std::string_view first = head(pattern);
-  if (first == "**") {
-    const std::string_view more = rest(pattern);
-    for (std::string_view p = path;; p = rest(p)) {
-      if (glob_match(more, p)) return true;
-      if (p.empty()) return false;
-    }
-  }
-  if (path.empty()) return false;
-  if (::fnmatch(std::string(first).c_str(), std::string(head(path)).c_str(), FNM_PERIOD) != 0) return false;
-  return glob_match(rest(pattern), rest(path));
-}
-
 std::string xml_safe(std::string_view text) {
   std::string out;
   out.reserve(text.size());
@@ -281,7 +260,7 @@ JunitInput junit_input(const std::string& job_file, const std::string& artifacts
   const size_t slash = job_file.rfind('/');
   in.suite_name = "sandrun: " + (slash == std::string::npos ? job_file : job_file.substr(slash + 1));
   in.artifacts_dir = artifacts_dir;
-  for (const auto& p : plans) in.jobs.push_back({p.file_name, p.junit});
+  for (const auto& p : plans) in.jobs.push_back({p.file_name.empty() ? file_name_for(p.name) : p.file_name, p.junit});
   in.started = std::chrono::system_clock::now();
   return in;
 }

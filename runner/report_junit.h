@@ -44,10 +44,6 @@ Result<JunitReport> junit_report(const JunitInput& input, const std::vector<JobR
 // Writes the report to `path` (replaced atomically); the warnings go to the log.
 Result<void> write_junit(const std::string& path, const JunitInput& input, const std::vector<JobResult>& results);
 
-// Matches a relative path against a glob whose `*`, `?` and `[...]` stay within a path
-// component and whose `**` matches any number of them.
-bool glob_match(std::string_view pattern, std::string_view path);
-
 // `text` as valid XML 1.0 character data: bytes that are not UTF-8 become U+FFFD and
 // characters XML forbids (most control characters) are removed.
 std::string xml_safe(std::string_view text);

@@ -162,6 +162,46 @@ run = "echo quick"
   expect_nothing_left();
 }
 
+TEST_F(ReportCliTest, JunitFilesAJobLeavesAsArtifactsAreMergedIntoTheReport) {
+  SANDRUN_REQUIRE(run_command({"xmllint", "--version"}).status == 0 &&
+                      run_command({"/usr/bin/python3", "-c", "import junitparser"}).status == 0,
+                  "needs xmllint (libxml2-utils) and python3-junitparser");
+  const std::string report = tmp_ / "junit.xml";
+  auto r = sandrun({"run", "--progress", "plain", "--junit", report, jobs(R"toml(
+[jobs.pytest]
+workdir = "/src"
+artifacts = ["test-results/*.xml"]
+junit = ["test-results/*.xml"]
+run = """
+mkdir -p test-results
+echo '<testsuites><testsuite name="inner" tests="2" failures="1" errors="0" skipped="0" time="0.1" timestamp="2026-12-01T00:00:00"><testcase classname="m" name="a" time="0.05"/><testcase classname="m" name="b" time="0.05"><failure message="boom">trace</failure></testcase></testsuite></testsuites>' > test-results/r.xml
+printf '<oops' > test-results/bad.xml
+exit 1
+"""
+)toml")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("sandrun: warning: job \"pytest\": junit test-results/bad.xml: not well-formed XML: "),
+            std::string::npos)
+      << r.err;
+  auto valid = run_command({"xmllint", "--noout", "--schema", SANDRUN_TEST_JUNIT_XSD, report});
+  EXPECT_EQ(valid.status, 0) << valid.err << read_file(report);
+  auto parsed = run_command({"/usr/bin/python3", "-c", R"py(
+import sys
+from junitparser import JUnitXml
+for suite in JUnitXml.fromfile(sys.argv[1]):
+    print(suite.name, suite.tests, suite.failures, suite.errors, suite.skipped)
+    for case in suite:
+        print(" ", case.classname, case.name, ",".join(type(x).__name__ for x in case.result) or "passed")
+)py", report});
+  EXPECT_EQ(parsed.status, 0) << parsed.err;
+  EXPECT_EQ(parsed.out,
+            "sandrun: jobs.toml 1 1 0 0\n"
+            "  sandrun pytest Failure\n"
+            "inner 2 1 0 0\n"
+            "  m a passed\n"
+            "  m b Failure\n");
+}
+
 // A pipeline with a retried job, an allowed failure, a failure and a job skipped for it.
 class PipelineReportTest : public ReportCliTest {
  protected:
