@@ -214,7 +214,7 @@ void Job::reap() {
   if (!r->has_value()) return;
   wait_status_ = **r;
   result_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started_at_);
+      (exit_seen_ ? command_ended_at_ : std::chrono::steady_clock::now()) - started_at_);
   // Close the poll handle (which removes the pidfd from epoll) before the pidfd itself.
   pidfd_poll_.close();
   timer_.close();
@@ -305,6 +305,8 @@ void Job::record_outcome() {
 
 void Job::command_exited() {
   exit_seen_ = true;
+  // The job's time is its command's: the collection that follows is not part of it.
+  command_ended_at_ = std::chrono::steady_clock::now();
   timer_.close();  // the command is over; its timeout does not cover the collection
   const bool ok = sandbox::interpret(plan_.spec, status_.records(), 0).ok() && !timed_out_;
   using W = config::ArtifactsWhen;

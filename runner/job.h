@@ -130,6 +130,7 @@ class Job {
   std::optional<Error> spawn_error_;
   int stop_signal_ = 0;            // a cancellation to deliver once the container runs
   std::chrono::steady_clock::time_point started_at_;
+  std::chrono::steady_clock::time_point command_ended_at_;  // the exited record (held containers)
   bool exit_seen_ = false;         // hold_after_exit: the command's `exited` record arrived
   bool collecting_ = false;        // a threadpool thread is collecting the artifacts
   std::shared_ptr<std::atomic<bool>> collect_cancel_;
