@@ -138,11 +138,17 @@ Counts count_cases(xmlNode* suite) {
 }
 
 // Copies a producer's <testsuite> into the report, completing the attributes the schema
-// requires where the producer left them out; returns its counts.
+// requires where the producer left them out (a testcase's time and classname too); returns
+// its counts.
 Counts merge_suite(xmlDoc* doc, xmlNode* root, xmlNode* suite, const std::string& fallback_name,
                    const std::string& fallback_time) {
   xmlNode* copy = xml().xmlDocCopyNode(suite, doc, 1);
   xml().xmlAddChild(root, copy);
+  for (xmlNode* tc = copy->children; tc; tc = tc->next) {
+    if (!is(tc, "testcase")) continue;
+    if (prop(tc, "time").empty()) set(tc, "time", "0");
+    if (prop(tc, "classname").empty()) set(tc, "classname", prop(copy, "name").empty() ? fallback_name : prop(copy, "name"));
+  }
   const Counts cases = count_cases(copy);
   Counts c;
   auto attr = [&](const char* name, size_t counted) {

@@ -1,6 +1,8 @@
 // The end-of-run summary table.
 #include "runner/summary.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 
 #include "config/job_file.h"
@@ -55,10 +57,12 @@ std::string format_elapsed(std::chrono::milliseconds d) {
 }
 
 std::string summary_status(const JobResult& r) {
-  std::string st = status_text(r);
-  if (!r.ok() && r.counts_as_passed()) st += " (allowed)";
+  std::vector<std::string> notes;
+  if (!r.ok() && r.counts_as_passed()) notes.push_back("allowed");
   if (r.max_attempts > 1 && r.status != JobResult::Status::skipped && r.status != JobResult::Status::not_started)
-    st += fmt::format(" (attempt {}/{})", r.attempt, r.max_attempts);
+    notes.push_back(fmt::format("attempt {}/{}", r.attempt, r.max_attempts));
+  std::string st = status_text(r);
+  if (!notes.empty()) st += fmt::format(" ({})", fmt::join(notes, ", "));
   return st;
 }
 

@@ -14,8 +14,9 @@ namespace sandrun::runner {
 // at the limit, "setup failed", "failed: command not found", "cancelled", "not started".
 std::string status_text(const JobResult& r);
 
-// status_text plus " (allowed)" for a failure with allow_failure, and " (attempt 2/3)" for a
-// job with retries: "passed (attempt 2/3)", "failed: exit 1 (allowed)".
+// status_text plus "allowed" for a failure with allow_failure and the attempt for a job with
+// retries: "passed (attempt 2/3)", "failed: exit 1 (allowed)", "failed: exit 1 (allowed,
+// attempt 2/2)".
 std::string summary_status(const JobResult& r);
 
 // Lines of a failed job's output_tail that the summary repeats.

@@ -347,16 +347,17 @@ TEST(SummaryTest, ShowsAttemptsAllowedFailuresSkipsAndTheLastLinesOfFailedJobs) 
   for (int i = 1; i <= 12; ++i) bad.output_tail.push_back(fmt::format("line {}", i));
   auto allowed = result("lint", 2, S::failed, 1);
   allowed.allow_failure = true;
+  allowed.attempt = 2, allowed.max_attempts = 2;
   allowed.output_tail = {"not shown"};
   auto skipped = result("deploy", 3, S::skipped);
   skipped.skipped_because = "unit";
   std::string table = runner::summary_table({retried, bad, allowed, skipped}, 2500ms, false);
   EXPECT_EQ(table,
-            "JOB     STATUS                    TIME\n"
-            "build   passed (attempt 2/3)      1.20s\n"
-            "unit    failed: exit 3            1.20s\n"
-            "lint    failed: exit 1 (allowed)  1.20s\n"
-            "deploy  skipped (needs unit)      -\n"
+            "JOB     STATUS                                 TIME\n"
+            "build   passed (attempt 2/3)                   1.20s\n"
+            "unit    failed: exit 3                         1.20s\n"
+            "lint    failed: exit 1 (allowed, attempt 2/2)  1.20s\n"
+            "deploy  skipped (needs unit)                   -\n"
             "\n"
             "unit: failed: exit 3, its last 10 lines:\n"
             "  line 3\n  line 4\n  line 5\n  line 6\n  line 7\n  line 8\n  line 9\n  line 10\n  line 11\n  line 12\n"
@@ -587,8 +588,10 @@ TEST(JunitTest, JUnitFilesAJobProducedAreMergedAsMoreSuitesAndBadOnesAreWarnings
 <testsuites><testsuite name="pytest" errors="0" failures="1" skipped="0" tests="2" time="0.5"
  timestamp="2026-12-01T22:00:00.123456+00:00" hostname="h"><testcase classname="t.test_a" name="test_ok" file="t/test_a.py" line="3" time="0.1"/>
 <testcase classname="t.test_a" name="test_bad" time="0.2"><failure message="assert 1 == 2">trace</failure></testcase></testsuite></testsuites>)");
-  // A bare <testsuite> without the counts: they are counted.
-  write_file(art + "/go/go.xml", R"(<testsuite name="go"><testcase classname="pkg" name="TestA" time="0.3"><skipped/></testcase></testsuite>)");
+  // A bare <testsuite> without the counts (they are counted), a testcase without its time
+  // and classname (completed).
+  write_file(art + "/go/go.xml", R"(<testsuite name="go"><testcase classname="pkg" name="TestA" time="0.3"><skipped/></testcase>
+<testcase name="TestB"/></testsuite>)");
   write_file(art + "/go/broken.xml", "<testsuite name=\"x\"><testcase");
   write_file(art + "/go/other.xml", "<html/>");
   auto py = result("py", 0, S::failed, 1);
@@ -610,9 +613,10 @@ TEST(JunitTest, JUnitFilesAJobProducedAreMergedAsMoreSuitesAndBadOnesAreWarnings
             "pytest 2 1 0 0\n"
             "  t.test_a test_ok passed 0.1\n"
             "  t.test_a test_bad Failure 0.2\n"
-            "go 1 0 0 1\n"
-            "  pkg TestA Skipped 0.3\n");
-  EXPECT_NE(report.xml.find("<testsuites name=\"sandrun: jobs.toml\" tests=\"5\" failures=\"2\" errors=\"0\" skipped=\"1\""),
+            "go 2 0 0 1\n"
+            "  pkg TestA Skipped 0.3\n"
+            "  go TestB passed 0.0\n");
+  EXPECT_NE(report.xml.find("<testsuites name=\"sandrun: jobs.toml\" tests=\"6\" failures=\"2\" errors=\"0\" skipped=\"1\""),
             std::string::npos)
       << report.xml;
 }
