@@ -8,6 +8,10 @@ packages=(
   libuv1-dev libseccomp-dev libcereal-dev libzstd-dev libtomlplusplus-dev libarchive-dev
   libssl-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libcurl4-openssl-dev  # headers only: libcurl.so.4 is dlopen()ed on the first registry pull
+  libxml2-dev  # headers only: libxml2.so.2 is dlopen()ed for the --junit report
+  # The JUnit report's tests: validated against tests/support/junit.xsd with xmllint, and read
+  # by a real consumer, junitparser.
+  libxml2-utils python3-junitparser
   libgtest-dev libgmock-dev libbenchmark-dev
   busybox-static tar gzip zstd e2fsprogs  # mkfs.ext4: the journal probe test
   jq  # ci/test-cgroup2.sh reads ctest's JSON (ci/v2vm.sh installs its own qemu/debootstrap)

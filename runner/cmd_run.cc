@@ -10,6 +10,7 @@
 
 #include "runner/commands.h"
 #include "runner/print_spec.h"
+#include "runner/run_report.h"
 #include "runner/session.h"
 #include "runner/summary.h"
 #include "sandbox/sys/fs.h"
@@ -159,16 +160,15 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     return kExitFailed;
   }
   // Reporters (console, --format json, --junit, summary.json) are attached here: opts.events.
+  RunReport report(a, out, prepared->plans, opts.style);
+  opts.events = report.events();
   auto outcome = execute(root, *prepared, std::move(opts));
   if (!outcome) {
+    report.abandon();
     print_error(outcome.error());
     return kExitFailed;
   }
-  std::string summary = "\n" + summary_table(outcome->results, outcome->wall, console_colors());
-  if (outcome->interrupted_by) {
-    summary += fmt::format("cancelled by {}\n", sandbox::signal_name(outcome->interrupted_by));
-  }
-  console_write(STDOUT_FILENO, summary);
+  if (!report.finish(*outcome, console_colors())) return kExitFailed;
   return exit_status_for(*outcome);
 }
 

@@ -407,6 +407,7 @@ void Job::teardown_done(const Result<void>& r) {
     slot_ = nullptr;
   }
   state_ = State::done;
+  result_.output_tail = output_.tail();
   runner_.job_done(result_.index);
 }
 

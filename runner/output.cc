@@ -1,5 +1,7 @@
-// Streaming a job's output to its log file and the console.
+// Streaming a job's output to its log file and the run's events.
 #include "runner/output.h"
+
+#include "runner/events.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -30,13 +32,15 @@ void console_write(int fd, std::string_view data) {
   }
 }
 
-JobOutput::JobOutput(std::string name, size_t index, ConsoleMode mode, ConsoleStyle style)
-    : name_(std::move(name)), index_(index), mode_(mode) {
-  std::string label = "[" + name_ + "]";
+std::string job_prefix(std::string_view name, size_t index, const ConsoleStyle& style) {
+  std::string label = "[" + std::string(name) + "]";
   if (label.size() < style.name_width + 2) label.append(style.name_width + 2 - label.size(), ' ');
-  prefix_ = style.color ? std::string(kColors[index % (sizeof kColors / sizeof kColors[0])]) + label + kReset + " "
-                        : label + " ";
+  if (!style.color) return label + " ";
+  return std::string(kColors[index % (sizeof kColors / sizeof kColors[0])]) + label + kReset + " ";
 }
+
+JobOutput::JobOutput(std::string name, size_t index, ConsoleMode mode, RunEvents* events)
+    : name_(std::move(name)), index_(index), mode_(mode), events_(events) {}
 
 void JobOutput::set_log(const std::string& path, bool append) {
   log_path_ = path;
@@ -65,48 +69,41 @@ void JobOutput::write(int stream, std::string_view data) {
   }
   const int idx = stream == 2 ? 1 : 0;
   switch (mode_) {
-    case ConsoleMode::none:
-      return;
     case ConsoleMode::passthrough:
       console_write(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, data);
       return;
+    case ConsoleMode::none:
     case ConsoleMode::prefixed:
       lines_[idx].feed(data, [&](std::string_view line) { emit_line(idx, line); });
-      flush_console(idx);
       return;
   }
 }
 
-void JobOutput::emit_line(int idx, std::string_view line) {
-  pending_[idx] += prefix_;
-  pending_[idx].append(line);
-  pending_[idx] += '\n';
+void JobOutput::keep(std::string_view line) {
+  if (tail_.size() == kTailLines) tail_.pop_front();
+  tail_.emplace_back(line.substr(0, kTailLineBytes));
 }
 
-void JobOutput::flush_console(int idx) {
-  if (pending_[idx].empty()) return;
-  console_write(idx == 1 ? STDERR_FILENO : STDOUT_FILENO, pending_[idx]);
-  pending_[idx].clear();
+void JobOutput::emit_line(int idx, std::string_view line) {
+  keep(line);
+  if (mode_ == ConsoleMode::prefixed && events_) events_->job_output(index_, idx == 1 ? 2 : 1, line);
 }
 
 void JobOutput::finish() {
-  if (mode_ != ConsoleMode::prefixed) return;
+  if (mode_ == ConsoleMode::passthrough) return;
   for (int idx = 0; idx < 2; ++idx) {
-    if (lines_[idx].has_partial()) {
-      std::string rest = lines_[idx].flush();
-      emit_line(idx, rest);
-      flush_console(idx);
-    }
+    if (lines_[idx].has_partial()) emit_line(idx, lines_[idx].flush());
   }
 }
 
 void JobOutput::note(std::string_view text) {
   std::string line = "sandrun: ";
   line.append(text);
+  if (mode_ != ConsoleMode::passthrough) keep(line);
   line += '\n';
   if (log_ && !log_failed_) (void)fs::write_all(log_.get(), line);
   if (mode_ == ConsoleMode::prefixed) {
-    console_write(STDERR_FILENO, prefix_ + line);
+    if (events_) events_->job_note(index_, text);
   } else if (mode_ == ConsoleMode::passthrough) {
     console_write(STDERR_FILENO, line);
   }

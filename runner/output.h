@@ -1,17 +1,21 @@
-// Where a job's output goes: its log file (raw bytes, in arrival order) and the console
-// (live lines with a "[job] " prefix, colored on a terminal), or straight through (exec).
+// Where a job's output goes: its log file (raw bytes, in arrival order) and the run's events
+// (one per line, for the console, JSON and reports), or straight through (exec).
 #pragma once
 
+#include <deque>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 
 namespace sandrun::runner {
 
+class RunEvents;
+
 enum class ConsoleMode {
-  prefixed,     // "[job] line" on stdout/stderr, for `run`
+  prefixed,     // lines as RunEvents::job_output (the console reporter prints "[job] line"), for `run`
   passthrough,  // the bytes as they come, for `exec`
   none,         // log files only
 };
@@ -20,6 +24,9 @@ struct ConsoleStyle {
   bool color = false;     // ANSI colors (a terminal, NO_COLOR unset)
   size_t name_width = 0;  // pad prefixes to align
 };
+
+// "[job] " padded to `name_width`, colored by job index when `color`.
+std::string job_prefix(std::string_view name, size_t index, const ConsoleStyle& style);
 
 // Splits a byte stream into lines; a line longer than `max` is cut (the rest follows as
 // another line), and what is left at the end is returned by flush().
@@ -64,7 +71,13 @@ class LineSplitter {
 
 class JobOutput {
  public:
-  JobOutput(std::string name, size_t index, ConsoleMode mode, ConsoleStyle style);
+  // Number of lines tail() keeps, and the bytes kept of each.
+  static constexpr size_t kTailLines = 20;
+  static constexpr size_t kTailLineBytes = 4096;
+
+  // In prefixed mode every complete line goes to events->job_output(index, ...) and every
+  // note to events->job_note (`events` may be null: log file and tail only).
+  JobOutput(std::string name, size_t index, ConsoleMode mode, RunEvents* events);
   // Names the job's log file; nothing is opened yet, so a run of thousands of jobs holds log
   // descriptors only for the running ones.
   // With `append`, an earlier attempt's log is continued instead of truncated.
@@ -83,20 +96,23 @@ class JobOutput {
   void note(std::string_view text);
   const std::string& log_path() const { return log_path_; }
   size_t index() const { return index_; }
+  // The job's last lines (stdout, stderr and sandrun's notes as "sandrun: ..."), oldest first,
+  // at most kTailLines of at most kTailLineBytes each (for JobResult::output_tail).
+  std::vector<std::string> tail() const { return {tail_.begin(), tail_.end()}; }
 
  private:
   void emit_line(int stream, std::string_view line);
-  void flush_console(int stream);
+  void keep(std::string_view line);
 
   std::string name_;
   size_t index_ = 0;
   bool append_ = false;
-  std::string prefix_;
   ConsoleMode mode_;
+  RunEvents* events_;
+  std::deque<std::string> tail_;
   UniqueFd log_;
   std::string log_path_;
   LineSplitter lines_[2];
-  std::string pending_[2];  // console bytes of one chunk, written at once
   bool log_failed_ = false;
 };
 

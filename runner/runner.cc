@@ -78,6 +78,7 @@ Result<void> Runner::run() {
   }
   uv_signal_start(sigint_.get(), on_signal, SIGINT);
   uv_signal_start(sigterm_.get(), on_signal, SIGTERM);
+  if (options_.events) options_.events->loop_started(&loop_);
   if (options_.events) {
     std::vector<const JobPlan*> plans;
     for (const auto& p : plans_) plans.push_back(&p);
@@ -155,7 +156,7 @@ void Runner::start(size_t index, unsigned attempt) {
   state_[index] = State::running;
   ++active_;
   memory_in_use_ += plan.limits.memory.value_or(0);
-  JobOutput out(plan.name, index, options_.console, options_.style);
+  JobOutput out(plan.name, index, options_.console, options_.events);
   if (!options_.log_dir.empty()) out.set_log(options_.log_dir + "/" + plan.file_name + ".log", /*append=*/attempt > 1);
   auto& job = jobs_.emplace_back(std::make_unique<Job>(*this, plan, std::move(out), attempt));
   if (options_.events) options_.events->job_started(index, attempt, 1 + plan.retries);

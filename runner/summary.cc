@@ -1,6 +1,8 @@
 // The end-of-run summary table.
 #include "runner/summary.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 
 #include "config/job_file.h"
@@ -54,27 +56,62 @@ std::string format_elapsed(std::chrono::milliseconds d) {
   return fmt::format("{}m{:02}s", ms / 60'000, (ms / 1000) % 60);
 }
 
+std::string summary_status(const JobResult& r) {
+  std::vector<std::string> notes;
+  if (!r.ok() && r.counts_as_passed()) notes.push_back("allowed");
+  if (r.max_attempts > 1 && r.status != JobResult::Status::skipped && r.status != JobResult::Status::not_started)
+    notes.push_back(fmt::format("attempt {}/{}", r.attempt, r.max_attempts));
+  std::string st = status_text(r);
+  if (!notes.empty()) st += fmt::format(" ({})", fmt::join(notes, ", "));
+  return st;
+}
+
+namespace {
+
+bool ran_and_failed(const JobResult& r) {
+  using S = JobResult::Status;
+  return !r.ok() && r.status != S::skipped && r.status != S::cancelled && r.status != S::not_started;
+}
+
+const char* status_color(const JobResult& r) {
+  using S = JobResult::Status;
+  if (r.ok()) return "\033[32m";
+  if (r.status == S::not_started || r.status == S::skipped || r.status == S::cancelled) return "\033[2m";
+  return r.counts_as_passed() ? "\033[33m" : "\033[31m";
+}
+
+// The last lines of each job that failed the run, where a reader of the summary looks first.
+std::string failure_tails(const std::vector<JobResult>& results) {
+  std::string out;
+  for (const auto& r : results) {
+    if (!ran_and_failed(r) || r.counts_as_passed() || r.output_tail.empty()) continue;
+    const size_t n = std::min(r.output_tail.size(), kSummaryTailLines);
+    out += fmt::format("\n{}: {}, its last {}:\n", r.name, summary_status(r), n == 1 ? "line" : fmt::format("{} lines", n));
+    for (size_t i = r.output_tail.size() - n; i < r.output_tail.size(); ++i) out += "  " + r.output_tail[i] + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string summary_table(const std::vector<JobResult>& results, std::chrono::milliseconds wall, bool color) {
+  using S = JobResult::Status;
   size_t wname = 3, wstatus = 6, wtime = 4, wmem = 8;
   bool usage = false;
   for (const auto& r : results) {
     wname = std::max(wname, r.name.size());
-    wstatus = std::max(wstatus, status_text(r).size());
+    wstatus = std::max(wstatus, summary_status(r).size());
     wtime = std::max(wtime, format_elapsed(r.duration).size());
     wmem = std::max(wmem, format_memory(r.memory_peak).size());
     usage = usage || r.memory_peak || r.cpu_usec;
   }
   std::string out = fmt::format("{:<{}}  {:<{}}  ", "JOB", wname, "STATUS", wstatus);
   out += usage ? fmt::format("{:<{}}  {:<{}}  CPU\n", "TIME", wtime, "PEAK MEM", wmem) : "TIME\n";
-  size_t passed = 0, failed = 0, other = 0;
+  size_t passed = 0, failed = 0, allowed = 0, skipped = 0, cancelled = 0;
   for (const auto& r : results) {
-    std::string st = status_text(r);
-    std::string padded = fmt::format("{:<{}}", st, wstatus);
-    if (color) {
-      const char* c = r.ok() ? "\033[32m" : (r.status == JobResult::Status::not_started ? "\033[2m" : "\033[31m");
-      padded = c + padded + "\033[0m";
-    }
-    const bool ran = r.status != JobResult::Status::not_started;
+    std::string padded = fmt::format("{:<{}}", summary_status(r), wstatus);
+    if (color) padded = status_color(r) + padded + "\033[0m";
+    const bool ran = r.status != S::not_started && r.status != S::skipped;
     std::string time = ran ? format_elapsed(r.duration) : "-";
     out += fmt::format("{:<{}}  {}  ", r.name, wname, padded);
     if (usage) {
@@ -85,14 +122,20 @@ std::string summary_table(const std::vector<JobResult>& results, std::chrono::mi
     }
     if (r.ok()) {
       ++passed;
-    } else if (r.status == JobResult::Status::not_started || r.status == JobResult::Status::cancelled) {
-      ++other;
+    } else if (r.status == S::skipped) {
+      ++skipped;
+    } else if (r.status == S::not_started || r.status == S::cancelled) {
+      ++cancelled;
     } else {
       ++failed;
+      if (r.counts_as_passed()) ++allowed;
     }
   }
+  if (std::string tails = failure_tails(results); !tails.empty()) out += tails + "\n";
   out += fmt::format("{} job{}: {} passed, {} failed", results.size(), results.size() == 1 ? "" : "s", passed, failed);
-  if (other) out += fmt::format(", {} cancelled", other);
+  if (allowed) out += fmt::format(" ({} allowed)", allowed);
+  if (skipped) out += fmt::format(", {} skipped", skipped);
+  if (cancelled) out += fmt::format(", {} cancelled", cancelled);
   out += fmt::format(" in {}\n", format_elapsed(wall));
   return out;
 }

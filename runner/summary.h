@@ -14,10 +14,23 @@ namespace sandrun::runner {
 // at the limit, "setup failed", "failed: command not found", "cancelled", "not started".
 std::string status_text(const JobResult& r);
 
-// The table and a totals line, e.g. (the usage columns when cgroups measured them)
+// status_text plus "allowed" for a failure with allow_failure and the attempt for a job with
+// retries: "passed (attempt 2/3)", "failed: exit 1 (allowed)", "failed: exit 1 (allowed,
+// attempt 2/2)".
+std::string summary_status(const JobResult& r);
+
+// Lines of a failed job's output_tail that the summary repeats.
+inline constexpr size_t kSummaryTailLines = 10;
+
+// The table, the last lines of each job that failed the run, and a totals line, e.g. (the usage columns when cgroups measured them)
 //   JOB    STATUS          TIME   PEAK MEM  CPU
 //   build  passed          1.20s  212 MiB   2.31s
 //   unit   failed: exit 3  0.31s  8.5 MiB   95ms
+//
+//   unit: failed: exit 3, its last 2 lines:
+//     expected 4, got 5
+//     FAILED test_sum
+//
 //   2 jobs: 1 passed, 1 failed in 1.52s
 std::string summary_table(const std::vector<JobResult>& results, std::chrono::milliseconds wall, bool color);
 
