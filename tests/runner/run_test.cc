@@ -265,7 +265,8 @@ TEST_F(RunTest, ARunSigkilledWithTwentyJobsInFlightIsCleanedByTheNextRunAndNothi
   auto r = sandrun({"run", jobs("[jobs.ok]\nrun = \"test ! -e /junk\"\n", "ok.toml")});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("sandrun: cleaned 20 container slots left by dead runs"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("removed the cgroups of 1 dead run"), std::string::npos) << r.err;
+  // The dead run's cgroups are gone too (removed by this run's sweep, or by that of another
+  // sandrun running beside it: every run sweeps dead runs' cgroups, whatever their state dir).
   expect_nothing_left(sleeps);
 }
 
