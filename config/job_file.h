@@ -41,7 +41,34 @@ struct VolumeSpec {
   bool readonly = false;
 };
 
-enum class Network { none, host };
+// none: the job's own network namespace with only loopback (the default); private: the same,
+// shared with the job's services, with outbound access through a userspace network stack
+// (pasta or slirp4netns) when one is installed; host: the host's network (explicit opt-in).
+enum class Network { none, private_, host };
+
+// A published port: host_ip:host_port on the host forwards (a TCP proxy in sandrun's loop) to
+// container_port on the container's loopback. "8080:80" is 0.0.0.0:8080 -> 80 (Docker's
+// default address); "127.0.0.1:0:5432" lets the kernel pick a free host port, reported once
+// the job runs.
+struct PortSpec {
+  std::string host_ip = "0.0.0.0";  // an IPv4 or IPv6 address, as written (without [])
+  uint16_t host_port = 0;           // 0: any free port
+  uint16_t container_port = 0;      // 1..65535
+  SourcePos pos;                    // where it was written (no file for `exec -p`)
+  std::string text;                 // as written, for messages
+};
+
+// When a service is ready: `run` (a shell command) or `command` (an argv) run in a fresh
+// container of the service's image in the job's network namespace every `interval` until it
+// exits 0; the service fails when `timeout` passes first.
+struct ReadyCheck {
+  std::vector<std::string> command;  // `run = "..."` becomes {"/bin/sh", "-c", "..."}
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds timeout{60'000};
+  SourcePos pos;
+};
+
+struct ServiceSpec;  // below: a job's service is a JobSpec plus its ready check
 // When a job's image is pulled from its registry: never (it must be in the cache), when it is
 // missing (the default), or before every run (one pull per run, shared by its jobs).
 enum class PullPolicy { never, missing, always };
@@ -94,6 +121,10 @@ struct JobSpec {
   // Globs (among the collected artifacts, relative to the job's artifact dir) of JUnit XML
   // files the job produces, merged into the run's --junit report.
   std::vector<std::string> junit;
+  // [jobs.NAME.services.SERVICE]: started before the job, in parallel, each in its own sandbox
+  // in the job's network namespace; the job starts when all are ready. In the order written.
+  std::vector<ServiceSpec> services;
+  std::vector<PortSpec> ports;         // published ports of the job's container
   std::vector<VolumeSpec> volumes;
   std::optional<std::chrono::milliseconds> timeout;
   Limits limits;
@@ -120,6 +151,14 @@ struct JobSpec {
   // key_pos["workspace"] when the directory does not exist. Keys left unset have no entry.
   std::map<std::string, SourcePos> key_pos;
   SourcePos where(const std::string& key) const;  // key_pos[key], else pos
+};
+
+// A service of a job: a container spec like a job's (image, command or run, env, workdir, user,
+// limits, hardening, ports; its `name` is the service's name, e.g. "redis", which is also its
+// host name in the job's /etc/hosts) and when it is ready.
+struct ServiceSpec {
+  JobSpec spec;
+  std::optional<ReadyCheck> ready;  // none: ready as soon as it started
 };
 
 struct JobFile {
@@ -166,7 +205,10 @@ Result<double> parse_cpus(std::string_view text);    // 0.5 2 1.5
 Result<VolumeSpec> parse_volume(std::string_view text, const std::string& base_dir);
 Result<std::pair<std::string, std::string>> parse_env(std::string_view text);  // NAME=value
 Result<void> check_env_name(std::string_view name);  // non-empty, no '=', no NUL
-Result<Network> parse_network(std::string_view text);
+Result<Network> parse_network(std::string_view text);  // "none" "private" "host"
+// [IP:]HOST_PORT:CONTAINER_PORT or CONTAINER_PORT (any free host port), optionally with
+// "/tcp"; IPv6 addresses in brackets: "[::1]:8080:80".
+Result<PortSpec> parse_port(std::string_view text);
 Result<PullPolicy> parse_pull_policy(std::string_view text);
 Result<void> check_job_name(std::string_view name);
 Result<void> check_user(std::string_view user);  // USER[:GROUP], names or numbers

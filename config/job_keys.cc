@@ -266,7 +266,7 @@ Result<void> set_user(JobSpec& spec, const toml::node& n, const Ctx& c) {
 }
 
 Result<void> set_network(JobSpec& spec, const toml::node& n, const Ctx& c) {
-  auto text = SANDRUN_TRY(get_string(n, c, "a string, \"none\" or \"host\""));
+  auto text = SANDRUN_TRY(get_string(n, c, "a string, \"none\", \"private\" or \"host\""));
   auto network = parse_network(text);
   if (!network) return c.wrap(std::move(network).error());
   spec.network = *network;

@@ -265,7 +265,12 @@ Result<std::pair<std::string, std::string>> parse_env(std::string_view text) {
 Result<Network> parse_network(std::string_view text) {
   if (text == "none") return Network::none;
   if (text == "host") return Network::host;
-  return Error::msg("invalid network \"{}\": expected \"none\" or \"host\"", text);
+  if (text == "private") return Network::private_;
+  return Error::msg("invalid network \"{}\": expected \"none\", \"private\" or \"host\"", text);
+}
+
+Result<PortSpec> parse_port(std::string_view text) {
+  return Error::msg("invalid port {:?}: not supported yet", text);  // replaced by the ports parser
 }
 
 Result<PullPolicy> parse_pull_policy(std::string_view text) {

@@ -27,6 +27,12 @@ class RunEvents {
   virtual void job_output(size_t index, int stream, std::string_view line) { (void)index, (void)stream, (void)line; }
   // A line from sandrun about a job ("timed out after 10s; killed the container").
   virtual void job_note(size_t index, std::string_view text) { (void)index, (void)text; }
+  // A port of the job (or of one of its services) is published on the host.
+  virtual void port_published(size_t index, const PublishedPort& port) { (void)index, (void)port; }
+  // A service of the job changed state: "starting", "ready", "failed: ...", "stopped".
+  virtual void service_state(size_t index, std::string_view service, std::string_view state) {
+    (void)index, (void)service, (void)state;
+  }
   // An attempt failed and the job runs again (`result` is the failed attempt's).
   virtual void job_retrying(size_t index, const JobResult& result) { (void)index, (void)result; }
   // The job's final result: passed, failed, skipped (needs), cancelled, not started.

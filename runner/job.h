@@ -22,6 +22,17 @@ namespace sandrun::runner {
 
 class Runner;
 
+struct ServicePlan;
+
+// A port published on the host: host_ip:host_port forwards to container_port of `service`'s
+// container ("" = the job's own).
+struct PublishedPort {
+  std::string service;
+  uint16_t container_port = 0;
+  std::string host_ip;
+  uint16_t host_port = 0;
+};
+
 // A job resolved and ready to run: what the runner needs beyond the sandbox spec.
 struct JobPlan {
   std::string name;
@@ -67,6 +78,7 @@ struct JobResult {
   uint64_t artifacts_bytes = 0;
   std::vector<std::string> artifact_warnings;  // skipped FIFOs, the size cap reached, ...
   std::vector<std::string> output_tail;        // the job's last lines (stdout and stderr), for reports
+  std::vector<PublishedPort> ports;            // what the job and its services published
   bool ok() const { return status == Status::passed; }
   // Neither this job nor the run failed because of it: passed, or failed with allow_failure.
   bool counts_as_passed() const { return ok() || (allow_failure && status != Status::cancelled && status != Status::skipped && status != Status::not_started); }

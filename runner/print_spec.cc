@@ -109,7 +109,9 @@ ordered_json plan_json(const JobPlan& plan) {
   ordered_json caches = ordered_json::array();
   for (const auto& c : plan.caches) caches.push_back({{"name", c.name}, {"target", c.target}});
   j["caches"] = caches;  // under <state>/caches; read-write, or copy-on-write while another job holds one
-  j["network"] = s.new_net ? "none" : "host";
+  j["network"] = plan.network == config::Network::host      ? "host"
+                 : plan.network == config::Network::private_ ? "private"
+                                                             : "none";
   j["timeout"] = plan.timeout ? ordered_json(config::format_duration(*plan.timeout)) : ordered_json(nullptr);
   j["limits"] = limits_json(plan);
   j["hardening"] = hardening_json(s);

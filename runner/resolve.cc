@@ -246,7 +246,8 @@ Result<JobPlan> resolve_job(const config::JobSpec& job, const cache::ImageRecord
   } else {
     s.workdir = job.workspace ? "/workspace" : "/";
   }
-  s.new_net = job.network == config::Network::none;
+  s.new_net = job.network != config::Network::host;
+  plan.network = job.network;
   s.init = job.init;
   if (auto r = resolve_userns(job, s); !r) return at("userns", std::move(r).error());
   return plan;

@@ -98,6 +98,9 @@ struct SandboxSpec {
   gid_t gid = 0;
   std::vector<gid_t> groups;            // supplementary groups
   bool new_net = true;                  // own network namespace with only `lo` (up)
+  // >= 0: the container joins this network namespace (a job's, shared with its services)
+  // instead of creating one; new_net is then ignored. Needs root (setns in the cloning thread).
+  int netns_fd = -1;
   bool init = true;                     // sandrun-init runs as PID 1 and starts argv
   // When the command exits (or on kStopAndHoldSignal), sandrun-init kills everything else in
   // the container, reports `exited` and then waits for SIGKILL instead of exiting: the mount

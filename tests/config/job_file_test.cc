@@ -350,7 +350,7 @@ TEST(JobFileTest, WrongTypesNameTheExpectedFormAndTheActualType) {
   EXPECT_EQ(job_err("user = 1000"),
             R"(jobs.toml:2:8: jobs.unit.user: expected a string like "1000:1000" or "nobody", got integer)");
   EXPECT_EQ(job_err("network = false"),
-            R"(jobs.toml:2:11: jobs.unit.network: expected a string, "none" or "host", got boolean)");
+            R"(jobs.toml:2:11: jobs.unit.network: expected a string, "none", "private" or "host", got boolean)");
   EXPECT_EQ(job_err("init = \"yes\""),
             R"(jobs.toml:2:8: jobs.unit.init: expected true or false, got string)");
   EXPECT_EQ(parse_err("[jobs.unit]\nrun = [\"make\"]\n"),
@@ -382,7 +382,7 @@ TEST(JobFileTest, BadValuesCarryTheValueSyntaxMessage) {
             R"(jobs.toml:2:8: jobs.unit.cpus: invalid cpus inf: expected a number of CPUs greater than 0, like 0.5 or 2)");
   EXPECT_EQ(job_err(R"(pids = 0)"), R"(jobs.toml:2:8: jobs.unit.pids: must be at least 1, got 0)");
   EXPECT_EQ(job_err(R"(network = "bridge")"),
-            R"(jobs.toml:2:11: jobs.unit.network: invalid network "bridge": expected "none" or "host")");
+            R"(jobs.toml:2:11: jobs.unit.network: invalid network "bridge": expected "none", "private" or "host")");
   EXPECT_EQ(job_err(R"(pull = "sometimes")"),
             R"(jobs.toml:2:8: jobs.unit.pull: invalid pull policy "sometimes": expected "never", "missing" or "always")");
   EXPECT_EQ(job_err(R"(pull = true)"),

@@ -224,8 +224,8 @@ TEST(ValuesTest, EnvNameRules) {
 TEST(ValuesTest, NetworkIsNoneOrHost) {
   EXPECT_EQ(*parse_network("none"), Network::none);
   EXPECT_EQ(*parse_network("host"), Network::host);
-  EXPECT_EQ(error_of(parse_network("bridge")), R"(invalid network "bridge": expected "none" or "host")");
-  EXPECT_EQ(error_of(parse_network("Host")), R"(invalid network "Host": expected "none" or "host")");
+  EXPECT_EQ(error_of(parse_network("bridge")), R"(invalid network "bridge": expected "none", "private" or "host")");
+  EXPECT_EQ(error_of(parse_network("Host")), R"(invalid network "Host": expected "none", "private" or "host")");
 }
 
 TEST(ValuesTest, PullPolicyIsNeverMissingOrAlways) {

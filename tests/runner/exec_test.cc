@@ -75,7 +75,7 @@ TEST_F(ExecTest, BadFlagValuesExitTwoAndSayWhich) {
   EXPECT_EQ(r.err, "sandrun: exec: --memory: 1 KiB is below the minimum of 4 MiB\n");
   r = sandrun({"exec", "--network", "bridge", "--", "true"});
   EXPECT_EQ(r.status, 2);
-  EXPECT_EQ(r.err, "sandrun: exec: --network: invalid network \"bridge\": expected \"none\" or \"host\"\n");
+  EXPECT_EQ(r.err, "sandrun: exec: --network: invalid network \"bridge\": expected \"none\", \"private\" or \"host\"\n");
   r = sandrun({"exec", "-v", "relative-only", "--", "true"});
   EXPECT_EQ(r.status, 2);
 }

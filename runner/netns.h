@@ -1,0 +1,17 @@
+// Network namespaces the runner makes for a job (shared by the job's containers and services)
+// and sockets opened inside them (for the port proxy). Root only: setns(CLONE_NEWNET) needs
+// CAP_SYS_ADMIN. Safe from any thread: only the calling thread changes namespace, and it is
+// back in its own before these return.
+#pragma once
+
+#include "sandbox/sys/result.h"
+#include "sandbox/sys/unique_fd.h"
+
+namespace sandrun::runner {
+
+// A new network namespace with only `lo`, up. The fd keeps it alive.
+Result<UniqueFd> create_netns();
+// socket(domain, type | SOCK_CLOEXEC, 0) inside the namespace `netns_fd`.
+Result<UniqueFd> socket_in_netns(int netns_fd, int domain, int type);
+
+}  // namespace sandrun::runner
