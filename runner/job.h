@@ -50,6 +50,21 @@ struct JobPlan {
   std::vector<std::string> junit;  // JUnit files among the artifacts, for the --junit report
   std::vector<std::pair<std::string, std::string>> matrix;  // for reports
   std::vector<CacheMount> caches;  // named cache volumes, bound when the container starts
+  config::Network network = config::Network::none;
+  // The runner makes the job's network namespace itself (services, published ports, or
+  // network = "private") and every container of the job joins it (SandboxSpec::netns_fd).
+  bool shared_netns = false;
+  std::vector<config::PortSpec> ports;  // published ports of the job's container
+  std::vector<ServicePlan> services;    // started before the job, in the order written
+};
+
+// A service of a job: its own container plan (name = the service's name), its ready check
+// as a container plan of the same image in the job's network namespace (argv = the check).
+struct ServicePlan {
+  JobPlan plan;
+  std::optional<JobPlan> ready;  // none: ready once started
+  std::chrono::milliseconds ready_interval{1000};
+  std::chrono::milliseconds ready_timeout{60'000};
 };
 
 struct JobResult {
