@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 #include "config/job_file.h"
@@ -70,6 +72,21 @@ void collect(CollectWork* w) {
 // How long a holding sandrun-init may take to answer kStopAndHoldSignal before it is killed.
 constexpr uint64_t kStopAndHoldGraceMs = 5000;
 
+// The job's /etc/hosts as a file of the container's writable layer (the slot's upper dir,
+// emptied with it): it hides the image's, and goes with the container. A read-only root has
+// no writable layer: it keeps the image's file.
+Result<void> write_etc_hosts(const Slot& slot, const sandbox::SandboxSpec& spec, const std::string& text) {
+  if (spec.hardening.read_only_rootfs) return {};
+  auto upper = SANDRUN_TRY(fs::open_path(slot.upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  if (::mkdirat(upper.get(), "etc", 0755) < 0 && errno != EEXIST) return Error::sys("create {}/etc", slot.upper);
+  auto etc = SANDRUN_TRY(fs::open_beneath(upper.get(), "etc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH));
+  int fd = ::openat(etc.get(), "hosts", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return Error::sys("create {}/etc/hosts", slot.upper);
+  UniqueFd file(fd);
+  SANDRUN_TRY(fs::write_all(fd, text).wrap("write the container's /etc/hosts"));
+  return {};
+}
+
 Error uv_error(int code, std::string_view what) {
   return Error::sys_code(-code, "{}", what);
 }
@@ -116,6 +133,7 @@ void Job::spawn() {
   auto started = [&]() -> Result<sandbox::Sandbox> {
     SANDRUN_TRY(SlotPool::mark_claimed(*slot_));
     caches_ = SANDRUN_TRY(acquire_caches(runner_.state_root(), plan_.caches, *slot_, plan_.spec));
+    if (!plan_.etc_hosts.empty()) SANDRUN_TRY(write_etc_hosts(*slot_, plan_.spec, plan_.etc_hosts));
     if (plan_.use_cgroup) {
       auto group = runner_.cgroups()->create(runner_.run_id(), fmt::format("c{}", runner_.next_container_id()), plan_.limits);
       if (!group) return std::move(group.error().wrap("create the container's cgroup"));
@@ -408,7 +426,11 @@ void Job::teardown_done(const Result<void>& r) {
   }
   state_ = State::done;
   result_.output_tail = output_.tail();
-  runner_.job_done(result_.index);
+  if (on_done_) {
+    on_done_(*this);
+    return;
+  }
+  runner_.job_done(result_.index, result_);
 }
 
 }  // namespace sandrun::runner

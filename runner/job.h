@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,9 @@ struct JobPlan {
   bool shared_netns = false;
   std::vector<config::PortSpec> ports;  // published ports of the job's container
   std::vector<ServicePlan> services;    // started before the job, in the order written
+  // The container's /etc/hosts, written into its writable layer before it starts (the job's
+  // services by name); empty: the image's.
+  std::string etc_hosts;
 };
 
 // A service of a job: its own container plan (name = the service's name), its ready check
@@ -108,6 +112,11 @@ class Job {
 
   // Creates the container's directories and starts it (on the loop thread).
   void start();
+  // Called (on the loop thread) instead of telling the Runner when the container is torn
+  // down: for the containers of a job's services and ready checks (runner/pod.h).
+  void on_done(std::function<void(Job&)> f) { on_done_ = std::move(f); }
+  // The output's last lines so far (a service's log tail, for a failure message).
+  std::vector<std::string> output_tail() const { return output_.tail(); }
   // Cancellation: passes `sig` to the container's init; kill() ends it at once.
   void stop(int sig);
   void kill();
@@ -160,6 +169,7 @@ class Job {
   std::optional<Error> spawn_error_;
   int stop_signal_ = 0;            // a cancellation to deliver once the container runs
   std::chrono::steady_clock::time_point started_at_;
+  std::function<void(Job&)> on_done_;
   std::chrono::steady_clock::time_point command_ended_at_;  // the exited record (held containers)
   bool exit_seen_ = false;         // hold_after_exit: the command's `exited` record arrived
   bool collecting_ = false;        // a threadpool thread is collecting the artifacts

@@ -116,6 +116,23 @@ ordered_json plan_json(const JobPlan& plan) {
   j["limits"] = limits_json(plan);
   j["hardening"] = hardening_json(s);
   j["user_namespace"] = userns_json(s.userns);
+  ordered_json ports = ordered_json::array();
+  for (const auto& port : plan.ports)
+    ports.push_back({{"host_ip", port.host_ip}, {"host_port", port.host_port}, {"container_port", port.container_port}});
+  j["ports"] = ports;
+  ordered_json services = ordered_json::array();
+  for (const auto& svc : plan.services) {
+    ordered_json sj = plan_json(svc.plan);
+    if (svc.ready) {
+      sj["ready"] = {{"command", svc.ready->spec.argv},
+                     {"interval", config::format_duration(svc.ready_interval)},
+                     {"timeout", config::format_duration(svc.ready_timeout)}};
+    } else {
+      sj["ready"] = nullptr;
+    }
+    services.push_back(std::move(sj));
+  }
+  if (!plan.services.empty()) j["services"] = services;  // each in the job's network namespace
   return j;
 }
 

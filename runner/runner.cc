@@ -57,6 +57,7 @@ Runner::Runner(RunOptions options, std::string state_root, std::vector<JobPlan> 
 
 Runner::~Runner() {
   // run() leaves no handle behind; a Runner that never ran still owns an initialised loop.
+  pods_.clear();
   jobs_.clear();
   sigint_.close();
   sigterm_.close();
@@ -156,25 +157,22 @@ void Runner::start(size_t index, unsigned attempt) {
   state_[index] = State::running;
   ++active_;
   memory_in_use_ += plan.limits.memory.value_or(0);
+  if (options_.events) options_.events->job_started(index, attempt, 1 + plan.retries);
+  if (plan.shared_netns) {  // services, published ports or a private network
+    auto& pod = pods_.emplace_back(std::make_unique<Pod>(*this, plan, index, attempt));
+    pod->start();  // may end at once (the namespace could not be made), calling job_done
+    return;
+  }
   JobOutput out(plan.name, index, options_.console, options_.events);
   if (!options_.log_dir.empty()) out.set_log(options_.log_dir + "/" + plan.file_name + ".log", /*append=*/attempt > 1);
   auto& job = jobs_.emplace_back(std::make_unique<Job>(*this, plan, std::move(out), attempt));
-  if (options_.events) options_.events->job_started(index, attempt, 1 + plan.retries);
   job->start();  // may end (and call job_done) before returning only via the threadpool
 }
 
-void Runner::job_done(size_t index) {
+void Runner::job_done(size_t index, const JobResult& result) {
   --active_;
   memory_in_use_ -= plans_[index].limits.memory.value_or(0);
-  // The attempt that just ended is the last Job of this index.
-  const Job* job = nullptr;
-  for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
-    if ((*it)->index() == index) {
-      job = it->get();
-      break;
-    }
-  }
-  JobResult r = job->result();
+  JobResult r = result;
   r.index = index;
   r.max_attempts = 1 + plans_[index].retries;
   r.allow_failure = plans_[index].allow_failure;
@@ -228,7 +226,7 @@ void Runner::on_signal(uv_signal_t* h, int signum) {
   auto* self = static_cast<Runner*>(h->data);
   if (self->interrupted_) {
     // A second signal: no more grace.
-    for (auto& job : self->jobs_) job->kill();
+    self->kill_all();
     return;
   }
   self->interrupted_ = signum;
@@ -239,6 +237,7 @@ void Runner::on_signal(uv_signal_t* h, int signum) {
 void Runner::stop_all(int sig) {
   queue_.clear();
   for (auto& job : jobs_) job->stop(sig);
+  for (auto& pod : pods_) pod->stop(sig);
   if (!grace_.live()) {
     uv_timer_init(&loop_, grace_.get());
     grace_.mark_live();
@@ -248,9 +247,11 @@ void Runner::stop_all(int sig) {
   maybe_finish();
 }
 
-void Runner::on_grace_expired(uv_timer_t* t) {
-  auto* self = static_cast<Runner*>(t->data);
-  for (auto& job : self->jobs_) job->kill();
+void Runner::on_grace_expired(uv_timer_t* t) { static_cast<Runner*>(t->data)->kill_all(); }
+
+void Runner::kill_all() {
+  for (auto& job : jobs_) job->kill();
+  for (auto& pod : pods_) pod->kill();
 }
 
 }  // namespace sandrun::runner

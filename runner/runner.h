@@ -11,6 +11,7 @@
 
 #include "runner/events.h"
 #include "runner/job.h"
+#include "runner/pod.h"
 #include "runner/output.h"
 #include "runner/slots.h"
 #include "runner/uv_handle.h"
@@ -70,7 +71,7 @@ class Runner {
   uint64_t next_container_id() { return ++containers_; }
   uv_buf_t read_buffer();
   // A job (one attempt of plan `index`) has ended and torn down its container.
-  void job_done(size_t index);
+  void job_done(size_t index, const JobResult& result);
 
  private:
   enum class State { waiting, queued, running, done };
@@ -83,6 +84,7 @@ class Runner {
   void start(size_t index, unsigned attempt);
   void finish(size_t index, JobResult result);
   void stop_all(int sig);
+  void kill_all();
   void maybe_finish();
 
   RunOptions options_;
@@ -96,6 +98,7 @@ class Runner {
   // Every attempt started, kept until the run ends: a job ends inside its own callback, so
   // it is never freed in place.
   std::vector<std::unique_ptr<Job>> jobs_;
+  std::vector<std::unique_ptr<Pod>> pods_;      // jobs with services, ports or a private network
   std::vector<size_t> queue_;                   // ready, in the order they became ready
   size_t active_ = 0;
   uint64_t memory_in_use_ = 0;

@@ -92,6 +92,73 @@ cache::PullOptions pull_options(const std::vector<std::string>& insecure, const 
   return o;
 }
 
+namespace {
+
+// What prepare_jobs keeps while it resolves the jobs: the images found so far (each leased
+// once), the host's isolation, and the slots' writable-layer mode.
+struct Resolver {
+  cache::Store& store;
+  const cache::PullOptions& pull;
+  Prepared& out;
+  bool volatile_upper = true;
+  std::map<std::string, cache::ImageRecord> images;
+
+  Result<const cache::ImageRecord*> image_of(const config::JobSpec& job) {
+    auto it = images.find(job.image);
+    if (it == images.end()) {
+      auto image = obtain_image(store, job, pull);
+      if (!image) return std::move(image.error().wrap(key_context(job, "image")));
+      auto lease = store.lease(*image);
+      if (!lease) return std::move(lease.error().wrap(fmt::format("job {:?}: lease image layers", job.name)));
+      out.leases.push_back(std::move(*lease));
+      it = images.emplace(job.image, std::move(*image)).first;
+    }
+    return &it->second;
+  }
+
+  // One container's plan: a job's, or a service's (`what` names it in errors).
+  Result<JobPlan> container(const config::JobSpec& job, const std::string& what) {
+    const cache::ImageRecord* image = SANDRUN_TRY(image_of(job));
+    auto plan = SANDRUN_TRY(resolve_job(job, *image, store));
+    SANDRUN_TRY(resolve_isolation(job, *out.host, plan));
+    // A read-only root starts without a writable layer where the image allows it.
+    // The caches are bound when the container starts, but their mount points count here.
+    auto layer = sandbox::ensure_mount_point_layer(store.root() + "/mountpoints", with_cache_targets(plan));
+    if (!layer) return std::move(layer.error().wrap(fmt::format("{}: prepare its read-only root", what)));
+    if (*layer) plan.spec.mount_point_layer = std::move(**layer);
+    plan.spec.volatile_upper = volatile_upper;
+    plan.file_name = file_name_for(job.name);
+    return plan;
+  }
+
+  // A job's services: their containers, and their ready checks as containers of the same
+  // image (the check's command, sandrun's init, nothing published).
+  Result<void> services(const config::JobSpec& job, JobPlan& plan) {
+    for (const auto& svc : job.services) {
+      ServicePlan sp;
+      sp.plan = SANDRUN_TRY(container(svc.spec, fmt::format("job {:?}: service {:?}", job.name, svc.spec.name)));
+      sp.plan.file_name = plan.file_name + "." + file_name_for(svc.spec.name);
+      sp.plan.ports = svc.spec.ports;
+      sp.plan.network = job.network;
+      if (svc.ready) {
+        JobPlan check = sp.plan;
+        check.name = svc.spec.name + " (ready check)";
+        check.spec.argv = svc.ready->command;
+        check.spec.init = true;
+        check.spec.hold_after_exit = false;
+        check.ports.clear();
+        sp.ready = std::move(check);
+        sp.ready_interval = svc.ready->interval;
+        sp.ready_timeout = svc.ready->timeout;
+      }
+      plan.services.push_back(std::move(sp));
+    }
+    return {};
+  }
+};
+
+}  // namespace
+
 Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs,
                               const cache::PullOptions& pull) {
   Prepared out;
@@ -105,34 +172,24 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
                                     .hint("run sandrun as root to enforce memory, cpus, pids and cpuset limits");
   }
   // The slots' writable layers live under the state dir (SandboxSpec::volatile_upper).
-  const bool volatile_upper = !sandbox::host::on_ext4_without_journal(store.root());
-  std::map<std::string, cache::ImageRecord> images;
+  Resolver r{store, pull, out, !sandbox::host::on_ext4_without_journal(store.root()), {}};
   for (const auto& job : jobs) {
-    auto it = images.find(job.image);
-    if (it == images.end()) {
-      auto image = obtain_image(store, job, pull);
-      if (!image) {
-        return std::move(image.error().wrap(key_context(job, "image")));
-      }
-      auto lease = store.lease(*image);
-      if (!lease) return std::move(lease.error().wrap(fmt::format("job {:?}: lease image layers", job.name)));
-      out.leases.push_back(std::move(*lease));
-      it = images.emplace(job.image, std::move(*image)).first;
-    }
-    auto plan = SANDRUN_TRY(resolve_job(job, it->second, store));
-    SANDRUN_TRY(resolve_isolation(job, *out.host, plan));
-    // A read-only root starts without a writable layer where the image allows it.
-    // The caches are bound when the container starts, but their mount points count here.
-    auto layer = sandbox::ensure_mount_point_layer(store.root() + "/mountpoints", with_cache_targets(plan));
-    if (!layer) return std::move(layer.error().wrap(fmt::format("job {:?}: prepare its read-only root", job.name)));
-    if (*layer) plan.spec.mount_point_layer = std::move(**layer);
-    plan.spec.volatile_upper = volatile_upper;
-    plan.file_name = file_name_for(job.name);
+    auto plan = SANDRUN_TRY(r.container(job, fmt::format("job {:?}", job.name)));
     plan.retries = job.retries;
     plan.allow_failure = job.allow_failure;
     plan.artifacts = job.artifacts;
     plan.junit = job.junit;
     plan.matrix = job.matrix;
+    plan.ports = job.ports;
+    SANDRUN_TRY(r.services(job, plan));
+    // The job's containers share one network namespace the runner makes: for its services,
+    // its published ports (the proxy opens sockets inside it) and a private network.
+    plan.shared_netns = !job.services.empty() || !job.ports.empty() || job.network == config::Network::private_;
+    if (plan.shared_netns && ::geteuid() != 0) {
+      return Error::msg("{}: jobs.{}: services, published ports and network = \"private\" need root for now",
+                        job.pos.str(), job.name)
+          .hint("run sandrun as root, or use network = \"none\" without services and ports");
+    }
     out.plans.push_back(std::move(plan));
   }
   // Needs by name -> by index (config has checked that every name exists in the file; a

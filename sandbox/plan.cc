@@ -168,7 +168,7 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
   c.nbinds = p->bind_plans_.size();
   c.hostname = p->hostname_.c_str();
   c.hostname_len = p->hostname_.size();
-  c.new_net = spec.new_net;
+  c.new_net = spec.new_net && spec.netns_fd < 0;  // a joined namespace is set up already
   c.workdir = p->workdir_.c_str();
   c.uid = spec.uid;
   c.gid = spec.gid;

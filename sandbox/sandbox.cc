@@ -163,7 +163,7 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* gro
   int pidfd = -1;
   struct clone_args args = {};
   args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
-               CLONE_NEWUTS | (spec.new_net ? CLONE_NEWNET : 0);
+               CLONE_NEWUTS | (spec.new_net && spec.netns_fd < 0 ? CLONE_NEWNET : 0);
   if (spec.userns.enabled) {
     // We must run while the child waits for its maps, which a vfork-suspended parent cannot.
     // A child that runs alongside us in our memory would also share errno (thread-local
@@ -183,6 +183,14 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* gro
     plan.ncgroup_procs = group->procs_fds().size();
   }
 
+  // Joining a job's network namespace: the child inherits this thread's, so this thread
+  // enters it for the clone and goes back at once (setns of a network namespace affects only
+  // the calling thread).
+  UniqueFd home_netns;
+  if (spec.netns_fd >= 0) {
+    home_netns = SANDRUN_TRY(fs::open_path("/proc/thread-self/ns/net", O_RDONLY));
+    if (::setns(spec.netns_fd, CLONE_NEWNET) < 0) return Error::sys("enter the job's network namespace");
+  }
   // No signal handler of ours may run in the child: block everything across the clone.
   uint64_t all = ~0ULL, old = 0;
   sys::sigprocmask_all(SIG_SETMASK, &all, &old);
@@ -191,6 +199,8 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* gro
   // exited. The child only reads `plan` and writes its own stack.
   long pid = sandrun_clone3_vm(&args, sizeof args, child_entry, &plan);
   sys::sigprocmask_all(SIG_SETMASK, &old, nullptr);
+  // A thread left in the job's namespace would open every later socket there.
+  if (home_netns && ::setns(home_netns.get(), CLONE_NEWNET) < 0) ::abort();
   if (pid < 0) {
     Error e = clone_error(static_cast<int>(-pid));
     if (spec.userns.enabled && (pid == -EPERM || pid == -ENOSPC || pid == -EUSERS)) e.hint(userns::enable_hint());

@@ -1,0 +1,250 @@
+// A job with services: its network namespace, services, ready checks, the job, the teardown.
+#include "runner/pod.h"
+
+#include <signal.h>
+
+#include "runner/netns.h"
+#include "runner/runner.h"
+#include "runner/summary.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::runner {
+namespace {
+
+// "SANDRUN_PORT_REDIS_6379": the variable that tells the job where a service's port went.
+std::string port_variable(const PublishedPort& p) {
+  std::string name = "SANDRUN_PORT_";
+  for (char c : p.service) name += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(c)) : '_';
+  return fmt::format("{}_{}", name, p.container_port);
+}
+
+}  // namespace
+
+Pod::Pod(Runner& runner, const JobPlan& plan, size_t index, unsigned attempt)
+    : runner_(runner), plan_(plan), index_(index), attempt_(attempt) {
+  result_.name = plan_.name;
+  result_.index = index;
+  result_.attempt = attempt;
+  result_.max_attempts = 1 + plan_.retries;
+}
+
+Pod::~Pod() = default;
+
+// A container of the pod: in the job's namespace, with the job's /etc/hosts.
+Job& Pod::make(const JobPlan& plan, ConsoleMode mode, bool append_log) {
+  JobPlan p = plan;
+  p.spec.netns_fd = netns_.get();
+  p.spec.new_net = true;
+  p.etc_hosts = hosts();
+  JobOutput out(p.name, index_, mode, mode == ConsoleMode::none ? nullptr : runner_.events());
+  const auto& log_dir = runner_.options().log_dir;
+  if (!log_dir.empty() && !p.file_name.empty()) out.set_log(log_dir + "/" + p.file_name + ".log", append_log);
+  return *jobs_.emplace_back(std::make_unique<Job>(runner_, std::move(p), std::move(out), attempt_));
+}
+
+// Every service by name, and the job's own host name, on the namespace's loopback.
+std::string Pod::hosts() const {
+  std::string names;
+  for (const auto& s : plan_.services) names += " " + s.plan.spec.hostname;
+  return fmt::format("127.0.0.1\tlocalhost {}{}\n::1\tlocalhost ip6-localhost ip6-loopback\n", plan_.spec.hostname,
+                     names);
+}
+
+void Pod::start() {
+  auto ns = create_netns();
+  if (!ns) {
+    fail(ns.error().wrap("set up the job's network").render(), {});
+    return;
+  }
+  netns_ = std::move(*ns);
+  if (auto r = open_ports(plan_.ports, ""); !r) {
+    fail(r.error().render(), {});
+    return;
+  }
+  for (size_t i = 0; i < plan_.services.size(); ++i) {
+    auto svc = std::make_unique<Service>();
+    svc->plan = &plan_.services[i];
+    services_.push_back(std::move(svc));
+  }
+  for (size_t i = 0; i < services_.size() && !failed_; ++i) start_service(i);
+  maybe_start_job();
+}
+
+void Pod::start_service(size_t i) {
+  Service& s = *services_[i];
+  if (auto r = open_ports(s.plan->plan.ports, s.plan->plan.name); !r) {
+    fail(r.error().render(), {});
+    return;
+  }
+  if (auto* ev = runner_.events()) ev->service_state(index_, s.plan->plan.name, "starting");
+  s.started = std::chrono::steady_clock::now();
+  Job& c = make(s.plan->plan, ConsoleMode::none, attempt_ > 1);
+  s.container = &c;
+  c.on_done([this, i](Job& j) { service_ended(i, j); });
+  c.start();
+  if (!s.plan->ready) {
+    s.ready = true;  // no check: ready once started
+    if (auto* ev = runner_.events()) ev->service_state(index_, s.plan->plan.name, "ready");
+    return;
+  }
+  check_ready(i);
+}
+
+void Pod::check_ready(size_t i) {
+  Service& s = *services_[i];
+  if (stopping_ || s.ended) return;
+  Job& check = make(*s.plan->ready, ConsoleMode::none, false);
+  s.check = &check;
+  check.on_done([this, i](Job& j) { check_ended(i, j); });
+  check.start();
+}
+
+void Pod::check_ended(size_t i, Job& check) {
+  Service& s = *services_[i];
+  s.check = nullptr;
+  if (stopping_ || s.ended) {
+    maybe_done();
+    return;
+  }
+  if (check.result().ok()) {
+    s.ready = true;
+    if (auto* ev = runner_.events()) ev->service_state(index_, s.plan->plan.name, "ready");
+    maybe_start_job();
+    return;
+  }
+  const auto waited = std::chrono::steady_clock::now() - s.started;
+  if (waited + s.plan->ready_interval > s.plan->ready_timeout) {
+    std::vector<std::string> tail = s.container ? s.container->output_tail() : std::vector<std::string>{};
+    fail(fmt::format("service {:?} was not ready after {} (its ready check: {})", s.plan->plan.name,
+                     config::format_duration(s.plan->ready_timeout), status_text(check.result())),
+         tail);
+    return;
+  }
+  uv_timer_init(runner_.loop(), s.retry.get());
+  s.retry.mark_live();
+  s.retry.get()->data = this;
+  // The service index travels in the timer's repeat field's place: a small heap cell.
+  auto* cell = new std::pair<Pod*, size_t>(this, i);
+  s.retry.get()->data = cell;
+  uv_timer_start(
+      s.retry.get(),
+      [](uv_timer_t* t) {
+        std::unique_ptr<std::pair<Pod*, size_t>> c(static_cast<std::pair<Pod*, size_t>*>(t->data));
+        t->data = nullptr;
+        Pod* pod = c->first;
+        const size_t idx = c->second;
+        pod->services_[idx]->retry.close();
+        pod->check_ready(idx);
+      },
+      static_cast<uint64_t>(s.plan->ready_interval.count()), 0);
+}
+
+void Pod::service_ended(size_t i, Job& container) {
+  Service& s = *services_[i];
+  s.ended = true;
+  if (auto* ev = runner_.events())
+    ev->service_state(index_, s.plan->plan.name, stopping_ ? "stopped" : "exited: " + status_text(container.result()));
+  if (!stopping_ && !s.ready) {
+    fail(fmt::format("service {:?} ended before it was ready: {}", s.plan->plan.name, status_text(container.result())),
+         container.output_tail());
+    return;
+  }
+  maybe_done();
+}
+
+void Pod::maybe_start_job() {
+  if (failed_ || stopping_ || job_) return;
+  for (const auto& s : services_) {
+    if (!s->ready) return;
+  }
+  JobPlan p = plan_;
+  for (const auto& port : result_.ports) {
+    if (!port.service.empty()) p.spec.env.push_back(fmt::format("{}={}:{}", port_variable(port), port.host_ip, port.host_port));
+  }
+  Job& job = make(p, runner_.options().console, attempt_ > 1);
+  job_ = &job;
+  job.on_done([this](Job& j) { job_ended(j); });
+  job.start();
+  if (stop_signal_) job.stop(stop_signal_);
+}
+
+void Pod::job_ended(Job& job) {
+  auto ports = std::move(result_.ports);
+  result_ = job.result();
+  result_.ports = std::move(ports);
+  wind_down();
+}
+
+// A service failed before the job could start: the job fails with the reason and the
+// service's last lines, in its log and on the console.
+void Pod::fail(const std::string& message, const std::vector<std::string>& tail) {
+  if (failed_ || done_) return;
+  failed_ = true;
+  result_.status = JobResult::Status::setup_failed;
+  result_.message = message;
+  JobOutput out(plan_.name, index_, runner_.options().console, runner_.events());
+  const auto& log_dir = runner_.options().log_dir;
+  if (!log_dir.empty()) out.set_log(log_dir + "/" + plan_.file_name + ".log", attempt_ > 1);
+  if (auto r = out.open_log(); !r) log::warn("{}", r.error().message());
+  out.note(message);
+  if (!tail.empty()) {
+    out.note(fmt::format("its last {} lines:", tail.size()));
+    for (const auto& line : tail) out.note("  " + line);
+  }
+  out.close_log();
+  result_.output_tail = out.tail();
+  wind_down();
+}
+
+// The job has ended (or will never start): stop every service and check, close the ports.
+void Pod::wind_down() {
+  stopping_ = true;
+  for (auto& s : services_) {
+    s->retry.close();
+    if (s->container && !s->ended) s->container->kill();
+    if (s->check) s->check->kill();
+  }
+  maybe_done();
+}
+
+void Pod::maybe_done() {
+  if (done_ || !stopping_) return;
+  if (job_ && !job_->finished()) return;
+  for (const auto& s : services_) {
+    if ((s->container && !s->ended) || s->check) return;
+  }
+  done_ = true;
+  proxies_.clear();
+  netns_.reset();
+  runner_.job_done(index_, result_);
+}
+
+void Pod::stop(int sig) {
+  if (done_) return;
+  if (!result_.message.empty() || failed_) return;
+  stop_signal_ = sig;
+  if (job_) {
+    job_->stop(sig);
+  } else {
+    result_.status = JobResult::Status::cancelled;
+    result_.message = "cancelled while its services started";
+    wind_down();
+  }
+}
+
+void Pod::kill() {
+  if (done_) return;
+  if (job_) job_->kill();
+  for (auto& s : services_) {
+    if (s->container && !s->ended) s->container->kill();
+    if (s->check) s->check->kill();
+  }
+}
+
+Result<void> Pod::open_ports(const std::vector<config::PortSpec>& ports, const std::string& service) {
+  if (ports.empty()) return {};
+  (void)service;
+  return Error::msg("published ports are not supported yet");
+}
+
+}  // namespace sandrun::runner
