@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "runner/netns.h"
+#include "sandbox/sys/log.h"
 
 // Why the handles here do not use UvHandle: a pending uv_write or uv_shutdown gets its
 // callback (UV_ECANCELED) after uv_close and before the close callback, and that callback
@@ -43,6 +44,7 @@ struct Pump {
 
 struct Connection {
   PortProxy::Core* core = nullptr;
+  uint16_t container_port = 0;
   uv_tcp_t outer{};  // the host's client
   uv_tcp_t inner{};  // to 127.0.0.1:container_port in the job's namespace
   uv_connect_t connect_req{};
@@ -166,6 +168,7 @@ void on_connect(uv_connect_t* req, int status) {
   if (status < 0) {
     // Nobody listens inside (or the namespace has no route): the client's connection ends now.
     ++conn->core->stats.refused;
+    log::debug("published port: connecting to 127.0.0.1:{} inside: {}", conn->container_port, uv_strerror(status));
     return conn->close();
   }
   if (conn->core->options.nodelay) {
@@ -202,6 +205,7 @@ void Connection::close() {
 void PortProxy::Core::accept(Listener* listener) {
   auto* conn = new Connection;
   conn->core = this;
+  conn->container_port = listener->container_port;
   conn->outer.data = conn;
   conn->inner.data = conn;
   conn->connect_req.data = conn;
@@ -221,6 +225,7 @@ void PortProxy::Core::accept(Listener* listener) {
   auto fd = socket_in_netns(netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
   if (!fd || uv_tcp_init(loop, &conn->inner) < 0) {
     ++stats.refused;
+    if (!fd) log::debug("published port: {}", fd.error().message());
     return conn->close();
   }
   conn->handles = 2;
