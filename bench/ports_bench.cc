@@ -3,11 +3,14 @@
 // request-response latency, and connection setup. Root (namespaces). See bench/ports.sh.
 //
 // Usage: sandrun-ports-bench [--bytes N] [--rounds N] [--requests N] [--connects N]
+//                            [--buffer BYTES]   (PortProxy::Options::buffer_bytes)
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -49,6 +52,13 @@ class LoopThread {
     thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
   }
   uv_loop_t* loop() { return &loop_; }
+  // CPU seconds the loop thread has used so far.
+  double cpu_seconds() {
+    clockid_t id;
+    timespec ts{};
+    if (pthread_getcpuclockid(thread_.native_handle(), &id) != 0 || clock_gettime(id, &ts) != 0) return 0;
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+  }
   void run(std::function<void()> f) {
     std::promise<void> done;
     {
@@ -224,13 +234,15 @@ pid_t start_server(int netns_fd) {
 int main(int argc, char** argv) {
   uint64_t bytes = 2ull << 30;
   int rounds = 3, requests = 20'000, connect_count = 2'000;
+  runner::PortProxy::Options options;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--bytes") bytes = std::stoull(argv[i + 1]);
     else if (a == "--rounds") rounds = std::stoi(argv[i + 1]);
     else if (a == "--requests") requests = std::stoi(argv[i + 1]);
     else if (a == "--connects") connect_count = std::stoi(argv[i + 1]);
-    else fail("usage: sandrun-ports-bench [--bytes N] [--rounds N] [--requests N] [--connects N]");
+    else if (a == "--buffer") options.buffer_bytes = std::stoull(argv[i + 1]);
+    else fail("usage: sandrun-ports-bench [--bytes N] [--rounds N] [--requests N] [--connects N] [--buffer BYTES]");
   }
   ::signal(SIGPIPE, SIG_IGN);
   auto ns = runner::create_netns();
@@ -244,7 +256,7 @@ int main(int argc, char** argv) {
     config::PortSpec spec;
     spec.host_ip = "127.0.0.1";
     spec.container_port = kInnerPort;
-    auto p = runner::PortProxy::open(loop.loop(), ns->get(), {spec}, "bench");
+    auto p = runner::PortProxy::open(loop.loop(), ns->get(), {spec}, "bench", options);
     if (!p) fail(p.error().message());
     proxy = p.take();
     port = proxy->published()[0].host_port;
@@ -252,11 +264,14 @@ int main(int argc, char** argv) {
 
   const Route routes[] = {{"direct", ns->get(), 0}, {"proxy", -1, port}};
   double down[2] = {0, 0}, up[2] = {0, 0}, p50[2], p99[2], c50[2];
+  double loop_cpu = 0;  // the proxy's loop thread, CPU seconds over every bulk round
   for (int k = 0; k < 2; ++k) {
+    const double cpu0 = loop.cpu_seconds();
     for (int i = 0; i < rounds; ++i) {  // the best round: the least disturbed by other load
       down[k] = std::max(down[k], download(routes[k], bytes));
       up[k] = std::max(up[k], upload(routes[k], bytes));
     }
+    if (k == 1) loop_cpu = loop.cpu_seconds() - cpu0;
     auto lat = ping(routes[k], requests);
     p50[k] = percentile(lat, 0.5);
     p99[k] = percentile(lat, 0.99);
@@ -266,6 +281,10 @@ int main(int argc, char** argv) {
   std::printf("| download (server -> client), GB/s, best of %d x %.1f GiB | %.2f | %.2f | %.2f |\n", rounds,
               static_cast<double>(bytes) / (1 << 30), down[0], down[1], down[1] / down[0]);
   std::printf("| upload (client -> server), GB/s | %.2f | %.2f | %.2f |\n", up[0], up[1], up[1] / up[0]);
+  // Independent of the other load on the machine: what the loop thread could move on one core.
+  const double gb = 2.0 * rounds * static_cast<double>(bytes) / 1e9;
+  std::printf("| proxy loop thread: CPU seconds per GB, (= GB/s on one core) | | %.3f (%.2f) | |\n", loop_cpu / gb,
+              gb / loop_cpu);
   std::printf("| PING round trip, median us (%d requests) | %.1f | %.1f | +%.1f us |\n", requests, p50[0], p50[1],
               p50[1] - p50[0]);
   std::printf("| PING round trip, p99 us | %.1f | %.1f | +%.1f us |\n", p99[0], p99[1], p99[1] - p99[0]);
