@@ -37,9 +37,11 @@ class PortProxy {
   // Binds and listens on every `ports[i]` (host_ip:host_port) at once, on the loop thread that
   // runs `loop`; on the first failure nothing stays open and the error names the address, e.g.
   // `publish 127.0.0.1:8080: Address already in use`. Each accepted connection is forwarded to
-  // 127.0.0.1:container_port inside `netns_fd` (a socket made in that namespace; the fd must
-  // stay open while the proxy is). `service` ("" for the job itself) is copied to published().
-  // Needs root (setns), like create_netns().
+  // 127.0.0.1:container_port inside `netns_fd` (a socket made in that namespace when a client
+  // connects, so the proxy may open before the server inside listens: until then clients are
+  // closed at once). `netns_fd` must stay open until close() or the destructor has been called.
+  // `service` ("" for the job itself) is copied to published(). Needs root (setns), like
+  // create_netns(). Call on the loop thread; every method is for the loop thread only.
   static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, int netns_fd,
                                                  const std::vector<config::PortSpec>& ports,
                                                  std::string service, Options options);
