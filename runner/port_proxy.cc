@@ -52,7 +52,8 @@ struct Connection {
   Pump up, down;        // outer -> inner, inner -> outer
   int handles = 0;      // initialised handles not yet closed
   bool closing = false;
-  void close();
+  // Closes both handles; `reset`, if given, with an RST (its peer sees what the other side did).
+  void close(uv_tcp_t* reset = nullptr);
 };
 
 std::string address_text(const std::string& ip, uint16_t port) {
@@ -145,7 +146,7 @@ void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
     if (!pump->writing) start_shutdown(pump);
     return;
   }
-  if (nread < 0) return conn->close();  // a reset or an error: the connection is over
+  if (nread < 0) return conn->close(pump->dst);  // a reset or an error: passed on as a reset
   if (nread == 0) return;
   *pump->counter += static_cast<uint64_t>(nread);
   auto* dst = reinterpret_cast<uv_stream_t*>(pump->dst);
@@ -192,12 +193,17 @@ void on_listener_closed(uv_handle_t* h) {
   core->handle_closed();
 }
 
-void Connection::close() {
+void Connection::close(uv_tcp_t* reset) {
   if (closing) return;
   closing = true;
   --core->stats.active;
-  uv_close(reinterpret_cast<uv_handle_t*>(&outer), on_conn_handle_closed);
-  if (handles == 2) uv_close(reinterpret_cast<uv_handle_t*>(&inner), on_conn_handle_closed);
+  auto close_one = [&](uv_tcp_t* h) {
+    // uv_tcp_close_reset refuses a handle with a pending shutdown: that one just closes.
+    if (h == reset && uv_tcp_close_reset(h, on_conn_handle_closed) == 0) return;
+    uv_close(reinterpret_cast<uv_handle_t*>(h), on_conn_handle_closed);
+  };
+  close_one(&outer);
+  if (handles == 2) close_one(&inner);
 }
 
 }  // namespace
