@@ -364,6 +364,43 @@ TEST_F(PortProxyTest, BulkBytesArriveIntactBothWaysUnderBackpressure) {
   EXPECT_TRUE(back == data);
 }
 
+TEST_F(PortProxyTest, AServerResetReachesTheClientAsAReset) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  LineClient c(published_port());
+  EXPECT_EQ(c.ask("RESET"), "<error " + std::to_string(ECONNRESET) + ">");
+  EXPECT_TRUE(testing::eventually([&] { return stats().active == 0; }, 2s));
+}
+
+TEST_F(PortProxyTest, AClientThatDoesNotReadStopsTheServerNotTheProxysMemory) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  LineClient c(published_port());
+  constexpr uint64_t kTotal = 512ull << 20;
+  ASSERT_TRUE(send_all(c.fd(), "SOURCE " + std::to_string(kTotal) + "\n"));
+  // Nothing is read for a while: what crossed the proxy is bounded by the kernel's socket
+  // buffers on both sides plus one 128 KiB buffer, far below what the server wants to send.
+  uint64_t stalled = 0;
+  EXPECT_TRUE(testing::eventually([&] {  // the flow stops, at some point
+    const uint64_t before = stats().bytes_out;
+    std::this_thread::sleep_for(150ms);
+    stalled = stats().bytes_out;
+    return stalled == before && stalled > 0;
+  }, 10s));
+  EXPECT_LT(stalled, 64ull << 20);
+  RecordProperty("stalled_bytes", std::to_string(stalled));
+  uint64_t got = 0;
+  std::vector<char> buf(1 << 20);
+  while (got < kTotal) {
+    ssize_t n = ::recv(c.fd(), buf.data(), buf.size(), 0);
+    ASSERT_GT(n, 0);
+    got += static_cast<uint64_t>(n);
+  }
+  EXPECT_EQ(c.ask("PING"), "PONG");  // and the flow resumed to the end
+}
+
 TEST_F(PortProxyTest, ManyConcurrentConnections) {
   auto p = open_proxy({port_spec("127.0.0.1", 0)});
   ASSERT_TRUE(p) << p.error().message();

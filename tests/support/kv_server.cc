@@ -18,6 +18,7 @@
 //                      replies with the number of bytes read after the SINK line and closes
 //   SOURCE n        -> sends n bytes ('x'), then goes on reading commands
 //   ECHO            -> sends back every byte after the ECHO line until EOF, then closes
+//   RESET           -> no reply: the server aborts the connection (RST, SO_LINGER 0)
 //   anything else   -> ERR unknown command
 // Keys and values live in memory, shared by all clients.
 #include <arpa/inet.h>
@@ -82,6 +83,11 @@ void command(Client& c, std::string line) {
   } else if (cmd == "QUIT") {
     c.out += "BYE\n";
     c.close_after_flush = true;
+  } else if (cmd == "RESET") {
+    linger l{1, 0};
+    ::setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    c.out.clear();
+    c.dead = true;
   } else if (cmd == "SINK") {
     c.mode = Mode::sink;
   } else if (cmd == "ECHO") {
@@ -107,7 +113,7 @@ void take_bytes(Client& c, const char* data, size_t n) {
   for (;;) {
     const size_t nl = c.in.find('\n', start);
     // After SOURCE, later commands wait until its bytes are sent: replies stay in order.
-    if (nl == std::string::npos || c.close_after_flush || c.source_left > 0) break;
+    if (nl == std::string::npos || c.close_after_flush || c.dead || c.source_left > 0) break;
     command(c, c.in.substr(start, nl - start));
     start = nl + 1;
     if (c.mode != Mode::lines) {  // the bytes after the line belong to the new mode
