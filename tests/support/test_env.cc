@@ -118,6 +118,7 @@ CommandResult run_command(const std::vector<std::string>& argv,
 
 std::string sandrun_bin() { return SANDRUN_TEST_BIN; }
 std::string probe_bin() { return SANDRUN_TEST_PROBE; }
+std::string kv_server_bin() { return SANDRUN_TEST_KV_SERVER; }
 
 CommandResult run_sandrun(const std::string& root, const std::vector<std::string>& args,
                           const std::vector<std::string>& env_extra) {

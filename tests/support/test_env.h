@@ -62,6 +62,8 @@ CommandResult run_command(const std::vector<std::string>& argv,
 // The built sandrun binary and the static probe (paths compiled in by CMake).
 std::string sandrun_bin();
 std::string probe_bin();
+// The static line-protocol server (support/kv_server.cc): a stand-in for redis.
+std::string kv_server_bin();
 
 // Runs `sandrun --root ROOT args...`.
 CommandResult run_sandrun(const std::string& root, const std::vector<std::string>& args,

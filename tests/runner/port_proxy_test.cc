@@ -1,0 +1,442 @@
+// PortProxy for real: sandrun-kv-server in a network namespace the test creates, the proxy on
+// a libuv loop in a thread, blocking clients on the host's loopback.
+#include "runner/port_proxy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "runner/netns.h"
+#include "tests/support/test_env.h"
+
+namespace sandrun::runner {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr uint16_t kInnerPort = 6379;
+
+// A libuv loop on its own thread; run() executes a function on it and waits for it.
+class LoopThread {
+ public:
+  LoopThread() {
+    uv_loop_init(&loop_);
+    uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<LoopThread*>(a->data)->drain(); });
+    async_.data = this;
+    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  }
+  ~LoopThread() { stop(); }
+  uv_loop_t* loop() { return &loop_; }
+
+  template <typename F>
+  auto run(F f) -> decltype(f()) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto result = task.get_future();
+    {
+      std::lock_guard lock(mu_);
+      tasks_.push_back([&task] { task(); });
+    }
+    uv_async_send(&async_);
+    return result.get();
+  }
+
+  // Closes the wake-up handle and waits for uv_run to return; true when the loop then closes
+  // cleanly (no handle left open).
+  bool stop() {
+    if (!thread_.joinable()) return closed_ok_;
+    run([this] { uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr); });
+    thread_.join();
+    closed_ok_ = uv_loop_close(&loop_) == 0;
+    return closed_ok_;
+  }
+
+ private:
+  void drain() {
+    std::vector<std::function<void()>> tasks;
+    {
+      std::lock_guard lock(mu_);
+      tasks.swap(tasks_);
+    }
+    for (auto& t : tasks) t();
+  }
+  uv_loop_t loop_{};
+  uv_async_t async_{};
+  std::mutex mu_;
+  std::vector<std::function<void()>> tasks_;
+  std::thread thread_;
+  bool closed_ok_ = false;
+};
+
+int connect_to(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) {
+    int e = errno;
+    ::close(fd);
+    return -e;
+  }
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+bool send_all(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Everything up to EOF (or an error: then what came before it).
+std::string read_to_eof(int fd) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+class LineClient {
+ public:
+  explicit LineClient(uint16_t port) : fd_(connect_to(port)) {}
+  ~LineClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  std::string ask(const std::string& line) {
+    if (!send_all(fd_, line + "\n")) return "<send failed>";
+    for (;;) {
+      size_t nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        std::string reply = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return reply;
+      }
+      char tmp[4096];
+      ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+      if (n <= 0) return n == 0 ? "<eof>" : "<error " + std::to_string(errno) + ">";
+      buf_.append(tmp, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_;
+  std::string buf_;
+};
+
+config::PortSpec port_spec(std::string ip, uint16_t host_port, uint16_t container_port = kInnerPort) {
+  config::PortSpec p;
+  p.host_ip = std::move(ip);
+  p.host_port = host_port;
+  p.container_port = container_port;
+  return p;
+}
+
+class PortProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SANDRUN_REQUIRE_ROOT();
+    auto ns = create_netns();
+    ASSERT_TRUE(ns) << ns.error().message();
+    netns_ = ns.take();
+    start_server();
+    loop_ = std::make_unique<LoopThread>();
+  }
+  void TearDown() override {
+    proxy_close();
+    if (loop_) {
+      EXPECT_TRUE(loop_->stop()) << "the loop still had handles open";
+    }
+    if (server_pid_ > 0) {
+      ::kill(server_pid_, SIGKILL);
+      ::waitpid(server_pid_, nullptr, 0);
+    }
+  }
+
+  // sandrun-kv-server inside netns_ on kInnerPort, started before the loop thread exists.
+  void start_server() {
+    int out[2];
+    ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    const std::string ns_path = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(netns_.get());
+    const std::string bin = testing::kv_server_bin();
+    const std::string port = std::to_string(kInnerPort);
+    const char* argv[] = {bin.c_str(), "--netns", ns_path.c_str(), port.c_str(), nullptr};
+    server_pid_ = ::fork();
+    ASSERT_GE(server_pid_, 0);
+    if (server_pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::execv(argv[0], const_cast<char**>(argv));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    std::string got;
+    pollfd p{out[0], POLLIN, 0};
+    while (got.find("ready\n") == std::string::npos && ::poll(&p, 1, 5000) == 1) {
+      char buf[256];
+      ssize_t n = ::read(out[0], buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    ::close(out[0]);
+    ASSERT_NE(got.find("ready\n"), std::string::npos) << "kv server did not start: " << got;
+  }
+
+  Result<std::unique_ptr<PortProxy>> open_proxy(std::vector<config::PortSpec> ports) {
+    return loop_->run([&] { return PortProxy::open(loop_->loop(), netns_.get(), ports, "redis"); });
+  }
+  void use(std::unique_ptr<PortProxy> p) { proxy_ = std::move(p); }
+  uint16_t published_port() {
+    return loop_->run([&] { return proxy_->published().at(0).host_port; });
+  }
+  PortProxy::Stats stats() {
+    return loop_->run([&] { return proxy_->stats(); });
+  }
+  // close(done) on the loop; waits for done (true) and destroys the proxy.
+  bool proxy_close() {
+    if (!proxy_ || !loop_) return false;
+    auto done = std::make_shared<std::promise<void>>();
+    auto fut = done->get_future();
+    loop_->run([&] { proxy_->close([done] { done->set_value(); }); });
+    bool ok = fut.wait_for(5s) == std::future_status::ready;
+    loop_->run([&] { proxy_.reset(); });
+    return ok;
+  }
+
+  UniqueFd netns_;
+  pid_t server_pid_ = -1;
+  std::unique_ptr<LoopThread> loop_;
+  std::unique_ptr<PortProxy> proxy_;
+};
+
+TEST_F(PortProxyTest, CarriesTenThousandRequestResponsesWithNoError) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  LineClient c(published_port());
+  ASSERT_TRUE(c.ok());
+  int errors = 0;
+  for (int i = 0; i < 10'000; ++i) {
+    const std::string key = "k" + std::to_string(i / 2);
+    const std::string want = i % 2 == 0 ? "OK" : "value " + std::to_string(i / 2);
+    const std::string got = i % 2 == 0 ? c.ask("SET " + key + " value " + std::to_string(i / 2)) : c.ask("GET " + key);
+    if (got != want && ++errors < 5) ADD_FAILURE() << "request " << i << ": " << got;
+  }
+  EXPECT_EQ(errors, 0);
+  auto s = stats();
+  EXPECT_EQ(s.accepted, 1u);
+  EXPECT_EQ(s.refused, 0u);
+  EXPECT_GT(s.bytes_in, 100'000u);
+  EXPECT_GT(s.bytes_out, 50'000u);
+}
+
+TEST_F(PortProxyTest, PortZeroIsResolvedReportedAndUsable) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0), port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  auto published = loop_->run([&] { return proxy_->published(); });
+  ASSERT_EQ(published.size(), 2u);
+  for (const PublishedPort& pp : published) {
+    EXPECT_NE(pp.host_port, 0);
+    EXPECT_EQ(pp.host_ip, "127.0.0.1");
+    EXPECT_EQ(pp.container_port, kInnerPort);
+    EXPECT_EQ(pp.service, "redis");
+    LineClient c(pp.host_port);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c.ask("PING"), "PONG");
+  }
+  EXPECT_NE(published[0].host_port, published[1].host_port);
+}
+
+TEST_F(PortProxyTest, SecondProxyOnTheSameHostPortFailsNamingIt) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  const uint16_t port = published_port();
+  // A free port first, then the busy one: the error names the busy one, and nothing of the
+  // second proxy stays open (the loop closes cleanly in TearDown).
+  auto second = open_proxy({port_spec("127.0.0.1", 0), port_spec("127.0.0.1", port)});
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().message(), "publish 127.0.0.1:" + std::to_string(port) + ": Address already in use");
+  LineClient c(port);  // the first proxy still works
+  EXPECT_EQ(c.ask("PING"), "PONG");
+}
+
+TEST_F(PortProxyTest, CloseStopsListeningEndsConnectionsAndTheLoopEndsCleanly) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  const uint16_t port = published_port();
+  LineClient open_client(port);
+  ASSERT_EQ(open_client.ask("PING"), "PONG");
+  ASSERT_TRUE(proxy_close());
+  EXPECT_EQ(read_to_eof(open_client.fd()), "");  // EOF (or a reset), not a hang
+  EXPECT_EQ(connect_to(port), -ECONNREFUSED);
+  EXPECT_TRUE(loop_->stop());
+}
+
+TEST_F(PortProxyTest, DestroyingWithoutCloseStillClosesEverything) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  const uint16_t port = published_port();
+  LineClient c(port);
+  ASSERT_EQ(c.ask("PING"), "PONG");
+  loop_->run([&] { proxy_.reset(); });
+  EXPECT_EQ(read_to_eof(c.fd()), "");
+  EXPECT_EQ(connect_to(port), -ECONNREFUSED);
+  EXPECT_TRUE(loop_->stop());
+}
+
+TEST_F(PortProxyTest, ConnectionToAPortNobodyListensOnInsideIsClosedAtOnce) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0, /*container_port=*/1)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  int fd = connect_to(published_port());
+  ASSERT_GE(fd, 0);
+  const auto start = std::chrono::steady_clock::now();
+  char b;
+  ssize_t n = ::recv(fd, &b, 1, 0);
+  int err = errno;
+  EXPECT_TRUE(n == 0 || (n < 0 && err == ECONNRESET)) << n << " " << err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  ::close(fd);
+  EXPECT_TRUE(testing::eventually([&] { return stats().refused == 1 && stats().active == 0; }, 2s));
+}
+
+TEST_F(PortProxyTest, HalfClosePassesBothWays) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  const uint16_t port = published_port();
+  // The client's FIN reaches the server, which answers only then (SINK counts to EOF), and
+  // the server's close reaches the client.
+  {
+    LineClient c(port);
+    const std::string data(300'000, 'd');
+    ASSERT_TRUE(send_all(c.fd(), "SINK\n" + data));
+    ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+    EXPECT_EQ(read_to_eof(c.fd()), "300000\n");
+  }
+  {
+    LineClient c(port);
+    ASSERT_TRUE(send_all(c.fd(), "ECHO\nhalf-closed"));
+    ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+    EXPECT_EQ(read_to_eof(c.fd()), "half-closed");
+  }
+  EXPECT_TRUE(testing::eventually([&] { return stats().active == 0; }, 2s));
+}
+
+TEST_F(PortProxyTest, BulkBytesArriveIntactBothWaysUnderBackpressure) {
+  PortProxy::Options small;
+  small.buffer_bytes = 16 * 1024;  // many partial writes and pauses
+  auto p = loop_->run([&] {
+    return PortProxy::open(loop_->loop(), netns_.get(), {port_spec("127.0.0.1", 0)}, "", small);
+  });
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  LineClient c(published_port());
+  std::string data(24 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7919) >> 3);
+  std::thread writer([&] {
+    send_all(c.fd(), "ECHO\n" + data);
+    ::shutdown(c.fd(), SHUT_WR);
+  });
+  std::string back = read_to_eof(c.fd());
+  writer.join();
+  EXPECT_EQ(back.size(), data.size());
+  EXPECT_TRUE(back == data);
+}
+
+TEST_F(PortProxyTest, AServerResetReachesTheClientAsAReset) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  LineClient c(published_port());
+  EXPECT_EQ(c.ask("RESET"), "<error " + std::to_string(ECONNRESET) + ">");
+  EXPECT_TRUE(testing::eventually([&] { return stats().active == 0; }, 2s));
+}
+
+TEST_F(PortProxyTest, AClientThatDoesNotReadStopsTheServerNotTheProxysMemory) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  LineClient c(published_port());
+  constexpr uint64_t kTotal = 512ull << 20;
+  ASSERT_TRUE(send_all(c.fd(), "SOURCE " + std::to_string(kTotal) + "\n"));
+  // Nothing is read for a while: what crossed the proxy is bounded by the kernel's socket
+  // buffers on both sides plus one 128 KiB buffer, far below what the server wants to send.
+  uint64_t stalled = 0;
+  EXPECT_TRUE(testing::eventually([&] {  // the flow stops, at some point
+    const uint64_t before = stats().bytes_out;
+    std::this_thread::sleep_for(150ms);
+    stalled = stats().bytes_out;
+    return stalled == before && stalled > 0;
+  }, 10s));
+  EXPECT_LT(stalled, 64ull << 20);
+  RecordProperty("stalled_bytes", std::to_string(stalled));
+  uint64_t got = 0;
+  std::vector<char> buf(1 << 20);
+  while (got < kTotal) {
+    ssize_t n = ::recv(c.fd(), buf.data(), buf.size(), 0);
+    ASSERT_GT(n, 0);
+    got += static_cast<uint64_t>(n);
+  }
+  EXPECT_EQ(c.ask("PING"), "PONG");  // and the flow resumed to the end
+}
+
+TEST_F(PortProxyTest, ManyConcurrentConnections) {
+  auto p = open_proxy({port_spec("127.0.0.1", 0)});
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  const uint16_t port = published_port();
+  constexpr int kClients = 200;
+  std::vector<std::unique_ptr<LineClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<LineClient>(port));
+    ASSERT_TRUE(clients.back()->ok()) << i;
+  }
+  for (int i = 0; i < kClients; ++i) ASSERT_EQ(clients[i]->ask("SET c" + std::to_string(i) + " " + std::to_string(i)), "OK");
+  EXPECT_EQ(stats().active, static_cast<uint64_t>(kClients));
+  // Each answers on its own connection, in an order unlike the one they were opened in.
+  for (int i = kClients - 1; i >= 0; --i) EXPECT_EQ(clients[i]->ask("GET c" + std::to_string(i)), std::to_string(i));
+  clients.clear();
+  EXPECT_TRUE(testing::eventually([&] { return stats().active == 0; }, 5s));
+  EXPECT_EQ(stats().accepted, static_cast<uint64_t>(kClients));
+}
+
+TEST_F(PortProxyTest, AnIPv6ListenerForwardsToIPv4Inside) {
+  auto p = open_proxy({port_spec("::1", 0)});
+  SANDRUN_REQUIRE(p || p.error().code() != EADDRNOTAVAIL, "no IPv6 on the host's loopback");
+  ASSERT_TRUE(p) << p.error().message();
+  use(p.take());
+  int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(published_port());
+  a.sin6_addr = in6addr_loopback;
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_TRUE(send_all(fd, "PING\n"));
+  ::shutdown(fd, SHUT_WR);
+  EXPECT_EQ(read_to_eof(fd), "PONG\n");
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace sandrun::runner
