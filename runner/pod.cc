@@ -214,6 +214,7 @@ void Pod::maybe_done() {
     if ((s->container && !s->ended) || s->check) return;
   }
   done_ = true;
+  // The listeners close with the job: a client connecting now is refused.
   proxies_.clear();
   netns_.reset();
   runner_.job_done(index_, result_);
@@ -241,10 +242,18 @@ void Pod::kill() {
   }
 }
 
+// Listens on the host for `service`'s published ports ("" = the job's) before its container
+// starts, so that the host ports are known for the events and the job's environment.
 Result<void> Pod::open_ports(const std::vector<config::PortSpec>& ports, const std::string& service) {
   if (ports.empty()) return {};
-  (void)service;
-  return Error::msg("published ports are not supported yet");
+  auto proxy = PortProxy::open(runner_.loop(), netns_.get(), ports, service);
+  if (!proxy) return std::move(proxy.error().wrap(fmt::format("job {:?}", plan_.name)));
+  for (const PublishedPort& p : (*proxy)->published()) {
+    if (auto* ev = runner_.events()) ev->port_published(index_, p);
+    result_.ports.push_back(p);
+  }
+  proxies_.push_back(std::move(*proxy));
+  return {};
 }
 
 }  // namespace sandrun::runner

@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "runner/job.h"
+#include "runner/port_proxy.h"
 #include "runner/uv_handle.h"
 #include "sandbox/sys/unique_fd.h"
 
 namespace sandrun::runner {
 
 class Runner;
-class PortProxy;
 
 class Pod {
  public:
@@ -66,7 +66,7 @@ class Pod {
   UniqueFd netns_;
   std::vector<std::unique_ptr<Service>> services_;
   std::vector<std::unique_ptr<Job>> jobs_;  // every container started, kept until the pod goes
-  std::vector<std::shared_ptr<PortProxy>> proxies_;  // the job's and its services' published ports
+  std::vector<std::unique_ptr<PortProxy>> proxies_;  // the job's and its services' published ports
   size_t closing_proxies_ = 0;
   Job* job_ = nullptr;
   JobResult result_;
