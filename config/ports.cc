@@ -62,7 +62,9 @@ Result<PortSpec> parse_port(std::string_view text) {
   if (size_t slash = rest.rfind('/'); slash != std::string_view::npos) {
     std::string_view proto = rest.substr(slash + 1);
     if (proto == "udp" || proto == "sctp") return port_error(text, "only TCP ports are published");
-    if (proto != "tcp") return port_error(text, fmt::format("unknown protocol \"{}\": expected \"tcp\"", proto));
+    if (proto != "tcp") {
+      return port_error(text, fmt::format("unknown protocol \"{}\": expected \"tcp\"", proto));
+    }
     rest = rest.substr(0, slash);
   }
   if (rest.empty()) return port_error(text, kExpected);

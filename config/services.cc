@@ -245,7 +245,9 @@ Result<void> check_network(const JobSpec& job, const std::string& job_path) {
     return {};
   };
   SANDRUN_TRY(add(job, job_path));
-  for (const ServiceSpec& s : job.services) SANDRUN_TRY(add(s.spec, job_path + ".services." + key_text(s.spec.name)));
+  for (const ServiceSpec& s : job.services) {
+    SANDRUN_TRY(add(s.spec, job_path + ".services." + key_text(s.spec.name)));
+  }
   return {};
 }
 
