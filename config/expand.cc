@@ -186,8 +186,9 @@ bool same_pos(const std::map<std::string, SourcePos>& a, const std::map<std::str
 }
 
 // Substitutes in run/command, env values, image and workdir, naming the value on error.
-Result<void> substitute_job(JobSpec& job, const Combo& combo, const JobSpec& defaults) {
-  const std::string job_path = "jobs." + key_text(job.base_name);
+// `job_path` is "jobs.unit" or, for a service, "jobs.unit.services.redis".
+Result<void> substitute_job(JobSpec& job, const Combo& combo, const JobSpec& defaults,
+                            const std::string& job_path) {
   auto origin = [&](const std::string& key, std::string suffix) {
     // An inherited value names the job it failed for: [defaults] serves them all.
     if (same_pos(job.key_pos, defaults.key_pos, key)) {
@@ -212,6 +213,26 @@ Result<void> substitute_job(JobSpec& job, const Combo& combo, const JobSpec& def
   return {};
 }
 
+// A job's services: the same values as a job's and the ready check's command. Services
+// inherit nothing from [defaults], so none of their values is reported as a default's.
+Result<void> substitute_services(JobSpec& job, const Combo& combo) {
+  static const JobSpec kNoDefaults;
+  for (ServiceSpec& service : job.services) {
+    std::string path = "jobs." + key_text(job.base_name) + ".services." + key_text(service.spec.name);
+    SANDRUN_TRY(substitute_job(service.spec, combo, kNoDefaults, path));
+    service.spec.base_name = job.name;
+    if (!service.ready) continue;
+    std::vector<std::string>& argv = service.ready->command;
+    // run = "..." became {"/bin/sh", "-c", "..."}: its text is the last element.
+    for (size_t i = 0; i < argv.size(); ++i) {
+      Origin o{service.ready->pos, fmt::format("{}.ready.command[{}]", path, i)};
+      if (argv.size() == 3 && argv[0] == "/bin/sh" && argv[1] == "-c") o.path = path + ".ready.run";
+      argv[i] = SANDRUN_TRY(substitute(argv[i], combo, o));
+    }
+  }
+  return {};
+}
+
 // MATRIX_<KEY> follows the job's own variables and wins over one of the same name.
 void set_matrix_env(JobSpec& job) {
   for (const auto& [key, value] : job.matrix) {
@@ -227,8 +248,10 @@ Result<std::vector<JobSpec>> expand_job(const JobSpec& job, const std::optional<
                                         const JobSpec& defaults) {
   JobSpec base = job;
   base.base_name = job.name;
+  const std::string path = "jobs." + key_text(base.base_name);
   if (!matrix) {
-    SANDRUN_TRY(substitute_job(base, {}, defaults));
+    SANDRUN_TRY(substitute_job(base, {}, defaults, path));
+    SANDRUN_TRY(substitute_services(base, {}));
     return std::vector<JobSpec>{std::move(base)};
   }
   std::vector<JobSpec> out;
@@ -240,7 +263,8 @@ Result<std::vector<JobSpec>> expand_job(const JobSpec& job, const std::optional<
         return Error::msg("{}: {}: two combinations are both \"{}\"", matrix->pos.str(), matrix->path, one.name);
       }
     }
-    SANDRUN_TRY(substitute_job(one, combo, defaults));
+    SANDRUN_TRY(substitute_job(one, combo, defaults, path));
+    SANDRUN_TRY(substitute_services(one, combo));
     one.matrix = std::move(combo);
     set_matrix_env(one);
     out.push_back(std::move(one));

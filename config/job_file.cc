@@ -66,6 +66,11 @@ Result<std::vector<JobSpec>> parse_job(const toml::key& key, const toml::node& v
       spec.key_pos["matrix"] = matrix->pos;
       continue;
     }
+    if (k->str() == "services") {
+      spec.services = SANDRUN_TRY(detail::parse_services(*node, scope));
+      spec.key_pos["services"] = pos_of(k->source(), f.file);
+      continue;
+    }
     SANDRUN_TRY(detail::apply_job_key(spec, *k, *node, scope));
     if (k->str() == "run") run_at = pos_of(k->source(), f.file);
     if (k->str() == "command") command_at = pos_of(k->source(), f.file);
@@ -79,6 +84,9 @@ Result<std::vector<JobSpec>> parse_job(const toml::key& key, const toml::node& v
     return Error::msg("{}: {}: no command; set run = \"...\" (a shell string) or command = [...] "
                       "(an argv array)", pos.str(), scope_path);
   }
+  SANDRUN_TRY(detail::check_network(spec, scope_path));
+  // A service joins the job's network namespace: it has no network of its own.
+  for (ServiceSpec& service : spec.services) service.spec.network = spec.network;
   return detail::expand_job(spec, matrix, defaults);
 }
 

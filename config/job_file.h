@@ -124,7 +124,9 @@ struct JobSpec {
   // [jobs.NAME.services.SERVICE]: started before the job, in parallel, each in its own sandbox
   // in the job's network namespace; the job starts when all are ready. In the order written.
   std::vector<ServiceSpec> services;
-  std::vector<PortSpec> ports;         // published ports of the job's container
+  // Published ports of the job's container. No two of a job and its services take the same
+  // host address and port (host port 0 never clashes); none with network = host.
+  std::vector<PortSpec> ports;
   std::vector<VolumeSpec> volumes;
   std::optional<std::chrono::milliseconds> timeout;
   Limits limits;
@@ -155,7 +157,11 @@ struct JobSpec {
 
 // A service of a job: a container spec like a job's (image, command or run, env, workdir, user,
 // limits, hardening, ports; its `name` is the service's name, e.g. "redis", which is also its
-// host name in the job's /etc/hosts) and when it is ready.
+// host name in the job's /etc/hosts) and when it is ready. In `spec`: `base_name` is the
+// (expanded) name of its job, `network` the job's, `pos` its table's and `key_pos` point into
+// it; an empty `command` runs the image's. Nothing is inherited from [defaults]; the image is
+// required. Names are DNS labels (^[A-Za-z0-9][A-Za-z0-9-]*$, at most 63), unique in the job
+// regardless of case.
 struct ServiceSpec {
   JobSpec spec;
   std::optional<ReadyCheck> ready;  // none: ready as soon as it started
@@ -207,7 +213,9 @@ Result<std::pair<std::string, std::string>> parse_env(std::string_view text);  /
 Result<void> check_env_name(std::string_view name);  // non-empty, no '=', no NUL
 Result<Network> parse_network(std::string_view text);  // "none" "private" "host"
 // [IP:]HOST_PORT:CONTAINER_PORT or CONTAINER_PORT (any free host port), optionally with
-// "/tcp"; IPv6 addresses in brackets: "[::1]:8080:80".
+// "/tcp" ("/udp" is refused: only TCP is published); IPv6 addresses in brackets:
+// "[::1]:8080:80". `pos` is left for the caller. Errors: `invalid port "8080:99999": container
+// port must be 1-65535`.
 Result<PortSpec> parse_port(std::string_view text);
 Result<PullPolicy> parse_pull_policy(std::string_view text);
 Result<void> check_job_name(std::string_view name);

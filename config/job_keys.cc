@@ -40,6 +40,8 @@ Result<void> set_image(JobSpec& spec, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+}  // namespace
+
 Result<void> set_run(JobSpec& spec, const toml::node& n, const Ctx& c) {
   auto run = SANDRUN_TRY(get_string(
       n, c, "a string (a shell command; use command = [...] for an argv array)"));
@@ -65,6 +67,8 @@ Result<void> set_command(JobSpec& spec, const toml::node& n, const Ctx& c) {
   spec.command = std::move(argv);
   return {};
 }
+
+namespace {
 
 // Job variables override [defaults]' in place, so the defaults' order is kept; new ones follow.
 Result<void> set_env(JobSpec& spec, const toml::node& n, const Ctx& c) {
@@ -273,6 +277,28 @@ Result<void> set_network(JobSpec& spec, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+// Each element parsed with parse_port, at its own position. Clashes between the job's and its
+// services' host ports are checked once all are read (check_network).
+Result<void> set_ports(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  const auto* arr = n.as_array();
+  if (!arr) return c.type_error("an array of strings like [\"8080:80\", \"127.0.0.1:0:5432\"]", n);
+  std::vector<PortSpec> ports;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& el = *arr->get(i);
+    std::string index = fmt::format("[{}]", i);
+    const auto* s = el.as_string();
+    if (!s) {
+      return c.fail_at(el, index, fmt::format("expected a string like \"8080:80\", got {}", type_name(el)));
+    }
+    auto port = parse_port(s->get());
+    if (!port) return c.fail_at(el, index, port.error().message());
+    port->pos = pos_of(el.source(), c.scope.file);
+    ports.push_back(port.take());
+  }
+  spec.ports = std::move(ports);
+  return {};
+}
+
 Result<void> set_pull(JobSpec& spec, const toml::node& n, const Ctx& c) {
   auto text = SANDRUN_TRY(get_string(n, c, "a string, \"never\", \"missing\" or \"always\""));
   auto policy = parse_pull_policy(text);
@@ -291,30 +317,40 @@ struct KeyDef {
   std::string_view name;
   Setter set;
   bool in_defaults;
+  bool in_service;  // a service's table takes the keys of one container, not the job graph's
 };
 // In the order the "expected one of" lists show them.
 constexpr KeyDef kKeys[] = {
-    {"image", set_image, true},         {"run", set_run, false},
-    {"command", set_command, false},    {"env", set_env, true},
-    {"workdir", set_workdir, true},     {"workspace", set_workspace, true},
-    {"volumes", set_volumes, true},     {"timeout", set_timeout, true},
-    {"memory", set_memory, true},       {"cpus", set_cpus, true},
-    {"cpuset", set_cpuset, true},       {"pids", set_pids, true},
-    {"nofile", set_nofile, true},       {"user", set_user, true},
-    {"network", set_network, true},     {"init", set_init, true},
-    {"pull", set_pull, true},
-    {"seccomp", set_seccomp, true},     {"cap_add", set_cap_add, true},
-    {"cap_drop", set_cap_drop, true},   {"no_new_privs", set_no_new_privs, true},
-    {"read_only_rootfs", set_read_only_rootfs, true},
-    {"userns", set_userns, true},
-    {"needs", set_needs, false},        {"matrix", nullptr, false},  // parsed by parse_matrix
-    {"retries", set_retries, true},     {"allow_failure", set_allow_failure, true},
-    {"caches", set_caches, true},       {"artifacts", set_artifacts, true},
-    {"artifacts_archive", set_artifacts_archive, true},
-    {"artifacts_when", set_artifacts_when, true},
-    {"artifacts_max_size", set_artifacts_max_size, true},
-    {"junit", set_junit, true},
+    {"image", set_image, true, true},         {"run", set_run, false, true},
+    {"command", set_command, false, true},    {"env", set_env, true, true},
+    {"workdir", set_workdir, true, true},     {"workspace", set_workspace, true, false},
+    {"volumes", set_volumes, true, false},    {"timeout", set_timeout, true, false},
+    {"memory", set_memory, true, true},       {"cpus", set_cpus, true, true},
+    {"cpuset", set_cpuset, true, true},       {"pids", set_pids, true, true},
+    {"nofile", set_nofile, true, true},       {"user", set_user, true, true},
+    {"network", set_network, true, false},    {"ports", set_ports, false, true},
+    {"services", nullptr, false, false},      // parsed by parse_services
+    {"ready", nullptr, false, true},          // parsed by parse_services
+    {"init", set_init, true, true},
+    {"pull", set_pull, true, true},
+    {"seccomp", set_seccomp, true, true},     {"cap_add", set_cap_add, true, true},
+    {"cap_drop", set_cap_drop, true, true},   {"no_new_privs", set_no_new_privs, true, true},
+    {"read_only_rootfs", set_read_only_rootfs, true, true},
+    {"userns", set_userns, true, false},
+    {"needs", set_needs, false, false},       {"matrix", nullptr, false, false},  // parsed by parse_matrix
+    {"retries", set_retries, true, false},    {"allow_failure", set_allow_failure, true, false},
+    {"caches", set_caches, true, false},      {"artifacts", set_artifacts, true, false},
+    {"artifacts_archive", set_artifacts_archive, true, false},
+    {"artifacts_when", set_artifacts_when, true, false},
+    {"artifacts_max_size", set_artifacts_max_size, true, false},
+    {"junit", set_junit, true, false},
 };
+
+bool takes(const KeyDef& k, const Scope& scope) {
+  if (scope.service) return k.in_service;
+  if (k.name == "ready") return false;
+  return k.in_defaults || !scope.defaults;
+}
 
 // Names other tools use for a key (docker-compose's, Docker's flags), matched after '-' -> '_'
 // and lowercasing; checked before typos, since "read_only" is a typo of no key.
@@ -347,7 +383,8 @@ Error unknown_key(const toml::key& key, const Scope& scope) {
     return Error::msg("{}: {}.{}: not allowed in [defaults]; set run or command in each "
                       "[jobs.NAME]", where, scope.path, key.str());
   }
-  if (scope.defaults && (key.str() == "needs" || key.str() == "matrix")) {
+  if (scope.defaults && (key.str() == "needs" || key.str() == "matrix" || key.str() == "services" ||
+                         key.str() == "ports")) {
     return Error::msg("{}: {}.{}: not allowed in [defaults]; set {} in each [jobs.NAME] that "
                       "uses it", where, scope.path, key.str(), key.str());
   }
@@ -355,9 +392,17 @@ Error unknown_key(const toml::key& key, const Scope& scope) {
     return Error::msg("{}: {}.fail_fast: not allowed in [defaults]; fail_fast is a top-level key "
                       "(write it before the first [table])", where, scope.path);
   }
+  if (scope.service && key.str() == "timeout") {
+    return Error::msg("{}: {}.timeout: not allowed in a service: services run until the job ends; "
+                      "ready.timeout bounds how long one may take to get ready", where, scope.path);
+  }
+  if (scope.service && key.str() == "network") {
+    return Error::msg("{}: {}.network: not allowed in a service: services share the job's network "
+                      "namespace; set network on the job", where, scope.path);
+  }
   std::vector<std::string_view> names;
   for (const auto& k : kKeys) {
-    if (k.in_defaults || !scope.defaults) names.push_back(k.name);
+    if (takes(k, scope)) names.push_back(k.name);
   }
   std::string suggestion;
   if (auto best = suggest(key.str(), names); !best.empty()) {
@@ -372,7 +417,7 @@ Error unknown_key(const toml::key& key, const Scope& scope) {
 Result<void> apply_job_key(JobSpec& spec, const toml::key& key, const toml::node& value,
                            const Scope& scope) {
   for (const auto& k : kKeys) {
-    if (k.name != key.str() || (scope.defaults && !k.in_defaults) || !k.set) continue;
+    if (k.name != key.str() || !takes(k, scope) || !k.set) continue;
     Ctx ctx{scope, k.name, pos_of(value.source(), scope.file)};
     SANDRUN_TRY(k.set(spec, value, ctx));
     spec.key_pos[std::string(k.name)] = ctx.pos;

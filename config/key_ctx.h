@@ -43,6 +43,10 @@ Result<bool> get_bool(const toml::node& n, const Ctx& c);
 // A string, integer, float or boolean as text ("1", "1.5", "true"); the error has no position.
 Result<std::string> scalar_text(const toml::node& n);
 
+// run = "..." and command = [...] (a job's, a service's or a ready check's).
+Result<void> set_run(JobSpec& spec, const toml::node& n, const Ctx& c);
+Result<void> set_command(JobSpec& spec, const toml::node& n, const Ctx& c);
+
 // The keys of ci_keys.cc (the job graph, retries, workspace, caches, artifacts, junit).
 Result<void> set_needs(JobSpec& spec, const toml::node& n, const Ctx& c);
 Result<void> set_retries(JobSpec& spec, const toml::node& n, const Ctx& c);

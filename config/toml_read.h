@@ -19,6 +19,7 @@ struct Scope {
   const std::string& base_dir;  // resolves relative host paths
   std::string path;             // "jobs.unit" or "defaults"
   bool defaults = false;        // [defaults] takes every job key except run and command
+  bool service = false;         // a [jobs.NAME.services.SVC] table takes a container's keys only
 };
 
 SourcePos pos_of(const toml::source_region& region, const std::string& file);
@@ -36,6 +37,13 @@ std::string_view closest(std::string_view word, const std::vector<std::string_vi
 // key is an error that lists the keys the scope takes.
 Result<void> apply_job_key(JobSpec& spec, const toml::key& key, const toml::node& value,
                            const Scope& scope);
+
+// [jobs.NAME.services]: each service's table in the order written, names checked, `ready`
+// read; `job_scope` is the job's. Services inherit nothing from [defaults].
+Result<std::vector<ServiceSpec>> parse_services(const toml::node& value, const Scope& job_scope);
+// Published ports across a job and its services (the same host address and port twice), and
+// what network = "host" does not allow (ports, services). `job_path` is "jobs.NAME".
+Result<void> check_network(const JobSpec& job, const std::string& job_path);
 
 // Turns a toml++ syntax error into an Error positioned in `file`; rewrites a table
 // redefinition of jobs.NAME into a "duplicate job" message.

@@ -269,10 +269,6 @@ Result<Network> parse_network(std::string_view text) {
   return Error::msg("invalid network \"{}\": expected \"none\", \"private\" or \"host\"", text);
 }
 
-Result<PortSpec> parse_port(std::string_view text) {
-  return Error::msg("invalid port {:?}: not supported yet", text);  // replaced by the ports parser
-}
-
 Result<PullPolicy> parse_pull_policy(std::string_view text) {
   if (text == "never") return PullPolicy::never;
   if (text == "missing") return PullPolicy::missing;

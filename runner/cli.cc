@@ -21,7 +21,11 @@ void add_exec_flags(CLI::App* exec, ExecArgs& a) {
   exec->add_option("-m,--memory", a.memory, "Memory limit (e.g. 512MiB)");
   exec->add_option("--cpus", a.cpus, "CPU limit in CPUs (e.g. 1.5)");
   exec->add_option("--pids-limit", a.pids, "Maximum number of processes (default 1024)");
-  exec->add_option("--network", a.network, "Network: none (loopback only, default) or host");
+  exec->add_option("--network", a.network, "Network: none (loopback only, default), private or host");
+  exec->add_option("-p,--publish", a.publish,
+                   "Publish a container port on the host: [IP:]HOST_PORT:CONTAINER_PORT, or CONTAINER_PORT "
+                   "for any free host port (repeatable)")
+      ->allow_extra_args(false);
   exec->add_flag("--no-init", a.no_init, "Run the command as PID 1 instead of under sandrun's init");
   exec->add_option("--cpuset-cpus", a.cpuset, "CPUs the container may use (e.g. 0-1,3)");
   exec->add_option("--cap-add", a.cap_add, "Add a capability, e.g. NET_ADMIN (repeatable)")->allow_extra_args(false);

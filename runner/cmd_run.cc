@@ -288,6 +288,21 @@ Result<config::JobSpec> exec_job(const ExecArgs& a) {
   auto net = config::parse_network(a.network);
   if (!net) return flag_error("--network", std::move(net).error());
   job.network = *net;
+  for (const auto& p : a.publish) {
+    auto port = config::parse_port(p);
+    if (!port) return flag_error("-p", std::move(port).error());
+    for (const auto& earlier : job.ports) {
+      if (earlier.host_port != 0 && earlier.host_port == port->host_port && earlier.host_ip == port->host_ip) {
+        return Error::msg("exec: -p: host port {} is published twice ({:?} and {:?})", port->host_port,
+                          earlier.text, port->text);
+      }
+    }
+    job.ports.push_back(port.take());
+  }
+  if (!job.ports.empty() && job.network == config::Network::host) {
+    return Error::msg("exec: -p: cannot publish ports with --network host: nothing to forward, the container "
+                      "is on the host's network");
+  }
   job.init = !a.no_init;
   SANDRUN_TRY(exec_hardening(a, job));
   return job;

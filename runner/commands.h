@@ -48,6 +48,7 @@ struct ExecArgs {
   std::string cpus;
   std::string pids;
   std::string network = "none";
+  std::vector<std::string> publish;  // -p [IP:]HOST:CONTAINER (repeatable)
   bool no_init = false;
   std::string cpuset;                      // --cpuset-cpus "0-1,3"
   std::vector<std::string> cap_add;        // --cap-add NAME (repeatable)

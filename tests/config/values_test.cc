@@ -221,8 +221,9 @@ TEST(ValuesTest, EnvNameRules) {
   EXPECT_EQ(error_of(check_env_name("A=B")), R"(invalid variable name "A=B": must not contain '=')");
 }
 
-TEST(ValuesTest, NetworkIsNoneOrHost) {
+TEST(ValuesTest, NetworkIsNonePrivateOrHost) {
   EXPECT_EQ(*parse_network("none"), Network::none);
+  EXPECT_EQ(*parse_network("private"), Network::private_);
   EXPECT_EQ(*parse_network("host"), Network::host);
   EXPECT_EQ(error_of(parse_network("bridge")), R"(invalid network "bridge": expected "none", "private" or "host")");
   EXPECT_EQ(error_of(parse_network("Host")), R"(invalid network "Host": expected "none", "private" or "host")");
