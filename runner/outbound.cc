@@ -89,6 +89,7 @@ Result<UniqueFd> watch_routes(int netns_fd, bool subscribe) {
 }
 
 struct RouteScan {
+  bool dump_only = false;  // count routes from dump replies only, not from queued events
   bool default_route = false;
   bool dump_done = false;
 };
@@ -113,7 +114,7 @@ Result<void> read_routes(int sock, RouteScan& scan) {
         const auto* err = static_cast<const struct nlmsgerr*>(NLMSG_DATA(h));
         if (err->error != 0) return Error::sys_code(-err->error, "read the routes of the job's network namespace");
       }
-      if (h->nlmsg_type != RTM_NEWROUTE) continue;
+      if (h->nlmsg_type != RTM_NEWROUTE || (scan.dump_only && h->nlmsg_seq == 0)) continue;
       const auto* r = static_cast<const struct rtmsg*>(NLMSG_DATA(h));
       if (r->rtm_family == AF_INET && r->rtm_dst_len == 0 && r->rtm_table == RT_TABLE_MAIN) scan.default_route = true;
     }
@@ -166,6 +167,29 @@ Result<void> wait_ready(int route_sock, const Outbound& ob, int log_fd, const Ou
   }
 }
 
+// After the stack is reaped: waits until its default route is gone. The tap device goes when
+// its last fd closes, and a helper the stack forked (slirp4netns's, which opened the device in
+// the namespace) may hold one a moment longer than the stack itself.
+Result<void> wait_route_gone(int route_sock, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    RouteScan scan;
+    scan.dump_only = true;
+    SANDRUN_TRY(request_routes(route_sock));
+    while (!scan.dump_done) {
+      struct pollfd p = {route_sock, POLLIN, 0};
+      if (::poll(&p, 1, 1000) <= 0) return Error::sys_code(ETIMEDOUT, "read the routes of the job's network namespace");
+      SANDRUN_TRY(read_routes(route_sock, scan));
+    }
+    if (!scan.default_route) return {};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return Error::sys_code(ETIMEDOUT, "wait for the job's network namespace to lose its route");
+    // The next route change (the deletion), then a fresh dump.
+    struct pollfd p = {route_sock, POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(left.count()));
+  }
+}
+
 Result<void> write_pid_file(const std::string& path, pid_t pid) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   const std::string text = std::to_string(pid) + "\n";
@@ -186,6 +210,7 @@ Outbound& Outbound::operator=(Outbound&& other) noexcept {
     exit_pipe_ = std::move(other.exit_pipe_);
     log_ = std::move(other.log_);
     pid_file_ = std::move(other.pid_file_);
+    routes_ = std::move(other.routes_);
   }
   return *this;
 }
@@ -231,6 +256,7 @@ Result<Outbound> Outbound::start(int netns_fd, const OutboundOptions& options) {
     ob.pid_file_ = options.pid_file;
   }
   SANDRUN_TRY(std::move(wait_ready(routes.get(), ob, ob.log_.get(), options)).wrap("start outbound access"));
+  ob.routes_ = std::move(routes);
   return ob;
 }
 
@@ -244,7 +270,9 @@ Result<void> Outbound::stop() {
     ::unlink(pid_file_.c_str());
     pid_file_.clear();
   }
-  return {};
+  if (!routes_) return {};
+  UniqueFd routes = std::move(routes_);
+  return std::move(wait_route_gone(routes.get(), std::chrono::seconds(5))).wrap("stop outbound access");
 }
 
 Result<void> stop_stale_outbound(const std::string& pid_file) {

@@ -84,8 +84,9 @@ class Outbound {
   // missing, exits, times out, or start is cancelled) nothing is left running.
   static Result<Outbound> start(int netns_fd, const OutboundOptions& options = {});
 
-  // Kills the stack (SIGKILL through its pidfd) and reaps it. Idempotent; after it, running()
-  // is false and the namespace's interface and routes are gone.
+  // Kills the stack (SIGKILL through its pidfd), reaps it, and waits (up to 5 s) until the
+  // namespace's default route is gone. Idempotent; after it, running() is false and the
+  // namespace has no way out. The process is gone even when the wait fails.
   Result<void> stop();
 
   bool running() const { return pidfd_.valid(); }
@@ -100,6 +101,7 @@ class Outbound {
   UniqueFd exit_pipe_;  // slirp4netns: it exits when this write end closes (also on our crash)
   UniqueFd log_;        // the stack's stdout and stderr (a memfd), quoted in errors
   std::string pid_file_;
+  UniqueFd routes_;  // netlink, inside the namespace: stop() waits there for the route to go
 };
 
 // Ends a stack that a crashed sandrun left, from its pid file (if the pid still names a pasta

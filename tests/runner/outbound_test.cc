@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -263,6 +264,24 @@ TEST_P(OutboundTest, AStackThatNeverConfiguresTimesOutAndIsKilled) {
   EXPECT_FALSE(std::filesystem::exists(options_.pid_file)) << "the stub was not stopped";
 }
 
+TEST_P(OutboundTest, TheStackInheritsOnlyTheNamespaceAndItsPipe) {
+  TempDir dir;
+  // A leaked fd: not CLOEXEC, as another thread of the runner might have left one.
+  testing::write_file(dir / "leak-marker", "");
+  UniqueFd leak(::open((dir / "leak-marker").c_str(), O_RDONLY));
+  ASSERT_TRUE(leak);
+  const std::string stub = dir / "stack";
+  testing::write_file(stub, "#!/bin/sh\nexec ls -l /proc/self/fd/\n", 0755);
+  options_.stack->path = stub;
+  auto ob = Outbound::start(netns_.get(), options_);
+  ASSERT_FALSE(ob);
+  const std::string said = ob.error().message();
+  EXPECT_NE(said.find("3 -> net:["), std::string::npos) << said;
+  EXPECT_EQ(said.find("leak-marker"), std::string::npos) << said;
+  EXPECT_EQ(said.find("socket:"), std::string::npos) << said;
+  EXPECT_EQ(said.find("4 -> pipe:") != std::string::npos, GetParam() == OutboundKind::slirp4netns) << said;
+}
+
 INSTANTIATE_TEST_SUITE_P(Stacks, OutboundTest, ::testing::Values(OutboundKind::pasta, OutboundKind::slirp4netns),
                          [](const auto& info) { return std::string(outbound_kind_name(info.param)); });
 
@@ -280,6 +299,45 @@ TEST(OutboundFind, AMissingStackExecutableIsAClearError) {
   auto ob = Outbound::start(ns->get(), options);
   ASSERT_FALSE(ob);
   EXPECT_EQ(ob.error().message(), "start outbound access: run /nonexistent/pasta: No such file or directory");
+}
+
+TEST(OutboundStale, KillsALeftoverStackFromItsPidFileAndNothingElse) {
+  TempDir dir;
+  // A process named pasta (a copy of sleep), and one that is not.
+  ASSERT_EQ(testing::run_command({"cp", "/bin/sleep", dir / "pasta"}).status, 0);
+  // Returns once the child has exec'd: the CLOEXEC pipe's write end closes then.
+  auto spawn = [&](const std::string& path) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) < 0) return pid_t{-1};
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::execl(path.c_str(), path.c_str(), "30", nullptr);
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    char c;
+    while (::read(fds[0], &c, 1) > 0) {
+    }
+    ::close(fds[0]);
+    return pid;
+  };
+  for (const auto& [path, killed] : {std::pair<std::string, bool>{dir / "pasta", true}, {"/bin/sleep", false}}) {
+    const pid_t pid = spawn(path);
+    ASSERT_GT(pid, 0);
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    ASSERT_TRUE(pidfd);
+    const std::string file = dir / "stack.pid";
+    testing::write_file(file, std::to_string(pid) + "\n");
+    auto r = stop_stale_outbound(file);
+    ASSERT_TRUE(r) << r.error().render();
+    EXPECT_FALSE(std::filesystem::exists(file));
+    struct pollfd p = {pidfd.get(), POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, killed ? 3000 : 200), killed ? 1 : 0) << path;
+    ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    siginfo_t info = {};
+    ::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED);
+  }
+  EXPECT_TRUE(stop_stale_outbound(dir / "missing.pid")) << "a missing pid file is no error";
 }
 
 }  // namespace
