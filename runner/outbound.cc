@@ -255,14 +255,15 @@ Result<Outbound> Outbound::start(int netns_fd, const OutboundOptions& options) {
     SANDRUN_TRY(write_pid_file(options.pid_file, ob.pid_));
     ob.pid_file_ = options.pid_file;
   }
-  SANDRUN_TRY(std::move(wait_ready(routes.get(), ob, ob.log_.get(), options)).wrap("start outbound access"));
+  // Also on the error paths, stop() waits for a route the stack may have set to go.
   ob.routes_ = std::move(routes);
+  SANDRUN_TRY(std::move(wait_ready(ob.routes_.get(), ob, ob.log_.get(), options)).wrap("start outbound access"));
   return ob;
 }
 
 Result<void> Outbound::stop() {
   if (!pidfd_) return {};
-  kill_and_reap_helper(pidfd_.get());
+  kill_and_reap_helper(pidfd_.get(), pid_);
   pidfd_.reset();
   exit_pipe_.reset();
   log_.reset();

@@ -85,7 +85,9 @@ Result<SpawnedHelper> spawn_helper(const std::string& path, const std::vector<st
   return SpawnedHelper{pid, UniqueFd(pidfd)};
 }
 
-void kill_and_reap_helper(int pidfd) {
+void kill_and_reap_helper(int pidfd, pid_t pid) {
+  // Before the reap: until then the leader's pid, which is the group's id, stays taken.
+  if (pid > 0) ::kill(-pid, SIGKILL);
   sys::pidfd_send_signal(pidfd, SIGKILL);
   siginfo_t info = {};
   while (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | __WALL) < 0) {

@@ -25,7 +25,9 @@ struct SpawnedHelper {
 Result<SpawnedHelper> spawn_helper(const std::string& path, const std::vector<std::string>& args, int out_fd,
                                    const std::vector<std::pair<int, int>>& keep = {});
 
-// SIGKILLs the child through its pidfd (if still running) and reaps it.
-void kill_and_reap_helper(int pidfd);
+// SIGKILLs the child and its process group (what it forked: slirp4netns's helper that opens
+// the tap device), then reaps the child. `pid` is the child's, still unreaped, so the group id
+// (the same number) cannot name another group.
+void kill_and_reap_helper(int pidfd, pid_t pid);
 
 }  // namespace sandrun::runner

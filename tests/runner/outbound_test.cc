@@ -225,18 +225,34 @@ TEST_P(OutboundTest, DestructionEndsTheStack) {
 }
 
 TEST_P(OutboundTest, CancelledStartLeavesNothingRunning) {
-  UniqueFd cancel(::eventfd(1, EFD_CLOEXEC));  // already readable: cancelled at once
+  // A stack that never configures anything, so that only the cancellation can end the wait.
+  TempDir dir;
+  const std::string stub = dir / "stack";
+  testing::write_file(stub, "#!/bin/sh\nexec sleep 30\n", 0755);
+  options_.stack->path = stub;
+  options_.pid_file = dir / "stack.pid";
+  UniqueFd cancel(::eventfd(1, EFD_CLOEXEC));  // already readable: the runner cancelled
   options_.cancel_fd = cancel.get();
   auto ob = Outbound::start(netns_.get(), options_);
-  // Cancellation may lose the race against a fast stack; either way nothing is left after.
-  if (!ob) {
-    EXPECT_EQ(ob.error().code(), ECANCELED) << ob.error().render();
+  ASSERT_FALSE(ob);
+  EXPECT_EQ(ob.error().code(), ECANCELED) << ob.error().render();
+  EXPECT_EQ(ob.error().message(), std::string("start outbound access: start ") + outbound_kind_name(GetParam()) +
+                                      ": " + std::strerror(ECANCELED));
+  EXPECT_FALSE(std::filesystem::exists(options_.pid_file)) << "the stub was not stopped";
+}
+
+TEST_P(OutboundTest, CancellingARealStackLeavesNothingRunning) {
+  UniqueFd cancel(::eventfd(1, EFD_CLOEXEC));
+  options_.cancel_fd = cancel.get();
+  auto ob = Outbound::start(netns_.get(), options_);
+  // A fast stack may win the race (its route is read before the cancel fd); either way
+  // nothing is left after.
+  if (ob) {
+    ASSERT_TRUE(ob->stop());
   }
   auto route = has_default_route(netns_.get());
-  if (!ob) {
-    ASSERT_TRUE(route);
-    EXPECT_FALSE(*route);
-  }
+  ASSERT_TRUE(route) << route.error().render();
+  EXPECT_FALSE(*route);
 }
 
 TEST_P(OutboundTest, AStackThatExitsAtOnceIsAClearError) {
