@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "runner/netns.h"
 #include "runner/outbound.h"
@@ -71,11 +72,19 @@ struct Listener {
   uint16_t port = 0;
 };
 
-Listener listen_on(const std::string& ip) {
+// Port 0 picks an ephemeral port; `below_ephemeral` picks a free one under the ephemeral range,
+// the kind pasta's automatic forwarding (its default) would forward.
+Listener listen_on(const std::string& ip, bool below_ephemeral = false) {
   Listener l;
   l.fd = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  int rc = -1;
+  for (uint16_t port = below_ephemeral ? 20000 + static_cast<uint16_t>(::getpid() % 5000) : 0; rc < 0; ++port) {
+    auto sa = inet(ip, port);
+    rc = ::bind(l.fd.get(), reinterpret_cast<struct sockaddr*>(&sa), sizeof sa);
+    if (rc < 0 && (port == 0 || errno != EADDRINUSE)) break;
+  }
+  EXPECT_EQ(rc, 0) << std::strerror(errno);
   auto sa = inet(ip, 0);
-  EXPECT_EQ(::bind(l.fd.get(), reinterpret_cast<struct sockaddr*>(&sa), sizeof sa), 0) << std::strerror(errno);
   EXPECT_EQ(::listen(l.fd.get(), 16), 0);
   socklen_t len = sizeof sa;
   ::getsockname(l.fd.get(), reinterpret_cast<struct sockaddr*>(&sa), &len);
@@ -166,10 +175,42 @@ TEST_P(OutboundTest, JobNamespaceReachesAHostAddressAndExchangesBytes) {
   ASSERT_TRUE(ob->stop());
 }
 
-TEST_P(OutboundTest, HostLoopbackServicesAreNotReachable) {
-  Listener local = listen_on("127.0.0.1");
+// Connects from the host (the test's own namespace); 0 or the errno (ETIMEDOUT after 1 s).
+int connect_from_host(const std::string& ip, uint16_t port) {
+  UniqueFd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  auto sa = inet(ip, port);
+  if (::connect(sock.get(), reinterpret_cast<struct sockaddr*>(&sa), sizeof sa) < 0 && errno != EINPROGRESS) {
+    return errno;
+  }
+  struct pollfd p = {sock.get(), POLLOUT, 0};
+  if (::poll(&p, 1, 1000) <= 0) return ETIMEDOUT;
+  int err = 0;
+  socklen_t len = sizeof err;
+  ::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+  return err;
+}
+
+// Both directions in one test, to wait once for pasta's automatic forwarding.
+TEST_P(OutboundTest, HostLoopbackIsNotReachableAndNoPortIsForwarded) {
+  Listener local = listen_on("127.0.0.1", /*below_ephemeral=*/true);
+  // A server inside the namespace, on a port the host does not use.
+  auto inside = socket_in_netns(netns_.get(), AF_INET, SOCK_STREAM);
+  ASSERT_TRUE(inside) << inside.error().render();
+  uint16_t inside_port = 0;
+  for (uint16_t port = static_cast<uint16_t>(local.port + 1); inside_port == 0 && port < 32000; ++port) {
+    if (connect_from_host("127.0.0.1", port) != ECONNREFUSED) continue;
+    auto sa = inet("0.0.0.0", port);
+    if (::bind(inside->get(), reinterpret_cast<struct sockaddr*>(&sa), sizeof sa) == 0) inside_port = port;
+  }
+  ASSERT_NE(inside_port, 0);
+  ASSERT_EQ(::listen(inside->get(), 4), 0);
+
   auto ob = Outbound::start(netns_.get(), options_);
   ASSERT_TRUE(ob) << ob.error().render();
+  // pasta's automatic forwarding (its default: -t auto and -T auto) scans the bound ports of
+  // both sides once a second: past that, a forwarded port would be there.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+
   // 127.0.0.1 inside is the namespace's own loopback; the gateway is where pasta and
   // slirp4netns would map the host's loopback unless told not to.
   for (const std::string ip : {"127.0.0.1", OutboundAddresses::gateway}) {
@@ -181,6 +222,12 @@ TEST_P(OutboundTest, HostLoopbackServicesAreNotReachable) {
       EXPECT_EQ(read_some(client.get(), 1, 300), "");
     }
     EXPECT_FALSE(accept_within(local.fd.get(), 500)) << "reached the host's 127.0.0.1 through " << ip;
+  }
+  // Nothing of the namespace is served on the host: only published ports (sandrun's proxy) are.
+  EXPECT_EQ(connect_from_host("127.0.0.1", inside_port), ECONNREFUSED) << "port " << inside_port << " forwarded";
+  const std::string ip = host_address();
+  if (!ip.empty()) {
+    EXPECT_EQ(connect_from_host(ip, inside_port), ECONNREFUSED) << "port " << inside_port << " forwarded on " << ip;
   }
 }
 
