@@ -59,8 +59,8 @@ std::vector<std::string> slirp4netns_args(const OutboundStack& stack) {
           "--netns-type=path", kNetnsPath, OutboundAddresses::ifname};
 }
 
-// Sends an RTM_GETROUTE dump request for IPv4.
-Result<void> request_routes(int sock) {
+// Sends an RTM_GETROUTE dump request for IPv4; its replies carry `seq`.
+Result<void> request_routes(int sock, uint32_t seq = 1) {
   struct {
     struct nlmsghdr h;
     struct rtmsg r;
@@ -68,7 +68,7 @@ Result<void> request_routes(int sock) {
   req.h.nlmsg_len = sizeof req;
   req.h.nlmsg_type = RTM_GETROUTE;
   req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.h.nlmsg_seq = 1;
+  req.h.nlmsg_seq = seq;
   req.r.rtm_family = AF_INET;
   if (::send(sock, &req, sizeof req, 0) < 0) return Error::sys("ask the job's network namespace for its routes");
   return {};
@@ -89,7 +89,7 @@ Result<UniqueFd> watch_routes(int netns_fd, bool subscribe) {
 }
 
 struct RouteScan {
-  bool dump_only = false;  // count routes from dump replies only, not from queued events
+  uint32_t dump_seq = 0;  // when set, only that dump's replies count (not events, not older dumps)
   bool default_route = false;
   bool dump_done = false;
 };
@@ -103,18 +103,19 @@ Result<void> read_routes(int sock, RouteScan& scan) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return {};
     // The kernel dropped events: ask again for the whole table.
     if (n < 0 && errno == ENOBUFS) {
-      SANDRUN_TRY(request_routes(sock));
+      SANDRUN_TRY(request_routes(sock, scan.dump_seq != 0 ? scan.dump_seq : 1));
       continue;
     }
     if (n < 0) return Error::sys("read the routes of the job's network namespace");
     auto len = static_cast<unsigned>(n);
     for (auto* h = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (scan.dump_seq != 0 && h->nlmsg_seq != scan.dump_seq) continue;
       if (h->nlmsg_type == NLMSG_DONE) scan.dump_done = true;
       if (h->nlmsg_type == NLMSG_ERROR) {
         const auto* err = static_cast<const struct nlmsgerr*>(NLMSG_DATA(h));
         if (err->error != 0) return Error::sys_code(-err->error, "read the routes of the job's network namespace");
       }
-      if (h->nlmsg_type != RTM_NEWROUTE || (scan.dump_only && h->nlmsg_seq == 0)) continue;
+      if (h->nlmsg_type != RTM_NEWROUTE) continue;
       const auto* r = static_cast<const struct rtmsg*>(NLMSG_DATA(h));
       if (r->rtm_family == AF_INET && r->rtm_dst_len == 0 && r->rtm_table == RT_TABLE_MAIN) scan.default_route = true;
     }
@@ -172,10 +173,10 @@ Result<void> wait_ready(int route_sock, const Outbound& ob, int log_fd, const Ou
 // the namespace) may hold one a moment longer than the stack itself.
 Result<void> wait_route_gone(int route_sock, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  for (;;) {
+  for (uint32_t seq = 2;; ++seq) {
     RouteScan scan;
-    scan.dump_only = true;
-    SANDRUN_TRY(request_routes(route_sock));
+    scan.dump_seq = seq;
+    SANDRUN_TRY(request_routes(route_sock, seq));
     while (!scan.dump_done) {
       struct pollfd p = {route_sock, POLLIN, 0};
       if (::poll(&p, 1, 1000) <= 0) return Error::sys_code(ETIMEDOUT, "read the routes of the job's network namespace");
