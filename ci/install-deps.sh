@@ -19,6 +19,9 @@ packages=(
   # The registry tests: a real registry on 127.0.0.1, images pushed with skopeo, htpasswd
   # (bcrypt) for Basic auth, openssl for the test CA and the token signing key.
   docker-registry apache2-utils openssl
+  # network = "private": outbound access through pasta (preferred) or slirp4netns; the
+  # outbound tests run both.
+  passt slirp4netns
 )
 
 missing=()

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runner/commands.h"
+#include "runner/outbound.h"
 #include "runner/output.h"
 #include "runner/session.h"
 #include "sandbox/cgroup.h"
@@ -333,6 +334,24 @@ Item state_dir_item(const host::StateDir& s) {
   return i;
 }
 
+// network = "private" works without a stack (an isolated network shared with the job's
+// services); the stack adds outbound access. pasta is preferred, as Outbound::start does.
+Item private_network_item() {
+  Item i{"private_network", Status::ok, "", "", false};
+  auto stack = find_outbound_stack();
+  if (!stack) {
+    i.status = Status::limited;
+    i.detail = "neither pasta nor slirp4netns found: network = \"private\" has no outbound access (it still "
+               "works as an isolated network shared with the job's services)";
+    i.fix = "apt-get install passt (pasta), or slirp4netns";
+    return i;
+  }
+  fill_outbound_version(*stack);
+  i.detail = fmt::format("{} {} at {}: network = \"private\" has outbound access (not to the host's loopback)",
+                         outbound_kind_name(stack->kind), stack->version, stack->path);
+  return i;
+}
+
 std::vector<Item> collect(const GlobalOptions& g) {
   const auto id = host::identity();
   const auto kernel = host::kernel_version();
@@ -358,6 +377,7 @@ std::vector<Item> collect(const GlobalOptions& g) {
   items.push_back(overlayfs_item());
   items.push_back(nofile_item(host::probe_nofile()));
   items.push_back(state_dir_item(state));
+  items.push_back(private_network_item());
   return items;
 }
 
