@@ -324,7 +324,7 @@ constexpr KeyDef kKeys[] = {
     {"image", set_image, true, true},         {"run", set_run, false, true},
     {"command", set_command, false, true},    {"env", set_env, true, true},
     {"workdir", set_workdir, true, true},     {"workspace", set_workspace, true, false},
-    {"volumes", set_volumes, true, false},    {"timeout", set_timeout, true, false},
+    {"volumes", set_volumes, true, true},     {"timeout", set_timeout, true, false},
     {"memory", set_memory, true, true},       {"cpus", set_cpus, true, true},
     {"cpuset", set_cpuset, true, true},       {"pids", set_pids, true, true},
     {"nofile", set_nofile, true, true},       {"user", set_user, true, true},

@@ -72,18 +72,19 @@ void collect(CollectWork* w) {
 // How long a holding sandrun-init may take to answer kStopAndHoldSignal before it is killed.
 constexpr uint64_t kStopAndHoldGraceMs = 5000;
 
-// The job's /etc/hosts as a file of the container's writable layer (the slot's upper dir,
-// emptied with it): it hides the image's, and goes with the container. A read-only root has
-// no writable layer: it keeps the image's file.
-Result<void> write_etc_hosts(const Slot& slot, const sandbox::SandboxSpec& spec, const std::string& text) {
+// /etc/NAME as a file of the container's writable layer (the slot's upper dir, emptied with
+// it): it hides the image's, and goes with the container. A read-only root has no writable
+// layer: it keeps the image's file.
+Result<void> write_etc_file(const Slot& slot, const sandbox::SandboxSpec& spec, const std::string& name,
+                            const std::string& text) {
   if (spec.hardening.read_only_rootfs) return {};
   auto upper = SANDRUN_TRY(fs::open_path(slot.upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   if (::mkdirat(upper.get(), "etc", 0755) < 0 && errno != EEXIST) return Error::sys("create {}/etc", slot.upper);
   auto etc = SANDRUN_TRY(fs::open_beneath(upper.get(), "etc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH));
-  int fd = ::openat(etc.get(), "hosts", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return Error::sys("create {}/etc/hosts", slot.upper);
+  int fd = ::openat(etc.get(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return Error::sys("create {}/etc/{}", slot.upper, name);
   UniqueFd file(fd);
-  SANDRUN_TRY(fs::write_all(fd, text).wrap("write the container's /etc/hosts"));
+  SANDRUN_TRY(fs::write_all(fd, text).wrap(fmt::format("write the container's /etc/{}", name)));
   return {};
 }
 
@@ -133,7 +134,7 @@ void Job::spawn() {
   auto started = [&]() -> Result<sandbox::Sandbox> {
     SANDRUN_TRY(SlotPool::mark_claimed(*slot_));
     caches_ = SANDRUN_TRY(acquire_caches(runner_.state_root(), plan_.caches, *slot_, plan_.spec));
-    if (!plan_.etc_hosts.empty()) SANDRUN_TRY(write_etc_hosts(*slot_, plan_.spec, plan_.etc_hosts));
+    for (const auto& [name, text] : plan_.etc_files) SANDRUN_TRY(write_etc_file(*slot_, plan_.spec, name, text));
     if (plan_.use_cgroup) {
       auto group = runner_.cgroups()->create(runner_.run_id(), fmt::format("c{}", runner_.next_container_id()), plan_.limits);
       if (!group) return std::move(group.error().wrap("create the container's cgroup"));

@@ -57,9 +57,10 @@ struct JobPlan {
   bool shared_netns = false;
   std::vector<config::PortSpec> ports;  // published ports of the job's container
   std::vector<ServicePlan> services;    // started before the job, in the order written
-  // The container's /etc/hosts, written into its writable layer before it starts (the job's
-  // services by name); empty: the image's.
-  std::string etc_hosts;
+  // Files of the container's /etc written into its writable layer before it starts: "hosts"
+  // (the job's services by name), "resolv.conf" (a private network's DNS forwarder). Others
+  // come from the image.
+  std::vector<std::pair<std::string, std::string>> etc_files;
 };
 
 // A service of a job: its own container plan (name = the service's name), its ready check

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include "runner/netns.h"
+#include "runner/outbound.h"
 #include "runner/runner.h"
 #include "runner/summary.h"
 #include "sandbox/sys/log.h"
@@ -35,7 +36,9 @@ Job& Pod::make(const JobPlan& plan, ConsoleMode mode, bool append_log) {
   JobPlan p = plan;
   p.spec.netns_fd = netns_.get();
   p.spec.new_net = true;
-  p.etc_hosts = hosts();
+  p.etc_files.emplace_back("hosts", hosts());
+  if (outbound_.running())
+    p.etc_files.emplace_back("resolv.conf", fmt::format("nameserver {}\n", OutboundAddresses::dns));
   JobOutput out(p.name, index_, mode, mode == ConsoleMode::none ? nullptr : runner_.events());
   const auto& log_dir = runner_.options().log_dir;
   if (!log_dir.empty() && !p.file_name.empty()) out.set_log(log_dir + "/" + p.file_name + ".log", append_log);
@@ -61,6 +64,64 @@ void Pod::start() {
     fail(r.error().render(), {});
     return;
   }
+  if (plan_.network == config::Network::private_) {
+    start_outbound();
+    return;
+  }
+  start_services();
+}
+
+// network = "private": outbound access through pasta or slirp4netns, started on the
+// threadpool (it waits for the namespace's route); without either the network stays isolated.
+void Pod::start_outbound() {
+  auto stack = find_outbound_stack();
+  if (!stack) {
+    note("network = \"private\": neither pasta (Debian package passt) nor slirp4netns is installed, so this job "
+         "has no outbound access");
+    start_services();
+    return;
+  }
+  struct Work {
+    uv_work_t req;
+    Pod* pod;
+    int netns;
+    std::optional<OutboundStack> stack;
+    std::optional<Result<Outbound>> result;
+  };
+  auto* w = new Work{{}, this, netns_.get(), stack, {}};
+  w->req.data = w;
+  starting_outbound_ = true;
+  int rc = uv_queue_work(
+      runner_.loop(), &w->req,
+      [](uv_work_t* req) {
+        auto* w = static_cast<Work*>(req->data);
+        OutboundOptions o;
+        o.stack = w->stack;
+        w->result.emplace(Outbound::start(w->netns, o));
+      },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<Work> w(static_cast<Work*>(req->data));
+        Pod* pod = w->pod;
+        pod->starting_outbound_ = false;
+        if (!*w->result) {
+          pod->fail(w->result->error().wrap("network = \"private\": start its outbound access").render(), {});
+          return;
+        }
+        pod->outbound_ = std::move(**w->result);
+        if (pod->stopping_) {
+          pod->maybe_done();
+          return;
+        }
+        pod->start_services();
+      });
+  if (rc < 0) {
+    std::unique_ptr<Work> owner(w);
+    starting_outbound_ = false;
+    fail(Error::sys_code(-rc, "queue the start of the outbound stack").render(), {});
+  }
+}
+
+void Pod::start_services() {
   for (size_t i = 0; i < plan_.services.size(); ++i) {
     auto svc = std::make_unique<Service>();
     svc->plan = &plan_.services[i];
@@ -175,6 +236,12 @@ void Pod::job_ended(Job& job) {
   wind_down();
 }
 
+// A line from sandrun about the job, on the console (the job's own log starts with its
+// container).
+void Pod::note(const std::string& text) {
+  if (auto* ev = runner_.events()) ev->job_note(index_, text);
+}
+
 // A service failed before the job could start: the job fails with the reason and the
 // service's last lines, in its log and on the console.
 void Pod::fail(const std::string& message, const std::vector<std::string>& tail) {
@@ -213,9 +280,36 @@ void Pod::maybe_done() {
   for (const auto& s : services_) {
     if ((s->container && !s->ended) || s->check) return;
   }
+  if (starting_outbound_) return;  // it comes back to maybe_done
   done_ = true;
   // The listeners close with the job: a client connecting now is refused.
   proxies_.clear();
+  if (outbound_.running()) {
+    // Killing the stack and waiting for its route to go blocks: on the threadpool.
+    struct Work {
+      uv_work_t req;
+      Pod* pod;
+      Outbound outbound;
+    };
+    auto* w = new Work{{}, this, std::move(outbound_)};
+    w->req.data = w;
+    int rc = uv_queue_work(
+        runner_.loop(), &w->req,
+        [](uv_work_t* req) {
+          auto* w = static_cast<Work*>(req->data);
+          if (auto r = w->outbound.stop(); !r) log::warn("{}", r.error().message());
+        },
+        [](uv_work_t* req, int) {
+          std::unique_ptr<Work> w(static_cast<Work*>(req->data));
+          w->pod->finish();
+        });
+    if (rc >= 0) return;
+    std::unique_ptr<Work> owner(w);
+  }
+  finish();
+}
+
+void Pod::finish() {
   netns_.reset();
   runner_.job_done(index_, result_);
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runner/job.h"
+#include "runner/outbound.h"
 #include "runner/port_proxy.h"
 #include "runner/uv_handle.h"
 #include "sandbox/sys/unique_fd.h"
@@ -48,7 +49,11 @@ class Pod {
 
   Job& make(const JobPlan& plan, ConsoleMode mode, bool append_log);
   Result<void> open_ports(const std::vector<config::PortSpec>& ports, const std::string& service);
+  void start_outbound();
+  void start_services();
   void start_service(size_t i);
+  void note(const std::string& text);
+  void finish();
   void check_ready(size_t i);
   void check_ended(size_t i, Job& check);
   void service_ended(size_t i, Job& container);
@@ -64,6 +69,8 @@ class Pod {
   size_t index_;
   unsigned attempt_;
   UniqueFd netns_;
+  Outbound outbound_;              // network = "private": pasta or slirp4netns
+  bool starting_outbound_ = false;
   std::vector<std::unique_ptr<Service>> services_;
   std::vector<std::unique_ptr<Job>> jobs_;  // every container started, kept until the pod goes
   std::vector<std::unique_ptr<PortProxy>> proxies_;  // the job's and its services' published ports

@@ -13,7 +13,7 @@ using Argv = std::vector<std::string>;
 using Env = std::vector<std::pair<std::string, std::string>>;
 
 const char* const kServiceKeys =
-    "image, run, command, env, workdir, memory, cpus, cpuset, pids, nofile, user, ports, ready, init, "
+    "image, run, command, env, workdir, volumes, memory, cpus, cpuset, pids, nofile, user, ports, ready, init, "
     "pull, seccomp, cap_add, cap_drop, no_new_privs, read_only_rootfs";
 
 // --- networks and ports ---
@@ -249,9 +249,9 @@ imgae = "redis"
 run = "true"
 [jobs.integration.services.redis]
 image = "redis"
-volumes = ["/a:/b"]
+workspace = "."
 )"),
-            std::string(R"(jobs.toml:5:1: jobs.integration.services.redis: unknown key "volumes"; expected )"
+            std::string(R"(jobs.toml:5:1: jobs.integration.services.redis: unknown key "workspace"; expected )"
                         R"(one of: )") + kServiceKeys);
 }
 
