@@ -180,6 +180,31 @@ void ConsoleReporter::job_note(size_t index, std::string_view text) {
   }
 }
 
+// Where a port went matters even when the run is quiet: a person may be waiting to connect.
+void ConsoleReporter::port_published(size_t index, const PublishedPort& p) {
+  JobState& j = job(index);
+  const std::string host = p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip;
+  line(2, fmt::format("{}published {}:{} -> {}{}\n", j.prefix, host, p.host_port,
+                      p.service.empty() ? "" : p.service + ":", p.container_port));
+  if (o_.tty) {
+    redraw();
+  } else {
+    flush_lines();
+  }
+}
+
+// Services starting, ready, exited: what the job waits for.
+void ConsoleReporter::service_state(size_t index, std::string_view service, std::string_view state) {
+  if (o_.quiet) return;
+  JobState& j = job(index);
+  line(2, fmt::format("{}service {}: {}\n", j.prefix, service, state));
+  if (o_.tty) {
+    redraw();
+  } else {
+    flush_lines();
+  }
+}
+
 void ConsoleReporter::job_retrying(size_t index, const JobResult& result) {
   JobState& j = job(index);
   j.phase = Phase::queued;

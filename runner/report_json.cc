@@ -29,6 +29,13 @@ json optional_number(const std::optional<uint64_t>& v, uint64_t divide = 1) {
   return v ? json(*v / divide) : json(nullptr);
 }
 
+json port_fields(const PublishedPort& p) {
+  return {{"service", p.service.empty() ? json(nullptr) : json(p.service)},
+          {"container_port", p.container_port},
+          {"host_ip", p.host_ip},
+          {"host_port", p.host_port}};
+}
+
 // The fields of a job's result, shared by job_finished, job_retrying and summary.json.
 json result_fields(const JobResult& r) {
   json j = json::object();
@@ -49,6 +56,9 @@ json result_fields(const JobResult& r) {
   j["artifacts"] = r.artifacts;
   j["artifacts_bytes"] = r.artifacts_bytes;
   j["artifact_warnings"] = r.artifact_warnings;
+  json ports = json::array();
+  for (const auto& p : r.ports) ports.push_back(port_fields(p));
+  j["ports"] = ports;
   return j;
 }
 
@@ -166,6 +176,21 @@ void JsonReporter::job_note(size_t index, std::string_view text) {
   json j = event("job_note");
   j["job"] = name(index);
   j["text"] = text;
+  emit(dump(j) + "\n");
+}
+
+void JsonReporter::port_published(size_t index, const PublishedPort& port) {
+  json j = event("port_published");
+  j["job"] = name(index);
+  j.update(port_fields(port));
+  emit(dump(j) + "\n");
+}
+
+void JsonReporter::service_state(size_t index, std::string_view service, std::string_view state) {
+  json j = event("service");
+  j["job"] = name(index);
+  j["service"] = service;
+  j["state"] = state;
   emit(dump(j) + "\n");
 }
 

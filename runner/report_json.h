@@ -40,6 +40,8 @@ class JsonReporter : public RunEvents {
   void job_output(size_t index, int stream, std::string_view line) override;
   void job_note(size_t index, std::string_view text) override;
   void job_retrying(size_t index, const JobResult& result) override;
+  void port_published(size_t index, const PublishedPort& port) override;
+  void service_state(size_t index, std::string_view service, std::string_view state) override;
   void job_finished(size_t index, const JobResult& result) override;
   void run_finished(const std::vector<JobResult>& results, int interrupted_by) override;
 

@@ -83,6 +83,14 @@ void Reporters::job_note(size_t index, std::string_view text) {
   for (auto* r : list_) r->job_note(index, text);
 }
 
+void Reporters::port_published(size_t index, const PublishedPort& port) {
+  for (auto* r : list_) r->port_published(index, port);
+}
+
+void Reporters::service_state(size_t index, std::string_view service, std::string_view state) {
+  for (auto* r : list_) r->service_state(index, service, state);
+}
+
 void Reporters::job_retrying(size_t index, const JobResult& result) {
   for (auto* r : list_) r->job_retrying(index, result);
 }

@@ -92,6 +92,20 @@ std::string failure_tails(const std::vector<JobResult>& results) {
   return out;
 }
 
+// Where each job's (and service's) published ports went on the host: "127.0.0.1:40123 ->
+// integration/redis:6379". Ports picked by the kernel are known only here and in the events.
+std::string published_ports(const std::vector<JobResult>& results) {
+  std::string out;
+  for (const auto& r : results) {
+    for (const auto& p : r.ports) {
+      const std::string host = p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip;
+      out += fmt::format("  {}:{} -> {}{}:{}\n", host, p.host_port, r.name, p.service.empty() ? "" : "/" + p.service,
+                         p.container_port);
+    }
+  }
+  return out.empty() ? out : "\npublished ports:\n" + out;
+}
+
 }  // namespace
 
 std::string summary_table(const std::vector<JobResult>& results, std::chrono::milliseconds wall, bool color) {
@@ -131,6 +145,7 @@ std::string summary_table(const std::vector<JobResult>& results, std::chrono::mi
       if (r.counts_as_passed()) ++allowed;
     }
   }
+  out += published_ports(results);
   if (std::string tails = failure_tails(results); !tails.empty()) out += tails + "\n";
   out += fmt::format("{} job{}: {} passed, {} failed", results.size(), results.size() == 1 ? "" : "s", passed, failed);
   if (allowed) out += fmt::format(" ({} allowed)", allowed);
