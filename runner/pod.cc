@@ -124,6 +124,8 @@ void Pod::start_outbound() {
 void Pod::start_services() {
   for (size_t i = 0; i < plan_.services.size(); ++i) {
     auto svc = std::make_unique<Service>();
+    svc->pod = this;
+    svc->index = i;
     svc->plan = &plan_.services[i];
     services_.push_back(std::move(svc));
   }
@@ -174,28 +176,24 @@ void Pod::check_ended(size_t i, Job& check) {
     return;
   }
   const auto waited = std::chrono::steady_clock::now() - s.started;
-  if (waited + s.plan->ready_interval > s.plan->ready_timeout) {
+  if (waited >= s.plan->ready_timeout) {
     std::vector<std::string> tail = s.container ? s.container->output_tail() : std::vector<std::string>{};
     fail(fmt::format("service {:?} was not ready after {} (its ready check: {})", s.plan->plan.name,
                      config::format_duration(s.plan->ready_timeout), status_text(check.result())),
          tail);
     return;
   }
-  uv_timer_init(runner_.loop(), s.retry.get());
-  s.retry.mark_live();
-  s.retry.get()->data = this;
-  // The service index travels in the timer's repeat field's place: a small heap cell.
-  auto* cell = new std::pair<Pod*, size_t>(this, i);
-  s.retry.get()->data = cell;
+  // One timer per service, armed again after each failed check.
+  if (!s.retry.live()) {
+    uv_timer_init(runner_.loop(), s.retry.get());
+    s.retry.mark_live();
+    s.retry.get()->data = &s;
+  }
   uv_timer_start(
       s.retry.get(),
       [](uv_timer_t* t) {
-        std::unique_ptr<std::pair<Pod*, size_t>> c(static_cast<std::pair<Pod*, size_t>*>(t->data));
-        t->data = nullptr;
-        Pod* pod = c->first;
-        const size_t idx = c->second;
-        pod->services_[idx]->retry.close();
-        pod->check_ready(idx);
+        auto* svc = static_cast<Service*>(t->data);
+        svc->pod->check_ready(svc->index);
       },
       static_cast<uint64_t>(s.plan->ready_interval.count()), 0);
 }

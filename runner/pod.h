@@ -38,6 +38,8 @@ class Pod {
 
  private:
   struct Service {
+    Pod* pod = nullptr;
+    size_t index = 0;
     const ServicePlan* plan = nullptr;
     Job* container = nullptr;  // owned by jobs_
     Job* check = nullptr;      // the ready check running now, if any

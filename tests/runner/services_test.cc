@@ -1,0 +1,189 @@
+// Services, networks and published ports end to end through the CLI: real servers (the static
+// sandrun-kv-server) in sandboxes next to their job, on loopback and network namespaces only.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/unique_fd.h"
+#include "tests/runner/cli_fixture.h"
+
+namespace sandrun::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ServicesTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    bin_ = tmp_ / "bin";
+    ASSERT_TRUE(fs::mkdirs(bin_));
+    ASSERT_EQ(run_command({"cp", kv_server_bin(), bin_ + "/kv"}).status, 0);
+    shared_ = tmp_ / "shared";
+    ASSERT_TRUE(fs::mkdirs(shared_));
+  }
+  // A kv service on 6379 with a ready check, as a TOML table for job `job`.
+  std::string kv_service(const std::string& job, const std::string& extra = "") {
+    return fmt::format(R"toml(
+[jobs.{0}.services.kv]
+image = "busybox"
+volumes = ["{1}:/opt/kv:ro"]
+command = ["/opt/kv/kv", "6379"]
+ready = {{ run = "printf 'PING\nQUIT\n' | nc 127.0.0.1 6379 | grep -q PONG", interval = "100ms", timeout = "10s" }}
+{2}
+)toml", job, bin_, extra);
+  }
+  std::string bin_, shared_;
+};
+
+// A connected TCP socket to 127.0.0.1:port, or an invalid fd.
+UniqueFd connect_local(uint16_t port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) return UniqueFd();
+  return fd;
+}
+
+// Sends `line` and reads one reply line.
+std::string request(int fd, const std::string& line) {
+  std::string out = line + "\n";
+  if (::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) return "(write failed)";
+  std::string reply;
+  char c;
+  while (::read(fd, &c, 1) == 1 && c != '\n') reply += c;
+  return reply;
+}
+
+TEST_F(ServicesTest, FourJobsEachTalkToTheirOwnServiceByNameAndSeeOnlyTheirOwnData) {
+  std::string file;
+  for (int i = 1; i <= 4; ++i) {
+    file += fmt::format(R"toml(
+[jobs.j{0}]
+run = '''
+printf 'SET owner j{0}\nQUIT\n' | nc kv 6379
+sleep 0.5
+printf 'GET owner\nQUIT\n' | nc kv 6379
+'''
+)toml", i) + kv_service(fmt::format("j{}", i));
+  }
+  auto r = sandrun({"run", "-j", "4", jobs(file)});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  for (int i = 1; i <= 4; ++i) EXPECT_EQ(log(fmt::format("j{}", i)), fmt::format("OK\nBYE\nj{}\nBYE\n", i));
+  EXPECT_EQ(log("j1.kv"), "ready\n");  // the service's own log
+  expect_nothing_left({{"/opt/kv/kv", "6379"}});
+}
+
+TEST_F(ServicesTest, AServiceThatNeverGetsReadyFailsTheJobWithItsLastLines) {
+  auto r = sandrun({"run", jobs(R"toml(
+[jobs.app]
+run = "echo never runs"
+[jobs.app.services.db]
+image = "busybox"
+command = ["sh", "-c", "echo starting db; echo 'fatal: bad config in db.conf' >&2; exec sleep 86411"]
+ready = { run = "false", interval = "200ms", timeout = "1s" }
+)toml")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_LT(r.elapsed, 6s);
+  const std::string app = log("app");
+  EXPECT_NE(app.find("sandrun: service \"db\" was not ready after 1s (its ready check: failed: exit 1)"),
+            std::string::npos) << app;
+  EXPECT_NE(app.find("fatal: bad config in db.conf"), std::string::npos) << app;
+  EXPECT_EQ(app.find("never runs"), std::string::npos) << app;
+  EXPECT_NE(r.out.find("app  setup failed"), std::string::npos) << r.out;
+  expect_nothing_left({{"sleep", "86411"}});
+}
+
+TEST_F(ServicesTest, APublishedPortCarriesTenThousandRequestsFromTheHostAndClosesWithTheJob) {
+  // Port 0: the kernel picks the host port; the job learns it from its environment, and tells
+  // the test through a shared directory, then waits until the test is done.
+  Background bg({sandrun_bin(), "--root", root(), "run", "--format", "json", jobs(fmt::format(R"toml(
+[jobs.api]
+volumes = ["{0}:/shared"]
+run = '''
+echo "$SANDRUN_PORT_KV_6379" > /shared/port
+for i in $(seq 1 600); do test -e /shared/done && exit 0; sleep 0.1; done
+exit 1
+'''
+)toml", shared_) + kv_service("api", "ports = [\"127.0.0.1:0:6379\"]"))});
+  ASSERT_TRUE(eventually([&] { return fs::exists(shared_ + "/port"); }, 20s));
+  std::string where = read_file(shared_ + "/port");
+  ASSERT_EQ(where.rfind("127.0.0.1:", 0), 0u) << where;
+  const auto port = static_cast<uint16_t>(std::stoi(where.substr(10)));
+  int errors = 0;
+  for (int c = 0; c < 10; ++c) {
+    UniqueFd fd = connect_local(port);
+    ASSERT_TRUE(fd.valid());
+    for (int i = 0; i < 1000; ++i) {
+      const std::string key = fmt::format("k{}", c * 1000 + i);
+      if (request(fd.get(), fmt::format("SET {} v{}", key, i)) != "OK") ++errors;
+      if (request(fd.get(), "GET " + key) != fmt::format("v{}", i)) ++errors;
+    }
+  }
+  EXPECT_EQ(errors, 0);
+  write_file(shared_ + "/done", "");
+  auto r = bg.finish();
+  EXPECT_EQ(r.status, 0) << r.err;
+  // Reported: an event, and summary.json.
+  EXPECT_NE(r.out.find(fmt::format(R"("event":"port_published")")), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(fmt::format(R"("host_port":{})", port)), std::string::npos) << r.out;
+  EXPECT_NE(read_file(tmp_ / ".sandrun/summary.json").find(fmt::format(R"("host_port": {})", port)),
+            std::string::npos);
+  // The job is over: so is the listener.
+  EXPECT_FALSE(connect_local(port).valid());
+  expect_nothing_left({{"/opt/kv/kv", "6379"}});
+}
+
+TEST_F(ServicesTest, AJobWithoutANetworkCannotReachTheHostsLoopback) {
+  UniqueFd server(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(server.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(server.get(), 8), 0);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::getsockname(server.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const int port = ntohs(a.sin_port);
+  for (const char* network : {"none", "private"}) {
+    auto r = sandrun({"run", jobs(fmt::format(R"toml(
+[jobs.probe]
+network = "{}"
+run = "if echo hi | nc -w 2 127.0.0.1 {} 2>/dev/null; then echo reached; else echo refused; fi"
+)toml", network, port))});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(log("probe"), "refused\n") << network;
+  }
+  // Nothing ever connected.
+  ASSERT_EQ(::fcntl(server.get(), F_SETFL, O_NONBLOCK), 0);
+  EXPECT_LT(::accept(server.get(), nullptr, nullptr), 0);
+}
+
+TEST_F(ServicesTest, AJobCannotReachAnotherJobsServices) {
+  auto r = sandrun({"run", "-j", "2", jobs(R"toml(
+[jobs.owner]
+run = "sleep 1; printf 'PING\nQUIT\n' | nc kv 6379"
+)toml" + kv_service("owner") + R"toml(
+[jobs.other]
+run = "sleep 0.5; if printf 'PING\nQUIT\n' | nc -w 1 127.0.0.1 6379 2>/dev/null; then echo reached; else echo refused; fi; grep -c kv /etc/hosts || true"
+)toml")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(log("owner"), "PONG\nBYE\n");
+  EXPECT_EQ(log("other"), "refused\n0\n");
+}
+
+TEST_F(ServicesTest, HostNetworkIsAnExplicitOptInShownInTheResolvedSpec) {
+  auto r = sandrun({"run", "--print-spec", jobs("[jobs.h]\nnetwork = \"host\"\nrun = \"true\"\n[jobs.n]\nrun = \"true\"\n")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(R"("network": "host")"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"("network": "none")"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace sandrun::testing
