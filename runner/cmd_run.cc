@@ -361,9 +361,17 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
     console_write(STDOUT_FILENO, specs_json(prepared->plans, *prepared->host));
     return kExitOk;
   }
+  // The command's output passes straight through; sandrun only says where its ports went.
+  struct PortNotes : RunEvents {
+    void port_published(size_t, const PublishedPort& p) override {
+      const std::string host = p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip;
+      console_write(STDERR_FILENO, fmt::format("sandrun: published {}:{} -> {}\n", host, p.host_port, p.container_port));
+    }
+  } port_notes;
   RunOptions opts;
   opts.parallel = 1;
   opts.console = ConsoleMode::passthrough;
+  opts.events = &port_notes;
   auto outcome = execute(root, *prepared, std::move(opts));
   if (!outcome) {
     print_error(outcome.error());

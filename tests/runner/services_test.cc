@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -176,6 +177,33 @@ run = "sleep 0.5; if printf 'PING\nQUIT\n' | nc -w 1 127.0.0.1 6379 2>/dev/null;
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(log("owner"), "PONG\nBYE\n");
   EXPECT_EQ(log("other"), "refused\n0\n");
+}
+
+TEST_F(ServicesTest, ExecPublishesAPortLikeDockerRunP) {
+  // A free host port: bound and released (nothing else on this host picks ports here).
+  UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(probe.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const uint16_t port = ntohs(a.sin_port);
+  probe.reset();
+  Background bg({sandrun_bin(), "--root", root(), "exec", "-p", fmt::format("127.0.0.1:{}:7000", port), "-v",
+                 bin_ + ":/opt/kv:ro", "--", "/opt/kv/kv", "7000"});
+  std::string reply;
+  ASSERT_TRUE(eventually([&] {
+    UniqueFd fd = connect_local(port);
+    if (!fd.valid()) return false;
+    reply = request(fd.get(), "PING");
+    return reply == "PONG";
+  }, 10s)) << reply;
+  bg.signal(SIGTERM);
+  auto r = bg.finish();
+  EXPECT_NE(r.err.find(fmt::format("sandrun: published 127.0.0.1:{} -> 7000\n", port)), std::string::npos) << r.err;
+  EXPECT_FALSE(connect_local(port).valid());
+  expect_nothing_left({{"/opt/kv/kv", "7000"}});
 }
 
 TEST_F(ServicesTest, HostNetworkIsAnExplicitOptInShownInTheResolvedSpec) {
