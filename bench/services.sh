@@ -24,6 +24,7 @@ jobfile() {  # jobfile FILE NSERVICES
     echo 'run = "echo started"'
     for ((i = 1; i <= $2; i++)); do
       echo "[jobs.app.services.s$i]"
+      echo 'image = "busybox"'
       echo 'command = ["sleep", "1000"]'
       echo 'ready = { run = "sleep 1", interval = "100ms", timeout = "30s" }'
     done
