@@ -286,7 +286,9 @@ Result<void> stop_stale_outbound(const std::string& pid_file) {
     // The pidfd pins the process: if it is still alive after reading its name, the name was
     // that process's, not a later one's with a reused pid.
     auto comm = fs::read_file("/proc/" + std::to_string(pid) + "/comm");
-    const bool ours = comm && (comm->rfind("pasta", 0) == 0 || comm->rfind("slirp4netns", 0) == 0);
+    // pasta re-executes itself as passt.avx2 where the CPU has AVX2.
+    const bool ours = comm && (comm->rfind("pasta", 0) == 0 || comm->rfind("passt", 0) == 0 ||
+                               comm->rfind("slirp4netns", 0) == 0);
     if (pidfd && ours && sys::pidfd_send_signal(pidfd.get(), 0) == 0) {
       sys::pidfd_send_signal(pidfd.get(), SIGKILL);
     }

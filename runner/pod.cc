@@ -7,6 +7,8 @@
 #include "runner/outbound.h"
 #include "runner/runner.h"
 #include "runner/summary.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner {
@@ -86,9 +88,15 @@ void Pod::start_outbound() {
     Pod* pod;
     int netns;
     std::optional<OutboundStack> stack;
+    std::string pid_file;
     std::optional<Result<Outbound>> result;
   };
-  auto* w = new Work{{}, this, netns_.get(), stack, {}};
+  // pasta outlives a SIGKILLed sandrun: the next run's sweep finds it by this file
+  // (sweep_outbound_stacks), named after this run (pid-starttime) so it knows when we are gone.
+  const std::string dir = runner_.state_root() + "/outbound";
+  if (auto r = fs::mkdirs(dir); !r) log::warn("{}", r.error().message());
+  auto* w = new Work{{}, this, netns_.get(), stack,
+                     fmt::format("{}/{}.{}.{}.pid", dir, sandbox::cgroup::run_id(), index_, attempt_), {}};
   w->req.data = w;
   starting_outbound_ = true;
   int rc = uv_queue_work(
@@ -97,6 +105,7 @@ void Pod::start_outbound() {
         auto* w = static_cast<Work*>(req->data);
         OutboundOptions o;
         o.stack = w->stack;
+        o.pid_file = w->pid_file;
         w->result.emplace(Outbound::start(w->netns, o));
       },
       [](uv_work_t* req, int) {

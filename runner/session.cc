@@ -3,8 +3,12 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+#include <filesystem>
+
 
 #include "runner/caches.h"
+#include "runner/outbound.h"
 #include "runner/output.h"
 #include "runner/resolve.h"
 #include "runner/slots.h"
@@ -223,11 +227,33 @@ size_t sweep_cgroups() {
   return *removed;
 }
 
+// Outbound stacks (pasta) a dead run left: their pid files are named "<pid>-<starttime>.*"
+// after the run that started them; a run whose process is gone left them.
+size_t sweep_outbound_stacks(const std::string& root) {
+  size_t stopped = 0;
+  const std::string dir = root + "/outbound";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    unsigned long long pid = 0, start = 0;
+    if (std::sscanf(name.c_str(), "%llu-%llu.", &pid, &start) != 2) continue;
+    auto st = read_proc_stat(static_cast<pid_t>(pid));
+    if (st && st->start_time == start && st->state != 'Z') continue;  // that run is alive
+    if (auto r = stop_stale_outbound(dir + "/" + name); !r) {
+      log::warn("cleanup: {}", r.error().message());
+    } else {
+      ++stopped;
+    }
+  }
+  return stopped;
+}
+
 void sweep_and_report(const std::string& root, bool remove_idle) {
   auto report = sweep_slots(root, remove_idle);
+  const size_t stacks = ::geteuid() == 0 ? sweep_outbound_stacks(root) : 0;
   const size_t cgroups = ::geteuid() == 0 ? sweep_cgroups() : 0;
   for (const auto& f : report.failures) log::warn("cleanup: {}", f);
-  const bool dead = report.slots_cleaned || report.processes_killed || report.mounts_removed || cgroups;
+  const bool dead = report.slots_cleaned || report.processes_killed || report.mounts_removed || cgroups || stacks;
   std::string text;
   if (dead) {
     text = fmt::format("sandrun: cleaned {} container slot{} left by dead runs, killed {} leftover container{}, "
@@ -236,6 +262,7 @@ void sweep_and_report(const std::string& root, bool remove_idle) {
                        report.processes_killed == 1 ? "" : "s", report.mounts_removed,
                        report.mounts_removed == 1 ? "" : "s");
     if (cgroups) text += fmt::format(", removed the cgroups of {} dead run{}", cgroups, cgroups == 1 ? "" : "s");
+    if (stacks) text += fmt::format(", stopped {} network stack{}", stacks, stacks == 1 ? "" : "s");
   }
   if (remove_idle) {
     if (!dead) text = "sandrun: nothing left behind by dead runs";

@@ -206,6 +206,28 @@ TEST_F(ServicesTest, ExecPublishesAPortLikeDockerRunP) {
   expect_nothing_left({{"/opt/kv/kv", "7000"}});
 }
 
+TEST_F(ServicesTest, ThePrivateNetworksStackOfASigkilledRunIsStoppedByTheNextRun) {
+  Background bg({sandrun_bin(), "--root", root(), "run", jobs("[jobs.p]\nnetwork = \"private\"\nrun = \"sleep 86421\"\n")});
+  ASSERT_TRUE(eventually([] { return host_has_process({"sleep", "86421"}); }, 20s));
+  const auto files = dir_entries(root() + "/outbound");
+  ASSERT_EQ(files.size(), 1u);
+  const pid_t stack = std::stoi(read_file(root() + "/outbound/" + files[0]));
+  bg.signal(SIGKILL);
+  EXPECT_EQ(bg.finish().status, 128 + SIGKILL);
+  EXPECT_EQ(::kill(stack, 0), 0);  // pasta does not notice its parent's death
+  auto r = sandrun({"run", jobs("[jobs.ok]\nrun = \"true\"\n", "ok.toml")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("stopped 1 network stack"), std::string::npos) << r.err;
+  // Killed (a zombie until whoever inherited it reaps it, or gone).
+  EXPECT_TRUE(eventually([&] {
+    const std::string stat = read_file(fmt::format("/proc/{}/stat", stack));
+    const size_t paren = stat.rfind(')');
+    return stat.empty() || (paren != std::string::npos && stat.substr(paren + 2, 1) == "Z");
+  }, 5s));
+  EXPECT_EQ(dir_entries(root() + "/outbound"), std::vector<std::string>{});
+  expect_nothing_left({{"sleep", "86421"}});
+}
+
 TEST_F(ServicesTest, HostNetworkIsAnExplicitOptInShownInTheResolvedSpec) {
   auto r = sandrun({"run", "--print-spec", jobs("[jobs.h]\nnetwork = \"host\"\nrun = \"true\"\n[jobs.n]\nrun = \"true\"\n")});
   ASSERT_EQ(r.status, 0) << r.err;
