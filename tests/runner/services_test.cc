@@ -28,16 +28,17 @@ class ServicesTest : public CliTest {
     shared_ = tmp_ / "shared";
     ASSERT_TRUE(fs::mkdirs(shared_));
   }
-  // A kv service on 6379 with a ready check, as a TOML table for job `job`.
-  std::string kv_service(const std::string& job, const std::string& extra = "") {
+  // A kv service on `port` with a ready check, as a TOML table for job `job`. Each test uses
+  // its own port: ctest runs tests side by side, and the leftover-process checks go by port.
+  std::string kv_service(const std::string& job, int port, const std::string& extra = "") {
     return fmt::format(R"toml(
 [jobs.{0}.services.kv]
 image = "busybox"
 volumes = ["{1}:/opt/kv:ro"]
-command = ["/opt/kv/kv", "6379"]
-ready = {{ run = "printf 'PING\nQUIT\n' | nc 127.0.0.1 6379 | grep -q PONG", interval = "100ms", timeout = "10s" }}
+command = ["/opt/kv/kv", "{3}"]
+ready = {{ run = "printf 'PING\nQUIT\n' | nc 127.0.0.1 {3} | grep -q PONG", interval = "100ms", timeout = "10s" }}
 {2}
-)toml", job, bin_, extra);
+)toml", job, bin_, extra, port);
   }
   std::string bin_, shared_;
 };
@@ -51,6 +52,19 @@ UniqueFd connect_local(uint16_t port) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) return UniqueFd();
   return fd;
+}
+
+// A TCP socket listening on 127.0.0.1 on a port the kernel picked, and that port.
+std::pair<UniqueFd, uint16_t> listen_loopback() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 || ::listen(fd.get(), 8) < 0 ||
+      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) < 0)
+    return {UniqueFd(), 0};
+  return {std::move(fd), ntohs(a.sin_port)};
 }
 
 // Sends `line` and reads one reply line.
@@ -69,17 +83,17 @@ TEST_F(ServicesTest, FourJobsEachTalkToTheirOwnServiceByNameAndSeeOnlyTheirOwnDa
     file += fmt::format(R"toml(
 [jobs.j{0}]
 run = '''
-printf 'SET owner j{0}\nQUIT\n' | nc kv 6379
+printf 'SET owner j{0}\nQUIT\n' | nc kv 6301
 sleep 0.5
-printf 'GET owner\nQUIT\n' | nc kv 6379
+printf 'GET owner\nQUIT\n' | nc kv 6301
 '''
-)toml", i) + kv_service(fmt::format("j{}", i));
+)toml", i) + kv_service(fmt::format("j{}", i), 6301);
   }
   auto r = sandrun({"run", "-j", "4", jobs(file)});
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   for (int i = 1; i <= 4; ++i) EXPECT_EQ(log(fmt::format("j{}", i)), fmt::format("OK\nBYE\nj{}\nBYE\n", i));
   EXPECT_EQ(log("j1.kv"), "ready\n");  // the service's own log
-  expect_nothing_left({{"/opt/kv/kv", "6379"}});
+  expect_nothing_left({{"/opt/kv/kv", "6301"}});
 }
 
 TEST_F(ServicesTest, AServiceThatNeverGetsReadyFailsTheJobWithItsLastLines) {
@@ -109,11 +123,11 @@ TEST_F(ServicesTest, APublishedPortCarriesTenThousandRequestsFromTheHostAndClose
 [jobs.api]
 volumes = ["{0}:/shared"]
 run = '''
-echo "$SANDRUN_PORT_KV_6379" > /shared/port
+echo "$SANDRUN_PORT_KV_6302" > /shared/port
 for i in $(seq 1 600); do test -e /shared/done && exit 0; sleep 0.1; done
 exit 1
 '''
-)toml", shared_) + kv_service("api", "ports = [\"127.0.0.1:0:6379\"]"))});
+)toml", shared_) + kv_service("api", 6302, "ports = [\"127.0.0.1:0:6302\"]"))});
   ASSERT_TRUE(eventually([&] { return fs::exists(shared_ + "/port"); }, 20s));
   std::string where = read_file(shared_ + "/port");
   ASSERT_EQ(where.rfind("127.0.0.1:", 0), 0u) << where;
@@ -139,19 +153,12 @@ exit 1
             std::string::npos);
   // The job is over: so is the listener.
   EXPECT_FALSE(connect_local(port).valid());
-  expect_nothing_left({{"/opt/kv/kv", "6379"}});
+  expect_nothing_left({{"/opt/kv/kv", "6302"}});
 }
 
 TEST_F(ServicesTest, AJobWithoutANetworkCannotReachTheHostsLoopback) {
-  UniqueFd server(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(server.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(server.get(), 8), 0);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(::getsockname(server.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
-  const int port = ntohs(a.sin_port);
+  auto [server, port] = listen_loopback();
+  ASSERT_TRUE(server.valid());
   for (const char* network : {"none", "private"}) {
     auto r = sandrun({"run", jobs(fmt::format(R"toml(
 [jobs.probe]
@@ -169,10 +176,10 @@ run = "if echo hi | nc -w 2 127.0.0.1 {} 2>/dev/null; then echo reached; else ec
 TEST_F(ServicesTest, AJobCannotReachAnotherJobsServices) {
   auto r = sandrun({"run", "-j", "2", jobs(R"toml(
 [jobs.owner]
-run = "sleep 1; printf 'PING\nQUIT\n' | nc kv 6379"
-)toml" + kv_service("owner") + R"toml(
+run = "sleep 1; printf 'PING\nQUIT\n' | nc kv 6303"
+)toml" + kv_service("owner", 6303) + R"toml(
 [jobs.other]
-run = "sleep 0.5; if printf 'PING\nQUIT\n' | nc -w 1 127.0.0.1 6379 2>/dev/null; then echo reached; else echo refused; fi; grep -c kv /etc/hosts || true"
+run = "sleep 0.5; if printf 'PING\nQUIT\n' | nc -w 1 127.0.0.1 6303 2>/dev/null; then echo reached; else echo refused; fi; grep -c kv /etc/hosts || true"
 )toml")});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(log("owner"), "PONG\nBYE\n");
@@ -181,14 +188,8 @@ run = "sleep 0.5; if printf 'PING\nQUIT\n' | nc -w 1 127.0.0.1 6379 2>/dev/null;
 
 TEST_F(ServicesTest, ExecPublishesAPortLikeDockerRunP) {
   // A free host port: bound and released (nothing else on this host picks ports here).
-  UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(probe.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
-  const uint16_t port = ntohs(a.sin_port);
+  auto [probe, port] = listen_loopback();
+  ASSERT_TRUE(probe.valid());
   probe.reset();
   Background bg({sandrun_bin(), "--root", root(), "exec", "-p", fmt::format("127.0.0.1:{}:7000", port), "-v",
                  bin_ + ":/opt/kv:ro", "--", "/opt/kv/kv", "7000"});
