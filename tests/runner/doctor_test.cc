@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/runner/cli_fixture.h"
+#include "tests/runner/doctor_lines.h"
 
 namespace sandrun::testing {
 namespace {
@@ -16,25 +17,6 @@ class DoctorTest : public CliTest {};
 bool host_is_cgroup2() {
   struct statfs st;
   return ::statfs("/sys/fs/cgroup", &st) == 0 && st.f_type == CGROUP2_SUPER_MAGIC;
-}
-
-// The status and the detail of item `name` in the text report ("ok       cgroup.pids  usable: ...").
-struct Line {
-  std::string status, detail;
-};
-Line line_of(const std::string& out, const std::string& name) {
-  size_t pos = 0;
-  while (pos < out.size()) {
-    size_t nl = out.find('\n', pos);
-    std::string line = out.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    if (line.size() > 9 && line.compare(9, name.size() + 1, name + " ") == 0) {
-      size_t d = line.find_first_not_of(' ', 9 + name.size());
-      return {line.substr(0, line.find(' ')), d == std::string::npos ? "" : line.substr(d)};
-    }
-    if (nl == std::string::npos) break;
-    pos = nl + 1;
-  }
-  return {};
 }
 
 TEST_F(DoctorTest, AsRootOnThisHostEverythingNeededIsThere) {
@@ -128,38 +110,6 @@ TEST_F(DoctorTest, AnUnwritableStateDirIsReportedMissing) {
   EXPECT_EQ(l.status, "missing") << r.out;
   EXPECT_EQ(l.detail.rfind("/proc/sandrun (to be created in /proc) is not writable: create a directory in /proc: ", 0), 0u)
       << r.out;
-}
-
-TEST_F(DoctorTest, PrivateNetworkNamesTheOutboundStack) {
-  auto r = sandrun({"doctor"});
-  auto l = line_of(r.out, "private_network");
-  const bool pasta = ::access("/usr/bin/pasta", X_OK) == 0, slirp = ::access("/usr/bin/slirp4netns", X_OK) == 0;
-  SANDRUN_REQUIRE(pasta || slirp, "neither pasta nor slirp4netns is installed (ci/install-deps.sh installs them)");
-  EXPECT_EQ(l.status, "ok") << r.out;
-  EXPECT_EQ(l.detail.rfind(pasta ? "pasta " : "slirp4netns ", 0), 0u) << r.out;
-  EXPECT_NE(l.detail.find(pasta ? " at /usr/bin/pasta: network = \"private\" has outbound access (not to the "
-                                  "host's loopback)"
-                                : " at /usr/bin/slirp4netns: "),
-            std::string::npos)
-      << r.out;
-}
-
-TEST_F(DoctorTest, WithoutAStackPrivateNetworkIsLimited) {
-  SANDRUN_REQUIRE_ROOT();
-  // Hides the stacks in a private mount namespace: /dev/null over each is not executable.
-  std::string script = "set -e";
-  for (const char* p : {"/usr/bin/pasta", "/usr/bin/slirp4netns", "/usr/local/bin/pasta", "/usr/local/bin/slirp4netns"}) {
-    if (::access(p, F_OK) == 0) script += std::string("; mount --bind /dev/null ") + p;
-  }
-  script += "; exec \"$0\" doctor";
-  auto r = run_command({"unshare", "--mount", "--propagation", "private", "sh", "-c", script, sandrun_bin()});
-  auto l = line_of(r.out, "private_network");
-  EXPECT_EQ(l.status, "limited") << r.out << r.err;
-  EXPECT_EQ(l.detail,
-            "neither pasta nor slirp4netns found: network = \"private\" has no outbound access (it still works as an "
-            "isolated network shared with the job's services)")
-      << r.out;
-  EXPECT_NE(r.out.find("fix: apt-get install passt (pasta), or slirp4netns"), std::string::npos) << r.out;
 }
 
 TEST_F(DoctorTest, AnUnknownFormatIsAUsageError) {
