@@ -29,8 +29,10 @@
 
 #include "runner/netns.h"
 #include "runner/port_proxy.h"
+#include "tests/runner/loop_thread.h"
 
 using namespace sandrun;
+using testing::LoopThread;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -41,54 +43,6 @@ constexpr uint16_t kInnerPort = 6379;
   std::fprintf(stderr, "sandrun-ports-bench: %s\n", what.c_str());
   std::exit(1);
 }
-
-// The proxy's loop on its own thread, as in the runner (one loop thread, clients elsewhere).
-class LoopThread {
- public:
-  LoopThread() {
-    uv_loop_init(&loop_);
-    uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<LoopThread*>(a->data)->drain(); });
-    async_.data = this;
-    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
-  }
-  uv_loop_t* loop() { return &loop_; }
-  // CPU seconds the loop thread has used so far.
-  double cpu_seconds() {
-    clockid_t id;
-    timespec ts{};
-    if (pthread_getcpuclockid(thread_.native_handle(), &id) != 0 || clock_gettime(id, &ts) != 0) return 0;
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-  }
-  void run(std::function<void()> f) {
-    std::promise<void> done;
-    {
-      std::lock_guard lock(mu_);
-      tasks_.push_back([&] { f(); done.set_value(); });
-    }
-    uv_async_send(&async_);
-    done.get_future().wait();
-  }
-  bool stop() {
-    run([this] { uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr); });
-    thread_.join();
-    return uv_loop_close(&loop_) == 0;
-  }
-
- private:
-  void drain() {
-    std::vector<std::function<void()>> tasks;
-    {
-      std::lock_guard lock(mu_);
-      tasks.swap(tasks_);
-    }
-    for (auto& t : tasks) t();
-  }
-  uv_loop_t loop_{};
-  uv_async_t async_{};
-  std::mutex mu_;
-  std::vector<std::function<void()>> tasks_;
-  std::thread thread_;
-};
 
 // How a client reaches the server: directly (a socket made in the namespace) or through the proxy.
 struct Route {

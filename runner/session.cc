@@ -147,6 +147,7 @@ struct Resolver {
       if (svc.ready) {
         JobPlan check = sp.plan;
         check.name = svc.spec.name + " (ready check)";
+        check.file_name.clear();  // no log of its own: it would truncate the service's
         check.spec.argv = svc.ready->command;
         check.spec.init = true;
         check.spec.hold_after_exit = false;

@@ -16,64 +16,15 @@
 #include <thread>
 
 #include "runner/netns.h"
+#include "tests/runner/loop_thread.h"
 #include "tests/support/test_env.h"
 
 namespace sandrun::runner {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::LoopThread;
 constexpr uint16_t kInnerPort = 6379;
-
-// A libuv loop on its own thread; run() executes a function on it and waits for it.
-class LoopThread {
- public:
-  LoopThread() {
-    uv_loop_init(&loop_);
-    uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<LoopThread*>(a->data)->drain(); });
-    async_.data = this;
-    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
-  }
-  ~LoopThread() { stop(); }
-  uv_loop_t* loop() { return &loop_; }
-
-  template <typename F>
-  auto run(F f) -> decltype(f()) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto result = task.get_future();
-    {
-      std::lock_guard lock(mu_);
-      tasks_.push_back([&task] { task(); });
-    }
-    uv_async_send(&async_);
-    return result.get();
-  }
-
-  // Closes the wake-up handle and waits for uv_run to return; true when the loop then closes
-  // cleanly (no handle left open).
-  bool stop() {
-    if (!thread_.joinable()) return closed_ok_;
-    run([this] { uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr); });
-    thread_.join();
-    closed_ok_ = uv_loop_close(&loop_) == 0;
-    return closed_ok_;
-  }
-
- private:
-  void drain() {
-    std::vector<std::function<void()>> tasks;
-    {
-      std::lock_guard lock(mu_);
-      tasks.swap(tasks_);
-    }
-    for (auto& t : tasks) t();
-  }
-  uv_loop_t loop_{};
-  uv_async_t async_{};
-  std::mutex mu_;
-  std::vector<std::function<void()>> tasks_;
-  std::thread thread_;
-  bool closed_ok_ = false;
-};
 
 int connect_to(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
