@@ -45,14 +45,16 @@ run = "sleep 1; echo alive"
   expect_nothing_left();
 }
 
-// The shell becomes `sleep` (exec, no fork): a `sleep` it had to fork could be refused by the
-// very pids limit the bomb exhausts, and the job would end before its timeout.
+// The bomb goes off in a subshell, forked before any bomb process exists: when the pids limit
+// refuses one of its forks, only that subshell fails (a shell that cannot fork exits 2). Then
+// the job's shell becomes `sleep` (exec, no fork: a fork would be refused by the very limit the
+// bomb exhausts), and the job lasts until its timeout.
 TEST_F(LimitsTest, AForkBombIsContainedAndDestroyedAtItsTimeoutWhileItsNeighbourPasses) {
   auto r = sandrun({"run", "-j", "2", jobs(R"toml(
 [jobs.bomb]
 pids = 64
 timeout = "3s"
-run = "bomb() { bomb | bomb & }; bomb; exec sleep 100"
+run = "(bomb() { bomb | bomb & }; bomb); exec sleep 100"
 [jobs.neighbour]
 run = "sleep 2; echo alive"
 )toml")});
