@@ -22,6 +22,7 @@
 namespace sandrun::runner {
 
 class Runner;
+class PortProxy;
 
 struct ServicePlan;
 
@@ -108,6 +109,7 @@ class Job {
  public:
   // One attempt (1-based) of plan `plan` (its index in the run is output's index).
   Job(Runner& runner, JobPlan plan, JobOutput output, unsigned attempt = 1);
+  ~Job();
   Job(const Job&) = delete;
   Job& operator=(const Job&) = delete;
 
@@ -136,6 +138,7 @@ class Job {
   void spawn();    // on a threadpool thread
   void spawned();  // back on the loop
   Result<void> watch();
+  Result<void> publish_ports();
   void stream_closed(uv_stream_t* s);
   void reap();
   void maybe_exited();
@@ -171,6 +174,8 @@ class Job {
   int stop_signal_ = 0;            // a cancellation to deliver once the container runs
   std::chrono::steady_clock::time_point started_at_;
   std::function<void(Job&)> on_done_;
+  UniqueFd factory_;                   // rootless published ports: the container's socket factory
+  std::unique_ptr<PortProxy> proxy_;
   std::chrono::steady_clock::time_point command_ended_at_;  // the exited record (held containers)
   bool exit_seen_ = false;         // hold_after_exit: the command's `exited` record arrived
   bool collecting_ = false;        // a threadpool thread is collecting the artifacts

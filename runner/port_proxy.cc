@@ -65,7 +65,7 @@ std::string address_text(const std::string& ip, uint16_t port) {
 
 struct PortProxy::Core {
   uv_loop_t* loop = nullptr;
-  int netns_fd = -1;
+  PortProxy::SocketMaker make_socket;  // an unconnected socket in the job's namespace
   Options options;
   std::string service;
   std::vector<PublishedPort> published;
@@ -228,7 +228,7 @@ void PortProxy::Core::accept(Listener* listener) {
   ++stats.accepted;
   // The inner socket is made in the job's namespace (this thread enters it and comes back at
   // once); connected from here, it reaches the job's loopback, which the host cannot.
-  auto fd = socket_in_netns(netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+  auto fd = make_socket();
   if (!fd || uv_tcp_init(loop, &conn->inner) < 0) {
     ++stats.refused;
     if (!fd) log::debug("published port: {}", fd.error().message());
@@ -281,9 +281,22 @@ void PortProxy::Core::finish() {
 Result<std::unique_ptr<PortProxy>> PortProxy::open(uv_loop_t* loop, int netns_fd,
                                                    const std::vector<config::PortSpec>& ports,
                                                    std::string service, Options options) {
+  SocketMaker make = [netns_fd] { return socket_in_netns(netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK); };
+  return open(loop, std::move(make), ports, std::move(service), options);
+}
+
+Result<std::unique_ptr<PortProxy>> PortProxy::open(uv_loop_t* loop, SocketMaker make_socket,
+                                                   const std::vector<config::PortSpec>& ports,
+                                                   std::string service) {
+  return open(loop, std::move(make_socket), ports, std::move(service), Options{});
+}
+
+Result<std::unique_ptr<PortProxy>> PortProxy::open(uv_loop_t* loop, SocketMaker make_socket,
+                                                   const std::vector<config::PortSpec>& ports,
+                                                   std::string service, Options options) {
   auto* core = new Core;
   core->loop = loop;
-  core->netns_fd = netns_fd;
+  core->make_socket = std::move(make_socket);
   core->options = options;
   core->service = std::move(service);
   std::unique_ptr<PortProxy> proxy(new PortProxy(core));  // on an error below, closes what is open

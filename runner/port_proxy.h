@@ -14,6 +14,7 @@
 #include "config/job_file.h"
 #include "runner/job.h"
 #include "sandbox/sys/result.h"
+#include "sandbox/sys/unique_fd.h"
 
 namespace sandrun::runner {
 
@@ -45,6 +46,15 @@ class PortProxy {
   static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, int netns_fd,
                                                  const std::vector<config::PortSpec>& ports,
                                                  std::string service, Options options);
+  // The same where the inner sockets come from `make_socket` (an unconnected TCP socket made
+  // in the container's network namespace, e.g. by the container's socket factory: rootless).
+  using SocketMaker = std::function<Result<UniqueFd>()>;
+  static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, SocketMaker make_socket,
+                                                 const std::vector<config::PortSpec>& ports,
+                                                 std::string service, Options options);
+  static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, SocketMaker make_socket,
+                                                 const std::vector<config::PortSpec>& ports,
+                                                 std::string service);
   static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, int netns_fd,
                                                  const std::vector<config::PortSpec>& ports,
                                                  std::string service) {

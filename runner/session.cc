@@ -189,12 +189,15 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
     SANDRUN_TRY(r.services(job, plan));
     // The job's containers share one network namespace the runner makes: for its services,
     // its published ports (the proxy opens sockets inside it) and a private network.
-    plan.shared_netns = !job.services.empty() || !job.ports.empty() || job.network == config::Network::private_;
-    if (plan.shared_netns && ::geteuid() != 0) {
-      return Error::msg("{}: jobs.{}: services, published ports and network = \"private\" need root for now",
-                        job.pos.str(), job.name)
-          .hint("run sandrun as root, or use network = \"none\" without services and ports");
+    const bool root = ::geteuid() == 0;
+    plan.shared_netns = !job.services.empty() || job.network == config::Network::private_ || (!job.ports.empty() && root);
+    if (plan.shared_netns && !root) {
+      return Error::msg("{}: jobs.{}: services and network = \"private\" need root for now", job.pos.str(), job.name)
+          .hint("run sandrun as root, or use network = \"none\" without services (published ports work rootless)");
     }
+    // Rootless, sandrun cannot enter the job's network namespace: the container's init hands
+    // the proxy its sockets (SandboxSpec::socket_factory).
+    if (!job.ports.empty() && !root) plan.spec.socket_factory = true;
     out.plans.push_back(std::move(plan));
   }
   // Needs by name -> by index (config has checked that every name exists in the file; a

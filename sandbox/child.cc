@@ -366,7 +366,15 @@ void place_fds(Child& c) {
   c.check(::dup3(high[3], kStatusFd, p.init_fd >= 0 ? 0 : O_CLOEXEC), Stage::fds);
   c.status_fd = kStatusFd;
   if (high[4] >= 0) c.check(::dup3(high[4], 4, O_CLOEXEC), Stage::fds);
-  c.check(::close_range(5, ~0U, 0), Stage::fds);
+  // The socket factory's end goes to init (inherited across its exec: no CLOEXEC).
+  if (p.factory_fd >= 0) {
+    const int f = ::fcntl(p.factory_fd, F_DUPFD_CLOEXEC, 6);
+    if (f < 0) c.fail(Stage::fds);
+    c.check(::dup3(f, kSocketFactoryFd, 0), Stage::fds);
+    c.check(::close_range(6, ~0U, 0), Stage::fds);
+  } else {
+    c.check(::close_range(5, ~0U, 0), Stage::fds);
+  }
 }
 
 void reset_signals() {

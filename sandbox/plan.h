@@ -36,6 +36,7 @@ struct ChildPlan {
   int stderr_fd = -1;
   int status_fd = -1;
   int init_fd = -1;  // the sealed sandrun-init memfd, or -1 to exec the command directly
+  int factory_fd = -1;  // the container's end of the socket factory (kSocketFactoryFd), or -1
 
   const char* root_dir = nullptr;
   const char* overlay_options = nullptr;

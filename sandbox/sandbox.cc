@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,9 +141,18 @@ int wait_status_from(const siginfo_t& info) {
 }  // namespace
 
 Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* group) {
-  auto prepared = SANDRUN_TRY(PreparedPlan::make(spec, spec.init || spec.hold_after_exit));
+  const bool with_init = spec.init || spec.hold_after_exit || spec.socket_factory;
+  auto prepared = SANDRUN_TRY(PreparedPlan::make(spec, with_init));
   ChildPlan& plan = prepared->plan();
-  if (spec.init || spec.hold_after_exit) plan.init_fd = SANDRUN_TRY(init_memfd());
+  if (with_init) plan.init_fd = SANDRUN_TRY(init_memfd());
+  UniqueFd factory[2];
+  if (spec.socket_factory) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return Error::sys("create the socket factory");
+    factory[0].reset(sv[0]);
+    factory[1].reset(sv[1]);
+    plan.factory_fd = factory[1].get();
+  }
   auto devnull = SANDRUN_TRY(fs::open_path("/dev/null", O_RDONLY));
   auto out = SANDRUN_TRY(make_pipe("stdout"));
   auto err = SANDRUN_TRY(make_pipe("stderr"));
@@ -213,6 +223,7 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* gro
   sb.stdout_ = std::move(out.read);
   sb.stderr_ = std::move(err.read);
   sb.status_ = std::move(status.read);
+  sb.factory_ = std::move(factory[0]);
   if (spec.userns.enabled) {
     sync.read.reset();
     SANDRUN_TRY(release_into_userns(sb.pid_, sync.write, spec.userns));
@@ -226,6 +237,7 @@ Sandbox::Sandbox(Sandbox&& other) noexcept
       stdout_(std::move(other.stdout_)),
       stderr_(std::move(other.stderr_)),
       status_(std::move(other.status_)),
+      factory_(std::move(other.factory_)),
       reaped_(std::exchange(other.reaped_, true)) {}
 
 Sandbox& Sandbox::operator=(Sandbox&& other) noexcept {
@@ -236,6 +248,7 @@ Sandbox& Sandbox::operator=(Sandbox&& other) noexcept {
     stdout_ = std::move(other.stdout_);
     stderr_ = std::move(other.stderr_);
     status_ = std::move(other.status_);
+    factory_ = std::move(other.factory_);
     reaped_ = std::exchange(other.reaped_, true);
   }
   return *this;

@@ -66,6 +66,8 @@ class Sandbox {
   UniqueFd take_stdout() { return std::move(stdout_); }
   UniqueFd take_stderr() { return std::move(stderr_); }
   UniqueFd take_status() { return std::move(status_); }
+  // sandrun's end of the socket factory (SandboxSpec::socket_factory), else invalid.
+  UniqueFd take_socket_factory() { return std::move(factory_); }
 
   // Sends `sig` to the container's PID 1 through its pidfd. SIGKILL ends the whole tree
   // (the kernel kills a PID namespace with its init). Already gone is not an error.
@@ -86,6 +88,7 @@ class Sandbox {
   UniqueFd stdout_;
   UniqueFd stderr_;
   UniqueFd status_;
+  UniqueFd factory_;
   bool reaped_ = false;
 };
 

@@ -107,6 +107,10 @@ struct SandboxSpec {
   // namespace stays alive so its files (artifacts) can be read through /proc/PID/root.
   // Implies init (sandrun-init runs even when `init` is false).
   bool hold_after_exit = false;
+  // Sockets in the container's network namespace on request, for the port proxy where sandrun
+  // cannot enter the namespace itself (rootless): sandrun-init serves them (kSocketFactoryFd).
+  // Implies init. Sandbox::take_socket_factory() is sandrun's end.
+  bool socket_factory = false;
   Hardening hardening;
   UserNamespace userns;                 // disabled: the container's root is host root
 };

@@ -127,10 +127,63 @@ int exit_code_of(int status) {
   return 128 + (status & 0x7f);                          // killed by a signal
 }
 
+// The socket factory (SandboxSpec::socket_factory): a helper process that answers each byte
+// sandrun writes on kSocketFactoryFd with an unconnected TCP socket of this network namespace,
+// passed with SCM_RIGHTS, for the port proxy where sandrun cannot enter the namespace. The
+// kernel's msghdr and cmsghdr layouts on x86-64 (no libc here).
+struct IoVec {
+  void* base;
+  unsigned long len;
+};
+struct MsgHdr {
+  void* name;
+  int namelen;
+  IoVec* iov;
+  unsigned long iovlen;
+  void* control;
+  unsigned long controllen;
+  int flags;
+};
+struct CmsgFd {
+  unsigned long len;  // CMSG_LEN(sizeof(int)) = 20
+  int level;          // SOL_SOCKET
+  int type;           // SCM_RIGHTS
+  int fd;
+  int pad;            // CMSG_SPACE(sizeof(int)) = 24
+};
+
+[[noreturn]] void serve_sockets() {
+  for (int fd = 0; fd <= 4; ++fd) sys(__NR_close, fd);  // nothing of the command's stdio or status
+  for (;;) {
+    char request = 0;
+    long n = sys(__NR_read, sandrun::sandbox::kSocketFactoryFd, reinterpret_cast<long>(&request), 1);
+    if (n == -4) continue;  // EINTR
+    if (n <= 0) exit_now(0);  // sandrun closed its end
+    constexpr long kAfInet = 2, kSockStream = 1, kNonblock = 04000, kCloexec = 02000000;
+    long sock = sys(__NR_socket, kAfInet, kSockStream | kNonblock | kCloexec, 0);
+    int32_t err = sock < 0 ? static_cast<int32_t>(-sock) : 0;
+    IoVec iov = {&err, sizeof err};
+    CmsgFd cmsg = {20, 1, 1, static_cast<int>(sock), 0};
+    MsgHdr msg = {nullptr, 0, &iov, 1, sock >= 0 ? &cmsg : nullptr, sock >= 0 ? sizeof cmsg : 0, 0};
+    constexpr long kMsgNoSignal = 0x4000;
+    sys(__NR_sendmsg, sandrun::sandbox::kSocketFactoryFd, reinterpret_cast<long>(&msg), kMsgNoSignal);
+    if (sock >= 0) sys(__NR_close, sock);
+  }
+}
+
+void start_socket_factory() {
+  if (sys(__NR_fcntl, sandrun::sandbox::kSocketFactoryFd, F_GETFD) < 0) return;  // not asked for
+  long pid = sys(__NR_clone, kSigChld, 0, 0, 0, 0);  // fork
+  if (pid == 0) serve_sockets();
+  // Init and the command keep nothing of it (a failed fork: sandrun sees the factory closed).
+  sys(__NR_close, sandrun::sandbox::kSocketFactoryFd);
+}
+
 [[noreturn]] void run(int argc, char** argv, char** envp) {
   // Not dumpable: processes of the container cannot ptrace us or open /proc/1/fd.
   sys(__NR_prctl, PR_SET_DUMPABLE, 0);
   sys(__NR_fcntl, kStatusFd, F_SETFD, FD_CLOEXEC);
+  start_socket_factory();
   if (argc < 2) {
     report(RecordKind::exec_failed, 22);
     exit_now(127);

@@ -7,6 +7,7 @@
 
 #include "sandbox/sys/fs.h"
 #include "tests/runner/cli_fixture.h"
+#include "tests/support/loopback.h"
 
 namespace sandrun::testing {
 namespace {
@@ -157,6 +158,46 @@ run = "touch made && stat -c %u:%g /workspace && grep -c . /proc/self/uid_map"
   EXPECT_EQ(log("ws"), "0:0\n1\n");
   EXPECT_EQ(owner_of(ws + "/made"), 1000u);
   expect_nothing_left();
+}
+
+// The proxy's sockets come from the container's init (sandrun cannot enter its namespace).
+TEST_F(RootlessTest, APublishedPortCarriesRequestsFromTheHostWithoutRoot) {
+  const std::string bin = home_ + "/bin", shared = home_ + "/shared";
+  for (const auto& d : {bin, shared}) {
+    ASSERT_EQ(::mkdir(d.c_str(), 0755), 0);
+    ASSERT_TRUE(chown_to_user(d));
+  }
+  ASSERT_EQ(run_command({"cp", kv_server_bin(), bin + "/kv"}).status, 0);
+  auto [probe, port] = listen_loopback();  // a free host port, released for the job
+  ASSERT_TRUE(probe.valid());
+  probe.reset();
+  const std::string file = user_jobs(fmt::format(R"toml(
+[jobs.api]
+volumes = ["{0}:/opt/kv:ro", "{1}:/shared"]
+ports = ["127.0.0.1:{2}:7000"]
+run = "/opt/kv/kv 7000 & for i in $(seq 1 200); do test -e /shared/done && exit 0; sleep 0.1; done; exit 1"
+)toml", bin, shared, port));
+  Background bg({"setpriv", fmt::format("--reuid={}", kUser), fmt::format("--regid={}", kUser), "--clear-groups", "--",
+                 "env", "HOME=" + home_, "XDG_DATA_HOME=", sandrun_bin(), "--root", root(), "run", "--progress",
+                 "plain", file});
+  std::string reply;
+  ASSERT_TRUE(eventually([&, port = port] {
+    UniqueFd fd = connect_local(port);
+    if (!fd.valid()) return false;
+    reply = request(fd.get(), "PING");
+    return reply == "PONG";
+  }, std::chrono::seconds(10))) << reply;
+  UniqueFd fd = connect_local(port);
+  ASSERT_TRUE(fd.valid());
+  EXPECT_EQ(request(fd.get(), "SET who rootless"), "OK");
+  EXPECT_EQ(request(fd.get(), "GET who"), "rootless");
+  fd.reset();
+  write_file(shared + "/done", "");
+  auto r = bg.finish();
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find(fmt::format("[api] published 127.0.0.1:{} -> 7000", port)), std::string::npos) << r.err;
+  EXPECT_FALSE(connect_local(port).valid());  // closed with the job
+  expect_nothing_left({{"/opt/kv/kv", "7000"}});
 }
 
 }  // namespace

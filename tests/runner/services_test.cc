@@ -12,6 +12,7 @@
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/unique_fd.h"
 #include "tests/runner/cli_fixture.h"
+#include "tests/support/loopback.h"
 
 namespace sandrun::testing {
 namespace {
@@ -42,40 +43,6 @@ ready = {{ run = "printf 'PING\nQUIT\n' | nc 127.0.0.1 {3} | grep -q PONG", inte
   }
   std::string bin_, shared_;
 };
-
-// A connected TCP socket to 127.0.0.1:port, or an invalid fd.
-UniqueFd connect_local(uint16_t port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) return UniqueFd();
-  return fd;
-}
-
-// A TCP socket listening on 127.0.0.1 on a port the kernel picked, and that port.
-std::pair<UniqueFd, uint16_t> listen_loopback() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 || ::listen(fd.get(), 8) < 0 ||
-      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) < 0)
-    return {UniqueFd(), 0};
-  return {std::move(fd), ntohs(a.sin_port)};
-}
-
-// Sends `line` and reads one reply line.
-std::string request(int fd, const std::string& line) {
-  std::string out = line + "\n";
-  if (::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) return "(write failed)";
-  std::string reply;
-  char c;
-  while (::read(fd, &c, 1) == 1 && c != '\n') reply += c;
-  return reply;
-}
 
 TEST_F(ServicesTest, FourJobsEachTalkToTheirOwnServiceByNameAndSeeOnlyTheirOwnData) {
   std::string file;
