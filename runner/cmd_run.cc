@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "runner/commands.h"
+#include "runner/port_proxy.h"
 #include "runner/print_spec.h"
 #include "runner/run_report.h"
 #include "runner/session.h"
@@ -364,8 +365,8 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
   // The command's output passes straight through; sandrun only says where its ports went.
   struct PortNotes : RunEvents {
     void port_published(size_t, const PublishedPort& p) override {
-      const std::string host = p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip;
-      console_write(STDERR_FILENO, fmt::format("sandrun: published {}:{} -> {}\n", host, p.host_port, p.container_port));
+      console_write(STDERR_FILENO,
+                    fmt::format("sandrun: published {} -> {}\n", address_text(p.host_ip, p.host_port), p.container_port));
     }
   } port_notes;
   RunOptions opts;

@@ -42,8 +42,7 @@ Job& Pod::make(const JobPlan& plan, ConsoleMode mode, bool append_log) {
   if (outbound_.running())
     p.etc_files.emplace_back("resolv.conf", fmt::format("nameserver {}\n", OutboundAddresses::dns));
   JobOutput out(p.name, index_, mode, mode == ConsoleMode::none ? nullptr : runner_.events());
-  const auto& log_dir = runner_.options().log_dir;
-  if (!log_dir.empty() && !p.file_name.empty()) out.set_log(log_dir + "/" + p.file_name + ".log", append_log);
+  if (auto log = runner_.log_path(p.file_name); !log.empty()) out.set_log(log, append_log);
   return *jobs_.emplace_back(std::make_unique<Job>(runner_, std::move(p), std::move(out), attempt_));
 }
 
@@ -257,8 +256,7 @@ void Pod::fail(const std::string& message, const std::vector<std::string>& tail)
   result_.status = JobResult::Status::setup_failed;
   result_.message = message;
   JobOutput out(plan_.name, index_, runner_.options().console, runner_.events());
-  const auto& log_dir = runner_.options().log_dir;
-  if (!log_dir.empty()) out.set_log(log_dir + "/" + plan_.file_name + ".log", attempt_ > 1);
+  if (auto log = runner_.log_path(plan_.file_name); !log.empty()) out.set_log(log, attempt_ > 1);
   if (auto r = out.open_log(); !r) log::warn("{}", r.error().message());
   out.note(message);
   if (!tail.empty()) {

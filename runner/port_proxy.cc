@@ -56,12 +56,13 @@ struct Connection {
   void close(uv_tcp_t* reset = nullptr);
 };
 
+
+}  // namespace
+
 std::string address_text(const std::string& ip, uint16_t port) {
   if (ip.find(':') != std::string::npos) return fmt::format("[{}]:{}", ip, port);
   return fmt::format("{}:{}", ip, port);
 }
-
-}  // namespace
 
 struct PortProxy::Core {
   uv_loop_t* loop = nullptr;

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "runner/port_proxy.h"
 #include "runner/summary.h"
 
 namespace sandrun::runner {
@@ -183,8 +184,7 @@ void ConsoleReporter::job_note(size_t index, std::string_view text) {
 // Where a port went matters even when the run is quiet: a person may be waiting to connect.
 void ConsoleReporter::port_published(size_t index, const PublishedPort& p) {
   JobState& j = job(index);
-  const std::string host = p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip;
-  line(2, fmt::format("{}published {}:{} -> {}{}\n", j.prefix, host, p.host_port,
+  line(2, fmt::format("{}published {} -> {}{}\n", j.prefix, address_text(p.host_ip, p.host_port),
                       p.service.empty() ? "" : p.service + ":", p.container_port));
   if (o_.tty) {
     redraw();

@@ -164,7 +164,7 @@ void Runner::start(size_t index, unsigned attempt) {
     return;
   }
   JobOutput out(plan.name, index, options_.console, options_.events);
-  if (!options_.log_dir.empty()) out.set_log(options_.log_dir + "/" + plan.file_name + ".log", /*append=*/attempt > 1);
+  if (auto log = log_path(plan.file_name); !log.empty()) out.set_log(log, /*append=*/attempt > 1);
   auto& job = jobs_.emplace_back(std::make_unique<Job>(*this, plan, std::move(out), attempt));
   job->start();  // may end (and call job_done) before returning only via the threadpool
 }
@@ -197,9 +197,9 @@ void Runner::job_done(size_t index, const JobResult& result) {
 
 void Runner::finish(size_t index, JobResult result) {
   using S = JobResult::Status;
-  if ((result.status == S::skipped || result.status == S::not_started) && !options_.log_dir.empty()) {
+  if (result.status == S::skipped || result.status == S::not_started) {
     // No container ran: a log an earlier run left under this name would mislead.
-    ::unlink((options_.log_dir + "/" + plans_[index].file_name + ".log").c_str());
+    if (auto log = log_path(plans_[index].file_name); !log.empty()) ::unlink(log.c_str());
   }
   state_[index] = State::done;
   results_[index] = std::move(result);

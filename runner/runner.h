@@ -66,6 +66,10 @@ class Runner {
   RunEvents* events() { return options_.events; }
   const RunOptions& options() const { return options_; }
   const std::string& artifacts_dir() const { return options_.artifacts_dir; }
+  // <log_dir>/<file_name>.log, or "" when the run keeps no logs (or the container has none).
+  std::string log_path(const std::string& file_name) const {
+    return options_.log_dir.empty() || file_name.empty() ? "" : options_.log_dir + "/" + file_name + ".log";
+  }
   // This run's cgroup subtree name (sandrun/<run>/...) and a fresh name per container.
   const std::string& run_id() const { return run_id_; }
   uint64_t next_container_id() { return ++containers_; }

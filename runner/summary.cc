@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "config/job_file.h"
+#include "runner/port_proxy.h"
 #include "sandbox/sandbox.h"
 
 namespace sandrun::runner {
@@ -98,9 +99,8 @@ std::string published_ports(const std::vector<JobResult>& results) {
   std::string out;
   for (const auto& r : results) {
     for (const auto& p : r.ports) {
-      const std::string host = p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip;
-      out += fmt::format("  {}:{} -> {}{}:{}\n", host, p.host_port, r.name, p.service.empty() ? "" : "/" + p.service,
-                         p.container_port);
+      out += fmt::format("  {} -> {}{}:{}\n", address_text(p.host_ip, p.host_port), r.name,
+                         p.service.empty() ? "" : "/" + p.service, p.container_port);
     }
   }
   return out.empty() ? out : "\npublished ports:\n" + out;
