@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Runs the tests labelled `cgroup2` inside a QEMU VM whose kernel has a pure cgroup v2 hierarchy
-# (ci/v2vm.sh), because the CI host itself has cgroup v1: the v2 backend is tested for real on
-# every run. Builds nothing: ci/test.sh calls it after the RelWithDebInfo build.
+# Runs the tests labelled `cgroup2` or `vm` inside a QEMU VM whose kernel has a pure cgroup v2
+# hierarchy (ci/v2vm.sh), because the CI host itself has cgroup v1 (the v2 backend is tested for
+# real on every run), and because a host may lack a kernel feature that Debian's own kernel has
+# (`vm`: the i386 syscall entry). Builds nothing: ci/test.sh calls it after the RelWithDebInfo
+# build. It proves the tests ran: every listed test must report OK in the VM's output (a test
+# that did not run is a failure), their number must reach MIN_TESTS, and the live i386 check
+# (SeccompAbiTest.I386SyscallsAreRefusedWithEnosys) must be among them. Its last line, also in
+# BUILD_DIR/cgroup2-vm-summary.txt, is the stage's summary for ci/test.sh.
 #
-# Usage: ci/test-cgroup2.sh BUILD_DIR
+# Usage: ci/test-cgroup2.sh BUILD_DIR [MIN_TESTS]
 #
 # ctest is not in the VM: the tests and their gtest filters are listed here with ctest, and each
 # test binary runs in the VM once with a filter naming its cgroup2 tests, under
@@ -16,19 +21,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-[[ $# -eq 1 && -d $1 ]] || { echo "usage: ci/test-cgroup2.sh BUILD_DIR" >&2; exit 2; }
+[[ ($# -eq 1 || $# -eq 2) && -d $1 ]] || { echo "usage: ci/test-cgroup2.sh BUILD_DIR [MIN_TESTS]" >&2; exit 2; }
 build=$(realpath "$1")
+min=${2:-1}
 start=$SECONDS
+summary_file=$build/cgroup2-vm-summary.txt
+rm -f "$summary_file"
+verdict() { echo "$*" | tee "$summary_file"; }
+must_run=SeccompAbiTest.I386SyscallsAreRefusedWithEnosys
 
-echo "=== cgroup v2 tests in a VM (ci/v2vm.sh: Debian kernel, QEMU TCG, cgroup2 only) ==="
+echo "=== cgroup2 and vm tests in a VM (ci/v2vm.sh: Debian kernel, QEMU TCG, cgroup2 only) ==="
 
-# {working dir, binary, test name} of every test labelled cgroup2, one tab-separated line each.
-tests=$(ctest --test-dir "$build" -L cgroup2 --show-only=json-v1 | jq -r '
+# {working dir, binary, test name} of every test labelled cgroup2 or vm, one tab-separated line each.
+tests=$(ctest --test-dir "$build" -L '^(cgroup2|vm)$' --show-only=json-v1 | jq -r '
   .tests[] | [ (.properties // [] | map(select(.name == "WORKING_DIRECTORY"))[0].value // ""),
                .command[0],
                (.command[] | select(startswith("--gtest_filter=")) | ltrimstr("--gtest_filter=")) ] | @tsv')
 if [[ -z $tests ]]; then
-  echo "test-cgroup2: no test carries the ctest label cgroup2 in $build: the cgroup v2 backend would go untested" >&2
+  verdict "FAILED: no test carries the ctest label cgroup2 or vm in $build: the cgroup v2 backend would go untested"
+  exit 1
+fi
+if ! cut -f3 <<<"$tests" | grep -qx "$must_run"; then
+  verdict "FAILED: $must_run is not labelled vm in $build: the live i386 check would run nowhere"
   exit 1
 fi
 
@@ -61,15 +75,35 @@ cache=${V2VM_DIR:-/var/tmp/v2vm}
 exec 9>"$cache.lock"
 flock 9
 
-status=0
+log=$build/cgroup2-vm.log
+set +e
 V2VM_PKGS=busybox-static,libarchive13 bash ci/v2vm.sh run "${shares[@]}" -t "${CGROUP2_VM_TIMEOUT:-1800}" -c "$(nproc)" -- \
-  bash "$script" || status=$?
+  bash "$script" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
 
+# Every listed test must have reported OK: one that never ran is as bad as one that failed.
+passed=$(tr -d '\r' <"$log" | grep -oE '^\[       OK \] [^ ]+' | awk '{ print $4 }' | sort -u)
+missing=$(comm -23 <(cut -f3 <<<"$tests" | sort -u) <(echo "$passed"))
+npassed=$(grep -c . <<<"$passed" || true)
 elapsed=$((SECONDS - start))
+detail="$npassed of $count tests passed in the VM (at least $min expected)"
+if ! grep -qx "$must_run" <<<"$passed"; then
+  detail+="; $must_run did not pass there"
+  ((status)) || status=1
+fi
+if [[ -n $missing ]]; then
+  detail+="; not passed: $(echo $missing | cut -c1-300)"
+  ((status)) || status=1
+fi
+if ((npassed < min)); then
+  detail+="; fewer than $min"
+  ((status)) || status=1
+fi
 case $status in
-  0) echo "=== cgroup v2 tests passed in the VM in ${elapsed}s ===" ;;
-  124) echo "=== cgroup v2 tests: the VM timed out after ${elapsed}s ===" ;;
-  125) echo "=== cgroup v2 tests: the VM failed (no exit status) after ${elapsed}s ===" ;;
-  *) echo "=== cgroup v2 tests FAILED in the VM (status $status) after ${elapsed}s ===" ;;
+  0) verdict "passed: $detail, $must_run among them (${elapsed}s)" ;;
+  124) verdict "FAILED: the VM timed out after ${elapsed}s: $detail" ;;
+  125) verdict "FAILED: the VM failed (no exit status) after ${elapsed}s: $detail" ;;
+  *) verdict "FAILED (status $status): $detail" ;;
 esac
 exit "$status"
