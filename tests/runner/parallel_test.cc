@@ -1,28 +1,80 @@
-// Parallelism is real: containers of one run overlap in time (run alone: it measures time).
+// Parallelism is real and bounded: with -j N, N containers of one run are alive at once, and
+// never more. Measured by the jobs themselves through the shared workspace, not by the clock,
+// so that a loaded machine (slow start-ups) changes nothing.
 #include "tests/runner/cli_fixture.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
 
 namespace sandrun::testing {
 namespace {
 
-using namespace std::chrono_literals;
+class ParallelTest : public CliTest {
+ protected:
+  // Eight jobs, each running /workspace/meet.sh MODE: it marks itself arrived, then waits (at
+  // most 60 s) until, with MODE `all`, all eight have arrived (none leaves before the last one
+  // comes, so the eight were alive at once), or with MODE `pair`, another job is there with it
+  // (the last one of a narrow run has no partner left: it goes once the other seven are done).
+  // It records how it left (met, last, timeout) and the most jobs it saw there at once
+  // (arrived and not yet done: alive).
+  std::string eight_jobs(const std::string& mode) {
+    write_file(tmp_ / "meet.sh", R"sh(
+mode=$1 name=$2 total=8
+cd /workspace
+mkdir -p arrived done seen
+touch arrived/$name
+max=0 i=0 how=timeout
+while [ $i -lt 1200 ]; do
+  a=$(ls arrived | wc -l); d=$(ls done | wc -l); p=$((a - d))
+  [ $p -gt $max ] && max=$p
+  if [ $mode = all ]; then
+    [ $a -ge $total ] && { how=met; break; }
+  else
+    [ $p -ge 2 ] && { how=met; break; }
+    [ $d -ge $((total - 1)) ] && { how=last; break; }
+  fi
+  i=$((i + 1))
+  sleep 0.05
+done
+echo "$how $max" > seen/$name
+touch done/$name
+)sh");
+    std::string toml = "[defaults]\nworkspace = \".\"\n";
+    for (int i = 0; i < 8; ++i) toml += fmt::format("[jobs.s{0}]\nrun = \"sh /workspace/meet.sh {1} s{0}\"\n", i, mode);
+    return jobs(toml);
+  }
+  // How each job left and the most it saw alive at once: "met 2", "last 1", ...
+  std::vector<std::pair<std::string, int>> seen() {
+    std::vector<std::pair<std::string, int>> out;
+    for (int i = 0; i < 8; ++i) {
+      const std::string line = read_file(tmp_ / fmt::format("seen/s{}", i));
+      const size_t space = line.find(' ');
+      out.emplace_back(line.substr(0, space), space == std::string::npos ? -1 : std::atoi(line.c_str() + space + 1));
+    }
+    return out;
+  }
+};
 
-class ParallelTest : public CliTest {};
-
-std::string sleepers(int n) {
-  std::string toml;
-  for (int i = 0; i < n; ++i) toml += "[jobs.s" + std::to_string(i) + "]\nrun = \"sleep 1\"\n";
-  return toml;
+TEST_F(ParallelTest, WithJ8EightContainersRunAtOnce) {
+  auto r = sandrun({"run", "-j", "8", eight_jobs("all")});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  for (const auto& [how, most] : seen()) EXPECT_EQ(how, "met") << "a job waited in vain for all eight to be there";
+  expect_nothing_left();
 }
 
-TEST_F(ParallelTest, EightOneSecondJobsTakeAboutOneSecondWithJ8AndFourWithJ2) {
-  std::string file = jobs(sleepers(8));
-  auto wide = sandrun({"run", "-j", "8", file});
-  ASSERT_EQ(wide.status, 0) << wide.err;
-  EXPECT_LT(wide.elapsed, 2500ms);
-  auto narrow = sandrun({"run", "-j", "2", file});
-  ASSERT_EQ(narrow.status, 0) << narrow.err;
-  EXPECT_GE(narrow.elapsed, 4000ms);
-  EXPECT_LT(narrow.elapsed, 6000ms);
+TEST_F(ParallelTest, WithJ2TwoRunAtOnceAndNeverMore) {
+  auto r = sandrun({"run", "-j", "2", eight_jobs("pair")});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  int met = 0, most = 0;
+  for (const auto& [how, n] : seen()) {
+    EXPECT_NE(how, "timeout") << "a job waited in vain for a partner";
+    met += how == "met";
+    most = std::max(most, n);
+  }
+  EXPECT_GE(met, 7) << "all but the last job should have met a partner";
+  EXPECT_EQ(most, 2) << "never more than two at once with -j 2";
+  expect_nothing_left();
 }
 
 }  // namespace

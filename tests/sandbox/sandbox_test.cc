@@ -246,7 +246,7 @@ TEST_F(SandboxTest, InitReapsOrphanedZombies) {
 TEST_F(SandboxTest, WhenTheCommandExitsEverythingElseDies) {
   auto r = sh("sleep 86393 & echo started");
   EXPECT_EQ(r.out, "started\n");
-  EXPECT_LT(r.elapsed, 3s);
+  EXPECT_LT(r.elapsed, 15s);  // the sleep would last a day; a loaded machine starts slowly
   EXPECT_FALSE(host_has_process({"sleep", "86393"}));
 }
 

@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -41,11 +43,19 @@ inline std::pair<UniqueFd, uint16_t> listen_loopback() {
 // Sends `line` and reads one reply line.
 inline std::string request(int fd, const std::string& line) {
   std::string out = line + "\n";
-  if (::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) return "(write failed)";
+  if (::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
+    return "(write failed: " + std::string(std::strerror(errno)) + ")";
+  }
   std::string reply;
-  char c;
-  while (::read(fd, &c, 1) == 1 && c != '\n') reply += c;
-  return reply;
+  for (;;) {
+    char c;
+    const ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return "(read failed: " + std::string(std::strerror(errno)) + " after \"" + reply + "\")";
+    if (n == 0) return "(connection closed after \"" + reply + "\")";
+    if (c == '\n') return reply;
+    reply += c;
+  }
 }
 
 }  // namespace sandrun::testing

@@ -156,7 +156,9 @@ Background::~Background() {
 }
 
 void Background::signal(int sig) {
-  if (pid_ > 0) ::kill(pid_, sig);
+  if (pid_ <= 0) return;
+  if (!signalled_) signalled_ = std::chrono::steady_clock::now();
+  ::kill(pid_, sig);
 }
 
 CommandResult Background::finish() {
@@ -166,7 +168,8 @@ CommandResult Background::finish() {
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
   pid_ = -1;
-  res.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_);
+  res.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                     signalled_.value_or(start_));
   res.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   res.out = read_file(out_path_);
   res.err = read_file(err_path_);

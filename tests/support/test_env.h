@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,15 +77,22 @@ class Background {
   ~Background();
   int pid() const { return pid_; }
   void signal(int sig);
-  CommandResult finish();  // waits for the exit and reads the output
+  // Waits for the exit and reads the output. Its `elapsed` runs from the first signal() when
+  // one was sent (how long the run took to react: a loaded machine's slow start-up is not in
+  // it), else from the start.
+  CommandResult finish();
 
  private:
   int pid_ = -1;
   std::string out_path_, err_path_;
   std::chrono::steady_clock::time_point start_;
+  std::optional<std::chrono::steady_clock::time_point> signalled_;
 };
 
-// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held. Waits
+// for something a test started use kStartTimeout: a loaded CI machine (both cores busy, ASan)
+// can take seconds to start a container, and a generous bound costs nothing when all is well.
+inline constexpr std::chrono::milliseconds kStartTimeout{30'000};
 bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
 
 }  // namespace sandrun::testing
