@@ -7,6 +7,7 @@
 
 #include "sandbox/sys/fs.h"
 #include "tests/runner/cli_fixture.h"
+#include "tests/runner/refused_userns.h"
 #include "tests/support/loopback.h"
 
 namespace sandrun::testing {
@@ -37,6 +38,9 @@ class RootlessTest : public CliTest {
     for (const std::string& bin : {sandrun_bin()}) {
       SANDRUN_REQUIRE(as_user({"test", "-x", bin}).status == 0, bin + " is not executable by uid 4242");
     }
+    // A host's sysctls decide whether unprivileged users may create user namespaces; rootless
+    // mode cannot work without them. Where this host refuses them, ci/test.sh leaves these
+    // tests to the VM (docs/testing.md); UserNamespacesRefusedTest checks that answer here.
     auto probe = as_user({"unshare", "--user", "--map-root-user", "true"});
     SANDRUN_REQUIRE(probe.status == 0, "unprivileged user namespaces are disabled here (" + probe.err +
                                            "); see /proc/sys/user/max_user_namespaces and "
@@ -136,6 +140,36 @@ TEST_F(RootlessTest, TheDefaultStateDirIsInTheUsersHome) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(fs::is_dir(home_ + "/.local/share/sandrun/layers")) << r.err;
   EXPECT_EQ(owner_of(home_ + "/.local/share/sandrun"), kUser);
+}
+
+// Whatever this host allows: where user namespaces are refused to the user (here by a user
+// namespace of the test's own whose user.max_user_namespaces is 0), rootless sandrun runs
+// nothing and says why, with the fix.
+class UserNamespacesRefusedTest : public CliTest {};
+
+TEST_F(UserNamespacesRefusedTest, RootlessExecAndRunFailNamingTheSysctl) {
+  ASSERT_EQ(::chmod(tmp_.path().c_str(), 0711), 0);
+  const std::string home = tmp_ / "home";
+  ASSERT_EQ(::mkdir(home.c_str(), 0755), 0);
+  ASSERT_TRUE(chown_to_user(home));
+  const std::vector<std::string> env = {"HOME=" + home, "PATH=/usr/local/bin:/usr/bin:/bin", "XDG_DATA_HOME="};
+  const std::string why =
+      "sandrun runs rootless when not started as root, which needs unprivileged user namespaces: create a user "
+      "namespace: No space left on device\n"
+      "  hint: user namespaces are disabled: sysctl -w user.max_user_namespaces=15000\n";
+  auto r = run_where_user_namespaces_are_refused(kUser, {sandrun_bin(), "exec", "--", "sh", "-c", "echo ran"}, env);
+  EXPECT_EQ(r.status, 125) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "sandrun: " + why);
+
+  const std::string file = home + "/jobs.toml";
+  write_file(file, "[jobs.one]\nrun = \"echo ran\"\n");
+  ASSERT_TRUE(chown_to_user(file));
+  r = run_where_user_namespaces_are_refused(kUser, {sandrun_bin(), "run", file}, env);
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "sandrun: " + why);
+  EXPECT_FALSE(fs::exists(home + "/.sandrun/logs/one.log"));
 }
 
 // Root with `--userns`: an unprivileged host uid runs the job; the workspace stays its owner's.

@@ -264,6 +264,9 @@ TEST_F(WorkspaceTest, AnOverlayWorkspaceAndACacheWorkWithARemappedRoot) {
 
 // sandrun run by an unprivileged user (rootless: every container in a user namespace in which
 // the user is root), through the library in a child process that drops to kUser.
+// Needs unprivileged user namespaces, which a host's sysctls may refuse: found by trying, as
+// uid 4242; where refused, ci/test.sh runs it in the VM (docs/testing.md), and
+// UserNamespacesRefusedTest (rootless_test) checks what sandrun says there.
 TEST_F(WorkspaceTest, AnOverlayWorkspaceAndACacheWorkRootless) {
   constexpr uid_t kUser = 4242;
   auto probe = run_command({"setpriv", "--reuid=4242", "--regid=4242", "--clear-groups", "--", "unshare", "--user",
