@@ -61,7 +61,7 @@ script=$build/cgroup2-vm.sh
       printf '(cd %q && %q --gtest_filter=%q) || failed+=(%q)\n' "${dir:-$(dirname "$bin")}" "$bin" "$filter" "$(basename "$bin")"
     done
   echo 'echo; if ((${#failed[@]})); then echo "FAILED in the VM: ${failed[*]}"; exit 1; fi'
-  echo 'echo "all cgroup2 tests passed in the VM"'
+  echo 'echo "all listed tests passed in the VM"'
 } >"$script"
 
 count=$(wc -l <<<"$tests")
