@@ -22,10 +22,18 @@ jobs=$(nproc)
 min_host_tests=600
 min_vm_tests=20
 
-names=() results=() failed=0
+names=() results=() failed=0 total_passed=0 total_failed=0
 record() {  # record NAME STATUS START DETAIL
   local secs=$((SECONDS - $3))
   names+=("$1")
+  # Counts from the stage's line: "628 tests ran (...), 0 failed" or "29 of 29 tests passed".
+  if [[ $4 =~ ([0-9]+)\ tests\ ran.*\ ([0-9]+)\ failed ]]; then
+    total_passed=$((total_passed + BASH_REMATCH[1] - BASH_REMATCH[2]))
+    total_failed=$((total_failed + BASH_REMATCH[2]))
+  elif [[ $4 =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ passed ]]; then
+    total_passed=$((total_passed + BASH_REMATCH[1]))
+    total_failed=$((total_failed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+  fi
   if (($2 == 0)); then results+=("passed in ${secs}s: $4"); else results+=("FAILED in ${secs}s: $4"); failed=1; fi
 }
 
@@ -73,6 +81,7 @@ record sanitizer "$status" "$start" "$detail"
 echo
 echo "=== ci/test.sh summary ==="
 for i in "${!names[@]}"; do printf '%-10s %s\n' "${names[i]}" "${results[i]}"; done
+echo "tests: $total_passed passed, $total_failed failed"
 if ((failed)); then
   echo "ci/test.sh: FAILED"
   exit 1
