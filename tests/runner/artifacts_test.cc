@@ -102,7 +102,7 @@ TEST_F(ArtifactsRunTest, AFailingJobsFilesComeFromTmpfsWorkspaceVolumeAndWritabl
 }
 
 TEST_F(ArtifactsRunTest, ATimedOutJobsArtifactsAreCollectedToo) {
-  auto j = job("slow", "echo partial > /tmp/p.txt; sleep 100", {"/tmp/p.txt"});
+  auto j = job("slow", "echo partial > /tmp/p.txt; sleep 86431", {"/tmp/p.txt"});
   j.timeout = 1s;
   auto t0 = std::chrono::steady_clock::now();
   auto results = run({j});
@@ -111,7 +111,7 @@ TEST_F(ArtifactsRunTest, ATimedOutJobsArtifactsAreCollectedToo) {
   EXPECT_EQ(results[0].artifacts, (std::vector<std::string>{"tmp/p.txt"}));
   EXPECT_EQ(read_file(art("slow/tmp/p.txt")), "partial\n");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);
-  expect_nothing_left({{"sleep", "100"}});
+  expect_nothing_left({{"sleep", "86431"}});
 }
 
 TEST_F(ArtifactsRunTest, WhenDecidesAndArchiveModeWritesATarZstd) {

@@ -54,7 +54,7 @@ TEST_F(LimitsTest, AForkBombIsContainedAndDestroyedAtItsTimeoutWhileItsNeighbour
 [jobs.bomb]
 pids = 64
 timeout = "3s"
-run = "(bomb() { bomb | bomb & }; bomb); exec sleep 100"
+run = "(bomb() { bomb | bomb & }; bomb); exec sleep 86432"
 [jobs.neighbour]
 run = "sleep 2; echo alive"
 )toml")});
@@ -62,7 +62,7 @@ run = "sleep 2; echo alive"
   EXPECT_NE(row(r.out, "bomb").find("killed: timed out after 3s (pids limit 64 reached)"), std::string::npos) << r.out;
   EXPECT_NE(row(r.out, "neighbour").find("passed"), std::string::npos) << r.out;
   EXPECT_EQ(log("neighbour"), "alive\n");
-  expect_nothing_left({{"sleep", "100"}});
+  expect_nothing_left({{"sleep", "86432"}});
 }
 
 TEST_F(LimitsTest, ACpuHogWithHalfACpuGetsAboutHalfACore) {

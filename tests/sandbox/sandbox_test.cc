@@ -222,11 +222,11 @@ TEST_F(SandboxTest, SymlinkedProcInTheImageIsRefused) {
 }
 
 TEST_F(SandboxTest, KillEndsTheWholeTree) {
-  auto s = spec({"/bin/sh", "-c", "sleep 86391 & sleep 86392"});
+  auto s = spec({"/bin/sh", "-c", "sleep 86396 & sleep 86392"});
   auto r = run(s, SIGKILL, 300ms);
   EXPECT_EQ(r.outcome.kind, Outcome::Kind::signaled);
   EXPECT_EQ(r.outcome.signal, SIGKILL);
-  EXPECT_FALSE(host_has_process({"sleep", "86391"}));
+  EXPECT_FALSE(host_has_process({"sleep", "86396"}));
   EXPECT_FALSE(host_has_process({"sleep", "86392"}));
 }
 
