@@ -61,7 +61,7 @@ TEST_F(ArtifactsRunTest, AFailingJobsFilesComeFromTmpfsWorkspaceVolumeAndWritabl
   auto j = job("build",
                "set -e; mkdir -p out /root/layer; echo ws > out/a.txt; echo tmp > /tmp/t.txt; "
                "echo layer > /root/layer/l.txt; ln -s /etc/shadow out/shadow; mkfifo out/fifo; "
-               "echo vol > /data/v.txt; truncate -s 2G out/big.bin; sleep 30 & exit 3",
+               "echo vol > /data/v.txt; truncate -s 2G out/big.bin; sleep 86433 & exit 3",
                {"out/a.txt", "/tmp/t.txt", "/root/layer/*.txt", "/data/v.txt", "out/shadow", "out/fifo", "out/big.bin",
                 "/tmp/never"});
   j.workspace = ws;
@@ -97,8 +97,8 @@ TEST_F(ArtifactsRunTest, AFailingJobsFilesComeFromTmpfsWorkspaceVolumeAndWritabl
     auto grep = run_command({"grep", "-rF", first, out() + "/artifacts"});
     EXPECT_NE(grep.status, 0) << grep.out;
   }
-  // The background `sleep 30` was killed with the container.
-  expect_nothing_left({{"sleep", "30"}});
+  // The background `sleep 86433` was killed with the container.
+  expect_nothing_left({{"sleep", "86433"}});
 }
 
 TEST_F(ArtifactsRunTest, ATimedOutJobsArtifactsAreCollectedToo) {
@@ -148,7 +148,7 @@ TEST_F(ArtifactsRunTest, WhenDecidesAndArchiveModeWritesATarZstd) {
 TEST_F(ArtifactsRunTest, ACancelledJobIsKilledWithoutCollectingItsArtifacts) {
   std::string ws = tmp_ / "ws";
   ASSERT_TRUE(fs::mkdirs(ws));
-  auto j = job("cancelled", "echo a > /tmp/a.txt; touch /workspace/started; sleep 102", {"/tmp/a.txt"});
+  auto j = job("cancelled", "echo a > /tmp/a.txt; touch /workspace/started; sleep 86436", {"/tmp/a.txt"});
   j.workspace = ws;
   // SIGINT reaches the Runner's handler (the loop runs by then: the job has started).
   std::thread interrupter([&] {
@@ -163,7 +163,7 @@ TEST_F(ArtifactsRunTest, ACancelledJobIsKilledWithoutCollectingItsArtifacts) {
   EXPECT_TRUE(results[0].artifacts.empty());
   EXPECT_FALSE(fs::exists(art("cancelled")));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s);  // not the 10 s stop grace
-  expect_nothing_left({{"sleep", "102"}});
+  expect_nothing_left({{"sleep", "86436"}});
 }
 
 }  // namespace

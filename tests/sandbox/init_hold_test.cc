@@ -45,7 +45,7 @@ class InitHoldTest : public SandboxFixture {
 };
 
 TEST_F(InitHoldTest, AfterTheCommandEverythingElseIsKilledAndTheFilesStayUntilSigkill) {
-  auto s = spec({"/bin/sh", "-c", "echo data > /tmp/f; sleep 300 & exit 5"});
+  auto s = spec({"/bin/sh", "-c", "echo data > /tmp/f; sleep 86434 & exit 5"});
   s.init = false;  // hold_after_exit runs init anyway
   s.hold_after_exit = true;
   auto sb = sandbox::Sandbox::start(s);
@@ -53,7 +53,7 @@ TEST_F(InitHoldTest, AfterTheCommandEverythingElseIsKilledAndTheFilesStayUntilSi
   UniqueFd status = sb->take_status();
   auto records = until_exited(status.get());
   EXPECT_TRUE(alive_after(sb->pidfd(), 300));
-  EXPECT_FALSE(host_has_process({"sleep", "300"}));
+  EXPECT_FALSE(host_has_process({"sleep", "86434"}));
   EXPECT_EQ(read_in_container(sb->pid(), "/tmp/f"), "data\n");  // the container's tmpfs
   ASSERT_TRUE(sb->signal(SIGTERM));
   EXPECT_TRUE(alive_after(sb->pidfd(), 300)) << "a holding init ignores SIGTERM";
@@ -66,7 +66,7 @@ TEST_F(InitHoldTest, AfterTheCommandEverythingElseIsKilledAndTheFilesStayUntilSi
 }
 
 TEST_F(InitHoldTest, StopAndHoldEndsTheCommandReportsSigkillAndHolds) {
-  auto s = spec({"/bin/sh", "-c", "echo x > /tmp/g; echo ready; exec sleep 301"});
+  auto s = spec({"/bin/sh", "-c", "echo x > /tmp/g; echo ready; exec sleep 86435"});
   s.hold_after_exit = true;
   auto sb = sandbox::Sandbox::start(s);
   ASSERT_TRUE(sb) << sb.error().message();
@@ -77,7 +77,7 @@ TEST_F(InitHoldTest, StopAndHoldEndsTheCommandReportsSigkillAndHolds) {
   ASSERT_TRUE(sb->signal(sandbox::kStopAndHoldSignal));
   auto records = until_exited(status.get());
   EXPECT_TRUE(alive_after(sb->pidfd(), 300));
-  EXPECT_FALSE(host_has_process({"sleep", "301"}));
+  EXPECT_FALSE(host_has_process({"sleep", "86435"}));
   EXPECT_EQ(read_in_container(sb->pid(), "/tmp/g"), "x\n");
   ASSERT_TRUE(sb->signal(SIGKILL));
   auto ws = sb->wait();
