@@ -28,6 +28,9 @@ quick=$(grep -m1 -E '^ci/install-deps\.sh && ' README.md) || { echo "fresh-check
 grep -qx 'ci/test.sh' README.md || { echo "fresh-check: README.md does not give ci/test.sh as the test command" >&2; exit 1; }
 
 dir=$(mktemp -d /var/tmp/sandrun-fresh.XXXXXX)
+# mktemp makes it 0700: the rootless tests run the built sandrun as another user, who must be
+# able to reach it, as in any checkout (CI's included).
+chmod 755 "$dir"
 if ((!keep)); then trap 'rm -rf "$dir"' EXIT; fi
 git clone -q --no-local "$repo" "$dir/sandrun"
 cd "$dir/sandrun"
