@@ -33,8 +33,7 @@ ip link set "$dev" up
 ip link set "$peer" up
 ip route add default via 192.0.2.254 dev "$dev"
 
-# What leaves on sr-host0 is captured on its peer (the peer receives it): the first lines name
-# the destinations.
+# Packets sent on sr-host0, from the namespace's own /proc/net/dev (sysfs shows the host's).
 tx_packets() { awk -v d="$dev:" '$1 == d { print $11 }' /proc/net/dev; }
 before=$(tx_packets)
 status=0

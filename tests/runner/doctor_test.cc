@@ -31,11 +31,7 @@ bool host_is_cgroup2() {
 
 // Tried as uid 65534 with util-linux, not with sandrun's probes: may an unprivileged user create
 // a user namespace here (user.max_user_namespaces, kernel.unprivileged_userns_clone, AppArmor)?
-bool unprivileged_userns_work() {
-  return run_command({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "unshare", "--user",
-                      "--map-root-user", "true"})
-             .status == 0;
-}
+bool unprivileged_userns_work() { return try_user_namespace_as(65534).status == 0; }
 
 // ... and mount an overlay inside one, on a tmpfs over `dir` (which uid 65534 must reach).
 bool unprivileged_overlay_works(const std::string& dir) {

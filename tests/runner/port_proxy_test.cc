@@ -3,7 +3,6 @@
 #include "runner/port_proxy.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -374,31 +373,15 @@ TEST_F(PortProxyTest, ManyConcurrentConnections) {
   EXPECT_EQ(stats().accepted, static_cast<uint64_t>(kClients));
 }
 
-// This thread in a network namespace until the end of the scope.
-class InNetns {
- public:
-  explicit InNetns(int netns_fd) : home_(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
-    entered_ = home_ && ::setns(netns_fd, CLONE_NEWNET) == 0;
-  }
-  ~InNetns() {
-    if (entered_ && ::setns(home_.get(), CLONE_NEWNET) < 0) ::abort();  // later tests would run in it
-  }
-  bool entered() const { return entered_; }
-
- private:
-  UniqueFd home_;
-  bool entered_ = false;
-};
-
-// The errno of binding a TCP socket to [::1]:0 in the calling thread's network namespace; 0
-// when that works.
-int ipv6_loopback_bind_errno() {
-  UniqueFd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return errno;
+// The errno of binding a TCP socket to [::1]:0 in the network namespace `netns_fd`; 0 when
+// that works.
+int ipv6_loopback_bind_errno(int netns_fd) {
+  auto fd = socket_in_netns(netns_fd, AF_INET6, SOCK_STREAM);
+  if (!fd) return fd.error().code();
   sockaddr_in6 a{};
   a.sin6_family = AF_INET6;
   a.sin6_addr = in6addr_loopback;
-  return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 ? 0 : errno;
+  return ::bind(fd->get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 ? 0 : errno;
 }
 
 // Whether the host's loopback has ::1 is the host's choice (net.ipv6.conf.lo.disable_ipv6): the
@@ -408,11 +391,9 @@ int ipv6_loopback_bind_errno() {
 TEST_F(PortProxyTest, AnIPv6ListenerForwardsToIPv4Inside) {
   auto outer = create_netns();
   ASSERT_TRUE(outer) << outer.error().message();
-  InNetns client(outer->get());
-  ASSERT_TRUE(client.entered()) << errno_text(errno);
   // The listener is opened on the loop thread, which stays in the namespace until it ends.
   ASSERT_EQ(loop_->run([&] { return ::setns(outer->get(), CLONE_NEWNET) == 0 ? 0 : errno; }), 0);
-  const int bind_err = ipv6_loopback_bind_errno();
+  const int bind_err = ipv6_loopback_bind_errno(outer->get());
   auto p = open_proxy({port_spec("::1", 0)});
   if (bind_err != 0) {
     ASSERT_FALSE(p) << "published on ::1 where the test's own bind got " << errno_text(bind_err);
@@ -422,7 +403,9 @@ TEST_F(PortProxyTest, AnIPv6ListenerForwardsToIPv4Inside) {
   }
   ASSERT_TRUE(p) << p.error().message();
   use(p.take());
-  int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto client = socket_in_netns(outer->get(), AF_INET6, SOCK_STREAM);
+  ASSERT_TRUE(client) << client.error().message();
+  const int fd = client->get();
   sockaddr_in6 a{};
   a.sin6_family = AF_INET6;
   a.sin6_port = htons(published_port());
@@ -431,7 +414,6 @@ TEST_F(PortProxyTest, AnIPv6ListenerForwardsToIPv4Inside) {
   ASSERT_TRUE(send_all(fd, "PING\n"));
   ::shutdown(fd, SHUT_WR);
   EXPECT_EQ(read_to_eof(fd), "PONG\n");
-  ::close(fd);
 }
 
 }  // namespace

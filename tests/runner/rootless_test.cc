@@ -41,7 +41,7 @@ class RootlessTest : public CliTest {
     // A host's sysctls decide whether unprivileged users may create user namespaces; rootless
     // mode cannot work without them. Where this host refuses them, ci/test.sh leaves these
     // tests to the VM (docs/testing.md); UserNamespacesRefusedTest checks that answer here.
-    auto probe = as_user({"unshare", "--user", "--map-root-user", "true"});
+    auto probe = try_user_namespace_as(kUser);
     SANDRUN_REQUIRE(probe.status == 0, "unprivileged user namespaces are disabled here (" + probe.err +
                                            "); see /proc/sys/user/max_user_namespaces and "
                                            "kernel.unprivileged_userns_clone");

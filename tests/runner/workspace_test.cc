@@ -269,8 +269,7 @@ TEST_F(WorkspaceTest, AnOverlayWorkspaceAndACacheWorkWithARemappedRoot) {
 // UserNamespacesRefusedTest (rootless_test) checks what sandrun says there.
 TEST_F(WorkspaceTest, AnOverlayWorkspaceAndACacheWorkRootless) {
   constexpr uid_t kUser = 4242;
-  auto probe = run_command({"setpriv", "--reuid=4242", "--regid=4242", "--clear-groups", "--", "unshare", "--user",
-                            "--map-root-user", "true"});
+  auto probe = try_user_namespace_as(kUser);
   SANDRUN_REQUIRE(probe.status == 0, "unprivileged user namespaces are disabled here (" + probe.err + ")");
   ASSERT_EQ(::chmod(tmp_.path().c_str(), 0711), 0);
   ASSERT_EQ(run_command({"chown", "-R", "4242:4242", checkout_}).status, 0);

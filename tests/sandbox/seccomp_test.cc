@@ -24,6 +24,7 @@
 #include "sandbox/seccomp_filter.h"
 #include "tests/support/bpf_eval.h"
 #include "tests/support/host_state.h"
+#include "tests/sandbox/run_filtered.h"
 #include "tests/support/test_env.h"
 
 namespace sandrun::sandbox {
@@ -31,24 +32,8 @@ namespace {
 
 using sandrun::testing::TempDir;
 
-constexpr int kSetupFailed = 250;
-constexpr int kSignalled = 1000;  // + the signal number
-
-// Runs `fn` in a forked child under `filter` (null: no filter) and returns what it returned:
-// 0 for success, an errno otherwise; kSignalled + N when the child died of signal N.
-int run_filtered(const SeccompFilter* filter, const std::function<int()>& fn) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    if (harden::set_no_new_privs() != 0) ::_exit(kSetupFailed);
-    if (filter && harden::load_seccomp(filter->prog()) != 0) ::_exit(kSetupFailed + 1);
-    ::_exit(fn());
-  }
-  int status = 0;
-  if (pid < 0 || ::waitpid(pid, &status, 0) != pid) return -1;
-  return WIFSIGNALED(status) ? kSignalled + WTERMSIG(status) : WEXITSTATUS(status);
-}
-
-int err(long r) { return r < 0 ? errno : 0; }
+using seccomp_harness::err;
+using seccomp_harness::run_filtered;
 
 int try_mount() { return err(::mount(nullptr, "/", nullptr, 0, nullptr)); }  // EINVAL if permitted
 int try_unshare_user() { return err(::unshare(CLONE_NEWUSER)); }

@@ -117,4 +117,10 @@ std::vector<std::string> stale_cgroup_runs(const std::string& tag) {
   return out;
 }
 
+CommandResult try_user_namespace_as(uid_t uid) {
+  const std::string id = std::to_string(uid);
+  return run_command({"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups", "--", "unshare", "--user",
+                      "--map-root-user", "true"});
+}
+
 }  // namespace sandrun::testing

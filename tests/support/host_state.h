@@ -1,8 +1,12 @@
 // What the host looks like after a run: processes, mounts (for "nothing is left behind").
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
+
+#include "tests/support/test_env.h"
 
 namespace sandrun::testing {
 
@@ -18,6 +22,10 @@ bool slot_locked(const std::string& dir);
 std::vector<std::string> stale_cgroup_runs(const std::string& tag = "");
 // The tag sandrun gives the cgroup runs of a state dir (FNV-1a of the path, as runner.cc).
 std::string state_tag(const std::string& state_root);
+// `unshare --user --map-root-user true` run through setpriv as `uid` (gid the same, no
+// supplementary groups): whether an unprivileged user may create a user namespace here, which
+// a host's sysctls and AppArmor decide. Needs root.
+CommandResult try_user_namespace_as(uid_t uid);
 // Entries of a directory, sorted (without . and ..); empty when it does not exist.
 std::vector<std::string> dir_entries(const std::string& dir);
 
