@@ -27,8 +27,8 @@
 #include <thread>
 #include <vector>
 
-#include "runner/netns.h"
-#include "runner/port_proxy.h"
+#include "runner/net/netns.h"
+#include "runner/net/port_proxy.h"
 #include "tests/runner/loop_thread.h"
 
 using namespace sandrun;

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "cache/store.h"
-#include "runner/session.h"
+#include "runner/engine/session.h"
 #include "sandbox/sys/fs.h"
 #include "tests/runner/cli_fixture.h"
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "runner/artifacts.h"
-#include "runner/session.h"
+#include "runner/engine/artifacts.h"
+#include "runner/engine/session.h"
 #include "sandbox/sys/fs.h"
 #include "tests/support/host_state.h"
 #include "tests/support/test_env.h"

@@ -21,8 +21,8 @@
 #include <thread>
 #include <vector>
 
-#include "runner/netns.h"
-#include "runner/outbound.h"
+#include "runner/net/netns.h"
+#include "runner/net/outbound.h"
 #include "tests/support/test_env.h"
 
 namespace sandrun::runner {

@@ -1,6 +1,6 @@
 // PortProxy for real: sandrun-kv-server in a network namespace the test creates, the proxy on
 // a libuv loop in a thread, blocking clients on the host's loopback.
-#include "runner/port_proxy.h"
+#include "runner/net/port_proxy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -16,7 +16,7 @@
 #include <mutex>
 #include <thread>
 
-#include "runner/netns.h"
+#include "runner/net/netns.h"
 #include "tests/runner/loop_thread.h"
 #include "tests/support/test_env.h"
 

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "runner/report_json.h"
-#include "runner/report_junit.h"
+#include "runner/report/report_json.h"
+#include "runner/report/report_junit.h"
 #include "sandbox/sys/fs.h"
 #include "tests/runner/report_fixture.h"
 #include "tests/support/test_env.h"

@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
-#include "runner/events.h"
-#include "runner/report_console.h"
+#include "runner/report/events.h"
+#include "runner/report/report_console.h"
 
 namespace sandrun::testing {
 

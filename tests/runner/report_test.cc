@@ -6,9 +6,9 @@
 
 #include <set>
 
-#include "runner/output.h"
-#include "runner/report_console.h"
-#include "runner/summary.h"
+#include "runner/report/output.h"
+#include "runner/report/report_console.h"
+#include "runner/report/summary.h"
 #include "sandbox/sys/fs.h"
 #include "tests/runner/report_fixture.h"
 #include "tests/support/test_env.h"

@@ -2,9 +2,9 @@
 #include <string>
 #include <vector>
 
-#include "runner/output.h"
-#include "runner/resolve.h"
-#include "runner/summary.h"
+#include "runner/report/output.h"
+#include "runner/engine/resolve.h"
+#include "runner/report/summary.h"
 #include "sandbox/sys/fs.h"
 #include "tests/support/test_env.h"
 

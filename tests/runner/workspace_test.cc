@@ -11,9 +11,9 @@
 #include <sstream>
 
 #include "config/job_file.h"
-#include "runner/caches.h"
-#include "runner/print_spec.h"
-#include "runner/session.h"
+#include "runner/engine/caches.h"
+#include "runner/report/print_spec.h"
+#include "runner/engine/session.h"
 #include "sandbox/sys/fs.h"
 #include "tests/support/host_state.h"
 #include "tests/support/test_env.h"

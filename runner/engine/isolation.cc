@@ -1,0 +1,108 @@
+// A job's limits and hardening, checked against the host before anything starts.
+#include "runner/engine/isolation.h"
+
+#include "runner/engine/resolve.h"
+#include "sandbox/capabilities.h"
+
+namespace sandrun::runner {
+namespace {
+
+Error at(const config::JobSpec& job, const char* key, Error e) { return std::move(e.wrap(key_context(job, key))); }
+
+// Each limit is checked on its own so that the error names the key that asked for it.
+Result<void> check_limits(const config::JobSpec& job, const HostIsolation& host, const sandbox::cgroup::Limits& l) {
+  const std::pair<const char*, sandbox::cgroup::Limits> each[] = {
+      {"memory", {l.memory, {}, {}, {}}},
+      {"cpus", {{}, l.cpus, {}, {}}},
+      {"pids", {{}, {}, l.pids, {}}},
+      {"cpuset", {{}, {}, {}, l.cpuset}},
+  };
+  for (const auto& [key, one] : each) {
+    if (!one.memory && !one.cpus && !one.pids && !one.cpuset) continue;
+    // The default pids limit is not the user's: without cgroups it is simply not applied.
+    const bool asked = job.key_pos.count(key) > 0 || std::string_view(key) != "pids";
+    if (!host.cgroups) {
+      if (!asked) continue;
+      Error e = host.cgroups_missing ? *host.cgroups_missing : Error::msg("cgroups are not available");
+      return at(job, key, std::move(e.wrap(fmt::format("cannot enforce {}", key))));
+    }
+    if (auto r = host.cgroups->check(one); !r) return at(job, key, std::move(r).error());
+  }
+  return {};
+}
+
+// Each name is checked at its own position: "jobs.toml:7:21: jobs.unit.cap_add[1]: unknown
+// capability "NET_ADMN" (did you mean CAP_NET_ADMIN?)".
+Result<void> check_capability_names(const config::JobSpec& job, const char* key, const std::vector<std::string>& names,
+                                    const std::vector<config::SourcePos>& positions) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == "ALL" || names[i] == "all") continue;
+    auto cap = sandbox::parse_capability(names[i]);
+    if (cap) continue;
+    const config::SourcePos* pos = i < positions.size() ? &positions[i] : nullptr;
+    if (!pos || pos->file.empty()) {
+      return std::move(cap.error().wrap(fmt::format("exec: --{}", key == std::string_view("cap_add") ? "cap-add" : "cap-drop")));
+    }
+    return std::move(cap.error().wrap(fmt::format("{}: jobs.{}.{}[{}]", pos->str(), job.name, key, i)));
+  }
+  return {};
+}
+
+Result<uint64_t> capabilities_of(const config::JobSpec& job) {
+  SANDRUN_TRY(check_capability_names(job, "cap_add", job.cap_add, job.cap_add_pos));
+  SANDRUN_TRY(check_capability_names(job, "cap_drop", job.cap_drop, job.cap_drop_pos));
+  auto caps = sandbox::resolve_capabilities(job.cap_add, job.cap_drop);
+  if (!caps) return at(job, job.cap_add.empty() ? "cap_drop" : "cap_add", std::move(caps).error());
+  return *caps;
+}
+
+Result<void> resolve_rlimits(const config::JobSpec& job, const HostIsolation& host, sandbox::Hardening& h) {
+  if (!job.nofile) return {};
+  const auto [soft, hard] = *job.nofile;
+  if (hard > host.nofile.hard && !host.nofile.can_raise_hard) {
+    return at(job, "nofile",
+              std::move(Error::msg("nofile hard limit {} is above sandrun's own hard limit {}", hard, host.nofile.hard)
+                            .hint("raising a hard limit needs CAP_SYS_RESOURCE, which sandrun lacks here; "
+                                  "ask for at most the current hard limit (ulimit -Hn)")));
+  }
+  h.nofile = std::make_pair(soft, hard);
+  return {};
+}
+
+}  // namespace
+
+HostIsolation HostIsolation::probe() {
+  HostIsolation host;
+  auto backend = sandbox::cgroup::Backend::detect();
+  if (backend) {
+    host.cgroups = std::move(*backend);
+  } else {
+    host.cgroups_missing = std::move(backend).error();
+  }
+  host.nofile = sandbox::host::probe_nofile();
+  return host;
+}
+
+Result<void> resolve_isolation(const config::JobSpec& job, HostIsolation& host, JobPlan& plan) {
+  auto& limits = plan.limits;
+  limits.memory = job.limits.memory;
+  limits.cpus = job.limits.cpus;
+  limits.pids = job.limits.pids.value_or(config::kDefaultPids);
+  limits.cpuset = job.limits.cpuset;
+  SANDRUN_TRY(check_limits(job, host, limits));
+  plan.use_cgroup = host.cgroups != nullptr;
+
+  auto& h = plan.spec.hardening;
+  h.capabilities = SANDRUN_TRY(capabilities_of(job));
+  h.no_new_privs = job.no_new_privs;
+  h.read_only_rootfs = job.read_only_rootfs;
+  SANDRUN_TRY(resolve_rlimits(job, host, h));
+  if (job.seccomp != "unconfined") {
+    auto filter = host.seccomp.get(job.seccomp, h.capabilities);
+    if (!filter) return at(job, "seccomp", std::move(filter).error());
+    h.seccomp = std::move(*filter);
+  }
+  return {};
+}
+
+}  // namespace sandrun::runner

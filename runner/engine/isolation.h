@@ -1,0 +1,31 @@
+// Resolving a job's limits and hardening against what this host offers: cgroups, seccomp
+// profiles (compiled once per run), capabilities and rlimits. Errors name the job file key.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "config/job_file.h"
+#include "runner/engine/job.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/host_features.h"
+#include "sandbox/seccomp_filter.h"
+
+namespace sandrun::runner {
+
+// What the host offers for isolation, probed once per command.
+struct HostIsolation {
+  std::unique_ptr<sandbox::cgroup::Backend> cgroups;  // null: no usable cgroups here
+  std::optional<Error> cgroups_missing;               // why not, for jobs that need limits
+  sandbox::SeccompCache seccomp;
+  sandbox::host::FileLimit nofile;                    // our RLIMIT_NOFILE, and whether it may rise
+
+  static HostIsolation probe();
+};
+
+// Fills plan.limits, plan.spec.hardening (capabilities, seccomp filter, no_new_privs, read-only
+// root, rlimits) from the job. A limit the host cannot honour is an error here, before any
+// job starts: "jobs.toml:3:10: jobs.unit.cpus: cpus = 4 is more than the 2 CPUs of this host".
+Result<void> resolve_isolation(const config::JobSpec& job, HostIsolation& host, JobPlan& plan);
+
+}  // namespace sandrun::runner

@@ -1,0 +1,358 @@
+// A job with services: its network namespace, services, ready checks, the job, the teardown.
+#include "runner/engine/pod.h"
+
+#include <signal.h>
+
+#include "runner/net/netns.h"
+#include "runner/net/outbound.h"
+#include "runner/engine/runner.h"
+#include "runner/report/summary.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::runner {
+namespace {
+
+// "SANDRUN_PORT_REDIS_6379": the variable that tells the job where a service's port went.
+std::string port_variable(const PublishedPort& p) {
+  std::string name = "SANDRUN_PORT_";
+  for (char c : p.service) name += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(c)) : '_';
+  return fmt::format("{}_{}", name, p.container_port);
+}
+
+}  // namespace
+
+Pod::Pod(Runner& runner, const JobPlan& plan, size_t index, unsigned attempt)
+    : runner_(runner), plan_(plan), index_(index), attempt_(attempt) {
+  result_.name = plan_.name;
+  result_.index = index;
+  result_.attempt = attempt;
+  result_.max_attempts = 1 + plan_.retries;
+}
+
+Pod::~Pod() = default;
+
+// A container of the pod: in the job's namespace, with the job's /etc/hosts.
+Job& Pod::make(const JobPlan& plan, ConsoleMode mode, bool append_log) {
+  JobPlan p = plan;
+  p.spec.netns_fd = netns_.get();
+  p.spec.new_net = true;
+  p.etc_files.emplace_back("hosts", hosts());
+  if (outbound_.running())
+    p.etc_files.emplace_back("resolv.conf", fmt::format("nameserver {}\n", OutboundAddresses::dns));
+  JobOutput out(p.name, index_, mode, mode == ConsoleMode::none ? nullptr : runner_.events());
+  if (auto log = runner_.log_path(p.file_name); !log.empty()) out.set_log(log, append_log);
+  return *jobs_.emplace_back(std::make_unique<Job>(runner_, std::move(p), std::move(out), attempt_));
+}
+
+// Every service by name, and the job's own host name, on the namespace's loopback.
+std::string Pod::hosts() const {
+  std::string names;
+  for (const auto& s : plan_.services) names += " " + s.plan.spec.hostname;
+  return fmt::format("127.0.0.1\tlocalhost {}{}\n::1\tlocalhost ip6-localhost ip6-loopback\n", plan_.spec.hostname,
+                     names);
+}
+
+void Pod::start() {
+  auto ns = create_netns();
+  if (!ns) {
+    fail(ns.error().wrap("set up the job's network").render(), {});
+    return;
+  }
+  netns_ = std::move(*ns);
+  if (auto r = open_ports(plan_.ports, ""); !r) {
+    fail(r.error().render(), {});
+    return;
+  }
+  if (plan_.network == config::Network::private_) {
+    start_outbound();
+    return;
+  }
+  start_services();
+}
+
+// network = "private": outbound access through pasta or slirp4netns, started on the
+// threadpool (it waits for the namespace's route); without either the network stays isolated.
+void Pod::start_outbound() {
+  auto stack = find_outbound_stack();
+  if (!stack) {
+    note("network = \"private\": neither pasta (Debian package passt) nor slirp4netns is installed, so this job "
+         "has no outbound access");
+    start_services();
+    return;
+  }
+  struct Work {
+    uv_work_t req;
+    Pod* pod;
+    int netns;
+    std::optional<OutboundStack> stack;
+    std::string pid_file;
+    std::optional<Result<Outbound>> result;
+  };
+  // pasta outlives a SIGKILLed sandrun: the next run's sweep finds it by this file
+  // (sweep_outbound_stacks), named after this run (pid-starttime) so it knows when we are gone.
+  const std::string dir = runner_.state_root() + "/outbound";
+  if (auto r = fs::mkdirs(dir); !r) log::warn("{}", r.error().message());
+  auto* w = new Work{{}, this, netns_.get(), stack,
+                     fmt::format("{}/{}.{}.{}.pid", dir, sandbox::cgroup::run_id(), index_, attempt_), {}};
+  w->req.data = w;
+  starting_outbound_ = true;
+  int rc = uv_queue_work(
+      runner_.loop(), &w->req,
+      [](uv_work_t* req) {
+        auto* w = static_cast<Work*>(req->data);
+        OutboundOptions o;
+        o.stack = w->stack;
+        o.pid_file = w->pid_file;
+        w->result.emplace(Outbound::start(w->netns, o));
+      },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<Work> w(static_cast<Work*>(req->data));
+        Pod* pod = w->pod;
+        pod->starting_outbound_ = false;
+        if (!*w->result) {
+          pod->fail(w->result->error().wrap("network = \"private\": start its outbound access").render(), {});
+          return;
+        }
+        pod->outbound_ = std::move(**w->result);
+        if (pod->stopping_) {
+          pod->maybe_done();
+          return;
+        }
+        pod->start_services();
+      });
+  if (rc < 0) {
+    std::unique_ptr<Work> owner(w);
+    starting_outbound_ = false;
+    fail(Error::sys_code(-rc, "queue the start of the outbound stack").render(), {});
+  }
+}
+
+void Pod::start_services() {
+  for (size_t i = 0; i < plan_.services.size(); ++i) {
+    auto svc = std::make_unique<Service>();
+    svc->pod = this;
+    svc->index = i;
+    svc->plan = &plan_.services[i];
+    services_.push_back(std::move(svc));
+  }
+  for (size_t i = 0; i < services_.size() && !failed_; ++i) start_service(i);
+  maybe_start_job();
+}
+
+void Pod::start_service(size_t i) {
+  Service& s = *services_[i];
+  if (auto r = open_ports(s.plan->plan.ports, s.plan->plan.name); !r) {
+    fail(r.error().render(), {});
+    return;
+  }
+  if (auto* ev = runner_.events()) ev->service_state(index_, s.plan->plan.name, "starting");
+  s.started = std::chrono::steady_clock::now();
+  Job& c = make(s.plan->plan, ConsoleMode::none, attempt_ > 1);
+  s.container = &c;
+  c.on_done([this, i](Job& j) { service_ended(i, j); });
+  c.start();
+  if (!s.plan->ready) {
+    s.ready = true;  // no check: ready once started
+    if (auto* ev = runner_.events()) ev->service_state(index_, s.plan->plan.name, "ready");
+    return;
+  }
+  check_ready(i);
+}
+
+void Pod::check_ready(size_t i) {
+  Service& s = *services_[i];
+  if (stopping_ || s.ended) return;
+  Job& check = make(*s.plan->ready, ConsoleMode::none, false);
+  s.check = &check;
+  check.on_done([this, i](Job& j) { check_ended(i, j); });
+  check.start();
+}
+
+void Pod::check_ended(size_t i, Job& check) {
+  Service& s = *services_[i];
+  s.check = nullptr;
+  if (stopping_ || s.ended) {
+    maybe_done();
+    return;
+  }
+  if (check.result().ok()) {
+    s.ready = true;
+    if (auto* ev = runner_.events()) ev->service_state(index_, s.plan->plan.name, "ready");
+    maybe_start_job();
+    return;
+  }
+  const auto waited = std::chrono::steady_clock::now() - s.started;
+  if (waited >= s.plan->ready_timeout) {
+    std::vector<std::string> tail = s.container ? s.container->output_tail() : std::vector<std::string>{};
+    fail(fmt::format("service {:?} was not ready after {} (its ready check: {})", s.plan->plan.name,
+                     config::format_duration(s.plan->ready_timeout), status_text(check.result())),
+         tail);
+    return;
+  }
+  // One timer per service, armed again after each failed check.
+  if (!s.retry.live()) {
+    uv_timer_init(runner_.loop(), s.retry.get());
+    s.retry.mark_live();
+    s.retry.get()->data = &s;
+  }
+  uv_timer_start(
+      s.retry.get(),
+      [](uv_timer_t* t) {
+        auto* svc = static_cast<Service*>(t->data);
+        svc->pod->check_ready(svc->index);
+      },
+      static_cast<uint64_t>(s.plan->ready_interval.count()), 0);
+}
+
+void Pod::service_ended(size_t i, Job& container) {
+  Service& s = *services_[i];
+  s.ended = true;
+  if (auto* ev = runner_.events())
+    ev->service_state(index_, s.plan->plan.name, stopping_ ? "stopped" : "exited: " + status_text(container.result()));
+  if (!stopping_ && !s.ready) {
+    fail(fmt::format("service {:?} ended before it was ready: {}", s.plan->plan.name, status_text(container.result())),
+         container.output_tail());
+    return;
+  }
+  maybe_done();
+}
+
+void Pod::maybe_start_job() {
+  if (failed_ || stopping_ || job_) return;
+  for (const auto& s : services_) {
+    if (!s->ready) return;
+  }
+  JobPlan p = plan_;
+  for (const auto& port : result_.ports) {
+    if (!port.service.empty()) p.spec.env.push_back(fmt::format("{}={}:{}", port_variable(port), port.host_ip, port.host_port));
+  }
+  Job& job = make(p, runner_.options().console, attempt_ > 1);
+  job_ = &job;
+  job.on_done([this](Job& j) { job_ended(j); });
+  job.start();
+  if (stop_signal_) job.stop(stop_signal_);
+}
+
+void Pod::job_ended(Job& job) {
+  auto ports = std::move(result_.ports);
+  result_ = job.result();
+  result_.ports = std::move(ports);
+  wind_down();
+}
+
+// A line from sandrun about the job, on the console (the job's own log starts with its
+// container).
+void Pod::note(const std::string& text) {
+  if (auto* ev = runner_.events()) ev->job_note(index_, text);
+}
+
+// A service failed before the job could start: the job fails with the reason and the
+// service's last lines, in its log and on the console.
+void Pod::fail(const std::string& message, const std::vector<std::string>& tail) {
+  if (failed_ || done_) return;
+  failed_ = true;
+  result_.status = JobResult::Status::setup_failed;
+  result_.message = message;
+  JobOutput out(plan_.name, index_, runner_.options().console, runner_.events());
+  if (auto log = runner_.log_path(plan_.file_name); !log.empty()) out.set_log(log, attempt_ > 1);
+  if (auto r = out.open_log(); !r) log::warn("{}", r.error().message());
+  out.note(message);
+  if (!tail.empty()) {
+    out.note(fmt::format("its last {} lines:", tail.size()));
+    for (const auto& line : tail) out.note("  " + line);
+  }
+  out.close_log();
+  result_.output_tail = out.tail();
+  wind_down();
+}
+
+// The job has ended (or will never start): stop every service and check, close the ports.
+void Pod::wind_down() {
+  stopping_ = true;
+  for (auto& s : services_) {
+    s->retry.close();
+    if (s->container && !s->ended) s->container->kill();
+    if (s->check) s->check->kill();
+  }
+  maybe_done();
+}
+
+void Pod::maybe_done() {
+  if (done_ || !stopping_) return;
+  if (job_ && !job_->finished()) return;
+  for (const auto& s : services_) {
+    if ((s->container && !s->ended) || s->check) return;
+  }
+  if (starting_outbound_) return;  // it comes back to maybe_done
+  done_ = true;
+  // The listeners close with the job: a client connecting now is refused.
+  proxies_.clear();
+  if (outbound_.running()) {
+    // Killing the stack and waiting for its route to go blocks: on the threadpool.
+    struct Work {
+      uv_work_t req;
+      Pod* pod;
+      Outbound outbound;
+    };
+    auto* w = new Work{{}, this, std::move(outbound_)};
+    w->req.data = w;
+    int rc = uv_queue_work(
+        runner_.loop(), &w->req,
+        [](uv_work_t* req) {
+          auto* w = static_cast<Work*>(req->data);
+          if (auto r = w->outbound.stop(); !r) log::warn("{}", r.error().message());
+        },
+        [](uv_work_t* req, int) {
+          std::unique_ptr<Work> w(static_cast<Work*>(req->data));
+          w->pod->finish();
+        });
+    if (rc >= 0) return;
+    std::unique_ptr<Work> owner(w);
+  }
+  finish();
+}
+
+void Pod::finish() {
+  netns_.reset();
+  runner_.job_done(index_, result_);
+}
+
+void Pod::stop(int sig) {
+  if (done_) return;
+  if (!result_.message.empty() || failed_) return;
+  stop_signal_ = sig;
+  if (job_) {
+    job_->stop(sig);
+  } else {
+    result_.status = JobResult::Status::cancelled;
+    result_.message = "cancelled while its services started";
+    wind_down();
+  }
+}
+
+void Pod::kill() {
+  if (done_) return;
+  if (job_) job_->kill();
+  for (auto& s : services_) {
+    if (s->container && !s->ended) s->container->kill();
+    if (s->check) s->check->kill();
+  }
+}
+
+// Listens on the host for `service`'s published ports ("" = the job's) before its container
+// starts, so that the host ports are known for the events and the job's environment.
+Result<void> Pod::open_ports(const std::vector<config::PortSpec>& ports, const std::string& service) {
+  if (ports.empty()) return {};
+  auto proxy = PortProxy::open(runner_.loop(), netns_.get(), ports, service);
+  if (!proxy) return std::move(proxy.error().wrap(fmt::format("job {:?}", plan_.name)));
+  for (const PublishedPort& p : (*proxy)->published()) {
+    if (auto* ev = runner_.events()) ev->port_published(index_, p);
+    result_.ports.push_back(p);
+  }
+  proxies_.push_back(std::move(*proxy));
+  return {};
+}
+
+}  // namespace sandrun::runner

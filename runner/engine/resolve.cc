@@ -1,0 +1,256 @@
+// Resolving a JobSpec and its image into a JobPlan: layers, env, user, mounts, workdir.
+#include "runner/engine/resolve.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <map>
+#include <sstream>
+
+#include "sandbox/sys/fs.h"
+#include "sandbox/userns.h"
+
+namespace sandrun::runner {
+namespace {
+
+// /etc/passwd and /etc/group larger than this are not read (an image could make them huge).
+constexpr size_t kMaxAccountFile = 4 << 20;
+
+// The file `path` (relative) from the top-most layer that has it, resolved beneath that
+// layer; "" when no layer has it.
+std::string read_from_layers(const std::vector<std::string>& layers, const char* path) {
+  for (const auto& layer : layers) {
+    int dfd = ::open(layer.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) continue;
+    UniqueFd dir(dfd);
+    auto fd = fs::open_beneath(dir.get(), path, O_RDONLY | O_NOFOLLOW, RESOLVE_IN_ROOT);
+    if (!fd) continue;
+    struct stat st;
+    if (::fstat(fd->get(), &st) < 0 || !S_ISREG(st.st_mode) || static_cast<size_t>(st.st_size) > kMaxAccountFile)
+      return "";
+    auto text = fs::read_fd(fd->get());
+    return text ? *text : "";
+  }
+  return "";
+}
+
+bool parse_id(std::string_view s, unsigned& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::vector<std::string> split(std::string_view line, char sep) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  for (;;) {
+    size_t end = line.find(sep, pos);
+    out.emplace_back(line.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
+    if (end == std::string_view::npos) return out;
+    pos = end + 1;
+  }
+}
+
+// Calls f(fields) for each well-formed line of an /etc/passwd or /etc/group text.
+template <typename F>
+void each_record(const std::string& text, size_t min_fields, F&& f) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto fields = split(line, ':');
+    if (fields.size() >= min_fields) f(fields);
+  }
+}
+
+// Rootless, every container has a user namespace; as root, only a job with `userns = true`.
+Result<void> resolve_userns(const config::JobSpec& job, sandbox::SandboxSpec& s) {
+  if (::geteuid() != 0) {
+    if (job.userns == false) {
+      return Error::msg("userns = false needs root")
+          .hint("not started as root, sandrun runs every container in a user namespace in which you are root");
+    }
+    static const sandbox::UserNamespace rootless = sandbox::userns::rootless();
+    s.userns = rootless;
+  } else if (job.userns.value_or(false)) {
+    static const sandbox::UserNamespace remapped = sandbox::userns::remapped_root();
+    s.userns = remapped;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<UserIds> resolve_user(std::string_view user, const std::vector<std::string>& layers) {
+  SANDRUN_TRY(config::check_user(user));
+  auto parts = split(user, ':');
+  const std::string passwd = read_from_layers(layers, "etc/passwd");
+  const std::string group = read_from_layers(layers, "etc/group");
+  UserIds ids;
+  unsigned num = 0;
+  bool found = false;
+  const bool numeric = parse_id(parts[0], num);
+  std::string name;
+  each_record(passwd, 7, [&](const std::vector<std::string>& f) {
+    unsigned uid = 0, gid = 0;
+    if (found || !parse_id(f[2], uid) || !parse_id(f[3], gid)) return;
+    if (numeric ? uid == num : f[0] == parts[0]) {
+      found = true;
+      ids.uid = uid;
+      ids.gid = gid;
+      ids.home = f[5];
+      name = f[0];
+    }
+  });
+  if (!found) {
+    if (!numeric) return Error::msg("no user {:?} in the image's /etc/passwd", parts[0]);
+    ids.uid = num;  // like docker: an unknown numeric uid runs with gid 0
+  }
+  if (parts.size() == 2) {
+    unsigned gid = 0;
+    if (parse_id(parts[1], gid)) {
+      ids.gid = gid;
+    } else {
+      bool gfound = false;
+      each_record(group, 3, [&](const std::vector<std::string>& f) {
+        unsigned g = 0;
+        if (!gfound && f[0] == parts[1] && parse_id(f[2], g)) {
+          ids.gid = g;
+          gfound = true;
+        }
+      });
+      if (!gfound) return Error::msg("no group {:?} in the image's /etc/group", parts[1]);
+    }
+  } else if (!name.empty()) {
+    each_record(group, 4, [&](const std::vector<std::string>& f) {
+      unsigned g = 0;
+      if (!parse_id(f[2], g) || g == ids.gid) return;
+      for (const auto& member : split(f[3], ',')) {
+        if (member == name) ids.groups.push_back(g);
+      }
+    });
+  }
+  return ids;
+}
+
+std::string hostname_for(std::string_view name) {
+  std::string out;
+  for (char c : name.substr(0, 63)) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    out += ok ? c : '-';
+  }
+  while (!out.empty() && out.front() == '-') out.erase(out.begin());
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out.empty() ? "sandrun" : out;
+}
+
+std::vector<std::string> merge_env(const std::vector<std::string>& image_env,
+                                   const std::vector<std::pair<std::string, std::string>>& job_env,
+                                   std::string_view hostname, std::string_view home) {
+  std::vector<std::string> env;
+  auto set = [&env](std::string_view key, std::string_view value, bool override) {
+    std::string prefix = std::string(key) + "=";
+    for (auto& e : env) {
+      if (e.rfind(prefix, 0) == 0) {
+        if (override) e = prefix + std::string(value);
+        return;
+      }
+    }
+    env.push_back(prefix + std::string(value));
+  };
+  for (const auto& e : image_env) {
+    auto eq = e.find('=');
+    if (eq != std::string::npos && eq > 0) set(e.substr(0, eq), e.substr(eq + 1), true);
+  }
+  set("PATH", kDefaultPath, false);
+  set("HOSTNAME", hostname, false);
+  set("HOME", home.empty() ? "/" : home, false);
+  for (const auto& [k, v] : job_env) set(k, v, true);
+  return env;
+}
+
+std::string key_context(const config::JobSpec& job, const char* key) {
+  auto pos = job.where(key);
+  if (pos.file.empty()) {
+    // A job made of `sandrun exec` flags: name the flag.
+    static const std::map<std::string, std::string> kFlags = {
+        {"image", "--image"}, {"user", "--user"}, {"volumes", "-v"}, {"workdir", "-w"}, {"workspace", "-v"},
+        {"userns", "--userns"}};
+    auto f = kFlags.find(key);
+    return fmt::format("exec: {}", f == kFlags.end() ? std::string(key) : f->second);
+  }
+  return fmt::format("{}: jobs.{}.{}", pos.str(), job.name, key);
+}
+
+Result<JobPlan> resolve_job(const config::JobSpec& job, const cache::ImageRecord& image,
+                            const cache::Store& store) {
+  auto at = [&job](const char* key, Error e) { return std::move(e.wrap(key_context(job, key))); };
+  JobPlan plan;
+  plan.name = job.name;
+  plan.timeout = job.timeout;
+  plan.artifacts = job.artifacts;
+  auto& s = plan.spec;
+  s.name = job.name;
+  s.hostname = hostname_for(job.name);
+  for (auto it = image.layers.rbegin(); it != image.layers.rend(); ++it) {
+    s.lower_dirs.push_back(store.layer_path(it->diff_id));
+  }
+  std::string user = job.user.value_or(image.config.user);
+  UserIds ids;
+  if (!user.empty()) {
+    auto r = resolve_user(user, s.lower_dirs);
+    if (!r) return at("user", std::move(r).error());
+    ids = std::move(*r);
+  } else {
+    ids.home = "/root";
+  }
+  s.uid = ids.uid;
+  s.gid = ids.gid;
+  s.groups = ids.groups;
+  s.env = merge_env(image.config.env, job.env, s.hostname, ids.home);
+  s.argv = job.command;
+  if (s.argv.empty()) {
+    s.argv = image.config.entrypoint;
+    s.argv.insert(s.argv.end(), image.config.cmd.begin(), image.config.cmd.end());
+  }
+  if (job.workspace) {
+    if (!fs::is_dir(*job.workspace))
+      return at("workspace", Error::sys_code(ENOENT, "{}", *job.workspace));
+    // Files the container's root writes there belong to the workspace's owner on the host
+    // (with a remapped root; rootless, the caller is the container's root anyway).
+    sandbox::Bind ws{*job.workspace, kWorkspaceTarget, job.workspace_mode == config::WorkspaceMode::ro,
+                     /*owner_is_root=*/true};
+    if (job.workspace_mode == config::WorkspaceMode::overlay) {
+      // A private copy-on-write view; use_slot() puts its upper and work dirs in the slot.
+      ws.overlay_upper = "<slot>/ws-upper";
+      ws.overlay_work = "<slot>/ws-work";
+    }
+    s.binds.push_back(std::move(ws));
+  }
+  for (const auto& written : job.caches) {
+    auto c = cache_mount(written, ids.home);
+    if (!c) return at("caches", std::move(c).error());
+    plan.caches.push_back(std::move(*c));
+  }
+  for (const auto& v : job.volumes) {
+    if (!fs::exists(v.source)) return at("volumes", Error::sys_code(ENOENT, "{}", v.source));
+    s.binds.push_back({v.source, v.target, v.readonly});
+  }
+  if (job.workdir) {
+    s.workdir = *job.workdir;
+  } else if (!image.config.working_dir.empty()) {
+    s.workdir = image.config.working_dir;
+  } else {
+    s.workdir = job.workspace ? "/workspace" : "/";
+  }
+  s.new_net = job.network != config::Network::host;
+  plan.network = job.network;
+  s.init = job.init;
+  if (auto r = resolve_userns(job, s); !r) return at("userns", std::move(r).error());
+  return plan;
+}
+
+}  // namespace sandrun::runner

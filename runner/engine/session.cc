@@ -1,0 +1,290 @@
+// What `run` and `exec` share: checks, image resolution, the run directory, the loop.
+#include "runner/engine/session.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+
+#include "runner/engine/caches.h"
+#include "runner/net/outbound.h"
+#include "runner/report/output.h"
+#include "runner/engine/resolve.h"
+#include "runner/engine/slots.h"
+#include "sandbox/host_features.h"
+#include "sandbox/mount_points.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+#include "sandbox/userns.h"
+
+namespace sandrun::runner {
+
+void print_error(const Error& e) {
+  std::string text = "sandrun: " + e.render() + "\n";
+  console_write(STDERR_FILENO, text);
+}
+
+Result<void> check_privileges() {
+  if (::geteuid() == 0) return {};
+  // Rootless: every container gets a user namespace in which the caller is root.
+  if (auto r = sandbox::userns::probe(); !r) {
+    return std::move(r.error().wrap("sandrun runs rootless when not started as root, which needs "
+                                    "unprivileged user namespaces"));
+  }
+  return {};
+}
+
+std::string resolve_root(const std::string& flag) {
+  return flag.empty() ? cache::default_root() : fs::absolute(flag);
+}
+
+namespace {
+
+const char* policy_name(config::PullPolicy p) {
+  switch (p) {
+    case config::PullPolicy::never: return "never";
+    case config::PullPolicy::missing: return "missing";
+    case config::PullPolicy::always: return "always";
+  }
+  return "?";
+}
+
+Result<cache::ImageRecord> pull_now(cache::Store& store, const std::string& ref, const cache::PullOptions& pull) {
+  const auto start = std::chrono::steady_clock::now();
+  auto pulled = SANDRUN_TRY(store.pull(ref, pull));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  console_write(STDERR_FILENO, pulled.up_to_date
+                                   ? fmt::format("sandrun: {} is up to date\n", pulled.record.ref())
+                                   : fmt::format("sandrun: pulled {} ({})\n", pulled.record.ref(), pull_summary(pulled, ms)));
+  return std::move(pulled.record);
+}
+
+// The job's image as its pull policy says (the caller asks once per image of the run).
+Result<cache::ImageRecord> obtain_image(cache::Store& store, const config::JobSpec& job, const cache::PullOptions& pull) {
+  const cache::ImageRef ref = SANDRUN_TRY(cache::parse_ref(job.image));
+  const bool remote = !ref.registry().empty();
+  if (job.pull == config::PullPolicy::always) {
+    if (!remote)
+      return Error::msg("pull = \"always\" needs a registry in the image name (like 127.0.0.1:5000/{}), and {:?} "
+                        "has none", ref.str(), ref.str());
+    return pull_now(store, job.image, pull);
+  }
+  if (auto found = SANDRUN_TRY(store.find(job.image))) return std::move(*found);
+  if (!remote) return store.ensure(job.image);  // the built-in image, or how to import one
+  if (job.pull == config::PullPolicy::never)
+    return Error::msg("image {:?} is not in the image cache (pull = \"{}\"); pull it with: sandrun image pull {}",
+                      ref.str(), policy_name(job.pull), ref.str());
+  return pull_now(store, job.image, pull);
+}
+
+}  // namespace
+
+std::string pull_summary(const cache::PulledImage& pulled, std::chrono::milliseconds took) {
+  const cache::ImportStats& s = pulled.stats;
+  return fmt::format("{} layer{} downloaded, {} already here, {} in {}", s.layers_unpacked, s.layers_unpacked == 1 ? "" : "s",
+                     s.layers_reused, config::format_size(s.bytes_read), config::format_duration(took));
+}
+
+cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,
+                                const std::string& ca_file, const std::string& platform) {
+  cache::PullOptions o;
+  o.insecure_hosts = insecure;
+  o.auth_file = auth_file;
+  o.ca_file = ca_file;
+  o.platform = platform;
+  return o;
+}
+
+namespace {
+
+// What prepare_jobs keeps while it resolves the jobs: the images found so far (each leased
+// once), the host's isolation, and the slots' writable-layer mode.
+struct Resolver {
+  cache::Store& store;
+  const cache::PullOptions& pull;
+  Prepared& out;
+  bool volatile_upper = true;
+  std::map<std::string, cache::ImageRecord> images;
+
+  Result<const cache::ImageRecord*> image_of(const config::JobSpec& job) {
+    auto it = images.find(job.image);
+    if (it == images.end()) {
+      auto image = obtain_image(store, job, pull);
+      if (!image) return std::move(image.error().wrap(key_context(job, "image")));
+      auto lease = store.lease(*image);
+      if (!lease) return std::move(lease.error().wrap(fmt::format("job {:?}: lease image layers", job.name)));
+      out.leases.push_back(std::move(*lease));
+      it = images.emplace(job.image, std::move(*image)).first;
+    }
+    return &it->second;
+  }
+
+  // One container's plan: a job's, or a service's (`what` names it in errors).
+  Result<JobPlan> container(const config::JobSpec& job, const std::string& what) {
+    const cache::ImageRecord* image = SANDRUN_TRY(image_of(job));
+    auto plan = SANDRUN_TRY(resolve_job(job, *image, store));
+    SANDRUN_TRY(resolve_isolation(job, *out.host, plan));
+    // A read-only root starts without a writable layer where the image allows it.
+    // The caches are bound when the container starts, but their mount points count here.
+    auto layer = sandbox::ensure_mount_point_layer(store.root() + "/mountpoints", with_cache_targets(plan));
+    if (!layer) return std::move(layer.error().wrap(fmt::format("{}: prepare its read-only root", what)));
+    if (*layer) plan.spec.mount_point_layer = std::move(**layer);
+    plan.spec.volatile_upper = volatile_upper;
+    plan.file_name = file_name_for(job.name);
+    return plan;
+  }
+
+  // A job's services: their containers, and their ready checks as containers of the same
+  // image (the check's command, sandrun's init, nothing published).
+  Result<void> services(const config::JobSpec& job, JobPlan& plan) {
+    for (const auto& svc : job.services) {
+      ServicePlan sp;
+      sp.plan = SANDRUN_TRY(container(svc.spec, fmt::format("job {:?}: service {:?}", job.name, svc.spec.name)));
+      sp.plan.file_name = plan.file_name + "." + file_name_for(svc.spec.name);
+      sp.plan.ports = svc.spec.ports;
+      sp.plan.network = job.network;
+      if (svc.ready) {
+        JobPlan check = sp.plan;
+        check.name = svc.spec.name + " (ready check)";
+        check.file_name.clear();  // no log of its own: it would truncate the service's
+        check.spec.argv = svc.ready->command;
+        check.spec.init = true;
+        check.spec.hold_after_exit = false;
+        check.ports.clear();
+        sp.ready = std::move(check);
+        sp.ready_interval = svc.ready->interval;
+        sp.ready_timeout = svc.ready->timeout;
+      }
+      plan.services.push_back(std::move(sp));
+    }
+    return {};
+  }
+};
+
+}  // namespace
+
+Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs,
+                              const cache::PullOptions& pull) {
+  Prepared out;
+  out.host = std::make_unique<HostIsolation>(HostIsolation::probe());
+  out.host->seccomp.set_disk_dir(store.root() + "/seccomp");
+  if (::geteuid() != 0) {
+    // Rootless: no cgroups (sandrun does not use a delegated subtree yet). Limits a job asks
+    // for are refused up front; the default pids limit is not applied.
+    out.host->cgroups.reset();
+    out.host->cgroups_missing = Error::msg("cgroups need root: sandrun runs rootless here")
+                                    .hint("run sandrun as root to enforce memory, cpus, pids and cpuset limits");
+  }
+  // The slots' writable layers live under the state dir (SandboxSpec::volatile_upper).
+  Resolver r{store, pull, out, !sandbox::host::on_ext4_without_journal(store.root()), {}};
+  for (const auto& job : jobs) {
+    auto plan = SANDRUN_TRY(r.container(job, fmt::format("job {:?}", job.name)));
+    plan.retries = job.retries;
+    plan.allow_failure = job.allow_failure;
+    plan.artifacts = job.artifacts;
+    plan.junit = job.junit;
+    plan.matrix = job.matrix;
+    plan.ports = job.ports;
+    SANDRUN_TRY(r.services(job, plan));
+    // The job's containers share one network namespace the runner makes: for its services,
+    // its published ports (the proxy opens sockets inside it) and a private network.
+    const bool root = ::geteuid() == 0;
+    plan.shared_netns = !job.services.empty() || job.network == config::Network::private_ || (!job.ports.empty() && root);
+    if (plan.shared_netns && !root) {
+      return Error::msg("{}: jobs.{}: services and network = \"private\" need root for now", job.pos.str(), job.name)
+          .hint("run sandrun as root, or use network = \"none\" without services (published ports work rootless)");
+    }
+    // Rootless, sandrun cannot enter the job's network namespace: the container's init hands
+    // the proxy its sockets (SandboxSpec::socket_factory).
+    if (!job.ports.empty() && !root) plan.spec.socket_factory = true;
+    out.plans.push_back(std::move(plan));
+  }
+  // Needs by name -> by index (config has checked that every name exists in the file; a
+  // need left out of the selection is not waited for).
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < jobs.size(); ++i) index.emplace(jobs[i].name, i);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    for (const auto& need : jobs[i].needs) {
+      if (auto it = index.find(need); it != index.end()) out.plans[i].needs.push_back(it->second);
+    }
+  }
+  return out;
+}
+
+std::string file_name_for(std::string_view name) {
+  std::string out;
+  for (char c : name) out += (c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '_' : c;
+  if (out.empty() || out == "." || out == "..") out = "_" + out;
+  return out.substr(0, 200);
+}
+
+// Cgroup subtrees of dead runs (sandrun/<run> in every hierarchy), whatever their state dir.
+size_t sweep_cgroups() {
+  auto backend = sandbox::cgroup::Backend::detect();
+  if (!backend) return 0;
+  auto removed = (*backend)->sweep_stale();
+  if (!removed) {
+    log::warn("cleanup: {}", removed.error().message());
+    return 0;
+  }
+  return *removed;
+}
+
+// Outbound stacks (pasta) a dead run left: their pid files are named "<pid>-<starttime>.*"
+// after the run that started them; a run whose process is gone left them.
+size_t sweep_outbound_stacks(const std::string& root) {
+  size_t stopped = 0;
+  const std::string dir = root + "/outbound";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    unsigned long long pid = 0, start = 0;
+    if (std::sscanf(name.c_str(), "%llu-%llu.", &pid, &start) != 2) continue;
+    auto st = read_proc_stat(static_cast<pid_t>(pid));
+    if (st && st->start_time == start && st->state != 'Z') continue;  // that run is alive
+    if (auto r = stop_stale_outbound(dir + "/" + name); !r) {
+      log::warn("cleanup: {}", r.error().message());
+    } else {
+      ++stopped;
+    }
+  }
+  return stopped;
+}
+
+void sweep_and_report(const std::string& root, bool remove_idle) {
+  auto report = sweep_slots(root, remove_idle);
+  const size_t stacks = ::geteuid() == 0 ? sweep_outbound_stacks(root) : 0;
+  const size_t cgroups = ::geteuid() == 0 ? sweep_cgroups() : 0;
+  for (const auto& f : report.failures) log::warn("cleanup: {}", f);
+  const bool dead = report.slots_cleaned || report.processes_killed || report.mounts_removed || cgroups || stacks;
+  std::string text;
+  if (dead) {
+    text = fmt::format("sandrun: cleaned {} container slot{} left by dead runs, killed {} leftover container{}, "
+                       "removed {} mount{}",
+                       report.slots_cleaned, report.slots_cleaned == 1 ? "" : "s", report.processes_killed,
+                       report.processes_killed == 1 ? "" : "s", report.mounts_removed,
+                       report.mounts_removed == 1 ? "" : "s");
+    if (cgroups) text += fmt::format(", removed the cgroups of {} dead run{}", cgroups, cgroups == 1 ? "" : "s");
+    if (stacks) text += fmt::format(", stopped {} network stack{}", stacks, stacks == 1 ? "" : "s");
+  }
+  if (remove_idle) {
+    if (!dead) text = "sandrun: nothing left behind by dead runs";
+    text += fmt::format("; removed {} idle container slot{}", report.slots_removed, report.slots_removed == 1 ? "" : "s");
+  }
+  if (!text.empty()) console_write(STDERR_FILENO, text + "\n");
+}
+
+Result<Outcome> execute(const std::string& root, Prepared& prepared, RunOptions options) {
+  auto t0 = std::chrono::steady_clock::now();
+  Outcome out;
+  if (prepared.host) options.cgroups = prepared.host->cgroups.get();
+  Runner runner(std::move(options), root, std::move(prepared.plans));
+  SANDRUN_TRY(runner.run());
+  out.results = runner.results();
+  out.interrupted_by = runner.interrupted_by();
+  out.wall = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  return out;
+}
+
+}  // namespace sandrun::runner

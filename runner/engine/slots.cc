@@ -1,0 +1,320 @@
+// Container slots: claimed with a lock, emptied after each container, swept after a crash.
+#include "runner/engine/slots.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+#include "sandbox/sys/syscalls.h"
+
+namespace sandrun::runner {
+namespace {
+
+// The fixed size of a pid record (see Slot::pid).
+constexpr size_t kRecordSize = 48;
+
+Result<void> write_record(const Slot& slot, std::string_view text) {
+  char buf[kRecordSize];
+  std::memset(buf, ' ', sizeof buf);
+  buf[sizeof buf - 1] = '\n';
+  std::memcpy(buf, text.data(), std::min(text.size(), sizeof buf - 1));
+  if (::pwrite(slot.pid.get(), buf, sizeof buf, 0) != static_cast<ssize_t>(sizeof buf))
+    return Error::sys("write the pid record of container slot {}", slot.dir);
+  return {};
+}
+
+// True when the record at `fd` says the slot is clean (or it was never written).
+bool record_clean(int fd) {
+  char c = 0;
+  ssize_t n = ::pread(fd, &c, 1, 0);
+  return n <= 0 || c == '-';
+}
+
+Result<UniqueFd> lock_slot(const std::string& dir) {
+  auto fd = fs::open_path(dir + "/lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+  if (!fd) return std::move(fd).error();
+  if (::flock(fd->get(), LOCK_EX | LOCK_NB) < 0) return Error::sys("lock {}", dir);
+  return fd;
+}
+
+// Kills the recorded container if the pid still names the same, live process.
+bool kill_recorded(int pid_fd) {
+  char buf[64] = {};
+  ssize_t n = ::pread(pid_fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return false;
+  std::istringstream in(std::string(buf, static_cast<size_t>(n)));
+  pid_t pid = 0;
+  unsigned long long start = 0;
+  if (!(in >> pid >> start) || pid <= 0) return false;
+  // Open the pidfd first, then check the start time: if they match, the pidfd is that process.
+  UniqueFd pidfd(sys::pidfd_open(pid));
+  if (!pidfd) return false;
+  auto stat = read_proc_stat(pid);
+  if (!stat || stat->start_time != start) return false;
+  if (stat->state == 'Z') return false;  // already dead; its parent's parent reaps it
+  if (sys::pidfd_send_signal(pidfd.get(), SIGKILL) < 0) return false;
+  struct pollfd p = {pidfd.get(), POLLIN, 0};
+  ::poll(&p, 1, 5000);
+  return true;
+}
+
+size_t unmount_beneath(const std::string& prefix, std::vector<std::string>& failures) {
+  std::vector<std::string> mounts;
+  std::ifstream f("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    std::istringstream ls(line);
+    std::string id, parent, dev, root, mnt;
+    ls >> id >> parent >> dev >> root >> mnt;
+    if (mnt == prefix || mnt.rfind(prefix + "/", 0) == 0) mounts.push_back(mnt);
+  }
+  std::sort(mounts.begin(), mounts.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  size_t removed = 0;
+  for (const auto& m : mounts) {
+    if (::umount2(m.c_str(), MNT_DETACH) == 0) {
+      ++removed;
+    } else {
+      failures.push_back(fmt::format("unmount {}: {}", m, errno_text(errno)));
+    }
+  }
+  return removed;
+}
+
+bool dir_is_empty(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return true;
+  bool empty = true;
+  while (struct dirent* e = ::readdir(d)) {
+    if (std::string_view n = e->d_name; n != "." && n != "..") {
+      empty = false;
+      break;
+    }
+  }
+  ::closedir(d);
+  return empty;
+}
+
+bool is_dirty(const Slot& s) {
+  return !record_clean(s.pid.get()) || !dir_is_empty(s.upper) || !dir_is_empty(s.ws_upper) ||
+         !dir_is_empty(s.dir + "/cow");
+}
+
+// A slot whose pid record says clean (see Slot::pid) needs no lock to be left alone.
+bool looks_clean(const std::string& dir) {
+  UniqueFd fd(::open((dir + "/pid").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  return fd && record_clean(fd.get());
+}
+
+// Resets the upper dir itself: it is the container's "/", whose owner, mode and xattrs a
+// container may have changed.
+Result<void> reset_root(int fd) {
+  // Ours: host root, or the rootless caller (who cannot chown and is the container's root).
+  if (::fchown(fd, ::geteuid(), ::getegid()) < 0 || ::fchmod(fd, 0755) < 0) return Error::sys("reset the upper dir");
+  char names[4096];
+  ssize_t n = ::flistxattr(fd, names, sizeof names);
+  for (ssize_t off = 0; n > 0 && off < n; off += static_cast<ssize_t>(std::strlen(names + off)) + 1) {
+    if (::fremovexattr(fd, names + off) < 0 && errno != ENODATA) return Error::sys("reset the upper dir's xattrs");
+  }
+  return {};
+}
+
+// The copy-on-write volumes' dirs: the overlay workspace's (kept, reset like the upper dir:
+// Sandbox::start gives it the checkout's owner and mode) and the caches' (<slot>/cow, removed).
+Result<void> clear_volumes(const Slot& slot) {
+  auto upper = SANDRUN_TRY(fs::open_path(slot.ws_upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  SANDRUN_TRY(fs::clear_dir(upper.get()).wrap(fmt::format("empty {}", slot.ws_upper)));
+  SANDRUN_TRY(reset_root(upper.get()));
+  auto work = SANDRUN_TRY(fs::open_path(slot.ws_work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  SANDRUN_TRY(fs::clear_dir(work.get()).wrap(fmt::format("empty {}", slot.ws_work)));
+  if (::fchown(work.get(), ::geteuid(), ::getegid()) < 0) return Error::sys("reset {}", slot.ws_work);
+  const std::string cow = slot.dir + "/cow";
+  if (fs::exists(cow)) SANDRUN_TRY(fs::remove_tree(cow));
+  return {};
+}
+
+Result<Slot> open_slot(const std::string& dir) {
+  Slot s;
+  s.dir = dir;
+  s.upper = dir + "/upper";
+  s.work = dir + "/work";
+  s.ws_upper = dir + "/ws-upper";
+  s.ws_work = dir + "/ws-work";
+  s.lock = SANDRUN_TRY(lock_slot(dir));
+  for (const auto* p : {&s.upper, &s.work, &s.ws_upper, &s.ws_work}) {
+    if (::mkdir(p->c_str(), 0755) < 0 && errno != EEXIST) return Error::sys("create {}", *p);
+  }
+  s.pid = SANDRUN_TRY(fs::open_path(dir + "/pid", O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
+  return s;
+}
+
+// Makes a slot of a dead run clean: its container killed, its mounts gone, its layer emptied.
+void clean_dead_slot(Slot& s, SweepReport& report) {
+  if (kill_recorded(s.pid.get())) ++report.processes_killed;
+  report.mounts_removed += unmount_beneath(s.dir, report.failures);
+  if (auto r = SlotPool::clear(s); !r) {
+    report.failures.push_back(r.error().message());
+    return;
+  }
+  ++report.slots_cleaned;
+}
+
+std::vector<std::string> slot_names(const std::string& slots_dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(slots_dir.c_str());
+  if (!d) return out;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (!n.empty() && n.find_first_not_of("0123456789") == std::string_view::npos) out.emplace_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return std::stoul(a) < std::stoul(b); });
+  return out;
+}
+
+}  // namespace
+
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
+  auto text = fs::read_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!text) return std::nullopt;
+  // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
+  size_t close = text->rfind(')');
+  if (close == std::string::npos || close + 2 >= text->size()) return std::nullopt;
+  ProcStat st;
+  st.state = (*text)[close + 2];
+  std::istringstream in(text->substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) {
+    if (!(in >> field)) return std::nullopt;
+  }
+  st.start_time = std::stoull(field);
+  return st;
+}
+
+unsigned long long process_start_time(pid_t pid) {
+  auto st = read_proc_stat(pid);
+  return st ? st->start_time : 0;
+}
+
+SlotPool::SlotPool(std::string state_root) : root_(std::move(state_root)), mount_point_(root_ + "/mnt") {}
+
+SlotPool::~SlotPool() = default;
+
+Result<void> SlotPool::reserve(size_t count) {
+  SANDRUN_TRY(fs::mkdirs(root_ + "/slots", 0700));
+  SANDRUN_TRY(fs::mkdirs(mount_point_, 0700));
+  while (slots_.size() < count) free_.push_back(SANDRUN_TRY(claim()));
+  return {};
+}
+
+Result<Slot*> SlotPool::claim() {
+  const std::string slots = root_ + "/slots";
+  for (unsigned long k = 0;; ++k) {
+    const std::string dir = slots + "/" + std::to_string(k);
+    if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return Error::sys("create container slot {}", dir);
+    auto slot = open_slot(dir);
+    if (!slot) {
+      if (slot.error().code() == EWOULDBLOCK) continue;  // used by a live sandrun
+      return std::move(slot.error().wrap("claim a container slot"));
+    }
+    if (is_dirty(*slot)) {
+      SweepReport report;
+      clean_dead_slot(*slot, report);
+      if (!report.failures.empty()) {
+        log::warn("container slot {} of a dead run cannot be cleaned, skipping it: {}", dir, report.failures[0]);
+        continue;
+      }
+    }
+    slots_.push_back(std::make_unique<Slot>(std::move(*slot)));
+    return slots_.back().get();
+  }
+}
+
+Slot* SlotPool::acquire(bool grow) {
+  if (!free_.empty()) {
+    Slot* s = free_.back();
+    free_.pop_back();
+    return s;
+  }
+  if (!grow) return nullptr;
+  auto s = claim();
+  if (!s) {
+    log::warn("{}", s.error().message());
+    return nullptr;
+  }
+  return *s;
+}
+
+void SlotPool::release(Slot* slot) { free_.push_back(slot); }
+
+void SlotPool::discard(Slot* slot) {
+  std::erase_if(slots_, [slot](const auto& s) { return s.get() == slot; });
+}
+
+Result<void> SlotPool::mark_claimed(Slot& slot) { return write_record(slot, "claimed"); }
+
+Result<void> SlotPool::record_pid(Slot& slot, pid_t pid) {
+  return write_record(slot, fmt::format("{} {}", pid, process_start_time(pid)));
+}
+
+Result<void> SlotPool::clear(Slot& slot) {
+  auto upper = SANDRUN_TRY(fs::open_path(slot.upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  SANDRUN_TRY(fs::clear_dir(upper.get()).wrap(fmt::format("empty {}", slot.upper)));
+  SANDRUN_TRY(reset_root(upper.get()));
+  // A volatile overlay cannot be mounted on its work dir again until it is emptied
+  // (SandboxSpec::volatile_upper). Emptied for every overlay: overlayfs would remove and make
+  // its work/work again at the next mount anyway.
+  auto work = SANDRUN_TRY(fs::open_path(slot.work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  SANDRUN_TRY(fs::clear_dir(work.get()).wrap(fmt::format("empty {}", slot.work)));
+  SANDRUN_TRY(clear_volumes(slot));
+  return write_record(slot, "-");
+}
+
+SweepReport sweep_slots(const std::string& state_root, bool remove) {
+  SweepReport report;
+  const std::string slots = state_root + "/slots";
+  for (const auto& name : slot_names(slots)) {
+    const std::string dir = slots + "/" + name;
+    if (!remove && looks_clean(dir)) continue;
+    auto slot = open_slot(dir);
+    if (!slot) {
+      if (slot.error().code() != EWOULDBLOCK) report.failures.push_back(slot.error().message());
+      continue;  // EWOULDBLOCK: a live sandrun uses it
+    }
+    if (is_dirty(*slot)) clean_dead_slot(*slot, report);
+    if (remove && !is_dirty(*slot)) {
+      // Removed while still locked, so no other sandrun claims it meanwhile.
+      if (auto r = fs::remove_tree(dir); r) {
+        ++report.slots_removed;
+      } else {
+        report.failures.push_back(r.error().message());
+      }
+    }
+  }
+  return report;
+}
+
+void use_slot(const Slot& slot, sandbox::SandboxSpec& spec) {
+  spec.upper_dir = slot.upper;
+  spec.work_dir = slot.work;
+  for (auto& b : spec.binds) {
+    if (b.overlay() && b.target == kWorkspaceTarget) {
+      b.overlay_upper = slot.ws_upper;
+      b.overlay_work = slot.ws_work;
+    }
+  }
+}
+
+}  // namespace sandrun::runner
