@@ -41,11 +41,15 @@ struct ContainerDirs {
 };
 
 // Runs one container to its end; "" when it exited 0, else what went wrong.
-std::string run_once(sandbox::SandboxSpec& spec, const ContainerDirs& dirs) {
-  spec.upper_dir = dirs.dir + "/upper";
-  spec.work_dir = dirs.dir + "/work";
-  spec.root_dir = dirs.dir + "/root";
-  auto sb = sandbox::Sandbox::start(spec);
+std::string run_once(const sandbox::ContainerPlan& spec, const ContainerDirs& dirs) {
+  sandbox::Placement place;
+  place.upper_dir = dirs.dir + "/upper";
+  place.work_dir = dirs.dir + "/work";
+  place.root_dir = dirs.dir + "/root";
+  for (const auto& b : spec.binds) {
+    if (b.copy_on_write) place.cow_layers.emplace_back(dirs.dir + "/ws-upper", dirs.dir + "/ws-work");
+  }
+  auto sb = sandbox::Sandbox::start(spec, place);
   if (!sb) return sb.error().message();
   UniqueFd status = sb->take_status();
   sb->take_stdout().reset();  // /bin/true writes nothing
@@ -60,7 +64,7 @@ std::string run_once(sandbox::SandboxSpec& spec, const ContainerDirs& dirs) {
   if (!bytes) return bytes.error().message();
   sandbox::StatusDecoder dec;
   dec.feed(bytes->data(), bytes->size());
-  auto outcome = sandbox::interpret(spec, dec.records(), *ws);
+  auto outcome = sandbox::interpret(spec, place, dec.records(), *ws);
   if (outcome.ok()) return "";
   if (outcome.error) return outcome.error->message();
   return "the container did not exit 0";
@@ -98,7 +102,7 @@ void BM_ContainerTrue(benchmark::State& state) {
   }
   const std::string base = dirs_base(state, state.range(2), "containers");
   if (base.empty()) return;
-  sandbox::SandboxSpec spec;
+  sandbox::ContainerPlan spec;
   spec.name = "bench";
   spec.hostname = "bench";
   spec.lower_dirs = {layer};
@@ -186,7 +190,7 @@ void BM_ContainerWorkspace(benchmark::State& state) {
   }
   const std::string base = dirs_base(state, 0, "workspaces");
   if (base.empty()) return;
-  sandbox::SandboxSpec spec;
+  sandbox::ContainerPlan spec;
   spec.name = spec.hostname = "bench";
   spec.lower_dirs = {layer};
   spec.argv = {"/bin/true"};
@@ -202,8 +206,7 @@ void BM_ContainerWorkspace(benchmark::State& state) {
     spec.binds.clear();
     if (state.range(0) > 0) spec.binds.push_back({tree, "/workspace"});
     if (state.range(0) == 2) {
-      spec.binds.back().overlay_upper = dirs.dir + "/ws-upper";
-      spec.binds.back().overlay_work = dirs.dir + "/ws-work";
+      spec.binds.back().copy_on_write = true;  // run_once gives it DIR/ws-upper and ws-work
     }
     std::string failure = run_once(spec, dirs);
     (void)fs::remove_tree(dirs.dir);

@@ -9,6 +9,8 @@
 # fewer tests ran than it listed or than its floor (ci/run-ctest.sh, ci/test-cgroup2.sh), when
 # a test skipped, or when a test sent a packet off this machine (ci/offline-net.sh).
 # Tests that need a kernel feature this host lacks are left to the VM (ci/host-exclusions.sh).
+# Before the three, the stage `architecture` checks the module boundaries
+# (ci/check-architecture.sh against ci/architecture.rules; no build needed).
 # This is the test command of README.md and of CI (.ci/run). The privileged tests need root;
 # under CI=true (or SANDRUN_TESTS_MUST_WORK=1) a test that cannot run fails instead of
 # skipping. docs/testing.md says which tests run where.
@@ -54,6 +56,16 @@ build_and_test() {
   [[ -z $exclude ]] || detail+="; left to the VM: tests labelled $exclude"
   return "$status"
 }
+
+# Before the builds: the module boundaries (ci/architecture.rules), in well under a second.
+# Its last line ("architecture: N files checked, M violations") is the stage's detail.
+echo "=== architecture: module boundaries (ci/check-architecture.sh) ==="
+start=$SECONDS status=0
+out=$(ci/check-architecture.sh 2>&1) || status=$?
+echo "$out"
+detail=$(tail -n 1 <<<"$out")
+[[ -n $detail ]] || detail="ci/check-architecture.sh did not report (status $status)"
+record architecture "$status" "$start" "$detail"
 
 echo "=== stage 1/3: optimised build + ctest ==="
 start=$SECONDS status=0

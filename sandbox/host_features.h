@@ -140,7 +140,7 @@ StateDir probe_state_dir(const std::string& path);
 // /sys/fs/ext4/DEV/journal_task says "<none>"). There ext4 does not reuse an inode freed in the
 // last minute, or in the last six while its inode table block is not yet written back, and each
 // new inode scans past all of those: a writable layer's churn costs less when every container's
-// end writes the file system back (SandboxSpec::volatile_upper off). False when unsure.
+// end writes the file system back (ContainerPlan::volatile_upper off). False when unsure.
 bool on_ext4_without_journal(const std::string& path);
 // The name of a statfs f_type, or its hex value when unknown.
 std::string fs_type_name(uint64_t magic);

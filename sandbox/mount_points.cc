@@ -196,7 +196,7 @@ Result<void> build(const std::string& dir, const struct stat& root_attrs, const 
 
 }  // namespace
 
-std::vector<MountPoint> required_mount_points(const SandboxSpec& spec) {
+std::vector<MountPoint> required_mount_points(const ContainerPlan& spec, const std::vector<std::string>& extra_dirs) {
   std::vector<MountPoint> out = {{"/proc", true}, {"/dev", true}, {"/sys", true}, {"/tmp", true}};
   if (normalise(spec.workdir) != "/") out.push_back({normalise(spec.workdir), true});
   for (const auto& b : spec.binds) {
@@ -204,6 +204,7 @@ std::vector<MountPoint> required_mount_points(const SandboxSpec& spec) {
     const bool is_dir = ::stat(b.source.c_str(), &st) < 0 || S_ISDIR(st.st_mode);
     out.push_back({normalise(b.target), is_dir});
   }
+  for (const auto& d : extra_dirs) out.push_back({normalise(d), true});
   std::sort(out.begin(), out.end(), [](const MountPoint& a, const MountPoint& b) {
     return a.path != b.path ? a.path < b.path : a.is_dir < b.is_dir;
   });
@@ -217,13 +218,14 @@ Found lookup_in_layers(const std::vector<std::string>& lower_dirs, const std::st
   return lookup(*layers, path).found;
 }
 
-bool uses_mount_point_layer(const SandboxSpec& spec) {
+bool uses_mount_point_layer(const ContainerPlan& spec) {
   return spec.hardening.read_only_rootfs && !spec.userns.enabled && !spec.mount_point_layer.empty();
 }
 
-Result<std::optional<std::string>> ensure_mount_point_layer(const std::string& cache_dir, const SandboxSpec& spec) {
+Result<std::optional<std::string>> ensure_mount_point_layer(const std::string& cache_dir, const ContainerPlan& spec,
+                                                             const std::vector<std::string>& extra_dirs) {
   if (!spec.hardening.read_only_rootfs || spec.userns.enabled || spec.lower_dirs.empty()) return std::optional<std::string>();
-  const auto targets = required_mount_points(spec);
+  const auto targets = required_mount_points(spec, extra_dirs);
   uint64_t h = fnv64(14695981039346656037ULL, "sandrun mount-point layer v1");
   for (const auto& d : spec.lower_dirs) h = fnv64(h, d + '|');
   for (const auto& t : targets) h = fnv64(h, t.path + (t.is_dir ? "/|" : "|"));

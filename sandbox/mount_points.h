@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "sandbox/spec.h"
+#include "sandbox/container_plan.h"
 #include "sandbox/sys/result.h"
 
 namespace sandrun::sandbox {
@@ -29,7 +29,7 @@ struct MountPoint {
 
 // The mount points the child needs in the root: /proc, /dev, /sys, /tmp, the working directory and
 // each bind target (a file for a file source), sorted.
-std::vector<MountPoint> required_mount_points(const SandboxSpec& spec);
+std::vector<MountPoint> required_mount_points(const ContainerPlan& spec, const std::vector<std::string>& extra_dirs = {});
 
 // What the image's layers (`lower_dirs`, top-most first, in overlayfs' on-disk format:
 // whiteouts are 0:0 character devices, opaque dirs carry trusted.overlay.opaque=y) show at
@@ -40,10 +40,12 @@ Found lookup_in_layers(const std::vector<std::string>& lower_dirs, const std::st
 // Makes (or finds) the mount-point layer of `spec` under `cache_dir` and returns its path, or
 // nullopt when this image and these targets cannot use one (see above). Safe against other
 // sandrun processes doing the same: the layer is built in a temp dir and renamed into place.
-Result<std::optional<std::string>> ensure_mount_point_layer(const std::string& cache_dir, const SandboxSpec& spec);
+// `extra_dirs`: directory mount points of volumes every placement adds (named caches).
+Result<std::optional<std::string>> ensure_mount_point_layer(const std::string& cache_dir, const ContainerPlan& spec,
+                                                             const std::vector<std::string>& extra_dirs = {});
 
 // Whether `spec` starts without a writable layer: a read-only root, a mount-point layer, no
 // user namespace (whose overlay is built from idmapped fds with an upper dir).
-bool uses_mount_point_layer(const SandboxSpec& spec);
+bool uses_mount_point_layer(const ContainerPlan& spec);
 
 }  // namespace sandrun::sandbox

@@ -32,19 +32,14 @@ std::string masked_path(int32_t index) {
   return fmt::format("sys/devices/system/cpu/cpu{}/thermal_throttle", index - kCount);
 }
 
-const Bind* bind_at(const SandboxSpec& spec, int32_t index) {
-  if (index < 0 || static_cast<size_t>(index) >= spec.binds.size()) return nullptr;
-  return &spec.binds[static_cast<size_t>(index)];
-}
-
-std::string what_failed(const SandboxSpec& spec, Stage stage, int32_t index) {
-  const Bind* b = bind_at(spec, index);
+std::string what_failed(const ContainerPlan& spec, const Placement& place, Stage stage, int32_t index) {
+  const Bind* b = index < 0 ? nullptr : bind_at(spec, place, static_cast<size_t>(index));
   const std::string src = b ? b->source : "?";
   const std::string dst = b ? b->target : "?";
   switch (stage) {
     case Stage::mount_private: return "make the mount tree private";
-    case Stage::mount_overlay: return fmt::format("mount overlay on {}", spec.root_dir);
-    case Stage::open_root: return fmt::format("open root {}", spec.root_dir);
+    case Stage::mount_overlay: return fmt::format("mount overlay on {}", place.root_dir);
+    case Stage::open_root: return fmt::format("open root {}", place.root_dir);
     case Stage::mount_proc: return "mount /proc";
     case Stage::mount_dev: return "mount /dev";
     case Stage::dev_node: return fmt::format("create /dev/{}", pick(kDeviceNames, index));
@@ -60,7 +55,7 @@ std::string what_failed(const SandboxSpec& spec, Stage stage, int32_t index) {
     case Stage::bind_overlay: return fmt::format("mount copy-on-write overlay of {} on {}", src, dst);
     case Stage::hostname: return fmt::format("set hostname {:?}", spec.hostname);
     case Stage::loopback: return "bring up the loopback interface";
-    case Stage::pivot_root: return fmt::format("pivot_root into {}", spec.root_dir);
+    case Stage::pivot_root: return fmt::format("pivot_root into {}", place.root_dir);
     case Stage::workdir: return fmt::format("enter working directory {}", spec.workdir);
     case Stage::set_groups: return "set supplementary groups";
     case Stage::set_gid: return fmt::format("switch to group {}", spec.gid);
@@ -112,7 +107,7 @@ std::string hint_for(Stage stage, int err) {
 }
 
 // Failures that a user namespace explains: ids it does not map, limits only init's root may raise.
-std::string userns_hint(const SandboxSpec& spec, Stage stage, int err) {
+std::string userns_hint(const ContainerPlan& spec, Stage stage, int err) {
   if (err == EINVAL && (stage == Stage::set_uid || stage == Stage::set_gid || stage == Stage::set_groups)) {
     return fmt::format("the container's user namespace does not map this id (uids: {}); rootless, "
                        "only root is mapped unless /etc/subuid and /etc/subgid give you subordinate ids",
@@ -137,7 +132,7 @@ std::string signal_name(int sig) {
   return "signal " + std::to_string(sig);
 }
 
-Error describe_failure(const SandboxSpec& spec, const StatusRecord& record) {
+Error describe_failure(const ContainerPlan& spec, const Placement& place, const StatusRecord& record) {
   const auto stage = static_cast<Stage>(record.stage);
   if (record.kind == static_cast<uint32_t>(RecordKind::exec_failed)) {
     const std::string cmd = spec.argv.empty() ? "" : spec.argv[0];
@@ -147,7 +142,7 @@ Error describe_failure(const SandboxSpec& spec, const StatusRecord& record) {
     }
     return Error::sys_code(record.value, "cannot execute {:?}", cmd);
   }
-  auto e = Error::sys_code(record.value, "{}", what_failed(spec, stage, record.index));
+  auto e = Error::sys_code(record.value, "{}", what_failed(spec, place, stage, record.index));
   e.wrap("sandbox setup failed");
   std::string hint = spec.userns.enabled ? userns_hint(spec, stage, record.value) : "";
   if (hint.empty()) hint = hint_for(stage, record.value);
@@ -155,14 +150,15 @@ Error describe_failure(const SandboxSpec& spec, const StatusRecord& record) {
   return e;
 }
 
-Outcome interpret(const SandboxSpec& spec, const std::vector<StatusRecord>& records, int wait_status) {
+Outcome interpret(const ContainerPlan& spec, const Placement& place, const std::vector<StatusRecord>& records,
+                  int wait_status) {
   Outcome out;
   const StatusRecord* exited = nullptr;
   for (const auto& r : records) {
     auto kind = static_cast<RecordKind>(r.kind);
     if (kind == RecordKind::setup_failed || kind == RecordKind::exec_failed) {
       out.kind = kind == RecordKind::setup_failed ? Outcome::Kind::setup_failed : Outcome::Kind::exec_failed;
-      out.error = describe_failure(spec, r);
+      out.error = describe_failure(spec, place, r);
       out.code = kind == RecordKind::setup_failed ? 1 : (r.value == ENOENT ? 127 : 126);
       return out;
     }

@@ -1,4 +1,4 @@
-// Flattening a SandboxSpec into the ChildPlan the child executes.
+// Flattening a ContainerPlan into the ChildPlan the child executes.
 #include "sandbox/plan.h"
 
 #include <fcntl.h>
@@ -79,13 +79,38 @@ std::string overlay_escape(const std::string& path) {
   return out;
 }
 
-Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec, bool with_init) {
+Result<std::vector<Bind>> placed_binds(const ContainerPlan& plan, const Placement& placement) {
+  std::vector<Bind> out = plan.binds;
+  size_t cow = 0;
+  for (Bind& b : out) {
+    if (!b.copy_on_write) continue;
+    if (cow >= placement.cow_layers.size())
+      return Error::msg("copy-on-write volume {}: the container's placement has no layer for it", b.target);
+    b.overlay_upper = placement.cow_layers[cow].first;
+    b.overlay_work = placement.cow_layers[cow].second;
+    ++cow;
+  }
+  for (const Bind& b : placement.binds) {
+    out.push_back(b);
+    if (b.copy_on_write && (b.overlay_upper.empty() || b.overlay_work.empty()))
+      return Error::msg("copy-on-write volume {}: no upper and work directory", b.target);
+  }
+  return out;
+}
+
+const Bind* bind_at(const ContainerPlan& plan, const Placement& placement, size_t index) {
+  if (index < plan.binds.size()) return &plan.binds[index];
+  index -= plan.binds.size();
+  return index < placement.binds.size() ? &placement.binds[index] : nullptr;
+}
+
+Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const ContainerPlan& spec, const Placement& place, bool with_init) {
   std::unique_ptr<PreparedPlan> p(new PreparedPlan());
   if (spec.argv.empty() || spec.argv[0].empty()) return Error::msg("no command to run");
   if (spec.lower_dirs.empty()) return Error::msg("the image has no layers");
-  SANDRUN_TRY(check_absolute(spec.root_dir, "root directory"));
-  SANDRUN_TRY(check_absolute(spec.upper_dir, "upper directory"));
-  SANDRUN_TRY(check_absolute(spec.work_dir, "work directory"));
+  SANDRUN_TRY(check_absolute(place.root_dir, "root directory"));
+  SANDRUN_TRY(check_absolute(place.upper_dir, "upper directory"));
+  SANDRUN_TRY(check_absolute(place.work_dir, "work directory"));
   SANDRUN_TRY(check_absolute(spec.workdir, "working directory"));
   if (spec.hostname.size() > 64) return Error::msg("hostname {:?} is longer than 64 bytes", spec.hostname);
 
@@ -110,7 +135,7 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     // journaled ext4): 10% more CPU per container there (docs/benchmarks.md). On an ext4
     // without a journal that write-back is what lets ext4 reuse freed inodes after one minute
     // instead of six, and the churn of the writable layers makes syncing cheaper there.
-    tail = ",upperdir=" + overlay_escape(spec.upper_dir) + ",workdir=" + overlay_escape(spec.work_dir) +
+    tail = ",upperdir=" + overlay_escape(place.upper_dir) + ",workdir=" + overlay_escape(place.work_dir) +
            (spec.volatile_upper ? ",volatile" : "");
     p->overlay_options_ = "lowerdir=" + lower + tail;
   }
@@ -128,7 +153,7 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     p->ovl_buffer_.resize(16 + 11 * p->ovl_layer_paths_.size() + tail.size());
   }
 
-  p->binds_ = spec.binds;
+  p->binds_ = SANDRUN_TRY(placed_binds(spec, place));
   for (const auto& b : p->binds_) {
     SANDRUN_TRY(check_absolute(b.source, "volume source"));
     SANDRUN_TRY(check_absolute(b.target, "volume target"));
@@ -138,13 +163,14 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
   }
   SANDRUN_TRY(p->prepare_bind_overlays(spec));
 
-  p->root_dir_ = spec.root_dir;
+  p->root_dir_ = place.root_dir;
   p->hostname_ = spec.hostname;
   p->workdir_ = spec.workdir;
   p->groups_ = spec.groups;
   if (with_init) p->argv_.push_back(spec.hold_after_exit ? kInitNameHold : kInitName);
   p->argv_.insert(p->argv_.end(), spec.argv.begin(), spec.argv.end());
   p->env_ = spec.env;
+  p->env_.insert(p->env_.end(), place.env.begin(), place.env.end());
   for (const auto& e : p->env_) {
     if (e.rfind("PATH=", 0) == 0) p->path_ = e.substr(5);
   }
@@ -168,7 +194,7 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
   c.nbinds = p->bind_plans_.size();
   c.hostname = p->hostname_.c_str();
   c.hostname_len = p->hostname_.size();
-  c.new_net = spec.new_net && spec.netns_fd < 0;  // a joined namespace is set up already
+  c.new_net = spec.new_net && place.netns_fd < 0;  // a joined namespace is set up already
   c.workdir = p->workdir_.c_str();
   c.uid = spec.uid;
   c.gid = spec.gid;
@@ -193,11 +219,11 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const SandboxSpec& spec
     c.nofile_soft = h.nofile->first;
     c.nofile_hard = h.nofile->second;
   }
-  SANDRUN_TRY(p->prepare_userns(spec));
+  SANDRUN_TRY(p->prepare_userns(spec, place));
   return p;
 }
 
-Result<void> PreparedPlan::prepare_bind_overlays(const SandboxSpec& spec) {
+Result<void> PreparedPlan::prepare_bind_overlays(const ContainerPlan& spec) {
   bind_overlay_options_.resize(binds_.size());  // sized once: the plans point into them
   for (size_t i = 0; i < binds_.size(); ++i) {
     const Bind& b = binds_[i];
@@ -251,7 +277,7 @@ Result<void> PreparedPlan::prepare_bind_overlay_fds(size_t i, int map_ns) {
   return {};
 }
 
-Result<void> PreparedPlan::prepare_userns(const SandboxSpec& spec) {
+Result<void> PreparedPlan::prepare_userns(const ContainerPlan& spec, const Placement& place) {
   const UserNamespace& ns = spec.userns;
   ChildPlan& c = plan_;
   c.userns = ns.enabled;
@@ -277,9 +303,9 @@ Result<void> PreparedPlan::prepare_userns(const SandboxSpec& spec) {
     ovl_lower_ += fd_path(fd);
     ovl_lower_parts_.push_back(fd_path(fd));
   }
-  ovl_upper_ = fd_path(SANDRUN_TRY(open_dir(spec.upper_dir)));
-  ovl_work_ = fd_path(SANDRUN_TRY(open_dir(spec.work_dir)));
-  c.root_fd = SANDRUN_TRY(open_dir(spec.root_dir));
+  ovl_upper_ = fd_path(SANDRUN_TRY(open_dir(place.upper_dir)));
+  ovl_work_ = fd_path(SANDRUN_TRY(open_dir(place.work_dir)));
+  c.root_fd = SANDRUN_TRY(open_dir(place.root_dir));
   c.ovl_volatile = spec.volatile_upper;
   const RootIds ids = root_ids(ns);
   for (size_t i = 0; i < binds_.size(); ++i) {

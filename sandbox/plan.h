@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "sandbox/spec.h"
+#include "sandbox/container_plan.h"
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 
@@ -97,7 +97,7 @@ struct ChildPlan {
   size_t novl_lower_parts = 0;
   const char* ovl_upper = nullptr;  // "7"
   const char* ovl_work = nullptr;
-  bool ovl_volatile = true;         // SandboxSpec::volatile_upper
+  bool ovl_volatile = true;         // ContainerPlan::volatile_upper
   int root_fd = -1;                 // O_PATH of root_dir
   // Those fds were opened in sandrun's mount namespace; the child opens each path again in its
   // own (as host uid 0, which still owns root's 0700 state dir) onto the same number, before it
@@ -116,9 +116,10 @@ struct ChildPlan {
 // Owns every string and array a ChildPlan points into.
 class PreparedPlan {
  public:
-  // Validates `spec` (absolute paths, non-empty argv, sane hostname) and flattens it.
+  // Validates `spec` and its placement (absolute paths, non-empty argv, sane hostname) and
+  // flattens them.
   // Heap-allocated and pinned: the plan points into the strings it owns.
-  static Result<std::unique_ptr<PreparedPlan>> make(const SandboxSpec& spec, bool with_init);
+  static Result<std::unique_ptr<PreparedPlan>> make(const ContainerPlan& spec, const Placement& place, bool with_init);
   PreparedPlan(const PreparedPlan&) = delete;
   PreparedPlan& operator=(const PreparedPlan&) = delete;
 
@@ -128,11 +129,11 @@ class PreparedPlan {
  private:
   PreparedPlan() = default;
   // Userns fields of the plan; as root, the idmapped mounts of layers and owner-mapped binds.
-  Result<void> prepare_userns(const SandboxSpec& spec);
+  Result<void> prepare_userns(const ContainerPlan& spec, const Placement& place);
   // An O_PATH fd of `path` that the child opens again in its own mount namespace.
   Result<int> open_reopened(const std::string& path);
   // The options of the copy-on-write volumes (BindPlan::overlay_options).
-  Result<void> prepare_bind_overlays(const SandboxSpec& spec);
+  Result<void> prepare_bind_overlays(const ContainerPlan& spec);
   // In a user namespace: the copy-on-write volume `i` named by fds (its lower idmapped as root).
   Result<void> prepare_bind_overlay_fds(size_t i, int layer_ns_for_owner);
 

@@ -78,21 +78,22 @@ Result<char*> child_stack() {
 // With a remapped root the container's root must own the writable layer (the overlay's "/")
 // and the overlay's work dir (overlayfs uses them with the mounter's credentials). Slots are
 // reset to host root after each container, so this is done at every start.
-Result<void> give_layer_to_container_root(const SandboxSpec& spec) {
+Result<void> give_layer_to_container_root(const ContainerPlan& spec, const Placement& place,
+                                          const std::vector<Bind>& binds) {
   const uid_t uid = *userns::to_host(spec.userns.uid_map, 0);
   const gid_t gid = *userns::to_host(spec.userns.gid_map, 0);
   if (uid == ::geteuid() && gid == ::getegid()) return {};  // rootless: ours already
-  for (const std::string& dir : {spec.upper_dir, spec.work_dir}) {
+  for (const std::string& dir : {place.upper_dir, place.work_dir}) {
     if (::chown(dir.c_str(), uid, gid) < 0) return Error::sys("chown {} to the container's root {}:{}", dir, uid, gid);
   }
   // What overlayfs left in its work dir (empty, mode 000) must be removable by the new mounter.
   for (const char* sub : {"/work", "/index"}) {
-    const std::string path = spec.work_dir + sub;
+    const std::string path = place.work_dir + sub;
     if (::chown(path.c_str(), uid, gid) < 0 && errno != ENOENT) return Error::sys("chown {}", path);
   }
   // The copy-on-write volumes' upper and work dirs likewise (the upper dir is the volume's
   // root: it takes the lower dir's owner and mode at the first copy-up).
-  for (const Bind& b : spec.binds) {
+  for (const Bind& b : binds) {
     if (!b.overlay()) continue;
     for (const std::string& dir : {b.overlay_upper, b.overlay_work}) {
       if (::chown(dir.c_str(), uid, gid) < 0) return Error::sys("chown {} to the container's root {}:{}", dir, uid, gid);
@@ -106,8 +107,8 @@ Result<void> give_layer_to_container_root(const SandboxSpec& spec) {
 // With a remapped root and an idmapped lower (Bind::owner_is_root: the workspace),
 // give_layer_to_container_root() gave the upper dir to the container's root, which the
 // idmapped lower shows as the owner.
-Result<void> match_volume_roots(const SandboxSpec& spec) {
-  for (const Bind& b : spec.binds) {
+Result<void> match_volume_roots(const ContainerPlan& spec, const std::vector<Bind>& binds) {
+  for (const Bind& b : binds) {
     if (!b.overlay()) continue;
     struct stat st;
     if (::stat(b.source.c_str(), &st) < 0) return Error::sys("volume source {}", b.source);
@@ -140,9 +141,10 @@ int wait_status_from(const siginfo_t& info) {
 
 }  // namespace
 
-Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* group) {
+Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place, const cgroup::Group* group) {
   const bool with_init = spec.init || spec.hold_after_exit || spec.socket_factory;
-  auto prepared = SANDRUN_TRY(PreparedPlan::make(spec, with_init));
+  auto prepared = SANDRUN_TRY(PreparedPlan::make(spec, place, with_init));
+  const std::vector<Bind> binds = SANDRUN_TRY(placed_binds(spec, place));
   ChildPlan& plan = prepared->plan();
   if (with_init) plan.init_fd = SANDRUN_TRY(init_memfd());
   UniqueFd factory[2];
@@ -166,14 +168,14 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* gro
     sync = SANDRUN_TRY(make_pipe("user namespace sync"));
     plan.userns_sync = sync.read.get();
     plan.userns_sync_parent = sync.write.get();
-    SANDRUN_TRY(give_layer_to_container_root(spec));
+    SANDRUN_TRY(give_layer_to_container_root(spec, place, binds));
   }
-  SANDRUN_TRY(match_volume_roots(spec));
+  SANDRUN_TRY(match_volume_roots(spec, binds));
 
   int pidfd = -1;
   struct clone_args args = {};
   args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
-               CLONE_NEWUTS | (spec.new_net && spec.netns_fd < 0 ? CLONE_NEWNET : 0);
+               CLONE_NEWUTS | (spec.new_net && place.netns_fd < 0 ? CLONE_NEWNET : 0);
   if (spec.userns.enabled) {
     // We must run while the child waits for its maps, which a vfork-suspended parent cannot.
     // A child that runs alongside us in our memory would also share errno (thread-local
@@ -197,9 +199,10 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* gro
   // enters it for the clone and goes back at once (setns of a network namespace affects only
   // the calling thread).
   UniqueFd home_netns;
-  if (spec.netns_fd >= 0) {
+  if (place.netns_fd >= 0) {
     home_netns = SANDRUN_TRY(fs::open_path("/proc/thread-self/ns/net", O_RDONLY));
-    if (::setns(spec.netns_fd, CLONE_NEWNET) < 0) return Error::sys("enter the job's network namespace");
+    if (::setns(place.netns_fd, CLONE_NEWNET) < 0)
+      return Error::sys("enter the job's network namespace (fd {})", place.netns_fd);
   }
   // No signal handler of ours may run in the child: block everything across the clone.
   uint64_t all = ~0ULL, old = 0;

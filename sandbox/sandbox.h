@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "sandbox/spec.h"
+#include "sandbox/container_plan.h"
 #include "sandbox/status.h"
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
@@ -51,7 +51,8 @@ class Sandbox {
   // With `group`, the container's first process starts inside it (v2: clone3 with
   // CLONE_INTO_CGROUP; v1: it joins before anything else) and its cgroup namespace is rooted
   // there. The group must outlive the container.
-  static Result<Sandbox> start(const SandboxSpec& spec, const cgroup::Group* group = nullptr);
+  static Result<Sandbox> start(const ContainerPlan& spec, const Placement& place,
+                               const cgroup::Group* group = nullptr);
 
   Sandbox(Sandbox&& other) noexcept;
   Sandbox& operator=(Sandbox&& other) noexcept;
@@ -66,7 +67,7 @@ class Sandbox {
   UniqueFd take_stdout() { return std::move(stdout_); }
   UniqueFd take_stderr() { return std::move(stderr_); }
   UniqueFd take_status() { return std::move(status_); }
-  // sandrun's end of the socket factory (SandboxSpec::socket_factory), else invalid.
+  // sandrun's end of the socket factory (ContainerPlan::socket_factory), else invalid.
   UniqueFd take_socket_factory() { return std::move(factory_); }
 
   // Sends `sig` to the container's PID 1 through its pidfd. SIGKILL ends the whole tree
@@ -94,10 +95,11 @@ class Sandbox {
 
 // Turns the records and PID 1's wait status into an Outcome with full messages that name
 // the mount, path or command (e.g. "mount overlay on /var/lib/sandrun/run/r1/0/root: ...").
-Outcome interpret(const SandboxSpec& spec, const std::vector<StatusRecord>& records, int wait_status);
+Outcome interpret(const ContainerPlan& spec, const Placement& place, const std::vector<StatusRecord>& records,
+                  int wait_status);
 
 // The message for one setup failure record.
-Error describe_failure(const SandboxSpec& spec, const StatusRecord& record);
+Error describe_failure(const ContainerPlan& spec, const Placement& place, const StatusRecord& record);
 
 // "SIGKILL" for 9, "signal 42" when unnamed.
 std::string signal_name(int sig);

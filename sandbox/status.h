@@ -8,13 +8,13 @@ namespace sandrun::sandbox {
 
 // The descriptor on which sandrun-init finds the status pipe.
 inline constexpr int kStatusFd = 3;
-// With SandboxSpec::socket_factory, sandrun-init finds its end of the socket factory here
+// With ContainerPlan::socket_factory, sandrun-init finds its end of the socket factory here
 // (a SOCK_SEQPACKET socket): it forks a helper that answers each byte it reads with an
 // unconnected TCP socket made in the container's network namespace (SCM_RIGHTS), or with
 // the errno of socket() and no fd. Neither init nor the command keeps it.
 inline constexpr int kSocketFactoryFd = 5;
 
-// The signal sandrun sends to a holding sandrun-init (SandboxSpec::hold_after_exit) when the
+// The signal sandrun sends to a holding sandrun-init (ContainerPlan::hold_after_exit) when the
 // job must end early (its timeout): init kills the command and everything else in the
 // container, reports the command's death as `exited`, and holds like after a normal exit, so
 // the job's artifacts can still be collected. SIGRTMIN+2 (glibc's SIGRTMIN is 34).

@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "sandbox/spec.h"
+#include "sandbox/container_plan.h"
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 

@@ -1,12 +1,12 @@
 // `sandrun image import|ls|rm`, `sandrun cleanup` and `sandrun version`.
 #include <sys/utsname.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include <ctime>
 
 #include "cache/store.h"
 #include "config/job_file.h"
+#include "runner/loop/loop.h"
 #include "runner/cli/commands.h"
 #include "runner/report/output.h"
 #include "runner/engine/session.h"
@@ -142,7 +142,7 @@ int cmd_cleanup(const GlobalOptions& g) {
 int cmd_version() {
   struct utsname u;
   ::uname(&u);
-  console_write(STDOUT_FILENO, fmt::format("sandrun {} (libuv {}, kernel {} {})\n", SANDRUN_VERSION, uv_version_string(),
+  console_write(STDOUT_FILENO, fmt::format("sandrun {} (libuv {}, kernel {} {})\n", SANDRUN_VERSION, libuv_version(),
                                            u.release, u.machine));
   return kExitOk;
 }

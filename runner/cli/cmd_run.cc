@@ -63,9 +63,9 @@ Result<void> admission(const std::string& flag, const std::vector<JobPlan>& plan
   opts.memory_budget = available_memory();
   if (opts.memory_budget == 0) return {};
   for (const auto& plan : plans) {
-    if (plan.limits.memory && *plan.limits.memory > opts.memory_budget)
+    if (plan.spec().limits.memory && *plan.spec().limits.memory > opts.memory_budget)
       return Error::msg("job {:?}: memory = {} is more than this host's available memory ({}), so it could never start",
-                        plan.name, config::format_size(*plan.limits.memory), config::format_size(opts.memory_budget))
+                        plan.name, config::format_size(*plan.spec().limits.memory), config::format_size(opts.memory_budget))
           .hint("lower its memory limit, or run with -j N to skip memory admission");
   }
   return {};
@@ -160,10 +160,12 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
                     .hint("wait for it to end, or give this run its own --out DIR"));
     return kExitFailed;
   }
+  // The loop's owner: made first, it outlives the reporters' handles on it.
+  Loop loop;
   // Reporters (console, --format json, --junit, summary.json) are attached here: opts.events.
   RunReport report(a, out, prepared->plans, opts.style);
   opts.events = report.events();
-  auto outcome = execute(root, *prepared, std::move(opts));
+  auto outcome = execute(loop, root, *prepared, std::move(opts));
   if (!outcome) {
     report.abandon();
     print_error(outcome.error());
@@ -354,7 +356,7 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
     print_error(prepared.error());
     return 125;
   }
-  if (prepared->plans[0].spec.argv.empty()) {
+  if (prepared->plans[0].spec().argv.empty()) {
     print_error(Error::msg("exec: no command given and the image {:?} has none", a.image));
     return kExitUsage;
   }
@@ -373,7 +375,8 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
   opts.parallel = 1;
   opts.console = ConsoleMode::passthrough;
   opts.events = &port_notes;
-  auto outcome = execute(root, *prepared, std::move(opts));
+  Loop loop;
+  auto outcome = execute(loop, root, *prepared, std::move(opts));
   if (!outcome) {
     print_error(outcome.error());
     return 125;

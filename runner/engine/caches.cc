@@ -46,7 +46,7 @@ std::string file_safe(std::string_view path) {
 }
 
 // The host ids the container's uid/gid have on disk (through the user namespace's maps).
-std::pair<uid_t, gid_t> host_owner(const sandbox::SandboxSpec& spec) {
+std::pair<uid_t, gid_t> host_owner(const sandbox::ContainerPlan& spec) {
   if (!spec.userns.enabled) return {spec.uid, spec.gid};
   auto uid = sandbox::userns::to_host(spec.userns.uid_map, spec.uid);
   auto gid = sandbox::userns::to_host(spec.userns.gid_map, spec.gid);
@@ -55,7 +55,7 @@ std::pair<uid_t, gid_t> host_owner(const sandbox::SandboxSpec& spec) {
 
 // Creates the cache dir on first use, owned by the job's user. Rootless, ids other than the
 // caller's cannot be given away (the dir stays the caller's, the container's root).
-Result<void> create_cache(const std::string& dir, const sandbox::SandboxSpec& spec) {
+Result<void> create_cache(const std::string& dir, const sandbox::ContainerPlan& spec) {
   if (::mkdir(dir.c_str(), 0755) < 0) {
     if (errno == EEXIST && fs::is_dir(dir)) return {};
     return Error::sys("create cache {}", dir);
@@ -86,34 +86,18 @@ Result<CacheMount> cache_mount(std::string_view written, std::string_view home) 
   return CacheMount{fmt::format("{}-{:08x}", file_safe(written), fnv1a(written)), target};
 }
 
-sandbox::SandboxSpec with_cache_targets(const JobPlan& plan) {
-  sandbox::SandboxSpec spec = plan.spec;
-  for (const auto& c : plan.caches) spec.binds.push_back({"/", c.target});  // "/": any directory
-  return spec;
+std::vector<std::string> cache_targets(const std::vector<CacheMount>& caches) {
+  std::vector<std::string> out;
+  for (const auto& c : caches) out.push_back(c.target);
+  return out;
 }
 
 std::string caches_dir(const std::string& state_root) { return state_root + "/caches"; }
 
-void CacheLease::release(sandbox::SandboxSpec& spec) {
-  spec.binds.resize(spec.binds.size() >= binds_ ? spec.binds.size() - binds_ : 0);
-  binds_ = 0;
-  locks_.clear();
-  notes.clear();
-}
-
 Result<CacheLease> acquire_caches(const std::string& state_root, const std::vector<CacheMount>& caches,
-                                  const Slot& slot, sandbox::SandboxSpec& spec) {
-  CacheLease lease;
+                                  const Slot& slot, const sandbox::ContainerPlan& spec) {
+  CacheLease lease;  // on a failure, its locks go with it
   if (caches.empty()) return lease;
-  // On a failure the spec is left as it was.
-  struct Undo {
-    CacheLease& lease;
-    sandbox::SandboxSpec& spec;
-    bool done = false;
-    ~Undo() {
-      if (!done) lease.release(spec);
-    }
-  } undo{lease, spec};
   const std::string root = caches_dir(state_root);
   SANDRUN_TRY(fs::mkdirs(root, 0755));
   for (size_t i = 0; i < caches.size(); ++i) {
@@ -127,6 +111,7 @@ Result<CacheLease> acquire_caches(const std::string& state_root, const std::vect
     } else if (lock.error().code() == EWOULDBLOCK) {
       // Another container writes it: this one gets a private view, its writes discarded.
       const std::string cow = fmt::format("{}/cow/{}", slot.dir, i);
+      bind.copy_on_write = true;
       bind.overlay_upper = cow + "/upper";
       bind.overlay_work = cow + "/work";
       SANDRUN_TRY(fs::mkdirs(bind.overlay_upper, 0755));
@@ -136,10 +121,8 @@ Result<CacheLease> acquire_caches(const std::string& state_root, const std::vect
     } else {
       return std::move(lock.error().wrap(fmt::format("lock cache {}", dir)));
     }
-    spec.binds.push_back(std::move(bind));
-    ++lease.binds_;
+    lease.binds.push_back(std::move(bind));
   }
-  undo.done = true;
   return lease;
 }
 

@@ -34,23 +34,24 @@ Pod::Pod(Runner& runner, const JobPlan& plan, size_t index, unsigned attempt)
 Pod::~Pod() = default;
 
 // A container of the pod: in the job's namespace, with the job's /etc/hosts.
-Job& Pod::make(const JobPlan& plan, ConsoleMode mode, bool append_log) {
-  JobPlan p = plan;
-  p.spec.netns_fd = netns_.get();
-  p.spec.new_net = true;
-  p.etc_files.emplace_back("hosts", hosts());
+Job& Pod::make(const JobPlan& plan, ConsoleMode mode, bool append_log, std::vector<std::string> env) {
+  ContainerStart start;
+  start.netns_fd = netns_.get();
+  start.env = std::move(env);
+  start.caches = plan.caches;
+  start.etc_files.emplace_back("hosts", hosts());
   if (outbound_.running())
-    p.etc_files.emplace_back("resolv.conf", fmt::format("nameserver {}\n", OutboundAddresses::dns));
-  JobOutput out(p.name, index_, mode, mode == ConsoleMode::none ? nullptr : runner_.events());
-  if (auto log = runner_.log_path(p.file_name); !log.empty()) out.set_log(log, append_log);
-  return *jobs_.emplace_back(std::make_unique<Job>(runner_, std::move(p), std::move(out), attempt_));
+    start.etc_files.emplace_back("resolv.conf", fmt::format("nameserver {}\n", OutboundAddresses::dns));
+  JobOutput out(plan.name, index_, mode, mode == ConsoleMode::none ? nullptr : runner_.events());
+  if (auto log = runner_.log_path(plan.file_name); !log.empty()) out.set_log(log, append_log);
+  return *jobs_.emplace_back(std::make_unique<Job>(runner_, plan, std::move(out), attempt_, std::move(start)));
 }
 
 // Every service by name, and the job's own host name, on the namespace's loopback.
 std::string Pod::hosts() const {
   std::string names;
-  for (const auto& s : plan_.services) names += " " + s.plan.spec.hostname;
-  return fmt::format("127.0.0.1\tlocalhost {}{}\n::1\tlocalhost ip6-localhost ip6-loopback\n", plan_.spec.hostname,
+  for (const auto& s : plan_.services) names += " " + s.plan.spec().hostname;
+  return fmt::format("127.0.0.1\tlocalhost {}{}\n::1\tlocalhost ip6-localhost ip6-loopback\n", plan_.spec().hostname,
                      names);
 }
 
@@ -82,51 +83,31 @@ void Pod::start_outbound() {
     start_services();
     return;
   }
-  struct Work {
-    uv_work_t req;
-    Pod* pod;
-    int netns;
-    std::optional<OutboundStack> stack;
-    std::string pid_file;
-    std::optional<Result<Outbound>> result;
-  };
   // pasta outlives a SIGKILLed sandrun: the next run's sweep finds it by this file
   // (sweep_outbound_stacks), named after this run (pid-starttime) so it knows when we are gone.
-  const std::string dir = runner_.state_root() + "/outbound";
+  const std::string dir = runner_.engine().state_root() + "/outbound";
   if (auto r = fs::mkdirs(dir); !r) log::warn("{}", r.error().message());
-  auto* w = new Work{{}, this, netns_.get(), stack,
-                     fmt::format("{}/{}.{}.{}.pid", dir, sandbox::cgroup::run_id(), index_, attempt_), {}};
-  w->req.data = w;
+  OutboundOptions o;
+  o.stack = stack;
+  o.pid_file = fmt::format("{}/{}.{}.{}.pid", dir, sandbox::cgroup::run_id(), index_, attempt_);
+  auto result = std::make_shared<std::optional<Result<Outbound>>>();
   starting_outbound_ = true;
-  int rc = uv_queue_work(
-      runner_.loop(), &w->req,
-      [](uv_work_t* req) {
-        auto* w = static_cast<Work*>(req->data);
-        OutboundOptions o;
-        o.stack = w->stack;
-        o.pid_file = w->pid_file;
-        w->result.emplace(Outbound::start(w->netns, o));
-      },
-      [](uv_work_t* req, int) {
-        std::unique_ptr<Work> w(static_cast<Work*>(req->data));
-        Pod* pod = w->pod;
-        pod->starting_outbound_ = false;
-        if (!*w->result) {
-          pod->fail(w->result->error().wrap("network = \"private\": start its outbound access").render(), {});
+  blocking_ = run_blocking(
+      runner_.engine().loop(),
+      [netns = netns_.get(), o, result](const std::atomic<bool>&) { result->emplace(Outbound::start(netns, o)); },
+      [this, result] {
+        starting_outbound_ = false;
+        if (!**result) {
+          fail((*result)->error().wrap("network = \"private\": start its outbound access").render(), {});
           return;
         }
-        pod->outbound_ = std::move(**w->result);
-        if (pod->stopping_) {
-          pod->maybe_done();
+        outbound_ = std::move(***result);
+        if (stopping_) {
+          maybe_done();
           return;
         }
-        pod->start_services();
+        start_services();
       });
-  if (rc < 0) {
-    std::unique_ptr<Work> owner(w);
-    starting_outbound_ = false;
-    fail(Error::sys_code(-rc, "queue the start of the outbound stack").render(), {});
-  }
 }
 
 void Pod::start_services() {
@@ -149,7 +130,7 @@ void Pod::start_service(size_t i) {
   }
   if (auto* ev = runner_.events()) ev->service_state(index_, s.plan->plan.name, "starting");
   s.started = std::chrono::steady_clock::now();
-  Job& c = make(s.plan->plan, ConsoleMode::none, attempt_ > 1);
+  Job& c = make(s.plan->plan, ConsoleMode::none, attempt_ > 1, {});
   s.container = &c;
   c.on_done([this, i](Job& j) { service_ended(i, j); });
   c.start();
@@ -164,7 +145,7 @@ void Pod::start_service(size_t i) {
 void Pod::check_ready(size_t i) {
   Service& s = *services_[i];
   if (stopping_ || s.ended) return;
-  Job& check = make(*s.plan->ready, ConsoleMode::none, false);
+  Job& check = make(*s.plan->ready, ConsoleMode::none, false, {});
   s.check = &check;
   check.on_done([this, i](Job& j) { check_ended(i, j); });
   check.start();
@@ -193,7 +174,7 @@ void Pod::check_ended(size_t i, Job& check) {
   }
   // One timer per service, armed again after each failed check.
   if (!s.retry.live()) {
-    uv_timer_init(runner_.loop(), s.retry.get());
+    uv_timer_init(runner_.engine().loop().get(), s.retry.get());
     s.retry.mark_live();
     s.retry.get()->data = &s;
   }
@@ -224,11 +205,12 @@ void Pod::maybe_start_job() {
   for (const auto& s : services_) {
     if (!s->ready) return;
   }
-  JobPlan p = plan_;
+  // Where the services' ports went: known only now, so part of this start, not of the plan.
+  std::vector<std::string> env;
   for (const auto& port : result_.ports) {
-    if (!port.service.empty()) p.spec.env.push_back(fmt::format("{}={}:{}", port_variable(port), port.host_ip, port.host_port));
+    if (!port.service.empty()) env.push_back(fmt::format("{}={}:{}", port_variable(port), port.host_ip, port.host_port));
   }
-  Job& job = make(p, runner_.options().console, attempt_ > 1);
+  Job& job = make(plan_, runner_.options().console, attempt_ > 1, std::move(env));
   job_ = &job;
   job.on_done([this](Job& j) { job_ended(j); });
   job.start();
@@ -291,25 +273,14 @@ void Pod::maybe_done() {
   proxies_.clear();
   if (outbound_.running()) {
     // Killing the stack and waiting for its route to go blocks: on the threadpool.
-    struct Work {
-      uv_work_t req;
-      Pod* pod;
-      Outbound outbound;
-    };
-    auto* w = new Work{{}, this, std::move(outbound_)};
-    w->req.data = w;
-    int rc = uv_queue_work(
-        runner_.loop(), &w->req,
-        [](uv_work_t* req) {
-          auto* w = static_cast<Work*>(req->data);
-          if (auto r = w->outbound.stop(); !r) log::warn("{}", r.error().message());
+    auto outbound = std::make_shared<Outbound>(std::move(outbound_));
+    blocking_ = run_blocking(
+        runner_.engine().loop(),
+        [outbound](const std::atomic<bool>&) {
+          if (auto r = outbound->stop(); !r) log::warn("{}", r.error().message());
         },
-        [](uv_work_t* req, int) {
-          std::unique_ptr<Work> w(static_cast<Work*>(req->data));
-          w->pod->finish();
-        });
-    if (rc >= 0) return;
-    std::unique_ptr<Work> owner(w);
+        [this] { finish(); });
+    return;
   }
   finish();
 }
@@ -345,7 +316,7 @@ void Pod::kill() {
 // starts, so that the host ports are known for the events and the job's environment.
 Result<void> Pod::open_ports(const std::vector<config::PortSpec>& ports, const std::string& service) {
   if (ports.empty()) return {};
-  auto proxy = PortProxy::open(runner_.loop(), netns_.get(), ports, service);
+  auto proxy = PortProxy::open(runner_.engine().loop().get(), netns_.get(), ports, service);
   if (!proxy) return std::move(proxy.error().wrap(fmt::format("job {:?}", plan_.name)));
   for (const PublishedPort& p : (*proxy)->published()) {
     if (auto* ev = runner_.events()) ev->port_published(index_, p);

@@ -14,6 +14,7 @@
 #include "runner/engine/job.h"
 #include "runner/net/outbound.h"
 #include "runner/net/port_proxy.h"
+#include "runner/loop/loop.h"
 #include "runner/loop/uv_handle.h"
 #include "sandbox/sys/unique_fd.h"
 
@@ -49,7 +50,7 @@ class Pod {
     bool ended = false;
   };
 
-  Job& make(const JobPlan& plan, ConsoleMode mode, bool append_log);
+  Job& make(const JobPlan& plan, ConsoleMode mode, bool append_log, std::vector<std::string> env);
   Result<void> open_ports(const std::vector<config::PortSpec>& ports, const std::string& service);
   void start_outbound();
   void start_services();
@@ -67,12 +68,13 @@ class Pod {
   std::string hosts() const;
 
   Runner& runner_;
-  JobPlan plan_;
+  const JobPlan& plan_;  // the runner's, which outlives the pod
   size_t index_;
   unsigned attempt_;
   UniqueFd netns_;
   Outbound outbound_;              // network = "private": pasta or slirp4netns
   bool starting_outbound_ = false;
+  BlockingCall blocking_;          // starting or stopping the outbound stack
   std::vector<std::unique_ptr<Service>> services_;
   std::vector<std::unique_ptr<Job>> jobs_;  // every container started, kept until the pod goes
   std::vector<std::unique_ptr<PortProxy>> proxies_;  // the job's and its services' published ports

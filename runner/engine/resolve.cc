@@ -10,6 +10,9 @@
 #include <map>
 #include <sstream>
 
+#include "runner/engine/caches.h"
+#include "runner/engine/slots.h"
+#include "sandbox/mount_points.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/userns.h"
 
@@ -67,7 +70,7 @@ void each_record(const std::string& text, size_t min_fields, F&& f) {
 }
 
 // Rootless, every container has a user namespace; as root, only a job with `userns = true`.
-Result<void> resolve_userns(const config::JobSpec& job, sandbox::SandboxSpec& s) {
+Result<void> resolve_userns(const config::JobSpec& job, sandbox::ContainerPlan& s) {
   if (::geteuid() != 0) {
     if (job.userns == false) {
       return Error::msg("userns = false needs root")
@@ -185,14 +188,13 @@ std::string key_context(const config::JobSpec& job, const char* key) {
   return fmt::format("{}: jobs.{}.{}", pos.str(), job.name, key);
 }
 
-Result<JobPlan> resolve_job(const config::JobSpec& job, const cache::ImageRecord& image,
-                            const cache::Store& store) {
+namespace {
+
+// The container plan of one job alone (no services, no host isolation yet).
+Result<sandbox::ContainerPlan> resolve_container(const config::JobSpec& job, const cache::ImageRecord& image,
+                                                 const cache::Store& store, std::vector<CacheMount>* caches) {
   auto at = [&job](const char* key, Error e) { return std::move(e.wrap(key_context(job, key))); };
-  JobPlan plan;
-  plan.name = job.name;
-  plan.timeout = job.timeout;
-  plan.artifacts = job.artifacts;
-  auto& s = plan.spec;
+  sandbox::ContainerPlan s;
   s.name = job.name;
   s.hostname = hostname_for(job.name);
   for (auto it = image.layers.rbegin(); it != image.layers.rend(); ++it) {
@@ -223,17 +225,14 @@ Result<JobPlan> resolve_job(const config::JobSpec& job, const cache::ImageRecord
     // (with a remapped root; rootless, the caller is the container's root anyway).
     sandbox::Bind ws{*job.workspace, kWorkspaceTarget, job.workspace_mode == config::WorkspaceMode::ro,
                      /*owner_is_root=*/true};
-    if (job.workspace_mode == config::WorkspaceMode::overlay) {
-      // A private copy-on-write view; use_slot() puts its upper and work dirs in the slot.
-      ws.overlay_upper = "<slot>/ws-upper";
-      ws.overlay_work = "<slot>/ws-work";
-    }
+    // A private copy-on-write view: its upper and work dirs come with each placement (the slot's).
+    ws.copy_on_write = job.workspace_mode == config::WorkspaceMode::overlay;
     s.binds.push_back(std::move(ws));
   }
   for (const auto& written : job.caches) {
     auto c = cache_mount(written, ids.home);
     if (!c) return at("caches", std::move(c).error());
-    plan.caches.push_back(std::move(*c));
+    if (caches) caches->push_back(std::move(*c));
   }
   for (const auto& v : job.volumes) {
     if (!fs::exists(v.source)) return at("volumes", Error::sys_code(ENOENT, "{}", v.source));
@@ -247,9 +246,109 @@ Result<JobPlan> resolve_job(const config::JobSpec& job, const cache::ImageRecord
     s.workdir = job.workspace ? "/workspace" : "/";
   }
   s.new_net = job.network != config::Network::host;
-  plan.network = job.network;
   s.init = job.init;
   if (auto r = resolve_userns(job, s); !r) return at("userns", std::move(r).error());
+  // A job with artifacts keeps its container's file systems after the command exits, until
+  // they are collected (Job::command_exited).
+  s.hold_after_exit = !job.artifacts.patterns.empty();
+  return s;
+}
+
+}  // namespace
+
+std::string file_name_for(std::string_view name) {
+  std::string out;
+  for (char c : name) out += (c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '_' : c;
+  if (out.empty() || out == "." || out == "..") out = "_" + out;
+  return out.substr(0, 200);
+}
+
+namespace {
+
+struct Resolved {
+  JobPlan plan;
+  sandbox::ContainerPlan container;  // frozen into plan.container at the end
+};
+
+// One container's plan and what the job adds around it: a job's, or a service's (`what`
+// names it in errors).
+Result<Resolved> resolve_one(const config::JobSpec& job, const std::string& what, const ImageOf& image_of,
+                             const Host& host, const HostConfig&) {
+  const cache::ImageRecord* image = SANDRUN_TRY(image_of(job));
+  Resolved r;
+  JobPlan& plan = r.plan;
+  plan.name = job.name;
+  plan.timeout = job.timeout;
+  plan.artifacts = job.artifacts;
+  plan.network = job.network;
+  plan.file_name = file_name_for(job.name);
+  r.container = SANDRUN_TRY(resolve_container(job, *image, host.store, &plan.caches));
+  SANDRUN_TRY(resolve_isolation(job, host.isolation, r.container));
+  // A read-only root starts without a writable layer where the image allows it. The caches
+  // are bound when the container starts, but their mount points count here.
+  auto layer = sandbox::ensure_mount_point_layer(host.store.root() + "/mountpoints", r.container,
+                                                 cache_targets(plan.caches));
+  if (!layer) return std::move(layer.error().wrap(fmt::format("{}: prepare its read-only root", what)));
+  if (*layer) r.container.mount_point_layer = std::move(**layer);
+  r.container.volatile_upper = host.volatile_upper;
+  return r;
+}
+
+std::shared_ptr<const sandbox::ContainerPlan> freeze(sandbox::ContainerPlan plan) {
+  return std::make_shared<const sandbox::ContainerPlan>(std::move(plan));
+}
+
+}  // namespace
+
+Result<JobPlan> resolve(const config::JobSpec& job, const ImageOf& image_of, const Host& host, const HostConfig& config,
+                        const std::map<std::string, size_t>& index) {
+  auto [plan, container] = SANDRUN_TRY(resolve_one(job, fmt::format("job {:?}", job.name), image_of, host, config));
+  plan.retries = job.retries;
+  plan.allow_failure = job.allow_failure;
+  plan.junit = job.junit;
+  plan.matrix = job.matrix;
+  plan.ports = job.ports;
+  for (const auto& need : job.needs) {
+    if (auto it = index.find(need); it != index.end()) plan.needs.push_back(it->second);
+  }
+  // The job's containers share one network namespace the runner makes: for its services,
+  // its published ports (the proxy opens sockets inside it) and a private network.
+  plan.shared_netns = !job.services.empty() || job.network == config::Network::private_ || (!job.ports.empty() && host.root);
+  if (plan.shared_netns && !host.root) {
+    return Error::msg("{}: jobs.{}: services and network = \"private\" need root for now", job.pos.str(), job.name)
+        .hint("run sandrun as root, or use network = \"none\" without services (published ports work rootless)");
+  }
+  // Rootless, sandrun cannot enter the job's network namespace: the container's init hands
+  // the proxy its sockets (ContainerPlan::socket_factory).
+  container.socket_factory = !job.ports.empty() && !host.root;
+  // Its services: their containers, and their ready checks as containers of the same image
+  // (the check's command, sandrun's init, nothing published, no log of their own).
+  for (const auto& svc : job.services) {
+    auto [sp_plan, sp_container] = SANDRUN_TRY(
+        resolve_one(svc.spec, fmt::format("job {:?}: service {:?}", job.name, svc.spec.name), image_of, host, config));
+    ServicePlan sp;
+    sp.plan = std::move(sp_plan);
+    sp.plan.file_name = plan.file_name + "." + file_name_for(svc.spec.name);
+    sp.plan.ports = svc.spec.ports;
+    sp.plan.network = job.network;
+    if (svc.ready) {
+      JobPlan check = sp.plan;
+      check.name = svc.spec.name + " (ready check)";
+      check.file_name.clear();  // no log of its own: it would truncate the service's
+      check.ports.clear();
+      sandbox::ContainerPlan c = sp_container;
+      c.argv = svc.ready->command;
+      c.init = true;
+      c.hold_after_exit = false;
+      check.container = freeze(std::move(c));
+      sp.ready = std::move(check);
+      sp.ready_interval = svc.ready->interval;
+      sp.ready_timeout = svc.ready->timeout;
+    }
+    sp.plan.container = freeze(std::move(sp_container));
+    plan.services.push_back(std::move(sp));
+  }
+  plan.container = freeze(std::move(container));
   return plan;
 }
 

@@ -1,15 +1,20 @@
-// Resolving what the user wrote (a JobSpec) and the image it names into a runnable JobPlan.
+// resolve: what the user wrote (a JobSpec), the image it names and what the host offers, into a
+// JobPlan whose container plans are complete values, const from then on. The only place a
+// sandbox::ContainerPlan is written (ci/architecture.rules checks it).
 #pragma once
 
 #include <sys/types.h>
 
+#include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "cache/store.h"
 #include "config/job_file.h"
-#include "runner/engine/job.h"
+#include "runner/engine/plan.h"
+#include "runner/engine/resolve_isolation.h"
 
 namespace sandrun::runner {
 
@@ -40,9 +45,29 @@ inline constexpr std::string_view kDefaultPath = "/usr/local/sbin:/usr/local/bin
 // or "job \"exec\": image" for jobs that come from command line flags.
 std::string key_context(const config::JobSpec& job, const char* key);
 
-// Builds the plan of one job. Errors (a missing workspace, an unknown user) name the job
+// A job's name as a file name (logs, artifacts): '/' and control characters become '_'.
+std::string file_name_for(std::string_view name);
+
+// The host-wide defaults and the operator's policy every plan is resolved under (the next
+// issue, host protection, fills it); empty today.
+struct HostConfig {};
+
+// What resolve needs of the host.
+struct Host {
+  const cache::Store& store;
+  HostIsolation& isolation;     // cgroups, compiled seccomp filters, rlimits
+  bool volatile_upper = true;   // the state dir's writable layers are mounted volatile
+  bool root = true;             // sandrun runs as root; else rootless (a user namespace each)
+};
+
+// The image of a job (found, pulled or imported once per run by the caller, which leases it).
+using ImageOf = std::function<Result<const cache::ImageRecord*>(const config::JobSpec&)>;
+
+// Resolves a job, its services and their ready checks. `index` maps the names of the run's
+// jobs to their positions (for needs; a need left out of the selection is not waited for).
+// Errors (a missing workspace, an unknown user, a limit the host cannot honour) name the job
 // file position of the key that caused them.
-Result<JobPlan> resolve_job(const config::JobSpec& job, const cache::ImageRecord& image,
-                            const cache::Store& store);
+Result<JobPlan> resolve(const config::JobSpec& job, const ImageOf& image_of, const Host& host, const HostConfig& config,
+                        const std::map<std::string, size_t>& index);
 
 }  // namespace sandrun::runner

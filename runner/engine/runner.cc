@@ -11,14 +11,6 @@
 namespace sandrun::runner {
 namespace {
 
-constexpr size_t kReadBuffer = 256 * 1024;
-
-// The cgroup run name: this process's run id plus a tag of its state dir, so that runs of
-// different state dirs can be told apart under sandrun/ (and by tests running side by side).
-std::string cgroup_run_name(const std::string& state_root) {
-  return fmt::format("{}-{:08x}", sandbox::cgroup::run_id(), state_tag(state_root));
-}
-
 // Another attempt is worth it for a job that failed by itself, not for one we stopped.
 bool retryable(const JobResult& r) {
   using S = JobResult::Status;
@@ -27,16 +19,9 @@ bool retryable(const JobResult& r) {
 
 }  // namespace
 
-uint32_t state_tag(std::string_view state_root) {
-  uint32_t h = 2166136261u;  // FNV-1a: stable across builds and processes
-  for (unsigned char c : state_root) h = (h ^ c) * 16777619u;
-  return h;
-}
-
-Runner::Runner(RunOptions options, std::string state_root, std::vector<JobPlan> plans)
-    : options_(std::move(options)), state_root_(std::move(state_root)), slots_(state_root_),
-      plans_(std::move(plans)), buffer_(new char[kReadBuffer]), run_id_(cgroup_run_name(state_root_)) {
-  uv_loop_init(&loop_);
+Runner::Runner(Loop& loop, RunOptions options, std::string state_root, std::vector<JobPlan> plans)
+    : loop_(loop), options_(std::move(options)), engine_(loop, std::move(state_root), options_.cgroups),
+      plans_(std::move(plans)) {
   if (options_.parallel == 0) options_.parallel = 1;
   state_.assign(plans_.size(), State::waiting);
   next_attempt_.assign(plans_.size(), 1);
@@ -48,38 +33,23 @@ Runner::Runner(RunOptions options, std::string state_root, std::vector<JobPlan> 
     r.max_attempts = 1 + plans_[i].retries;
     r.allow_failure = plans_[i].allow_failure;
     if (plans_[i].timeout) r.timeout = *plans_[i].timeout;
-    if (plans_[i].file_name.empty()) plans_[i].file_name = plans_[i].name;
-    // A job with artifacts keeps its container's file systems after the command exits, until
-    // they are collected (Job::command_exited).
-    if (!options_.artifacts_dir.empty() && !plans_[i].artifacts.patterns.empty()) plans_[i].spec.hold_after_exit = true;
   }
 }
 
-Runner::~Runner() {
-  // run() leaves no handle behind; a Runner that never ran still owns an initialised loop.
-  pods_.clear();
-  jobs_.clear();
-  sigint_.close();
-  sigterm_.close();
-  grace_.close();
-  uv_run(&loop_, UV_RUN_NOWAIT);
-  uv_loop_close(&loop_);
-}
-
-uv_buf_t Runner::read_buffer() { return uv_buf_init(buffer_.get(), kReadBuffer); }
+Runner::~Runner() = default;
 
 Result<void> Runner::run() {
   // The slots every container of the run will use, claimed before the loop starts so that
   // starting a job never waits for the file system.
-  SANDRUN_TRY(slots_.reserve(std::min(options_.parallel, plans_.size())));
+  SANDRUN_TRY(engine_.slots().reserve(std::min(options_.parallel, plans_.size())));
   for (auto* h : {&sigint_, &sigterm_}) {
-    uv_signal_init(&loop_, h->get());
+    uv_signal_init(loop_.get(), h->get());
     h->mark_live();
     h->get()->data = this;
   }
   uv_signal_start(sigint_.get(), on_signal, SIGINT);
   uv_signal_start(sigterm_.get(), on_signal, SIGTERM);
-  if (options_.events) options_.events->loop_started(&loop_);
+  if (options_.events) options_.events->loop_started(loop_);
   if (options_.events) {
     std::vector<const JobPlan*> plans;
     for (const auto& p : plans_) plans.push_back(&p);
@@ -88,14 +58,11 @@ Result<void> Runner::run() {
   update_waiting();
   schedule();
   maybe_finish();
-  uv_run(&loop_, UV_RUN_DEFAULT);
+  loop_.run();
   if (options_.cgroups) {
-    if (auto r = options_.cgroups->remove_run(run_id_); !r) log::warn("{}", r.error().message());
+    if (auto r = options_.cgroups->remove_run(engine_.run_id()); !r) log::warn("{}", r.error().message());
   }
   if (options_.events) options_.events->run_finished(results_, interrupted_);
-  int rc = uv_loop_close(&loop_);
-  if (rc != 0) return Error::msg("the event loop still had open handles at the end of the run");
-  uv_loop_init(&loop_);  // keeps the destructor's cleanup valid
   return {};
 }
 
@@ -134,7 +101,7 @@ void Runner::update_waiting() {
 
 bool Runner::fits(size_t index) const {
   if (options_.memory_budget == 0 || active_ == 0) return true;
-  const uint64_t need = plans_[index].limits.memory.value_or(0);
+  const uint64_t need = plans_[index].spec().limits.memory.value_or(0);
   return memory_in_use_ + need <= options_.memory_budget;
 }
 
@@ -156,7 +123,7 @@ void Runner::start(size_t index, unsigned attempt) {
   const JobPlan& plan = plans_[index];
   state_[index] = State::running;
   ++active_;
-  memory_in_use_ += plan.limits.memory.value_or(0);
+  memory_in_use_ += plan.spec().limits.memory.value_or(0);
   if (options_.events) options_.events->job_started(index, attempt, 1 + plan.retries);
   if (plan.shared_netns) {  // services, published ports or a private network
     auto& pod = pods_.emplace_back(std::make_unique<Pod>(*this, plan, index, attempt));
@@ -165,13 +132,16 @@ void Runner::start(size_t index, unsigned attempt) {
   }
   JobOutput out(plan.name, index, options_.console, options_.events);
   if (auto log = log_path(plan.file_name); !log.empty()) out.set_log(log, /*append=*/attempt > 1);
-  auto& job = jobs_.emplace_back(std::make_unique<Job>(*this, plan, std::move(out), attempt));
+  ContainerStart start;
+  start.caches = plan.caches;
+  start.ports = plan.ports;  // published through its socket factory (rootless; as root a pod does it)
+  auto& job = jobs_.emplace_back(std::make_unique<Job>(*this, plan, std::move(out), attempt, std::move(start)));
   job->start();  // may end (and call job_done) before returning only via the threadpool
 }
 
 void Runner::job_done(size_t index, const JobResult& result) {
   --active_;
-  memory_in_use_ -= plans_[index].limits.memory.value_or(0);
+  memory_in_use_ -= plans_[index].spec().limits.memory.value_or(0);
   JobResult r = result;
   r.index = index;
   r.max_attempts = 1 + plans_[index].retries;
@@ -239,7 +209,7 @@ void Runner::stop_all(int sig) {
   for (auto& job : jobs_) job->stop(sig);
   for (auto& pod : pods_) pod->stop(sig);
   if (!grace_.live()) {
-    uv_timer_init(&loop_, grace_.get());
+    uv_timer_init(loop_.get(), grace_.get());
     grace_.mark_live();
     grace_.get()->data = this;
     uv_timer_start(grace_.get(), on_grace_expired, static_cast<uint64_t>(options_.stop_grace.count()), 0);

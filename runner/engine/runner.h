@@ -9,12 +9,15 @@
 #include <memory>
 #include <vector>
 
-#include "runner/report/events.h"
+#include "runner/engine/engine.h"
 #include "runner/engine/job.h"
+#include "runner/engine/plan.h"
 #include "runner/engine/pod.h"
-#include "runner/report/output.h"
-#include "runner/engine/slots.h"
+#include "runner/engine/result.h"
+#include "runner/loop/loop.h"
 #include "runner/loop/uv_handle.h"
+#include "runner/report/events.h"
+#include "runner/report/output.h"
 
 namespace sandrun::runner {
 
@@ -33,23 +36,20 @@ struct RunOptions {
   uint64_t memory_budget = 0;
 };
 
-// A stable 32-bit tag of a state dir path (FNV-1a), part of each run's cgroup name.
-uint32_t state_tag(std::string_view state_root);
-
 // Schedules the jobs of a run: a job becomes ready when every job it needs has passed (or
 // failed with allow_failure), and is skipped when one did not; ready jobs start in order while
 // a container slot is free and, with a memory budget, their memory limits fit beside the
 // running ones'. A failed attempt runs again in a fresh container while retries are left.
 class Runner {
  public:
-  // `state_root` holds the container slots (see slots.h).
-  Runner(RunOptions options, std::string state_root, std::vector<JobPlan> plans);
+  // `state_root` holds the container slots (see slots.h). `loop` outlives the runner.
+  Runner(Loop& loop, RunOptions options, std::string state_root, std::vector<JobPlan> plans);
   ~Runner();
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
 
-  // Runs every job to its end (or cancellation) and tears everything down. The loop is
-  // closed cleanly before this returns.
+  // Runs every job to its end (or cancellation) and tears everything down: when this
+  // returns, nothing of the run is left on the loop.
   Result<void> run();
   // The final result of each plan, in plan order.
   std::vector<JobResult> results() const { return results_; }
@@ -59,10 +59,7 @@ class Runner {
   bool failed_fast() const { return failed_fast_; }
 
   // For jobs:
-  uv_loop_t* loop() { return &loop_; }
-  SlotPool& slots() { return slots_; }
-  const std::string& state_root() const { return state_root_; }
-  sandbox::cgroup::Backend* cgroups() { return options_.cgroups; }
+  Engine& engine() { return engine_; }
   RunEvents* events() { return options_.events; }
   const RunOptions& options() const { return options_; }
   const std::string& artifacts_dir() const { return options_.artifacts_dir; }
@@ -70,10 +67,6 @@ class Runner {
   std::string log_path(const std::string& file_name) const {
     return options_.log_dir.empty() || file_name.empty() ? "" : options_.log_dir + "/" + file_name + ".log";
   }
-  // This run's cgroup subtree name (sandrun/<run>/...) and a fresh name per container.
-  const std::string& run_id() const { return run_id_; }
-  uint64_t next_container_id() { return ++containers_; }
-  uv_buf_t read_buffer();
   // A job (one attempt of plan `index`) has ended and torn down its container.
   void job_done(size_t index, const JobResult& result);
 
@@ -91,11 +84,10 @@ class Runner {
   void kill_all();
   void maybe_finish();
 
+  Loop& loop_;
   RunOptions options_;
-  std::string state_root_;
-  SlotPool slots_;
-  uv_loop_t loop_;
-  std::vector<JobPlan> plans_;
+  Engine engine_;
+  const std::vector<JobPlan> plans_;
   std::vector<State> state_;
   std::vector<JobResult> results_;
   std::vector<unsigned> next_attempt_;
@@ -111,9 +103,6 @@ class Runner {
   UvHandle<uv_signal_t> sigint_;
   UvHandle<uv_signal_t> sigterm_;
   UvHandle<uv_timer_t> grace_;
-  std::unique_ptr<char[]> buffer_;
-  std::string run_id_;
-  std::atomic<uint64_t> containers_{0};
 };
 
 }  // namespace sandrun::runner

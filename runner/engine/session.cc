@@ -98,16 +98,15 @@ cache::PullOptions pull_options(const std::vector<std::string>& insecure, const 
 
 namespace {
 
-// What prepare_jobs keeps while it resolves the jobs: the images found so far (each leased
-// once), the host's isolation, and the slots' writable-layer mode.
-struct Resolver {
+// The images of a run: each found (or pulled, or imported) and leased once, whatever the
+// number of jobs that use it.
+struct Images {
   cache::Store& store;
   const cache::PullOptions& pull;
   Prepared& out;
-  bool volatile_upper = true;
   std::map<std::string, cache::ImageRecord> images;
 
-  Result<const cache::ImageRecord*> image_of(const config::JobSpec& job) {
+  Result<const cache::ImageRecord*> of(const config::JobSpec& job) {
     auto it = images.find(job.image);
     if (it == images.end()) {
       auto image = obtain_image(store, job, pull);
@@ -119,47 +118,6 @@ struct Resolver {
     }
     return &it->second;
   }
-
-  // One container's plan: a job's, or a service's (`what` names it in errors).
-  Result<JobPlan> container(const config::JobSpec& job, const std::string& what) {
-    const cache::ImageRecord* image = SANDRUN_TRY(image_of(job));
-    auto plan = SANDRUN_TRY(resolve_job(job, *image, store));
-    SANDRUN_TRY(resolve_isolation(job, *out.host, plan));
-    // A read-only root starts without a writable layer where the image allows it.
-    // The caches are bound when the container starts, but their mount points count here.
-    auto layer = sandbox::ensure_mount_point_layer(store.root() + "/mountpoints", with_cache_targets(plan));
-    if (!layer) return std::move(layer.error().wrap(fmt::format("{}: prepare its read-only root", what)));
-    if (*layer) plan.spec.mount_point_layer = std::move(**layer);
-    plan.spec.volatile_upper = volatile_upper;
-    plan.file_name = file_name_for(job.name);
-    return plan;
-  }
-
-  // A job's services: their containers, and their ready checks as containers of the same
-  // image (the check's command, sandrun's init, nothing published).
-  Result<void> services(const config::JobSpec& job, JobPlan& plan) {
-    for (const auto& svc : job.services) {
-      ServicePlan sp;
-      sp.plan = SANDRUN_TRY(container(svc.spec, fmt::format("job {:?}: service {:?}", job.name, svc.spec.name)));
-      sp.plan.file_name = plan.file_name + "." + file_name_for(svc.spec.name);
-      sp.plan.ports = svc.spec.ports;
-      sp.plan.network = job.network;
-      if (svc.ready) {
-        JobPlan check = sp.plan;
-        check.name = svc.spec.name + " (ready check)";
-        check.file_name.clear();  // no log of its own: it would truncate the service's
-        check.spec.argv = svc.ready->command;
-        check.spec.init = true;
-        check.spec.hold_after_exit = false;
-        check.ports.clear();
-        sp.ready = std::move(check);
-        sp.ready_interval = svc.ready->interval;
-        sp.ready_timeout = svc.ready->timeout;
-      }
-      plan.services.push_back(std::move(sp));
-    }
-    return {};
-  }
 };
 
 }  // namespace
@@ -169,54 +127,23 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
   Prepared out;
   out.host = std::make_unique<HostIsolation>(HostIsolation::probe());
   out.host->seccomp.set_disk_dir(store.root() + "/seccomp");
-  if (::geteuid() != 0) {
+  const bool root = ::geteuid() == 0;
+  if (!root) {
     // Rootless: no cgroups (sandrun does not use a delegated subtree yet). Limits a job asks
     // for are refused up front; the default pids limit is not applied.
     out.host->cgroups.reset();
     out.host->cgroups_missing = Error::msg("cgroups need root: sandrun runs rootless here")
                                     .hint("run sandrun as root to enforce memory, cpus, pids and cpuset limits");
   }
-  // The slots' writable layers live under the state dir (SandboxSpec::volatile_upper).
-  Resolver r{store, pull, out, !sandbox::host::on_ext4_without_journal(store.root()), {}};
-  for (const auto& job : jobs) {
-    auto plan = SANDRUN_TRY(r.container(job, fmt::format("job {:?}", job.name)));
-    plan.retries = job.retries;
-    plan.allow_failure = job.allow_failure;
-    plan.artifacts = job.artifacts;
-    plan.junit = job.junit;
-    plan.matrix = job.matrix;
-    plan.ports = job.ports;
-    SANDRUN_TRY(r.services(job, plan));
-    // The job's containers share one network namespace the runner makes: for its services,
-    // its published ports (the proxy opens sockets inside it) and a private network.
-    const bool root = ::geteuid() == 0;
-    plan.shared_netns = !job.services.empty() || job.network == config::Network::private_ || (!job.ports.empty() && root);
-    if (plan.shared_netns && !root) {
-      return Error::msg("{}: jobs.{}: services and network = \"private\" need root for now", job.pos.str(), job.name)
-          .hint("run sandrun as root, or use network = \"none\" without services (published ports work rootless)");
-    }
-    // Rootless, sandrun cannot enter the job's network namespace: the container's init hands
-    // the proxy its sockets (SandboxSpec::socket_factory).
-    if (!job.ports.empty() && !root) plan.spec.socket_factory = true;
-    out.plans.push_back(std::move(plan));
-  }
-  // Needs by name -> by index (config has checked that every name exists in the file; a
-  // need left out of the selection is not waited for).
+  // The slots' writable layers live under the state dir (ContainerPlan::volatile_upper).
+  const Host host{store, *out.host, !sandbox::host::on_ext4_without_journal(store.root()), root};
+  Images images{store, pull, out, {}};
+  const ImageOf image_of = [&images](const config::JobSpec& job) { return images.of(job); };
+  // Needs by name -> by index (config has checked that every name exists in the file).
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < jobs.size(); ++i) index.emplace(jobs[i].name, i);
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    for (const auto& need : jobs[i].needs) {
-      if (auto it = index.find(need); it != index.end()) out.plans[i].needs.push_back(it->second);
-    }
-  }
+  for (const auto& job : jobs) out.plans.push_back(SANDRUN_TRY(resolve(job, image_of, host, HostConfig{}, index)));
   return out;
-}
-
-std::string file_name_for(std::string_view name) {
-  std::string out;
-  for (char c : name) out += (c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '_' : c;
-  if (out.empty() || out == "." || out == "..") out = "_" + out;
-  return out.substr(0, 200);
 }
 
 // Cgroup subtrees of dead runs (sandrun/<run> in every hierarchy), whatever their state dir.
@@ -276,10 +203,15 @@ void sweep_and_report(const std::string& root, bool remove_idle) {
 }
 
 Result<Outcome> execute(const std::string& root, Prepared& prepared, RunOptions options) {
+  Loop loop;
+  return execute(loop, root, prepared, std::move(options));
+}
+
+Result<Outcome> execute(Loop& loop, const std::string& root, Prepared& prepared, RunOptions options) {
   auto t0 = std::chrono::steady_clock::now();
   Outcome out;
   if (prepared.host) options.cgroups = prepared.host->cgroups.get();
-  Runner runner(std::move(options), root, std::move(prepared.plans));
+  Runner runner(loop, std::move(options), root, std::move(prepared.plans));
   SANDRUN_TRY(runner.run());
   out.results = runner.results();
   out.interrupted_by = runner.interrupted_by();

@@ -8,8 +8,11 @@
 
 #include "cache/store.h"
 #include "config/job_file.h"
-#include "runner/engine/isolation.h"
-#include "runner/engine/job.h"
+#include "runner/engine/resolve.h"
+#include "runner/engine/resolve_isolation.h"
+#include "runner/engine/plan.h"
+#include "runner/engine/result.h"
+#include "runner/loop/loop.h"
 #include "runner/engine/runner.h"
 
 namespace sandrun::runner {
@@ -34,9 +37,6 @@ struct Prepared {
 Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs,
                               const cache::PullOptions& pull);
 
-// A job's name as a file name (logs, artifacts): '/' and control characters become '_'.
-std::string file_name_for(std::string_view name);
-
 // "3 layers downloaded, 0 already here, 1.0 MiB in 124ms": what a pull that was not up to
 // date did, for the messages of `run`, `exec` and `image pull`.
 std::string pull_summary(const cache::PulledImage& pulled, std::chrono::milliseconds took);
@@ -55,7 +55,9 @@ struct Outcome {
   std::chrono::milliseconds wall{0};
 };
 
-// Runs the prepared plans on the loop, in container slots of the state dir.
+// Runs the prepared plans on `loop`, in container slots of the state dir.
+Result<Outcome> execute(Loop& loop, const std::string& root, Prepared& prepared, RunOptions options);
+// The same on a loop of its own (no reporter keeps a handle on it).
 Result<Outcome> execute(const std::string& root, Prepared& prepared, RunOptions options);
 
 std::string resolve_root(const std::string& flag);

@@ -274,7 +274,7 @@ Result<void> SlotPool::clear(Slot& slot) {
   SANDRUN_TRY(fs::clear_dir(upper.get()).wrap(fmt::format("empty {}", slot.upper)));
   SANDRUN_TRY(reset_root(upper.get()));
   // A volatile overlay cannot be mounted on its work dir again until it is emptied
-  // (SandboxSpec::volatile_upper). Emptied for every overlay: overlayfs would remove and make
+  // (ContainerPlan::volatile_upper). Emptied for every overlay: overlayfs would remove and make
   // its work/work again at the next mount anyway.
   auto work = SANDRUN_TRY(fs::open_path(slot.work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   SANDRUN_TRY(fs::clear_dir(work.get()).wrap(fmt::format("empty {}", slot.work)));
@@ -306,15 +306,20 @@ SweepReport sweep_slots(const std::string& state_root, bool remove) {
   return report;
 }
 
-void use_slot(const Slot& slot, sandbox::SandboxSpec& spec) {
-  spec.upper_dir = slot.upper;
-  spec.work_dir = slot.work;
-  for (auto& b : spec.binds) {
-    if (b.overlay() && b.target == kWorkspaceTarget) {
-      b.overlay_upper = slot.ws_upper;
-      b.overlay_work = slot.ws_work;
+sandbox::Placement placement_for(const Slot& slot, const std::string& mount_point, const sandbox::ContainerPlan& plan) {
+  sandbox::Placement place;
+  place.root_dir = mount_point;
+  place.upper_dir = slot.upper;
+  place.work_dir = slot.work;
+  // One workspace layer per slot: a plan has at most one copy-on-write bind (the workspace);
+  // a second would be refused by the sandbox (placed_binds) for lack of a layer.
+  for (const auto& b : plan.binds) {
+    if (b.copy_on_write) {
+      place.cow_layers.emplace_back(slot.ws_upper, slot.ws_work);
+      break;
     }
   }
+  return place;
 }
 
 }  // namespace sandrun::runner

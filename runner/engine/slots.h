@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "sandbox/spec.h"
+#include "sandbox/container_plan.h"
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 
@@ -72,12 +72,11 @@ class SlotPool {
   std::vector<Slot*> free_;
 };
 
-// Points the spec's per-container host paths (the overlay's upper and work dirs, and those of
-// an overlay workspace) at the slot's directories.
-void use_slot(const Slot& slot, sandbox::SandboxSpec& spec);
-
+// Where one start of `plan` goes in `slot`: the root on `mount_point`, the slot's writable
+// layer, and its workspace layer for the plan's copy-on-write bind (an overlay workspace).
+sandbox::Placement placement_for(const Slot& slot, const std::string& mount_point, const sandbox::ContainerPlan& plan);
 // Where the workspace is mounted in the container. A copy-on-write workspace is a bind there
-// with Bind::overlay_upper set (to anything; use_slot() points it at the slot).
+// with Bind::copy_on_write set (placement_for() gives it the slot's workspace layer).
 inline constexpr const char* kWorkspaceTarget = "/workspace";
 
 struct SweepReport {

@@ -5,7 +5,9 @@
 #include <string_view>
 #include <vector>
 
-#include "runner/engine/job.h"
+#include "runner/engine/plan.h"
+#include "runner/engine/result.h"
+#include "runner/loop/loop.h"
 
 namespace sandrun::runner {
 
@@ -14,7 +16,7 @@ class RunEvents {
   virtual ~RunEvents() = default;
   // The run's loop, before any job starts: a reporter may keep a timer on it, which it closes
   // once every job has finished (job_finished) or at run_finished, whichever comes first.
-  virtual void loop_started(uv_loop_t* loop) { (void)loop; }
+  virtual void loop_started(Loop& loop) { (void)loop; }
   // Before anything starts: every planned job, in order (JobPlan::name, index = position).
   virtual void run_started(const std::vector<const JobPlan*>& plans) { (void)plans; }
   // A job waits for a container slot (its needs have passed).

@@ -15,9 +15,9 @@ namespace {
 using nlohmann::ordered_json;
 
 ordered_json limits_json(const JobPlan& plan) {
-  const auto& l = plan.limits;
+  const auto& l = plan.spec().limits;
   ordered_json j = ordered_json::object();
-  j["cgroup"] = plan.use_cgroup;
+  j["cgroup"] = plan.spec().use_cgroup;
   j["memory"] = l.memory ? ordered_json(config::format_size(*l.memory)) : ordered_json(nullptr);
   j["memory_bytes"] = l.memory ? ordered_json(*l.memory) : ordered_json(nullptr);
   j["swap"] = l.memory ? "counted in memory" : "unlimited";
@@ -27,7 +27,7 @@ ordered_json limits_json(const JobPlan& plan) {
   return j;
 }
 
-ordered_json hardening_json(const sandbox::SandboxSpec& s) {
+ordered_json hardening_json(const sandbox::ContainerPlan& s) {
   const auto& h = s.hardening;
   ordered_json j = ordered_json::object();
   j["capabilities"] = s.uid == 0 ? sandbox::capability_names(h.capabilities) : std::vector<std::string>{};
@@ -79,7 +79,7 @@ ordered_json userns_json(const sandbox::UserNamespace& ns) {
 }
 
 ordered_json plan_json(const JobPlan& plan) {
-  const auto& s = plan.spec;
+  const auto& s = plan.spec();
   ordered_json j = ordered_json::object();
   j["name"] = plan.name;
   j["hostname"] = s.hostname;
@@ -102,7 +102,8 @@ ordered_json plan_json(const JobPlan& plan) {
     ordered_json m = {{"source", b.source}, {"target", b.target}, {"readonly", b.readonly}};
     // "overlay": a private copy-on-write view of the source, which is never modified.
     m["mode"] = b.overlay() ? "overlay" : b.readonly ? "ro" : "rw";
-    if (b.overlay()) m["upper"] = b.overlay_upper;
+    // Its writable layer is the container slot's, chosen when it starts (slots.h).
+    if (b.overlay()) m["upper"] = "<slot>/ws-upper";
     mounts.push_back(std::move(m));
   }
   j["volumes"] = mounts;
@@ -124,7 +125,7 @@ ordered_json plan_json(const JobPlan& plan) {
   for (const auto& svc : plan.services) {
     ordered_json sj = plan_json(svc.plan);
     if (svc.ready) {
-      sj["ready"] = {{"command", svc.ready->spec.argv},
+      sj["ready"] = {{"command", svc.ready->spec().argv},
                      {"interval", config::format_duration(svc.ready_interval)},
                      {"timeout", config::format_duration(svc.ready_timeout)}};
     } else {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "runner/engine/isolation.h"
+#include "runner/engine/resolve_isolation.h"
 #include "runner/engine/job.h"
 
 namespace sandrun::runner {

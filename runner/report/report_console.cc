@@ -56,8 +56,8 @@ ConsoleReporter::ConsoleReporter(ConsoleOptions options) : o_(std::move(options)
 // reporter goes the loop may be gone, so the destructor leaves them alone.
 ConsoleReporter::~ConsoleReporter() = default;
 
-void ConsoleReporter::loop_started(uv_loop_t* loop) {
-  loop_ = loop;
+void ConsoleReporter::loop_started(Loop& loop) {
+  loop_ = &loop;
   start_loop_handles();
 }
 
@@ -65,31 +65,29 @@ void ConsoleReporter::start_loop_handles() {
   // Without jobs there is nothing to refresh, and no job_finished would close them.
   if (!loop_ || jobs_.empty()) return;
   if (!o_.tty) {
-    out_.attach(loop_);
+    out_.attach(*loop_);
     return;
   }
-  if (timer_) return;
-  timer_ = new uv_timer_t{};
-  uv_timer_init(loop_, timer_);
-  timer_->data = this;
+  if (timer_.live()) return;
+  uv_timer_init(loop_->get(), timer_.get());
+  timer_.mark_live();
+  timer_.get()->data = this;
   // The block never keeps the loop alive: the run ends when its jobs do.
-  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
-  uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<ConsoleReporter*>(t->data)->redraw(); }, kRefreshMs, kRefreshMs);
+  uv_unref(timer_.handle());
+  uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<ConsoleReporter*>(t->data)->redraw(); }, kRefreshMs,
+                 kRefreshMs);
 }
 
 void ConsoleReporter::close_loop_handles() {
   out_.detach();
-  if (!timer_) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-  timer_ = nullptr;
+  timer_ = UvHandle<uv_timer_t>();
 }
 
 void ConsoleReporter::loop_ended() {
-  // Only reached with the timer open if a job never reported its end inside the loop; the
-  // handle belonged to a loop that is gone, so it is left alone.
-  timer_ = nullptr;
+  // Only reached with the timer open if a job never reported its end inside the loop. The
+  // loop outlives the reporter (its owner made it first), so the handles close as usual.
+  close_loop_handles();
   loop_ = nullptr;
-  out_.abandon();
 }
 
 ConsoleReporter::JobState& ConsoleReporter::job(size_t index) {
@@ -122,7 +120,7 @@ void ConsoleReporter::line(int fd, std::string text) {
 
 void ConsoleReporter::flush_lines() {
   // Lines wait for the timer's next tick (at most 250 ms), unless there are many or no timer.
-  if (o_.tty && !pending_.empty() && (pending_.size() >= kFlushBytes || !timer_)) redraw();
+  if (o_.tty && !pending_.empty() && (pending_.size() >= kFlushBytes || !timer_.live())) redraw();
 }
 
 void ConsoleReporter::keep(JobState& j, int fd, std::string text) {

@@ -2,6 +2,9 @@
 // above a live status block of the running jobs; --quiet keeps only failed jobs' output.
 #pragma once
 
+#include "runner/loop/loop.h"
+#include "runner/loop/uv_handle.h"
+
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -41,7 +44,7 @@ class ConsoleReporter : public RunEvents {
   explicit ConsoleReporter(ConsoleOptions options);
   ~ConsoleReporter() override;
 
-  void loop_started(uv_loop_t* loop) override;
+  void loop_started(Loop& loop) override;
   void run_started(const std::vector<const JobPlan*>& plans) override;
   void job_queued(size_t index) override;
   void job_started(size_t index, unsigned attempt, unsigned max_attempts) override;
@@ -86,8 +89,8 @@ class ConsoleReporter : public RunEvents {
   size_t passed_ = 0, failed_ = 0, allowed_ = 0, skipped_ = 0, cancelled_ = 0, finished_ = 0;
   std::string pending_;    // tty: log lines not yet written
   size_t drawn_lines_ = 0; // tty: lines of the block on the screen now
-  uv_loop_t* loop_ = nullptr;
-  uv_timer_t* timer_ = nullptr;
+  Loop* loop_ = nullptr;
+  UvHandle<uv_timer_t> timer_;
 };
 
 // Cuts `text` to at most `columns` characters (UTF-8 code points; a cut line ends with "…").

@@ -123,9 +123,9 @@ RunTotals run_totals(const std::vector<JobResult>& results) {
 
 JsonReporter::JsonReporter(WriteFn write) : out_(std::move(write)) {}
 
-void JsonReporter::loop_started(uv_loop_t* loop) {
-  loop_ = loop;
-  if (!names_.empty()) out_.attach(loop_);  // without jobs no job_finished would detach it
+void JsonReporter::loop_started(Loop& loop) {
+  loop_ = &loop;
+  if (!names_.empty()) out_.attach(*loop_);  // without jobs no job_finished would detach it
 }
 
 void JsonReporter::loop_ended() {
@@ -147,7 +147,7 @@ void JsonReporter::run_started(const std::vector<const JobPlan*>& plans) {
   json j = event("run_started");
   j["jobs"] = names_;
   emit(dump(j) + "\n");
-  if (loop_ && !names_.empty()) out_.attach(loop_);
+  if (loop_ && !names_.empty()) out_.attach(*loop_);
 }
 
 void JsonReporter::job_queued(size_t index) {

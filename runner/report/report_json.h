@@ -2,6 +2,9 @@
 // <out>/summary.json at its end. The fields are documented in docs/cli.md.
 #pragma once
 
+#include "runner/loop/loop.h"
+#include "runner/loop/uv_handle.h"
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -31,7 +34,7 @@ class JsonReporter : public RunEvents {
   explicit JsonReporter(WriteFn write = console_writer());
 
   // Events are written once per loop iteration while the loop runs (BatchedWriter).
-  void loop_started(uv_loop_t* loop) override;
+  void loop_started(Loop& loop) override;
   // The run's loop has been closed: its handle (if any is left) must not be touched again.
   void loop_ended();
   void run_started(const std::vector<const JobPlan*>& plans) override;
@@ -50,7 +53,7 @@ class JsonReporter : public RunEvents {
   void emit(const std::string& line);
 
   BatchedWriter out_;
-  uv_loop_t* loop_ = nullptr;
+  Loop* loop_ = nullptr;
   size_t finished_ = 0;
   std::vector<std::string> names_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

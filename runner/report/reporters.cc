@@ -14,20 +14,20 @@ WriteFn console_writer() {
   return [](int fd, std::string_view data) { console_write(fd, data); };
 }
 
-// Closing is for detach(), inside the loop; by the time the writer goes the loop may be gone.
+// The loop outlives the writer (its owner made it first): the handle closes with it.
 BatchedWriter::~BatchedWriter() { flush(); }
 
-void BatchedWriter::attach(uv_loop_t* loop) {
-  if (check_) return;
-  check_ = new uv_check_t{};
-  uv_check_init(loop, check_);
-  check_->data = this;
-  uv_unref(reinterpret_cast<uv_handle_t*>(check_));
-  uv_check_start(check_, [](uv_check_t* c) { static_cast<BatchedWriter*>(c->data)->flush(); });
+void BatchedWriter::attach(Loop& loop) {
+  if (check_.live()) return;
+  uv_check_init(loop.get(), check_.get());
+  check_.mark_live();
+  check_.get()->data = this;
+  uv_unref(check_.handle());
+  uv_check_start(check_.get(), [](uv_check_t* c) { static_cast<BatchedWriter*>(c->data)->flush(); });
 }
 
 void BatchedWriter::write(int fd, std::string_view data) {
-  if (!check_) {
+  if (!check_.live()) {
     flush();
     write_(fd, data);
     return;
@@ -46,17 +46,12 @@ void BatchedWriter::flush() {
 
 void BatchedWriter::detach() {
   flush();
-  if (!check_) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(check_), [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
-  check_ = nullptr;
+  check_ = UvHandle<uv_check_t>();
 }
 
-void BatchedWriter::abandon() {
-  flush();
-  check_ = nullptr;
-}
+void BatchedWriter::abandon() { detach(); }
 
-void Reporters::loop_started(uv_loop_t* loop) {
+void Reporters::loop_started(Loop& loop) {
   for (auto* r : list_) r->loop_started(loop);
 }
 

@@ -1,6 +1,9 @@
 // Reporters: the run's events passed on to every reporter, each event once whoever sends it.
 #pragma once
 
+#include "runner/loop/loop.h"
+#include "runner/loop/uv_handle.h"
+
 #include <functional>
 #include <string_view>
 #include <vector>
@@ -23,7 +26,7 @@ class BatchedWriter {
   BatchedWriter(const BatchedWriter&) = delete;
   BatchedWriter& operator=(const BatchedWriter&) = delete;
 
-  void attach(uv_loop_t* loop);  // the handle never keeps the loop alive
+  void attach(Loop& loop);  // the handle never keeps the loop alive
   void write(int fd, std::string_view data);
   void flush();
   // Flushes and closes the handle; call on the loop thread while the loop still runs.
@@ -35,7 +38,7 @@ class BatchedWriter {
   WriteFn write_;
   std::vector<std::pair<int, std::string>> pending_;  // consecutive writes to one fd joined
   size_t bytes_ = 0;
-  uv_check_t* check_ = nullptr;
+  UvHandle<uv_check_t> check_;
 };
 
 // Passes every event to each reporter added, in order. run_started, job_finished (per job) and
@@ -45,7 +48,7 @@ class Reporters : public RunEvents {
  public:
   void add(RunEvents* r) { list_.push_back(r); }
 
-  void loop_started(uv_loop_t* loop) override;
+  void loop_started(Loop& loop) override;
   void run_started(const std::vector<const JobPlan*>& plans) override;
   void job_queued(size_t index) override;
   void job_started(size_t index, unsigned attempt, unsigned max_attempts) override;

@@ -127,7 +127,7 @@ int exit_code_of(int status) {
   return 128 + (status & 0x7f);                          // killed by a signal
 }
 
-// The socket factory (SandboxSpec::socket_factory): a helper process that answers each byte
+// The socket factory (ContainerPlan::socket_factory): a helper process that answers each byte
 // sandrun writes on kSocketFactoryFd with an unconnected TCP socket of this network namespace,
 // passed with SCM_RIGHTS, for the port proxy where sandrun cannot enter the namespace. The
 // kernel's msghdr and cmsghdr layouts on x86-64 (no libc here).

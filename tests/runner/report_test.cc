@@ -27,6 +27,13 @@ struct Recorder : runner::RunEvents {
   void job_note(size_t index, std::string_view text) override { seen.push_back(fmt::format("{} note {}", index, text)); }
 };
 
+// Handles still on the loop (closed ones are gone once their close callback ran).
+int open_handles(runner::Loop& loop) {
+  int n = 0;
+  uv_walk(loop.get(), [](uv_handle_t*, void* arg) { ++*static_cast<int*>(arg); }, &n);
+  return n;
+}
+
 TEST(JobOutputTest, PassesEachCompleteLineAndEachNoteToTheEvents) {
   Recorder rec;
   runner::JobOutput out("unit", 3, runner::ConsoleMode::prefixed, &rec);
@@ -192,8 +199,7 @@ TEST(ConsoleReporterTest, TtyBlockStaysWithinTheScreenHeight) {
 }
 
 TEST(ConsoleReporterTest, TtyTimerRefreshesOnTheLoopAndClosesWhenEveryJobHasFinished) {
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  runner::Loop loop;
   Capture cap;
   runner::ConsoleOptions o;
   o.tty = true;
@@ -203,7 +209,7 @@ TEST(ConsoleReporterTest, TtyTimerRefreshesOnTheLoopAndClosesWhenEveryJobHasFini
   runner::ConsoleReporter rep(std::move(o));
   auto ps = plans({"slow"});
   rep.run_started(ptrs(ps));
-  rep.loop_started(&loop);
+  rep.loop_started(loop);
   rep.job_started(0, 1, 1);
   const size_t before = cap.writes.size();
   // A job that ends after 1.1 s: the block is redrawn by the timer meanwhile.
@@ -211,35 +217,34 @@ TEST(ConsoleReporterTest, TtyTimerRefreshesOnTheLoopAndClosesWhenEveryJobHasFini
     runner::ConsoleReporter* rep;
   } ctx{&rep};
   uv_timer_t end;
-  uv_timer_init(&loop, &end);
+  uv_timer_init(loop.get(), &end);
   end.data = &ctx;
   uv_timer_start(&end, [](uv_timer_t* t) {
     static_cast<Ctx*>(t->data)->rep->job_finished(0, result("slow", 0, S::passed));
     uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
   }, 1100, 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_run(loop.get(), UV_RUN_DEFAULT);
   EXPECT_GE(cap.writes.size() - before, 4u);  // ticks at 250, 500, 750, 1000 ms, and the end
   std::set<std::string> times;  // the elapsed time moves on from one tick to the next
   for (size_t p = cap.out.find("  slow  "); p != std::string::npos; p = cap.out.find("  slow  ", p + 1))
     times.insert(cap.out.substr(p, cap.out.find('\n', p) - p));
   EXPECT_GE(times.size(), 3u) << cap.out;
-  EXPECT_EQ(uv_loop_close(&loop), 0);  // nothing of the reporter is left on the loop
+  EXPECT_EQ(open_handles(loop), 0);  // nothing of the reporter is left on the loop
 }
 
 TEST(BatchedWriterTest, WritesWhatOneLoopIterationGatheredInOrderAndLeavesTheLoopClean) {
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  runner::Loop loop;
   Capture cap;
   runner::BatchedWriter w(cap.fn());
-  w.attach(&loop);
+  w.attach(loop);
   struct Ctx {
     runner::BatchedWriter* w;
     Capture* cap;
     size_t writes_seen = 0;
   } ctx{&w, &cap};
   uv_timer_t lines, end;
-  uv_timer_init(&loop, &lines);
-  uv_timer_init(&loop, &end);
+  uv_timer_init(loop.get(), &lines);
+  uv_timer_init(loop.get(), &end);
   lines.data = end.data = &ctx;
   uv_timer_start(&lines, [](uv_timer_t* t) {
     auto* c = static_cast<Ctx*>(t->data);
@@ -253,12 +258,12 @@ TEST(BatchedWriterTest, WritesWhatOneLoopIterationGatheredInOrderAndLeavesTheLoo
     static_cast<Ctx*>(t->data)->w->detach();
     uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
   }, 50, 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_run(loop.get(), UV_RUN_DEFAULT);
   EXPECT_EQ(ctx.writes_seen, 0u);
   EXPECT_EQ(cap.writes, (std::vector<std::string>{"a\nb\n", "e\n", "c\n"}));
   w.write(1, "after\n");  // detached: at once
   EXPECT_EQ(cap.writes.back(), "after\n");
-  EXPECT_EQ(uv_loop_close(&loop), 0);
+  EXPECT_EQ(open_handles(loop), 0);
 }
 
 // Counts the events that must reach a reporter once.

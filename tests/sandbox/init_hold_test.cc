@@ -1,4 +1,4 @@
-// sandrun-init's hold mode (SandboxSpec::hold_after_exit): after the command, nothing runs but
+// sandrun-init's hold mode (ContainerPlan::hold_after_exit): after the command, nothing runs but
 // init, whose mount namespace stays readable until SIGKILL; kStopAndHoldSignal does it early.
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -48,7 +48,7 @@ TEST_F(InitHoldTest, AfterTheCommandEverythingElseIsKilledAndTheFilesStayUntilSi
   auto s = spec({"/bin/sh", "-c", "echo data > /tmp/f; sleep 86434 & exit 5"});
   s.init = false;  // hold_after_exit runs init anyway
   s.hold_after_exit = true;
-  auto sb = sandbox::Sandbox::start(s);
+  auto sb = sandbox::Sandbox::start(s, s.place);
   ASSERT_TRUE(sb) << sb.error().message();
   UniqueFd status = sb->take_status();
   auto records = until_exited(status.get());
@@ -60,7 +60,7 @@ TEST_F(InitHoldTest, AfterTheCommandEverythingElseIsKilledAndTheFilesStayUntilSi
   ASSERT_TRUE(sb->signal(SIGKILL));
   auto ws = sb->wait();
   ASSERT_TRUE(ws);
-  auto outcome = sandbox::interpret(s, records, *ws);
+  auto outcome = sandbox::interpret(s, s.place, records, *ws);
   EXPECT_EQ(outcome.kind, sandbox::Outcome::Kind::exited);
   EXPECT_EQ(outcome.code, 5);
 }
@@ -68,7 +68,7 @@ TEST_F(InitHoldTest, AfterTheCommandEverythingElseIsKilledAndTheFilesStayUntilSi
 TEST_F(InitHoldTest, StopAndHoldEndsTheCommandReportsSigkillAndHolds) {
   auto s = spec({"/bin/sh", "-c", "echo x > /tmp/g; echo ready; exec sleep 86435"});
   s.hold_after_exit = true;
-  auto sb = sandbox::Sandbox::start(s);
+  auto sb = sandbox::Sandbox::start(s, s.place);
   ASSERT_TRUE(sb) << sb.error().message();
   UniqueFd out = sb->take_stdout();
   UniqueFd status = sb->take_status();
@@ -82,7 +82,7 @@ TEST_F(InitHoldTest, StopAndHoldEndsTheCommandReportsSigkillAndHolds) {
   ASSERT_TRUE(sb->signal(SIGKILL));
   auto ws = sb->wait();
   ASSERT_TRUE(ws);
-  auto outcome = sandbox::interpret(s, records, *ws);
+  auto outcome = sandbox::interpret(s, s.place, records, *ws);
   EXPECT_EQ(outcome.kind, sandbox::Outcome::Kind::signaled);
   EXPECT_EQ(outcome.signal, SIGKILL);
 }

@@ -31,8 +31,8 @@ class MountPointsTest : public ::testing::Test {
     std::filesystem::create_directories(path);
     ASSERT_EQ(::chmod(path.c_str(), mode), 0);
   }
-  sandbox::SandboxSpec ro_spec() const {
-    sandbox::SandboxSpec s;
+  sandbox::ContainerPlan ro_spec() const {
+    sandbox::ContainerPlan s;
     s.lower_dirs = {top_, bottom_};
     s.hardening.read_only_rootfs = true;
     return s;

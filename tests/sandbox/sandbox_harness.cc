@@ -17,16 +17,16 @@ void SandboxFixture::SetUp() {
   SANDRUN_REQUIRE(err.empty(), err);
 }
 
-sandbox::SandboxSpec SandboxFixture::spec(std::vector<std::string> argv) {
+TestPlan SandboxFixture::spec(std::vector<std::string> argv) {
   std::string dir = tmp_ / ("c" + std::to_string(next_++));
-  sandbox::SandboxSpec s;
+  TestPlan s;
   s.name = "test";
   s.hostname = "test";
   s.lower_dirs = {layer_};
-  s.upper_dir = dir + "/upper";
-  s.work_dir = dir + "/work";
-  s.root_dir = dir + "/root";
-  for (auto* d : {&s.upper_dir, &s.work_dir, &s.root_dir}) EXPECT_TRUE(fs::mkdirs(*d).ok());
+  s.place.upper_dir = dir + "/upper";
+  s.place.work_dir = dir + "/work";
+  s.place.root_dir = dir + "/root";
+  for (auto* d : {&s.place.upper_dir, &s.place.work_dir, &s.place.root_dir}) EXPECT_TRUE(fs::mkdirs(*d).ok());
   s.argv = std::move(argv);
   s.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root"};
   return s;
@@ -38,11 +38,11 @@ SandboxRun SandboxFixture::sh(const std::string& script, bool init) {
   return run(s);
 }
 
-SandboxRun SandboxFixture::run(const sandbox::SandboxSpec& spec, int signal,
+SandboxRun SandboxFixture::run(const TestPlan& spec, int signal,
                                std::chrono::milliseconds signal_after) {
   SandboxRun res;
   auto t0 = std::chrono::steady_clock::now();
-  auto sb = sandbox::Sandbox::start(spec);
+  auto sb = sandbox::Sandbox::start(spec, spec.place);
   if (!sb) {
     res.start_error = sb.error().message();
     return res;
@@ -99,7 +99,7 @@ SandboxRun SandboxFixture::run(const sandbox::SandboxSpec& spec, int signal,
   }
   sandbox::StatusDecoder dec;
   dec.feed(status_bytes.data(), status_bytes.size());
-  res.outcome = sandbox::interpret(spec, dec.records(), *wait_status);
+  res.outcome = sandbox::interpret(spec, spec.place, dec.records(), *wait_status);
   res.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   return res;
 }

@@ -11,6 +11,11 @@
 
 namespace sandrun::testing {
 
+// A container plan with where this test starts it (fresh dirs under the temp dir).
+struct TestPlan : sandbox::ContainerPlan {
+  sandbox::Placement place;
+};
+
 struct SandboxRun {
   bool started = false;          // Sandbox::start succeeded
   std::string start_error;
@@ -24,9 +29,9 @@ class SandboxFixture : public ::testing::Test {
  protected:
   void SetUp() override;
   // A spec on the shared busybox layer with a fresh upper/work/root under the temp dir.
-  sandbox::SandboxSpec spec(std::vector<std::string> argv);
+  TestPlan spec(std::vector<std::string> argv);
   // Starts, then (optionally, after `signal_after`) signals, and collects until the end.
-  SandboxRun run(const sandbox::SandboxSpec& spec, int signal = 0,
+  SandboxRun run(const TestPlan& spec, int signal = 0,
                  std::chrono::milliseconds signal_after = std::chrono::milliseconds(0));
   SandboxRun sh(const std::string& script, bool init = true);
 

@@ -67,7 +67,7 @@ TEST_F(SandboxTest, RootIsTheImageAndWritesStayInThePrivateLayer) {
   ASSERT_TRUE(r.started) << r.start_error;
   EXPECT_EQ(r.out, "/usr/bin/probe\n");
   EXPECT_EQ(r.err, "");
-  EXPECT_TRUE(fs::exists(s.upper_dir + "/newfile"));
+  EXPECT_TRUE(fs::exists(s.place.upper_dir + "/newfile"));
   EXPECT_FALSE(fs::exists(layer_ + "/newfile"));
   EXPECT_TRUE(fs::exists(layer_ + "/etc/group"));
   // A second container on the same layer sees neither change.
@@ -127,8 +127,8 @@ TEST_F(SandboxTest, ACopyOnWriteVolumeIsWritableAndLeavesItsSourceAlone) {
   ASSERT_TRUE(fs::mkdirs(tmp_ / "ws-work").ok());
   auto s = spec({"/bin/sh", "-c", "cat sub/f; echo box > sub/f; rm -r sub; echo new > n; ls"});
   s.binds = {{src, "/workspace"}};
-  s.binds[0].overlay_upper = tmp_ / "ws-upper";
-  s.binds[0].overlay_work = tmp_ / "ws-work";
+  s.binds[0].copy_on_write = true;
+  s.place.cow_layers = {{tmp_ / "ws-upper", tmp_ / "ws-work"}};
   s.workdir = "/workspace";
   auto r = run(s);
   ASSERT_TRUE(r.started) << r.start_error;
@@ -150,8 +150,8 @@ TEST_F(SandboxTest, ACopyOnWriteVolumeThatCannotBeMountedIsNamedInTheError) {
   ASSERT_TRUE(fs::mkdirs(tmp_ / "up2").ok());
   auto s = spec({"/bin/true"});
   s.binds = {{src, "/workspace"}};
-  s.binds[0].overlay_upper = tmp_ / "up2";
-  s.binds[0].overlay_work = work;
+  s.binds[0].copy_on_write = true;
+  s.place.cow_layers = {{tmp_ / "up2", work}};
   auto r = run(s);
   (void)fs::remove_tree(work);
   ASSERT_TRUE(r.started) << r.start_error;
@@ -209,7 +209,7 @@ TEST_F(SandboxTest, SetupFailureNamesTheStageAndPath) {
   EXPECT_EQ(r.outcome.kind, Outcome::Kind::setup_failed);
   ASSERT_TRUE(r.outcome.error.has_value());
   EXPECT_EQ(r.outcome.error->message(),
-            "sandbox setup failed: mount overlay on " + s.root_dir + ": No such file or directory");
+            "sandbox setup failed: mount overlay on " + s.place.root_dir + ": No such file or directory");
 }
 
 TEST_F(SandboxTest, SymlinkedProcInTheImageIsRefused) {
@@ -267,7 +267,7 @@ TEST_F(SandboxTest, ParallelContainersAreIsolatedFromEachOther) {
   EXPECT_EQ(rb.out.substr(rb.out.size() - 2), "b\n");
 }
 
-// Whether writable layers are mounted volatile depends on this probe (SandboxSpec::volatile_upper):
+// Whether writable layers are mounted volatile depends on this probe (ContainerPlan::volatile_upper):
 // checked on real file systems of the test's own, loop-mounted from image files.
 TEST(HostFileSystemTest, AnExt4WithoutAJournalIsToldApartFromAJournaledOneAndFromTmpfs) {
   SANDRUN_REQUIRE_ROOT();

@@ -30,7 +30,7 @@ class UsernsTest : public SandboxFixture {
     SANDRUN_REQUIRE(userns::probe().ok(), "user namespaces are not available");
   }
   // A spec whose root is host uid/gid kHost (the built-in range, as with no /etc/subuid entry).
-  sandbox::SandboxSpec remapped(std::vector<std::string> argv) {
+  TestPlan remapped(std::vector<std::string> argv) {
     auto s = spec(std::move(argv));
     s.userns = userns::remapped_root("", "");
     return s;
@@ -56,7 +56,7 @@ std::string status_field(pid_t pid, const std::string& field) {
 
 TEST_F(UsernsTest, IdInsideIsRootWhileTheHostSeesTheRemappedUid) {
   auto s = remapped({"/bin/sh", "-c", "echo $(id -u):$(id -g); exec sleep 60"});
-  auto sb = sandbox::Sandbox::start(s);
+  auto sb = sandbox::Sandbox::start(s, s.place);
   ASSERT_TRUE(sb.ok()) << sb.error().render();
   UniqueFd out = sb->take_stdout();
   EXPECT_EQ(read_line(out.get()), "0:0");
@@ -80,7 +80,7 @@ TEST_F(UsernsTest, ImageFilesBelongToTheContainersRootAndCanBeChanged) {
   EXPECT_EQ(r.out, "0:0\n0:0\nextra\n0\n");
   EXPECT_EQ(r.err, "");
   struct stat st;
-  ASSERT_EQ(::stat((s.upper_dir + "/newfile").c_str(), &st), 0);
+  ASSERT_EQ(::stat((s.place.upper_dir + "/newfile").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, kHost);
   EXPECT_EQ(st.st_gid, kHost);
   // The layer itself is untouched.
@@ -152,7 +152,7 @@ TEST_F(UsernsTest, AMappingTheKernelRefusesFailsTheStartWithTheFileAndPid) {
   auto s = remapped({"/bin/true"});
   s.userns.uid_map = {{0, kHost, 10}, {5, kHost + 100, 10}};  // overlapping container ids
   s.userns.idmap_layers = false;  // else the layers' idmapped mount refuses the map first
-  auto sb = sandbox::Sandbox::start(s);
+  auto sb = sandbox::Sandbox::start(s, s.place);
   ASSERT_FALSE(sb.ok());
   const std::string msg = sb.error().message();
   EXPECT_EQ(msg.rfind("set up the container's user namespace: write uid_map of the container (pid ", 0), 0u) << msg;
@@ -168,7 +168,7 @@ TEST_F(UsernsTest, TheContainerJoinsItsCgroup) {
   auto group = (*backend)->create(run_name, "c", {{}, {}, uint64_t{64}, {}});
   ASSERT_TRUE(group.ok()) << group.error().render();
   auto s = remapped({"/bin/sh", "-c", "cat /proc/self/cgroup | grep -c pids:/$; echo up; exec sleep 60"});
-  auto sb = sandbox::Sandbox::start(s, group->get());
+  auto sb = sandbox::Sandbox::start(s, s.place, group->get());
   ASSERT_TRUE(sb.ok()) << sb.error().render();
   UniqueFd out = sb->take_stdout();
   const std::string first = read_line(out.get());

@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "config/job_file.h"
-#include "runner/engine/job.h"
+#include "runner/engine/plan.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/host_features.h"
 #include "sandbox/seccomp_filter.h"
@@ -23,9 +23,9 @@ struct HostIsolation {
   static HostIsolation probe();
 };
 
-// Fills plan.limits, plan.spec.hardening (capabilities, seccomp filter, no_new_privs, read-only
-// root, rlimits) from the job. A limit the host cannot honour is an error here, before any
+// Fills plan.limits and plan.hardening (capabilities, seccomp filter, no_new_privs, read-only
+// root, rlimits) from the job; a step of resolve (resolve.h). A limit the host cannot honour is an error here, before any
 // job starts: "jobs.toml:3:10: jobs.unit.cpus: cpus = 4 is more than the 2 CPUs of this host".
-Result<void> resolve_isolation(const config::JobSpec& job, HostIsolation& host, JobPlan& plan);
+Result<void> resolve_isolation(const config::JobSpec& job, HostIsolation& host, sandbox::ContainerPlan& plan);
 
 }  // namespace sandrun::runner

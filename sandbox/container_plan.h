@@ -1,4 +1,7 @@
-// SandboxSpec: what one container resolved to (absolute paths, layers, argv), ready to start.
+// ContainerPlan: what one container resolved to (layers, argv, env, user, volumes, limits,
+// hardening): a value, complete when resolve returns it and never written after. Placement:
+// where one start of it goes (its slot's dirs, a network namespace to join, the volumes and
+// the variables known only then). Sandbox::start(plan, placement, group) takes both.
 #pragma once
 
 #include <linux/capability.h>
@@ -11,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "sandbox/cgroup.h"
+
 namespace sandrun::sandbox {
 
 struct Bind {
@@ -21,13 +26,16 @@ struct Bind {
   // source's owner on the host appears as the container's root through an idmapped mount, so
   // files the container's root creates there belong to that owner on disk (the workspace).
   bool owner_is_root = false;
-  // Copy-on-write: non-empty, the target is an overlay with `source` as its only lower layer
-  // (never modified) and these host dirs (empty, on one file system, usually the container's
-  // slot) as upper and work dirs; the container's writes land there and go with them.
-  // `readonly` and `owner_is_root` apply to the overlay as to a bind.
+  // Copy-on-write: the target is an overlay with `source` as its only lower layer (never
+  // modified) and an upper and a work dir (empty, on one file system, usually the container's
+  // slot) that the placement gives (Placement::cow_layers, in the order of the plan's
+  // copy-on-write binds) or, for a placement's own bind, overlay_upper and overlay_work; the
+  // container's writes land there and go with them. `readonly` and `owner_is_root` apply to
+  // the overlay as to a bind.
+  bool copy_on_write = false;
   std::string overlay_upper;
   std::string overlay_work;
-  bool overlay() const { return !overlay_upper.empty(); }
+  bool overlay() const { return copy_on_write; }
 };
 
 // One line of /proc/PID/uid_map (or gid_map): container ids inside..inside+count-1 are host
@@ -74,18 +82,15 @@ struct Hardening {
   std::optional<std::pair<uint64_t, uint64_t>> nofile;  // RLIMIT_NOFILE {soft, hard}; unset = inherited
 };
 
-struct SandboxSpec {
+struct ContainerPlan {
   std::string name;                     // for messages: the job's name
   std::string hostname;                 // set in the container's UTS namespace
   std::vector<std::string> lower_dirs;  // image layers, top-most first (overlay lowerdir order)
-  std::string upper_dir;                // private writable layer (on the host)
-  std::string work_dir;                 // overlay's work dir, same filesystem as upper_dir
   // Mount the writable layer `volatile` (plan.cc). A volatile overlay leaves
   // work_dir/work/incompat/volatile behind, and a later mount on the same work_dir fails
   // (EINVAL) until the caller has emptied work_dir. Off on an ext4 without a journal
   // (host::on_ext4_without_journal).
   bool volatile_upper = true;
-  std::string root_dir;                 // an empty host directory the root is mounted on
   // With a read-only root (and no user namespace): the layer with the image's missing mount
   // points (mount_points.h). The overlay is then made of lower layers only and upper_dir and
   // work_dir are not used. Empty: the root has a writable layer.
@@ -97,10 +102,9 @@ struct SandboxSpec {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;            // supplementary groups
-  bool new_net = true;                  // own network namespace with only `lo` (up)
-  // >= 0: the container joins this network namespace (a job's, shared with its services)
-  // instead of creating one; new_net is then ignored. Needs root (setns in the cloning thread).
-  int netns_fd = -1;
+  // Own network namespace with only `lo` (up), or one the placement gives
+  // (Placement::netns_fd); false: the host's.
+  bool new_net = true;
   bool init = true;                     // sandrun-init runs as PID 1 and starts argv
   // When the command exits (or on kStopAndHoldSignal), sandrun-init kills everything else in
   // the container, reports `exited` and then waits for SIGKILL instead of exiting: the mount
@@ -113,6 +117,35 @@ struct SandboxSpec {
   bool socket_factory = false;
   Hardening hardening;
   UserNamespace userns;                 // disabled: the container's root is host root
+  // The container's cgroup: its limits (pids carries the default when the job sets none),
+  // and whether it gets one at all (the host has usable cgroups).
+  cgroup::Limits limits;
+  bool use_cgroup = false;
 };
+
+// Where one start of a plan goes. Built by the caller for each start (a slot of the state
+// dir, the job's network namespace), never written back into the plan.
+struct Placement {
+  std::string root_dir;   // an empty host directory the root is mounted on
+  std::string upper_dir;  // the private writable layer (on the host)
+  std::string work_dir;   // overlay's work dir, same filesystem as upper_dir
+  // {upper, work} for each copy-on-write bind of the plan, in order.
+  std::vector<std::pair<std::string, std::string>> cow_layers;
+  // Volumes of this start only, mounted after the plan's (named caches: read-write, or
+  // copy-on-write with their own overlay_upper/overlay_work when another container has them).
+  std::vector<Bind> binds;
+  // "NAME=value" added after the plan's environment (values known only now: the host ports
+  // of a job's services).
+  std::vector<std::string> env;
+  // >= 0: the container joins this network namespace (a job's, shared with its services)
+  // instead of creating one (plan.new_net must be true). Needs root (setns in the cloning thread).
+  int netns_fd = -1;
+};
+
+// The plan's binds (copy-on-write ones with the placement's layers), then the placement's:
+// the volumes in mount order. Fails when the placement lacks a copy-on-write layer.
+Result<std::vector<Bind>> placed_binds(const ContainerPlan& plan, const Placement& placement);
+// The volume mounted `index`-th (placed_binds' order), or null.
+const Bind* bind_at(const ContainerPlan& plan, const Placement& placement, size_t index);
 
 }  // namespace sandrun::sandbox

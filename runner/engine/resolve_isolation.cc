@@ -1,5 +1,5 @@
 // A job's limits and hardening, checked against the host before anything starts.
-#include "runner/engine/isolation.h"
+#include "runner/engine/resolve_isolation.h"
 
 #include "runner/engine/resolve.h"
 #include "sandbox/capabilities.h"
@@ -83,7 +83,7 @@ HostIsolation HostIsolation::probe() {
   return host;
 }
 
-Result<void> resolve_isolation(const config::JobSpec& job, HostIsolation& host, JobPlan& plan) {
+Result<void> resolve_isolation(const config::JobSpec& job, HostIsolation& host, sandbox::ContainerPlan& plan) {
   auto& limits = plan.limits;
   limits.memory = job.limits.memory;
   limits.cpus = job.limits.cpus;
@@ -92,7 +92,7 @@ Result<void> resolve_isolation(const config::JobSpec& job, HostIsolation& host, 
   SANDRUN_TRY(check_limits(job, host, limits));
   plan.use_cgroup = host.cgroups != nullptr;
 
-  auto& h = plan.spec.hardening;
+  auto& h = plan.hardening;
   h.capabilities = SANDRUN_TRY(capabilities_of(job));
   h.no_new_privs = job.no_new_privs;
   h.read_only_rootfs = job.read_only_rootfs;

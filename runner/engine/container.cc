@@ -1,0 +1,326 @@
+// Container: start, stream output, reap, remove; every change of state in transition().
+#include "runner/engine/container.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "runner/engine/slots.h"
+#include "runner/net/port_proxy.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::runner {
+namespace {
+
+// /etc/NAME as a file of the container's writable layer (the slot's upper dir, emptied with
+// it): it hides the image's, and goes with the container. A read-only root has no writable
+// layer: it keeps the image's file.
+Result<void> write_etc_file(const sandbox::Placement& place, const sandbox::ContainerPlan& plan,
+                            const std::string& name, const std::string& text) {
+  if (plan.hardening.read_only_rootfs) return {};
+  auto upper = SANDRUN_TRY(fs::open_path(place.upper_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  if (::mkdirat(upper.get(), "etc", 0755) < 0 && errno != EEXIST) return Error::sys("create {}/etc", place.upper_dir);
+  auto etc = SANDRUN_TRY(fs::open_beneath(upper.get(), "etc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH));
+  int fd = ::openat(etc.get(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return Error::sys("create {}/etc/{}", place.upper_dir, name);
+  UniqueFd file(fd);
+  SANDRUN_TRY(fs::write_all(fd, text).wrap(fmt::format("write the container's /etc/{}", name)));
+  return {};
+}
+
+Error uv_error(int code, std::string_view what) { return Error::sys_code(-code, "{}", what); }
+
+// Rootless published ports: the proxy's inner sockets come from the container's socket
+// factory (its init's helper), one request byte each, the socket back with SCM_RIGHTS.
+Result<UniqueFd> factory_socket(int factory) {
+  const char request = 1;
+  if (::send(factory, &request, 1, MSG_NOSIGNAL) != 1) return Error::sys("ask the container for a socket");
+  struct pollfd p = {factory, POLLIN, 0};
+  if (::poll(&p, 1, 2000) <= 0) return Error::sys_code(ETIMEDOUT, "wait for a socket from the container");
+  int32_t err = 0;
+  struct iovec iov = {&err, sizeof err};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  if (::recvmsg(factory, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != static_cast<ssize_t>(sizeof err))
+    return Error::sys("receive a socket from the container");
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (err != 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+    return Error::sys_code(err ? err : EPROTO, "make a socket in the container");
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return UniqueFd(fd);
+}
+
+}  // namespace
+
+Container::Container(Engine& engine, std::shared_ptr<const sandbox::ContainerPlan> plan, ContainerStart start,
+                     JobOutput output, Hooks hooks)
+    : engine_(engine), plan_(std::move(plan)), start_(std::move(start)), output_(std::move(output)),
+      hooks_(std::move(hooks)) {}
+
+Container::~Container() = default;
+
+void Container::start() { transition(Event::start); }
+
+void Container::stop(int sig) {
+  if (state_ == State::created || state_ == State::starting) {
+    if (pending_signal_ != SIGKILL) pending_signal_ = sig;  // sent once it runs
+    return;
+  }
+  if (state_ != State::running && state_ != State::stopping) return;
+  pending_signal_ = sig;
+  transition(Event::stop);
+}
+
+void Container::remove() { transition(Event::remove); }
+
+bool Container::ended() const { return wait_status_ && open_pipes_ == 0; }
+
+void Container::transition(Event event) {
+  switch (event) {
+    case Event::start: {
+      if (state_ != State::created) return;
+      state_ = State::starting;
+      started_at_ = std::chrono::steady_clock::now();
+      slot_ = engine_.slots().acquire(/*grow=*/true);
+      if (!slot_) {
+        fail(Error::msg("no container slot available under {}/slots", engine_.state_root()));
+        return;
+      }
+      placement_ = placement_for(*slot_, engine_.slots().mount_point(), *plan_);
+      placement_.netns_fd = start_.netns_fd;
+      placement_.env = start_.env;
+      // Starting blocks (the log file is created, the cloning thread sleeps while the child
+      // sets up its mounts): on the threadpool, so the loop goes on streaming the others and
+      // several containers are set up at once. The pool's threads live as long as the process,
+      // which is what the children's parent-death signal follows.
+      blocking_ = run_blocking(
+          engine_.loop(), [this](const std::atomic<bool>&) { clone_blocking(); },
+          [this] { transition(start_error_ ? Event::failed_to_start : Event::cloned); });
+      return;
+    }
+    case Event::cloned: {
+      for (const auto& note : caches_.notes) output_.note(note);
+      if (auto r = watch(); !r) return fail(r.error());
+      if (auto r = publish_ports(); !r) return fail(r.error());
+      state_ = State::running;
+      // A stop that arrived while the container was starting.
+      if (pending_signal_) transition(Event::stop);
+      return;
+    }
+    case Event::failed_to_start: {
+      for (const auto& note : caches_.notes) output_.note(note);
+      fail(*start_error_);
+      return;
+    }
+    case Event::stop: {
+      state_ = State::stopping;
+      if (sandbox_) (void)sandbox_->signal(pending_signal_);
+      return;
+    }
+    case Event::command_exited: {
+      command_ended_ = true;
+      ended_at_ = std::chrono::steady_clock::now();
+      if (hooks_.command_exited) hooks_.command_exited();
+      return;
+    }
+    case Event::pid1_reaped:
+    case Event::stream_closed: {
+      if (!ended() || (state_ != State::running && state_ != State::stopping)) return;
+      if (!command_ended_) ended_at_ = std::chrono::steady_clock::now();
+      output_.finish();
+      record_usage();
+      sandbox_.reset();
+      proxy_.reset();  // published ports close with the container
+      factory_.reset();
+      state_ = State::exited;
+      if (hooks_.exited) hooks_.exited();
+      return;
+    }
+    case Event::remove: {
+      if (state_ != State::exited || blocking_.pending()) return;
+      output_.close_log();
+      caches_ = CacheLease();  // the container is gone: another one may write its caches
+      auto cgroup = std::shared_ptr<sandbox::cgroup::Group>(std::move(cgroup_));
+      blocking_ = run_blocking(
+          engine_.loop(),
+          [this, cgroup](const std::atomic<bool>&) {
+            // Empties and removes the container's cgroup, then its writable layer.
+            if (cgroup) {
+              if (auto r = cgroup->kill(); !r) log::warn("container {:?}: {}", plan_->name, r.error().message());
+              if (auto r = cgroup->remove(); !r) log::warn("container {:?}: {}", plan_->name, r.error().message());
+            }
+            teardown_result_ = slot_ ? SlotPool::clear(*slot_) : Result<void>();
+          },
+          [this] { transition(Event::torn_down); });
+      return;
+    }
+    case Event::torn_down: {
+      if (slot_) {
+        if (teardown_result_) {
+          engine_.slots().release(slot_);
+        } else {
+          log::warn("container {:?}: cannot empty its container slot {}, leaving it for `sandrun cleanup`: {}",
+                    plan_->name, slot_->dir, teardown_result_.error().message());
+          engine_.slots().discard(slot_);
+        }
+        slot_ = nullptr;
+      }
+      state_ = State::removed;
+      if (hooks_.removed) hooks_.removed();
+      return;
+    }
+  }
+}
+
+void Container::clone_blocking() {
+  if (auto r = output_.open_log(); !r) log::warn("{}", r.error().message());
+  auto started = [&]() -> Result<sandbox::Sandbox> {
+    SANDRUN_TRY(SlotPool::mark_claimed(*slot_));
+    auto lease = SANDRUN_TRY(acquire_caches(engine_.state_root(), start_.caches, *slot_, *plan_));
+    placement_.binds = lease.binds;
+    caches_ = std::move(lease);
+    for (const auto& [name, text] : start_.etc_files) SANDRUN_TRY(write_etc_file(placement_, *plan_, name, text));
+    if (plan_->use_cgroup && engine_.cgroups()) {
+      auto group = engine_.cgroups()->create(engine_.run_id(), fmt::format("c{}", engine_.next_container_id()),
+                                             plan_->limits);
+      if (!group) return std::move(group.error().wrap("create the container's cgroup"));
+      cgroup_ = std::move(*group);
+    }
+    return sandbox::Sandbox::start(*plan_, placement_, cgroup_.get());
+  }();
+  if (!started) {
+    start_error_ = std::move(started).error();
+    return;
+  }
+  sandbox_ = std::move(*started);
+  if (auto r = SlotPool::record_pid(*slot_, sandbox_->pid()); !r) {
+    log::warn("container {:?}: cannot record its pid for crash recovery: {}", plan_->name, r.error().message());
+  }
+}
+
+Result<void> Container::watch() {
+  uv_loop_t* loop = engine_.loop().get();
+  UniqueFd fds[3] = {sandbox_->take_stdout(), sandbox_->take_stderr(), sandbox_->take_status()};
+  for (int i = 0; i < 3; ++i) {
+    auto& p = pipes_[i];
+    if (int rc = uv_pipe_init(loop, p.get(), 0); rc < 0) return uv_error(rc, "watch the container's pipes");
+    p.mark_live();
+    p.get()->data = this;
+    if (int rc = uv_pipe_open(p.get(), fds[i].get()); rc < 0) return uv_error(rc, "watch the container's pipes");
+    fds[i].release();  // owned by the handle now
+    auto alloc = [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+      *buf = static_cast<Container*>(h->data)->engine_.read_buffer();
+    };
+    if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(p.get()), alloc, on_read); rc < 0)
+      return uv_error(rc, "read the container's output");
+    ++open_pipes_;
+  }
+  if (int rc = uv_poll_init(loop, pidfd_poll_.get(), sandbox_->pidfd()); rc < 0)
+    return uv_error(rc, "watch the container's pidfd");
+  pidfd_poll_.mark_live();
+  pidfd_poll_.get()->data = this;
+  if (int rc = uv_poll_start(pidfd_poll_.get(), UV_READABLE, on_pidfd); rc < 0)
+    return uv_error(rc, "watch the container's pidfd");
+  return {};
+}
+
+Result<void> Container::publish_ports() {
+  if (!plan_->socket_factory || start_.ports.empty()) return {};
+  factory_ = sandbox_->take_socket_factory();
+  const int factory = factory_.get();
+  auto proxy =
+      PortProxy::open(engine_.loop().get(), [factory] { return factory_socket(factory); }, start_.ports, "");
+  if (!proxy) return std::move(proxy.error().wrap(fmt::format("job {:?}", plan_->name)));
+  proxy_ = std::move(*proxy);
+  for (const PublishedPort& p : proxy_->published()) {
+    ports_.push_back(p);
+    if (hooks_.port_published) hooks_.port_published(p);
+  }
+  return {};
+}
+
+void Container::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* c = static_cast<Container*>(s->data);
+  if (n > 0) {
+    std::string_view data(buf->base, static_cast<size_t>(n));
+    if (s == reinterpret_cast<uv_stream_t*>(c->pipes_[2].get())) {
+      c->status_.feed(data.data(), data.size());
+      if (c->plan_->hold_after_exit && !c->command_ended_ && c->status_.exited()) c->transition(Event::command_exited);
+    } else {
+      c->output_.write(s == reinterpret_cast<uv_stream_t*>(c->pipes_[0].get()) ? 1 : 2, data);
+    }
+    return;
+  }
+  if (n == 0) return;  // EAGAIN
+  // EOF (or an error, which ends the stream just the same).
+  for (auto& p : c->pipes_) {
+    if (reinterpret_cast<uv_stream_t*>(p.get()) == s) p.close();
+  }
+  --c->open_pipes_;
+  c->transition(Event::stream_closed);
+}
+
+void Container::on_pidfd(uv_poll_t* h, int, int) {
+  auto* c = static_cast<Container*>(h->data);
+  auto r = c->sandbox_->try_reap();
+  if (!r) {
+    log::warn("container {:?}: {}", c->plan_->name, r.error().message());
+    return;
+  }
+  if (!r->has_value()) return;
+  c->wait_status_ = **r;
+  // Close the poll handle (which removes the pidfd from epoll) before the pidfd itself.
+  c->pidfd_poll_.close();
+  c->transition(Event::pid1_reaped);
+}
+
+// Peak memory, CPU time and what the kernel's limits did, read before the cgroup goes.
+void Container::record_usage() {
+  if (!cgroup_) return;
+  auto stats = cgroup_->stats();
+  if (!stats) {
+    log::warn("container {:?}: {}", plan_->name, stats.error().message());
+    return;
+  }
+  usage_.memory_peak = stats->memory_peak;
+  usage_.cpu_usec = stats->cpu_usec;
+  usage_.oom_killed = stats->oom_kills > 0;
+  usage_.pids_limit_hit = stats->pids_limit_hits > 0;
+}
+
+// It could not start (or be watched): it has exited with `error`; remove() cleans up.
+void Container::fail(const Error& error) {
+  start_error_ = error;
+  output_.note(error.render());
+  for (auto& p : pipes_) p.close();
+  pidfd_poll_.close();
+  open_pipes_ = 0;
+  sandbox_.reset();  // kills and reaps a container that did start
+  proxy_.reset();
+  factory_.reset();
+  ended_at_ = started_at_;  // it never ran: no time to report
+  state_ = State::exited;
+  if (hooks_.exited) hooks_.exited();
+}
+
+sandbox::Outcome Container::outcome() const {
+  return sandbox::interpret(*plan_, placement_, status_.records(), wait_status_.value_or(0));
+}
+
+std::chrono::milliseconds Container::duration() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(ended_at_ - started_at_);
+}
+
+}  // namespace sandrun::runner

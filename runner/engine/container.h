@@ -1,0 +1,149 @@
+// Container: one container's life on the loop, as an object with explicit states:
+//
+//   created --start()--> starting --(cloned)--> running --stop()/kill()--> stopping
+//                           |                      |                          |
+//                           +--(failed to start)---+----(PID 1 reaped, pipes at EOF)---> exited
+//   exited --remove()--> removed   (cgroup and writable layer gone, slot back in the pool)
+//
+// Every change of state goes through transition(). What `run`, `exec`, a service, a ready
+// check (and next the daemon and the CI hooks) start is a Container; a job adds its scheduling
+// rules around one (job.h), a pod shares one network namespace among several (pod.h).
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runner/engine/caches.h"
+#include "runner/engine/engine.h"
+#include "runner/engine/plan.h"
+#include "runner/loop/loop.h"
+#include "runner/loop/uv_handle.h"
+#include "runner/report/output.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/sandbox.h"
+
+namespace sandrun::runner {
+
+class PortProxy;
+
+// What one start of a container adds to its plan (with the slot, it makes the
+// sandbox::Placement): values known only when it starts.
+struct ContainerStart {
+  int netns_fd = -1;                  // join this network namespace (a pod's); -1: the plan's
+  std::vector<std::string> env;       // "NAME=value" after the plan's (a pod's service ports)
+  // Files of the container's /etc written into its writable layer before it starts: "hosts"
+  // (a pod's services by name), "resolv.conf" (a private network's DNS forwarder).
+  std::vector<std::pair<std::string, std::string>> etc_files;
+  std::vector<CacheMount> caches;     // named cache volumes
+  // Published through the container's own socket factory (plan.socket_factory: rootless). A
+  // pod publishes its containers' ports through its namespace instead (pod.h).
+  std::vector<config::PortSpec> ports;
+};
+
+class Container {
+ public:
+  enum class State { created, starting, running, stopping, exited, removed };
+
+  struct Hooks {
+    // hold_after_exit: the command has ended; the container holds its files until stopped.
+    std::function<void()> command_exited;
+    // A port the container published (its socket factory's), before it is reported running.
+    std::function<void(const PublishedPort&)> port_published;
+    // The container has exited (outcome(), usage() and duration() are final). remove() next.
+    std::function<void()> exited;
+    // remove() is done: the container is gone. The owner may destroy it after this returns
+    // (not from inside the hook).
+    std::function<void()> removed;
+  };
+
+  struct Usage {
+    std::optional<uint64_t> memory_peak;  // bytes
+    std::optional<uint64_t> cpu_usec;
+    bool oom_killed = false;              // the kernel's OOM killer ended a process in it
+    bool pids_limit_hit = false;          // a fork failed at pids.max
+  };
+
+  Container(Engine& engine, std::shared_ptr<const sandbox::ContainerPlan> plan, ContainerStart start,
+            JobOutput output, Hooks hooks);
+  ~Container();
+  Container(const Container&) = delete;
+  Container& operator=(const Container&) = delete;
+
+  State state() const { return state_; }
+  const sandbox::ContainerPlan& plan() const { return *plan_; }
+  JobOutput& output() { return output_; }
+  const JobOutput& output() const { return output_; }
+
+  // created -> starting: claims a slot and clones on the threadpool.
+  void start();
+  // Sends `sig` to PID 1 (running -> stopping); before it runs, `sig` is sent once it does
+  // (SIGKILL wins). Nothing once it has exited.
+  void stop(int sig);
+  void kill() { stop(SIGKILL); }
+  // exited -> removed: empties and removes the cgroup and the writable layer on the threadpool.
+  void remove();
+
+  // Once exited: why it could not start (sandrun's own failure), else nullopt.
+  const std::optional<Error>& start_error() const { return start_error_; }
+  // Once exited (or, for a held container, once command_exited ran): how the command ended.
+  sandbox::Outcome outcome() const;
+  const Usage& usage() const { return usage_; }
+  // From the start to the command's end (the `exited` record of a held container, else
+  // PID 1's reaping).
+  std::chrono::milliseconds duration() const;
+  const std::vector<PublishedPort>& ports() const { return ports_; }
+  // While running: PID 1 and its pidfd (e.g. for reading a held container's files).
+  pid_t pid() const { return sandbox_ ? sandbox_->pid() : -1; }
+  int pidfd() const { return sandbox_ ? sandbox_->pidfd() : -1; }
+
+ private:
+  enum class Event { start, cloned, failed_to_start, stop, command_exited, pid1_reaped, stream_closed, remove, torn_down };
+  // The one place the state changes.
+  void transition(Event event);
+
+  static void on_pidfd(uv_poll_t* h, int status, int events);
+  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  void clone_blocking();  // on a threadpool thread
+  Result<void> watch();
+  Result<void> publish_ports();
+  void fail(const Error& error);
+  void record_usage();
+  bool ended() const;
+
+  Engine& engine_;
+  std::shared_ptr<const sandbox::ContainerPlan> plan_;
+  ContainerStart start_;
+  JobOutput output_;
+  Hooks hooks_;
+  State state_ = State::created;
+  sandbox::Placement placement_;
+  Slot* slot_ = nullptr;
+  std::unique_ptr<sandbox::cgroup::Group> cgroup_;
+  std::optional<sandbox::Sandbox> sandbox_;
+  CacheLease caches_;
+  std::optional<Error> start_error_;
+  std::optional<int> wait_status_;
+  sandbox::StatusDecoder status_;
+  bool command_ended_ = false;
+  int pending_signal_ = 0;
+  UvHandle<uv_poll_t> pidfd_poll_;
+  UvHandle<uv_pipe_t> pipes_[3];  // stdout, stderr, status
+  int open_pipes_ = 0;
+  BlockingCall blocking_;         // the clone or the teardown, on the threadpool
+  Result<void> teardown_result_;
+  std::chrono::steady_clock::time_point started_at_;
+  std::chrono::steady_clock::time_point ended_at_;
+  Usage usage_;
+  UniqueFd factory_;              // rootless published ports: the container's socket factory
+  std::unique_ptr<PortProxy> proxy_;
+  std::vector<PublishedPort> ports_;
+};
+
+}  // namespace sandrun::runner
