@@ -260,6 +260,7 @@ Result<Outbound> Outbound::start(int netns_fd, const OutboundOptions& options) {
 Result<void> Outbound::stop() {
   if (child_.reaped()) return {};
   child_.kill_and_reap();
+  child_.release();  // closes the pidfd: nothing of the stack is left open
   exit_pipe_.reset();
   log_.reset();
   if (!pid_file_.empty()) {
