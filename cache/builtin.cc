@@ -228,10 +228,10 @@ Result<ImageRecord> create_builtin_busybox(Store& store) {
   auto make = [&]() -> Result<ImageRecord> {
     std::string busybox = SANDRUN_TRY(find_host_busybox(kHostBusyboxPaths));
     int fd = ::memfd_create("sandrun-busybox-rootfs", MFD_CLOEXEC);
-    if (fd < 0) return Error::sys("memfd_create");
+    if (fd < 0) return Error::sys("create a memfd for the busybox rootfs");
     UniqueFd tar(fd);
     SANDRUN_TRY(write_busybox_rootfs(busybox, tar.get()));
-    if (::lseek(tar.get(), 0, SEEK_SET) < 0) return Error::sys("seek rootfs");
+    if (::lseek(tar.get(), 0, SEEK_SET) < 0) return Error::sys("seek {}", fs::fd_path(tar.get()));
     auto rec = store.import_rootfs_fd("busybox:latest", tar.get(),
                                       fmt::format("built-in image (from {})", busybox));
     if (rec) log::info("image cache: created the built-in image busybox:latest from {}", busybox);

@@ -188,7 +188,7 @@ Result<Sandbox> Sandbox::start(const SandboxSpec& spec, const cgroup::Group* gro
   UniqueFd home_netns;
   if (spec.netns_fd >= 0) {
     home_netns = SANDRUN_TRY(fs::open_path("/proc/thread-self/ns/net", O_RDONLY));
-    if (::setns(spec.netns_fd, CLONE_NEWNET) < 0) return Error::sys("enter the job's network namespace");
+    if (::setns(spec.netns_fd, CLONE_NEWNET) < 0) return Error::sys("enter the job's network namespace {}", fs::fd_path(spec.netns_fd));
   }
   // No signal handler of ours may run in the child: block everything across the clone.
   uint64_t all = ~0ULL, old = 0;

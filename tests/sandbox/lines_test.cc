@@ -1,10 +1,15 @@
-// sys::for_each_line and sys::SharedLib: the shared line splitter and library loader.
+// sys::for_each_line, sys::SharedLib and fs::fd_path: the shared line splitter, library loader
+// and the name of an fd in messages.
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <string>
 #include <vector>
 
 #include "sandbox/sys/dl.h"
+#include "sandbox/sys/fs.h"
 #include "sandbox/sys/lines.h"
 #include "tests/support/test_env.h"
 
@@ -78,6 +83,19 @@ TEST(SharedLibTest, AMissingLibraryOrSymbolIsAnErrorWithTheInstallHint) {
   });
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().message(), "cannot load libc: libc.so.6 has no sandrun_no_such_symbol");
+}
+
+TEST(FdPathTest, NamesWhatTheFdRefersToAndKeepsErrno) {
+  TempDir dir;
+  write_file(dir / "file", "");
+  UniqueFd fd(::open((dir / "file").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd);
+  errno = EXDEV;
+  EXPECT_EQ(fs::fd_path(fd.get()), fs::absolute(dir / "file"));
+  EXPECT_EQ(fs::fd_path(-1), "fd -1");
+  EXPECT_EQ(errno, EXDEV);
+  auto e = Error::sys("read {}", fs::fd_path(1000000));
+  EXPECT_EQ(e.message(), "read fd 1000000: Invalid cross-device link");
 }
 
 }  // namespace
