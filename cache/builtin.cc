@@ -4,7 +4,6 @@
 
 #include <elf.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,7 +18,9 @@
 
 #include "cache/entry_path.h"
 #include "sandbox/sys/fs.h"
+#include "sandbox/sys/lines.h"
 #include "sandbox/sys/log.h"
+#include "sandbox/sys/process.h"
 
 namespace sandrun::cache {
 
@@ -77,25 +78,18 @@ namespace {
 // Runs `busybox --list-full` with stdout on a CLOEXEC pipe; returns what it printed.
 Result<std::string> run_list_full(const std::string& busybox) {
   int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) < 0) return Error::sys("pipe");
+  if (::pipe2(pipefd, O_CLOEXEC) < 0) return Error::sys("create a pipe for {} --list-full", busybox);
   UniqueFd rd(pipefd[0]), wr(pipefd[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  std::string arg0 = busybox, arg1 = "--list-full";
-  char* argv[] = {arg0.data(), arg1.data(), nullptr};
-  char* envp[] = {nullptr};
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, busybox.c_str(), &fa, nullptr, argv, envp);
-  posix_spawn_file_actions_destroy(&fa);
+  sys::SpawnOptions o;
+  o.path = busybox;
+  o.args = {busybox, "--list-full"};
+  o.env.emplace();  // none at all
+  o.stdout_fd = wr.get();
+  auto child = sys::spawn(o);
   wr.reset();
-  if (rc != 0) return Error::sys_code(rc, "run {} --list-full", busybox);
+  if (!child) return Error::sys_code(child.error().code(), "run {} --list-full", busybox);
   auto out = fs::read_fd(rd.get());
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  const int status = SANDRUN_TRY(child->wait());
   if (!out) return std::move(out.error().wrap(fmt::format("run {} --list-full", busybox)));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return Error::msg("{} --list-full failed (status {})", busybox, status);
@@ -107,18 +101,18 @@ Result<std::string> run_list_full(const std::string& busybox) {
 Result<std::vector<std::string>> busybox_applets(const std::string& busybox) {
   std::string text = SANDRUN_TRY(run_list_full(busybox));
   std::set<std::string> paths;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (line.empty()) continue;
+  std::optional<Error> odd;
+  sys::for_each_line(text, [&](std::string_view line) {
+    if (line.empty()) return true;
     auto p = normalize_entry_name(line);
-    if (!p || p->is_root())
-      return Error::msg("{} --list-full printed an odd path {}", busybox, quoted(line));
+    if (!p || p->is_root()) {
+      odd = Error::msg("{} --list-full printed an odd path {}", busybox, quoted(line));
+      return false;
+    }
     if (p->path != "bin/busybox") paths.insert(p->path);
-  }
+    return true;
+  });
+  if (odd) return std::move(*odd);
   if (paths.empty()) return Error::msg("{} --list-full printed no applets", busybox);
   return std::vector<std::string>(paths.begin(), paths.end());
 }
@@ -234,10 +228,10 @@ Result<ImageRecord> create_builtin_busybox(Store& store) {
   auto make = [&]() -> Result<ImageRecord> {
     std::string busybox = SANDRUN_TRY(find_host_busybox(kHostBusyboxPaths));
     int fd = ::memfd_create("sandrun-busybox-rootfs", MFD_CLOEXEC);
-    if (fd < 0) return Error::sys("memfd_create");
+    if (fd < 0) return Error::sys("create a memfd for the busybox rootfs");
     UniqueFd tar(fd);
     SANDRUN_TRY(write_busybox_rootfs(busybox, tar.get()));
-    if (::lseek(tar.get(), 0, SEEK_SET) < 0) return Error::sys("seek rootfs");
+    if (::lseek(tar.get(), 0, SEEK_SET) < 0) return Error::sys("seek {}", fs::fd_path(tar.get()));
     auto rec = store.import_rootfs_fd("busybox:latest", tar.get(),
                                       fmt::format("built-in image (from {})", busybox));
     if (rec) log::info("image cache: created the built-in image busybox:latest from {}", busybox);

@@ -76,7 +76,7 @@ Result<UniqueFd> open_parent(int root_fd, std::string_view parent, bool create, 
   // Slow path: walk component by component to create what is missing, or to name the
   // component that refused (a symlink or a non-directory).
   int start = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
-  if (start < 0) return Error::sys("dup layer root");
+  if (start < 0) return Error::sys("duplicate the fd of the layer root {}", fs::fd_path(root_fd));
   UniqueFd cur(start);
   std::string done;
   size_t pos = 0;

@@ -57,13 +57,22 @@ Result<void> pwrite_all(int fd, const char* data, size_t size, int64_t offset) {
     ssize_t n = ::pwrite(fd, data, size, offset);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Error::sys("write data");
+      return Error::sys("write {}", fs::fd_path(fd));
     }
     data += n;
     size -= static_cast<size_t>(n);
     offset += n;
   }
   return {};
+}
+
+// The host path of entry `p` below the directory `parent`, for a message; errno is kept (an
+// argument of Error::sys).
+std::string host_path(int parent, const EntryPath& p) {
+  const int saved = errno;
+  std::string path = fs::join(fs::fd_path(parent), p.base);
+  errno = saved;
+  return path;
 }
 
 const char* type_name(mode_t type) {
@@ -240,7 +249,7 @@ Result<bool> Extractor::clear_way(int parent, const EntryPath& p, bool keep_dir)
   struct stat st;
   if (::fstatat(parent, p.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
     if (errno == ENOENT) return false;
-    return Error::sys("stat existing entry");
+    return Error::sys("stat existing entry {}", host_path(parent, p));
   }
   if (S_ISDIR(st.st_mode)) {
     if (keep_dir) return true;
@@ -250,7 +259,7 @@ Result<bool> Extractor::clear_way(int parent, const EntryPath& p, bool keep_dir)
     return false;
   }
   // Duplicate entries: the last one wins, as with tar.
-  if (::unlinkat(parent, p.base.c_str(), 0) < 0) return Error::sys("replace existing entry");
+  if (::unlinkat(parent, p.base.c_str(), 0) < 0) return Error::sys("replace existing entry {}", host_path(parent, p));
   return false;
 }
 
@@ -267,7 +276,7 @@ Result<void> Extractor::regular(struct archive* a, struct archive_entry* e, int 
   SANDRUN_TRY(clear_way(parent, p, false));
   int fd = ::openat(parent, p.base.c_str(),
                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return Error::sys("create file");
+  if (fd < 0) return Error::sys("create file {}", host_path(parent, p));
   UniqueFd file(fd);
   SANDRUN_TRY(write_data(a, e, file.get()));
   SANDRUN_TRY(metadata(file.get(), e));
@@ -291,19 +300,19 @@ Result<void> Extractor::write_data(struct archive* a, struct archive_entry* e, i
   }
   if (arc().archive_entry_size_is_set(e) && arc().archive_entry_size(e) > end &&
       ::ftruncate(fd, arc().archive_entry_size(e)) < 0)
-    return Error::sys("extend sparse file");
+    return Error::sys("extend sparse file {}", fs::fd_path(fd));
   return {};
 }
 
 Result<void> Extractor::directory(struct archive_entry* e, int parent, const EntryPath& p) {
   if (!p.is_root()) {
     bool kept = SANDRUN_TRY(clear_way(parent, p, true));
-    if (!kept && ::mkdirat(parent, p.base.c_str(), 0700) < 0) return Error::sys("create directory");
+    if (!kept && ::mkdirat(parent, p.base.c_str(), 0700) < 0) return Error::sys("create directory {}", host_path(parent, p));
   }
   // One component below a directory opened beneath the root, not followed if a symlink.
   UniqueFd dir = p.is_root() ? SANDRUN_TRY(open_dir_beneath(root_, p.path))
                              : UniqueFd(::openat(parent, p.base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dir) return Error::sys("open directory");
+  if (!dir) return Error::sys("open directory {}", host_path(parent, p));
   EntryMeta m = meta_of(e);
   SANDRUN_TRY(apply_owner(dir.get(), m, options_.chown));
   SANDRUN_TRY(apply_xattrs(dir.get(), e, report_));
@@ -318,13 +327,13 @@ Result<void> Extractor::symlink(struct archive_entry* e, int parent, const Entry
   if (!target || !*target) return Error::msg("symlink without a target");
   SANDRUN_TRY(clear_way(parent, p, false));
   // The target is data: stored as is, resolved only inside the container's own root.
-  if (::symlinkat(target, parent, p.base.c_str()) < 0) return Error::sys("create symlink");
+  if (::symlinkat(target, parent, p.base.c_str()) < 0) return Error::sys("create symlink {}", host_path(parent, p));
   EntryMeta m = meta_of(e);
   if (options_.chown &&
       ::fchownat(parent, p.base.c_str(), m.uid, m.gid, AT_SYMLINK_NOFOLLOW) < 0)
-    return Error::sys("chown symlink to {}:{}", m.uid, m.gid);
+    return Error::sys("chown symlink {} to {}:{}", host_path(parent, p), m.uid, m.gid);
   if (::utimensat(parent, p.base.c_str(), m.times, AT_SYMLINK_NOFOLLOW) < 0)
-    return Error::sys("set symlink times");
+    return Error::sys("set the times of symlink {}", host_path(parent, p));
   ++report_.symlinks;
   return {};
 }
@@ -348,24 +357,24 @@ Result<void> Extractor::hardlink(struct archive_entry* e, int parent, const Entr
   struct stat st;
   if (::fstatat(tparent->get(), target.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
     if (errno == ENOENT) return Error::msg("{} does not exist in the layer", what);
-    return Error::sys("{}", what);
+    return Error::sys("{} in {}", what, fs::fd_path(tparent->get()));
   }
   if (S_ISDIR(st.st_mode)) return Error::msg("{} is a directory", what);
   SANDRUN_TRY(clear_way(parent, p, false));
   // Flags 0: a symlink target is linked itself, never followed. No metadata is applied: the
   // link shares its inode with the target, which already has its own.
   if (::linkat(tparent->get(), target.base.c_str(), parent, p.base.c_str(), 0) < 0)
-    return Error::sys("link to {}", quoted(target.path));
+    return Error::sys("link {} to {}", host_path(parent, p), quoted(target.path));
   ++report_.hardlinks;
   return {};
 }
 
 Result<void> Extractor::fifo(struct archive_entry* e, int parent, const EntryPath& p) {
   SANDRUN_TRY(clear_way(parent, p, false));
-  if (::mkfifoat(parent, p.base.c_str(), 0600) < 0) return Error::sys("create fifo");
+  if (::mkfifoat(parent, p.base.c_str(), 0600) < 0) return Error::sys("create fifo {}", host_path(parent, p));
   // O_RDONLY | O_NONBLOCK opens a FIFO without waiting for a writer.
   int fd = ::openat(parent, p.base.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return Error::sys("open fifo");
+  if (fd < 0) return Error::sys("open fifo {}", host_path(parent, p));
   UniqueFd f(fd);
   struct stat st;
   if (::fstat(f.get(), &st) < 0 || !S_ISFIFO(st.st_mode)) return Error::msg("fifo was replaced");

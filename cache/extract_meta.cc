@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "cache/entry_path.h"
+#include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 #include "sandbox/sys/syscalls.h"
 
@@ -28,17 +29,17 @@ EntryMeta meta_of(struct archive_entry* e) {
 }
 
 Result<void> apply_owner(int fd, const EntryMeta& m, bool chown) {
-  if (chown && ::fchown(fd, m.uid, m.gid) < 0) return Error::sys("chown to {}:{}", m.uid, m.gid);
+  if (chown && ::fchown(fd, m.uid, m.gid) < 0) return Error::sys("chown {} to {}:{}", fs::fd_path(fd), m.uid, m.gid);
   return {};
 }
 
 Result<void> apply_mode(int fd, const EntryMeta& m) {
-  if (::fchmod(fd, m.mode) < 0) return Error::sys("chmod to {:04o}", m.mode);
+  if (::fchmod(fd, m.mode) < 0) return Error::sys("chmod {} to {:04o}", fs::fd_path(fd), m.mode);
   return {};
 }
 
 Result<void> apply_times(int fd, const EntryMeta& m) {
-  if (::futimens(fd, m.times) < 0) return Error::sys("set times");
+  if (::futimens(fd, m.times) < 0) return Error::sys("set the times of {}", fs::fd_path(fd));
   return {};
 }
 
@@ -70,7 +71,7 @@ Result<void> apply_xattrs(int fd, struct archive_entry* e, ExtractReport& report
       log::debug("xattr {} not set: {}", quoted(n), errno_text(errno));
       continue;
     }
-    return Error::sys("set xattr {}", quoted(n));
+    return Error::sys("set xattr {} on {}", quoted(n), fs::fd_path(fd));
   }
   return {};
 }

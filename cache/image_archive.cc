@@ -230,7 +230,7 @@ Result<std::vector<ImportedImage>> Store::import_archive(const std::string& path
   Layout layout(root_);
   std::optional<TempEntry> unpacked;  // a tar file's contents, removed at the end
   struct stat st;
-  if (::stat(path.c_str(), &st) < 0) return fail(Error::sys("stat"));
+  if (::stat(path.c_str(), &st) < 0) return fail(Error::sys("stat {}", path));
   UniqueFd dir_fd;
   if (S_ISDIR(st.st_mode)) {
     auto fd = fs::open_path(path, O_RDONLY | O_DIRECTORY);

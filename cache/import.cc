@@ -21,7 +21,7 @@ Result<ImageRecord> Store::import_rootfs_fd(std::string_view ref, int fd, std::s
   FdLayerReader reader(
       [fd](size_t) -> Result<UniqueFd> {
         int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (dup < 0) return Error::sys("dup");
+        if (dup < 0) return Error::sys("duplicate the fd of {}", fs::fd_path(fd));
         return UniqueFd(dup);
       },
       1);

@@ -25,12 +25,12 @@ namespace sandrun::cache {
 
 namespace {
 
-Result<void> send_all(int fd, std::string_view data) {
+Result<void> send_all(int fd, std::string_view data, const std::string& digest) {
   while (!data.empty()) {
     ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Error::sys("hand the download to its extraction");
+      return Error::sys("hand the download of layer {} to its extraction", digest);
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
@@ -52,7 +52,8 @@ class RegistryLayerReader : public LayerReader {
   // Layer i: the download in this thread, its extraction in another, joined by a socket pair.
   Result<void> one(size_t i, const Consume& consume) {
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return Error::sys("socketpair");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+      return Error::sys("create a socket pair for layer {}", layers_[i].digest);
     UniqueFd out(sv[1]);
     Result<void> consumed;
     std::atomic<bool> consumer_done{false};
@@ -67,7 +68,7 @@ class RegistryLayerReader : public LayerReader {
     bool draining = false;
     auto fetched = client_.fetch_blob({d.media_type, d.digest, d.size}, [&](std::string_view chunk) -> Result<void> {
       if (draining) return {};
-      auto sent = send_all(out.get(), chunk);
+      auto sent = send_all(out.get(), chunk, d.digest);
       if (sent || !consumer_done) return sent;
       draining = true;
       return {};

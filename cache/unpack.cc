@@ -169,7 +169,7 @@ ReadFn fd_reader(int fd) {
     do {
       n = ::read(fd, buf, cap);
     } while (n < 0 && errno == EINTR);
-    if (n < 0) return Error::sys("read input");
+    if (n < 0) return Error::sys("read {}", fs::fd_path(fd));
     return static_cast<size_t>(n);
   };
 }

@@ -58,20 +58,20 @@ Result<void> make_whiteout(int dir_fd, const std::string& name) {
   // Only the type and the device number make a whiteout; Linux >= 5.8 lets any user create
   // a 0/0 device (no CAP_MKNOD), so this works rootless too.
   if (::mknodat(dir_fd, name.c_str(), S_IFCHR | 0000, makedev(0, 0)) < 0)
-    return Error::sys("create whiteout {}", quoted(name));
+    return Error::sys("create whiteout {} in {}", quoted(name), fs::fd_path(dir_fd));
   return {};
 }
 
 Result<void> mark_opaque(int dir_fd, bool trusted) {
   if (::fsetxattr(dir_fd, "user.overlay.opaque", "y", 1, 0) < 0) {
-    Error e = Error::sys("set xattr \"user.overlay.opaque\"");
+    Error e = Error::sys("set xattr \"user.overlay.opaque\" on {}", fs::fd_path(dir_fd));
     if (e.code() == ENOTSUP || e.code() == EPERM)
       e.hint("the image store needs a file system with user.* extended attributes "
              "(ext4, xfs, btrfs; tmpfs since Linux 6.6)");
     return e;
   }
   if (trusted && ::fsetxattr(dir_fd, "trusted.overlay.opaque", "y", 1, 0) < 0)
-    return Error::sys("set xattr \"trusted.overlay.opaque\"");
+    return Error::sys("set xattr \"trusted.overlay.opaque\" on {}", fs::fd_path(dir_fd));
   return {};
 }
 

@@ -16,6 +16,7 @@
 
 #include "sandbox/cgroup_internal.h"
 #include "sandbox/sys/fs.h"
+#include "sandbox/sys/lines.h"
 #include "sandbox/sys/log.h"
 #include "sandbox/sys/syscalls.h"
 
@@ -39,14 +40,13 @@ std::optional<uint64_t> parse_u64(std::string_view text) {
 }
 
 std::optional<uint64_t> keyed_value(std::string_view text, std::string_view key) {
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-    if (line.size() > key.size() && line.substr(0, key.size()) == key && line[key.size()] == ' ')
-      return parse_u64(line.substr(key.size() + 1));
-  }
-  return std::nullopt;
+  std::optional<uint64_t> value;
+  sys::for_each_line(text, [&](std::string_view line) {
+    if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != ' ') return true;
+    value = parse_u64(line.substr(key.size() + 1));
+    return false;  // the first line with the key decides, as before
+  });
+  return value;
 }
 
 namespace {

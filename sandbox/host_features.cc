@@ -31,6 +31,8 @@
 #include <utility>
 
 #include "sandbox/sys/fs.h"
+#include "sandbox/sys/lines.h"
+#include "sandbox/sys/process.h"
 #include "sandbox/sys/syscalls.h"
 #include "sandbox/sys/unique_fd.h"
 
@@ -47,8 +49,9 @@ struct ChildReport {
 
 // Runs `body` (returning a ChildReport) in a forked child and returns what it reported.
 // fork, not clone3: the doctor must also run, and say what is missing, on kernels without
-// clone3 or pidfds. The caller is single-threaded (the CLI before any loop, or a test), and
-// the body only makes system calls on buffers prepared before the fork.
+// clone3 or pidfds (sys::Child::adopt_forked then works by pid). The caller is single-threaded
+// (the CLI before any loop, or a test), and the body only makes system calls on buffers
+// prepared before the fork.
 template <typename Body>
 ChildReport run_in_child(Body&& body) {
   int fds[2];
@@ -66,6 +69,7 @@ ChildReport run_in_child(Body&& body) {
     (void)!::write(fds[1], &r, sizeof r);
     ::_exit(0);
   }
+  sys::Child child = sys::Child::adopt_forked(pid, "a probe process");
   ::close(fds[1]);
   ChildReport r{-3, 0};  // no report: the child died before writing one
   ChildReport got;
@@ -74,9 +78,7 @@ ChildReport run_in_child(Body&& body) {
   }
   if (n == static_cast<ssize_t>(sizeof got)) r = got;
   ::close(fds[0]);
-  int status;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  (void)child.wait();
   return r;
 }
 
@@ -294,6 +296,8 @@ IdmappedMounts probe_idmapped_mounts(const std::string& dir) {
     (void)!::read(go[0], &c, 1);  // returns at EOF: the parent is done with us
     ::_exit(0);
   }
+  // Killed and reaped on every way out, should the release below not end it.
+  sys::Child child = pid > 0 ? sys::Child::adopt_forked(pid, "a probe process") : sys::Child();
   ::close(ready[1]);
   ::close(go[0]);
   UniqueFd release_child(go[1]);
@@ -324,35 +328,28 @@ IdmappedMounts probe_idmapped_mounts(const std::string& dir) {
   }
   ::close(ready[0]);
   release_child.reset();
-  if (pid > 0) {
-    int status;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
+  if (!child.reaped()) (void)child.wait();
   return m;
 }
 
 std::vector<SubIdRange> parse_subid(std::string_view content, std::string_view user, uint64_t id) {
   std::vector<SubIdRange> out;
   const std::string id_text = std::to_string(id);
-  while (!content.empty()) {
-    size_t nl = content.find('\n');
-    std::string_view line = content.substr(0, nl);
-    content.remove_prefix(nl == std::string_view::npos ? content.size() : nl + 1);
+  sys::for_each_line(content, [&](std::string_view line) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
-    if (line.empty() || line.front() == '#') continue;
+    if (line.empty() || line.front() == '#') return;
     size_t c1 = line.find(':');
     size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
-    if (c2 == std::string_view::npos) continue;
+    if (c2 == std::string_view::npos) return;
     std::string_view owner = line.substr(0, c1);
-    if (owner != user && owner != id_text) continue;
+    if (owner != user && owner != id_text) return;
     SubIdRange r;
     std::string_view a = line.substr(c1 + 1, c2 - c1 - 1), b = line.substr(c2 + 1);
     auto [pa, ea] = std::from_chars(a.data(), a.data() + a.size(), r.start);
     auto [pb, eb] = std::from_chars(b.data(), b.data() + b.size(), r.count);
-    if (ea != std::errc() || eb != std::errc() || pa != a.data() + a.size() || pb != b.data() + b.size()) continue;
+    if (ea != std::errc() || eb != std::errc() || pa != a.data() + a.size() || pb != b.data() + b.size()) return;
     if (r.count > 0) out.push_back(r);
-  }
+  });
   return out;
 }
 
@@ -433,9 +430,7 @@ Try try_clone_into_cgroup() {
   long rc = ::syscall(SYS_clone3, &args, sizeof args);
   if (rc == 0) sys::exit_now(0);
   if (rc > 0) {
-    int status;
-    while (::waitpid(static_cast<pid_t>(rc), &status, 0) < 0 && errno == EINTR) {
-    }
+    (void)sys::Child::adopt_forked(static_cast<pid_t>(rc), "a probe process").wait();
     return {true, 0, ""};
   }
   if (errno == EBADF) return {true, 0, ""};
@@ -463,16 +458,13 @@ Try try_mount_api() {
 }
 
 bool filesystems_list_has(std::string_view text, std::string_view fs) {
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+  // "nodev\tsysfs" or "\text4": the name follows the last tab.
+  return !sys::for_each_line(text, [&](std::string_view line) {
     size_t tab = line.rfind('\t');
     std::string_view name = tab == std::string_view::npos ? line : line.substr(tab + 1);
     while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
-    if (name == fs) return true;
-  }
-  return false;
+    return name != fs;
+  });
 }
 
 bool kernel_has_filesystem(std::string_view fs) {

@@ -165,24 +165,38 @@ std::optional<std::vector<Entry>> plan_entries(const std::vector<UniqueFd>& laye
 
 Result<void> copy_attrs(int dirfd, const char* rel, const struct stat& st) {
   const int flags = rel[0] ? AT_SYMLINK_NOFOLLOW : AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH;
-  if (::fchownat(dirfd, rel, st.st_uid, st.st_gid, flags) < 0) return Error::sys("chown {}", rel);
-  if (::fchmodat(dirfd, rel[0] ? rel : ".", st.st_mode & 07777, 0) < 0) return Error::sys("chmod {}", rel);
+  // Only on a failure: the host path of the entry (errno kept for Error::sys).
+  auto where = [&] {
+    const int saved = errno;
+    std::string path = rel[0] ? fs::join(fs::fd_path(dirfd), rel) : fs::fd_path(dirfd);
+    errno = saved;
+    return path;
+  };
+  if (::fchownat(dirfd, rel, st.st_uid, st.st_gid, flags) < 0) return Error::sys("chown {}", where());
+  if (::fchmodat(dirfd, rel[0] ? rel : ".", st.st_mode & 07777, 0) < 0) return Error::sys("chmod {}", where());
   const struct timespec times[2] = {st.st_atim, st.st_mtim};
-  if (::utimensat(dirfd, rel[0] ? rel : ".", times, AT_SYMLINK_NOFOLLOW) < 0) return Error::sys("set the times of {}", rel);
+  if (::utimensat(dirfd, rel[0] ? rel : ".", times, AT_SYMLINK_NOFOLLOW) < 0)
+    return Error::sys("set the times of {}", where());
   return {};
 }
 
 Result<void> build(const std::string& dir, const struct stat& root_attrs, const std::vector<Entry>& entries) {
   auto root = SANDRUN_TRY(fs::open_path(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   for (const auto& e : entries) {
+    auto path = [&] {  // errno kept for Error::sys
+      const int saved = errno;
+      std::string p = fs::join(dir, e.rel);
+      errno = saved;
+      return p;
+    };
     if (e.is_dir) {
-      if (::mkdirat(root.get(), e.rel.c_str(), 0755) < 0) return Error::sys("create {}", e.rel);
-      if (::fchmodat(root.get(), e.rel.c_str(), 0755, 0) < 0) return Error::sys("chmod {}", e.rel);
+      if (::mkdirat(root.get(), e.rel.c_str(), 0755) < 0) return Error::sys("create {}", path());
+      if (::fchmodat(root.get(), e.rel.c_str(), 0755, 0) < 0) return Error::sys("chmod {}", path());
     } else {
       int fd = ::openat(root.get(), e.rel.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-      if (fd < 0) return Error::sys("create {}", e.rel);
+      if (fd < 0) return Error::sys("create {}", path());
       ::close(fd);
-      if (::fchmodat(root.get(), e.rel.c_str(), 0644, 0) < 0) return Error::sys("chmod {}", e.rel);
+      if (::fchmodat(root.get(), e.rel.c_str(), 0644, 0) < 0) return Error::sys("chmod {}", path());
     }
   }
   // Deepest first: creating an entry changes its parent's times.

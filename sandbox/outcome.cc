@@ -126,11 +126,7 @@ std::string userns_hint(const ContainerPlan& spec, Stage stage, int err) {
 
 }  // namespace
 
-std::string signal_name(int sig) {
-  const char* abbrev = ::sigabbrev_np(sig);
-  if (abbrev) return std::string("SIG") + abbrev;
-  return "signal " + std::to_string(sig);
-}
+std::string signal_name(int sig) { return sys::signal_text(sig); }
 
 Error describe_failure(const ContainerPlan& spec, const Placement& place, const StatusRecord& record) {
   const auto stage = static_cast<Stage>(record.stage);

@@ -2,13 +2,11 @@
 #include "sandbox/sandbox.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -130,15 +128,6 @@ Result<void> release_into_userns(pid_t pid, UniqueFd& sync_write, const UserName
   return {};
 }
 
-int wait_status_from(const siginfo_t& info) {
-  switch (info.si_code) {
-    case CLD_EXITED: return (info.si_status & 0xff) << 8;
-    case CLD_KILLED: return info.si_status & 0x7f;
-    case CLD_DUMPED: return (info.si_status & 0x7f) | 0x80;
-    default: return 0;
-  }
-}
-
 }  // namespace
 
 Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place, const cgroup::Group* group) {
@@ -202,7 +191,7 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
   if (place.netns_fd >= 0) {
     home_netns = SANDRUN_TRY(fs::open_path("/proc/thread-self/ns/net", O_RDONLY));
     if (::setns(place.netns_fd, CLONE_NEWNET) < 0)
-      return Error::sys("enter the job's network namespace (fd {})", place.netns_fd);
+      return Error::sys("enter the job's network namespace {}", fs::fd_path(place.netns_fd));
   }
   // No signal handler of ours may run in the child: block everything across the clone.
   uint64_t all = ~0ULL, old = 0;
@@ -221,84 +210,25 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
   }
 
   Sandbox sb;
-  sb.pid_ = static_cast<pid_t>(pid);
-  sb.pidfd_.reset(pidfd);
+  sb.child_ = sys::Child::adopt(static_cast<pid_t>(pid), UniqueFd(pidfd), "the container's init");
   sb.stdout_ = std::move(out.read);
   sb.stderr_ = std::move(err.read);
   sb.status_ = std::move(status.read);
   sb.factory_ = std::move(factory[0]);
   if (spec.userns.enabled) {
     sync.read.reset();
-    SANDRUN_TRY(release_into_userns(sb.pid_, sync.write, spec.userns));
+    SANDRUN_TRY(release_into_userns(sb.pid(), sync.write, spec.userns));
   }
   return sb;
 }
 
-Sandbox::Sandbox(Sandbox&& other) noexcept
-    : pid_(std::exchange(other.pid_, -1)),
-      pidfd_(std::move(other.pidfd_)),
-      stdout_(std::move(other.stdout_)),
-      stderr_(std::move(other.stderr_)),
-      status_(std::move(other.status_)),
-      factory_(std::move(other.factory_)),
-      reaped_(std::exchange(other.reaped_, true)) {}
+Sandbox::Sandbox(Sandbox&& other) noexcept = default;
+Sandbox& Sandbox::operator=(Sandbox&& other) noexcept = default;
+Sandbox::~Sandbox() = default;
 
-Sandbox& Sandbox::operator=(Sandbox&& other) noexcept {
-  if (this != &other) {
-    kill_and_reap();
-    pid_ = std::exchange(other.pid_, -1);
-    pidfd_ = std::move(other.pidfd_);
-    stdout_ = std::move(other.stdout_);
-    stderr_ = std::move(other.stderr_);
-    status_ = std::move(other.status_);
-    factory_ = std::move(other.factory_);
-    reaped_ = std::exchange(other.reaped_, true);
-  }
-  return *this;
-}
-
-Sandbox::~Sandbox() { kill_and_reap(); }
-
-void Sandbox::kill_and_reap() {
-  if (reaped_ || !pidfd_) return;
-  sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
-  auto r = wait();
-  (void)r;
-}
-
-Result<void> Sandbox::signal(int sig) {
-  if (reaped_) return {};
-  if (sys::pidfd_send_signal(pidfd_.get(), sig) < 0 && errno != ESRCH)
-    return Error::sys("send {} to the container's init (pid {})", signal_name(sig), pid_);
-  return {};
-}
-
-Result<std::optional<int>> Sandbox::try_reap() {
-  if (reaped_) return Error::msg("container already reaped");
-  siginfo_t info = {};
-  if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG | __WALL) < 0) {
-    if (errno == EINTR) return std::optional<int>();
-    return Error::sys("wait for the container's init (pid {})", pid_);
-  }
-  if (info.si_pid == 0) return std::optional<int>();
-  reaped_ = true;
-  return std::optional<int>(wait_status_from(info));
-}
-
-Result<int> Sandbox::wait() {
-  if (reaped_) return Error::msg("container already reaped");
-  siginfo_t info = {};
-  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | __WALL) < 0) {
-    if (errno == EAGAIN) {  // a non-blocking pidfd (an event loop set O_NONBLOCK): wait for it
-      struct pollfd p = {pidfd_.get(), POLLIN, 0};
-      ::poll(&p, 1, -1);
-      continue;
-    }
-    if (errno != EINTR) return Error::sys("wait for the container's init (pid {})", pid_);
-  }
-  reaped_ = true;
-  return wait_status_from(info);
-}
+Result<void> Sandbox::signal(int sig) { return child_.signal(sig); }
+Result<std::optional<int>> Sandbox::try_reap() { return child_.try_reap(); }
+Result<int> Sandbox::wait() { return child_.wait(); }
 
 void StatusDecoder::feed(const char* data, size_t size) {
   partial_.append(data, size);

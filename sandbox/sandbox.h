@@ -9,6 +9,7 @@
 
 #include "sandbox/container_plan.h"
 #include "sandbox/status.h"
+#include "sandbox/sys/process.h"
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 
@@ -61,8 +62,8 @@ class Sandbox {
   // A container that was neither reaped nor released is killed and reaped here.
   ~Sandbox();
 
-  pid_t pid() const { return pid_; }
-  int pidfd() const { return pidfd_.get(); }
+  pid_t pid() const { return child_.pid(); }
+  int pidfd() const { return child_.pidfd(); }
   // The read ends of the container's stdout, stderr and status pipes (O_CLOEXEC).
   UniqueFd take_stdout() { return std::move(stdout_); }
   UniqueFd take_stderr() { return std::move(stderr_); }
@@ -78,19 +79,16 @@ class Sandbox {
   Result<std::optional<int>> try_reap();
   // Blocks until PID 1 exits and reaps it.
   Result<int> wait();
-  bool reaped() const { return reaped_; }
+  bool reaped() const { return child_.reaped(); }
 
  private:
   Sandbox() = default;
-  void kill_and_reap();
 
-  pid_t pid_ = -1;
-  UniqueFd pidfd_;
   UniqueFd stdout_;
   UniqueFd stderr_;
   UniqueFd status_;
   UniqueFd factory_;
-  bool reaped_ = false;
+  sys::Child child_;  // last: destroyed (killed and reaped) first
 };
 
 // Turns the records and PID 1's wait status into an Outcome with full messages that name

@@ -119,9 +119,10 @@ Result<Ctx> new_context(const Action& default_action) {
   if (!ctx) return Error::msg("seccomp_init failed");
   // The prefix refuses other ABIs before libseccomp's own check runs; keep both in agreement.
   int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ERRNO(ENOSYS));
+  if (rc < 0) return Error::sys_code(-rc, "set the seccomp filter's attribute SCMP_FLTATR_ACT_BADARCH");
   // The child sets no_new_privs itself (or loads the filter while it holds CAP_SYS_ADMIN).
-  if (rc == 0) rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_NNP, 0);
-  if (rc < 0) return Error::sys_code(-rc, "seccomp_attr_set");
+  rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_NNP, 0);
+  if (rc < 0) return Error::sys_code(-rc, "set the seccomp filter's attribute SCMP_FLTATR_CTL_NNP");
   // A binary tree of syscall numbers: ~9 comparisons instead of ~300 for a late syscall.
   seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2);  // best effort: libseccomp < 2.5 lacks it
   return ctx;
@@ -142,14 +143,14 @@ Result<std::vector<struct sock_filter>> export_bpf(void* ctx) {
   UniqueFd fd(::memfd_create("sandrun-seccomp", MFD_CLOEXEC));
   if (!fd) return Error::sys("memfd_create for the seccomp filter");
   // libseccomp 2.5 has no seccomp_export_bpf_mem (2.6 does): go through a memfd.
-  if (const int rc = seccomp_export_bpf(ctx, fd.get()); rc < 0) return Error::sys_code(-rc, "seccomp_export_bpf");
+  if (const int rc = seccomp_export_bpf(ctx, fd.get()); rc < 0) return Error::sys_code(-rc, "export the seccomp filter to {}", fs::fd_path(fd.get()));
   const off_t size = ::lseek(fd.get(), 0, SEEK_END);
   if (size <= 0 || size % sizeof(struct sock_filter) != 0) return Error::msg("seccomp_export_bpf wrote {} bytes", size);
   std::vector<struct sock_filter> code(static_cast<size_t>(size) / sizeof(struct sock_filter));
   char* out = reinterpret_cast<char*>(code.data());
   for (off_t done = 0; done < size;) {
     const ssize_t n = ::pread(fd.get(), out + done, static_cast<size_t>(size - done), done);
-    if (n <= 0) return Error::sys("read back the seccomp filter");
+    if (n <= 0) return Error::sys("read back the seccomp filter from {}", fs::fd_path(fd.get()));
     done += n;
   }
   return code;

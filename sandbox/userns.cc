@@ -2,11 +2,9 @@
 #include "sandbox/userns.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -22,6 +20,8 @@
 #include <fmt/ranges.h>
 
 #include "sandbox/sys/fs.h"
+#include "sandbox/sys/lines.h"
+#include "sandbox/sys/process.h"
 #include "sandbox/sys/syscalls.h"
 
 extern char** environ;
@@ -45,10 +45,15 @@ std::string trimmed(std::string s) {
   return s;
 }
 
-bool executable_in_path(const char* name) {
+// Where newuidmap and newgidmap are looked for: $PATH, then the usual places.
+std::string helper_dirs() {
   const char* path = std::getenv("PATH");
   std::string dirs = path && *path ? path : "/usr/bin:/bin";
-  dirs += ":/usr/bin:/usr/sbin";
+  return dirs + ":/usr/bin:/usr/sbin";
+}
+
+bool executable_in_path(const char* name) {
+  const std::string dirs = helper_dirs();
   size_t pos = 0;
   while (pos <= dirs.size()) {
     size_t end = dirs.find(':', pos);
@@ -61,8 +66,8 @@ bool executable_in_path(const char* name) {
 }
 
 // A child in a fresh user namespace (fork-style: its own copy of our memory) that only waits
-// to be killed. Its pidfd, or an error.
-Result<std::pair<pid_t, UniqueFd>> clone_waiting_child() {
+// to be killed (the Child's destructor does).
+Result<sys::Child> clone_waiting_child() {
   int pidfd = -1;
   struct clone_args args = {};
   args.flags = CLONE_NEWUSER | CLONE_PIDFD;
@@ -80,20 +85,7 @@ Result<std::pair<pid_t, UniqueFd>> clone_waiting_child() {
   const int err = errno;
   sys::sigprocmask_all(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return Error::sys_code(err, "create a user namespace").hint(enable_hint());
-  return std::make_pair(static_cast<pid_t>(pid), UniqueFd(pidfd));
-}
-
-void kill_and_reap(int pidfd) {
-  sys::pidfd_send_signal(pidfd, SIGKILL);
-  siginfo_t info = {};
-  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | __WALL) < 0) {
-    if (errno == EAGAIN) {
-      struct pollfd p = {pidfd, POLLIN, 0};
-      ::poll(&p, 1, -1);
-      continue;
-    }
-    if (errno != EINTR) break;
-  }
+  return sys::Child::adopt(static_cast<pid_t>(pid), UniqueFd(pidfd), "a user namespace's holder");
 }
 
 Result<void> write_proc(pid_t pid, const char* file, const std::string& text) {
@@ -121,29 +113,27 @@ Result<void> run_helper(const char* helper, pid_t pid, const std::vector<IdMap>&
     args.push_back(std::to_string(m.outside));
     args.push_back(std::to_string(m.count));
   }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) < 0) return Error::sys("create a pipe for {}", helper);
   UniqueFd rd(fds[0]), wr(fds[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), 2);
-  pid_t child = -1;
-  const int rc = ::posix_spawnp(&child, helper, &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
+  sys::SpawnOptions o;
+  o.path = helper;
+  o.args = args;
+  o.env.emplace();
+  for (char** e = environ; e && *e; ++e) o.env->emplace_back(*e);
+  const std::string dirs = helper_dirs();
+  o.search = dirs.c_str();
+  o.stdout_fd = wr.get();
+  o.stderr_fd = wr.get();
+  auto child = sys::spawn(o);
   wr.reset();
   const std::string shown = fmt::format("{}", fmt::join(args, " "));
-  if (rc != 0) {
-    return Error::sys_code(rc, "run {}", shown).hint("install the setuid helpers newuidmap and newgidmap (package uidmap)");
+  if (!child) {
+    return Error::sys_code(child.error().code(), "run {}", shown)
+        .hint("install the setuid helpers newuidmap and newgidmap (package uidmap)");
   }
   auto out = fs::read_fd(rd.get());
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
+  const int status = SANDRUN_TRY(child->wait());
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
   std::string text = trimmed(out ? *out : "");
   return Error::msg("{} failed{}{}", shown, text.empty() ? "" : ": ", text)
@@ -155,23 +145,20 @@ Result<void> run_helper(const char* helper, pid_t pid, const std::vector<IdMap>&
 
 std::optional<SubidRange> find_subid_range(std::string_view text, std::string_view name, uint32_t id) {
   const std::string id_text = std::to_string(id);
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
+  std::optional<SubidRange> found;
+  sys::for_each_line(text, [&](std::string_view line) {
     size_t c1 = line.find(':');
     size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
-    if (c2 == std::string_view::npos) continue;
+    if (c2 == std::string_view::npos) return true;
     std::string_view who = line.substr(0, c1);
     SubidRange r;
-    if (!parse_u32(line.substr(c1 + 1, c2 - c1 - 1), r.start) || !parse_u32(line.substr(c2 + 1), r.count)) continue;
+    if (!parse_u32(line.substr(c1 + 1, c2 - c1 - 1), r.start) || !parse_u32(line.substr(c2 + 1), r.count)) return true;
     // A range that starts at 0 would hand out host root: never taken.
-    if (r.count == 0 || r.start == 0 || uint64_t{r.start} + r.count > uint64_t{UINT32_MAX}) continue;
-    if ((!name.empty() && who == name) || who == id_text) return r;
-  }
-  return std::nullopt;
+    if (r.count == 0 || r.start == 0 || uint64_t{r.start} + r.count > uint64_t{UINT32_MAX}) return true;
+    if ((!name.empty() && who == name) || who == id_text) found = r;
+    return !found;
+  });
+  return found;
 }
 
 UserNamespace remapped_root(std::string_view subuid_text, std::string_view subgid_text) {
@@ -259,7 +246,8 @@ Result<int> idmap_userns(const std::vector<IdMap>& uid_map, const std::vector<Id
   const std::string key = format_map(uid_map) + "/" + format_map(gid_map);
   std::lock_guard<std::mutex> lock(mu);
   if (auto it = cache->find(key); it != cache->end()) return it->second.get();
-  auto [pid, pidfd] = SANDRUN_TRY(clone_waiting_child());
+  sys::Child holder = SANDRUN_TRY(clone_waiting_child());
+  const pid_t pid = holder.pid();
   auto written = write_proc(pid, "gid_map", format_map(gid_map));
   if (written) written = write_proc(pid, "uid_map", format_map(uid_map));
   UniqueFd fd;
@@ -267,7 +255,7 @@ Result<int> idmap_userns(const std::vector<IdMap>& uid_map, const std::vector<Id
     fd.reset(::open(fmt::format("/proc/{}/ns/user", pid).c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) written = Error::sys("open the user namespace of pid {}", pid);
   }
-  kill_and_reap(pidfd.get());
+  holder.kill_and_reap();
   if (!written) return std::move(written.error().wrap("create the user namespace of an idmapped mount"));
   const int raw = fd.get();
   cache->emplace(key, std::move(fd));
@@ -321,7 +309,7 @@ std::string enable_hint() {
 Result<void> probe() {
   auto child = clone_waiting_child();
   if (!child) return std::move(child).error();
-  kill_and_reap(child->second.get());
+  child->kill_and_reap();
   return {};
 }
 

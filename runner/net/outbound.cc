@@ -15,6 +15,7 @@
 #include "runner/net/netns.h"
 #include "runner/net/outbound_spawn.h"
 #include "sandbox/sys/fs.h"
+#include "sandbox/sys/lines.h"
 #include "sandbox/sys/syscalls.h"
 
 namespace sandrun::runner {
@@ -128,16 +129,12 @@ std::string stack_log(int log_fd) {
   auto text = fs::read_fd(log_fd);
   if (!text) return {};
   std::string kept;
-  size_t pos = 0;
-  while (pos < text->size()) {
-    size_t end = text->find('\n', pos);
-    if (end == std::string::npos) end = text->size();
-    std::string line = text->substr(pos, end - pos);
-    pos = end + 1;
+  sys::for_each_line(*text, [&](std::string_view line) {
     // pasta under -f also tries syslog, and says so on every line when there is none.
-    if (line.empty() || line.rfind("Failed to send", 0) == 0) continue;
-    kept += kept.empty() ? line : "; " + line;
-  }
+    if (line.empty() || line.starts_with("Failed to send")) return;
+    if (!kept.empty()) kept += "; ";
+    kept += line;
+  });
   return kept.size() > 1000 ? kept.substr(kept.size() - 1000) : kept;
 }
 
@@ -206,8 +203,7 @@ Outbound& Outbound::operator=(Outbound&& other) noexcept {
   if (this != &other) {
     (void)stop();
     stack_ = std::move(other.stack_);
-    pid_ = std::exchange(other.pid_, -1);
-    pidfd_ = std::move(other.pidfd_);
+    child_ = std::move(other.child_);
     exit_pipe_ = std::move(other.exit_pipe_);
     log_ = std::move(other.log_);
     pid_file_ = std::move(other.pid_file_);
@@ -248,12 +244,11 @@ Result<Outbound> Outbound::start(int netns_fd, const OutboundOptions& options) {
   }
   auto child = spawn_helper(ob.stack_.path, args, ob.log_.get(), keep);
   if (!child) return std::move(child).error().wrap("start outbound access");
-  ob.pid_ = child->pid;
-  ob.pidfd_ = std::move(child->pidfd);
+  ob.child_ = child.take();
   exit_read.reset();
   // From here on, `ob` going out of scope on an error path kills and reaps the stack.
   if (!options.pid_file.empty()) {
-    SANDRUN_TRY(write_pid_file(options.pid_file, ob.pid_));
+    SANDRUN_TRY(write_pid_file(options.pid_file, ob.pid()));
     ob.pid_file_ = options.pid_file;
   }
   // Also on the error paths, stop() waits for a route the stack may have set to go.
@@ -263,9 +258,9 @@ Result<Outbound> Outbound::start(int netns_fd, const OutboundOptions& options) {
 }
 
 Result<void> Outbound::stop() {
-  if (!pidfd_) return {};
-  kill_and_reap_helper(pidfd_.get(), pid_);
-  pidfd_.reset();
+  if (child_.reaped()) return {};
+  child_.kill_and_reap();
+  child_.release();  // closes the pidfd: nothing of the stack is left open
   exit_pipe_.reset();
   log_.reset();
   if (!pid_file_.empty()) {

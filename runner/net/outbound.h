@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "sandbox/sys/process.h"
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 
@@ -89,15 +90,14 @@ class Outbound {
   // namespace has no way out. The process is gone even when the wait fails.
   Result<void> stop();
 
-  bool running() const { return pidfd_.valid(); }
-  pid_t pid() const { return pid_; }
-  int pidfd() const { return pidfd_.get(); }
+  bool running() const { return !child_.reaped(); }
+  pid_t pid() const { return child_.pid(); }
+  int pidfd() const { return child_.pidfd(); }
   const OutboundStack& stack() const { return stack_; }
 
  private:
   OutboundStack stack_;
-  pid_t pid_ = -1;
-  UniqueFd pidfd_;
+  sys::Child child_;  // in its own process group, killed with it
   UniqueFd exit_pipe_;  // slirp4netns: it exits when this write end closes (also on our crash)
   UniqueFd log_;        // the stack's stdout and stderr (a memfd), quoted in errors
   std::string pid_file_;

@@ -9,6 +9,7 @@
 #include "runner/net/outbound.h"
 #include "runner/net/outbound_spawn.h"
 #include "sandbox/sys/fs.h"
+#include "sandbox/sys/lines.h"
 
 namespace sandrun::runner {
 namespace {
@@ -34,10 +35,8 @@ std::string output_of(const std::string& path, const std::vector<std::string>& a
   if (!out) return {};
   auto child = spawn_helper(path, args, out.get());
   if (!child) return {};
-  siginfo_t info = {};
-  while (::waitid(P_PIDFD, static_cast<id_t>(child->pidfd.get()), &info, WEXITED | __WALL) < 0 && errno == EINTR) {
-  }
-  if (info.si_code != CLD_EXITED || info.si_status != 0) return {};
+  auto status = child->wait();
+  if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) return {};
   ::lseek(out.get(), 0, SEEK_SET);
   auto text = fs::read_fd(out.get());
   return text ? *text : std::string();
@@ -45,16 +44,13 @@ std::string output_of(const std::string& path, const std::vector<std::string>& a
 
 // The first line that is not pasta's complaint about a missing syslog socket.
 std::string first_line(const std::string& text) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (line.empty() || line.rfind("Failed to send", 0) == 0) continue;
-    return line;
-  }
-  return {};
+  std::string found;
+  sys::for_each_line(text, [&](std::string_view line) {
+    if (line.empty() || line.starts_with("Failed to send")) return true;
+    found = line;
+    return false;
+  });
+  return found;
 }
 
 }  // namespace

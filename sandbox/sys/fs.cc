@@ -32,9 +32,22 @@ Result<UniqueFd> open_path(const std::string& path, int flags, mode_t mode) {
   return UniqueFd(fd);
 }
 
+std::string fd_path(int fd) {
+  const int saved = errno;  // callers pass the result to Error::sys, which reads errno after
+  struct Restore {
+    int value;
+    ~Restore() { errno = value; }
+  } restore{saved};
+  char target[4096];
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = ::readlink(link.c_str(), target, sizeof target);
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof target) return "fd " + std::to_string(fd);
+  return std::string(target, static_cast<size_t>(n));
+}
+
 Result<UniqueFd> mkdirs_beneath(int dirfd, std::string_view path, mode_t mode) {
   int start = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-  if (start < 0) return Error::sys("dup directory fd");
+  if (start < 0) return Error::sys("duplicate the fd of directory {}", fd_path(dirfd));
   UniqueFd cur(start);
   std::string done;
   for (std::string_view part : path_components(path)) {
@@ -213,11 +226,12 @@ Result<void> remove_tree(const std::string& path) {
 
 Result<void> clear_dir(int dirfd) {
   int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-  if (dup < 0) return Error::sys("dup directory fd");
+  if (dup < 0) return Error::sys("duplicate the fd of directory {}", fd_path(dirfd));
   DIR* d = ::fdopendir(dup);
   if (!d) {
+    auto err = Error::sys("read directory {}", fd_path(dirfd));
     ::close(dup);
-    return Error::sys("read directory");
+    return err;
   }
   std::vector<std::string> names;
   while (struct dirent* e = ::readdir(d)) {
@@ -229,14 +243,18 @@ Result<void> clear_dir(int dirfd) {
   return {};
 }
 
-Result<std::string> read_fd(int fd) {
+namespace {
+
+// read_fd and read_file: errors name `path`, or (null) what the fd refers to.
+Result<std::string> read_named(int fd, const std::string* path) {
   std::string out;
   char buf[65536];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Error::sys("read");
+      const int err = errno;
+      return Error::sys_code(err, "read {}", path ? *path : fd_path(fd));
     }
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
@@ -244,33 +262,38 @@ Result<std::string> read_fd(int fd) {
   return out;
 }
 
-Result<std::string> read_file(const std::string& path) {
-  auto fd = SANDRUN_TRY(open_path(path, O_RDONLY));
-  auto r = read_fd(fd.get());
-  if (!r) return std::move(r.error().wrap(fmt::format("read {}", path)));
-  return r;
-}
-
-Result<void> write_all(int fd, std::string_view data) {
+Result<void> write_named(int fd, std::string_view data, const std::string* path) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Error::sys("write");
+      const int err = errno;
+      return Error::sys_code(err, "write {}", path ? *path : fd_path(fd));
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
   return {};
 }
 
+}  // namespace
+
+Result<std::string> read_fd(int fd) { return read_named(fd, nullptr); }
+
+Result<std::string> read_file(const std::string& path) {
+  auto fd = SANDRUN_TRY(open_path(path, O_RDONLY));
+  return read_named(fd.get(), &path);
+}
+
+Result<void> write_all(int fd, std::string_view data) { return write_named(fd, data, nullptr); }
+
 Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) return Error::sys("create {}", tmp);
   UniqueFd holder(fd);
-  if (auto r = write_all(fd, data); !r) {
+  if (auto r = write_named(fd, data, &tmp); !r) {
     ::unlink(tmp.c_str());
-    return std::move(r.error().wrap(fmt::format("write {}", tmp)));
+    return std::move(r).error();
   }
   if (::fsync(fd) < 0) {
     auto err = Error::sys("fsync {}", tmp);

@@ -38,11 +38,18 @@ Result<void> remove_tree(const std::string& path);
 // Removes everything inside the directory `dirfd`, keeping the directory itself.
 Result<void> clear_dir(int dirfd);
 
+// What `fd` refers to, for messages: the target of /proc/self/fd/N ("/var/lib/x", "pipe:[12]"),
+// or "fd N" when that cannot be read. Leaves errno as it was, so it may be an argument of
+// Error::sys. Allocates: never between clone and exec.
+std::string fd_path(int fd);
+
 Result<std::string> read_file(const std::string& path);
+// Reads `fd` to its end; an error names what the fd refers to (fd_path).
 Result<std::string> read_fd(int fd);
 // Writes `data` to a temp file beside `path`, fsyncs it and renames it over `path`.
 Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
-// Writes all of `data` to `fd`, retrying on EINTR and short writes.
+// Writes all of `data` to `fd`, retrying on EINTR and short writes; an error names what the fd
+// refers to (fd_path).
 Result<void> write_all(int fd, std::string_view data);
 
 // flock()s `path` (created if missing). With `wait` false, a held lock is reported as
