@@ -3,15 +3,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <cstring>
-#include <sys/socket.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <linux/openat2.h>
 #include <unistd.h>
 
 #include "config/job_file.h"
 #include "runner/net/port_proxy.h"
+#include "runner/net/socket_factory.h"
 #include "runner/engine/runner.h"
 #include "runner/engine/session.h"
 #include "sandbox/sys/fs.h"
@@ -177,37 +175,15 @@ void Job::spawned() {
   if (stop_signal_) (void)sandbox_->signal(stop_signal_);
 }
 
-// Rootless published ports: the proxy's inner sockets come from the container's socket
-// factory (its init's helper), one request byte each, the socket back with SCM_RIGHTS. A
-// short local round trip on the loop thread, bounded by a timeout.
-Result<UniqueFd> factory_socket(int factory) {
-  const char request = 1;
-  if (::send(factory, &request, 1, MSG_NOSIGNAL) != 1) return Error::sys("ask the container for a socket");
-  struct pollfd p = {factory, POLLIN, 0};
-  if (::poll(&p, 1, 2000) <= 0) return Error::sys_code(ETIMEDOUT, "wait for a socket from the container");
-  int32_t err = 0;
-  struct iovec iov = {&err, sizeof err};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  if (::recvmsg(factory, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != static_cast<ssize_t>(sizeof err))
-    return Error::sys("receive a socket from the container");
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (err != 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-    return Error::sys_code(err ? err : EPROTO, "make a socket in the container");
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return UniqueFd(fd);
-}
-
 Result<void> Job::publish_ports() {
   if (!plan_.spec.socket_factory || plan_.ports.empty()) return {};
-  factory_ = sandbox_->take_socket_factory();
-  const int factory = factory_.get();
-  auto proxy = PortProxy::open(runner_.loop(), [factory] { return factory_socket(factory); }, plan_.ports, "");
+  // Rootless: the proxy's inner sockets come from the container's socket factory (its init's
+  // helper), asked without blocking the loop.
+  auto factory = SocketFactoryClient::open(runner_.loop(), sandbox_->take_socket_factory());
+  if (!factory) return std::move(factory.error().wrap(fmt::format("job {:?}", plan_.name)));
+  factory_ = factory.take();
+  SocketFactoryClient* client = factory_.get();
+  auto proxy = PortProxy::open(runner_.loop(), [client](auto done) { client->request(std::move(done)); }, plan_.ports, "");
   if (!proxy) return std::move(proxy.error().wrap(fmt::format("job {:?}", plan_.name)));
   proxy_ = std::move(*proxy);
   for (const PublishedPort& p : proxy_->published()) {

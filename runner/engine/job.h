@@ -23,6 +23,7 @@ namespace sandrun::runner {
 
 class Runner;
 class PortProxy;
+class SocketFactoryClient;
 
 struct ServicePlan;
 
@@ -174,7 +175,9 @@ class Job {
   int stop_signal_ = 0;            // a cancellation to deliver once the container runs
   std::chrono::steady_clock::time_point started_at_;
   std::function<void(Job&)> on_done_;
-  UniqueFd factory_;                   // rootless published ports: the container's socket factory
+  // Rootless published ports: the container's socket factory, which makes proxy_'s inner
+  // sockets (declared first: it outlives the proxy, which calls it).
+  std::unique_ptr<SocketFactoryClient> factory_;
   std::unique_ptr<PortProxy> proxy_;
   std::chrono::steady_clock::time_point command_ended_at_;  // the exited record (held containers)
   bool exit_seen_ = false;         // hold_after_exit: the command's `exited` record arrived
