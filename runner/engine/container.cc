@@ -3,16 +3,14 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstring>
 
 #include "runner/engine/slots.h"
 #include "runner/net/port_proxy.h"
+#include "runner/net/socket_factory.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
@@ -36,31 +34,6 @@ Result<void> write_etc_file(const sandbox::Placement& place, const sandbox::Cont
 }
 
 Error uv_error(int code, std::string_view what) { return Error::sys_code(-code, "{}", what); }
-
-// Rootless published ports: the proxy's inner sockets come from the container's socket
-// factory (its init's helper), one request byte each, the socket back with SCM_RIGHTS.
-Result<UniqueFd> factory_socket(int factory) {
-  const char request = 1;
-  if (::send(factory, &request, 1, MSG_NOSIGNAL) != 1) return Error::sys("ask the container for a socket");
-  struct pollfd p = {factory, POLLIN, 0};
-  if (::poll(&p, 1, 2000) <= 0) return Error::sys_code(ETIMEDOUT, "wait for a socket from the container");
-  int32_t err = 0;
-  struct iovec iov = {&err, sizeof err};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  if (::recvmsg(factory, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != static_cast<ssize_t>(sizeof err))
-    return Error::sys("receive a socket from the container");
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (err != 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-    return Error::sys_code(err ? err : EPROTO, "make a socket in the container");
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return UniqueFd(fd);
-}
 
 }  // namespace
 
@@ -238,10 +211,12 @@ Result<void> Container::watch() {
 
 Result<void> Container::publish_ports() {
   if (!plan_->socket_factory || start_.ports.empty()) return {};
-  factory_ = sandbox_->take_socket_factory();
-  const int factory = factory_.get();
-  auto proxy =
-      PortProxy::open(engine_.loop().get(), [factory] { return factory_socket(factory); }, start_.ports, "");
+  // Rootless: the proxy's inner sockets come from the container's socket factory (its init's
+  // helper), asked and answered on the loop without waiting (socket_factory.h).
+  factory_ = SANDRUN_TRY(SocketFactoryClient::open(engine_.loop().get(), sandbox_->take_socket_factory()));
+  SocketFactoryClient* client = factory_.get();
+  auto proxy = PortProxy::open(
+      engine_.loop().get(), [client](auto done) { client->request(std::move(done)); }, start_.ports, "");
   if (!proxy) return std::move(proxy.error().wrap(fmt::format("job {:?}", plan_->name)));
   proxy_ = std::move(*proxy);
   for (const PublishedPort& p : proxy_->published()) {

@@ -32,6 +32,7 @@
 namespace sandrun::runner {
 
 class PortProxy;
+class SocketFactoryClient;
 
 // What one start of a container adds to its plan (with the slot, it makes the
 // sandbox::Placement): values known only when it starts.
@@ -141,7 +142,7 @@ class Container {
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point ended_at_;
   Usage usage_;
-  UniqueFd factory_;              // rootless published ports: the container's socket factory
+  std::unique_ptr<SocketFactoryClient> factory_;  // rootless published ports (before proxy_: it goes last)
   std::unique_ptr<PortProxy> proxy_;
   std::vector<PublishedPort> ports_;
 };

@@ -52,6 +52,8 @@ struct Connection {
   Pump up, down;        // outer -> inner, inner -> outer
   int handles = 0;      // initialised handles not yet closed
   bool closing = false;
+  // Expires when the connection is freed: an inner socket that arrives later finds it gone.
+  std::shared_ptr<int> alive = std::make_shared<int>(0);
   // Closes both handles; `reset`, if given, with an RST (its peer sees what the other side did).
   void close(uv_tcp_t* reset = nullptr);
 };
@@ -66,7 +68,7 @@ std::string address_text(const std::string& ip, uint16_t port) {
 
 struct PortProxy::Core {
   uv_loop_t* loop = nullptr;
-  PortProxy::SocketMaker make_socket;  // an unconnected socket in the job's namespace
+  PortProxy::SocketSource source;  // unconnected sockets in the job's namespace
   Options options;
   std::string service;
   std::vector<PublishedPort> published;
@@ -84,6 +86,7 @@ struct PortProxy::Core {
   void handle_closed();
   void finish();
   void accept(Listener* listener);
+  void connect_inner(Connection* conn, Result<UniqueFd> fd);
 };
 
 namespace {
@@ -227,9 +230,18 @@ void PortProxy::Core::accept(Listener* listener) {
   if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener->tcp), reinterpret_cast<uv_stream_t*>(&conn->outer)) < 0)
     return conn->close();
   ++stats.accepted;
-  // The inner socket is made in the job's namespace (this thread enters it and comes back at
-  // once); connected from here, it reaches the job's loopback, which the host cannot.
-  auto fd = make_socket();
+  // The inner socket is made in the job's namespace, by this thread (it enters the namespace
+  // and comes back at once) or by the container's socket factory (an answer later on): so
+  // `done` may run inside source(), and nothing here touches `conn` after the call.
+  source([conn, alive = std::weak_ptr<int>(conn->alive)](Result<UniqueFd> fd) {
+    if (alive.expired()) return;  // the connection is gone (and maybe the proxy): fd just closes
+    conn->core->connect_inner(conn, std::move(fd));
+  });
+}
+
+// Connected from here, the inner socket reaches the job's loopback, which the host cannot.
+void PortProxy::Core::connect_inner(Connection* conn, Result<UniqueFd> fd) {
+  if (conn->closing) return;  // closed while its socket was being made
   if (!fd || uv_tcp_init(loop, &conn->inner) < 0) {
     ++stats.refused;
     if (!fd) log::debug("published port: {}", fd.error().message());
@@ -247,7 +259,7 @@ void PortProxy::Core::accept(Listener* listener) {
   conn->up = Pump{conn, &conn->outer, &conn->inner, conn->buffers.get(), &stats.bytes_in};
   conn->down = Pump{conn, &conn->inner, &conn->outer, conn->buffers.get() + n, &stats.bytes_out};
   sockaddr_in addr{};
-  uv_ip4_addr("127.0.0.1", listener->container_port, &addr);
+  uv_ip4_addr("127.0.0.1", conn->container_port, &addr);
   if (uv_tcp_connect(&conn->connect_req, &conn->inner, reinterpret_cast<const sockaddr*>(&addr), on_connect) < 0) {
     ++stats.refused;
     conn->close();
@@ -282,22 +294,25 @@ void PortProxy::Core::finish() {
 Result<std::unique_ptr<PortProxy>> PortProxy::open(uv_loop_t* loop, int netns_fd,
                                                    const std::vector<config::PortSpec>& ports,
                                                    std::string service, Options options) {
-  SocketMaker make = [netns_fd] { return socket_in_netns(netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK); };
-  return open(loop, std::move(make), ports, std::move(service), options);
+  // A setns round trip on this thread: short and non-blocking, so the answer comes at once.
+  SocketSource source = [netns_fd](std::function<void(Result<UniqueFd>)> done) {
+    done(socket_in_netns(netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK));
+  };
+  return open(loop, std::move(source), ports, std::move(service), options);
 }
 
-Result<std::unique_ptr<PortProxy>> PortProxy::open(uv_loop_t* loop, SocketMaker make_socket,
+Result<std::unique_ptr<PortProxy>> PortProxy::open(uv_loop_t* loop, SocketSource source,
                                                    const std::vector<config::PortSpec>& ports,
                                                    std::string service) {
-  return open(loop, std::move(make_socket), ports, std::move(service), Options{});
+  return open(loop, std::move(source), ports, std::move(service), Options{});
 }
 
-Result<std::unique_ptr<PortProxy>> PortProxy::open(uv_loop_t* loop, SocketMaker make_socket,
+Result<std::unique_ptr<PortProxy>> PortProxy::open(uv_loop_t* loop, SocketSource source,
                                                    const std::vector<config::PortSpec>& ports,
                                                    std::string service, Options options) {
   auto* core = new Core;
   core->loop = loop;
-  core->make_socket = std::move(make_socket);
+  core->source = std::move(source);
   core->options = options;
   core->service = std::move(service);
   std::unique_ptr<PortProxy> proxy(new PortProxy(core));  // on an error below, closes what is open

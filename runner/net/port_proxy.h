@@ -49,13 +49,19 @@ class PortProxy {
   static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, int netns_fd,
                                                  const std::vector<config::PortSpec>& ports,
                                                  std::string service, Options options);
-  // The same where the inner sockets come from `make_socket` (an unconnected TCP socket made
-  // in the container's network namespace, e.g. by the container's socket factory: rootless).
-  using SocketMaker = std::function<Result<UniqueFd>()>;
-  static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, SocketMaker make_socket,
+  // The same where the inner sockets come from `source`, asked once per accepted connection.
+  // It calls its argument once, on the loop thread, with an unconnected non-blocking TCP
+  // socket made in the container's network namespace (or an error: the client's connection is
+  // then closed), either at once (inside the call) or later, e.g. when the container's socket
+  // factory answers (rootless: SocketFactoryClient::request). Until then the client's
+  // connection waits, accepted but not read. If the connection or the proxy is closed
+  // meanwhile, a late answer only closes the socket, so the source may outlive the proxy. A
+  // source destroyed with a completion never called leaves that connection waiting for close().
+  using SocketSource = std::function<void(std::function<void(Result<UniqueFd>)>)>;
+  static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, SocketSource source,
                                                  const std::vector<config::PortSpec>& ports,
                                                  std::string service, Options options);
-  static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, SocketMaker make_socket,
+  static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, SocketSource source,
                                                  const std::vector<config::PortSpec>& ports,
                                                  std::string service);
   static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, int netns_fd,
