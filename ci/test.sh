@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is needed, then runs the three stages of the test suite, each to its end:
+# Installs what is needed, checks the module boundaries, then runs the three stages of the test
+# suite, each to its end:
 #   1. optimised  RelWithDebInfo build (everything: sandrun, tests, benchmarks) + ctest on the host
 #   2. vm         the tests labelled cgroup2 or vm, in a QEMU VM with Debian's kernel and a pure
 #                 cgroup v2 hierarchy (ci/test-cgroup2.sh), with the optimised build

@@ -6,7 +6,6 @@
 
 #include "config/job_file.h"
 #include "runner/engine/runner.h"
-#include "runner/engine/session.h"
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner {

@@ -11,7 +11,7 @@
 
 #include "runner/engine/artifacts.h"
 #include "runner/report/report_json.h"
-#include "runner/engine/session.h"
+#include "runner/engine/resolve.h"
 #include "runner/report/summary.h"
 #include "runner/report/xml_lib.h"
 #include "sandbox/sys/fs.h"
