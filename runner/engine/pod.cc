@@ -3,11 +3,11 @@
 
 #include <signal.h>
 
-#include "runner/net/netns.h"
 #include "runner/net/outbound.h"
 #include "runner/engine/runner.h"
 #include "runner/report/summary.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/netns.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
@@ -56,7 +56,7 @@ std::string Pod::hosts() const {
 }
 
 void Pod::start() {
-  auto ns = create_netns();
+  auto ns = sandbox::create_netns();
   if (!ns) {
     fail(ns.error().wrap("set up the job's network").render(), {});
     return;

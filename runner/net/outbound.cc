@@ -12,8 +12,8 @@
 
 #include <cstring>
 
-#include "runner/net/netns.h"
 #include "runner/net/outbound_spawn.h"
+#include "sandbox/netns.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/lines.h"
 #include "sandbox/sys/syscalls.h"
@@ -78,7 +78,7 @@ Result<void> request_routes(int sock, uint32_t seq = 1) {
 // A netlink socket inside the namespace that hears about new IPv4 routes, with a dump of the
 // current ones requested: whatever is added after this call is seen.
 Result<UniqueFd> watch_routes(int netns_fd, bool subscribe) {
-  auto sock = SANDRUN_TRY(socket_in_netns(netns_fd, AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK));
+  auto sock = SANDRUN_TRY(sandbox::socket_in_netns(netns_fd, AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK));
   struct sockaddr_nl sa = {};
   sa.nl_family = AF_NETLINK;
   sa.nl_groups = subscribe ? RTMGRP_IPV4_ROUTE : 0;

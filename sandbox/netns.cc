@@ -1,5 +1,5 @@
 // Making network namespaces and sockets inside them from a thread of the runner.
-#include "runner/net/netns.h"
+#include "sandbox/netns.h"
 
 #include <fcntl.h>
 #include <net/if.h>
@@ -10,7 +10,7 @@
 
 #include <cstring>
 
-namespace sandrun::runner {
+namespace sandrun::sandbox {
 namespace {
 
 // The calling thread's own network namespace, to go back to.
@@ -64,4 +64,4 @@ Result<UniqueFd> socket_in_netns(int netns_fd, int domain, int type) {
   });
 }
 
-}  // namespace sandrun::runner
+}  // namespace sandrun::sandbox
