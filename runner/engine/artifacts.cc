@@ -441,17 +441,6 @@ bool glob_match(std::string_view pattern, std::string_view path) {
   return match_components(fs::path_components(pattern), 0, fs::path_components(path), 0);
 }
 
-Result<UniqueFd> open_container_root(pid_t pid, int pidfd) {
-  const std::string path = fmt::format("/proc/{}/root", pid);
-  int fd = ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Error::sys("open the container's root {}", path);
-  UniqueFd root(fd);
-  // The pid could have been reused before the open; the pidfd cannot. Still alive now means
-  // /proc/PID was ours when it was opened.
-  if (sys::pidfd_send_signal(pidfd, 0) < 0) return Error::sys("the container's init is gone");
-  return root;
-}
-
 Result<ArtifactReport> collect_artifacts(int root_fd, const std::string& workdir, const config::Artifacts& spec,
                                          const std::string& dest, const std::atomic<bool>* cancel) {
   ArtifactReport report;

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "runner/net/outbound_spawn.h"
+#include "sandbox/host_cleanup.h"
 #include "sandbox/netns.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/lines.h"
@@ -276,18 +277,8 @@ Result<void> stop_stale_outbound(const std::string& pid_file) {
   auto text = fs::read_file(pid_file);
   if (!text) return text.error().code() == ENOENT ? Result<void>() : Result<void>(std::move(text).error());
   const pid_t pid = static_cast<pid_t>(std::atoi(text->c_str()));
-  if (pid > 1) {
-    UniqueFd pidfd(sys::pidfd_open(pid));
-    // The pidfd pins the process: if it is still alive after reading its name, the name was
-    // that process's, not a later one's with a reused pid.
-    auto comm = fs::read_file("/proc/" + std::to_string(pid) + "/comm");
-    // pasta re-executes itself as passt.avx2 where the CPU has AVX2.
-    const bool ours = comm && (comm->rfind("pasta", 0) == 0 || comm->rfind("passt", 0) == 0 ||
-                               comm->rfind("slirp4netns", 0) == 0);
-    if (pidfd && ours && sys::pidfd_send_signal(pidfd.get(), 0) == 0) {
-      sys::pidfd_send_signal(pidfd.get(), SIGKILL);
-    }
-  }
+  // pasta re-executes itself as passt.avx2 where the CPU has AVX2.
+  sandbox::kill_process_named(pid, {"pasta", "passt", "slirp4netns"});
   if (::unlink(pid_file.c_str()) < 0 && errno != ENOENT) return Error::sys("remove {}", pid_file);
   return {};
 }
