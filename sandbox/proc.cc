@@ -18,7 +18,7 @@ Result<UniqueFd> open_container_root(pid_t pid, int pidfd) {
   UniqueFd root(fd);
   // The pid could have been reused before the open; the pidfd cannot. Still alive now means
   // /proc/PID was ours when it was opened.
-  if (sys::pidfd_send_signal(pidfd, 0) < 0) return Error::sys("the container's init is gone");
+  if (sys::pidfd_send_signal(pidfd, 0) < 0) return Error::sys("the container's init (pid {}) is gone", pid);
   return root;
 }
 

@@ -88,11 +88,11 @@ bool looks_clean(const std::string& dir) {
 // container may have changed.
 Result<void> reset_root(int fd) {
   // Ours: host root, or the rootless caller (who cannot chown and is the container's root).
-  if (::fchown(fd, ::geteuid(), ::getegid()) < 0 || ::fchmod(fd, 0755) < 0) return Error::sys("reset the upper dir");
+  if (::fchown(fd, ::geteuid(), ::getegid()) < 0 || ::fchmod(fd, 0755) < 0) return Error::sys("reset the owner and mode of {}", fs::fd_path(fd));
   char names[4096];
   ssize_t n = ::flistxattr(fd, names, sizeof names);
   for (ssize_t off = 0; n > 0 && off < n; off += static_cast<ssize_t>(std::strlen(names + off)) + 1) {
-    if (::fremovexattr(fd, names + off) < 0 && errno != ENODATA) return Error::sys("reset the upper dir's xattrs");
+    if (::fremovexattr(fd, names + off) < 0 && errno != ENODATA) return Error::sys("remove xattr {} of {}", names + off, fs::fd_path(fd));
   }
   return {};
 }
