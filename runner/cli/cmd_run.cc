@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "runner/cli/commands.h"
-#include "runner/net/port_proxy.h"
+#include "runner/net/address.h"
 #include "runner/report/print_spec.h"
 #include "runner/report/run_report.h"
 #include "runner/engine/session.h"

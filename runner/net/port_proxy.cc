@@ -7,6 +7,7 @@
 
 #include <unordered_set>
 
+#include "runner/net/address.h"
 #include "sandbox/netns.h"
 #include "sandbox/sys/log.h"
 
@@ -60,11 +61,6 @@ struct Connection {
 
 
 }  // namespace
-
-std::string address_text(const std::string& ip, uint16_t port) {
-  if (ip.find(':') != std::string::npos) return fmt::format("[{}]:{}", ip, port);
-  return fmt::format("{}:{}", ip, port);
-}
 
 struct PortProxy::Core {
   uv_loop_t* loop = nullptr;
