@@ -27,8 +27,8 @@
 #include <thread>
 #include <vector>
 
-#include "runner/net/netns.h"
 #include "runner/net/port_proxy.h"
+#include "sandbox/netns.h"
 #include "tests/runner/loop_thread.h"
 
 using namespace sandrun;
@@ -54,7 +54,7 @@ struct Route {
 int dial(const Route& r) {
   int fd;
   if (r.netns_fd >= 0) {
-    auto s = runner::socket_in_netns(r.netns_fd, AF_INET, SOCK_STREAM);
+    auto s = sandbox::socket_in_netns(r.netns_fd, AF_INET, SOCK_STREAM);
     if (!s) fail(s.error().message());
     fd = s->release();
   } else {
@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
     else fail("usage: sandrun-ports-bench [--bytes N] [--rounds N] [--requests N] [--connects N] [--buffer BYTES]");
   }
   ::signal(SIGPIPE, SIG_IGN);
-  auto ns = runner::create_netns();
+  auto ns = sandbox::create_netns();
   if (!ns) fail(ns.error().message());
   const pid_t server = start_server(ns->get());
 

@@ -83,7 +83,6 @@ Result<void> set_needs(JobSpec& spec, const toml::node& n, const Ctx& c) {
   const auto* arr = n.as_array();
   if (!arr) return c.type_error("an array of job names like [\"build\"]", n);
   spec.needs.clear();
-  spec.needs_pos.clear();
   for (size_t i = 0; i < arr->size(); ++i) {
     const toml::node& el = *arr->get(i);
     std::string index = fmt::format("[{}]", i);
@@ -91,13 +90,12 @@ Result<void> set_needs(JobSpec& spec, const toml::node& n, const Ctx& c) {
     if (!s) return c.fail_at(el, index, fmt::format("expected a job name, got {}", type_name(el)));
     if (s->get().empty()) return c.fail_at(el, index, "is empty");
     if (has_nul(s->get())) return c.fail_at(el, index, "must not contain a NUL character");
-    auto dup = std::find(spec.needs.begin(), spec.needs.end(), s->get());
+    auto dup = std::find_if(spec.needs.begin(), spec.needs.end(), [&](const Named& had) { return had.name == s->get(); });
     if (dup != spec.needs.end()) {
       return c.fail_at(el, index, fmt::format("\"{}\" is already listed in needs[{}]", s->get(),
                                               dup - spec.needs.begin()));
     }
-    spec.needs.push_back(s->get());
-    spec.needs_pos.push_back(pos_of(el.source(), c.scope.file));
+    spec.needs.push_back(Named{s->get(), pos_of(el.source(), c.scope.file)});
   }
   return {};
 }

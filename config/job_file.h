@@ -22,6 +22,15 @@ struct SourcePos {
   std::string str() const;
 };
 
+// A name as the user wrote it (a needed job, a capability) and where: one per element of the
+// key's array. `pos` has no file when the name came from a flag (`sandrun exec --cap-add`).
+struct Named {
+  std::string name;
+  SourcePos pos;
+};
+// The names alone, in order.
+std::vector<std::string> names_of(const std::vector<Named>& named);
+
 // The pids limit the runner applies when a job sets none: a fork bomb stops there.
 inline constexpr uint64_t kDefaultPids = 1024;
 
@@ -102,9 +111,8 @@ struct JobSpec {
   // alphanumerics as _): MATRIX_CC=gcc.
   std::vector<std::pair<std::string, std::string>> matrix;
   // The expanded names of the jobs this one needs (a need on a matrix job is a need on each of
-  // its combinations); needs_pos[i] is where needs[i] was written.
-  std::vector<std::string> needs;
-  std::vector<SourcePos> needs_pos;
+  // its combinations), each with where it was written.
+  std::vector<Named> needs;
   unsigned retries = 0;                // extra attempts after a failure, each in a fresh container
   bool allow_failure = false;          // a failure is reported but does not fail the run or its dependants
   std::string image = "busybox";       // as written; the cache normalises it
@@ -139,12 +147,10 @@ struct JobSpec {
   // Hardening. The defaults are Docker's: its seccomp profile and 14 capabilities.
   std::string seccomp = "default";     // "default", "unconfined" or an absolute profile path
   // Capability names as written ("NET_ADMIN", "ALL"), non-empty; the runner checks them
-  // against its table. cap_add_pos[i] is where cap_add[i] was written (a SourcePos without a
-  // file for `sandrun exec` flags): always the same size as cap_add. Likewise cap_drop.
-  std::vector<std::string> cap_add;
-  std::vector<SourcePos> cap_add_pos;
-  std::vector<std::string> cap_drop;
-  std::vector<SourcePos> cap_drop_pos;
+  // against its table. Each with where it was written (a SourcePos without a file for
+  // `sandrun exec` flags).
+  std::vector<Named> cap_add;
+  std::vector<Named> cap_drop;
   bool no_new_privs = true;            // PR_SET_NO_NEW_PRIVS before exec
   bool read_only_rootfs = false;       // the container's / is mounted read-only
   std::optional<bool> userns;          // user namespace mapping; unset: the runner decides

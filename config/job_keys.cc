@@ -217,12 +217,10 @@ Result<void> set_seccomp(JobSpec& spec, const toml::node& n, const Ctx& c) {
 }
 
 // cap_add and cap_drop: the names and where each was written, replacing the defaults' list.
-Result<void> set_caps(std::vector<std::string>& names, std::vector<SourcePos>& positions,
-                      const toml::node& n, const Ctx& c) {
+Result<void> set_caps(std::vector<Named>& names, const toml::node& n, const Ctx& c) {
   const auto* arr = n.as_array();
   if (!arr) return c.type_error("an array of strings like [\"NET_ADMIN\"]", n);
-  std::vector<std::string> out;
-  std::vector<SourcePos> at;
+  std::vector<Named> out;
   for (size_t i = 0; i < arr->size(); ++i) {
     const toml::node& el = *arr->get(i);
     std::string index = fmt::format("[{}]", i);
@@ -230,20 +228,18 @@ Result<void> set_caps(std::vector<std::string>& names, std::vector<SourcePos>& p
     if (!s) return c.fail_at(el, index, fmt::format("expected a string like \"NET_ADMIN\", got {}", type_name(el)));
     if (has_nul(s->get())) return c.fail_at(el, index, "must not contain a NUL character");
     if (auto ok = check_capability(s->get()); !ok) return c.fail_at(el, index, ok.error().message());
-    out.push_back(s->get());
-    at.push_back(pos_of(el.source(), c.scope.file));
+    out.push_back(Named{s->get(), pos_of(el.source(), c.scope.file)});
   }
   names = std::move(out);
-  positions = std::move(at);
   return {};
 }
 
 Result<void> set_cap_add(JobSpec& spec, const toml::node& n, const Ctx& c) {
-  return set_caps(spec.cap_add, spec.cap_add_pos, n, c);
+  return set_caps(spec.cap_add, n, c);
 }
 
 Result<void> set_cap_drop(JobSpec& spec, const toml::node& n, const Ctx& c) {
-  return set_caps(spec.cap_drop, spec.cap_drop_pos, n, c);
+  return set_caps(spec.cap_drop, n, c);
 }
 
 Result<void> set_no_new_privs(JobSpec& spec, const toml::node& n, const Ctx& c) {

@@ -25,11 +25,11 @@ Error unknown_need(const JobSpec& job, size_t raw, const std::vector<JobSpec>& j
   for (const JobSpec& j : jobs) {
     if (names.empty() || names.back() != j.base_name) names.push_back(j.base_name);
   }
-  const std::string& need = job.needs[raw];
+  const std::string& need = job.needs[raw].name;
   std::string_view best = closest(need, names);
   std::string hint = best.empty() ? fmt::format("; the jobs are: {}", fmt::join(names, ", "))
                                   : fmt::format(" (did you mean \"{}\"?)", best);
-  return Error::msg("{}: {}: unknown job \"{}\"{}", job.needs_pos[raw].str(), need_path(job, raw), need, hint);
+  return Error::msg("{}: {}: unknown job \"{}\"{}", job.needs[raw].pos.str(), need_path(job, raw), need, hint);
 }
 
 // A need names a job ([jobs.NAME], all its combinations) or one combination by its full name.
@@ -43,11 +43,11 @@ Result<std::vector<std::vector<Edge>>> edges_of(const std::vector<JobSpec>& jobs
   for (size_t u = 0; u < jobs.size(); ++u) {
     const JobSpec& job = jobs[u];
     for (size_t raw = 0; raw < job.needs.size(); ++raw) {
-      auto it = by_name.find(job.needs[raw]);
+      auto it = by_name.find(job.needs[raw].name);
       if (it == by_name.end()) return unknown_need(job, raw, jobs);
       for (size_t v : it->second) {
-        if (v == u || job.needs[raw] == job.base_name) {
-          return Error::msg("{}: {}: a job cannot need itself", job.needs_pos[raw].str(), need_path(job, raw));
+        if (v == u || job.needs[raw].name == job.base_name) {
+          return Error::msg("{}: {}: a job cannot need itself", job.needs[raw].pos.str(), need_path(job, raw));
         }
         bool seen = std::any_of(edges[u].begin(), edges[u].end(), [&](const Edge& e) { return e.to == v; });
         if (!seen) edges[u].push_back(Edge{v, raw});
@@ -83,7 +83,7 @@ Result<void> check_cycles(const std::vector<JobSpec>& jobs, const std::vector<st
       auto from = std::find_if(stack.begin(), stack.end(), [&](const auto& s) { return s.first == e.to; });
       for (auto it = from; it != stack.end(); ++it) cycle.push_back(jobs[it->first].name);
       const JobSpec& job = jobs[u];
-      return Error::msg("{}: {}: cycle: {}", job.needs_pos[e.raw].str(), need_path(job, e.raw),
+      return Error::msg("{}: {}: cycle: {}", job.needs[e.raw].pos.str(), need_path(job, e.raw),
                         fmt::join(cycle, " -> "));
     }
   }
@@ -96,14 +96,9 @@ Result<void> resolve_needs(std::vector<JobSpec>& jobs) {
   auto edges = SANDRUN_TRY(edges_of(jobs));
   SANDRUN_TRY(check_cycles(jobs, edges));
   for (size_t u = 0; u < jobs.size(); ++u) {
-    std::vector<std::string> needs;
-    std::vector<SourcePos> positions;
-    for (const Edge& e : edges[u]) {
-      needs.push_back(jobs[e.to].name);
-      positions.push_back(jobs[u].needs_pos[e.raw]);
-    }
+    std::vector<Named> needs;
+    for (const Edge& e : edges[u]) needs.push_back(Named{jobs[e.to].name, jobs[u].needs[e.raw].pos});
     jobs[u].needs = std::move(needs);
-    jobs[u].needs_pos = std::move(positions);
   }
   return {};
 }

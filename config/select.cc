@@ -80,8 +80,8 @@ void add_needs(const std::vector<JobSpec>& jobs, std::vector<bool>& chosen) {
   while (!todo.empty()) {
     size_t u = todo.back();
     todo.pop_back();
-    for (const std::string& need : jobs[u].needs) {
-      auto it = index.find(need);
+    for (const Named& need : jobs[u].needs) {
+      auto it = index.find(need.name);
       if (it == index.end() || chosen[it->second]) continue;
       chosen[it->second] = true;
       todo.push_back(it->second);
@@ -102,8 +102,8 @@ void keep_shard(const std::vector<JobSpec>& jobs, unsigned index, unsigned count
   std::iota(parent.begin(), parent.end(), size_t{0});
   for (size_t u = 0; u < jobs.size(); ++u) {
     if (!chosen[u]) continue;  // an unselected job joins nothing
-    for (const std::string& need : jobs[u].needs) {
-      auto it = by_name.find(need);
+    for (const Named& need : jobs[u].needs) {
+      auto it = by_name.find(need.name);
       if (it != by_name.end()) parent[root_of(parent, u)] = root_of(parent, it->second);
     }
   }

@@ -122,6 +122,13 @@ std::string SourcePos::str() const {
   return file.empty() ? where : file + ":" + where;
 }
 
+std::vector<std::string> names_of(const std::vector<Named>& named) {
+  std::vector<std::string> out;
+  out.reserve(named.size());
+  for (const Named& n : named) out.push_back(n.name);
+  return out;
+}
+
 SourcePos JobSpec::where(const std::string& key) const {
   auto it = key_pos.find(key);
   return it == key_pos.end() ? pos : it->second;

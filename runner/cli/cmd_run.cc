@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "runner/cli/commands.h"
-#include "runner/net/port_proxy.h"
+#include "runner/net/address.h"
 #include "runner/report/print_spec.h"
 #include "runner/report/run_report.h"
 #include "runner/engine/session.h"
@@ -240,13 +240,11 @@ Result<void> exec_limits(const ExecArgs& a, config::JobSpec& job) {
 Result<void> exec_hardening(const ExecArgs& a, config::JobSpec& job) {
   for (const auto& cap : a.cap_add) {
     if (auto r = config::check_capability(cap); !r) return flag_error("--cap-add", std::move(r).error());
-    job.cap_add.push_back(cap);
-    job.cap_add_pos.emplace_back();  // no file: the runner names the flag
+    job.cap_add.push_back(config::Named{cap, {}});  // no file: the runner names the flag
   }
   for (const auto& cap : a.cap_drop) {
     if (auto r = config::check_capability(cap); !r) return flag_error("--cap-drop", std::move(r).error());
-    job.cap_drop.push_back(cap);
-    job.cap_drop_pos.emplace_back();
+    job.cap_drop.push_back(config::Named{cap, {}});
   }
   for (const auto& opt : a.security_opts) {
     if (auto r = apply_security_opt(opt, job); !r) return flag_error("--security-opt", std::move(r).error());

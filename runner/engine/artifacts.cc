@@ -36,11 +36,12 @@ Result<UniqueFd> open_entry(int dir_fd, const std::string& name) {
 // The names in a directory (given as an O_PATH fd), sorted so that collection is reproducible.
 Result<std::vector<std::string>> list_dir(int dir_fd) {
   int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Error::sys("list directory");
+  if (fd < 0) return Error::sys("list directory {}", fs::fd_path(dir_fd));
   DIR* d = ::fdopendir(fd);
   if (!d) {
+    Error e = Error::sys("list directory {}", fs::fd_path(fd));
     ::close(fd);
-    return Error::sys("list directory");
+    return e;
   }
   std::vector<std::string> names;
   while (dirent* e = ::readdir(d)) {
@@ -133,7 +134,7 @@ class DirSink : public Sink {
     size_t slash = rel.rfind('/');
     if (slash == std::string::npos) {
       int fd = ::fcntl(dest_.get(), F_DUPFD_CLOEXEC, 3);
-      if (fd < 0) return Error::sys("dup");
+      if (fd < 0) return Error::sys("duplicate the fd of directory {}", fs::fd_path(dest_.get()));
       return std::pair{UniqueFd(fd), rel};
     }
     auto parent = SANDRUN_TRY(fs::mkdirs_beneath(dest_.get(), rel.substr(0, slash)));
@@ -146,7 +147,7 @@ class DirSink : public Sink {
       ssize_t n = ::sendfile(dst, src, nullptr, std::min<uint64_t>(size - done, 1u << 30));
       if (n < 0 && (errno == EINVAL || errno == ENOSYS) && done == 0) return copy_rw(src, dst, size);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Error::sys("sendfile");
+      if (n < 0) return Error::sys("copy {} to {}", fs::fd_path(src), fs::fd_path(dst));
       if (n == 0) break;  // the file shrank meanwhile
       done += static_cast<uint64_t>(n);
     }
@@ -158,7 +159,7 @@ class DirSink : public Sink {
     while (done < size) {
       ssize_t n = ::read(src, buf.get(), std::min<uint64_t>(size - done, 1 << 20));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Error::sys("read");
+      if (n < 0) return Error::sys("read {}", fs::fd_path(src));
       if (n == 0) break;
       SANDRUN_TRY(fs::write_all(dst, std::string_view(buf.get(), static_cast<size_t>(n))));
       done += static_cast<uint64_t>(n);
@@ -439,17 +440,6 @@ bool is_glob(std::string_view c) { return c.find_first_of("*?[") != std::string_
 
 bool glob_match(std::string_view pattern, std::string_view path) {
   return match_components(fs::path_components(pattern), 0, fs::path_components(path), 0);
-}
-
-Result<UniqueFd> open_container_root(pid_t pid, int pidfd) {
-  const std::string path = fmt::format("/proc/{}/root", pid);
-  int fd = ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Error::sys("open the container's root {}", path);
-  UniqueFd root(fd);
-  // The pid could have been reused before the open; the pidfd cannot. Still alive now means
-  // /proc/PID was ours when it was opened.
-  if (sys::pidfd_send_signal(pidfd, 0) < 0) return Error::sys("the container's init is gone");
-  return root;
 }
 
 Result<ArtifactReport> collect_artifacts(int root_fd, const std::string& workdir, const config::Artifacts& spec,

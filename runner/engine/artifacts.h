@@ -24,11 +24,6 @@ struct ArtifactReport {
   std::string archive;                // with archive = true: the file written (absolute path)
 };
 
-// Opens the root directory of a running container as seen by its process `pid` (the held
-// sandrun-init), O_PATH. `pidfd` must refer to the same process: it is checked after the
-// open, so a pid reused between the exit of ours and the open is detected and refused.
-Result<UniqueFd> open_container_root(pid_t pid, int pidfd);
-
 // True when a pattern component is a glob (has *, ? or [).
 bool is_glob(std::string_view component);
 

@@ -186,26 +186,28 @@ void Container::clone_blocking() {
 Result<void> Container::watch() {
   uv_loop_t* loop = engine_.loop().get();
   UniqueFd fds[3] = {sandbox_->take_stdout(), sandbox_->take_stderr(), sandbox_->take_status()};
+  constexpr const char* kPipeNames[3] = {"stdout", "stderr", "status"};
   for (int i = 0; i < 3; ++i) {
     auto& p = pipes_[i];
-    if (int rc = uv_pipe_init(loop, p.get(), 0); rc < 0) return uv_error(rc, "watch the container's pipes");
+    const std::string pipe = fmt::format("the container's {} pipe {}", kPipeNames[i], fs::fd_path(fds[i].get()));
+    if (int rc = uv_pipe_init(loop, p.get(), 0); rc < 0) return uv_error(rc, "watch " + pipe);
     p.mark_live();
     p.get()->data = this;
-    if (int rc = uv_pipe_open(p.get(), fds[i].get()); rc < 0) return uv_error(rc, "watch the container's pipes");
+    if (int rc = uv_pipe_open(p.get(), fds[i].get()); rc < 0) return uv_error(rc, "watch " + pipe);
     fds[i].release();  // owned by the handle now
     auto alloc = [](uv_handle_t* h, size_t, uv_buf_t* buf) {
       *buf = static_cast<Container*>(h->data)->engine_.read_buffer();
     };
     if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(p.get()), alloc, on_read); rc < 0)
-      return uv_error(rc, "read the container's output");
+      return uv_error(rc, "read " + pipe);
     ++open_pipes_;
   }
   if (int rc = uv_poll_init(loop, pidfd_poll_.get(), sandbox_->pidfd()); rc < 0)
-    return uv_error(rc, "watch the container's pidfd");
+    return uv_error(rc, fmt::format("watch the pidfd of the container's init (pid {})", sandbox_->pid()));
   pidfd_poll_.mark_live();
   pidfd_poll_.get()->data = this;
   if (int rc = uv_poll_start(pidfd_poll_.get(), UV_READABLE, on_pidfd); rc < 0)
-    return uv_error(rc, "watch the container's pidfd");
+    return uv_error(rc, fmt::format("watch the pidfd of the container's init (pid {})", sandbox_->pid()));
   return {};
 }
 

@@ -6,6 +6,7 @@
 
 #include "config/job_file.h"
 #include "runner/engine/runner.h"
+#include "sandbox/proc.h"
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner {
@@ -109,7 +110,7 @@ void Job::command_exited() {
   collect_ = run_blocking(
       runner_.engine().loop(),
       [this, work](const std::atomic<bool>& cancelled) {
-        auto root = open_container_root(work->pid, work->pidfd.get());
+        auto root = sandbox::open_container_root(work->pid, work->pidfd.get());
         if (!root) {
           collected_.emplace(std::move(root).error().wrap("collect artifacts"));
           return;

@@ -3,11 +3,11 @@
 
 #include <signal.h>
 
-#include "runner/net/netns.h"
 #include "runner/net/outbound.h"
 #include "runner/engine/runner.h"
 #include "runner/report/summary.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/netns.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
@@ -56,12 +56,28 @@ std::string Pod::hosts() const {
 }
 
 void Pod::start() {
-  auto ns = create_netns();
-  if (!ns) {
-    fail(ns.error().wrap("set up the job's network").render(), {});
-    return;
-  }
-  netns_ = std::move(*ns);
+  // Making a network namespace can wait for the kernel's namespace locks (others are being torn
+  // down): on the threadpool, like every blocking step.
+  auto ns = std::make_shared<std::optional<Result<UniqueFd>>>();
+  creating_netns_ = true;
+  blocking_ = run_blocking(
+      runner_.engine().loop(), [ns](const std::atomic<bool>&) { ns->emplace(sandbox::create_netns()); },
+      [this, ns] {
+        creating_netns_ = false;
+        if (stopping_) {  // cancelled meanwhile
+          maybe_done();
+          return;
+        }
+        if (!**ns) {
+          fail((*ns)->error().wrap("set up the job's network").render(), {});
+          return;
+        }
+        netns_ = std::move(***ns);
+        namespace_ready();
+      });
+}
+
+void Pod::namespace_ready() {
   if (auto r = open_ports(plan_.ports, ""); !r) {
     fail(r.error().render(), {});
     return;
@@ -267,7 +283,7 @@ void Pod::maybe_done() {
   for (const auto& s : services_) {
     if ((s->container && !s->ended) || s->check) return;
   }
-  if (starting_outbound_) return;  // it comes back to maybe_done
+  if (starting_outbound_ || creating_netns_) return;  // they come back to maybe_done
   done_ = true;
   // The listeners close with the job: a client connecting now is refused.
   proxies_.clear();

@@ -52,6 +52,7 @@ class Pod {
 
   Job& make(const JobPlan& plan, ConsoleMode mode, bool append_log, std::vector<std::string> env);
   Result<void> open_ports(const std::vector<config::PortSpec>& ports, const std::string& service);
+  void namespace_ready();  // open the job's ports, start its outbound stack or its services
   void start_outbound();
   void start_services();
   void start_service(size_t i);
@@ -74,7 +75,8 @@ class Pod {
   UniqueFd netns_;
   Outbound outbound_;              // network = "private": pasta or slirp4netns
   bool starting_outbound_ = false;
-  BlockingCall blocking_;          // starting or stopping the outbound stack
+  bool creating_netns_ = false;
+  BlockingCall blocking_;          // making the namespace, starting or stopping the outbound stack
   std::vector<std::unique_ptr<Service>> services_;
   std::vector<std::unique_ptr<Job>> jobs_;  // every container started, kept until the pod goes
   std::vector<std::unique_ptr<PortProxy>> proxies_;  // the job's and its services' published ports

@@ -309,7 +309,7 @@ Result<JobPlan> resolve(const config::JobSpec& job, const ImageOf& image_of, con
   plan.matrix = job.matrix;
   plan.ports = job.ports;
   for (const auto& need : job.needs) {
-    if (auto it = index.find(need); it != index.end()) plan.needs.push_back(it->second);
+    if (auto it = index.find(need.name); it != index.end()) plan.needs.push_back(it->second);
   }
   // The job's containers share one network namespace the runner makes: for its services,
   // its published ports (the proxy opens sockets inside it) and a private network.

@@ -33,25 +33,24 @@ Result<void> check_limits(const config::JobSpec& job, const HostIsolation& host,
 
 // Each name is checked at its own position: "jobs.toml:7:21: jobs.unit.cap_add[1]: unknown
 // capability "NET_ADMN" (did you mean CAP_NET_ADMIN?)".
-Result<void> check_capability_names(const config::JobSpec& job, const char* key, const std::vector<std::string>& names,
-                                    const std::vector<config::SourcePos>& positions) {
+Result<void> check_capability_names(const config::JobSpec& job, const char* key, const std::vector<config::Named>& names) {
   for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == "ALL" || names[i] == "all") continue;
-    auto cap = sandbox::parse_capability(names[i]);
+    const auto& [name, pos] = names[i];
+    if (name == "ALL" || name == "all") continue;
+    auto cap = sandbox::parse_capability(name);
     if (cap) continue;
-    const config::SourcePos* pos = i < positions.size() ? &positions[i] : nullptr;
-    if (!pos || pos->file.empty()) {
+    if (pos.file.empty()) {
       return std::move(cap.error().wrap(fmt::format("exec: --{}", key == std::string_view("cap_add") ? "cap-add" : "cap-drop")));
     }
-    return std::move(cap.error().wrap(fmt::format("{}: jobs.{}.{}[{}]", pos->str(), job.name, key, i)));
+    return std::move(cap.error().wrap(fmt::format("{}: jobs.{}.{}[{}]", pos.str(), job.name, key, i)));
   }
   return {};
 }
 
 Result<uint64_t> capabilities_of(const config::JobSpec& job) {
-  SANDRUN_TRY(check_capability_names(job, "cap_add", job.cap_add, job.cap_add_pos));
-  SANDRUN_TRY(check_capability_names(job, "cap_drop", job.cap_drop, job.cap_drop_pos));
-  auto caps = sandbox::resolve_capabilities(job.cap_add, job.cap_drop);
+  SANDRUN_TRY(check_capability_names(job, "cap_add", job.cap_add));
+  SANDRUN_TRY(check_capability_names(job, "cap_drop", job.cap_drop));
+  auto caps = sandbox::resolve_capabilities(config::names_of(job.cap_add), config::names_of(job.cap_drop));
   if (!caps) return at(job, job.cap_add.empty() ? "cap_drop" : "cap_add", std::move(caps).error());
   return *caps;
 }

@@ -127,7 +127,7 @@ void Runner::start(size_t index, unsigned attempt) {
   if (options_.events) options_.events->job_started(index, attempt, 1 + plan.retries);
   if (plan.shared_netns) {  // services, published ports or a private network
     auto& pod = pods_.emplace_back(std::make_unique<Pod>(*this, plan, index, attempt));
-    pod->start();  // may end at once (the namespace could not be made), calling job_done
+    pod->start();  // ends through job_done (its namespace is made on the threadpool)
     return;
   }
   JobOutput out(plan.name, index, options_.console, options_.events);

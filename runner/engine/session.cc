@@ -14,6 +14,7 @@
 #include "runner/engine/slots.h"
 #include "sandbox/host_features.h"
 #include "sandbox/mount_points.h"
+#include "sandbox/proc.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 #include "sandbox/userns.h"
@@ -168,7 +169,7 @@ size_t sweep_outbound_stacks(const std::string& root) {
     const std::string name = entry.path().filename().string();
     unsigned long long pid = 0, start = 0;
     if (std::sscanf(name.c_str(), "%llu-%llu.", &pid, &start) != 2) continue;
-    auto st = read_proc_stat(static_cast<pid_t>(pid));
+    auto st = sandbox::read_proc_stat(static_cast<pid_t>(pid));
     if (st && st->start_time == start && st->state != 'Z') continue;  // that run is alive
     if (auto r = stop_stale_outbound(dir + "/" + name); !r) {
       log::warn("cleanup: {}", r.error().message());

@@ -3,22 +3,19 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/file.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
+#include "sandbox/host_cleanup.h"
+#include "sandbox/proc.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
-#include "sandbox/sys/syscalls.h"
 
 namespace sandrun::runner {
 namespace {
@@ -59,38 +56,7 @@ bool kill_recorded(int pid_fd) {
   pid_t pid = 0;
   unsigned long long start = 0;
   if (!(in >> pid >> start) || pid <= 0) return false;
-  // Open the pidfd first, then check the start time: if they match, the pidfd is that process.
-  UniqueFd pidfd(sys::pidfd_open(pid));
-  if (!pidfd) return false;
-  auto stat = read_proc_stat(pid);
-  if (!stat || stat->start_time != start) return false;
-  if (stat->state == 'Z') return false;  // already dead; its parent's parent reaps it
-  if (sys::pidfd_send_signal(pidfd.get(), SIGKILL) < 0) return false;
-  struct pollfd p = {pidfd.get(), POLLIN, 0};
-  ::poll(&p, 1, 5000);
-  return true;
-}
-
-size_t unmount_beneath(const std::string& prefix, std::vector<std::string>& failures) {
-  std::vector<std::string> mounts;
-  std::ifstream f("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    std::istringstream ls(line);
-    std::string id, parent, dev, root, mnt;
-    ls >> id >> parent >> dev >> root >> mnt;
-    if (mnt == prefix || mnt.rfind(prefix + "/", 0) == 0) mounts.push_back(mnt);
-  }
-  std::sort(mounts.begin(), mounts.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
-  size_t removed = 0;
-  for (const auto& m : mounts) {
-    if (::umount2(m.c_str(), MNT_DETACH) == 0) {
-      ++removed;
-    } else {
-      failures.push_back(fmt::format("unmount {}: {}", m, errno_text(errno)));
-    }
-  }
-  return removed;
+  return sandbox::kill_recorded_process(pid, start);
 }
 
 bool dir_is_empty(const std::string& path) {
@@ -122,11 +88,11 @@ bool looks_clean(const std::string& dir) {
 // container may have changed.
 Result<void> reset_root(int fd) {
   // Ours: host root, or the rootless caller (who cannot chown and is the container's root).
-  if (::fchown(fd, ::geteuid(), ::getegid()) < 0 || ::fchmod(fd, 0755) < 0) return Error::sys("reset the upper dir");
+  if (::fchown(fd, ::geteuid(), ::getegid()) < 0 || ::fchmod(fd, 0755) < 0) return Error::sys("reset the owner and mode of {}", fs::fd_path(fd));
   char names[4096];
   ssize_t n = ::flistxattr(fd, names, sizeof names);
   for (ssize_t off = 0; n > 0 && off < n; off += static_cast<ssize_t>(std::strlen(names + off)) + 1) {
-    if (::fremovexattr(fd, names + off) < 0 && errno != ENODATA) return Error::sys("reset the upper dir's xattrs");
+    if (::fremovexattr(fd, names + off) < 0 && errno != ENODATA) return Error::sys("remove xattr {} of {}", names + off, fs::fd_path(fd));
   }
   return {};
 }
@@ -163,7 +129,7 @@ Result<Slot> open_slot(const std::string& dir) {
 // Makes a slot of a dead run clean: its container killed, its mounts gone, its layer emptied.
 void clean_dead_slot(Slot& s, SweepReport& report) {
   if (kill_recorded(s.pid.get())) ++report.processes_killed;
-  report.mounts_removed += unmount_beneath(s.dir, report.failures);
+  report.mounts_removed += sandbox::unmount_beneath(s.dir, report.failures);
   if (auto r = SlotPool::clear(s); !r) {
     report.failures.push_back(r.error().message());
     return;
@@ -185,28 +151,6 @@ std::vector<std::string> slot_names(const std::string& slots_dir) {
 }
 
 }  // namespace
-
-std::optional<ProcStat> read_proc_stat(pid_t pid) {
-  auto text = fs::read_file("/proc/" + std::to_string(pid) + "/stat");
-  if (!text) return std::nullopt;
-  // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
-  size_t close = text->rfind(')');
-  if (close == std::string::npos || close + 2 >= text->size()) return std::nullopt;
-  ProcStat st;
-  st.state = (*text)[close + 2];
-  std::istringstream in(text->substr(close + 2));
-  std::string field;
-  for (int i = 3; i <= 22; ++i) {
-    if (!(in >> field)) return std::nullopt;
-  }
-  st.start_time = std::stoull(field);
-  return st;
-}
-
-unsigned long long process_start_time(pid_t pid) {
-  auto st = read_proc_stat(pid);
-  return st ? st->start_time : 0;
-}
 
 SlotPool::SlotPool(std::string state_root) : root_(std::move(state_root)), mount_point_(root_ + "/mnt") {}
 
@@ -266,7 +210,7 @@ void SlotPool::discard(Slot* slot) {
 Result<void> SlotPool::mark_claimed(Slot& slot) { return write_record(slot, "claimed"); }
 
 Result<void> SlotPool::record_pid(Slot& slot, pid_t pid) {
-  return write_record(slot, fmt::format("{} {}", pid, process_start_time(pid)));
+  return write_record(slot, fmt::format("{} {}", pid, sandbox::process_start_time(pid)));
 }
 
 Result<void> SlotPool::clear(Slot& slot) {

@@ -92,13 +92,4 @@ struct SweepReport {
 // slots are deleted as well. Slots of live runs are never touched.
 SweepReport sweep_slots(const std::string& state_root, bool remove);
 
-// What /proc/PID/stat says of a process: its state (field 3) and start time (field 22).
-struct ProcStat {
-  char state = 0;
-  unsigned long long start_time = 0;
-};
-std::optional<ProcStat> read_proc_stat(pid_t pid);
-// The start time of a process, or 0 when it does not exist.
-unsigned long long process_start_time(pid_t pid);
-
 }  // namespace sandrun::runner

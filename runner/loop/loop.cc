@@ -2,13 +2,17 @@
 #include "runner/loop/loop.h"
 
 #include <fcntl.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cinttypes>
+#include <sys/syscall.h>
+
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "sandbox/sys/log.h"
 
@@ -35,70 +39,124 @@ const char* libuv_version() { return uv_version_string(); }
 
 namespace {
 
-// The loop thread's time on the CPU and waiting for one (/proc/thread-self/schedstat, in ns).
-// Without schedstat (a kernel without CONFIG_SCHED_INFO): the thread's CPU time only, so a
-// loaded machine's run-queue wait counts as blocked there.
-struct SchedTimes {
-  uint64_t cpu = 0;
-  uint64_t waiting = 0;
+// What the loop thread is doing now, from /proc/thread-self/task/TID/syscall: "running" (on a
+// CPU, or runnable and waiting for one), or blocked in system call NR ("-1" when it sleeps
+// outside one, e.g. on a page fault).
+struct ThreadNow {
+  bool running = false;
+  long syscall = -1;
 };
 
-SchedTimes sched_times() {
-  SchedTimes t;
-  int fd = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    char buf[128];
-    ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
-    if (n > 0) {
-      buf[n] = '\0';
-      unsigned long long cpu = 0, wait = 0;
-      if (std::sscanf(buf, "%llu %llu", &cpu, &wait) == 2) return {cpu, wait};
-    }
+std::optional<ThreadNow> thread_now(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[256];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  buf[n] = '\0';
+  ThreadNow now;
+  if (std::strncmp(buf, "running", 7) == 0) {
+    now.running = true;
+    return now;
   }
-  struct timespec ts = {};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  t.cpu = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-  return t;
+  now.syscall = std::strtol(buf, nullptr, 10);
+  return now;
+}
+
+bool is_poll(long nr) {
+  return nr == SYS_epoll_wait || nr == SYS_epoll_pwait
+#ifdef SYS_epoll_pwait2
+         || nr == SYS_epoll_pwait2
+#endif
+      ;
+}
+
+std::string syscall_text(long nr) {
+  switch (nr) {
+    case -1: return "outside a system call (a page fault or a lock)";
+    case SYS_read: return "read(2)";
+    case SYS_write: return "write(2)";
+    case SYS_openat: return "openat(2)";
+    case SYS_close: return "close(2)";
+    case SYS_poll: return "poll(2)";
+    case SYS_ppoll: return "ppoll(2)";
+    case SYS_wait4: return "wait4(2)";
+    case SYS_waitid: return "waitid(2)";
+    case SYS_clock_nanosleep: return "clock_nanosleep(2)";
+    case SYS_nanosleep: return "nanosleep(2)";
+    case SYS_futex: return "futex(2) (a lock or a condition variable)";
+    case SYS_recvmsg: return "recvmsg(2)";
+    case SYS_sendmsg: return "sendmsg(2)";
+    case SYS_unshare: return "unshare(2)";
+    case SYS_setns: return "setns(2)";
+    case SYS_mkdir: return "mkdir(2)";
+    case SYS_mkdirat: return "mkdirat(2)";
+    case SYS_unlinkat: return "unlinkat(2)";
+    case SYS_fsync: return "fsync(2)";
+    default: return fmt::format("system call {}", nr);
+  }
 }
 
 }  // namespace
 
-// Once per iteration (a prepare handle, just before the loop polls): the time since the last
-// iteration, minus the time spent in the poll (libuv's idle-time metric), minus the time on
-// the CPU and waiting for it, is time the loop thread was blocked.
+// A thread that looks at the loop thread every few milliseconds: blocked in a system call other
+// than the poll (or asleep outside one) for longer than the limit is a blocked loop. On a CPU,
+// or waiting for one on a loaded machine, the thread is "running" and not blocked.
 struct Loop::Watchdog {
-  uv_loop_t* loop;
-  uint64_t limit_ns;
-  uint64_t last_wall = 0;
-  uint64_t last_idle = 0;
-  SchedTimes last_sched;
-  uv_prepare_t prepare{};
+  std::chrono::milliseconds limit;
+  std::string path;  // /proc/self/task/TID/syscall of the loop thread
+  std::mutex m;
+  std::condition_variable cv;
+  bool stop = false;
+  std::thread thread;
 
-  void mark() {
-    last_wall = uv_hrtime();
-    last_idle = uv_metrics_idle_time(loop);
-    last_sched = sched_times();
+  Watchdog(std::chrono::milliseconds limit_)
+      : limit(limit_), path(fmt::format("/proc/self/task/{}/syscall", static_cast<long>(::gettid()))) {
+    if (!thread_now(path)) {
+      log::warn("loop watchdog: cannot read {}; the watchdog is off", path);
+      return;
+    }
+    thread = std::thread([this] { watch(); });
   }
 
-  void check(const char* where) {
-    const uint64_t wall = uv_hrtime();
-    const uint64_t idle = uv_metrics_idle_time(loop);
-    const SchedTimes sched = sched_times();
-    const uint64_t busy = (wall - last_wall) - std::min(wall - last_wall, idle - last_idle);
-    const uint64_t on_cpu = (sched.cpu - last_sched.cpu) + (sched.waiting - last_sched.waiting);
-    const uint64_t blocked = busy > on_cpu ? busy - on_cpu : 0;
-    if (blocked > limit_ns) {
-      std::fprintf(stderr,
-                   "sandrun: loop watchdog: the loop thread was blocked for %" PRIu64 " ms %s (limit %" PRIu64
-                   " ms; busy %" PRIu64 " ms, on or waiting for a CPU %" PRIu64
-                   " ms): blocking work belongs on the threadpool (run_blocking)\n",
-                   blocked / 1'000'000, where, limit_ns / 1'000'000, busy / 1'000'000, on_cpu / 1'000'000);
-      std::abort();
+  ~Watchdog() {
+    {
+      std::lock_guard l(m);
+      stop = true;
     }
-    last_wall = wall;
-    last_idle = idle;
-    last_sched = sched;
+    cv.notify_all();
+    if (thread.joinable()) thread.join();
+  }
+
+  void watch() {
+    using clock = std::chrono::steady_clock;
+    const auto period = std::max(std::chrono::milliseconds(1), limit / 10);
+    std::optional<clock::time_point> blocked_since;
+    long blocked_in = 0;
+    std::unique_lock l(m);
+    while (!cv.wait_for(l, period, [this] { return stop; })) {
+      auto now = thread_now(path);
+      if (!now || now->running || is_poll(now->syscall)) {
+        blocked_since.reset();
+        continue;
+      }
+      const auto t = clock::now();
+      if (!blocked_since || blocked_in != now->syscall) {
+        blocked_since = t;
+        blocked_in = now->syscall;
+        continue;
+      }
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - *blocked_since);
+      if (ms > limit) {
+        std::fprintf(stderr,
+                     "sandrun: loop watchdog: the loop thread was blocked for %lld ms in %s (limit %lld ms): "
+                     "blocking work belongs on the threadpool (run_blocking)\n",
+                     static_cast<long long>(ms.count()), syscall_text(blocked_in).c_str(),
+                     static_cast<long long>(limit.count()));
+        std::abort();
+      }
+    }
   }
 };
 
@@ -108,8 +166,6 @@ Loop::Loop() : watchdog_limit_(loop_watchdog_limit()) {
     std::fprintf(stderr, "sandrun: cannot create the event loop: %s\n", uv_strerror(rc));
     std::abort();
   }
-  // The watchdog needs the time spent in the poll.
-  uv_loop_configure(&loop_, UV_METRICS_IDLE_TIME);
 }
 
 Loop::~Loop() {
@@ -125,20 +181,9 @@ Loop::~Loop() {
 }
 
 void Loop::run() {
-  if (!watchdog_limit_) {
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    return;
-  }
-  Watchdog w{&loop_, static_cast<uint64_t>(watchdog_limit_->count()) * 1'000'000ULL};
-  uv_prepare_init(&loop_, &w.prepare);
-  w.prepare.data = &w;
-  uv_prepare_start(&w.prepare, [](uv_prepare_t* p) { static_cast<Watchdog*>(p->data)->check("in one iteration"); });
-  uv_unref(reinterpret_cast<uv_handle_t*>(&w.prepare));  // the watchdog keeps nothing alive
-  w.mark();
+  std::optional<Watchdog> watchdog;
+  if (watchdog_limit_) watchdog.emplace(*watchdog_limit_);
   uv_run(&loop_, UV_RUN_DEFAULT);
-  w.check("in the loop's last iteration");
-  uv_close(reinterpret_cast<uv_handle_t*>(&w.prepare), nullptr);
-  uv_run(&loop_, UV_RUN_NOWAIT);  // the close callback, before `w` goes
 }
 
 struct BlockingCall::State {

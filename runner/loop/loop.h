@@ -17,10 +17,12 @@
 
 namespace sandrun::runner {
 
-// The loop-lag watchdog: when the loop thread spends more than `limit` off the CPU in one
-// iteration outside its poll (sleeping in a system call or waiting for a lock, not waiting
-// for its turn on a loaded CPU), the process aborts with a message that says so. On by default
-// in debug and sanitizer builds (50 ms); SANDRUN_LOOP_WATCHDOG_MS sets the limit (0: off).
+// The loop-lag watchdog: while the loop runs, a thread looks at what the loop thread does
+// (/proc/self/task/TID/syscall, every limit/10); when it stays blocked for more than `limit` in
+// one system call other than the poll (sleeping, or waiting for a lock or a disk; not
+// computing, and not waiting for its turn on a loaded CPU), the process aborts with a message
+// naming the call. On by default in debug and sanitizer builds (50 ms);
+// SANDRUN_LOOP_WATCHDOG_MS sets the limit (0: off).
 std::optional<std::chrono::milliseconds> loop_watchdog_limit();
 
 // "1.44.2": the libuv sandrun runs on (`sandrun version`).

@@ -12,8 +12,9 @@
 
 #include <cstring>
 
-#include "runner/net/netns.h"
 #include "runner/net/outbound_spawn.h"
+#include "sandbox/host_cleanup.h"
+#include "sandbox/netns.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/lines.h"
 #include "sandbox/sys/syscalls.h"
@@ -71,19 +72,19 @@ Result<void> request_routes(int sock, uint32_t seq = 1) {
   req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   req.h.nlmsg_seq = seq;
   req.r.rtm_family = AF_INET;
-  if (::send(sock, &req, sizeof req, 0) < 0) return Error::sys("ask the job's network namespace for its routes");
+  if (::send(sock, &req, sizeof req, 0) < 0) return Error::sys("ask the job's network namespace for its routes on {}", fs::fd_path(sock));
   return {};
 }
 
 // A netlink socket inside the namespace that hears about new IPv4 routes, with a dump of the
 // current ones requested: whatever is added after this call is seen.
 Result<UniqueFd> watch_routes(int netns_fd, bool subscribe) {
-  auto sock = SANDRUN_TRY(socket_in_netns(netns_fd, AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK));
+  auto sock = SANDRUN_TRY(sandbox::socket_in_netns(netns_fd, AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK));
   struct sockaddr_nl sa = {};
   sa.nl_family = AF_NETLINK;
   sa.nl_groups = subscribe ? RTMGRP_IPV4_ROUTE : 0;
   if (::bind(sock.get(), reinterpret_cast<struct sockaddr*>(&sa), sizeof sa) < 0) {
-    return Error::sys("watch the routes of the job's network namespace");
+    return Error::sys("watch the routes of the job's network namespace {}", fs::fd_path(netns_fd));
   }
   SANDRUN_TRY(request_routes(sock.get()));
   return sock;
@@ -107,14 +108,15 @@ Result<void> read_routes(int sock, RouteScan& scan) {
       SANDRUN_TRY(request_routes(sock, scan.dump_seq != 0 ? scan.dump_seq : 1));
       continue;
     }
-    if (n < 0) return Error::sys("read the routes of the job's network namespace");
+    if (n < 0) return Error::sys("read the routes of the job's network namespace on {}", fs::fd_path(sock));
     auto len = static_cast<unsigned>(n);
     for (auto* h = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
       if (scan.dump_seq != 0 && h->nlmsg_seq != scan.dump_seq) continue;
       if (h->nlmsg_type == NLMSG_DONE) scan.dump_done = true;
       if (h->nlmsg_type == NLMSG_ERROR) {
         const auto* err = static_cast<const struct nlmsgerr*>(NLMSG_DATA(h));
-        if (err->error != 0) return Error::sys_code(-err->error, "read the routes of the job's network namespace");
+        if (err->error != 0)
+          return Error::sys_code(-err->error, "read the routes of the job's network namespace on {}", fs::fd_path(sock));
       }
       if (h->nlmsg_type != RTM_NEWROUTE) continue;
       const auto* r = static_cast<const struct rtmsg*>(NLMSG_DATA(h));
@@ -155,7 +157,7 @@ Result<void> wait_ready(int route_sock, const Outbound& ob, int log_fd, const Ou
     }
     struct pollfd p[3] = {{route_sock, POLLIN, 0}, {ob.pidfd(), POLLIN, 0}, {options.cancel_fd, POLLIN, 0}};
     const int n = ::poll(p, options.cancel_fd >= 0 ? 3 : 2, static_cast<int>(left.count()));
-    if (n < 0 && errno != EINTR) return Error::sys("wait for {}", name);
+    if (n < 0 && errno != EINTR) return Error::sys("wait for {} (pid {})", name, ob.pid());
     if (n > 0 && p[1].revents) {
       std::string said = stack_log(log_fd);
       return Error::msg("{} exited before it configured the job's network namespace{}{}", name,
@@ -176,12 +178,14 @@ Result<void> wait_route_gone(int route_sock, std::chrono::milliseconds timeout) 
     SANDRUN_TRY(request_routes(route_sock, seq));
     while (!scan.dump_done) {
       struct pollfd p = {route_sock, POLLIN, 0};
-      if (::poll(&p, 1, 1000) <= 0) return Error::sys_code(ETIMEDOUT, "read the routes of the job's network namespace");
+      if (::poll(&p, 1, 1000) <= 0)
+        return Error::sys_code(ETIMEDOUT, "read the routes of the job's network namespace on {}", fs::fd_path(route_sock));
       SANDRUN_TRY(read_routes(route_sock, scan));
     }
     if (!scan.default_route) return {};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return Error::sys_code(ETIMEDOUT, "wait for the job's network namespace to lose its route");
+    if (left.count() <= 0)
+      return Error::sys_code(ETIMEDOUT, "wait for the job's network namespace to lose its route (on {})", fs::fd_path(route_sock));
     // The next route change (the deletion), then a fresh dump.
     struct pollfd p = {route_sock, POLLIN, 0};
     ::poll(&p, 1, static_cast<int>(left.count()));
@@ -276,18 +280,8 @@ Result<void> stop_stale_outbound(const std::string& pid_file) {
   auto text = fs::read_file(pid_file);
   if (!text) return text.error().code() == ENOENT ? Result<void>() : Result<void>(std::move(text).error());
   const pid_t pid = static_cast<pid_t>(std::atoi(text->c_str()));
-  if (pid > 1) {
-    UniqueFd pidfd(sys::pidfd_open(pid));
-    // The pidfd pins the process: if it is still alive after reading its name, the name was
-    // that process's, not a later one's with a reused pid.
-    auto comm = fs::read_file("/proc/" + std::to_string(pid) + "/comm");
-    // pasta re-executes itself as passt.avx2 where the CPU has AVX2.
-    const bool ours = comm && (comm->rfind("pasta", 0) == 0 || comm->rfind("passt", 0) == 0 ||
-                               comm->rfind("slirp4netns", 0) == 0);
-    if (pidfd && ours && sys::pidfd_send_signal(pidfd.get(), 0) == 0) {
-      sys::pidfd_send_signal(pidfd.get(), SIGKILL);
-    }
-  }
+  // pasta re-executes itself as passt.avx2 where the CPU has AVX2.
+  sandbox::kill_process_named(pid, {"pasta", "passt", "slirp4netns"});
   if (::unlink(pid_file.c_str()) < 0 && errno != ENOENT) return Error::sys("remove {}", pid_file);
   return {};
 }
@@ -297,7 +291,8 @@ Result<bool> has_default_route(int netns_fd) {
   RouteScan scan;
   while (!scan.dump_done) {
     struct pollfd p = {sock.get(), POLLIN, 0};
-    if (::poll(&p, 1, 5000) <= 0) return Error::sys_code(ETIMEDOUT, "read the routes of the job's network namespace");
+    if (::poll(&p, 1, 5000) <= 0)
+      return Error::sys_code(ETIMEDOUT, "read the routes of the job's network namespace {}", fs::fd_path(netns_fd));
     SANDRUN_TRY(read_routes(sock.get(), scan));
   }
   return scan.default_route;

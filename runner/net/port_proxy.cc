@@ -7,7 +7,8 @@
 
 #include <unordered_set>
 
-#include "runner/net/netns.h"
+#include "runner/net/address.h"
+#include "sandbox/netns.h"
 #include "sandbox/sys/log.h"
 
 // Why the handles here do not use UvHandle: a pending uv_write or uv_shutdown gets its
@@ -60,11 +61,6 @@ struct Connection {
 
 
 }  // namespace
-
-std::string address_text(const std::string& ip, uint16_t port) {
-  if (ip.find(':') != std::string::npos) return fmt::format("[{}]:{}", ip, port);
-  return fmt::format("{}:{}", ip, port);
-}
 
 struct PortProxy::Core {
   uv_loop_t* loop = nullptr;
@@ -296,7 +292,7 @@ Result<std::unique_ptr<PortProxy>> PortProxy::open(uv_loop_t* loop, int netns_fd
                                                    std::string service, Options options) {
   // A setns round trip on this thread: short and non-blocking, so the answer comes at once.
   SocketSource source = [netns_fd](std::function<void(Result<UniqueFd>)> done) {
-    done(socket_in_netns(netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK));
+    done(sandbox::socket_in_netns(netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK));
   };
   return open(loop, std::move(source), ports, std::move(service), options);
 }

@@ -18,9 +18,6 @@
 
 namespace sandrun::runner {
 
-// "127.0.0.1:8080", or "[::1]:8080" for an IPv6 address: how a host address and port are shown.
-std::string address_text(const std::string& ip, uint16_t port);
-
 class PortProxy {
  public:
   struct Options {

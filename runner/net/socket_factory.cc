@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "sandbox/sys/fs.h"
+
 namespace sandrun::runner {
 namespace {
 
@@ -22,17 +24,18 @@ Result<std::unique_ptr<SocketFactoryClient>> SocketFactoryClient::open(uv_loop_t
   if (!factory.valid()) return Error::msg("watch the socket factory: the container has none");
   std::unique_ptr<SocketFactoryClient> c(new SocketFactoryClient(loop, std::move(factory)));
   const int fd = c->fd_.get();
+  c->name_ = fs::fd_path(fd);
   if (int rc = uv_poll_init(loop, c->poll_.get(), fd); rc < 0)
-    return Error::sys_code(-rc, "watch the socket factory (fd {})", fd);
+    return Error::sys_code(-rc, "watch the socket factory {} (fd {})", c->name_, fd);
   c->poll_.mark_live();
   c->poll_.get()->data = c.get();
   if (int rc = uv_timer_init(loop, c->timer_.get()); rc < 0)
-    return Error::sys_code(-rc, "watch the socket factory: timer");
+    return Error::sys_code(-rc, "watch the socket factory {}: timer", c->name_);
   c->timer_.mark_live();
   c->timer_.get()->data = c.get();
   // Readable also while nothing is pending: a hang-up is then seen before the next request.
   if (int rc = uv_poll_start(c->poll_.get(), UV_READABLE, on_poll); rc < 0)
-    return Error::sys_code(-rc, "watch the socket factory (fd {})", fd);
+    return Error::sys_code(-rc, "watch the socket factory {} (fd {})", c->name_, fd);
   return c;
 }
 
@@ -62,7 +65,7 @@ void SocketFactoryClient::send_requests() {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    return break_down(broken(Error::sys("send a request")));
+    return break_down(broken(Error::sys("send a request to {}", name_)));
   }
   watch();
 }
@@ -71,7 +74,7 @@ void SocketFactoryClient::watch() {
   const bool want_writable = unsent_ > 0;
   if (broken_ || want_writable == watching_writable_) return;
   int rc = uv_poll_start(poll_.get(), UV_READABLE | (want_writable ? UV_WRITABLE : 0), on_poll);
-  if (rc < 0) return break_down(broken(Error::sys_code(-rc, "watch it")));
+  if (rc < 0) return break_down(broken(Error::sys_code(-rc, "watch {}", name_)));
   watching_writable_ = want_writable;
 }
 
@@ -88,7 +91,7 @@ void SocketFactoryClient::read_answers(const std::weak_ptr<int>& alive) {
     const ssize_t n = ::recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n < 0) return break_down(broken(Error::sys("receive an answer")));
+    if (n < 0) return break_down(broken(Error::sys("receive an answer from {}", name_)));
     UniqueFd sock;  // owned at once, so that every path below closes it
     for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(sizeof(int))) continue;
@@ -157,7 +160,7 @@ void SocketFactoryClient::on_poll(uv_poll_t* poll, int status, int events) {
   auto* self = static_cast<SocketFactoryClient*>(poll->data);
   const std::weak_ptr<int> alive = self->alive_;
   if (status < 0) {
-    self->break_down(broken(Error::sys_code(-status, "watch it")));
+    self->break_down(broken(Error::sys_code(-status, "watch {}", self->name_)));
   } else {
     // Answers first: after a hang-up, "it hung up" says more than a send's EPIPE.
     if (events & (UV_READABLE | UV_DISCONNECT)) self->read_answers(alive);

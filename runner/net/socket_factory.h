@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "runner/loop/uv_handle.h"
@@ -66,6 +67,7 @@ class SocketFactoryClient {
 
   uv_loop_t* loop_;
   UniqueFd fd_;                  // declared before poll_: closed after the handle stops watching it
+  std::string name_;             // what fd_ is, as /proc names it (socket:[INODE]), for errors
   UvHandle<uv_poll_t> poll_;
   UvHandle<uv_timer_t> timer_;   // the oldest request's deadline, or 0 to deliver failures
   std::deque<Pending> pending_;  // asked (or about to be), oldest first: the next answer is the front's

@@ -4,7 +4,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "runner/net/port_proxy.h"
+#include "runner/net/address.h"
 #include "runner/report/summary.h"
 
 namespace sandrun::runner {

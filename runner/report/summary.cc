@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "config/job_file.h"
-#include "runner/net/port_proxy.h"
+#include "runner/net/address.h"
 #include "sandbox/sandbox.h"
 
 namespace sandrun::runner {

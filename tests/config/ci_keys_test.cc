@@ -41,14 +41,14 @@ run = "true"
 )");
   ASSERT_EQ(names_of(f), (Names{"fetch", "build", "unit", "lint", "integration", "package"}));
   EXPECT_TRUE(f.jobs[0].needs.empty());
-  EXPECT_EQ(f.jobs[1].needs, (Names{"fetch"}));
-  EXPECT_EQ(f.jobs[2].needs, (Names{"build"}));
-  EXPECT_EQ(f.jobs[3].needs, (Names{"fetch"}));
-  EXPECT_EQ(f.jobs[4].needs, (Names{"build", "unit"}));
-  EXPECT_EQ(f.jobs[5].needs, (Names{"integration", "lint"}));
-  ASSERT_EQ(f.jobs[4].needs_pos.size(), 2u);
-  expect_pos(f.jobs[4].needs_pos[0], 13, 10);
-  expect_pos(f.jobs[4].needs_pos[1], 13, 19);
+  EXPECT_EQ(config::names_of(f.jobs[1].needs), (Names{"fetch"}));
+  EXPECT_EQ(config::names_of(f.jobs[2].needs), (Names{"build"}));
+  EXPECT_EQ(config::names_of(f.jobs[3].needs), (Names{"fetch"}));
+  EXPECT_EQ(config::names_of(f.jobs[4].needs), (Names{"build", "unit"}));
+  EXPECT_EQ(config::names_of(f.jobs[5].needs), (Names{"integration", "lint"}));
+  ASSERT_EQ(f.jobs[4].needs.size(), 2u);
+  expect_pos(f.jobs[4].needs[0].pos, 13, 10);
+  expect_pos(f.jobs[4].needs[1].pos, 13, 19);
   EXPECT_EQ(f.jobs[4].base_name, "integration");
 }
 
@@ -65,10 +65,10 @@ needs = ["build (cc=gcc)"]
 run = "true"
 )toml");
   ASSERT_EQ(f.jobs.size(), 4u);
-  EXPECT_EQ(f.jobs[2].needs, (Names{"build (cc=gcc)", "build (cc=clang)"}));
-  ASSERT_EQ(f.jobs[2].needs_pos.size(), 2u);
-  expect_pos(f.jobs[2].needs_pos[1], 5, 10);
-  EXPECT_EQ(f.jobs[3].needs, (Names{"build (cc=gcc)"}));
+  EXPECT_EQ(config::names_of(f.jobs[2].needs), (Names{"build (cc=gcc)", "build (cc=clang)"}));
+  ASSERT_EQ(f.jobs[2].needs.size(), 2u);
+  expect_pos(f.jobs[2].needs[1].pos, 5, 10);
+  EXPECT_EQ(config::names_of(f.jobs[3].needs), (Names{"build (cc=gcc)"}));
 }
 
 TEST(NeedsTest, AnUnknownNeedIsAnErrorAtItsElement) {
@@ -126,7 +126,7 @@ run = "true"
 TEST(NeedsTest, AJobMayNeedOneWrittenAfterIt) {
   auto f = parse_ok("[jobs.test]\nneeds = [\"build\"]\nrun = \"true\"\n[jobs.build]\nrun = \"make\"\n");
   ASSERT_EQ(f.jobs.size(), 2u);
-  EXPECT_EQ(f.jobs[0].needs, (Names{"build"}));
+  EXPECT_EQ(config::names_of(f.jobs[0].needs), (Names{"build"}));
 }
 
 TEST(NeedsTest, NeedsMustBeAnArrayOfDistinctNames) {

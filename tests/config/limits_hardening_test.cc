@@ -87,8 +87,8 @@ TEST(JobFileLimitsTest, NofileErrors) {
 TEST(JobFileHardeningTest, DefaultsAreDockersProfileAndNoNewPrivileges) {
   const JobSpec j = parse_ok("[jobs.unit]\nrun = \"true\"\n").jobs.at(0);
   EXPECT_EQ(j.seccomp, "default");
-  EXPECT_TRUE(j.cap_add.empty() && j.cap_add_pos.empty());
-  EXPECT_TRUE(j.cap_drop.empty() && j.cap_drop_pos.empty());
+  EXPECT_TRUE(j.cap_add.empty());
+  EXPECT_TRUE(j.cap_drop.empty());
   EXPECT_TRUE(j.no_new_privs);
   EXPECT_FALSE(j.read_only_rootfs);
   EXPECT_EQ(j.userns, std::nullopt);
@@ -112,14 +112,14 @@ userns = false
   const JobSpec& j = f.jobs[0];
   EXPECT_EQ(j.seccomp, "/repo/profiles/ci.json");
   expect_pos(j.where("seccomp"), 3, 11);
-  EXPECT_EQ(j.cap_add, (Names{"NET_ADMIN", "SYS_PTRACE"}));
-  ASSERT_EQ(j.cap_add_pos.size(), 2u);
-  expect_pos(j.cap_add_pos[0], 4, 12);
-  expect_pos(j.cap_add_pos[1], 4, 25);
+  EXPECT_EQ(config::names_of(j.cap_add), (Names{"NET_ADMIN", "SYS_PTRACE"}));
+  ASSERT_EQ(j.cap_add.size(), 2u);
+  expect_pos(j.cap_add[0].pos, 4, 12);
+  expect_pos(j.cap_add[1].pos, 4, 25);
   expect_pos(j.where("cap_add"), 4, 11);
-  EXPECT_EQ(j.cap_drop, (Names{"ALL"}));
-  ASSERT_EQ(j.cap_drop_pos.size(), 1u);
-  expect_pos(j.cap_drop_pos[0], 6, 3);
+  EXPECT_EQ(config::names_of(j.cap_drop), (Names{"ALL"}));
+  ASSERT_EQ(j.cap_drop.size(), 1u);
+  expect_pos(j.cap_drop[0].pos, 6, 3);
   EXPECT_FALSE(j.no_new_privs);
   expect_pos(j.where("no_new_privs"), 8, 16);
   EXPECT_TRUE(j.read_only_rootfs);
@@ -171,7 +171,7 @@ TEST(JobFileHardeningTest, CapabilityErrorsNameTheElement) {
             "jobs.toml:2:13: jobs.unit.cap_drop[0]: must not contain a NUL character");
   // Names are the runner's to check; here any non-empty string is kept, as written.
   auto f = parse_ok("[jobs.unit]\nrun = \"true\"\ncap_add = [\"net_admin\", \"NOT_A_CAP\"]\ncap_drop = []\n");
-  EXPECT_EQ(f.jobs.at(0).cap_add, (Names{"net_admin", "NOT_A_CAP"}));
+  EXPECT_EQ(config::names_of(f.jobs.at(0).cap_add), (Names{"net_admin", "NOT_A_CAP"}));
   EXPECT_TRUE(f.jobs.at(0).cap_drop.empty());
   expect_pos(f.jobs.at(0).where("cap_drop"), 4, 12);
 }
@@ -214,10 +214,10 @@ userns = false
   EXPECT_EQ(one.limits.cpuset, "0");
   EXPECT_EQ(one.nofile, (Nofile{1024, 2048}));
   EXPECT_EQ(one.seccomp, "/repo/p.json");
-  EXPECT_EQ(one.cap_add, (Names{"CHOWN"}));
-  EXPECT_EQ(one.cap_drop, (Names{"ALL"}));
-  ASSERT_EQ(one.cap_drop_pos.size(), 1u);
-  expect_pos(one.cap_drop_pos[0], 6, 13);  // inherited: where [defaults] wrote it
+  EXPECT_EQ(config::names_of(one.cap_add), (Names{"CHOWN"}));
+  EXPECT_EQ(config::names_of(one.cap_drop), (Names{"ALL"}));
+  ASSERT_EQ(one.cap_drop.size(), 1u);
+  expect_pos(one.cap_drop[0].pos, 6, 13);  // inherited: where [defaults] wrote it
   expect_pos(one.where("cap_drop"), 6, 12);
   EXPECT_FALSE(one.no_new_privs);
   EXPECT_TRUE(one.read_only_rootfs);
@@ -225,12 +225,11 @@ userns = false
   expect_pos(one.where("userns"), 9, 10);
 
   const JobSpec& two = f.jobs[1];
-  EXPECT_EQ(two.cap_drop, (Names{"NET_RAW", "MKNOD"}));  // replaced, not merged
-  ASSERT_EQ(two.cap_drop_pos.size(), 2u);
-  expect_pos(two.cap_drop_pos[0], 16, 13);
-  expect_pos(two.cap_drop_pos[1], 16, 24);
+  EXPECT_EQ(config::names_of(two.cap_drop), (Names{"NET_RAW", "MKNOD"}));  // replaced, not merged
+  ASSERT_EQ(two.cap_drop.size(), 2u);
+  expect_pos(two.cap_drop[0].pos, 16, 13);
+  expect_pos(two.cap_drop[1].pos, 16, 24);
   EXPECT_TRUE(two.cap_add.empty());  // an empty list clears the defaults'
-  EXPECT_TRUE(two.cap_add_pos.empty());
   expect_pos(two.where("cap_add"), 17, 11);
   EXPECT_EQ(two.nofile, (Nofile{64, 64}));
   EXPECT_TRUE(two.no_new_privs);

@@ -193,8 +193,8 @@ init = false
   EXPECT_EQ(db.ports.at(0).host_ip, "127.0.0.1");
   EXPECT_EQ(db.pull, PullPolicy::always);
   EXPECT_EQ(db.seccomp, "unconfined");
-  EXPECT_EQ(db.cap_add, (Argv{"NET_ADMIN"}));
-  EXPECT_EQ(db.cap_drop, (Argv{"ALL"}));
+  EXPECT_EQ(config::names_of(db.cap_add), (Argv{"NET_ADMIN"}));
+  EXPECT_EQ(config::names_of(db.cap_drop), (Argv{"ALL"}));
   EXPECT_FALSE(db.no_new_privs);
   EXPECT_TRUE(db.read_only_rootfs);
   EXPECT_FALSE(db.init);

@@ -21,8 +21,8 @@
 #include <thread>
 #include <vector>
 
-#include "runner/net/netns.h"
 #include "runner/net/outbound.h"
+#include "sandbox/netns.h"
 #include "tests/support/test_env.h"
 
 namespace sandrun::runner {
@@ -96,7 +96,7 @@ Listener listen_on(const std::string& ip, bool below_ephemeral = false) {
 
 // Connects from inside the namespace; 0 or the errno of the failure (ETIMEDOUT after 3 s).
 int connect_from(int netns_fd, const std::string& ip, uint16_t port, UniqueFd& out) {
-  auto sock = socket_in_netns(netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+  auto sock = sandbox::socket_in_netns(netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
   if (!sock) return sock.error().code();
   auto sa = inet(ip, port);
   if (::connect(sock->get(), reinterpret_cast<struct sockaddr*>(&sa), sizeof sa) < 0 && errno != EINPROGRESS) {
@@ -148,7 +148,7 @@ class OutboundTest : public ::testing::TestWithParam<OutboundKind> {
     SANDRUN_REQUIRE(found.has_value(), std::string(outbound_kind_name(GetParam())) +
                                            " is not installed (ci/install-deps.sh installs passt and slirp4netns)");
     options_.stack = *found;
-    auto ns = create_netns();
+    auto ns = sandbox::create_netns();
     ASSERT_TRUE(ns) << ns.error().render();
     netns_ = std::move(*ns);
   }
@@ -196,7 +196,7 @@ int connect_from_host(const std::string& ip, uint16_t port) {
 TEST_P(OutboundTest, HostLoopbackIsNotReachableAndNoPortIsForwarded) {
   Listener local = listen_on("127.0.0.1", /*below_ephemeral=*/true);
   // A server inside the namespace, on a port the host does not use.
-  auto inside = socket_in_netns(netns_.get(), AF_INET, SOCK_STREAM);
+  auto inside = sandbox::socket_in_netns(netns_.get(), AF_INET, SOCK_STREAM);
   ASSERT_TRUE(inside) << inside.error().render();
   uint16_t inside_port = 0;
   for (uint16_t port = static_cast<uint16_t>(local.port + 1); inside_port == 0 && port < 32000; ++port) {
@@ -375,7 +375,7 @@ TEST(OutboundFind, FindsExecutablesOnlyByAbsoluteEntries) {
 
 TEST(OutboundFind, AMissingStackExecutableIsAClearError) {
   SANDRUN_REQUIRE_ROOT();
-  auto ns = create_netns();
+  auto ns = sandbox::create_netns();
   ASSERT_TRUE(ns) << ns.error().render();
   OutboundOptions options;
   options.stack = OutboundStack{OutboundKind::pasta, "/nonexistent/pasta", "unknown"};

@@ -21,8 +21,8 @@
 #include <thread>
 
 #include "runner/loop/uv_handle.h"
-#include "runner/net/netns.h"
 #include "runner/net/socket_factory.h"
+#include "sandbox/netns.h"
 #include "tests/runner/loop_thread.h"
 #include "tests/support/test_env.h"
 
@@ -111,7 +111,7 @@ class PortProxyTest : public ::testing::Test {
  protected:
   void SetUp() override {
     SANDRUN_REQUIRE_ROOT();
-    auto ns = create_netns();
+    auto ns = sandbox::create_netns();
     ASSERT_TRUE(ns) << ns.error().message();
     netns_ = ns.take();
     start_server();
@@ -382,7 +382,7 @@ TEST_F(PortProxyTest, ManyConcurrentConnections) {
 // The errno of binding a TCP socket to [::1]:0 in the network namespace `netns_fd`; 0 when
 // that works.
 int ipv6_loopback_bind_errno(int netns_fd) {
-  auto fd = socket_in_netns(netns_fd, AF_INET6, SOCK_STREAM);
+  auto fd = sandbox::socket_in_netns(netns_fd, AF_INET6, SOCK_STREAM);
   if (!fd) return fd.error().code();
   sockaddr_in6 a{};
   a.sin6_family = AF_INET6;
@@ -395,7 +395,7 @@ int ipv6_loopback_bind_errno(int netns_fd) {
 // whenever the kernel has IPv6. Where it has none (ipv6.disable=1), the test's own bind says so,
 // and publishing on ::1 must then fail naming the address and the kernel's reason.
 TEST_F(PortProxyTest, AnIPv6ListenerForwardsToIPv4Inside) {
-  auto outer = create_netns();
+  auto outer = sandbox::create_netns();
   ASSERT_TRUE(outer) << outer.error().message();
   // The listener is opened on the loop thread, which stays in the namespace until it ends.
   ASSERT_EQ(loop_->run([&] { return ::setns(outer->get(), CLONE_NEWNET) == 0 ? 0 : errno; }), 0);
@@ -409,7 +409,7 @@ TEST_F(PortProxyTest, AnIPv6ListenerForwardsToIPv4Inside) {
   }
   ASSERT_TRUE(p) << p.error().message();
   use(p.take());
-  auto client = socket_in_netns(outer->get(), AF_INET6, SOCK_STREAM);
+  auto client = sandbox::socket_in_netns(outer->get(), AF_INET6, SOCK_STREAM);
   ASSERT_TRUE(client) << client.error().message();
   const int fd = client->get();
   sockaddr_in6 a{};
@@ -489,7 +489,7 @@ class FakeFactory {
     Result<UniqueFd> sock = Error::sys_code(EMFILE, "fail");
     if (mode_ != Mode::fail) {
       if (netns_fd_ >= 0) {
-        sock = socket_in_netns(netns_fd_, AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+        sock = sandbox::socket_in_netns(netns_fd_, AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
       } else {
         int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         sock = fd >= 0 ? Result<UniqueFd>(UniqueFd(fd)) : Result<UniqueFd>(Error::sys("socket"));

@@ -1,5 +1,5 @@
 // Making network namespaces and sockets inside them from a thread of the runner.
-#include "runner/net/netns.h"
+#include "sandbox/netns.h"
 
 #include <fcntl.h>
 #include <net/if.h>
@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <string>
 
-namespace sandrun::runner {
+#include "sandbox/sys/fs.h"
+
+namespace sandrun::sandbox {
 namespace {
 
 // The calling thread's own network namespace, to go back to.
@@ -25,21 +28,22 @@ Result<UniqueFd> own_netns() {
 template <typename F>
 auto in_netns(int netns_fd, F&& f) -> decltype(f()) {
   auto home = SANDRUN_TRY(own_netns());
-  if (::setns(netns_fd, CLONE_NEWNET) < 0) return Error::sys("enter the job's network namespace");
+  if (::setns(netns_fd, CLONE_NEWNET) < 0) return Error::sys("enter the job's network namespace {}", fs::fd_path(netns_fd));
   auto r = f();
   if (::setns(home.get(), CLONE_NEWNET) < 0) ::abort();
   return r;
 }
 
-Result<void> loopback_up() {
+// Brings up `lo` of the calling thread's network namespace, `netns` (as /proc names it).
+Result<void> loopback_up(const std::string& netns) {
   int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) return Error::sys("socket for the loopback interface");
+  if (sock < 0) return Error::sys("socket for lo in {}", netns);
   UniqueFd owner(sock);
   struct ifreq ifr = {};
   std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-  if (::ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) return Error::sys("read the flags of lo");
+  if (::ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) return Error::sys("read the flags of lo in {}", netns);
   ifr.ifr_flags |= IFF_UP;
-  if (::ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) return Error::sys("bring lo up");
+  if (::ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) return Error::sys("bring lo up in {}", netns);
   return {};
 }
 
@@ -49,8 +53,9 @@ Result<UniqueFd> create_netns() {
   auto home = SANDRUN_TRY(own_netns());
   if (::unshare(CLONE_NEWNET) < 0) return Error::sys("create a network namespace");
   auto made = [&]() -> Result<UniqueFd> {
-    SANDRUN_TRY(loopback_up());
-    return own_netns();
+    auto ns = SANDRUN_TRY(own_netns());
+    SANDRUN_TRY(loopback_up(fs::fd_path(ns.get())));
+    return ns;
   }();
   if (::setns(home.get(), CLONE_NEWNET) < 0) ::abort();
   return made;
@@ -59,9 +64,9 @@ Result<UniqueFd> create_netns() {
 Result<UniqueFd> socket_in_netns(int netns_fd, int domain, int type) {
   return in_netns(netns_fd, [&]() -> Result<UniqueFd> {
     int fd = ::socket(domain, type | SOCK_CLOEXEC, 0);
-    if (fd < 0) return Error::sys("socket in the job's network namespace");
+    if (fd < 0) return Error::sys("socket in the job's network namespace {}", fs::fd_path(netns_fd));
     return UniqueFd(fd);
   });
 }
 
-}  // namespace sandrun::runner
+}  // namespace sandrun::sandbox

@@ -7,11 +7,11 @@
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 
-namespace sandrun::runner {
+namespace sandrun::sandbox {
 
 // A new network namespace with only `lo`, up. The fd keeps it alive.
 Result<UniqueFd> create_netns();
 // socket(domain, type | SOCK_CLOEXEC, 0) inside the namespace `netns_fd`.
 Result<UniqueFd> socket_in_netns(int netns_fd, int domain, int type);
 
-}  // namespace sandrun::runner
+}  // namespace sandrun::sandbox
