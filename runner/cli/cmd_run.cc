@@ -365,8 +365,8 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
   // The command's output passes straight through; sandrun only says where its ports went.
   struct PortNotes : RunEvents {
     void port_published(size_t, const PublishedPort& p) override {
-      console_write(STDERR_FILENO,
-                    fmt::format("sandrun: published {} -> {}\n", address_text(p.host_ip, p.host_port), p.container_port));
+      console_write_async(STDERR_FILENO,
+                          fmt::format("sandrun: published {} -> {}\n", address_text(p.host_ip, p.host_port), p.container_port));
     }
   } port_notes;
   RunOptions opts;

@@ -33,6 +33,10 @@ Result<void> write_etc_file(const sandbox::Placement& place, const sandbox::Cont
   return {};
 }
 
+// The console's backlog above which containers' output is not read, and below which it is again.
+constexpr size_t kConsoleBacklogHigh = 8 << 20;
+constexpr size_t kConsoleBacklogLow = 2 << 20;
+
 Error uv_error(int code, std::string_view what) { return Error::sys_code(-code, "{}", what); }
 
 }  // namespace
@@ -115,6 +119,7 @@ void Container::transition(Event event) {
       output_.finish();
       record_usage();
       sandbox_.reset();
+      resume_.close();
       proxy_.reset();  // published ports close with the container
       factory_.reset();
       state_ = State::exited;
@@ -237,6 +242,7 @@ void Container::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       if (c->plan_->hold_after_exit && !c->command_ended_ && c->status_.exited()) c->transition(Event::command_exited);
     } else {
       c->output_.write(s == reinterpret_cast<uv_stream_t*>(c->pipes_[0].get()) ? 1 : 2, data);
+      if (console_backlog() > kConsoleBacklogHigh && !c->wait_status_) c->pause_output();
     }
     return;
   }
@@ -247,6 +253,33 @@ void Container::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   }
   --c->open_pipes_;
   c->transition(Event::stream_closed);
+}
+
+void Container::pause_output() {
+  if (paused_) return;
+  paused_ = true;
+  for (int i = 0; i < 2; ++i) {
+    if (pipes_[i].live()) uv_read_stop(reinterpret_cast<uv_stream_t*>(pipes_[i].get()));
+  }
+  if (!resume_.live()) {
+    uv_timer_init(engine_.loop().get(), resume_.get());
+    resume_.mark_live();
+    resume_.get()->data = this;
+  }
+  uv_timer_start(resume_.get(), on_resume, 5, 5);
+}
+
+void Container::on_resume(uv_timer_t* t) {
+  auto* c = static_cast<Container*>(t->data);
+  // Once PID 1 is gone nothing more can be written: what the pipes hold (a pipe's buffer each)
+  // is read whatever the backlog, so that the container can end.
+  if (console_backlog() > kConsoleBacklogLow && !c->wait_status_) return;
+  uv_timer_stop(t);
+  c->paused_ = false;
+  auto alloc = [](uv_handle_t* h, size_t, uv_buf_t* buf) { *buf = static_cast<Container*>(h->data)->engine_.read_buffer(); };
+  for (int i = 0; i < 2; ++i) {
+    if (c->pipes_[i].live()) uv_read_start(reinterpret_cast<uv_stream_t*>(c->pipes_[i].get()), alloc, on_read);
+  }
 }
 
 void Container::on_pidfd(uv_poll_t* h, int, int) {
@@ -260,6 +293,7 @@ void Container::on_pidfd(uv_poll_t* h, int, int) {
   c->wait_status_ = **r;
   // Close the poll handle (which removes the pidfd from epoll) before the pidfd itself.
   c->pidfd_poll_.close();
+  if (c->paused_) on_resume(c->resume_.get());
   c->transition(Event::pid1_reaped);
 }
 
@@ -283,6 +317,7 @@ void Container::fail(const Error& error) {
   output_.note(error.render());
   for (auto& p : pipes_) p.close();
   pidfd_poll_.close();
+  resume_.close();
   open_pipes_ = 0;
   sandbox_.reset();  // kills and reaps a container that did start
   proxy_.reset();

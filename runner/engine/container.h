@@ -111,6 +111,10 @@ class Container {
 
   static void on_pidfd(uv_poll_t* h, int status, int events);
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  // Backpressure: while the console's thread is behind, the container's stdout and stderr are
+  // not read (its writes wait in the pipe), and a timer looks again.
+  void pause_output();
+  static void on_resume(uv_timer_t* t);
   void clone_blocking();  // on a threadpool thread
   Result<void> watch();
   Result<void> publish_ports();
@@ -137,6 +141,8 @@ class Container {
   UvHandle<uv_poll_t> pidfd_poll_;
   UvHandle<uv_pipe_t> pipes_[3];  // stdout, stderr, status
   int open_pipes_ = 0;
+  UvHandle<uv_timer_t> resume_;
+  bool paused_ = false;
   BlockingCall blocking_;         // the clone or the teardown, on the threadpool
   Result<void> teardown_result_;
   std::chrono::steady_clock::time_point started_at_;

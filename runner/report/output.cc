@@ -6,7 +6,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
@@ -21,7 +26,89 @@ constexpr const char* kReset = "\033[0m";
 
 }  // namespace
 
+namespace {
+
+void write_all_to(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+// The console's own thread: writes what the loop hands it, in order, so that a slow terminal
+// or a full pipe (or ^S) never blocks the loop. Made on first use; at exit it writes what is
+// left and ends.
+class ConsoleThread {
+ public:
+  static ConsoleThread& get() {
+    static ConsoleThread t;
+    return t;
+  }
+  void push(int fd, std::string_view data) {
+    if (data.empty()) return;
+    std::lock_guard l(m_);
+    if (!q_.empty() && q_.back().first == fd) {
+      q_.back().second.append(data);
+    } else {
+      q_.emplace_back(fd, std::string(data));
+    }
+    backlog_ += data.size();
+    if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    cv_.notify_one();
+  }
+  void drain() {
+    std::unique_lock l(m_);
+    idle_.wait(l, [this] { return q_.empty() && !writing_; });
+  }
+  size_t backlog() const { return backlog_.load(); }
+  ~ConsoleThread() {
+    {
+      std::lock_guard l(m_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock l(m_);
+    for (;;) {
+      cv_.wait(l, [this] { return stop_ || !q_.empty(); });
+      if (q_.empty()) return;  // stopping, and everything is written
+      auto [fd, data] = std::move(q_.front());
+      q_.pop_front();
+      writing_ = true;
+      l.unlock();
+      write_all_to(fd, data);
+      l.lock();
+      backlog_ -= data.size();
+      writing_ = false;
+      if (q_.empty()) idle_.notify_all();
+    }
+  }
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::condition_variable idle_;
+  std::deque<std::pair<int, std::string>> q_;
+  std::atomic<size_t> backlog_{0};
+  bool writing_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+void console_write_async(int fd, std::string_view data) { ConsoleThread::get().push(fd, data); }
+
+size_t console_backlog() { return ConsoleThread::get().backlog(); }
+
 void console_write(int fd, std::string_view data) {
+  ConsoleThread::get().drain();  // what the loop handed over comes first
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
@@ -70,7 +157,7 @@ void JobOutput::write(int stream, std::string_view data) {
   const int idx = stream == 2 ? 1 : 0;
   switch (mode_) {
     case ConsoleMode::passthrough:
-      console_write(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, data);
+      console_write_async(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, data);
       return;
     case ConsoleMode::none:
     case ConsoleMode::prefixed:
@@ -105,7 +192,7 @@ void JobOutput::note(std::string_view text) {
   if (mode_ == ConsoleMode::prefixed) {
     if (events_) events_->job_note(index_, text);
   } else if (mode_ == ConsoleMode::passthrough) {
-    console_write(STDERR_FILENO, line);
+    console_write_async(STDERR_FILENO, line);
   }
 }
 

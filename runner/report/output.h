@@ -117,6 +117,12 @@ class JobOutput {
 };
 
 // Writes all of `data` to a console fd; errors (a closed pipe) are ignored.
+// After everything console_write_async handed over has been written. Blocking: not for the loop.
 void console_write(int fd, std::string_view data);
+// From the loop: the console's own thread writes it, in order, so a slow terminal or a full
+// pipe never blocks the loop (containers are paused while console_backlog() is high).
+void console_write_async(int fd, std::string_view data);
+// Bytes handed to console_write_async and not written yet.
+size_t console_backlog();
 
 }  // namespace sandrun::runner

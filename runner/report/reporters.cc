@@ -11,7 +11,7 @@ constexpr size_t kBatchBytes = 256 * 1024;  // written before the iteration ends
 }  // namespace
 
 WriteFn console_writer() {
-  return [](int fd, std::string_view data) { console_write(fd, data); };
+  return [](int fd, std::string_view data) { console_write_async(fd, data); };
 }
 
 // The loop outlives the writer (its owner made it first): the handle closes with it.

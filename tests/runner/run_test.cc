@@ -1,5 +1,9 @@
 // `sandrun run`: jobs in parallel, output, exit statuses, timeouts, cancellation, cleanup.
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -191,6 +195,43 @@ TEST_F(RunTest, ATimeoutKillsTheWholeTreeQuickly) {
   EXPECT_NE(r.out.find("slow  killed: timed out after 1s"), std::string::npos) << r.out;
   EXPECT_NE(log("slow").find("sandrun: timed out after 1s; killed the container\n"), std::string::npos);
   expect_nothing_left({{"sleep", "86361"}, {"sleep", "86362"}});
+}
+
+// A console nobody reads (a stalled terminal, ^S, a CI log pipe that stops) does not stop the
+// loop: the console has a thread of its own, the container waits in its pipe, and its timeout
+// still fires. Before, the loop thread sat in write(2) on the full pipe and nothing else ran.
+TEST_F(RunTest, AConsoleNobodyReadsDoesNotStopTheLoopAndATimeoutStillFires) {
+  std::string file = jobs("[jobs.chatty]\ntimeout = \"1s\"\nrun = \"yes sandrun-console-backpressure\"\n");
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<std::string> args = {sandrun_bin(), "--root", root(), "run", file};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  ASSERT_EQ(::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]);
+  // Nobody reads sandrun's stdout: its pipe fills at once. The job is still timed out.
+  const bool timed_out = eventually(
+      [&] { return log("chatty").find("sandrun: timed out after 1s; killed the container") != std::string::npos; },
+      kStartTimeout);
+  // Now read, so that sandrun can write what it holds and end.
+  char buf[65536];
+  while (::read(out[0], buf, sizeof buf) > 0) {
+  }
+  ::close(out[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(timed_out) << "the timeout did not fire while the console was not read";
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  expect_nothing_left();
 }
 
 TEST_F(RunTest, SigintCancelsEveryJobAndExits130LeavingNothing) {
