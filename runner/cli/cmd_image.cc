@@ -9,7 +9,9 @@
 #include "runner/loop/loop.h"
 #include "runner/cli/commands.h"
 #include "runner/report/output.h"
+#include "runner/cli/common.h"
 #include "runner/engine/session.h"
+#include "runner/engine/sweep.h"
 #include "sandbox/sys/fs.h"
 
 namespace sandrun::runner {

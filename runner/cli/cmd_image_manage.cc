@@ -9,7 +9,9 @@
 #include "config/job_file.h"
 #include "runner/cli/commands.h"
 #include "runner/report/output.h"
+#include "runner/cli/common.h"
 #include "runner/engine/session.h"
+#include "runner/engine/sweep.h"
 
 namespace sandrun::runner {
 namespace {

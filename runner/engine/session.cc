@@ -21,25 +21,6 @@
 
 namespace sandrun::runner {
 
-void print_error(const Error& e) {
-  std::string text = "sandrun: " + e.render() + "\n";
-  console_write(STDERR_FILENO, text);
-}
-
-Result<void> check_privileges() {
-  if (::geteuid() == 0) return {};
-  // Rootless: every container gets a user namespace in which the caller is root.
-  if (auto r = sandbox::userns::probe(); !r) {
-    return std::move(r.error().wrap("sandrun runs rootless when not started as root, which needs "
-                                    "unprivileged user namespaces"));
-  }
-  return {};
-}
-
-std::string resolve_root(const std::string& flag) {
-  return flag.empty() ? cache::default_root() : fs::absolute(flag);
-}
-
 namespace {
 
 const char* policy_name(config::PullPolicy p) {
@@ -85,16 +66,6 @@ std::string pull_summary(const cache::PulledImage& pulled, std::chrono::millisec
   const cache::ImportStats& s = pulled.stats;
   return fmt::format("{} layer{} downloaded, {} already here, {} in {}", s.layers_unpacked, s.layers_unpacked == 1 ? "" : "s",
                      s.layers_reused, config::format_size(s.bytes_read), config::format_duration(took));
-}
-
-cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,
-                                const std::string& ca_file, const std::string& platform) {
-  cache::PullOptions o;
-  o.insecure_hosts = insecure;
-  o.auth_file = auth_file;
-  o.ca_file = ca_file;
-  o.platform = platform;
-  return o;
 }
 
 namespace {
@@ -145,62 +116,6 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
   for (size_t i = 0; i < jobs.size(); ++i) index.emplace(jobs[i].name, i);
   for (const auto& job : jobs) out.plans.push_back(SANDRUN_TRY(resolve(job, image_of, host, HostConfig{}, index)));
   return out;
-}
-
-// Cgroup subtrees of dead runs (sandrun/<run> in every hierarchy), whatever their state dir.
-size_t sweep_cgroups() {
-  auto backend = sandbox::cgroup::Backend::detect();
-  if (!backend) return 0;
-  auto removed = (*backend)->sweep_stale();
-  if (!removed) {
-    log::warn("cleanup: {}", removed.error().message());
-    return 0;
-  }
-  return *removed;
-}
-
-// Outbound stacks (pasta) a dead run left: their pid files are named "<pid>-<starttime>.*"
-// after the run that started them; a run whose process is gone left them.
-size_t sweep_outbound_stacks(const std::string& root) {
-  size_t stopped = 0;
-  const std::string dir = root + "/outbound";
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    unsigned long long pid = 0, start = 0;
-    if (std::sscanf(name.c_str(), "%llu-%llu.", &pid, &start) != 2) continue;
-    auto st = sandbox::read_proc_stat(static_cast<pid_t>(pid));
-    if (st && st->start_time == start && st->state != 'Z') continue;  // that run is alive
-    if (auto r = stop_stale_outbound(dir + "/" + name); !r) {
-      log::warn("cleanup: {}", r.error().message());
-    } else {
-      ++stopped;
-    }
-  }
-  return stopped;
-}
-
-void sweep_and_report(const std::string& root, bool remove_idle) {
-  auto report = sweep_slots(root, remove_idle);
-  const size_t stacks = ::geteuid() == 0 ? sweep_outbound_stacks(root) : 0;
-  const size_t cgroups = ::geteuid() == 0 ? sweep_cgroups() : 0;
-  for (const auto& f : report.failures) log::warn("cleanup: {}", f);
-  const bool dead = report.slots_cleaned || report.processes_killed || report.mounts_removed || cgroups || stacks;
-  std::string text;
-  if (dead) {
-    text = fmt::format("sandrun: cleaned {} container slot{} left by dead runs, killed {} leftover container{}, "
-                       "removed {} mount{}",
-                       report.slots_cleaned, report.slots_cleaned == 1 ? "" : "s", report.processes_killed,
-                       report.processes_killed == 1 ? "" : "s", report.mounts_removed,
-                       report.mounts_removed == 1 ? "" : "s");
-    if (cgroups) text += fmt::format(", removed the cgroups of {} dead run{}", cgroups, cgroups == 1 ? "" : "s");
-    if (stacks) text += fmt::format(", stopped {} network stack{}", stacks, stacks == 1 ? "" : "s");
-  }
-  if (remove_idle) {
-    if (!dead) text = "sandrun: nothing left behind by dead runs";
-    text += fmt::format("; removed {} idle container slot{}", report.slots_removed, report.slots_removed == 1 ? "" : "s");
-  }
-  if (!text.empty()) console_write(STDERR_FILENO, text + "\n");
 }
 
 Result<Outcome> execute(const std::string& root, Prepared& prepared, RunOptions options) {

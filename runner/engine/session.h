@@ -1,5 +1,6 @@
-// What `run` and `exec` share: the checks before anything starts, image resolution, the
-// run directory, and running the planned jobs on the loop.
+// What `run` and `exec` share: the images of a run, its plans (prepare_jobs) and running them
+// on the loop (execute). The CLI's own helpers are in runner/cli/common.h, the sweep of what
+// dead runs left in runner/engine/sweep.h.
 #pragma once
 
 #include <chrono>
@@ -16,12 +17,6 @@
 #include "runner/engine/runner.h"
 
 namespace sandrun::runner {
-
-// Prints "sandrun: <message>" (and the hint) to stderr.
-void print_error(const Error& e);
-
-// Fails unless this process may create containers (root, for now).
-Result<void> check_privileges();
 
 struct Prepared {
   std::vector<JobPlan> plans;
@@ -41,13 +36,6 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
 // date did, for the messages of `run`, `exec` and `image pull`.
 std::string pull_summary(const cache::PulledImage& pulled, std::chrono::milliseconds took);
 
-// The pull options of the command line.
-cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,
-                                const std::string& ca_file, const std::string& platform);
-
-// Cleans what dead runs left behind (and, with `remove_idle`, deletes idle container slots),
-// reporting it on stderr.
-void sweep_and_report(const std::string& root, bool remove_idle);
 
 struct Outcome {
   std::vector<JobResult> results;

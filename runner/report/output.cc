@@ -103,6 +103,11 @@ class ConsoleThread {
 
 }  // namespace
 
+void print_error(const Error& e) {
+  std::string text = "sandrun: " + e.render() + "\n";
+  console_write(STDERR_FILENO, text);
+}
+
 void console_write_async(int fd, std::string_view data) { ConsoleThread::get().push(fd, data); }
 
 size_t console_backlog() { return ConsoleThread::get().backlog(); }

@@ -117,6 +117,9 @@ class JobOutput {
 };
 
 // Writes all of `data` to a console fd; errors (a closed pipe) are ignored.
+// Prints "sandrun: <message>" (and the hint) to stderr.
+void print_error(const Error& e);
+
 // After everything console_write_async handed over has been written. Blocking: not for the loop.
 void console_write(int fd, std::string_view data);
 // From the loop: the console's own thread writes it, in order, so a slow terminal or a full

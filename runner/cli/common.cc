@@ -1,0 +1,35 @@
+// What the commands share before anything runs.
+#include "runner/cli/common.h"
+
+#include <unistd.h>
+
+#include "sandbox/sys/fs.h"
+#include "sandbox/userns.h"
+
+namespace sandrun::runner {
+
+Result<void> check_privileges() {
+  if (::geteuid() == 0) return {};
+  // Rootless: every container gets a user namespace in which the caller is root.
+  if (auto r = sandbox::userns::probe(); !r) {
+    return std::move(r.error().wrap("sandrun runs rootless when not started as root, which needs "
+                                    "unprivileged user namespaces"));
+  }
+  return {};
+}
+
+std::string resolve_root(const std::string& flag) {
+  return flag.empty() ? cache::default_root() : fs::absolute(flag);
+}
+
+cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,
+                                const std::string& ca_file, const std::string& platform) {
+  cache::PullOptions o;
+  o.insecure_hosts = insecure;
+  o.auth_file = auth_file;
+  o.ca_file = ca_file;
+  o.platform = platform;
+  return o;
+}
+
+}  // namespace sandrun::runner

@@ -1,0 +1,23 @@
+// What the commands share before anything runs: the state dir, the privilege check, the
+// pull options of the command line.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cache/store.h"
+#include "sandbox/sys/result.h"
+
+namespace sandrun::runner {
+
+// Fails unless this process may create containers (root, for now).
+Result<void> check_privileges();
+
+// The state dir: --root, or the default one.
+std::string resolve_root(const std::string& flag);
+
+// The pull options of the command line.
+cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,
+                                const std::string& ca_file, const std::string& platform);
+
+}  // namespace sandrun::runner

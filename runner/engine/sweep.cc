@@ -1,0 +1,77 @@
+// Cleaning what dead runs left behind.
+#include "runner/engine/sweep.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "runner/engine/slots.h"
+#include "runner/net/outbound.h"
+#include "runner/report/output.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/proc.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::runner {
+namespace {
+
+// Cgroup subtrees of dead runs (sandrun/<run> in every hierarchy), whatever their state dir.
+size_t sweep_cgroups() {
+  auto backend = sandbox::cgroup::Backend::detect();
+  if (!backend) return 0;
+  auto removed = (*backend)->sweep_stale();
+  if (!removed) {
+    log::warn("cleanup: {}", removed.error().message());
+    return 0;
+  }
+  return *removed;
+}
+
+// Outbound stacks (pasta) a dead run left: their pid files are named "<pid>-<starttime>.*"
+// after the run that started them; a run whose process is gone left them.
+size_t sweep_outbound_stacks(const std::string& root) {
+  size_t stopped = 0;
+  const std::string dir = root + "/outbound";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    unsigned long long pid = 0, start = 0;
+    if (std::sscanf(name.c_str(), "%llu-%llu.", &pid, &start) != 2) continue;
+    auto st = sandbox::read_proc_stat(static_cast<pid_t>(pid));
+    if (st && st->start_time == start && st->state != 'Z') continue;  // that run is alive
+    if (auto r = stop_stale_outbound(dir + "/" + name); !r) {
+      log::warn("cleanup: {}", r.error().message());
+    } else {
+      ++stopped;
+    }
+  }
+  return stopped;
+}
+
+}  // namespace
+
+void sweep_and_report(const std::string& root, bool remove_idle) {
+  auto report = sweep_slots(root, remove_idle);
+  const size_t stacks = ::geteuid() == 0 ? sweep_outbound_stacks(root) : 0;
+  const size_t cgroups = ::geteuid() == 0 ? sweep_cgroups() : 0;
+  for (const auto& f : report.failures) log::warn("cleanup: {}", f);
+  const bool dead = report.slots_cleaned || report.processes_killed || report.mounts_removed || cgroups || stacks;
+  std::string text;
+  if (dead) {
+    text = fmt::format("sandrun: cleaned {} container slot{} left by dead runs, killed {} leftover container{}, "
+                       "removed {} mount{}",
+                       report.slots_cleaned, report.slots_cleaned == 1 ? "" : "s", report.processes_killed,
+                       report.processes_killed == 1 ? "" : "s", report.mounts_removed,
+                       report.mounts_removed == 1 ? "" : "s");
+    if (cgroups) text += fmt::format(", removed the cgroups of {} dead run{}", cgroups, cgroups == 1 ? "" : "s");
+    if (stacks) text += fmt::format(", stopped {} network stack{}", stacks, stacks == 1 ? "" : "s");
+  }
+  if (remove_idle) {
+    if (!dead) text = "sandrun: nothing left behind by dead runs";
+    text += fmt::format("; removed {} idle container slot{}", report.slots_removed, report.slots_removed == 1 ? "" : "s");
+  }
+  if (!text.empty()) console_write(STDERR_FILENO, text + "\n");
+}
+
+}  // namespace sandrun::runner
