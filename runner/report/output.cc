@@ -114,14 +114,7 @@ size_t console_backlog() { return ConsoleThread::get().backlog(); }
 
 void console_write(int fd, std::string_view data) {
   ConsoleThread::get().drain();  // what the loop handed over comes first
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
+  write_all_to(fd, data);
 }
 
 std::string job_prefix(std::string_view name, size_t index, const ConsoleStyle& style) {
