@@ -200,10 +200,7 @@ Result<void> Container::watch() {
     p.get()->data = this;
     if (int rc = uv_pipe_open(p.get(), fds[i].get()); rc < 0) return uv_error(rc, "watch " + pipe);
     fds[i].release();  // owned by the handle now
-    auto alloc = [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-      *buf = static_cast<Container*>(h->data)->engine_.read_buffer();
-    };
-    if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(p.get()), alloc, on_read); rc < 0)
+    if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(p.get()), on_alloc, on_read); rc < 0)
       return uv_error(rc, "read " + pipe);
     ++open_pipes_;
   }
@@ -227,10 +224,14 @@ Result<void> Container::publish_ports() {
   if (!proxy) return std::move(proxy.error().wrap(fmt::format("job {:?}", plan_->name)));
   proxy_ = std::move(*proxy);
   for (const PublishedPort& p : proxy_->published()) {
-    ports_.push_back(p);
     if (hooks_.port_published) hooks_.port_published(p);
   }
   return {};
+}
+
+// Every container's pipes are read into the engine's one buffer (the loop reads one at a time).
+void Container::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  *buf = static_cast<Container*>(h->data)->engine_.read_buffer();
 }
 
 void Container::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
@@ -276,9 +277,8 @@ void Container::on_resume(uv_timer_t* t) {
   if (console_backlog() > kConsoleBacklogLow && !c->wait_status_) return;
   uv_timer_stop(t);
   c->paused_ = false;
-  auto alloc = [](uv_handle_t* h, size_t, uv_buf_t* buf) { *buf = static_cast<Container*>(h->data)->engine_.read_buffer(); };
   for (int i = 0; i < 2; ++i) {
-    if (c->pipes_[i].live()) uv_read_start(reinterpret_cast<uv_stream_t*>(c->pipes_[i].get()), alloc, on_read);
+    if (c->pipes_[i].live()) uv_read_start(reinterpret_cast<uv_stream_t*>(c->pipes_[i].get()), on_alloc, on_read);
   }
 }
 

@@ -99,7 +99,6 @@ class Container {
   // From the start to the command's end (the `exited` record of a held container, else
   // PID 1's reaping).
   std::chrono::milliseconds duration() const;
-  const std::vector<PublishedPort>& ports() const { return ports_; }
   // While running: PID 1 and its pidfd (e.g. for reading a held container's files).
   pid_t pid() const { return sandbox_ ? sandbox_->pid() : -1; }
   int pidfd() const { return sandbox_ ? sandbox_->pidfd() : -1; }
@@ -110,6 +109,7 @@ class Container {
   void transition(Event event);
 
   static void on_pidfd(uv_poll_t* h, int status, int events);
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   // Backpressure: while the console's thread is behind, the container's stdout and stderr are
   // not read (its writes wait in the pipe), and a timer looks again.
@@ -150,7 +150,6 @@ class Container {
   Usage usage_;
   std::unique_ptr<SocketFactoryClient> factory_;  // rootless published ports (before proxy_: it goes last)
   std::unique_ptr<PortProxy> proxy_;
-  std::vector<PublishedPort> ports_;
 };
 
 }  // namespace sandrun::runner

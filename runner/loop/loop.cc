@@ -1,19 +1,17 @@
 // The loop's owner, run_blocking and the loop-lag watchdog.
 #include "runner/loop/loop.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner {
@@ -48,19 +46,14 @@ struct ThreadNow {
 };
 
 std::optional<ThreadNow> thread_now(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  char buf[256];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return std::nullopt;
-  buf[n] = '\0';
+  auto text = fs::read_file(path);
+  if (!text || text->empty()) return std::nullopt;
   ThreadNow now;
-  if (std::strncmp(buf, "running", 7) == 0) {
+  if (text->rfind("running", 0) == 0) {
     now.running = true;
     return now;
   }
-  now.syscall = std::strtol(buf, nullptr, 10);
+  now.syscall = std::strtol(text->c_str(), nullptr, 10);
   return now;
 }
 
