@@ -106,11 +106,14 @@ int mount_overlay_from_fds(const Child& c) {
               static_cast<int>(i));
     }
   }
-  c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", p.ovl_upper, 0), Stage::mount_overlay);
-  c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", p.ovl_work, 0), Stage::mount_overlay);
+  // Without an upper dir (a read-only root on the mount-point layer) the overlay is read-only.
+  if (p.ovl_upper) {
+    c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", p.ovl_upper, 0), Stage::mount_overlay);
+    c.check(::fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", p.ovl_work, 0), Stage::mount_overlay);
+    if (p.ovl_volatile) c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "volatile", nullptr, 0), Stage::mount_overlay);
+  }
   // Whiteouts and opaque dirs as user.overlay.* xattrs: trusted.* is out of reach here.
   c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", nullptr, 0), Stage::mount_overlay);
-  if (p.ovl_volatile) c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "volatile", nullptr, 0), Stage::mount_overlay);
   c.check(::fsconfig(fsfd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0), Stage::mount_overlay);
   c.check(::chdir("/"), Stage::mount_overlay);
   int root = ::fsmount(fsfd, FSMOUNT_CLOEXEC, 0);

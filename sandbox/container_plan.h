@@ -24,7 +24,11 @@ struct Bind {
   bool readonly = false;
   // With a user namespace that maps container root to a host range (root + userns): the
   // source's owner on the host appears as the container's root through an idmapped mount, so
-  // files the container's root creates there belong to that owner on disk (the workspace).
+  // files the container's root creates there belong to that owner on disk (the workspace,
+  // volumes). Never host root: a source owned by uid 0 (gid 0) is not mapped, and shows as
+  // the overflow id, where the container writes as its own unprivileged ids or not at all.
+  // Copy-on-write binds are the exception: their lower is never written, so its root-owned
+  // files may show as the container's root (the writes land in the slot's upper dir).
   bool owner_is_root = false;
   // Copy-on-write: the target is an overlay with `source` as its only lower layer (never
   // modified) and an upper and a work dir (empty, on one file system, usually the container's
@@ -59,6 +63,8 @@ struct UserNamespace {
   // the container through idmapped mounts on which host root is the container's root.
   bool idmap_layers = false;
   std::string origin;  // where the host range came from, for --print-spec ("/etc/subuid: sandrun")
+  // Disabled as root: why ("userns = false", or the file system the kernel cannot idmap).
+  std::string off_reason;
 };
 
 class SeccompFilter;  // sandbox/seccomp_filter.h
@@ -91,7 +97,7 @@ struct ContainerPlan {
   // (EINVAL) until the caller has emptied work_dir. Off on an ext4 without a journal
   // (host::on_ext4_without_journal).
   bool volatile_upper = true;
-  // With a read-only root (and no user namespace): the layer with the image's missing mount
+  // With a read-only root: the layer with the image's missing mount
   // points (mount_points.h). The overlay is then made of lower layers only and upper_dir and
   // work_dir are not used. Empty: the root has a writable layer.
   std::string mount_point_layer;

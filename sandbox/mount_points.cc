@@ -233,12 +233,12 @@ Found lookup_in_layers(const std::vector<std::string>& lower_dirs, const std::st
 }
 
 bool uses_mount_point_layer(const ContainerPlan& spec) {
-  return spec.hardening.read_only_rootfs && !spec.userns.enabled && !spec.mount_point_layer.empty();
+  return spec.hardening.read_only_rootfs && !spec.mount_point_layer.empty();
 }
 
 Result<std::optional<std::string>> ensure_mount_point_layer(const std::string& cache_dir, const ContainerPlan& spec,
                                                              const std::vector<std::string>& extra_dirs) {
-  if (!spec.hardening.read_only_rootfs || spec.userns.enabled || spec.lower_dirs.empty()) return std::optional<std::string>();
+  if (!spec.hardening.read_only_rootfs || spec.lower_dirs.empty()) return std::optional<std::string>();
   const auto targets = required_mount_points(spec, extra_dirs);
   uint64_t h = fnv64(14695981039346656037ULL, "sandrun mount-point layer v1");
   for (const auto& d : spec.lower_dirs) h = fnv64(h, d + '|');

@@ -49,6 +49,24 @@ RootIds root_ids(const UserNamespace& ns) {
   return {*userns::to_host(ns.uid_map, 0), *userns::to_host(ns.gid_map, 0), count};
 }
 
+// The user namespace of a bind's idmapped mount (Bind::owner_is_root), or -1 when it needs
+// none: the source's owner is shown as the container's user (root, or the job's `user`), so
+// what the job writes there belongs to that owner on disk. Never host root (uid or gid 0):
+// only a copy-on-write bind (whose lower is never written) shows a root-owned source so.
+// Unmapped, the container's own ids land on disk as themselves (its unprivileged range).
+Result<int> owner_map_ns(const ContainerPlan& spec, const Bind& b, const RootIds& ids) {
+  struct stat st;
+  if (!b.owner_is_root || ::stat(b.source.c_str(), &st) < 0) return -1;
+  const uint32_t uid = userns::to_host(spec.userns.uid_map, spec.uid).value_or(ids.uid);
+  const uint32_t gid = userns::to_host(spec.userns.gid_map, spec.gid).value_or(ids.gid);
+  const bool map_uid = st.st_uid != uid && (st.st_uid != 0 || b.copy_on_write);
+  const bool map_gid = st.st_gid != gid && (st.st_gid != 0 || b.copy_on_write);
+  if (!map_uid && !map_gid) return -1;
+  auto uids = map_uid ? userns::owner_as(st.st_uid, uid, ids.uid, ids.count) : std::vector<IdMap>{{ids.uid, ids.uid, ids.count}};
+  auto gids = map_gid ? userns::owner_as(st.st_gid, gid, ids.gid, ids.count) : std::vector<IdMap>{{ids.gid, ids.gid, ids.count}};
+  return userns::idmap_userns(uids, gids);
+}
+
 // overlayfs accepts a lower dir that contains the upper dir (the state dir inside the
 // checkout) on some kernels, and the container then sees its own writes appear beneath
 // itself: refused here, by the resolved paths.
@@ -291,7 +309,12 @@ Result<void> PreparedPlan::prepare_userns(const ContainerPlan& spec, const Place
   // caller is the container's root already and owns the layers.
   const bool root = ::geteuid() == 0;
   const int layer_ns = root && ns.idmap_layers ? SANDRUN_TRY(userns::idmap_userns(ns.uid_map, ns.gid_map)) : -1;
-  for (const auto& dir : spec.lower_dirs) {
+  // A read-only root without a writable layer: the mount-point layer on top, no upper dir.
+  const bool read_only_layers = uses_mount_point_layer(spec);
+  std::vector<std::string> lowers;
+  if (read_only_layers) lowers.push_back(spec.mount_point_layer);
+  lowers.insert(lowers.end(), spec.lower_dirs.begin(), spec.lower_dirs.end());
+  for (const auto& dir : lowers) {
     int fd = SANDRUN_TRY(open_dir(dir));
     if (layer_ns >= 0) {
       layer_targets_.push_back(fd);
@@ -303,20 +326,17 @@ Result<void> PreparedPlan::prepare_userns(const ContainerPlan& spec, const Place
     ovl_lower_ += fd_path(fd);
     ovl_lower_parts_.push_back(fd_path(fd));
   }
-  ovl_upper_ = fd_path(SANDRUN_TRY(open_dir(place.upper_dir)));
-  ovl_work_ = fd_path(SANDRUN_TRY(open_dir(place.work_dir)));
+  if (!read_only_layers) {
+    ovl_upper_ = fd_path(SANDRUN_TRY(open_dir(place.upper_dir)));
+    ovl_work_ = fd_path(SANDRUN_TRY(open_dir(place.work_dir)));
+  }
   c.root_fd = SANDRUN_TRY(open_dir(place.root_dir));
   c.ovl_volatile = spec.volatile_upper;
   const RootIds ids = root_ids(ns);
   for (size_t i = 0; i < binds_.size(); ++i) {
     const Bind& b = binds_[i];
     if (!b.overlay()) continue;
-    int map_ns = -1;
-    struct stat st;
-    if (root && b.owner_is_root && ::stat(b.source.c_str(), &st) == 0 && (st.st_uid != ids.uid || st.st_gid != ids.gid)) {
-      map_ns = SANDRUN_TRY(userns::idmap_userns(userns::owner_as_root(st.st_uid, ids.uid, ids.count),
-                                                userns::owner_as_root(st.st_gid, ids.gid, ids.count)));
-    }
+    const int map_ns = root ? SANDRUN_TRY(owner_map_ns(spec, b, ids)) : -1;
     SANDRUN_TRY(prepare_bind_overlay_fds(i, map_ns));
   }
   for (const auto& path : reopen_paths_) reopen_path_ptrs_.push_back(path.c_str());
@@ -327,8 +347,8 @@ Result<void> PreparedPlan::prepare_userns(const ContainerPlan& spec, const Place
   for (const auto& part : ovl_lower_parts_) ovl_lower_part_ptrs_.push_back(part.c_str());
   c.ovl_lower_parts = ovl_lower_part_ptrs_.data();
   c.novl_lower_parts = ovl_lower_part_ptrs_.size();
-  c.ovl_upper = ovl_upper_.c_str();
-  c.ovl_work = ovl_work_.c_str();
+  c.ovl_upper = read_only_layers ? nullptr : ovl_upper_.c_str();
+  c.ovl_work = read_only_layers ? nullptr : ovl_work_.c_str();
   c.ovl_volatile = spec.volatile_upper;
   c.layer_fds = layer_fds_.data();
   c.layer_targets = layer_targets_.data();
@@ -339,12 +359,7 @@ Result<void> PreparedPlan::prepare_userns(const ContainerPlan& spec, const Place
     const Bind& b = binds_[i];
     if (b.overlay()) continue;
     const uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0);
-    int map_ns = -1;
-    struct stat st;
-    if (b.owner_is_root && ::stat(b.source.c_str(), &st) == 0 && (st.st_uid != ids.uid || st.st_gid != ids.gid)) {
-      map_ns = SANDRUN_TRY(userns::idmap_userns(userns::owner_as_root(st.st_uid, ids.uid, ids.count),
-                                                userns::owner_as_root(st.st_gid, ids.gid, ids.count)));
-    }
+    const int map_ns = SANDRUN_TRY(owner_map_ns(spec, b, ids));
     trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(b.source, map_ns, attrs)));
     bind_plans_[i].tree = trees_.back().get();
   }

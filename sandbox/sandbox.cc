@@ -102,18 +102,24 @@ Result<void> give_layer_to_container_root(const ContainerPlan& spec, const Place
 
 // The root of an overlay takes its owner and mode from the upper dir: a copy-on-write volume
 // shows the host dir's, so a job's user that may write to the checkout may write to its view.
-// With a remapped root and an idmapped lower (Bind::owner_is_root: the workspace),
-// give_layer_to_container_root() gave the upper dir to the container's root, which the
-// idmapped lower shows as the owner.
+// With a remapped root and an idmapped lower (Bind::owner_is_root: the workspace), the lower's
+// owner shows as the job's user, whose host id gets the upper dir.
 Result<void> match_volume_roots(const ContainerPlan& spec, const std::vector<Bind>& binds) {
   for (const Bind& b : binds) {
     if (!b.overlay()) continue;
     struct stat st;
     if (::stat(b.source.c_str(), &st) < 0) return Error::sys("volume source {}", b.source);
     // Rootless, the upper dir is the caller's, who is the container's root: nothing to give.
-    const bool give = !spec.userns.enabled || (::geteuid() == 0 && !b.owner_is_root);
-    if (give && ::chown(b.overlay_upper.c_str(), st.st_uid, st.st_gid) < 0)
-      return Error::sys("chown {}", b.overlay_upper);
+    // As root with an idmapped lower (Bind::owner_is_root), the lower's owner shows as the
+    // job's user (plan.cc owner_map_ns): the upper dir is that user's host id.
+    uid_t uid = st.st_uid;
+    gid_t gid = st.st_gid;
+    bool give = !spec.userns.enabled || ::geteuid() == 0;
+    if (spec.userns.enabled && b.owner_is_root) {
+      uid = userns::to_host(spec.userns.uid_map, spec.uid).value_or(uid);
+      gid = userns::to_host(spec.userns.gid_map, spec.gid).value_or(gid);
+    }
+    if (give && ::chown(b.overlay_upper.c_str(), uid, gid) < 0) return Error::sys("chown {}", b.overlay_upper);
     if (::chmod(b.overlay_upper.c_str(), st.st_mode & 07777) < 0) return Error::sys("chmod {}", b.overlay_upper);
   }
   return {};

@@ -7,11 +7,14 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <charconv>
 #include <cstdlib>
 #include <map>
@@ -19,6 +22,7 @@
 
 #include <fmt/ranges.h>
 
+#include "sandbox/host_features.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/lines.h"
 #include "sandbox/sys/process.h"
@@ -168,21 +172,118 @@ UserNamespace remapped_root(std::string_view subuid_text, std::string_view subgi
   ns.uid_map = {{0, kDefaultRangeStart, kRangeSize}};
   ns.gid_map = ns.uid_map;
   ns.origin = fmt::format("built-in default {}", kDefaultRangeStart);
-  const std::pair<const char*, uint32_t> owners[] = {{"sandrun", UINT32_MAX}, {"root", 0}};
-  for (const auto& [name, id] : owners) {
-    auto u = find_subid_range(subuid_text, name, id);
-    auto g = find_subid_range(subgid_text, name, id);
-    if (!u || !g) continue;
+  auto u = find_subid_range(subuid_text, "sandrun", UINT32_MAX);
+  auto g = find_subid_range(subgid_text, "sandrun", UINT32_MAX);
+  if (u && g) {
     ns.uid_map = {{0, u->start, std::min(u->count, kRangeSize)}};
     ns.gid_map = {{0, g->start, std::min(g->count, kRangeSize)}};
-    ns.origin = fmt::format("/etc/subuid and /etc/subgid: {}", name);
-    break;
+    ns.origin = "/etc/subuid and /etc/subgid: sandrun";
   }
   return ns;
 }
 
 UserNamespace remapped_root() {
-  return remapped_root(read_or_empty("/etc/subuid"), read_or_empty("/etc/subgid"));
+  auto reserved = reserve_range("/etc/subuid", "/etc/subgid");
+  UserNamespace ns = remapped_root(read_or_empty("/etc/subuid"), read_or_empty("/etc/subgid"));
+  if (!reserved) ns.origin += fmt::format(" (not reserved: {})", reserved.error().message());
+  return ns;
+}
+
+namespace {
+
+// Every well-formed range of a subuid/subgid text, whoever it belongs to.
+void each_range(std::string_view text, const std::function<void(uint64_t, uint64_t)>& f) {
+  sys::for_each_line(text, [&](std::string_view line) {
+    size_t c1 = line.find(':');
+    size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
+    uint32_t start = 0, count = 0;
+    if (c2 != std::string_view::npos && parse_u32(line.substr(c1 + 1, c2 - c1 - 1), start) &&
+        parse_u32(line.substr(c2 + 1), count)) {
+      f(start, uint64_t{start} + count);
+    }
+    return true;
+  });
+}
+
+}  // namespace
+
+std::optional<uint32_t> free_range_start(std::string_view subuid_text, std::string_view subgid_text) {
+  const uint64_t want = kDefaultRangeStart;
+  bool overlaps = false;
+  uint64_t highest = 0;
+  for (std::string_view text : {subuid_text, subgid_text}) {
+    each_range(text, [&](uint64_t lo, uint64_t hi) {
+      if (lo < want + kRangeSize && want < hi) overlaps = true;
+      highest = std::max(highest, hi);
+    });
+  }
+  if (!overlaps) return static_cast<uint32_t>(want);
+  const uint64_t start = (highest + kRangeSize - 1) / kRangeSize * kRangeSize;
+  if (start + kRangeSize > UINT32_MAX) return std::nullopt;
+  return static_cast<uint32_t>(start);
+}
+
+Result<void> reserve_range(const std::string& subuid_path, const std::string& subgid_path) {
+  UniqueFd lock(::open(subuid_path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (!lock) return Error::sys("open {}", subuid_path);
+  if (::flock(lock.get(), LOCK_EX) < 0) return Error::sys("lock {}", subuid_path);
+  auto uid_text = fs::read_file(subuid_path);
+  if (!uid_text) return std::move(uid_text).error();
+  std::string gid_text;
+  if (auto g = fs::read_file(subgid_path)) gid_text = std::move(*g);
+  auto u = find_subid_range(*uid_text, "sandrun", UINT32_MAX);
+  auto g = find_subid_range(gid_text, "sandrun", UINT32_MAX);
+  if (u && g) return {};
+  // One start for both files where a file already has sandrun's range, else a free one.
+  std::optional<uint32_t> start = u ? u->start : g ? std::optional<uint32_t>(g->start) : free_range_start(*uid_text, gid_text);
+  if (!start) return Error::msg("no free range of {} ids left in {} and {}", kRangeSize, subuid_path, subgid_path);
+  const std::string line = fmt::format("sandrun:{}:{}\n", *start, kRangeSize);
+  auto append = [&](const std::string& path, const std::string& text, int fd) -> Result<void> {
+    UniqueFd own;
+    if (fd < 0) {
+      own.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+      if (!own) return Error::sys("open {}", path);
+      fd = own.get();
+    }
+    const std::string out = (!text.empty() && text.back() != '\n' ? "\n" : "") + line;
+    if (auto r = fs::write_all(fd, out); !r) return std::move(r.error().wrap(fmt::format("append to {}", path)));
+    return {};
+  };
+  if (!u) SANDRUN_TRY(append(subuid_path, *uid_text, lock.get()));
+  if (!g) SANDRUN_TRY(append(subgid_path, gid_text, -1));
+  return {};
+}
+
+Result<void> can_idmap(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) < 0) return Error::sys("{}", path);
+  static std::mutex mu;
+  static auto* known = new std::map<dev_t, std::optional<Error>>();  // per file system, for the process
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = known->find(st.st_dev); it != known->end()) {
+    if (!it->second) return {};
+    return Error(*it->second);
+  }
+  auto tried = [&]() -> Result<void> {
+    const int ns = SANDRUN_TRY(idmap_userns({{0, kDefaultRangeStart, kRangeSize}}, {{0, kDefaultRangeStart, kRangeSize}}));
+    UniqueFd tree(::open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+    if (!tree) return Error::sys("open_tree {}", path);
+    struct mount_attr attr = {};
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<uint64_t>(ns);
+    if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+      struct statfs sf = {};
+      ::statfs(path.c_str(), &sf);
+      return Error::sys("the kernel cannot idmap {} ({})", path, host::fs_type_name(static_cast<uint64_t>(sf.f_type)));
+    }
+    return {};
+  }();
+  if (tried) {
+    known->emplace(st.st_dev, std::nullopt);
+  } else {
+    known->emplace(st.st_dev, tried.error());
+  }
+  return tried;
 }
 
 UserNamespace rootless(uid_t uid, gid_t gid, std::string_view name, std::string_view subuid_text,
@@ -280,17 +381,25 @@ Result<UniqueFd> idmapped_tree(const std::string& path, int userns_fd, uint64_t 
   return tree;
 }
 
-std::vector<IdMap> owner_as_root(uint32_t owner, uint32_t root, uint32_t count) {
-  std::vector<IdMap> map = {{owner, root, 1}};
-  const uint64_t lo = uint64_t{root} + 1, hi = uint64_t{root} + count;  // [lo, hi) as themselves
-  if (owner >= lo && owner < hi) {
-    if (owner > lo) map.push_back({static_cast<uint32_t>(lo), static_cast<uint32_t>(lo), static_cast<uint32_t>(owner - lo)});
-    if (owner + 1 < hi)
-      map.push_back({owner + 1, owner + 1, static_cast<uint32_t>(hi - owner - 1)});
-  } else if (hi > lo) {
-    map.push_back({static_cast<uint32_t>(lo), static_cast<uint32_t>(lo), static_cast<uint32_t>(hi - lo)});
-  }
+std::vector<IdMap> owner_as(uint32_t owner, uint32_t target, uint32_t lo, uint32_t count) {
+  std::vector<IdMap> map = {{owner, target, 1}};
+  // [lo, lo + count) as themselves, but for `owner` (shown as target) and `target` (which
+  // `owner` now is on this mount: nothing on disk may show as it twice).
+  uint64_t from = lo;
+  const uint64_t end = uint64_t{lo} + count;
+  auto cut = [&](uint64_t at) {
+    if (at < from || at >= end) return;
+    if (at > from) map.push_back({static_cast<uint32_t>(from), static_cast<uint32_t>(from), static_cast<uint32_t>(at - from)});
+    from = at + 1;
+  };
+  cut(std::min(owner, target));
+  cut(std::max(owner, target));
+  if (from < end) map.push_back({static_cast<uint32_t>(from), static_cast<uint32_t>(from), static_cast<uint32_t>(end - from)});
   return map;
+}
+
+std::vector<IdMap> owner_as_root(uint32_t owner, uint32_t root, uint32_t count) {
+  return owner_as(owner, root, root, count);
 }
 
 std::string enable_hint() {

@@ -1,11 +1,13 @@
 // User namespaces: the id maps of each mode, writing them for a waiting child, idmapped mounts.
 //
 // Three modes (docs/security.md, "User namespaces and rootless mode"):
-//   root, default         no user namespace: the container's root is host root (capabilities,
-//                         seccomp and the namespaces confine it).
-//   root, userns = true   container 0..65535 on an unprivileged host range (remapped_root()):
-//                         an escape lands as a uid no account has. Layers (owned by host root)
-//                         and the workspace are shown through idmapped mounts.
+//   root, default         container 0..65535 on sandrun's own unprivileged host range
+//                         (remapped_root(), reserved in /etc/subuid and /etc/subgid on first
+//                         use): an escape lands as a uid no account has, and nothing a job
+//                         makes is owned by host root. Layers (owned by host root) and the
+//                         binds whose owner is not root are shown through idmapped mounts.
+//   root, userns = false  no user namespace: the container's root is host root (capabilities,
+//                         seccomp, the device policy and the namespaces confine it).
 //   not root (rootless)   always on: the caller's uid/gid are the container's root, plus its
 //                         subordinate ids from /etc/subuid and /etc/subgid as 1.. when the
 //                         setuid helpers newuidmap/newgidmap exist (rootless()).
@@ -42,10 +44,21 @@ struct SubidRange {
 // /etc/subgid ("name:start:count" lines; malformed lines are ignored).
 std::optional<SubidRange> find_subid_range(std::string_view text, std::string_view name, uint32_t id);
 
-// Root with `userns = true`: container 0..65535 on the first /etc/subuid (/etc/subgid) range of
-// user "sandrun", else of "root", else kDefaultRangeStart; layers idmapped.
+// Root's containers: container 0..65535 on the /etc/subuid (/etc/subgid) range of user
+// "sandrun", else kDefaultRangeStart; layers idmapped. One range for every container (named
+// volumes and caches stay usable from one to the next); namespaces separate containers.
 UserNamespace remapped_root(std::string_view subuid_text, std::string_view subgid_text);
-UserNamespace remapped_root();  // reads /etc/subuid and /etc/subgid
+// Reserves sandrun's range (reserve_range) and returns remapped_root of the files; when they
+// cannot be written (a read-only /etc), the built-in range, with the reason in `origin`.
+UserNamespace remapped_root();
+
+// Where sandrun's range goes when /etc/subuid and /etc/subgid have none: kDefaultRangeStart
+// when no range of either file overlaps it, else the first 65536-aligned start above them all.
+std::optional<uint32_t> free_range_start(std::string_view subuid_text, std::string_view subgid_text);
+// Appends "sandrun:START:65536" to each file (created 0644 when missing) that has no range of
+// "sandrun" yet, under an flock of the subuid file (two sandruns starting at once agree), so
+// that shadow-utils (useradd, usermod) never hands those ids to an account. Idempotent.
+Result<void> reserve_range(const std::string& subuid_path, const std::string& subgid_path);
 
 // An unprivileged user: `uid`/`gid` are the container's root; with `helpers` (newuidmap and
 // newgidmap installed) and ranges for `name` in both files, those are container ids 1.. (at
@@ -79,6 +92,14 @@ Result<UniqueFd> idmapped_tree(const std::string& path, int userns_fd, uint64_t 
 // root (host id `root`) writes to: `owner` is shown as `root`, and the rest of the container's
 // range [root+1, root+count) as itself, so other container users keep their own ids.
 std::vector<IdMap> owner_as_root(uint32_t owner, uint32_t root, uint32_t count);
+// The same for the container's id `target` (host id) of a range [lo, lo + count): `owner` is
+// shown as `target`, the rest of the range as itself.
+std::vector<IdMap> owner_as(uint32_t owner, uint32_t target, uint32_t lo, uint32_t count);
+
+// Can the file system of `path` be idmapped (mount_setattr(MOUNT_ATTR_IDMAP) on a detached
+// copy of its mount)? Tried once per file system (st_dev) and remembered; root only. The error
+// names the path and its file system type (the cgroup v2 VM's 6.1 kernel cannot idmap tmpfs).
+Result<void> can_idmap(const std::string& path);
 
 // Can this process create a user namespace? Clones a child with CLONE_NEWUSER that exits at
 // once. The error says how to enable unprivileged user namespaces.

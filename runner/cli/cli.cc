@@ -36,7 +36,9 @@ void add_exec_flags(CLI::App* exec, ExecArgs& a) {
   exec->add_flag("--read-only", a.read_only, "Mount the container's root filesystem read-only");
   exec->add_option("--ulimit", a.ulimits, "Open files limit: nofile=SOFT[:HARD] (default: inherited)")
       ->allow_extra_args(false);
-  exec->add_flag("--userns", a.userns, "Map the container's users into a user namespace (default: sandrun decides)");
+  exec->add_flag("--userns,!--no-userns", a.userns,
+                 "User namespace (the default as root, on sandrun's own id range); --userns=false or "
+                 "--no-userns: the container's root is host root, as in Docker (the policy may forbid it)");
   exec->add_flag("--dry-run", a.dry_run, "Print the resolved container spec instead of running it");
   // Everything from the first non-option argument on is the command (`--` is optional).
   exec->prefix_command();

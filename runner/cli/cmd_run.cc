@@ -252,7 +252,7 @@ Result<void> exec_hardening(const ExecArgs& a, config::JobSpec& job) {
     if (auto r = apply_security_opt(opt, job); !r) return flag_error("--security-opt", std::move(r).error());
   }
   job.read_only_rootfs = a.read_only;
-  if (a.userns) job.userns = true;
+  if (a.userns != 0) job.userns = a.userns > 0;
   return {};
 }
 

@@ -56,7 +56,7 @@ struct ExecArgs {
   std::vector<std::string> security_opts;  // --security-opt seccomp=... / no-new-privileges=...
   bool read_only = false;                  // --read-only: read-only root filesystem
   std::vector<std::string> ulimits;        // --ulimit nofile=SOFT[:HARD] (repeatable, last wins)
-  bool userns = false;                     // --userns: ask for user namespace mapping
+  int userns = 0;  // --userns: 1 (a user namespace, or fail); --userns=false, --no-userns: -1; 0: the default
   bool dry_run = false;                    // --dry-run: print the resolved spec instead of running
   std::vector<std::string> command;  // empty: the image's entrypoint and cmd
 };

@@ -13,6 +13,7 @@
 #include "runner/net/socket_factory.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
+#include "sandbox/userns.h"
 
 namespace sandrun::runner {
 namespace {
@@ -30,6 +31,14 @@ Result<void> write_etc_file(const sandbox::Placement& place, const sandbox::Cont
   if (fd < 0) return Error::sys("create {}/etc/{}", place.upper_dir, name);
   UniqueFd file(fd);
   SANDRUN_TRY(fs::write_all(fd, text).wrap(fmt::format("write the container's /etc/{}", name)));
+  // In a user namespace both belong to the container's root, as the rest of its writable
+  // layer does (an unmapped owner would keep the container out of its own /etc).
+  if (plan.userns.enabled && ::geteuid() == 0) {
+    const uid_t uid = sandbox::userns::to_host(plan.userns.uid_map, 0).value_or(0);
+    const gid_t gid = sandbox::userns::to_host(plan.userns.gid_map, 0).value_or(0);
+    if (::fchown(etc.get(), uid, gid) < 0) return Error::sys("chown {}/etc", place.upper_dir);
+    if (::fchown(fd, uid, gid) < 0) return Error::sys("chown {}/etc/{}", place.upper_dir, name);
+  }
   return {};
 }
 

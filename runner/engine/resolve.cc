@@ -69,7 +69,21 @@ void each_record(const std::string& text, size_t min_fields, F&& f) {
   }
 }
 
-// Rootless, every container has a user namespace; as root, only a job with `userns = true`.
+// The directories a root container's user namespace shows through idmapped mounts: the image
+// layers (one store, one file system) and the binds whose owner becomes the container's root.
+std::vector<std::string> idmapped_sources(const sandbox::ContainerPlan& s) {
+  std::vector<std::string> out;
+  if (!s.lower_dirs.empty()) out.push_back(s.lower_dirs.front());
+  for (const auto& b : s.binds) {
+    struct stat st;
+    if (b.owner_is_root && ::stat(b.source.c_str(), &st) == 0 && (st.st_uid != 0 || b.copy_on_write)) out.push_back(b.source);
+  }
+  return out;
+}
+
+// Rootless, every container has a user namespace. As root too, on sandrun's own range, unless
+// the job says `userns = false`, or the kernel cannot idmap a directory the container is shown
+// (then the job runs without one, and --print-spec and doctor say why; `userns = true` fails).
 Result<void> resolve_userns(const config::JobSpec& job, sandbox::ContainerPlan& s) {
   if (::geteuid() != 0) {
     if (job.userns == false) {
@@ -78,10 +92,23 @@ Result<void> resolve_userns(const config::JobSpec& job, sandbox::ContainerPlan& 
     }
     static const sandbox::UserNamespace rootless = sandbox::userns::rootless();
     s.userns = rootless;
-  } else if (job.userns.value_or(false)) {
-    static const sandbox::UserNamespace remapped = sandbox::userns::remapped_root();
-    s.userns = remapped;
+    return {};
   }
+  if (job.userns == false) {
+    s.userns.off_reason = "userns = false";
+    return {};
+  }
+  for (const auto& dir : idmapped_sources(s)) {
+    auto r = sandbox::userns::can_idmap(dir);
+    if (r) continue;
+    if (job.userns == true) {
+      return std::move(r.error().hint("idmapped mounts need ext4, xfs or btrfs (Linux 5.12+) or tmpfs (6.3+)"));
+    }
+    s.userns.off_reason = r.error().message();
+    return {};
+  }
+  static const sandbox::UserNamespace remapped = sandbox::userns::remapped_root();
+  s.userns = remapped;
   return {};
 }
 
@@ -236,7 +263,9 @@ Result<sandbox::ContainerPlan> resolve_container(const config::JobSpec& job, con
   }
   for (const auto& v : job.volumes) {
     if (!fs::exists(v.source)) return at("volumes", Error::sys_code(ENOENT, "{}", v.source));
-    s.binds.push_back({v.source, v.target, v.readonly});
+    // As for the workspace: a volume whose host owner is not root shows that owner as the
+    // container's root (one whose owner is root shows it as the overflow id).
+    s.binds.push_back({v.source, v.target, v.readonly, /*owner_is_root=*/true});
   }
   if (job.workdir) {
     s.workdir = *job.workdir;

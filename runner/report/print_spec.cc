@@ -63,7 +63,10 @@ ordered_json hardening_json(const sandbox::ContainerPlan& s) {
 }
 
 ordered_json userns_json(const sandbox::UserNamespace& ns) {
-  if (!ns.enabled) return "none: container root is host root";
+  if (!ns.enabled) {
+    return ns.off_reason.empty() ? std::string("none: container root is host root")
+                                 : fmt::format("none: container root is host root ({})", ns.off_reason);
+  }
   auto maps = [](const std::vector<sandbox::IdMap>& m) {
     ordered_json a = ordered_json::array();
     for (const auto& e : m) a.push_back({{"inside", e.inside}, {"outside", e.outside}, {"count", e.count}});

@@ -66,6 +66,8 @@ TEST_F(ArtifactsRunTest, AFailingJobsFilesComeFromTmpfsWorkspaceVolumeAndWritabl
                 "/tmp/never"});
   j.workspace = ws;
   ASSERT_TRUE(fs::mkdirs(tmp_ / "vol"));
+  give_to_checkout_owner(ws);
+  give_to_checkout_owner(tmp_ / "vol");
   j.volumes.push_back({tmp_ / "vol", "/data", false});
   j.artifacts.when = config::ArtifactsWhen::on_failure;
   j.artifacts.max_size = 1 << 20;
@@ -148,6 +150,7 @@ TEST_F(ArtifactsRunTest, WhenDecidesAndArchiveModeWritesATarZstd) {
 TEST_F(ArtifactsRunTest, ACancelledJobIsKilledWithoutCollectingItsArtifacts) {
   std::string ws = tmp_ / "ws";
   ASSERT_TRUE(fs::mkdirs(ws));
+  give_to_checkout_owner(ws);
   auto j = job("cancelled", "echo a > /tmp/a.txt; touch /workspace/started; sleep 86436", {"/tmp/a.txt"});
   j.workspace = ws;
   // SIGINT reaches the Runner's handler (the loop runs by then: the job has started).

@@ -11,7 +11,11 @@ namespace sandrun::testing {
 
 class CliTest : public ::testing::Test {
  protected:
-  void SetUp() override { SANDRUN_REQUIRE_ROOT(); }
+  // The temp dir is the tests' checkout (`workspace = "."`): owned by a CI user, as a runner's is.
+  void SetUp() override {
+    SANDRUN_REQUIRE_ROOT();
+    give_to_checkout_owner(tmp_.path());
+  }
 
   std::string root() const { return tmp_ / "root"; }
   // Writes a job file into the temp dir and returns its path.

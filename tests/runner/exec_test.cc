@@ -15,6 +15,7 @@ TEST_F(ExecTest, VolumeWorkdirAndEnvFlagsWorkLikeDocker) {
   std::string ws = tmp_ / "ws";
   ASSERT_TRUE(fs::mkdirs(ws).ok());
   write_file(ws + "/present", "");
+  give_to_checkout_owner(ws);
   auto r = sandrun({"exec", "--image", "busybox", "-v", ws + ":/workspace", "-w", "/workspace", "-e", "A=1", "-e",
                     "B=two words", "--", "sh", "-c", "echo $A $B; ls; echo made > new"});
   EXPECT_EQ(r.status, 0) << r.err;

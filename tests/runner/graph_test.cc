@@ -38,6 +38,7 @@ class GraphTest : public CliTest {
 TEST_F(GraphTest, ASixJobGraphWithAFailureInTheMiddleRunsSkipsAndReportsAsSpecified) {
   std::string shared = tmp_ / "shared";
   ASSERT_TRUE(fs::mkdirs(shared));
+  give_to_checkout_owner(shared);
   auto r = sandrun({"run", jobs(fmt::format(R"toml(
 [defaults]
 volumes = ["{}:/shared"]
@@ -81,6 +82,7 @@ run = "test -f /shared/build && echo docs-ok"
 TEST_F(GraphTest, AFailedAttemptRunsAgainInAFreshContainerUntilItPasses) {
   std::string shared = tmp_ / "shared";
   ASSERT_TRUE(fs::mkdirs(shared));
+  give_to_checkout_owner(shared);
   // Each attempt counts itself; the first two fail. Each must see a pristine root.
   auto r = sandrun({"run", jobs(fmt::format(R"toml(
 [jobs.flaky]

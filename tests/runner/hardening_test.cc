@@ -152,6 +152,7 @@ TEST_F(HardeningTest, ProcAndSysHideWhatLeaksTheHost) {
 TEST_F(HardeningTest, ReadOnlyRootfsRefusesWritesButTmpAndTheWorkspaceStayWritable) {
   std::string ws = tmp_ / "ws";
   ASSERT_EQ(::mkdir(ws.c_str(), 0755), 0);
+  give_to_checkout_owner(ws);
   auto r = exec({"--read-only", "-v", ws + ":/workspace"},
                 {"sh", "-c", "touch /x 2>/dev/null || echo rofs; touch /tmp/y && echo tmp; touch /workspace/z && echo ws"});
   EXPECT_EQ(r.out, "rofs\ntmp\nws\n") << r.err;
@@ -164,6 +165,7 @@ TEST_F(HardeningTest, ReadOnlyRootfsRefusesWritesButTmpAndTheWorkspaceStayWritab
 TEST_F(HardeningTest, AReadOnlyRootNeedsNoWritableLayerAndShowsTheImageUnchanged) {
   std::string ws = tmp_ / "ws";
   ASSERT_EQ(::mkdir(ws.c_str(), 0755), 0);
+  give_to_checkout_owner(ws);  // written by the job: not root's (see test_env.h)
   const std::vector<std::string> flags = {"-v", ws + ":/deep/in/ws", "-w", "/deep/in/ws"};
   auto ro_flags = flags;
   ro_flags.push_back("--read-only");

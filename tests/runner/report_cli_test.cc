@@ -208,6 +208,7 @@ class PipelineReportTest : public ReportCliTest {
   std::string pipeline() {
     const std::string shared = tmp_ / "shared";
     EXPECT_TRUE(fs::mkdirs(shared));
+    give_to_checkout_owner(shared);  // a volume the job writes: not root's (see test_env.h)
     return jobs(R"toml(
 [jobs.flaky]
 volumes = [")toml" + shared + R"toml(:/s"]

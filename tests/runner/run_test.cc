@@ -112,6 +112,7 @@ TEST_F(RunTest, IsolationAsSeenFromInsideTheContainers) {
   write_file(tmp_ / "host-marker", "x");
   std::string ws = tmp_ / "ws";
   ASSERT_TRUE(fs::mkdirs(ws).ok());
+  give_to_checkout_owner(ws);
   auto r = sandrun({"run", jobs(R"toml(
 [jobs.inside]
 workspace = "ws"

@@ -28,6 +28,7 @@ class ServicesTest : public CliTest {
     ASSERT_EQ(run_command({"cp", kv_server_bin(), bin_ + "/kv"}).status, 0);
     shared_ = tmp_ / "shared";
     ASSERT_TRUE(fs::mkdirs(shared_));
+    give_to_checkout_owner(shared_);
   }
   // A kv service on `port` with a ready check, as a TOML table for job `job`. Each test uses
   // its own port: ctest runs tests side by side, and the leftover-process checks go by port.

@@ -15,6 +15,7 @@
 #include "runner/report/print_spec.h"
 #include "runner/engine/session.h"
 #include "sandbox/sys/fs.h"
+#include "sandbox/userns.h"
 #include "tests/support/host_state.h"
 #include "tests/support/test_env.h"
 
@@ -32,6 +33,7 @@ class WorkspaceTest : public ::testing::Test {
     ASSERT_EQ(::mkdir((checkout_ + "/src").c_str(), 0755), 0);
     write_file(checkout_ + "/same.txt", "from the host\n");
     write_file(checkout_ + "/src/main.c", "int main() { return 0; }\n");
+    give_to_checkout_owner(checkout_);
   }
 
   std::string root() const { return tmp_ / "root"; }
@@ -173,7 +175,8 @@ TEST_F(WorkspaceTest, ACachePersistsBetweenRunsOwnedByTheJobsUser) {
   EXPECT_EQ(read_file(root() + "/caches/" + c->name + "/pkg"), "wheel\n");
   expect_slots_empty();
 
-  // A user other than root can write its (new) cache: created owned by it.
+  // A user other than root can write its (new) cache: created owned by it, that is by its id
+  // in sandrun's range (the user namespace, as root), never by host uid 1000.
   auto user = job("user", "id -u; echo u > /cache/u/file");
   user.caches = {"/cache/u"};
   user.user = "1000:1000";
@@ -184,8 +187,9 @@ TEST_F(WorkspaceTest, ACachePersistsBetweenRunsOwnedByTheJobsUser) {
   ASSERT_TRUE(cu);
   struct stat st;
   ASSERT_EQ(::stat((root() + "/caches/" + cu->name).c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, 1000u);
-  EXPECT_EQ(st.st_gid, 1000u);
+  const unsigned base = sandbox::userns::remapped_root().uid_map.at(0).outside;
+  EXPECT_EQ(st.st_uid, base + 1000u);
+  EXPECT_EQ(st.st_gid, sandbox::userns::remapped_root().gid_map.at(0).outside + 1000u);
 }
 
 TEST_F(WorkspaceTest, ACacheWorksWithAReadOnlyRootAndAnImageWithoutItsMountPoint) {

@@ -184,16 +184,45 @@ TEST_F(UsernsTest, TheContainerJoinsItsCgroup) {
 }
 
 // Pure logic: the maps each mode builds.
-TEST(UsernsMaps, RemappedRootTakesSandrunThenRootThenTheDefault) {
+TEST(UsernsMaps, RemappedRootTakesSandrunsOwnRangeElseTheDefaultNeverRoots) {
   auto a = userns::remapped_root("root:100000:65536\nsandrun:300000:70000\n", "root:100000:65536\nsandrun:400000:65536\n");
   EXPECT_EQ(a.uid_map, (std::vector<IdMap>{{0, 300000, 65536}}));
   EXPECT_EQ(a.gid_map, (std::vector<IdMap>{{0, 400000, 65536}}));
   EXPECT_EQ(a.origin, "/etc/subuid and /etc/subgid: sandrun");
-  auto b = userns::remapped_root("0:100000:1000\n", "root:100000:65536\n");
-  EXPECT_EQ(b.uid_map, (std::vector<IdMap>{{0, 100000, 1000}}));
-  auto c = userns::remapped_root("bad line\nroot:0:65536\n", "");
-  EXPECT_EQ(c.uid_map, (std::vector<IdMap>{{0, kHost, 65536}}));
+  // root's range belongs to other tools (rootful podman): sandrun keeps to its own.
+  auto b = userns::remapped_root("root:100000:65536\n", "root:100000:65536\n");
+  EXPECT_EQ(b.uid_map, (std::vector<IdMap>{{0, kHost, 65536}}));
+  auto c = userns::remapped_root("bad line\nsandrun:0:65536\n", "sandrun:0:65536\n");
+  EXPECT_EQ(c.uid_map, (std::vector<IdMap>{{0, kHost, 65536}}));  // a range at 0 would hand out host root
   EXPECT_TRUE(c.idmap_layers);
+}
+
+TEST(UsernsMaps, AFreeRangeAvoidsEveryRangeOfBothFiles) {
+  EXPECT_EQ(userns::free_range_start("", ""), kHost);
+  EXPECT_EQ(userns::free_range_start("ann:100000:65536\n", "bob:165536:65536\n"), kHost);
+  // Something sits on the default: the first aligned start above every range.
+  EXPECT_EQ(userns::free_range_start("x:2147500000:10\n", "y:3000000000:65536\n"), 3000000000u / 65536 * 65536 + 2 * 65536);
+  EXPECT_EQ(userns::free_range_start("x:2147483648:10\ny:4294900000:60000\n", ""), std::nullopt);
+}
+
+TEST(UsernsMaps, ReserveRangeAppendsSandrunOnceToBothFiles) {
+  char dir[] = "/tmp/sandrun-subid-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string uid = std::string(dir) + "/subuid", gid = std::string(dir) + "/subgid";
+  ASSERT_TRUE(fs::write_file_atomic(uid, "ann:100000:65536").ok());  // no final newline
+  ASSERT_TRUE(userns::reserve_range(uid, gid).ok());
+  ASSERT_TRUE(userns::reserve_range(uid, gid).ok());  // idempotent
+  EXPECT_EQ(*fs::read_file(uid), "ann:100000:65536\nsandrun:2147483648:65536\n");
+  EXPECT_EQ(*fs::read_file(gid), "sandrun:2147483648:65536\n");
+  auto ns = userns::remapped_root(*fs::read_file(uid), *fs::read_file(gid));
+  EXPECT_EQ(ns.origin, "/etc/subuid and /etc/subgid: sandrun");
+  // Only one file has it: the other gets the same start.
+  ASSERT_TRUE(fs::write_file_atomic(gid, "").ok());
+  ASSERT_TRUE(userns::reserve_range(uid, gid).ok());
+  EXPECT_EQ(*fs::read_file(gid), "sandrun:2147483648:65536\n");
+  ::unlink(uid.c_str());
+  ::unlink(gid.c_str());
+  ::rmdir(dir);
 }
 
 TEST(UsernsMaps, RootlessMapsTheUserAndItsSubordinateIdsOnlyWithHelpers) {
@@ -213,6 +242,11 @@ TEST(UsernsMaps, OwnerAsRootKeepsTheRestOfTheRange) {
             (std::vector<IdMap>{{1000, kHost, 1}, {kHost + 1, kHost + 1, 65535}}));
   EXPECT_EQ(userns::owner_as_root(kHost + 5, kHost, 10),
             (std::vector<IdMap>{{kHost + 5, kHost, 1}, {kHost + 1, kHost + 1, 4}, {kHost + 6, kHost + 6, 4}}));
+  // Shown as the job's user 1000 (host kHost + 1000): neither it nor the owner shows twice.
+  EXPECT_EQ(userns::owner_as(4242, kHost + 1000, kHost, 65536),
+            (std::vector<IdMap>{{4242, kHost + 1000, 1}, {kHost, kHost, 1000}, {kHost + 1001, kHost + 1001, 64535}}));
+  EXPECT_EQ(userns::owner_as(kHost + 7, kHost + 3, kHost, 10),
+            (std::vector<IdMap>{{kHost + 7, kHost + 3, 1}, {kHost, kHost, 3}, {kHost + 4, kHost + 4, 3}, {kHost + 8, kHost + 8, 2}}));
   EXPECT_EQ(userns::to_host({{0, 5000, 1}, {1, 100000, 10}}, 3), std::optional<uint32_t>(100002));
   EXPECT_EQ(userns::to_host({{0, 5000, 1}}, 3), std::nullopt);
 }

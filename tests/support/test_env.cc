@@ -41,6 +41,15 @@ TempDir::~TempDir() {
   if (!r) ADD_FAILURE() << "cannot remove " << path_ << ": " << r.error().message();
 }
 
+void give_to_checkout_owner(const std::string& path) {
+  const std::string owner = std::to_string(kCheckoutOwner);
+  auto r = run_command({"chown", "-R", owner + ":" + owner, path});
+  if (r.status != 0) ADD_FAILURE() << "chown -R " << owner << " " << path << ": " << r.err;
+  // A checkout is 0755 (mkdtemp's 0700 would keep out anyone but its owner, host root too
+  // once it has entered a container's user namespace to reopen the state dir beneath it).
+  if (::chmod(path.c_str(), 0755) < 0) ADD_FAILURE() << "chmod 0755 " << path;
+}
+
 void write_file(const std::string& path, const std::string& content, int mode) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f << content;

@@ -45,6 +45,13 @@ class TempDir {
   std::string path_;
 };
 
+// The owner of the tests' checkouts (workspaces), as a CI runner's user owns its checkout: as
+// root, sandrun runs containers in a user namespace in which a workspace owned by root shows as
+// the overflow id (read-only to the job), and one owned by another user as the job's root.
+inline constexpr unsigned kCheckoutOwner = 4242;
+// chown -R `path` to kCheckoutOwner:kCheckoutOwner (fails the test when it cannot).
+void give_to_checkout_owner(const std::string& path);
+
 void write_file(const std::string& path, const std::string& content, int mode = 0644);
 std::string read_file(const std::string& path);
 
