@@ -262,7 +262,30 @@ Result<JobSpec> apply_host_config(const JobSpec& written, const config::HostConf
 }
 
 std::string policy_summary(const config::HostConfig& config) {
-  return config.path.empty() ? std::string("none") : config.path;
+  const config::Policy& p = config.policy;
+  std::vector<std::string> keys;
+  auto add = [&keys](const char* name, bool set) {
+    if (set) keys.push_back(name);
+  };
+  add("bind_paths", bool(p.bind_paths));
+  add("cap_add", bool(p.cap_add));
+  add("seccomp_unconfined", bool(p.seccomp_unconfined));
+  add("seccomp_profiles", bool(p.seccomp_profiles));
+  add("network_host", bool(p.network_host));
+  add("no_new_privs_off", bool(p.no_new_privs_off));
+  add("userns_off", bool(p.userns_off));
+  add("max_memory", bool(p.max_memory));
+  add("max_cpus", bool(p.max_cpus));
+  add("max_pids", bool(p.max_pids));
+  add("max_nofile", bool(p.max_nofile));
+  add("max_timeout", bool(p.max_timeout));
+  add("registries", bool(p.registries));
+  std::vector<std::string> defaults;
+  for (std::string_view key : config::kHostDefaultKeys) {
+    if (config.defaults.key_pos.contains(std::string(key))) defaults.emplace_back(key);
+  }
+  return fmt::format("policy: {}; defaults: {}", keys.empty() ? "none" : fmt::format("{}", fmt::join(keys, ", ")),
+                     defaults.empty() ? "none" : fmt::format("{}", fmt::join(defaults, ", ")));
 }
 
 }  // namespace sandrun::runner

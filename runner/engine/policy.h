@@ -37,7 +37,8 @@ struct PolicyHost {
 Result<config::JobSpec> apply_host_config(const config::JobSpec& job, const config::HostConfig& config,
                                           const PolicyHost& host);
 
-// "policy /etc/sandrun/sandrun.toml" or "no policy": for doctor and --print-spec.
+// What a host file sets, for `sandrun doctor`: "policy: bind_paths, cap_add; defaults: timeout"
+// ("policy: none; defaults: none" for an empty file).
 std::string policy_summary(const config::HostConfig& config);
 
 }  // namespace sandrun::runner

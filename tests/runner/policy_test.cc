@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/runner/cli_fixture.h"
+#include "tests/runner/doctor_lines.h"
 
 namespace sandrun::testing {
 namespace {
@@ -314,6 +315,22 @@ TEST_F(PolicyTest, AMissingConfigFileIsAnError) {
   EXPECT_EQ(r.err, "sandrun: --config: cannot read host file " + tmp_ / "nope.toml" + ": No such file or directory\n");
   r = with(tmp_ / "nope.toml", {"exec", "--", "true"});
   EXPECT_EQ(r.status, 2);
+}
+
+TEST_F(PolicyTest, DoctorSaysWhichHostFileIsInEffect) {
+  auto r = sandrun({"doctor"});
+  EXPECT_EQ(line_of(r.out, "policy").status, "ok") << r.out;
+  EXPECT_EQ(line_of(r.out, "policy").detail,
+            "no host file (/etc/sandrun/sandrun.toml does not exist): no policy, every documented job key is allowed");
+  const std::string pol = policy("[policy]\nnetwork_host = false\nbind_paths = []\n[defaults]\ntimeout = \"1h\"\n");
+  r = with(pol, {"doctor"});
+  EXPECT_EQ(line_of(r.out, "policy").detail, pol + " (policy: bind_paths, network_host; defaults: timeout)") << r.out;
+  const std::string bad = policy("[policy]\nnetwork_host = 1\n");
+  r = with(bad, {"doctor"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(line_of(r.out, "policy").status, "missing") << r.out;
+  EXPECT_EQ(line_of(r.out, "policy").detail,
+            "--config: " + bad + ":2:16: policy.network_host: expected true or false, got integer");
 }
 
 }  // namespace
