@@ -137,5 +137,20 @@ TEST(HostConfigTest, AMissingFileIsAnErrorNamingIt) {
   EXPECT_EQ(r.error().render(), "cannot read host file /nonexistent/sandrun.toml: No such file or directory");
 }
 
+// examples/sandrun.toml is the recommended policy of docs/security.md: it must parse and keep
+// every relaxation off.
+TEST(HostConfigTest, TheRecommendedPolicyParsesAndAllowsNoRelaxation) {
+  auto r = load_host_config(SANDRUN_EXAMPLE_HOST_CONFIG);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  const Policy& p = r->policy;
+  EXPECT_EQ(*p.cap_add.value, std::vector<std::string>{});
+  for (const Rule<bool>* rule : {&p.seccomp_unconfined, &p.seccomp_profiles, &p.network_host, &p.no_new_privs_off,
+                                 &p.userns_off}) {
+    EXPECT_EQ(rule->value, false) << rule->pos.str();
+  }
+  EXPECT_TRUE(p.bind_paths && p.max_memory && p.max_cpus && p.max_pids && p.max_nofile && p.max_timeout && p.registries);
+  EXPECT_TRUE(r->defaults.timeout && r->defaults.limits.memory);
+}
+
 }  // namespace
 }  // namespace sandrun::config
