@@ -2,6 +2,7 @@
 #include "sandbox/capabilities.h"
 
 #include <linux/capability.h>
+#include <sys/prctl.h>
 
 #include <algorithm>
 #include <array>
@@ -65,7 +66,7 @@ std::string_view suggestion(std::string_view bare) {
 
 CapSet all_capabilities() {
   const int last = last_capability();
-  return last >= 63 ? ~CapSet{0} : bit(last + 1) - 1;
+  return (last >= 63 ? ~CapSet{0} : bit(last + 1) - 1) & bounding_set();
 }
 
 // Adds the capabilities a list names to `set`; "ALL" is handled by the caller.
@@ -126,6 +127,17 @@ std::vector<std::string> capability_names(CapSet set) {
     }
   }
   return out;
+}
+
+CapSet bounding_set() {
+  static const CapSet set = [] {
+    CapSet s = 0;
+    for (int cap = 0; cap <= last_capability() && cap < 64; ++cap) {
+      if (::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1) s |= bit(cap);
+    }
+    return s;
+  }();
+  return set;
 }
 
 int last_capability() {

@@ -25,13 +25,19 @@ Result<int> parse_capability(std::string_view name);
 //   add contains "ALL"  -> every capability except those in drop;
 //   drop contains "ALL" -> exactly the ones in add;
 //   otherwise           -> default_capabilities() - drop + add (add wins when both name one).
-// "ALL" means every capability up to last_capability(). Errors name the bad entry and its list:
+// "ALL" means every capability up to last_capability() that bounding_set() holds: sandrun run
+// in a container may lack some, and asking the kernel for one fails the container's start
+// with EPERM. Errors name the bad entry and its list:
 //   cap_drop: unknown capability "SYS_ADMN" (did you mean CAP_SYS_ADMIN?)
 Result<CapSet> resolve_capabilities(const std::vector<std::string>& add,
                                     const std::vector<std::string>& drop);
 
 // "CAP_CHOWN", ... in number order; a number without a known name renders as "CAP_41".
 std::vector<std::string> capability_names(CapSet set);
+
+// The capabilities this process could grant a child: its bounding set (read once). A capability
+// outside it can be held by no container sandrun starts, with or without a user namespace.
+CapSet bounding_set();
 
 // The highest capability the running kernel knows (/proc/sys/kernel/cap_last_cap, read once);
 // CAP_LAST_CAP of the build headers when /proc is not readable.

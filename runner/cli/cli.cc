@@ -10,7 +10,7 @@
 namespace sandrun::runner {
 namespace {
 
-void add_exec_flags(CLI::App* exec, ExecArgs& a) {
+void add_exec_flags(CLI::App* exec, ExecArgs& a, bool& userns) {
   exec->add_option("--image", a.image, "Image to run (default: the built-in busybox)");
   exec->add_option("--name", a.name, "Name of the container (its hostname)");
   exec->add_option("-e,--env", a.env, "Set an environment variable NAME=value (repeatable)")->allow_extra_args(false);
@@ -36,9 +36,10 @@ void add_exec_flags(CLI::App* exec, ExecArgs& a) {
   exec->add_flag("--read-only", a.read_only, "Mount the container's root filesystem read-only");
   exec->add_option("--ulimit", a.ulimits, "Open files limit: nofile=SOFT[:HARD] (default: inherited)")
       ->allow_extra_args(false);
-  exec->add_flag("--userns,!--no-userns", a.userns,
-                 "User namespace (the default as root, on sandrun's own id range); --userns=false or "
-                 "--no-userns: the container's root is host root, as in Docker (the policy may forbid it)");
+  // A flag takes `--userns=false` too; whether it was given at all is read in exec's callback.
+  exec->add_flag("--userns", userns,
+                 "User namespace: the default as root, on sandrun's own id range; --userns=false: the "
+                 "container's root is host root, as in Docker (the operator's policy may forbid it)");
   exec->add_flag("--dry-run", a.dry_run, "Print the resolved container spec instead of running it");
   // Everything from the first non-option argument on is the command (`--` is optional).
   exec->prefix_command();
@@ -67,6 +68,8 @@ int cli_main(int argc, char** argv) {
   app.require_subcommand(1);
   GlobalOptions g;
   app.add_option("--root", g.root, "State directory and image cache (default /var/lib/sandrun as root)");
+  app.add_option("--config", g.config,
+                 "The operator's host file: [policy] and [defaults] (default /etc/sandrun/sandrun.toml when it exists)");
   int result = kExitOk;
 
   RunArgs run_args;
@@ -94,7 +97,8 @@ int cli_main(int argc, char** argv) {
 
   ExecArgs exec_args;
   auto* exec = app.add_subcommand("exec", "Run one command in a fresh container, like docker run --rm");
-  add_exec_flags(exec, exec_args);
+  bool exec_userns = false;
+  add_exec_flags(exec, exec_args, exec_userns);
   add_registry_flags(exec, g);
 
   auto* image = app.add_subcommand("image", "Manage the image cache");
@@ -168,6 +172,7 @@ int cli_main(int argc, char** argv) {
   }
   exec->callback([&] {
     exec_args.command = has_dashes ? after_dashes : exec->remaining();
+    if (exec->count("--userns") > 0) exec_args.userns = exec_userns;
     result = cmd_exec(g, exec_args);
   });
   std::reverse(args.begin(), args.end());  // CLI11 parses a reversed vector

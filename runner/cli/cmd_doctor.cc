@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runner/cli/commands.h"
+#include "runner/engine/policy.h"
 #include "runner/net/outbound.h"
 #include "runner/report/output.h"
 #include "runner/cli/common.h"
@@ -354,6 +355,25 @@ Item private_network_item() {
   return i;
 }
 
+// The operator's host file in effect (--config, else /etc/sandrun/sandrun.toml when present).
+Item policy_item(const std::string& flag) {
+  Item i{"policy", Status::ok, "", "", true};
+  auto host = host_config(flag);
+  if (!host) {
+    i.status = Status::missing;
+    i.detail = host.error().render();
+    i.fix = "fix the host file (docs/security.md, \"Operator policy\"), or name another with --config";
+    return i;
+  }
+  if (host->path.empty()) {
+    i.detail = fmt::format("no host file ({} does not exist): no policy, every documented job key is allowed",
+                           config::kDefaultHostConfig);
+    return i;
+  }
+  i.detail = fmt::format("{} ({})", host->path, policy_summary(*host));
+  return i;
+}
+
 std::vector<Item> collect(const GlobalOptions& g) {
   const auto id = host::identity();
   const auto kernel = host::kernel_version();
@@ -380,6 +400,7 @@ std::vector<Item> collect(const GlobalOptions& g) {
   items.push_back(nofile_item(host::probe_nofile()));
   items.push_back(state_dir_item(state));
   items.push_back(private_network_item());
+  items.push_back(policy_item(g.config));
   return items;
 }
 

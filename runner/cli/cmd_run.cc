@@ -104,6 +104,11 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     print_error(jobs.error());
     return kExitUsage;
   }
+  auto host = host_config(g.config);
+  if (!host) {
+    print_error(host.error());
+    return kExitUsage;
+  }
   if (auto r = check_privileges(); !r) {
     print_error(r.error());
     return kExitFailed;
@@ -115,13 +120,14 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     return kExitFailed;
   }
   sweep_and_report(root, /*remove_idle=*/false);
-  auto prepared = prepare_jobs(*store, *jobs, pull_options(g.insecure_registries, g.auth_file, g.registry_ca, g.platform));
+  auto prepared = prepare_jobs(*store, *jobs, pull_options(g.insecure_registries, g.auth_file, g.registry_ca, g.platform),
+                               *host);
   if (!prepared) {
     print_error(prepared.error());
     return kExitUsage;
   }
   if (a.print_spec) {
-    console_write(STDOUT_FILENO, specs_json(prepared->plans, *prepared->host));
+    console_write(STDOUT_FILENO, specs_json(prepared->plans, *prepared->host, host->path));
     return kExitOk;
   }
   if (file->cache_max_size) {
@@ -252,7 +258,7 @@ Result<void> exec_hardening(const ExecArgs& a, config::JobSpec& job) {
     if (auto r = apply_security_opt(opt, job); !r) return flag_error("--security-opt", std::move(r).error());
   }
   job.read_only_rootfs = a.read_only;
-  if (a.userns != 0) job.userns = a.userns > 0;
+  job.userns = a.userns;
   return {};
 }
 
@@ -340,6 +346,11 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
     print_error(job.error());
     return kExitUsage;
   }
+  auto host = host_config(g.config);
+  if (!host) {
+    print_error(host.error());
+    return kExitUsage;
+  }
   if (auto r = check_privileges(); !r) {
     print_error(r.error());
     return 125;
@@ -351,7 +362,8 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
     return 125;
   }
   sweep_and_report(root, /*remove_idle=*/false);
-  auto prepared = prepare_jobs(*store, {*job}, pull_options(g.insecure_registries, g.auth_file, g.registry_ca, g.platform));
+  auto prepared =
+      prepare_jobs(*store, {*job}, pull_options(g.insecure_registries, g.auth_file, g.registry_ca, g.platform), *host);
   if (!prepared) {
     print_error(prepared.error());
     return 125;
@@ -361,7 +373,7 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
     return kExitUsage;
   }
   if (a.dry_run) {
-    console_write(STDOUT_FILENO, specs_json(prepared->plans, *prepared->host));
+    console_write(STDOUT_FILENO, specs_json(prepared->plans, *prepared->host, host->path));
     return kExitOk;
   }
   // The command's output passes straight through; sandrun only says where its ports went.

@@ -14,6 +14,7 @@ inline constexpr int kExitUsage = 2;    // bad flags, a bad job file, an image t
 
 struct GlobalOptions {
   std::string root;  // state dir and image cache; default cache::default_root()
+  std::string config;  // --config FILE: the operator's host file; default /etc/sandrun/sandrun.toml if present
   // Where images are pulled from (run, exec and image pull take these flags).
   std::vector<std::string> insecure_registries;  // --insecure-registry HOST[:PORT]: plain HTTP
   std::string auth_file;                         // --auth-file: Docker config.json credentials
@@ -56,7 +57,7 @@ struct ExecArgs {
   std::vector<std::string> security_opts;  // --security-opt seccomp=... / no-new-privileges=...
   bool read_only = false;                  // --read-only: read-only root filesystem
   std::vector<std::string> ulimits;        // --ulimit nofile=SOFT[:HARD] (repeatable, last wins)
-  int userns = 0;  // --userns: 1 (a user namespace, or fail); --userns=false, --no-userns: -1; 0: the default
+  std::optional<bool> userns;              // --userns[=true|false]: user namespace mapping; unset: sandrun decides
   bool dry_run = false;                    // --dry-run: print the resolved spec instead of running
   std::vector<std::string> command;  // empty: the image's entrypoint and cmd
 };

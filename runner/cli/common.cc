@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "runner/engine/policy.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/userns.h"
 
@@ -20,6 +21,15 @@ Result<void> check_privileges() {
 
 std::string resolve_root(const std::string& flag) {
   return flag.empty() ? cache::default_root() : fs::absolute(flag);
+}
+
+Result<config::HostConfig> host_config(const std::string& flag) {
+  const std::string path = flag.empty() ? std::string(config::kDefaultHostConfig) : flag;
+  if (flag.empty() && !fs::exists(path)) return config::HostConfig{};
+  auto loaded = config::load_host_config(path);
+  if (!loaded) return std::move(loaded.error().wrap(flag.empty() ? "host file" : "--config"));
+  SANDRUN_TRY(check_host_config(*loaded));
+  return loaded;
 }
 
 cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cache/store.h"
+#include "config/host_config.h"
 #include "sandbox/sys/result.h"
 
 namespace sandrun::runner {
@@ -15,6 +16,10 @@ Result<void> check_privileges();
 
 // The state dir: --root, or the default one.
 std::string resolve_root(const std::string& flag);
+
+// The operator's host file: --config FILE (which must exist), else /etc/sandrun/sandrun.toml
+// when it exists, else none (no policy, no host defaults). Errors name file:line.
+Result<config::HostConfig> host_config(const std::string& flag);
 
 // The pull options of the command line.
 cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "runner/engine/caches.h"
+#include "runner/engine/policy.h"
 #include "runner/engine/slots.h"
 #include "sandbox/mount_points.h"
 #include "sandbox/sys/fs.h"
@@ -301,8 +302,11 @@ struct Resolved {
 
 // One container's plan and what the job adds around it: a job's, or a service's (`what`
 // names it in errors).
-Result<Resolved> resolve_one(const config::JobSpec& job, const std::string& what, const ImageOf& image_of,
-                             const Host& host, const HostConfig&) {
+Result<Resolved> resolve_one(const config::JobSpec& written, const std::string& what, const ImageOf& image_of,
+                             const Host& host, const HostConfig& config, bool service) {
+  // The host file first: its defaults and ceilings, and its refusals before anything is pulled.
+  const config::JobSpec job =
+      SANDRUN_TRY(apply_host_config(written, config, PolicyHost{host.isolation.cgroups != nullptr, service}));
   const cache::ImageRecord* image = SANDRUN_TRY(image_of(job));
   Resolved r;
   JobPlan& plan = r.plan;
@@ -331,7 +335,7 @@ std::shared_ptr<const sandbox::ContainerPlan> freeze(sandbox::ContainerPlan plan
 
 Result<JobPlan> resolve(const config::JobSpec& job, const ImageOf& image_of, const Host& host, const HostConfig& config,
                         const std::map<std::string, size_t>& index) {
-  auto [plan, container] = SANDRUN_TRY(resolve_one(job, fmt::format("job {:?}", job.name), image_of, host, config));
+  auto [plan, container] = SANDRUN_TRY(resolve_one(job, fmt::format("job {:?}", job.name), image_of, host, config, false));
   plan.retries = job.retries;
   plan.allow_failure = job.allow_failure;
   plan.junit = job.junit;
@@ -354,7 +358,7 @@ Result<JobPlan> resolve(const config::JobSpec& job, const ImageOf& image_of, con
   // (the check's command, sandrun's init, nothing published, no log of their own).
   for (const auto& svc : job.services) {
     auto [sp_plan, sp_container] = SANDRUN_TRY(
-        resolve_one(svc.spec, fmt::format("job {:?}: service {:?}", job.name, svc.spec.name), image_of, host, config));
+        resolve_one(svc.spec, fmt::format("job {:?}: service {:?}", job.name, svc.spec.name), image_of, host, config, true));
     ServicePlan sp;
     sp.plan = std::move(sp_plan);
     sp.plan.file_name = plan.file_name + "." + file_name_for(svc.spec.name);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cache/store.h"
+#include "config/host_config.h"
 #include "config/job_file.h"
 #include "runner/engine/plan.h"
 #include "runner/engine/resolve_isolation.h"
@@ -48,9 +49,9 @@ std::string key_context(const config::JobSpec& job, const char* key);
 // A job's name as a file name (logs, artifacts): '/' and control characters become '_'.
 std::string file_name_for(std::string_view name);
 
-// The host-wide defaults and the operator's policy every plan is resolved under (the next
-// issue, host protection, fills it); empty today.
-struct HostConfig {};
+// The host-wide defaults and the operator's policy every plan is resolved under: the host file
+// (/etc/sandrun/sandrun.toml or --config), applied by policy.h; empty: no policy.
+using HostConfig = config::HostConfig;
 
 // What resolve needs of the host.
 struct Host {
@@ -65,8 +66,8 @@ using ImageOf = std::function<Result<const cache::ImageRecord*>(const config::Jo
 
 // Resolves a job, its services and their ready checks. `index` maps the names of the run's
 // jobs to their positions (for needs; a need left out of the selection is not waited for).
-// Errors (a missing workspace, an unknown user, a limit the host cannot honour) name the job
-// file position of the key that caused them.
+// Errors (a missing workspace, an unknown user, a limit the host cannot honour, what the
+// operator's policy refuses) name the job file position of the key that caused them.
 Result<JobPlan> resolve(const config::JobSpec& job, const ImageOf& image_of, const Host& host, const HostConfig& config,
                         const std::map<std::string, size_t>& index);
 

@@ -47,8 +47,25 @@ Result<void> check_capability_names(const config::JobSpec& job, const char* key,
   return {};
 }
 
+// A capability sandrun itself cannot grant (outside its own bounding set, as when it runs in a
+// container) is refused up front, at its entry, instead of failing the container's start.
+Result<void> check_grantable(const config::JobSpec& job) {
+  for (size_t i = 0; i < job.cap_add.size(); ++i) {
+    const auto& [name, pos] = job.cap_add[i];
+    auto cap = sandbox::parse_capability(name);
+    if (!cap || (sandbox::bounding_set() & (sandbox::CapSet{1} << *cap))) continue;
+    Error e = Error::msg("{} is not in sandrun's own capability bounding set on this host, so no container can hold it",
+                         sandbox::capability_names(sandbox::CapSet{1} << *cap).at(0))
+                  .hint("sandrun runs with a reduced bounding set (in a container?); see CapBnd in /proc/self/status");
+    if (pos.file.empty()) return std::move(e.wrap("exec: --cap-add"));
+    return std::move(e.wrap(fmt::format("{}: jobs.{}.cap_add[{}]", pos.str(), job.name, i)));
+  }
+  return {};
+}
+
 Result<uint64_t> capabilities_of(const config::JobSpec& job) {
   SANDRUN_TRY(check_capability_names(job, "cap_add", job.cap_add));
+  SANDRUN_TRY(check_grantable(job));
   SANDRUN_TRY(check_capability_names(job, "cap_drop", job.cap_drop));
   auto caps = sandbox::resolve_capabilities(config::names_of(job.cap_add), config::names_of(job.cap_drop));
   if (!caps) return at(job, job.cap_add.empty() ? "cap_drop" : "cap_add", std::move(caps).error());

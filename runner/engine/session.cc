@@ -95,7 +95,7 @@ struct Images {
 }  // namespace
 
 Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs,
-                              const cache::PullOptions& pull) {
+                              const cache::PullOptions& pull, const HostConfig& config) {
   Prepared out;
   out.host = std::make_unique<HostIsolation>(HostIsolation::probe());
   out.host->seccomp.set_disk_dir(store.root() + "/seccomp");
@@ -114,7 +114,7 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
   // Needs by name -> by index (config has checked that every name exists in the file).
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < jobs.size(); ++i) index.emplace(jobs[i].name, i);
-  for (const auto& job : jobs) out.plans.push_back(SANDRUN_TRY(resolve(job, image_of, host, HostConfig{}, index)));
+  for (const auto& job : jobs) out.plans.push_back(SANDRUN_TRY(resolve(job, image_of, host, config, index)));
   return out;
 }
 

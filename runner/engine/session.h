@@ -29,8 +29,9 @@ struct Prepared {
 // file position.
 // A job's image from a registry is pulled as its `pull` policy says, once per run whatever the
 // number of jobs that use it.
+// `config` is the operator's host file (policy.h): every job and service goes through it.
 Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::JobSpec>& jobs,
-                              const cache::PullOptions& pull);
+                              const cache::PullOptions& pull, const HostConfig& config = HostConfig{});
 
 // "3 layers downloaded, 0 already here, 1.0 MiB in 124ms": what a pull that was not up to
 // date did, for the messages of `run`, `exec` and `image pull`.

@@ -142,13 +142,14 @@ ordered_json plan_json(const JobPlan& plan) {
 
 }  // namespace
 
-std::string specs_json(const std::vector<JobPlan>& plans, const HostIsolation& host) {
+std::string specs_json(const std::vector<JobPlan>& plans, const HostIsolation& host, const std::string& policy) {
   ordered_json doc = ordered_json::object();
   if (host.cgroups) {
     doc["cgroups"] = host.cgroups->info().version == sandbox::cgroup::Version::v2 ? "v2" : "v1";
   } else {
     doc["cgroups"] = "unavailable: " + (host.cgroups_missing ? host.cgroups_missing->message() : std::string("?"));
   }
+  doc["policy"] = policy.empty() ? ordered_json(nullptr) : ordered_json(policy);
   ordered_json jobs = ordered_json::array();
   for (const auto& p : plans) jobs.push_back(plan_json(p));
   doc["jobs"] = jobs;

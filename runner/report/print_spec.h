@@ -11,7 +11,8 @@
 namespace sandrun::runner {
 
 // One JSON document: {"jobs": [{name, image layers, command, env, user, mounts, network,
-// limits, hardening, timeout}, ...], "cgroups": "v1" | "v2" | "unavailable: ..."}.
-std::string specs_json(const std::vector<JobPlan>& plans, const HostIsolation& host);
+// limits, hardening, timeout}, ...], "cgroups": "v1" | "v2" | "unavailable: ...", "policy": the
+// host file the plans were resolved under, or null}.
+std::string specs_json(const std::vector<JobPlan>& plans, const HostIsolation& host, const std::string& policy = "");
 
 }  // namespace sandrun::runner

@@ -47,7 +47,9 @@ TEST(CapabilitiesTest, DefaultSetIsDockers) {
 }
 
 TEST(CapabilitiesTest, ResolvesAddAndDropLikeDocker) {
-  const CapSet all = last_capability() >= 63 ? ~CapSet{0} : bit(last_capability() + 1) - 1;
+  // ALL is what sandrun itself can grant: up to the kernel's last capability, within its own
+  // bounding set (in a container it may lack some).
+  const CapSet all = (last_capability() >= 63 ? ~CapSet{0} : bit(last_capability() + 1) - 1) & bounding_set();
   EXPECT_EQ(*resolve_capabilities({}, {}), default_capabilities());
   EXPECT_EQ(*resolve_capabilities({"NET_ADMIN"}, {"net_raw", "CAP_MKNOD"}),
             (default_capabilities() | bit(CAP_NET_ADMIN)) & ~bit(CAP_NET_RAW) & ~bit(CAP_MKNOD));
@@ -58,6 +60,22 @@ TEST(CapabilitiesTest, ResolvesAddAndDropLikeDocker) {
   EXPECT_EQ(resolve_capabilities({"NET_ADMN"}, {}).error().message(),
             "cap_add: unknown capability \"NET_ADMN\" (did you mean CAP_NET_ADMIN?)");
   EXPECT_EQ(resolve_capabilities({"ALL"}, {"BOGUS"}).error().message(), "cap_drop: unknown capability \"BOGUS\"");
+}
+
+TEST(CapabilitiesTest, BoundingSetIsCapBndOfProcSelfStatus) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  CapSet bnd = 0;
+  bool found = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("CapBnd:", 0) == 0) {
+      bnd = std::stoull(line.substr(7), nullptr, 16);
+      found = true;
+    }
+  }
+  SANDRUN_REQUIRE(found, "/proc/self/status has no CapBnd");
+  EXPECT_EQ(bounding_set(), bnd);
+  EXPECT_EQ(*resolve_capabilities({"ALL"}, {}) & ~bnd, 0u);
 }
 
 TEST(CapabilitiesTest, LastCapabilityMatchesTheKernel) {
