@@ -46,6 +46,7 @@ std::string run_once(const sandbox::ContainerPlan& spec, const ContainerDirs& di
   place.upper_dir = dirs.dir + "/upper";
   place.work_dir = dirs.dir + "/work";
   place.root_dir = dirs.dir + "/root";
+  place.dev_dir = dirs.dir + "/dev";
   for (const auto& b : spec.binds) {
     if (b.copy_on_write) place.cow_layers.emplace_back(dirs.dir + "/ws-upper", dirs.dir + "/ws-work");
   }
