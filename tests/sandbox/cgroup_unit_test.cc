@@ -98,6 +98,7 @@ class FakeCgroups : public ::testing::Test {
     s.before_rmdir = [](const std::string& dir) { clear_files(dir); };
     s.root_is_cgroup2 = v2_;
     s.cpus = std::vector<unsigned>{0, 1, 2, 3};
+    s.skip_device_program = true;  // a plain directory takes no BPF program
     return s;
   }
 
