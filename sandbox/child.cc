@@ -203,6 +203,7 @@ int bind_host_sys(const Child& c, int target) {
 // Where the device source (the slot's device directory, or rootless the container's own empty
 // file) is attached while /dev and the masks are bound from it; detached and removed before exec.
 constexpr const char kDevSource[] = ".sandrun-devices";
+constexpr const char kDevSourceEmpty[] = ".sandrun-devices/empty";
 
 // "/proc/self/fd/N/name": a path through an fd, for mount(2).
 struct FdName {
@@ -229,7 +230,7 @@ int attach_device_source(const Child& c, int dev) {
   }
   int dir = sys::openat2(dev, kDevSource, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, kBeneathNoLinks);
   if (dir < 0) c.fail(Stage::dev_source);
-  int f = ::openat(dir, "empty", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+  int f = ::openat(dir, kEmptyFileName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
   if (f < 0) c.fail(Stage::dev_source);
   ::close(f);
   ::close(dir);
@@ -301,6 +302,8 @@ int setup_dev(Child& c, int rootfd) {
 // The device source has served (nodes and masks are bound): it leaves the container's /dev.
 void detach_device_source(Child& c, int dev) {
   c.check(::umount2(FdName(dev, kDevSource).text, MNT_DETACH), Stage::dev_source);
+  // Rootless, the empty file was made in the directory itself, beneath the bind.
+  if (c.plan.dev_tree < 0) c.check(::unlinkat(dev, kDevSourceEmpty, 0), Stage::dev_source);
   c.check(::unlinkat(dev, kDevSource, AT_REMOVEDIR), Stage::dev_source);
   ::close(c.dev_source);
   c.dev_source = -1;

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fmt/ranges.h>
 
@@ -44,7 +45,9 @@ std::string what_failed(const ContainerPlan& spec, const Placement& place, Stage
     case Stage::mount_dev: return "mount /dev";
     case Stage::dev_node:
       return fmt::format("bind /dev/{}", index >= 0 && index < kDevNodeCount ? kDevNodes[index].name : "?");
-    case Stage::dev_source: return fmt::format("attach the device directory {} in /dev", place.dev_dir.empty() ? "(rootless: its own)" : place.dev_dir);
+    case Stage::dev_source:
+      return place.dev_dir.empty() || ::geteuid() != 0 ? std::string("set up the source of the device nodes in /dev")
+                                                       : fmt::format("attach the device directory {} in /dev", place.dev_dir);
     case Stage::mount_devpts: return "mount /dev/pts";
     case Stage::dev_symlink: return fmt::format("create /dev/{}", pick(kDevLinks, index));
     case Stage::mount_shm: return "mount /dev/shm";
