@@ -53,6 +53,12 @@ class DevicesTest : public CliTest, public ::testing::WithParamInterface<bool> {
       (void)::chown("/dev/null", 0, 0);
       (void)::chmod("/dev/null", 0666);
     }
+    if (::stat("/dev/null", &st) == 0 && ((st.st_mtime >= kTouchedFrom && st.st_mtime < kTouchedTo) ||
+                                          (st.st_atime >= kTouchedFrom && st.st_atime < kTouchedTo))) {
+      ADD_FAILURE() << "the host's /dev/null got the job's times; restoring them";
+      const struct timespec times[2] = {null_before_.st_atim, null_before_.st_mtim};
+      (void)::utimensat(AT_FDCWD, "/dev/null", times, 0);
+    }
   }
 
   // Runs one job of `script` with this test's userns; returns the run's result, the job's log
@@ -164,9 +170,9 @@ TEST_P(DevicesTest, KmsgAndHostTerminalsCannotBeWrittenThroughMknod) {
   std::string out;
   auto r = job(fmt::format("set -- 1 11 {0}; n=0; while [ $# -gt 0 ]; do n=$((n+1)); "
                            "  for d in / /dev /workspace /tmp /dev/shm; do "
-                           "    if mknod $d/c$n c $1 $2; then echo '<0>{1}' > $d/c$n && echo WROTE $1:$2 $d; fi; "
+                           "    if mknod $d/c$n c $1 $2; then echo '<6>{1}' > $d/c$n && echo WROTE $1:$2 $d; fi; "
                            "  done; shift 2; "
-                           "done; if [ -e /dev/kmsg ]; then echo '<0>{1}' > /dev/kmsg && echo WROTE kmsg; fi; echo done",
+                           "done; if [ -e /dev/kmsg ]; then echo '<6>{1}' > /dev/kmsg && echo WROTE kmsg; fi; echo done",
                            tries, marker),
                out);
   EXPECT_EQ(r.status, 0) << r.out << r.err << out;
