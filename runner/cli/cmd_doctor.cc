@@ -143,6 +143,10 @@ void cgroup_items(const Result<std::unique_ptr<cgroup::Backend>>& backend, std::
                    "mount cgroup2 at /sys/fs/cgroup (boot with systemd.unified_cgroup_hierarchy=1), or the v1 "
                    "controllers under /sys/fs/cgroup/<controller>",
                    false});
+    out.push_back({"cgroup.devices", Status::limited,
+                   "no device policy without cgroups; containers still see only sandrun's own nodes, and every "
+                   "writable mount is nodev",
+                   "see the cgroup item", false});
     return;
   }
   const cgroup::HostInfo& info = (*backend)->info();
