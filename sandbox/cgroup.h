@@ -46,6 +46,9 @@ struct HostInfo {
   // Where sandrun's subtree goes: "/sys/fs/cgroup/sandrun" (v2) or the pattern
   // "/sys/fs/cgroup/<controller>/sandrun" (v1).
   std::string base;
+  // A device policy applies to every container (only its standard nodes; docs/security.md):
+  // v1 with the devices controller mounted, v2 when its BPF device program loads.
+  bool device_policy = false;
   // Facts worth showing, e.g. "memory.memsw absent: swap accounting off (swapaccount=1); swap is
   // kept out with memory.swappiness=0".
   std::vector<std::string> notes;
@@ -63,6 +66,8 @@ struct Seams {
   std::optional<bool> root_is_cgroup2;
   // Replaces sched_getaffinity: the CPUs sandrun may run on.
   std::optional<std::vector<unsigned>> cpus;
+  // v2: no BPF device program is attached (a plain directory takes none).
+  bool skip_device_program = false;
 };
 
 // One container's cgroup(s), held by unique_ptr. The destructor kills what is left in it and
@@ -103,9 +108,10 @@ class Backend {
   virtual const HostInfo& info() const = 0;
   // Can this host honour `limits`? The first problem as a clear error; no side effects.
   virtual Result<void> check(const Limits& limits) const = 0;
-  // Creates sandrun/<run>/<name> in every needed hierarchy (memory, cpu, cpuacct, pids and, when
-  // mounted, freezer always, so stats exist for every job; cpuset only with limits.cpuset),
-  // writes the limits and opens the fds. A failure removes what it created. Limits not given
+  // Creates sandrun/<run>/<name> in every needed hierarchy (memory, cpu, cpuacct, pids, devices
+  // and, when mounted, freezer always, so stats exist for every job; cpuset only with limits.cpuset),
+  // writes the limits and the device policy (v1 devices.deny/allow, v2 a BPF program) and opens
+  // the fds. A failure removes what it created. Limits not given
   // are left at the parent's (unlimited) values.
   virtual Result<std::unique_ptr<Group>> create(const std::string& run, const std::string& name,
                                                 const Limits& limits) = 0;

@@ -98,6 +98,34 @@ bool run_alive(const RunName& run);
 // True when `name` is one path component (run and job names become directory names).
 bool valid_name(std::string_view name);
 
+// The devices a container may use (cgroup_devices.cc): sandrun's own nodes in its /dev and
+// its pseudo-terminals. mknod ('m') only of the standard nodes, which tools that populate a
+// chroot make; every writable mount is nodev anyway, so a node made there opens nothing.
+// /dev/console (5:1) is not among them: a container's console would be one of its pts.
+constexpr int kAny = -1;
+struct DeviceRule {
+  char type;  // 'c' or 'b'
+  int major;  // kAny: every major
+  int minor;
+  const char* access;  // of "rwm"
+};
+inline constexpr DeviceRule kAllowedDevices[] = {
+    {'c', 1, 3, "rwm"},  // null
+    {'c', 1, 5, "rwm"},  // zero
+    {'c', 1, 7, "rwm"},  // full
+    {'c', 1, 8, "rwm"},  // random
+    {'c', 1, 9, "rwm"},  // urandom
+    {'c', 5, 0, "rwm"},  // tty
+    {'c', 5, 2, "rwm"},  // ptmx
+    {'c', 136, kAny, "rw"},  // the pts of the container's devpts
+};
+// "c 1:3 rwm", "c 136:* rw": a line of v1's devices.allow.
+std::string v1_device_rule(const DeviceRule& rule);
+// cgroup v2: whether the BPF program of kAllowedDevices loads here (once per process).
+Result<void> device_policy_loads();
+// cgroup v2: attaches that program to the cgroup `cgroup_fd` (its path `dir`, for messages).
+Result<void> attach_device_policy(int cgroup_fd, const std::string& dir);
+
 std::unique_ptr<Backend> make_v1(const std::string& root, const std::vector<Mount>& mounts, Seams seams);
 Result<std::unique_ptr<Backend>> make_v2(const std::string& root, Seams seams);
 

@@ -16,8 +16,8 @@ namespace sandrun::sandbox::cgroup::detail {
 namespace {
 
 // The controllers sandrun uses, in the order their hierarchies are joined. freezer is only
-// there to stop fork races while kill() signals.
-const char* const kControllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer", "cpuset"};
+// there to stop fork races while kill() signals; devices holds the device policy.
+const char* const kControllers[] = {"memory", "cpu", "cpuacct", "pids", "devices", "freezer", "cpuset"};
 
 // A group's directory in one hierarchy.
 struct Leaf {
@@ -222,8 +222,9 @@ class V1Backend final : public Backend {
 
  private:
   // The distinct mounts that hold the controllers a group with `limits` joins, each with ours
-  // among its controllers ("cpu,cpuacct" co-mounted is one hierarchy): memory, cpuacct and pids
-  // always (peak memory, CPU time, the default pids limit), cpu and cpuset only when limited.
+  // among its controllers ("cpu,cpuacct" co-mounted is one hierarchy): memory, cpuacct, pids
+  // and devices always (peak memory, CPU time, the default pids limit, the device policy), cpu
+  // and cpuset only when limited.
   // The freezer is not joined: the container's PID namespace dies with its init, so nothing
   // can fork away from a kill. Null `limits`: every hierarchy sandrun may have used, to clean.
   std::vector<Leaf> hierarchies(const Limits* limits) const {
@@ -307,6 +308,13 @@ class V1Backend final : public Backend {
       SANDRUN_TRY(write_value(d + "/cpu.cfs_quota_us", num(cpu_quota_usec(*limits.cpus)), "set cpu limit"));
     }
     if (limits.pids) SANDRUN_TRY(write_value(dir_of("pids") + "/pids.max", num(*limits.pids), "set pids limit"));
+    // The device policy: nothing, then the standard nodes. A new group inherits its parent's
+    // list (everything, for sandrun's own groups); "a" on devices.deny empties it.
+    if (const std::string d = dir_of("devices"); !d.empty()) {
+      SANDRUN_TRY(write_value(d + "/devices.deny", "a", "deny every device"));
+      for (const DeviceRule& r : kAllowedDevices)
+        SANDRUN_TRY(write_value(d + "/devices.allow", v1_device_rule(r), "allow a standard device"));
+    }
     return {};
   }
 
@@ -321,10 +329,14 @@ class V1Backend final : public Backend {
         {"pids", "pids limits are refused"},
         {"cpuset", "cpuset limits are refused"},
         {"freezer", "kill() signals processes one by one until none is left"},
+        {"devices", "no device policy (containers still see only sandrun's own nodes, and every writable "
+                    "mount is nodev)"},
     };
+    info_.device_policy = mounts_.count("devices") > 0;
     for (const char* c : kControllers) {
       const bool usable = mounts_.count(c) > 0;
-      if (usable && std::string_view(c) != "freezer") info_.controllers.push_back(c);
+      const std::string_view name(c);
+      if (usable && name != "freezer" && name != "devices") info_.controllers.push_back(c);
       if (!usable) info_.notes.push_back(fmt::format("no {} controller mounted: {}", c, consequence.at(c)));
     }
     if (mounts_.count("memory") && !fs::exists(mounts_.at("memory") + "/memory.memsw.limit_in_bytes"))

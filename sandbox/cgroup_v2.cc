@@ -145,6 +145,8 @@ class V2Backend final : public Backend {
     SANDRUN_TRY(write_limits(leaf, limits));
     auto fd = fs::open_path(leaf, O_RDONLY | O_DIRECTORY);
     if (!fd) return std::move(fd).error().wrap("open the cgroup for clone3");
+    // Before any process is in it; the program goes with the cgroup when it is removed.
+    if (!seams_.skip_device_program) SANDRUN_TRY(attach_device_policy(fd->get(), leaf));
     undo.disarm();
     return std::unique_ptr<Group>(new V2Group(leaf, "/sandrun/" + run + "/" + name, fd.take(), seams_));
   }
@@ -227,6 +229,15 @@ class V2Backend final : public Backend {
     info_.version = Version::v2;
     info_.root = root_;
     info_.base = root_ + "/sandrun";
+    if (seams_.skip_device_program) {
+      info_.device_policy = false;
+    } else if (auto loads = device_policy_loads(); loads) {
+      info_.device_policy = true;
+    } else {
+      info_.notes.push_back(fmt::format("no device policy: {} (containers still see only sandrun's own nodes, and "
+                                        "every writable mount is nodev)",
+                                        loads.error().message()));
+    }
     for (const char* c : kControllers) {
       if (contains(available_, c)) info_.controllers.push_back(c);
       else info_.notes.push_back(fmt::format("no {} controller in {}/cgroup.controllers: {} limits are refused", c, root_, c == std::string_view("cpu") ? "cpus" : c));

@@ -26,6 +26,7 @@
 #include <cstring>
 
 #include "sandbox/child_internal.h"
+#include "sandbox/dev_nodes.h"
 #include "sandbox/harden_child.h"
 #include "sandbox/path_search.h"
 #include "sandbox/plan.h"
@@ -199,36 +200,83 @@ int bind_host_sys(const Child& c, int target) {
   return tree;
 }
 
-struct Device {
-  const char* name;
-  const char* host_path;
-  unsigned major;
-  unsigned minor;
-};
-constexpr Device kDevices[] = {
-    {"null", "/dev/null", 1, 3},      {"zero", "/dev/zero", 1, 5},
-    {"full", "/dev/full", 1, 7},      {"random", "/dev/random", 1, 8},
-    {"urandom", "/dev/urandom", 1, 9}, {"tty", "/dev/tty", 5, 0},
+// Where the device source (the slot's device directory, or rootless the container's own empty
+// file) is attached while /dev and the masks are bound from it; detached and removed before exec.
+constexpr const char kDevSource[] = ".sandrun-devices";
+constexpr const char kDevSourceEmpty[] = ".sandrun-devices/empty";
+
+// "/proc/self/fd/N/name": a path through an fd, for mount(2).
+struct FdName {
+  char text[96];
+  FdName(int fd, const char* name) {
+    size_t len = 0;
+    for (const char* p = "/proc/self/fd/"; *p; ++p) text[len++] = *p;
+    len += format_decimal(text + len, fd);
+    text[len++] = '/';
+    for (const char* p = name; *p && len + 1 < sizeof text; ++p) text[len++] = *p;
+    text[len] = 0;
+  }
 };
 
-void setup_dev(const Child& c, int rootfd) {
+// Attaches the source of the container's device nodes and of the masks' empty file at
+// /dev/.sandrun-devices and returns a descriptor of it: the parent's read-only mount of the
+// slot's device directory, or (rootless, ChildPlan::dev_tree -1) a read-only bind of a
+// directory of this /dev holding only an empty file.
+int attach_device_source(const Child& c, int dev) {
+  c.check(::mkdirat(dev, kDevSource, 0700), Stage::dev_source);
+  if (c.plan.dev_tree >= 0) {
+    c.check(::move_mount(c.plan.dev_tree, "", dev, kDevSource, MOVE_MOUNT_F_EMPTY_PATH), Stage::dev_source);
+    return c.plan.dev_tree;
+  }
+  int dir = sys::openat2(dev, kDevSource, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, kBeneathNoLinks);
+  if (dir < 0) c.fail(Stage::dev_source);
+  int f = ::openat(dir, kEmptyFileName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+  if (f < 0) c.fail(Stage::dev_source);
+  ::close(f);
+  ::close(dir);
+  int tree = ::open_tree(dev, kDevSource, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (tree < 0) c.fail(Stage::dev_source);
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+  c.check(::mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr), Stage::dev_source);
+  c.check(::move_mount(tree, "", dev, kDevSource, MOVE_MOUNT_F_EMPTY_PATH), Stage::dev_source);
+  return tree;
+}
+
+// Binds node `i` over an empty file in the container's /dev. From the slot's directory the
+// bind keeps that mount's flags (read-only, devices allowed) with one mount(2) call. Rootless,
+// the host's node (sandrun could not mknod), made read-only as well: the container's root
+// does not own it, and must not even try.
+void bind_dev_node(const Child& c, int dev, int source, int i) {
+  const DevNode& d = kDevNodes[i];
+  int f = ::openat(dev, d.name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (f < 0) c.fail(Stage::dev_node, i);
+  ::close(f);
+  if (c.plan.dev_tree >= 0) {
+    c.check(::mount(FdName(source, d.name).text, FdName(dev, d.name).text, nullptr, MS_BIND, nullptr), Stage::dev_node, i);
+    return;
+  }
+  char host[32] = "/dev/";
+  for (size_t k = 0; d.name[k] && k + 6 < sizeof host; ++k) host[5 + k] = d.name[k];
+  int tree = ::open_tree(AT_FDCWD, host, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (tree < 0) c.fail(Stage::dev_node, i);
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+  c.check(::mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr), Stage::dev_node, i);
+  c.check(::move_mount(tree, "", dev, d.name, MOVE_MOUNT_F_EMPTY_PATH), Stage::dev_node, i);
+  ::close(tree);
+}
+
+// /dev: a tmpfs that allows no devices (nodev), holding only binds of the standard nodes, its
+// own devpts and shm, and the usual links. Returns the tmpfs's fd; c.dev_source is set.
+int setup_dev(Child& c, int rootfd) {
   int target = own_mountpoint(c, rootfd, "dev", Stage::mount_dev);
   static const char* const kDevOpts[] = {"mode", "755", "size", "65536k", nullptr};
-  int dev = mount_new("tmpfs", kDevOpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_STRICTATIME, target);
+  int dev = mount_new("tmpfs", kDevOpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_STRICTATIME, target);
   if (dev < 0) c.fail(Stage::mount_dev);
   ::close(target);
-  for (int i = 0; i < static_cast<int>(sizeof kDevices / sizeof kDevices[0]); ++i) {
-    const Device& d = kDevices[i];
-    if (::mknodat(dev, d.name, S_IFCHR | 0666, makedev(d.major, d.minor)) == 0) continue;
-    // Without CAP_MKNOD (rootless), bind the host's node instead.
-    int tree = ::open_tree(AT_FDCWD, d.host_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (tree < 0) c.fail(Stage::dev_node, i);
-    int f = ::openat(dev, d.name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-    if (f < 0) c.fail(Stage::dev_node, i);
-    ::close(f);
-    c.check(::move_mount(tree, "", dev, d.name, MOVE_MOUNT_F_EMPTY_PATH), Stage::dev_node, i);
-    ::close(tree);
-  }
+  c.dev_source = attach_device_source(c, dev);
+  for (int i = 0; i < kDevNodeCount; ++i) bind_dev_node(c, dev, c.dev_source, i);
   int pts = own_mountpoint(c, dev, "pts", Stage::mount_devpts);
   // Every devpts mount is a new instance since Linux 4.7: no "newinstance" (which current
   // kernels refuse as a string option, so asking for it cost a failed attempt per container).
@@ -248,7 +296,17 @@ void setup_dev(const Child& c, int rootfd) {
                                           {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
                                           {"/proc/self/fd/2", "stderr"}};
   for (int i = 0; i < 5; ++i) c.check(::symlinkat(kLinks[i][0], dev, kLinks[i][1]), Stage::dev_symlink, i);
-  ::close(dev);
+  return dev;
+}
+
+// The device source has served (nodes and masks are bound): it leaves the container's /dev.
+void detach_device_source(Child& c, int dev) {
+  c.check(::umount2(FdName(dev, kDevSource).text, MNT_DETACH), Stage::dev_source);
+  // Rootless, the empty file was made in the directory itself, beneath the bind.
+  if (c.plan.dev_tree < 0) c.check(::unlinkat(dev, kDevSourceEmpty, 0), Stage::dev_source);
+  c.check(::unlinkat(dev, kDevSource, AT_REMOVEDIR), Stage::dev_source);
+  ::close(c.dev_source);
+  c.dev_source = -1;
 }
 
 void setup_binds(const Child& c, int rootfd) {
@@ -278,7 +336,7 @@ void setup_binds(const Child& c, int rootfd) {
   }
 }
 
-void setup_mounts(const Child& c) {
+void setup_mounts(Child& c) {
   // Nothing mounted from here on may propagate back to the host.
   c.check(::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr), Stage::mount_private);
   int rootfd = c.plan.userns ? mount_overlay_from_fds(c) : mount_overlay(c);
@@ -290,7 +348,7 @@ void setup_mounts(const Child& c) {
   ::close(procfs);
   ::close(proc);
 
-  setup_dev(c, rootfd);
+  int dev = setup_dev(c, rootfd);
 
   int sys_dir = own_mountpoint(c, rootfd, "sys", Stage::mount_sys);
   int sysfs = mount_new("sysfs", nullptr,
@@ -304,6 +362,8 @@ void setup_mounts(const Child& c) {
     mask_paths(c, rootfd);
     readonly_paths(c, rootfd);
   }
+  detach_device_source(c, dev);
+  ::close(dev);
 
   int tmp = own_mountpoint(c, rootfd, "tmp", Stage::mount_tmp);
   static const char* const kTmpOpts[] = {"mode", "1777", nullptr};

@@ -21,6 +21,9 @@ constexpr uint64_t kBeneathNoLinks = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RES
 struct Child {
   const ChildPlan& plan;
   int status_fd;
+  // While /dev and the masks are set up: a descriptor of the attached device source, with the
+  // nodes and the empty file (child.cc attach_device_source); -1 otherwise.
+  int dev_source = -1;
 
   [[noreturn]] void fail(Stage stage, int index = 0) const {
     StatusRecord rec{static_cast<uint32_t>(RecordKind::setup_failed), static_cast<uint32_t>(stage),

@@ -53,7 +53,7 @@ void mount_overlay_by_fds(const Child& c) {
     c.fail(Stage::mount_overlay);
   }
   c.check(::chdir("/proc/self/fd"), Stage::mount_overlay);
-  c.check(::mount("overlay", p.root_dir, "overlay", 0, p.ovl_buffer), Stage::mount_overlay);
+  c.check(::mount("overlay", p.root_dir, "overlay", MS_NODEV, p.ovl_buffer), Stage::mount_overlay);
   c.check(::chdir("/"), Stage::mount_overlay);
 }
 
@@ -71,9 +71,12 @@ void mount_bind_overlay(const Child& c, const BindPlan& b, int target, int index
   if (b.overlay_by_fd) c.check(::chdir("/"), Stage::bind_overlay, index);
 }
 
+// The root is nodev, like every writable mount a job gets: a device node in the image, or one
+// the job makes (it keeps CAP_MKNOD), opens nothing. Only the binds of sandrun's own nodes in
+// /dev allow devices.
 int mount_overlay(const Child& c) {
   if (c.plan.overlay_options) {
-    c.check(::mount("overlay", c.plan.root_dir, "overlay", 0, c.plan.overlay_options), Stage::mount_overlay);
+    c.check(::mount("overlay", c.plan.root_dir, "overlay", MS_NODEV, c.plan.overlay_options), Stage::mount_overlay);
   } else {
     mount_overlay_by_fds(c);
   }
@@ -116,7 +119,7 @@ int mount_overlay_from_fds(const Child& c) {
   c.check(::fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", nullptr, 0), Stage::mount_overlay);
   c.check(::fsconfig(fsfd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0), Stage::mount_overlay);
   c.check(::chdir("/"), Stage::mount_overlay);
-  int root = ::fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+  int root = ::fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
   if (root < 0) c.fail(Stage::mount_overlay);
   ::close(fsfd);
   c.check(::move_mount(root, "", p.root_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), Stage::mount_overlay);

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "sandbox/child_internal.h"
+#include "sandbox/dev_nodes.h"
 
 namespace sandrun::sandbox {
 namespace {
@@ -53,8 +54,22 @@ bool dir_is_empty(int dirfd) {
   return empty;
 }
 
-// Hides one path: a file gets the host's /dev/null bound over it, a directory an empty
-// read-only tmpfs. Missing paths and empty directories are skipped; a symlink is never
+// "/proc/self/fd/N/empty": sandrun's own empty file in the attached device source.
+struct EmptyFile {
+  char text[48];
+  explicit EmptyFile(int source) {
+    format_cpu_path(text, sizeof text, "/proc/self/fd/", source, "/");
+    size_t len = 0;
+    while (text[len]) ++len;
+    for (const char* p = kEmptyFileName; *p && len + 1 < sizeof text; ++p) text[len++] = *p;
+    text[len] = 0;
+  }
+};
+
+// Hides one path: a file gets sandrun's own empty file bound over it (never a host inode: a
+// chmod, chown or touch of the masked path must not reach anything outside the container),
+// read-only as the mount it comes from, so each bind is one mount(2) call; a directory gets an
+// empty read-only tmpfs. Missing paths and empty directories are skipped; a symlink is never
 // followed (RESOLVE_NO_SYMLINKS): these are sandrun's own proc and sysfs.
 void mask_one(const Child& c, int rootfd, const char* path, int index) {
   int target = sys::openat2(rootfd, path, O_PATH | O_CLOEXEC, 0, kBeneathNoLinks);
@@ -66,7 +81,7 @@ void mask_one(const Child& c, int rootfd, const char* path, int index) {
   c.check(::fstat(target, &st), Stage::mask_path, index);
   const FdPath at(target);
   if (!S_ISDIR(st.st_mode)) {
-    c.check(::mount("/dev/null", at.text, nullptr, MS_BIND, nullptr), Stage::mask_path, index);
+    c.check(::mount(EmptyFile(c.dev_source).text, at.text, nullptr, MS_BIND, nullptr), Stage::mask_path, index);
   } else if (!dir_is_empty(target)) {
     c.check(::mount("tmpfs", at.text, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                     "size=0,nr_inodes=1,mode=0555"),

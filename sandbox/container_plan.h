@@ -135,6 +135,10 @@ struct Placement {
   std::string root_dir;   // an empty host directory the root is mounted on
   std::string upper_dir;  // the private writable layer (on the host)
   std::string work_dir;   // overlay's work dir, same filesystem as upper_dir
+  // The slot's own device directory (host path; created when missing): sandrun keeps the
+  // container's device nodes there (sandbox/dev_nodes.h) and binds them into its /dev, never
+  // the host's. Required as root; unused rootless (which binds the host's nodes: it cannot mknod).
+  std::string dev_dir;
   // {upper, work} for each copy-on-write bind of the plan, in order.
   std::vector<std::pair<std::string, std::string>> cow_layers;
   // Volumes of this start only, mounted after the plan's (named caches: read-write, or

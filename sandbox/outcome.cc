@@ -3,16 +3,17 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fmt/ranges.h>
 
+#include "sandbox/dev_nodes.h"
 #include "sandbox/plan.h"
 #include "sandbox/sandbox.h"
 
 namespace sandrun::sandbox {
 namespace {
 
-const char* const kDeviceNames[] = {"null", "zero", "full", "random", "urandom", "tty"};
 const char* const kDevLinks[] = {"ptmx", "fd", "stdin", "stdout", "stderr"};
 
 template <size_t N>
@@ -42,7 +43,11 @@ std::string what_failed(const ContainerPlan& spec, const Placement& place, Stage
     case Stage::open_root: return fmt::format("open root {}", place.root_dir);
     case Stage::mount_proc: return "mount /proc";
     case Stage::mount_dev: return "mount /dev";
-    case Stage::dev_node: return fmt::format("create /dev/{}", pick(kDeviceNames, index));
+    case Stage::dev_node:
+      return fmt::format("bind /dev/{}", index >= 0 && index < kDevNodeCount ? kDevNodes[index].name : "?");
+    case Stage::dev_source:
+      return place.dev_dir.empty() || ::geteuid() != 0 ? std::string("set up the source of the device nodes in /dev")
+                                                       : fmt::format("attach the device directory {} in /dev", place.dev_dir);
     case Stage::mount_devpts: return "mount /dev/pts";
     case Stage::dev_symlink: return fmt::format("create /dev/{}", pick(kDevLinks, index));
     case Stage::mount_shm: return "mount /dev/shm";

@@ -39,6 +39,10 @@ struct ChildPlan {
   int factory_fd = -1;  // the container's end of the socket factory (kSocketFactoryFd), or -1
 
   const char* root_dir = nullptr;
+  // A detached, read-only mount of the slot's device directory (dev_nodes.h) that the child
+  // attaches inside its /dev to bind each node and the masks' empty file from, or -1
+  // (rootless: the host's nodes are bound, and the empty file is made in the container's /dev).
+  int dev_tree = -1;
   const char* overlay_options = nullptr;
   // An image with more layers than fit in one mount option string (4 KiB of 64-digit paths):
   // overlay_options is null, and the child opens each layer dir in its own mount namespace and
@@ -167,8 +171,8 @@ class PreparedPlan {
   ChildPlan plan_;
 };
 
-// The paths hidden from every container (a file gets /dev/null, a directory an empty
-// read-only tmpfs) and those made read-only, as Docker/runc do; relative to the root.
+// The paths hidden from every container (a file gets sandrun's own empty file, read-only; a
+// directory an empty read-only tmpfs) and those made read-only, as Docker/runc do; relative to the root.
 inline constexpr const char* kMaskedPaths[] = {
     "proc/acpi",       "proc/asound",         "proc/interrupts", "proc/kcore",
     "proc/keys",       "proc/latency_stats",  "proc/sched_debug", "proc/scsi",

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "sandbox/cgroup.h"
+#include "sandbox/dev_nodes.h"
 #include "sandbox/init_binary.h"
 #include "sandbox/plan.h"
 #include "sandbox/sys/fs.h"
@@ -150,7 +151,21 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
     factory[1].reset(sv[1]);
     plan.factory_fd = factory[1].get();
   }
-  auto devnull = SANDRUN_TRY(fs::open_path("/dev/null", O_RDONLY));
+  // The slot's own device nodes, checked and reset, as one read-only mount for the child. The
+  // container's stdin is that null too: an fd of the host's /dev/null would let its root
+  // chmod the host's node through /proc/self/fd/0. Rootless sandrun cannot mknod; its
+  // container's root cannot change the host's nodes either (they belong to host root).
+  UniqueFd dev_tree;
+  UniqueFd devnull;
+  if (::geteuid() == 0) {
+    if (place.dev_dir.empty()) return Error::msg("the container's placement has no device directory");
+    dev_tree = SANDRUN_TRY(device_tree(place.dev_dir));
+    plan.dev_tree = dev_tree.get();
+    devnull.reset(::openat(dev_tree.get(), "null", O_RDONLY | O_CLOEXEC));
+    if (!devnull) return Error::sys("open {}/null", place.dev_dir);
+  } else {
+    devnull = SANDRUN_TRY(fs::open_path("/dev/null", O_RDONLY));
+  }
   auto out = SANDRUN_TRY(make_pipe("stdout"));
   auto err = SANDRUN_TRY(make_pipe("stderr"));
   auto status = SANDRUN_TRY(make_pipe("status"));

@@ -68,6 +68,7 @@ enum class Stage : uint32_t {
   layer_idmap,      // index: which layer's idmapped mount could not be attached
   userns_reopen,    // index: which of the overlay's dirs (ChildPlan::reopen_paths)
   bind_overlay,     // index: which bind (a copy-on-write one: Bind::overlay_upper)
+  dev_source,       // attach (or detach) the device nodes' source in /dev (child.cc)
 };
 
 enum class RecordKind : uint32_t {

@@ -115,6 +115,26 @@ cgroup::Limits limits_using(std::string_view c) {
   return l;
 }
 
+// Whether the kernel enforces the container's device policy; without it the container still
+// sees only sandrun's own nodes, on nodev mounts everywhere else.
+Item devices_item(const cgroup::HostInfo& info) {
+  const bool v2 = info.version == cgroup::Version::v2;
+  if (info.device_policy) {
+    return {"cgroup.devices", Status::ok,
+            v2 ? "usable: a BPF device program allows each container only the standard nodes and its pts"
+               : "usable: the devices controller allows each container only the standard nodes and its pts",
+            "", false};
+  }
+  return {"cgroup.devices", Status::limited,
+          v2 ? "no device policy: the BPF device program does not load (see the cgroup item); containers still "
+               "see only sandrun's own nodes, and every writable mount is nodev"
+             : "no device policy: no devices controller mounted; containers still see only sandrun's own nodes, "
+               "and every writable mount is nodev",
+          v2 ? "run sandrun as root on a kernel with CONFIG_CGROUP_BPF"
+             : "mount it (mkdir /sys/fs/cgroup/devices; mount -t cgroup -o devices cgroup /sys/fs/cgroup/devices)",
+          false};
+}
+
 void cgroup_items(const Result<std::unique_ptr<cgroup::Backend>>& backend, std::vector<Item>& out) {
   if (!backend) {
     out.push_back({"cgroup", Status::limited,
@@ -124,6 +144,10 @@ void cgroup_items(const Result<std::unique_ptr<cgroup::Backend>>& backend, std::
                    "mount cgroup2 at /sys/fs/cgroup (boot with systemd.unified_cgroup_hierarchy=1), or the v1 "
                    "controllers under /sys/fs/cgroup/<controller>",
                    false});
+    out.push_back({"cgroup.devices", Status::limited,
+                   "no device policy without cgroups; containers still see only sandrun's own nodes, and every "
+                   "writable mount is nodev",
+                   "see the cgroup item", false});
     return;
   }
   const cgroup::HostInfo& info = (*backend)->info();
@@ -159,6 +183,7 @@ void cgroup_items(const Result<std::unique_ptr<cgroup::Backend>>& backend, std::
     }
     out.push_back(std::move(i));
   }
+  out.push_back(devices_item(info));
 }
 
 Item namespaces_item() {

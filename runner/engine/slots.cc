@@ -118,6 +118,7 @@ Result<Slot> open_slot(const std::string& dir) {
   s.work = dir + "/work";
   s.ws_upper = dir + "/ws-upper";
   s.ws_work = dir + "/ws-work";
+  s.dev = dir + "/dev";
   s.lock = SANDRUN_TRY(lock_slot(dir));
   for (const auto* p : {&s.upper, &s.work, &s.ws_upper, &s.ws_work}) {
     if (::mkdir(p->c_str(), 0755) < 0 && errno != EEXIST) return Error::sys("create {}", *p);
@@ -255,6 +256,7 @@ sandbox::Placement placement_for(const Slot& slot, const std::string& mount_poin
   place.root_dir = mount_point;
   place.upper_dir = slot.upper;
   place.work_dir = slot.work;
+  place.dev_dir = slot.dev;
   // One workspace layer per slot: a plan has at most one copy-on-write bind (the workspace);
   // a second would be refused by the sandbox (placed_binds) for lack of a layer.
   for (const auto& b : plan.binds) {

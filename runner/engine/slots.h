@@ -28,6 +28,8 @@ struct Slot {
   // emptied with the writable layer.
   std::string ws_upper;
   std::string ws_work;
+  // The slot's own device nodes (sandbox/dev_nodes.h), checked and reset at each start.
+  std::string dev;
   UniqueFd lock;      // flock(LOCK_EX) while this process uses the slot
   // The pid record, which also marks a slot in use: "claimed" from just before a container is
   // cloned, then "PID STARTTIME"; reset to "-" only after the writable layer is emptied. So a

@@ -3,6 +3,8 @@
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,6 +125,7 @@ class CgroupTest : public ::testing::Test {
     auto out = run_dirs(run);
     const HostInfo& info = backend_->info();
     if (info.version == Version::v1) out.push_back(info.root + "/freezer/sandrun/" + run);
+    if (info.version == Version::v1 && info.device_policy) out.push_back(info.root + "/devices/sandrun/" + run);
     return out;
   }
 
@@ -276,6 +279,41 @@ TEST_F(CgroupTest, RemoveAndRemoveRunLeaveNothingInAnyHierarchy) {
   auto rr = backend_->remove_run(run_);
   ASSERT_TRUE(rr) << rr.error().render();
   for (const auto& dir : all_run_dirs(run_)) EXPECT_FALSE(fs::exists(dir)) << dir;
+}
+
+// The policy alone (no container, no nodev mount): a root process of the group opens the host's
+// own /dev nodes, and may use or make only the standard ones. On v2 through the BPF program.
+TEST_F(CgroupTest, TheDevicePolicyAllowsOnlyTheStandardNodes) {
+  SANDRUN_REQUIRE(backend_->info().device_policy, "no device policy on this host (sandrun doctor: cgroup.devices)");
+  sandrun::testing::TempDir tmp;
+  const std::string dir = tmp.path();
+  auto g = create("dev", Limits{});
+  ASSERT_TRUE(g);
+  Child child = spawn_in(*g, [&dir] {
+    int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, "x", 1) != 1) return 10;
+    ::close(fd);
+    fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    char b;
+    if (fd < 0 || ::read(fd, &b, 1) != 1) return 11;
+    ::close(fd);
+    if (::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC) >= 0 || errno != EPERM) return 20;
+    if (::open("/dev/kmsg", O_WRONLY | O_CLOEXEC) >= 0 || errno != EPERM) return 21;
+    if (::access("/dev/loop-control", F_OK) == 0 && (::open("/dev/loop-control", O_RDWR | O_CLOEXEC) >= 0 || errno != EPERM))
+      return 22;
+    if (::access("/dev/tty1", F_OK) == 0 && (::open("/dev/tty1", O_WRONLY | O_NOCTTY | O_CLOEXEC) >= 0 || errno != EPERM))
+      return 23;
+    if (::mknod((dir + "/loop").c_str(), S_IFBLK | 0600, makedev(7, 0)) == 0 || errno != EPERM) return 30;
+    if (::mknod((dir + "/mem").c_str(), S_IFCHR | 0600, makedev(1, 1)) == 0 || errno != EPERM) return 31;
+    if (::mknod((dir + "/pts").c_str(), S_IFCHR | 0600, makedev(136, 0)) == 0 || errno != EPERM) return 32;
+    if (::mknod((dir + "/null").c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) return 33;  // rwm
+    return 0;
+  });
+  int status = child.wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "step " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  // Outside the group nothing changed: the test itself still opens /dev/kmsg.
+  UniqueFd kmsg(::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  EXPECT_TRUE(kmsg.valid()) << errno_text(errno);
 }
 
 TEST_F(CgroupTest, SweepRemovesADeadRunWithItsProcessesAndKeepsLiveOnes) {

@@ -27,6 +27,7 @@ const std::map<std::string, std::vector<std::string>> kFiles = {
     {"cpuacct", {"cpuacct.usage"}},
     {"pids", {"pids.max", "pids.events"}},
     {"freezer", {"freezer.state"}},
+    {"devices", {"devices.deny", "devices.allow"}},
     {"cpuset", {"cpuset.cpus", "cpuset.mems"}},
     {"v2", {"cgroup.subtree_control", "cgroup.controllers", "cgroup.type", "cgroup.kill", "memory.max",
             "memory.swap.max", "memory.peak", "memory.events", "cpu.max", "cpu.stat", "pids.max", "pids.events",
@@ -98,6 +99,7 @@ class FakeCgroups : public ::testing::Test {
     s.before_rmdir = [](const std::string& dir) { clear_files(dir); };
     s.root_is_cgroup2 = v2_;
     s.cpus = std::vector<unsigned>{0, 1, 2, 3};
+    s.skip_device_program = true;  // a plain directory takes no BPF program
     return s;
   }
 
@@ -226,12 +228,12 @@ TEST_F(FakeCgroups, V1MemoryLimitCountsSwapInMemsw) {
   EXPECT_EQ((*g)->version(), Version::v1);
   EXPECT_EQ((*g)->path(), root() + "/memory/sandrun/r1/job");
   EXPECT_EQ((*g)->clone_into_fd(), -1);
-  // memory, cpu+cpuacct (one mount), pids; never the freezer (the PID namespace dies with its
-  // init); no cpuset without a cpuset limit.
-  EXPECT_EQ((*g)->procs_fds().size(), 3u);
+  // memory, cpu+cpuacct (one mount), pids, devices (the device policy); never the freezer (the
+  // PID namespace dies with its init); no cpuset without a cpuset limit.
+  EXPECT_EQ((*g)->procs_fds().size(), 4u);
   EXPECT_FALSE(fs::exists(root() + "/freezer/sandrun"));
   EXPECT_FALSE(fs::exists(root() + "/cpuset/sandrun"));
-  EXPECT_FALSE(fs::exists(root() + "/devices/sandrun"));
+  EXPECT_EQ(file("devices/sandrun/r1/job/devices.deny"), "a");
 }
 
 TEST_F(FakeCgroups, V1MemoryLimitWithoutMemswTurnsSwappinessOff) {
@@ -260,6 +262,21 @@ TEST_F(FakeCgroups, V1CpusAndPidsLimits) {
   EXPECT_EQ(file("pids/sandrun/r1/b/pids.max"), "");  // left at the parent's
 }
 
+TEST_F(FakeCgroups, V1JoinsTheDevicesControllerAndDeniesEverythingBeforeAllowingTheStandardNodes) {
+  make_v1({"memory", "cpuacct", "pids", "devices"});
+  auto b = detect();
+  EXPECT_TRUE(b->info().device_policy);
+  auto g = b->create("r1", "a", Limits{});
+  ASSERT_TRUE(g) << g.error().message();
+  EXPECT_EQ((*g)->procs_fds().size(), 4u);  // the devices hierarchy is joined too
+  EXPECT_EQ(file("devices/sandrun/r1/a/devices.deny"), "a");
+  EXPECT_EQ(detail::v1_device_rule(detail::kAllowedDevices[0]), "c 1:3 rwm");
+  EXPECT_EQ(detail::v1_device_rule(detail::kAllowedDevices[std::size(detail::kAllowedDevices) - 1]), "c 136:* rw");
+  make_v1({"memory"});
+  auto without = detect();
+  EXPECT_FALSE(without->info().device_policy);
+}
+
 TEST_F(FakeCgroups, V1CpusetCopiesMemsAndCpusFromTheParentAtEachLevel) {
   make_v1(kHybrid);
   auto b = detect();
@@ -271,7 +288,7 @@ TEST_F(FakeCgroups, V1CpusetCopiesMemsAndCpusFromTheParentAtEachLevel) {
   EXPECT_EQ(file("cpuset/sandrun/r1/cpuset.mems"), "0");
   EXPECT_EQ(file("cpuset/sandrun/r1/job/cpuset.cpus"), "0-1,3");
   EXPECT_EQ(file("cpuset/sandrun/r1/job/cpuset.mems"), "0");
-  EXPECT_EQ((*g)->procs_fds().size(), 4u);
+  EXPECT_EQ((*g)->procs_fds().size(), 5u);  // with devices
 }
 
 TEST_F(FakeCgroups, V1StatsAreParsedFromTheControlFiles) {

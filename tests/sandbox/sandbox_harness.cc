@@ -26,6 +26,7 @@ TestPlan SandboxFixture::spec(std::vector<std::string> argv) {
   s.place.upper_dir = dir + "/upper";
   s.place.work_dir = dir + "/work";
   s.place.root_dir = dir + "/root";
+  s.place.dev_dir = dir + "/dev";  // made by Sandbox::start
   for (auto* d : {&s.place.upper_dir, &s.place.work_dir, &s.place.root_dir}) EXPECT_TRUE(fs::mkdirs(*d).ok());
   s.argv = std::move(argv);
   s.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root"};
