@@ -4,7 +4,8 @@
 #
 # sandrun runs with its defaults (seccomp, Docker's capabilities, masked paths, a cgroup with the
 # pids limit), with limits on top (memory = "256MiB", cpus = 1, pids = 1024) and without the
-# seccomp filter (seccomp = "unconfined"). crun runs with its `crun spec` bundle and, for a
+# seccomp filter (seccomp = "unconfined"), and without its user namespace (userns = false: the
+# container's root is host root, Docker's model; the default is a user namespace). crun runs with its `crun spec` bundle and, for a
 # like-for-like comparison, with sandrun's default seccomp profile (printed as OCI JSON by
 # BUILD_DIR/sandrun-oci-seccomp), Docker's capabilities and the same limits.
 #
@@ -164,6 +165,7 @@ for n in "$JOBS" "$JOBS_SMALL" "$PAR"; do  # $PAR: the warm-up
   make_jobfile "$n" false "$TMP/jobs-$n-noinit.toml"
   make_jobfile "$n" true "$TMP/jobs-$n-limits.toml" 'memory = "256MiB"' 'cpus = 1' 'pids = 1024'
   make_jobfile "$n" true "$TMP/jobs-$n-unconfined.toml" 'seccomp = "unconfined"'
+  make_jobfile "$n" true "$TMP/jobs-$n-nouserns.toml" 'userns = false'
   # As crun's bundle: a read-only root (which in sandrun needs no writable layer).
   make_jobfile "$n" true "$TMP/jobs-$n-ro.toml" 'memory = "256MiB"' 'cpus = 1' 'pids = 1024' 'read_only_rootfs = true'
 done
@@ -257,7 +259,7 @@ fi
 # ---- throughput -----------------------------------------------------------------------------
 # One command per runtime: N containers of /bin/true, PAR at a time. Every round runs each
 # runtime once per size, in turn, so a change of background load hits all of them alike.
-tp_sandrun() {  # N [noinit|limits|unconfined|ro]
+tp_sandrun() {  # N [noinit|limits|unconfined|ro|nouserns]
   local f=$TMP/jobs-$1${2:+-$2}.toml out=$TMP/out
   "$SANDRUN" --root "$SR_ROOT" run -j "$PAR" --out "$out" "$f" >"$TMP/run.log" 2>&1
   local rc=$?
@@ -284,7 +286,7 @@ tp_crun() {  # N [BUNDLE]
 }
 tp_runc() { xargs_n "$1" runc --root "$RUNC_STATE" run -b "$TMP/runc-bundle" "$CID-r$round-$1-{}"; }
 
-RUNTIMES=(bare sandrun sandrun-limits sandrun-ro sandrun-unconfined sandrun-noinit)
+RUNTIMES=(bare sandrun sandrun-nouserns sandrun-limits sandrun-ro sandrun-unconfined sandrun-noinit)
 have unshare && RUNTIMES+=(sandrun-tmpfs)
 (( ${#BWRAP[@]} )) && RUNTIMES+=(bwrap)
 (( CRUN )) && RUNTIMES+=(crun)
@@ -298,6 +300,7 @@ tp_one() {  # RUNTIME N
     sandrun-limits) tp_sandrun "$2" limits ;;
     sandrun-ro) tp_sandrun "$2" ro ;;
     sandrun-unconfined) tp_sandrun "$2" unconfined ;;
+    sandrun-nouserns) tp_sandrun "$2" nouserns ;;
     sandrun-tmpfs) tp_sandrun_tmpfs "$2" ;;
     crun-sl) tp_crun "$2" "$TMP/crun-sl-bundle" ;;
     *) "tp_$1" "$2" ;;
@@ -329,7 +332,7 @@ echo "  ($(( ($(now_us) - tp_start) / 1000000 )) s)" >&2
 # crun's runs are a block of their own inside its private mount namespace. "crun-sc" (latency
 # only) is crun with sandrun's seccomp profile and capabilities but no limits, to split
 # crun-sl's cost between the filter and the limits.
-LAT=(bare sandrun sandrun-limits sandrun-ro sandrun-unconfined sandrun-noinit)
+LAT=(bare sandrun sandrun-nouserns sandrun-limits sandrun-ro sandrun-unconfined sandrun-noinit)
 (( ${#BWRAP[@]} )) && LAT+=(bwrap)
 (( RUNC )) && LAT+=(runc)
 lat_cmd() {
@@ -337,6 +340,7 @@ lat_cmd() {
     bare) lat_once "$2" /bin/true ;;
     sandrun) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox -- /bin/true ;;
     sandrun-noinit) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox --no-init -- /bin/true ;;
+    sandrun-nouserns) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox --userns=false -- /bin/true ;;
     sandrun-limits) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox "${SR_LIMITS[@]}" -- /bin/true ;;
     sandrun-ro) lat_once "$2" "$SANDRUN" --root "$SR_ROOT" exec --image busybox "${SR_LIMITS[@]}" --read-only -- /bin/true ;;
     sandrun-unconfined)
@@ -388,6 +392,7 @@ label() {
     sandrun-limits) echo "sandrun run -j $PAR, limits" ;;
     sandrun-ro) echo "sandrun run -j $PAR, limits, read-only" ;;
     sandrun-unconfined) echo "sandrun run -j $PAR, seccomp unconfined" ;;
+    sandrun-nouserns) echo "sandrun run -j $PAR, userns = false" ;;
     bwrap) echo "bwrap (xargs)" ;;
     crun) echo "crun run (xargs)" ;;
     crun-sl) echo "crun run, seccomp+limits (xargs)" ;;
@@ -402,6 +407,7 @@ lat_label() {
     sandrun-limits) echo "sandrun exec, limits" ;;
     sandrun-ro) echo "sandrun exec, limits, read-only" ;;
     sandrun-unconfined) echo "sandrun exec, seccomp unconfined" ;;
+    sandrun-nouserns) echo "sandrun exec --userns=false" ;;
     crun-sc) echo "crun run, seccomp" ;;
     crun-sl) echo "crun run, seccomp+limits" ;;
     bwrap) echo "bwrap" ;;
@@ -462,6 +468,15 @@ if (( ${#BWRAP[@]} )); then
     if (sl != "fail" && bl != "fail")
       printf "target: latency below 2x bwrap: %s (%.2fx)\n", (sl < 2 * bl) ? "met" : "NOT met", sl / bl }'
 fi
+# What the default user namespace costs: against userns = false (targets of issue 14: at most
+# 10% less throughput, at most 1 ms more latency).
+read -r srn_med _ <<<"$(stats "$TMP/lat-sandrun-nouserns")"
+read -r srn_big _ <<<"$(rate "$JOBS" "$TMP/tp-sandrun-nouserns-$JOBS")"
+awk -v s="$sr_big" -v n="$srn_big" -v sm="$sr_med" -v nm="$srn_med" 'BEGIN {
+  if (sm != "fail" && nm != "fail")
+    printf "sandrun user namespace: %+.2f ms per exec (%.2f vs userns = false %.2f): target +1 ms %s\n", sm - nm, sm, nm, (sm - nm <= 1) ? "met" : "NOT met"
+  if (s != "fail" && n != "fail")
+    printf "sandrun user namespace: throughput %.2fx of userns = false: target 0.90x %s\n", s / n, (s / n >= 0.9) ? "met" : "NOT met" }'
 # sandrun with limits and seccomp against crun with the same profile and limits; what the
 # filter and the limits cost each of them (latency medians, ms).
 read -r sru_med _ <<<"$(stats "$TMP/lat-sandrun-unconfined")"
