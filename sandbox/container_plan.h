@@ -37,6 +37,11 @@ struct Bind {
   // container's writes land there and go with them. `readonly` and `owner_is_root` apply to
   // the overlay as to a bind.
   bool copy_on_write = false;
+  // `source` is a real path (resolve made it so) and is opened without following any symlink
+  // when the container starts: a job that swaps a directory of the path for a symlink between
+  // resolve and start (another job of the run writing to a shared checkout) gets an error,
+  // never a bind of what the symlink names (a plain bind; opened by sandrun, as root).
+  bool resolved = false;
   std::string overlay_upper;
   std::string overlay_work;
   bool overlay() const { return copy_on_write; }

@@ -238,6 +238,17 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const ContainerPlan& sp
     c.nofile_hard = h.nofile->second;
   }
   SANDRUN_TRY(p->prepare_userns(spec, place));
+  // As root without a user namespace, the binds of resolved paths are opened here too (the
+  // child would walk the path again): without following symlinks, flags set.
+  if (!spec.userns.enabled && ::geteuid() == 0) {
+    for (size_t i = 0; i < p->binds_.size(); ++i) {
+      const Bind& b = p->binds_[i];
+      if (b.overlay() || !b.resolved) continue;
+      const uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0);
+      p->trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(b.source, -1, attrs, true)));
+      p->bind_plans_[i].tree = p->trees_.back().get();
+    }
+  }
   return p;
 }
 
@@ -360,7 +371,7 @@ Result<void> PreparedPlan::prepare_userns(const ContainerPlan& spec, const Place
     if (b.overlay()) continue;
     const uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0);
     const int map_ns = SANDRUN_TRY(owner_map_ns(spec, b, ids));
-    trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(b.source, map_ns, attrs)));
+    trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(b.source, map_ns, attrs, b.resolved)));
     bind_plans_[i].tree = trees_.back().get();
   }
   return {};

@@ -363,8 +363,19 @@ Result<int> idmap_userns(const std::vector<IdMap>& uid_map, const std::vector<Id
   return raw;
 }
 
-Result<UniqueFd> idmapped_tree(const std::string& path, int userns_fd, uint64_t attrs) {
-  UniqueFd tree(::open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+Result<UniqueFd> idmapped_tree(const std::string& path, int userns_fd, uint64_t attrs, bool no_symlinks) {
+  UniqueFd tree;
+  if (no_symlinks) {
+    UniqueFd at(sys::openat2(AT_FDCWD, path.c_str(), O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS));
+    if (!at) {
+      auto e = Error::sys("open volume source {}", path);
+      if (e.code() == ELOOP) e.hint("a directory of the path became a symlink after the job was resolved");
+      return e;
+    }
+    tree.reset(::open_tree(at.get(), "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+  } else {
+    tree.reset(::open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+  }
   if (!tree) return Error::sys("open volume source {}", path);
   struct mount_attr attr = {};
   attr.attr_set = (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0) | attrs;

@@ -86,7 +86,8 @@ Result<int> idmap_userns(const std::vector<IdMap>& uid_map, const std::vector<Id
 
 // A detached copy of the mount at `path` (recursive), idmapped through `userns_fd` (none when
 // -1), with `attrs` (MOUNT_ATTR_*) set. The container attaches it in its own mount namespace.
-Result<UniqueFd> idmapped_tree(const std::string& path, int userns_fd, uint64_t attrs);
+// `no_symlinks`: the path is walked with RESOLVE_NO_SYMLINKS (Bind::resolved).
+Result<UniqueFd> idmapped_tree(const std::string& path, int userns_fd, uint64_t attrs, bool no_symlinks = false);
 
 // The idmapped-mount mapping of a directory owned by `owner` on disk that the container's
 // root (host id `root`) writes to: `owner` is shown as `root`, and the rest of the container's

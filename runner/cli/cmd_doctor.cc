@@ -239,12 +239,14 @@ Item idmap_item(const host::IdmappedMounts& m, const std::string& fs_type) {
   } else if (!m.tried) {
     i.detail = "mount_setattr exists; trying MOUNT_ATTR_IDMAP needs root";
   } else if (m.on_dir.works) {
-    i.detail = fmt::format("MOUNT_ATTR_IDMAP works on {} ({}): `userns = true` shows image layers to the "
-                           "container's ids without copying them",
+    i.detail = fmt::format("MOUNT_ATTR_IDMAP works on {} ({}): root's containers get their user namespace "
+                           "by default, the image layers and the user's checkout shown to their ids without copying",
                            m.dir, fs_type);
   } else {
     i.status = Status::limited;
-    i.detail = fmt::format("not on {} ({}): {}", m.dir, fs_type, tried(m.on_dir));
+    i.detail = fmt::format("not on {} ({}): {}; root's containers run without a user namespace there (their "
+                           "root is host root; devices, nodev, masked paths, seccomp and the policy still apply)",
+                           m.dir, fs_type, tried(m.on_dir));
     i.fix = "put the state dir (--root) on ext4, xfs or btrfs (5.12+) or tmpfs (6.3+)";
   }
   return i;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <climits>
 #include <map>
 #include <sstream>
 
@@ -68,6 +69,14 @@ void each_record(const std::string& text, size_t min_fields, F&& f) {
     auto fields = split(line, ':');
     if (fields.size() >= min_fields) f(fields);
   }
+}
+
+// `path` with every symlink, "." and ".." resolved: what a bind of it is taken from, without
+// following symlinks again when the container starts (Bind::resolved).
+Result<std::string> real_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (!::realpath(path.c_str(), buf)) return Error::sys("resolve {}", path);
+  return std::string(buf);
 }
 
 // The directories a root container's user namespace shows through idmapped mounts: the image
@@ -251,8 +260,10 @@ Result<sandbox::ContainerPlan> resolve_container(const config::JobSpec& job, con
       return at("workspace", Error::sys_code(ENOENT, "{}", *job.workspace));
     // Files the container's root writes there belong to the workspace's owner on the host
     // (with a remapped root; rootless, the caller is the container's root anyway).
-    sandbox::Bind ws{*job.workspace, kWorkspaceTarget, job.workspace_mode == config::WorkspaceMode::ro,
+    const std::string source = SANDRUN_TRY(real_path(*job.workspace).wrap(key_context(job, "workspace")));
+    sandbox::Bind ws{source, kWorkspaceTarget, job.workspace_mode == config::WorkspaceMode::ro,
                      /*owner_is_root=*/true};
+    ws.resolved = true;
     // A private copy-on-write view: its upper and work dirs come with each placement (the slot's).
     ws.copy_on_write = job.workspace_mode == config::WorkspaceMode::overlay;
     s.binds.push_back(std::move(ws));
@@ -266,7 +277,10 @@ Result<sandbox::ContainerPlan> resolve_container(const config::JobSpec& job, con
     if (!fs::exists(v.source)) return at("volumes", Error::sys_code(ENOENT, "{}", v.source));
     // As for the workspace: a volume whose host owner is not root shows that owner as the
     // container's root (one whose owner is root shows it as the overflow id).
-    s.binds.push_back({v.source, v.target, v.readonly, /*owner_is_root=*/true});
+    sandbox::Bind bind{SANDRUN_TRY(real_path(v.source).wrap(key_context(job, "volumes"))), v.target, v.readonly,
+                       /*owner_is_root=*/true};
+    bind.resolved = true;
+    s.binds.push_back(std::move(bind));
   }
   if (job.workdir) {
     s.workdir = *job.workdir;

@@ -27,6 +27,14 @@ class CliTest : public ::testing::Test {
   CommandResult sandrun(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
     return run_sandrun(root(), args, env);
   }
+  // Tars the directory `rootfs` and imports it as image `ref`; "" or what went wrong.
+  std::string import_rootfs(const std::string& rootfs, const std::string& ref) {
+    const std::string tarball = tmp_ / "rootfs.tar";
+    auto tar = run_command({"tar", "-C", rootfs, "-cf", tarball, "."});
+    if (tar.status != 0) return "tar: " + tar.err;
+    auto imp = sandrun({"image", "import", "--rootfs", tarball, ref});
+    return imp.status == 0 ? "" : "import: " + imp.err;
+  }
   std::string log(const std::string& job) { return read_file(tmp_ / (".sandrun/logs/" + job + ".log")); }
 
   // Nothing of any run remains: every container slot is idle (unlocked, its writable layer

@@ -37,10 +37,7 @@ class DevicesTest : public CliTest, public ::testing::WithParamInterface<bool> {
     if (IsSkipped() || HasFatalFailure()) return;
     std::string rootfs = tmp_ / "rootfs";
     ASSERT_EQ(make_busybox_rootfs(rootfs), "");
-    std::string tarball = tmp_ / "rootfs.tar";
-    ASSERT_EQ(run_command({"tar", "-C", rootfs, "-cf", tarball, "."}).status, 0);
-    auto imp = sandrun({"image", "import", "--rootfs", tarball, "dev:1"});
-    ASSERT_EQ(imp.status, 0) << imp.err;
+    ASSERT_EQ(import_rootfs(rootfs, "dev:1"), "");
     ASSERT_EQ(::mkdir((tmp_ / "ws").c_str(), 0755), 0);
     ASSERT_EQ(::stat("/dev/null", &null_before_), 0);
   }

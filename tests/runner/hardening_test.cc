@@ -60,10 +60,7 @@ class HardeningTest : public CliTest {
     ASSERT_EQ(make_busybox_rootfs(rootfs), "");
     ASSERT_EQ(run_command({"cp", rootfs + "/usr/bin/probe", rootfs + "/usr/bin/suid-probe"}).status, 0);
     ASSERT_EQ(::chmod((rootfs + "/usr/bin/suid-probe").c_str(), 04755), 0);
-    std::string tarball = tmp_ / "rootfs.tar";
-    ASSERT_EQ(run_command({"tar", "-C", rootfs, "-cf", tarball, "."}).status, 0);
-    auto imp = sandrun({"image", "import", "--rootfs", tarball, "hard:1"});
-    ASSERT_EQ(imp.status, 0) << imp.err;
+    ASSERT_EQ(import_rootfs(rootfs, "hard:1"), "");
   }
 
   CommandResult exec(std::vector<std::string> flags, std::vector<std::string> cmd) {

@@ -132,5 +132,33 @@ true
   expect_nothing_left();
 }
 
+// A bind's path is resolved when the run is planned and opened without following symlinks when
+// the container starts: an earlier job that swaps a directory of the path for a symlink to the
+// host's / (its checkout is shared) gets the later job an error, never a bind of the host's /.
+TEST_F(OwnershipTest, AVolumePathSwappedForASymlinkByAnEarlierJobIsRefusedNotFollowed) {
+  for (const char* userns : {"true", "false"}) {
+    SCOPED_TRACE(userns);
+    const std::string ws = dir(std::string("ws-") + userns, 4242, 0755);
+    ASSERT_TRUE(fs::mkdirs(ws + "/sub"));
+    give_to_checkout_owner(ws);
+    auto r = sandrun({"run", jobs(fmt::format(R"toml(
+[defaults]
+userns = {1}
+[jobs.swap]
+workspace = "{0}"
+run = "mv sub sub.real && ln -s / sub && echo swapped"
+[jobs.use]
+needs = ["swap"]
+volumes = ["{0}/sub:/v"]
+run = "ls /v/etc/shadow && echo HOST-ROOT-BOUND"
+)toml", ws, userns), std::string("swap-") + userns + ".toml")});
+    EXPECT_EQ(r.status, 1) << r.err << r.out;
+    EXPECT_EQ(log("swap"), "swapped\n");
+    EXPECT_EQ(log("use").find("HOST-ROOT-BOUND"), std::string::npos) << log("use");
+    EXPECT_NE(r.err.find("Too many levels of symbolic links"), std::string::npos) << r.err;
+    expect_nothing_left();
+  }
+}
+
 }  // namespace
 }  // namespace sandrun::testing
