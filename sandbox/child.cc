@@ -167,6 +167,11 @@ void enter_user_namespace(const Child& c) {
   const ChildPlan& p = c.plan;
   if (!p.userns) return;
   ::close(p.userns_sync_parent);  // else a dead parent would leave us waiting forever
+  ::close(p.userns_hello_parent);
+  // Shared memory, vfork-style: our parent's map writer thread learns from this byte that we
+  // exist and wait (sandbox.cc MapWriter).
+  if (::write(p.userns_hello, "1", 1) != 1) sys::exit_now(1);
+  ::close(p.userns_hello);
   char byte = 0;
   ssize_t n;
   do {

@@ -90,6 +90,8 @@ struct ChildPlan {
   bool userns = false;
   int userns_sync = -1;        // read end
   int userns_sync_parent = -1; // the parent's write end, closed at once by the child
+  int userns_hello = -1;        // write end: one byte says the child waits for its maps
+  int userns_hello_parent = -1; // the map writer's read end, closed at once by the child
   bool userns_setgroups = true;  // setgroups(2) is allowed (false: "deny" was written)
   // The container's root may be unable to walk the host paths to the state directory (host
   // root's, mode 0700), so with a user namespace the child takes everything from fds the

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
+#include <thread>
 
 #include "sandbox/cgroup.h"
 #include "sandbox/dev_nodes.h"
@@ -126,14 +128,44 @@ Result<void> match_volume_roots(const ContainerPlan& spec, const std::vector<Bin
   return {};
 }
 
-// The child waits in its new user namespace until its maps exist; then it is released. On a
-// failure the caller's Sandbox kills and reaps it.
-Result<void> release_into_userns(pid_t pid, UniqueFd& sync_write, const UserNamespace& ns) {
-  if (auto r = userns::write_maps(pid, ns); !r) return std::move(r.error().wrap("set up the container's user namespace"));
-  if (::write(sync_write.get(), "1", 1) != 1) return Error::sys("release the container (pid {})", pid);
-  sync_write.reset();
-  return {};
-}
+// The writer of a user namespace's maps. The container is cloned vfork-style (it shares our
+// memory, and the cloning thread sleeps until its exec: no page tables copied, no copy-on-write
+// faults and TLB shootdowns in sandrun afterwards), so another thread must write the maps
+// while the child waits: this one. The child says it is waiting with one byte on `hello`; the
+// kernel wrote its pid into `pid` before it ran (CLONE_PARENT_SETTID). The maps written, one
+// byte on `sync` releases it; on a failure `sync` is closed and the child exits at once.
+// When the child dies before its hello, the cloning thread closes hello's write end after the
+// clone returns, and the writer stops.
+class MapWriter {
+ public:
+  MapWriter(const UserNamespace& ns, UniqueFd hello, UniqueFd sync, const pid_t* pid)
+      : thread_([this, &ns, hello = std::move(hello), sync = std::move(sync), pid]() mutable {
+          char byte;
+          ssize_t n;
+          do {
+            n = ::read(hello.get(), &byte, 1);
+          } while (n < 0 && errno == EINTR);
+          if (n != 1) return;  // the child died before it asked: the cloning thread reports it
+          const pid_t child = __atomic_load_n(pid, __ATOMIC_ACQUIRE);
+          if (auto r = userns::write_maps(child, ns); !r) {
+            result_ = std::move(r.error().wrap("set up the container's user namespace"));
+            return;  // `sync` closes: the child exits
+          }
+          if (::write(sync.get(), "1", 1) != 1) result_ = Error::sys("release the container (pid {})", child);
+        }) {}
+  // Waits for the thread; the maps' outcome.
+  Result<void> join() {
+    thread_.join();
+    return std::move(result_);
+  }
+  ~MapWriter() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  Result<void> result_;
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -173,11 +205,17 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
   plan.stdout_fd = out.write.get();
   plan.stderr_fd = err.write.get();
   plan.status_fd = status.write.get();
-  Pipe sync;  // user namespace: one byte releases the child once its maps are written
+  Pipe sync;   // user namespace: one byte releases the child once its maps are written
+  Pipe hello;  // and one byte from the child says it waits for them
+  pid_t child_pid = 0;  // written by the kernel (CLONE_PARENT_SETTID) before the child runs
+  std::optional<MapWriter> writer;
   if (spec.userns.enabled) {
     sync = SANDRUN_TRY(make_pipe("user namespace sync"));
+    hello = SANDRUN_TRY(make_pipe("user namespace hello"));
     plan.userns_sync = sync.read.get();
     plan.userns_sync_parent = sync.write.get();
+    plan.userns_hello = hello.write.get();
+    plan.userns_hello_parent = hello.read.get();
     SANDRUN_TRY(give_layer_to_container_root(spec, place, binds));
   }
   SANDRUN_TRY(match_volume_roots(spec, binds));
@@ -187,11 +225,9 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
   args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
                CLONE_NEWUTS | (spec.new_net && place.netns_fd < 0 ? CLONE_NEWNET : 0);
   if (spec.userns.enabled) {
-    // We must run while the child waits for its maps, which a vfork-suspended parent cannot.
-    // A child that runs alongside us in our memory would also share errno (thread-local
-    // storage) and the plan, so we would have to wait for its exec; a fork-style child has
-    // its own copy instead (the page tables are copied: slower, only for this mode).
-    args.flags = (args.flags & ~static_cast<uint64_t>(CLONE_VM | CLONE_VFORK)) | CLONE_NEWUSER;
+    // Still vfork-style: the maps are written by the MapWriter's thread while this one sleeps.
+    args.flags |= CLONE_NEWUSER | CLONE_PARENT_SETTID;
+    args.parent_tid = reinterpret_cast<uint64_t>(&child_pid);
   }
   args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   args.exit_signal = SIGCHLD;
@@ -214,6 +250,10 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
     if (::setns(place.netns_fd, CLONE_NEWNET) < 0)
       return Error::sys("enter the job's network namespace {}", fs::fd_path(place.netns_fd));
   }
+  if (spec.userns.enabled) {
+    // The thread owns the read end of hello and the write end of sync from here on.
+    writer.emplace(spec.userns, std::move(hello.read), std::move(sync.write), &child_pid);
+  }
   // No signal handler of ours may run in the child: block everything across the clone.
   uint64_t all = ~0ULL, old = 0;
   sys::sigprocmask_all(SIG_SETMASK, &all, &old);
@@ -224,6 +264,9 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
   sys::sigprocmask_all(SIG_SETMASK, &old, nullptr);
   // A thread left in the job's namespace would open every later socket there.
   if (home_netns && ::setns(home_netns.get(), CLONE_NEWNET) < 0) ::abort();
+  // The child has exec'd or died: a writer still waiting for its hello gets end-of-file.
+  hello.write.reset();
+  Result<void> mapped = writer ? writer->join() : Result<void>();
   if (pid < 0) {
     Error e = clone_error(static_cast<int>(-pid));
     if (spec.userns.enabled && (pid == -EPERM || pid == -ENOSPC || pid == -EUSERS)) e.hint(userns::enable_hint());
@@ -236,10 +279,7 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
   sb.stderr_ = std::move(err.read);
   sb.status_ = std::move(status.read);
   sb.factory_ = std::move(factory[0]);
-  if (spec.userns.enabled) {
-    sync.read.reset();
-    SANDRUN_TRY(release_into_userns(sb.pid(), sync.write, spec.userns));
-  }
+  if (!mapped) return std::move(mapped).error();  // the child exited; sb kills and reaps it
   return sb;
 }
 

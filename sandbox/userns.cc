@@ -29,6 +29,7 @@
 #include "sandbox/sys/syscalls.h"
 
 extern char** environ;
+extern "C" long sandrun_clone3_vm(struct clone_args* args, size_t size, int (*fn)(void*), void* arg);
 
 namespace sandrun::sandbox::userns {
 namespace {
@@ -69,26 +70,32 @@ bool executable_in_path(const char* name) {
   return false;
 }
 
-// A child in a fresh user namespace (fork-style: its own copy of our memory) that only waits
-// to be killed (the Child's destructor does).
+// The holder's whole life, in our memory on its own stack: raw system calls that never fail
+// (no errno is written: it would be the cloning thread's). Signals stay blocked; SIGKILL
+// (ours, or the parent-death signal) ends it.
+int hold_until_killed(void*) {
+  ::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  for (;;) ::syscall(SYS_pause);
+}
+
+// A child in a fresh user namespace that only waits to be killed (the Child's destructor
+// does). It shares our memory (CLONE_VM, on a stack of this thread's that the caller's kill
+// and reap frees for the next one): a fork-style copy would copy sandrun's page tables and
+// make every page it writes afterwards a copy-on-write fault.
 Result<sys::Child> clone_waiting_child() {
+  alignas(64) static thread_local char stack[16 * 1024];
   int pidfd = -1;
   struct clone_args args = {};
-  args.flags = CLONE_NEWUSER | CLONE_PIDFD;
+  args.flags = CLONE_VM | CLONE_NEWUSER | CLONE_PIDFD;
   args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   args.exit_signal = SIGCHLD;
+  args.stack = reinterpret_cast<uint64_t>(stack);
+  args.stack_size = sizeof stack;
   uint64_t all = ~0ULL, old = 0;
   sys::sigprocmask_all(SIG_SETMASK, &all, &old);
-  long pid = sys::clone3(&args);
-  if (pid == 0) {
-    // The child of a multi-threaded parent: raw system calls only. Signals stay blocked;
-    // SIGKILL (ours, or the parent-death signal) ends it.
-    ::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    for (;;) ::syscall(SYS_pause);
-  }
-  const int err = errno;
+  long pid = sandrun_clone3_vm(&args, sizeof args, hold_until_killed, nullptr);
   sys::sigprocmask_all(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) return Error::sys_code(err, "create a user namespace").hint(enable_hint());
+  if (pid < 0) return Error::sys_code(static_cast<int>(-pid), "create a user namespace").hint(enable_hint());
   return sys::Child::adopt(static_cast<pid_t>(pid), UniqueFd(pidfd), "a user namespace's holder");
 }
 
