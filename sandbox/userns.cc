@@ -231,6 +231,12 @@ std::optional<uint32_t> free_range_start(std::string_view subuid_text, std::stri
 }
 
 Result<void> reserve_range(const std::string& subuid_path, const std::string& subgid_path) {
+  {  // Reserved already (every start after the first): no lock, nothing opened for writing.
+    auto uids = fs::read_file(subuid_path);
+    auto gids = fs::read_file(subgid_path);
+    if (uids && gids && find_subid_range(*uids, "sandrun", UINT32_MAX) && find_subid_range(*gids, "sandrun", UINT32_MAX))
+      return {};
+  }
   UniqueFd lock(::open(subuid_path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!lock) return Error::sys("open {}", subuid_path);
   if (::flock(lock.get(), LOCK_EX) < 0) return Error::sys("lock {}", subuid_path);
@@ -266,6 +272,9 @@ Result<void> can_idmap(const std::string& path) {
   if (::stat(path.c_str(), &st) < 0) return Error::sys("{}", path);
   static std::mutex mu;
   static auto* known = new std::map<dev_t, std::optional<Error>>();  // per file system, for the process
+  // The probe's detached mount stays open for the process: closing it dissolves the mount,
+  // which waits for an RCU grace period in the middle of a start.
+  static auto* kept = new std::vector<UniqueFd>();
   std::lock_guard<std::mutex> lock(mu);
   if (auto it = known->find(st.st_dev); it != known->end()) {
     if (!it->second) return {};
@@ -283,6 +292,7 @@ Result<void> can_idmap(const std::string& path) {
       ::statfs(path.c_str(), &sf);
       return Error::sys("the kernel cannot idmap {} ({})", path, host::fs_type_name(static_cast<uint64_t>(sf.f_type)));
     }
+    kept->push_back(std::move(tree));
     return {};
   }();
   if (tried) {
