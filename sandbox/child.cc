@@ -210,19 +210,6 @@ int bind_host_sys(const Child& c, int target) {
 constexpr const char kDevSource[] = ".sandrun-devices";
 constexpr const char kDevSourceEmpty[] = ".sandrun-devices/empty";
 
-// "/proc/self/fd/N/name": a path through an fd, for mount(2).
-struct FdName {
-  char text[96];
-  FdName(int fd, const char* name) {
-    size_t len = 0;
-    for (const char* p = "/proc/self/fd/"; *p; ++p) text[len++] = *p;
-    len += format_decimal(text + len, fd);
-    text[len++] = '/';
-    for (const char* p = name; *p && len + 1 < sizeof text; ++p) text[len++] = *p;
-    text[len] = 0;
-  }
-};
-
 // Attaches the source of the container's device nodes and of the masks' empty file at
 // /dev/.sandrun-devices and returns a descriptor of it: the parent's read-only mount of the
 // slot's device directory, or (rootless, ChildPlan::dev_tree -1) a read-only bind of a
@@ -258,7 +245,7 @@ void bind_dev_node(const Child& c, int dev, int source, int i) {
   if (f < 0) c.fail(Stage::dev_node, i);
   ::close(f);
   if (c.plan.dev_tree >= 0) {
-    c.check(::mount(FdName(source, d.name).text, FdName(dev, d.name).text, nullptr, MS_BIND, nullptr), Stage::dev_node, i);
+    c.check(::mount(FdPath(source, d.name).text, FdPath(dev, d.name).text, nullptr, MS_BIND, nullptr), Stage::dev_node, i);
     return;
   }
   char host[32] = "/dev/";
@@ -306,7 +293,7 @@ int setup_dev(Child& c, int rootfd) {
 
 // The device source has served (nodes and masks are bound): it leaves the container's /dev.
 void detach_device_source(Child& c, int dev) {
-  c.check(::umount2(FdName(dev, kDevSource).text, MNT_DETACH), Stage::dev_source);
+  c.check(::umount2(FdPath(dev, kDevSource).text, MNT_DETACH), Stage::dev_source);
   // Rootless, the empty file was made in the directory itself, beneath the bind.
   if (c.plan.dev_tree < 0) c.check(::unlinkat(dev, kDevSourceEmpty, 0), Stage::dev_source);
   c.check(::unlinkat(dev, kDevSource, AT_REMOVEDIR), Stage::dev_source);

@@ -57,6 +57,21 @@ inline size_t format_decimal(char* out, int n) {
   return nd;
 }
 
+// "/proc/self/fd/N" or "/proc/self/fd/N/name": an fd (and a name beneath it) as a path for
+// mount(2), which then acts on exactly what the fd was opened on (runc's procfd targets). A
+// plain MS_BIND costs one call where open_tree and move_mount cost two.
+struct FdPath {
+  char text[96];
+  explicit FdPath(int fd, const char* name = "") {
+    size_t len = 0;
+    for (const char* p = "/proc/self/fd/"; *p; ++p) text[len++] = *p;
+    len += format_decimal(text + len, fd);
+    if (*name) text[len++] = '/';
+    for (const char* p = name; *p && len + 1 < sizeof text; ++p) text[len++] = *p;
+    text[len] = 0;
+  }
+};
+
 // The overlay root on the mount point, returned as an O_PATH fd (child_overlay.cc): as root by
 // mount(2), in a user namespace from the fds the parent opened.
 int mount_overlay(const Child& c);

@@ -25,14 +25,6 @@ void format_cpu_path(char* buf, size_t size, const char* prefix, int n, const ch
   buf[len] = 0;
 }
 
-// "/proc/self/fd/N": an fd as a path for mount(2), which then acts on exactly what the fd
-// was opened on (runc's procfd targets). A plain MS_BIND costs one call where open_tree and
-// move_mount cost two and a throw-away anonymous mount namespace.
-struct FdPath {
-  char text[32];
-  explicit FdPath(int fd) { format_cpu_path(text, sizeof text, "/proc/self/fd/", fd, ""); }
-};
-
 // True when the directory `dirfd` (O_PATH) has no entry but "." and "..": masking it would
 // hide nothing (e.g. /sys/kernel/security in a fresh sysfs, /proc/acpi without ACPI).
 bool dir_is_empty(int dirfd) {
@@ -54,18 +46,6 @@ bool dir_is_empty(int dirfd) {
   return empty;
 }
 
-// "/proc/self/fd/N/empty": sandrun's own empty file in the attached device source.
-struct EmptyFile {
-  char text[48];
-  explicit EmptyFile(int source) {
-    format_cpu_path(text, sizeof text, "/proc/self/fd/", source, "/");
-    size_t len = 0;
-    while (text[len]) ++len;
-    for (const char* p = kEmptyFileName; *p && len + 1 < sizeof text; ++p) text[len++] = *p;
-    text[len] = 0;
-  }
-};
-
 // Hides one path: a file gets sandrun's own empty file bound over it (never a host inode: a
 // chmod, chown or touch of the masked path must not reach anything outside the container),
 // read-only as the mount it comes from, so each bind is one mount(2) call; a directory gets an
@@ -81,7 +61,8 @@ void mask_one(const Child& c, int rootfd, const char* path, int index) {
   c.check(::fstat(target, &st), Stage::mask_path, index);
   const FdPath at(target);
   if (!S_ISDIR(st.st_mode)) {
-    c.check(::mount(EmptyFile(c.dev_source).text, at.text, nullptr, MS_BIND, nullptr), Stage::mask_path, index);
+    // sandrun's own empty file in the attached device source.
+    c.check(::mount(FdPath(c.dev_source, kEmptyFileName).text, at.text, nullptr, MS_BIND, nullptr), Stage::mask_path, index);
   } else if (!dir_is_empty(target)) {
     c.check(::mount("tmpfs", at.text, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                     "size=0,nr_inodes=1,mode=0555"),
