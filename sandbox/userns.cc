@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <functional>
 #include <charconv>
 #include <cstdlib>
 #include <map>
@@ -154,16 +153,29 @@ Result<void> run_helper(const char* helper, pid_t pid, const std::vector<IdMap>&
 
 }  // namespace
 
-std::optional<SubidRange> find_subid_range(std::string_view text, std::string_view name, uint32_t id) {
-  const std::string id_text = std::to_string(id);
-  std::optional<SubidRange> found;
+namespace {
+
+// Calls f(who, range) for each well-formed "who:start:count" line of a subuid/subgid text,
+// until f returns false.
+template <typename F>
+void each_range(std::string_view text, F&& f) {
   sys::for_each_line(text, [&](std::string_view line) {
     size_t c1 = line.find(':');
     size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
-    if (c2 == std::string_view::npos) return true;
-    std::string_view who = line.substr(0, c1);
     SubidRange r;
-    if (!parse_u32(line.substr(c1 + 1, c2 - c1 - 1), r.start) || !parse_u32(line.substr(c2 + 1), r.count)) return true;
+    if (c2 == std::string_view::npos || !parse_u32(line.substr(c1 + 1, c2 - c1 - 1), r.start) ||
+        !parse_u32(line.substr(c2 + 1), r.count))
+      return true;
+    return f(line.substr(0, c1), r);
+  });
+}
+
+}  // namespace
+
+std::optional<SubidRange> find_subid_range(std::string_view text, std::string_view name, uint32_t id) {
+  const std::string id_text = std::to_string(id);
+  std::optional<SubidRange> found;
+  each_range(text, [&](std::string_view who, SubidRange r) {
     // A range that starts at 0 would hand out host root: never taken.
     if (r.count == 0 || r.start == 0 || uint64_t{r.start} + r.count > uint64_t{UINT32_MAX}) return true;
     if ((!name.empty() && who == name) || who == id_text) found = r;
@@ -190,38 +202,29 @@ UserNamespace remapped_root(std::string_view subuid_text, std::string_view subgi
 }
 
 UserNamespace remapped_root() {
-  auto reserved = reserve_range("/etc/subuid", "/etc/subgid");
-  UserNamespace ns = remapped_root(read_or_empty("/etc/subuid"), read_or_empty("/etc/subgid"));
-  if (!reserved) ns.origin += fmt::format(" (not reserved: {})", reserved.error().message());
+  std::string uids = read_or_empty("/etc/subuid"), gids = read_or_empty("/etc/subgid");
+  std::string not_reserved;
+  // Reserved already on every start but the first on this host: read once, no lock.
+  if (!find_subid_range(uids, "sandrun", UINT32_MAX) || !find_subid_range(gids, "sandrun", UINT32_MAX)) {
+    if (auto r = reserve_range("/etc/subuid", "/etc/subgid"); !r) not_reserved = r.error().message();
+    uids = read_or_empty("/etc/subuid");
+    gids = read_or_empty("/etc/subgid");
+  }
+  UserNamespace ns = remapped_root(uids, gids);
+  if (!not_reserved.empty()) ns.origin += fmt::format(" (not reserved: {})", not_reserved);
   return ns;
 }
-
-namespace {
-
-// Every well-formed range of a subuid/subgid text, whoever it belongs to.
-void each_range(std::string_view text, const std::function<void(uint64_t, uint64_t)>& f) {
-  sys::for_each_line(text, [&](std::string_view line) {
-    size_t c1 = line.find(':');
-    size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
-    uint32_t start = 0, count = 0;
-    if (c2 != std::string_view::npos && parse_u32(line.substr(c1 + 1, c2 - c1 - 1), start) &&
-        parse_u32(line.substr(c2 + 1), count)) {
-      f(start, uint64_t{start} + count);
-    }
-    return true;
-  });
-}
-
-}  // namespace
 
 std::optional<uint32_t> free_range_start(std::string_view subuid_text, std::string_view subgid_text) {
   const uint64_t want = kDefaultRangeStart;
   bool overlaps = false;
   uint64_t highest = 0;
   for (std::string_view text : {subuid_text, subgid_text}) {
-    each_range(text, [&](uint64_t lo, uint64_t hi) {
+    each_range(text, [&](std::string_view, SubidRange r) {
+      const uint64_t lo = r.start, hi = uint64_t{r.start} + r.count;
       if (lo < want + kRangeSize && want < hi) overlaps = true;
       highest = std::max(highest, hi);
+      return true;
     });
   }
   if (!overlaps) return static_cast<uint32_t>(want);
@@ -231,12 +234,6 @@ std::optional<uint32_t> free_range_start(std::string_view subuid_text, std::stri
 }
 
 Result<void> reserve_range(const std::string& subuid_path, const std::string& subgid_path) {
-  {  // Reserved already (every start after the first): no lock, nothing opened for writing.
-    auto uids = fs::read_file(subuid_path);
-    auto gids = fs::read_file(subgid_path);
-    if (uids && gids && find_subid_range(*uids, "sandrun", UINT32_MAX) && find_subid_range(*gids, "sandrun", UINT32_MAX))
-      return {};
-  }
   UniqueFd lock(::open(subuid_path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!lock) return Error::sys("open {}", subuid_path);
   if (::flock(lock.get(), LOCK_EX) < 0) return Error::sys("lock {}", subuid_path);
@@ -282,17 +279,14 @@ Result<void> can_idmap(const std::string& path) {
   }
   auto tried = [&]() -> Result<void> {
     const int ns = SANDRUN_TRY(idmap_userns({{0, kDefaultRangeStart, kRangeSize}}, {{0, kDefaultRangeStart, kRangeSize}}));
-    UniqueFd tree(::open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
-    if (!tree) return Error::sys("open_tree {}", path);
-    struct mount_attr attr = {};
-    attr.attr_set = MOUNT_ATTR_IDMAP;
-    attr.userns_fd = static_cast<uint64_t>(ns);
-    if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+    auto tree = idmapped_tree(path, ns, 0);
+    if (!tree) {
       struct statfs sf = {};
       ::statfs(path.c_str(), &sf);
-      return Error::sys("the kernel cannot idmap {} ({})", path, host::fs_type_name(static_cast<uint64_t>(sf.f_type)));
+      return Error::sys_code(tree.error().code(), "the kernel cannot idmap {} ({})", path,
+                             host::fs_type_name(static_cast<uint64_t>(sf.f_type)));
     }
-    kept->push_back(std::move(tree));
+    kept->push_back(std::move(*tree));
     return {};
   }();
   if (tried) {
