@@ -59,8 +59,8 @@ Result<int> owner_map_ns(const ContainerPlan& spec, const Bind& b, const RootIds
   if (!b.owner_is_root || ::stat(b.source.c_str(), &st) < 0) return -1;
   const uint32_t uid = userns::to_host(spec.userns.uid_map, spec.uid).value_or(ids.uid);
   const uint32_t gid = userns::to_host(spec.userns.gid_map, spec.gid).value_or(ids.gid);
-  const bool map_uid = st.st_uid != uid && (st.st_uid != 0 || b.copy_on_write);
-  const bool map_gid = st.st_gid != gid && (st.st_gid != 0 || b.copy_on_write);
+  const bool map_uid = st.st_uid != uid && userns::shows_owner_as_user(b, st.st_uid);
+  const bool map_gid = st.st_gid != gid && userns::shows_owner_as_user(b, st.st_gid);
   if (!map_uid && !map_gid) return -1;
   auto uids = map_uid ? userns::owner_as(st.st_uid, uid, ids.uid, ids.count) : std::vector<IdMap>{{ids.uid, ids.uid, ids.count}};
   auto gids = map_gid ? userns::owner_as(st.st_gid, gid, ids.gid, ids.count) : std::vector<IdMap>{{ids.gid, ids.gid, ids.count}};
@@ -238,17 +238,7 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const ContainerPlan& sp
     c.nofile_hard = h.nofile->second;
   }
   SANDRUN_TRY(p->prepare_userns(spec, place));
-  // As root without a user namespace, the binds of resolved paths are opened here too (the
-  // child would walk the path again): without following symlinks, flags set.
-  if (!spec.userns.enabled && ::geteuid() == 0) {
-    for (size_t i = 0; i < p->binds_.size(); ++i) {
-      const Bind& b = p->binds_[i];
-      if (b.overlay() || !b.resolved) continue;
-      const uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0);
-      p->trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(b.source, -1, attrs, true)));
-      p->bind_plans_[i].tree = p->trees_.back().get();
-    }
-  }
+  if (::geteuid() == 0) SANDRUN_TRY(p->prepare_bind_trees(spec));
   return p;
 }
 
@@ -364,13 +354,16 @@ Result<void> PreparedPlan::prepare_userns(const ContainerPlan& spec, const Place
   c.layer_fds = layer_fds_.data();
   c.layer_targets = layer_targets_.data();
   c.nlayer_fds = layer_fds_.size();
-  if (!root) return {};
-  // Volumes are opened here too (the container's root may not reach them), flags set.
+  return {};
+}
+
+Result<void> PreparedPlan::prepare_bind_trees(const ContainerPlan& spec) {
+  const bool userns = spec.userns.enabled;
   for (size_t i = 0; i < binds_.size(); ++i) {
     const Bind& b = binds_[i];
-    if (b.overlay()) continue;
+    if (b.overlay() || (!userns && !b.resolved)) continue;
     const uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0);
-    const int map_ns = SANDRUN_TRY(owner_map_ns(spec, b, ids));
+    const int map_ns = userns ? SANDRUN_TRY(owner_map_ns(spec, b, root_ids(spec.userns))) : -1;
     trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(b.source, map_ns, attrs, b.resolved)));
     bind_plans_[i].tree = trees_.back().get();
   }

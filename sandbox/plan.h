@@ -136,6 +136,11 @@ class PreparedPlan {
   PreparedPlan() = default;
   // Userns fields of the plan; as root, the idmapped mounts of layers and owner-mapped binds.
   Result<void> prepare_userns(const ContainerPlan& spec, const Placement& place);
+  // As root, the plain binds as detached mounts with their flags set, for the child to attach:
+  // in a user namespace all of them (the container's root may not reach them; idmapped where
+  // the owner is shown as the job's user), else those of resolved paths (Bind::resolved: the
+  // child would walk the path again), opened without following symlinks.
+  Result<void> prepare_bind_trees(const ContainerPlan& spec);
   // An O_PATH fd of `path` that the child opens again in its own mount namespace.
   Result<int> open_reopened(const std::string& path);
   // The options of the copy-on-write volumes (BindPlan::overlay_options).

@@ -102,6 +102,11 @@ std::vector<IdMap> owner_as(uint32_t owner, uint32_t target, uint32_t lo, uint32
 // names the path and its file system type (the cgroup v2 VM's 6.1 kernel cannot idmap tmpfs).
 Result<void> can_idmap(const std::string& path);
 
+// Whether the idmapped mount of bind `b` shows host id `owner` (its source's uid, or its gid)
+// as the job's user (Bind::owner_is_root): never host root (0), except for a copy-on-write
+// bind, whose lower is only read.
+inline bool shows_owner_as_user(const Bind& b, uint32_t owner) { return b.owner_is_root && (owner != 0 || b.copy_on_write); }
+
 // Can this process create a user namespace? Clones a child with CLONE_NEWUSER that exits at
 // once. The error says how to enable unprivileged user namespaces.
 Result<void> probe();

@@ -80,13 +80,16 @@ Result<std::string> real_path(const std::string& path) {
 }
 
 // The directories a root container's user namespace shows through idmapped mounts: the image
-// layers (one store, one file system) and the binds whose owner becomes the container's root.
+// layers (one store, one file system) and the binds whose owner (uid or gid) becomes the job's
+// user (the rule of sandbox/plan.cc's owner_map_ns).
 std::vector<std::string> idmapped_sources(const sandbox::ContainerPlan& s) {
   std::vector<std::string> out;
   if (!s.lower_dirs.empty()) out.push_back(s.lower_dirs.front());
   for (const auto& b : s.binds) {
     struct stat st;
-    if (b.owner_is_root && ::stat(b.source.c_str(), &st) == 0 && (st.st_uid != 0 || b.copy_on_write)) out.push_back(b.source);
+    if (::stat(b.source.c_str(), &st) == 0 &&
+        (sandbox::userns::shows_owner_as_user(b, st.st_uid) || sandbox::userns::shows_owner_as_user(b, st.st_gid)))
+      out.push_back(b.source);
   }
   return out;
 }
