@@ -160,6 +160,42 @@ void reopen_in_own_namespace(const Child& c) {
   }
 }
 
+// Waits for the release: one message on userns_sync once the parent has written our maps, or
+// more, carrying the idmapped mounts made with our own user namespace (ChildPlan::own_ns_fds),
+// which go onto their reserved numbers. End-of-file: the parent failed; it says why.
+void receive_release(const Child& c) {
+  const ChildPlan& p = c.plan;
+  size_t got = 0;
+  do {
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kFdsPerMessage)];
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+      n = ::recvmsg(p.userns_sync, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) sys::exit_now(1);
+    if (msg.msg_flags & MSG_CTRUNC) c.check_err(EMSGSIZE, Stage::layer_idmap, static_cast<int>(got));
+    for (struct cmsghdr* h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h)) {
+      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+      const size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
+        if (got >= p.nown_ns_fds) c.check_err(EPROTO, Stage::layer_idmap, static_cast<int>(got));
+        c.check(::dup3(fd, p.own_ns_fds[got], O_CLOEXEC), Stage::layer_idmap, static_cast<int>(got));
+        ::close(fd);
+        ++got;
+      }
+    }
+  } while (got < p.nown_ns_fds);
+}
+
 // Waits until the parent has written our uid and gid maps, then becomes root of the namespace:
 // a child cloned by host root still has host uid 0, which the namespace does not map (it shows
 // as nobody and owns nothing in there) until it switches to the namespace's 0.
@@ -167,17 +203,7 @@ void enter_user_namespace(const Child& c) {
   const ChildPlan& p = c.plan;
   if (!p.userns) return;
   ::close(p.userns_sync_parent);  // else a dead parent would leave us waiting forever
-  ::close(p.userns_hello_parent);
-  // Shared memory, vfork-style: our parent's map writer thread learns from this byte that we
-  // exist and wait (sandbox.cc MapWriter).
-  if (::write(p.userns_hello, "1", 1) != 1) sys::exit_now(1);
-  ::close(p.userns_hello);
-  char byte = 0;
-  ssize_t n;
-  do {
-    n = ::read(p.userns_sync, &byte, 1);
-  } while (n < 0 && errno == EINTR);
-  if (n != 1) sys::exit_now(1);  // the parent could not write the maps; it kills us and says why
+  receive_release(c);
   ::close(p.userns_sync);
   reopen_in_own_namespace(c);
   if (p.userns_setgroups) c.check(::syscall(SYS_setgroups, 0, nullptr), Stage::userns_root);

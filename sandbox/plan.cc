@@ -309,7 +309,9 @@ Result<void> PreparedPlan::prepare_userns(const ContainerPlan& spec, const Place
   // Idmapped mounts, and detached mounts at all, are for root's remapped range; rootless, the
   // caller is the container's root already and owns the layers.
   const bool root = ::geteuid() == 0;
-  const int layer_ns = root && ns.idmap_layers ? SANDRUN_TRY(userns::idmap_userns(ns.uid_map, ns.gid_map)) : -1;
+  // The layers are shown through the container's own maps: their trees are made with its own
+  // user namespace after the clone (Sandbox::start), here they get a placeholder number.
+  const bool idmap_layers = root && ns.idmap_layers;
   // A read-only root without a writable layer: the mount-point layer on top, no upper dir.
   const bool read_only_layers = uses_mount_point_layer(spec);
   std::vector<std::string> lowers;
@@ -317,11 +319,14 @@ Result<void> PreparedPlan::prepare_userns(const ContainerPlan& spec, const Place
   lowers.insert(lowers.end(), spec.lower_dirs.begin(), spec.lower_dirs.end());
   for (const auto& dir : lowers) {
     int fd = SANDRUN_TRY(open_dir(dir));
-    if (layer_ns >= 0) {
+    if (idmap_layers) {
       layer_targets_.push_back(fd);
-      trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(dir, layer_ns, 0)));
+      trees_.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+      if (!trees_.back()) return Error::sys("reserve a descriptor for the idmapped mount of {}", dir);
       fd = trees_.back().get();
       layer_fds_.push_back(fd);
+      own_ns_paths_.push_back(dir);
+      own_ns_fds_.push_back(fd);
     }
     if (!ovl_lower_.empty()) ovl_lower_ += ':';
     ovl_lower_ += fd_path(fd);
@@ -354,6 +359,8 @@ Result<void> PreparedPlan::prepare_userns(const ContainerPlan& spec, const Place
   c.layer_fds = layer_fds_.data();
   c.layer_targets = layer_targets_.data();
   c.nlayer_fds = layer_fds_.size();
+  c.own_ns_fds = own_ns_fds_.data();
+  c.nown_ns_fds = own_ns_fds_.size();
   return {};
 }
 

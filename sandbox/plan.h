@@ -84,14 +84,13 @@ struct ChildPlan {
   uint64_t nofile_soft = 0;
   uint64_t nofile_hard = 0;
 
-  // User namespace: the child was cloned with CLONE_NEWUSER (fork-style, see sandbox.cc) and
-  // first waits for one byte on `userns_sync` (the parent wrote its maps; end-of-file: the
-  // parent failed and kills it), then becomes root of the namespace.
+  // User namespace: the child was cloned with CLONE_NEWUSER (sharing our memory, see
+  // sandbox.cc) and first waits for its release on `userns_sync`, a socket (the parent wrote
+  // its maps and sends the idmapped mounts of own_ns_fds; end-of-file: the parent failed and
+  // says why), then becomes root of the namespace.
   bool userns = false;
   int userns_sync = -1;        // read end
   int userns_sync_parent = -1; // the parent's write end, closed at once by the child
-  int userns_hello = -1;        // write end: one byte says the child waits for its maps
-  int userns_hello_parent = -1; // the map writer's read end, closed at once by the child
   bool userns_setgroups = true;  // setgroups(2) is allowed (false: "deny" was written)
   // The container's root may be unable to walk the host paths to the state directory (host
   // root's, mode 0700), so with a user namespace the child takes everything from fds the
@@ -117,7 +116,15 @@ struct ChildPlan {
   const int* layer_fds = nullptr;
   const int* layer_targets = nullptr;
   size_t nlayer_fds = 0;
+  // Of those, the ones idmapped with the container's own user namespace: sandrun makes them
+  // once it has written the maps and sends them with the release (SCM_RIGHTS on userns_sync);
+  // the child puts the i-th it receives on own_ns_fds[i] (until then a placeholder).
+  const int* own_ns_fds = nullptr;
+  size_t nown_ns_fds = 0;
 };
+
+// At most this many fds go in one release message (the kernel's SCM_MAX_FD is 253).
+inline constexpr size_t kFdsPerMessage = 250;
 
 // Owns every string and array a ChildPlan points into.
 class PreparedPlan {
@@ -131,6 +138,9 @@ class PreparedPlan {
 
   // The plan, with the descriptors still to be filled in by the caller.
   ChildPlan& plan() { return plan_; }
+  // The directories to idmap with the container's own user namespace once it exists, in the
+  // order of ChildPlan::own_ns_fds.
+  const std::vector<std::string>& own_ns_trees() const { return own_ns_paths_; }
 
  private:
   PreparedPlan() = default;
@@ -165,6 +175,8 @@ class PreparedPlan {
   std::vector<UniqueFd> trees_;        // idmapped detached mounts (layers, owner-mapped binds)
   std::vector<int> layer_fds_;
   std::vector<int> layer_targets_;
+  std::vector<std::string> own_ns_paths_;
+  std::vector<int> own_ns_fds_;
   std::string ovl_lower_, ovl_upper_, ovl_work_;
   std::vector<std::string> ovl_lower_parts_;
   std::vector<const char*> ovl_lower_part_ptrs_;

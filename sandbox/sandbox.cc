@@ -2,6 +2,7 @@
 #include "sandbox/sandbox.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -9,9 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
-#include <thread>
+#include <vector>
 
 #include "sandbox/cgroup.h"
 #include "sandbox/dev_nodes.h"
@@ -128,44 +130,54 @@ Result<void> match_volume_roots(const ContainerPlan& spec, const std::vector<Bin
   return {};
 }
 
-// The writer of a user namespace's maps. The container is cloned vfork-style (it shares our
-// memory, and the cloning thread sleeps until its exec: no page tables copied, no copy-on-write
-// faults and TLB shootdowns in sandrun afterwards), so another thread must write the maps
-// while the child waits: this one. The child says it is waiting with one byte on `hello`; the
-// kernel wrote its pid into `pid` before it ran (CLONE_PARENT_SETTID). The maps written, one
-// byte on `sync` releases it; on a failure `sync` is closed and the child exits at once.
-// When the child dies before its hello, the cloning thread closes hello's write end after the
-// clone returns, and the writer stops.
-class MapWriter {
- public:
-  MapWriter(const UserNamespace& ns, UniqueFd hello, UniqueFd sync, const pid_t* pid)
-      : thread_([this, &ns, hello = std::move(hello), sync = std::move(sync), pid]() mutable {
-          char byte;
-          ssize_t n;
-          do {
-            n = ::read(hello.get(), &byte, 1);
-          } while (n < 0 && errno == EINTR);
-          if (n != 1) return;  // the child died before it asked: the cloning thread reports it
-          const pid_t child = __atomic_load_n(pid, __ATOMIC_ACQUIRE);
-          if (auto r = userns::write_maps(child, ns); !r) {
-            result_ = std::move(r.error().wrap("set up the container's user namespace"));
-            return;  // `sync` closes: the child exits
-          }
-          if (::write(sync.get(), "1", 1) != 1) result_ = Error::sys("release the container (pid {})", child);
-        }) {}
-  // Waits for the thread; the maps' outcome.
-  Result<void> join() {
-    thread_.join();
-    return std::move(result_);
+// Releases the user-namespace child once its maps are written: one message on `sock`, or
+// as many as it takes to send it `dirs` as idmapped mounts made with its own user namespace
+// (ChildPlan::own_ns_fds): the maps of the mounts of its image are then its own maps, and no
+// other user namespace is made for them.
+Result<void> release_child(int sock, pid_t pid, const std::vector<std::string>& dirs) {
+  std::vector<UniqueFd> trees;
+  if (!dirs.empty()) {
+    UniqueFd ns(::open(fmt::format("/proc/{}/ns/user", pid).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) return Error::sys("open the user namespace of the container (pid {})", pid);
+    trees.reserve(dirs.size());
+    for (const auto& dir : dirs) trees.push_back(SANDRUN_TRY(userns::idmapped_tree(dir, ns.get(), 0)));
   }
-  ~MapWriter() {
-    if (thread_.joinable()) thread_.join();
-  }
+  size_t sent = 0;
+  do {
+    const size_t count = std::min(trees.size() - sent, kFdsPerMessage);
+    char byte = '1';
+    struct iovec iov = {&byte, 1};
+    std::vector<char> control(count ? CMSG_SPACE(sizeof(int) * count) : 0);
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (count) {
+      msg.msg_control = control.data();
+      msg.msg_controllen = control.size();
+      struct cmsghdr* h = CMSG_FIRSTHDR(&msg);
+      h->cmsg_level = SOL_SOCKET;
+      h->cmsg_type = SCM_RIGHTS;
+      h->cmsg_len = CMSG_LEN(sizeof(int) * count);
+      for (size_t i = 0; i < count; ++i) {
+        const int fd = trees[sent + i].get();
+        std::memcpy(CMSG_DATA(h) + i * sizeof(int), &fd, sizeof fd);
+      }
+    }
+    if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) return Error::sys("release the container (pid {})", pid);
+    sent += count;
+  } while (sent < trees.size());
+  return {};
+}
 
- private:
-  Result<void> result_;
-  std::thread thread_;
-};
+// Until the kernel clears `released` (CLONE_CHILD_CLEARTID: at the child's exec or exit, when
+// it lets go of our memory), that child may still run on our memory and this thread's errno
+// and stack: the cloning thread waits here, as a CLONE_VFORK parent sleeps. The futex word
+// goes from 1 to 0 once; a FUTEX_WAIT that finds 0 (EAGAIN) writes errno only after the child
+// has let go. Signals stay blocked meanwhile, so no handler runs on this thread either.
+void wait_until_released(const uint32_t* released) {
+  while (__atomic_load_n(released, __ATOMIC_ACQUIRE) != 0)
+    ::syscall(SYS_futex, released, FUTEX_WAIT, 1, nullptr, nullptr, 0);
+}
 
 }  // namespace
 
@@ -205,17 +217,14 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
   plan.stdout_fd = out.write.get();
   plan.stderr_fd = err.write.get();
   plan.status_fd = status.write.get();
-  Pipe sync;   // user namespace: one byte releases the child once its maps are written
-  Pipe hello;  // and one byte from the child says it waits for them
-  pid_t child_pid = 0;  // written by the kernel (CLONE_PARENT_SETTID) before the child runs
-  std::optional<MapWriter> writer;
+  Pipe sync;  // user namespace: a message releases the child once its maps are written (release_child)
+  uint32_t released = 1;  // user namespace: cleared by the kernel once the child lets go of our memory
   if (spec.userns.enabled) {
-    sync = SANDRUN_TRY(make_pipe("user namespace sync"));
-    hello = SANDRUN_TRY(make_pipe("user namespace hello"));
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return Error::sys("create the user namespace's release socket");
+    sync = Pipe{UniqueFd(sv[0]), UniqueFd(sv[1])};
     plan.userns_sync = sync.read.get();
     plan.userns_sync_parent = sync.write.get();
-    plan.userns_hello = hello.write.get();
-    plan.userns_hello_parent = hello.read.get();
     SANDRUN_TRY(give_layer_to_container_root(spec, place, binds));
   }
   SANDRUN_TRY(match_volume_roots(spec, binds));
@@ -225,9 +234,12 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
   args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
                CLONE_NEWUTS | (spec.new_net && place.netns_fd < 0 ? CLONE_NEWNET : 0);
   if (spec.userns.enabled) {
-    // Still vfork-style: the maps are written by the MapWriter's thread while this one sleeps.
-    args.flags |= CLONE_NEWUSER | CLONE_PARENT_SETTID;
-    args.parent_tid = reinterpret_cast<uint64_t>(&child_pid);
+    // The child waits for its maps, which this thread writes: it shares our memory as a
+    // vfork child does (no page tables copied, no copy-on-write faults in sandrun after),
+    // but this thread goes on after the clone, writes the maps, releases the child, and only
+    // then waits as vfork would have (wait_until_released).
+    args.flags = (args.flags & ~static_cast<uint64_t>(CLONE_VFORK)) | CLONE_NEWUSER | CLONE_CHILD_CLEARTID;
+    args.child_tid = reinterpret_cast<uint64_t>(&released);
   }
   args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   args.exit_signal = SIGCHLD;
@@ -250,23 +262,25 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
     if (::setns(place.netns_fd, CLONE_NEWNET) < 0)
       return Error::sys("enter the job's network namespace {}", fs::fd_path(place.netns_fd));
   }
-  if (spec.userns.enabled) {
-    // The thread owns the read end of hello and the write end of sync from here on.
-    writer.emplace(spec.userns, std::move(hello.read), std::move(sync.write), &child_pid);
-  }
   // No signal handler of ours may run in the child: block everything across the clone.
   uint64_t all = ~0ULL, old = 0;
   sys::sigprocmask_all(SIG_SETMASK, &all, &old);
   // posix_spawn-style: the child shares our memory (no page tables are copied, which was the
   // biggest cost of a fork-style clone) and this thread sleeps until the child has exec'd or
-  // exited. The child only reads `plan` and writes its own stack.
+  // exited (with a user namespace, once it has written the maps). The child only reads
+  // `plan` and writes its own stack.
   long pid = sandrun_clone3_vm(&args, sizeof args, child_entry, &plan);
-  sys::sigprocmask_all(SIG_SETMASK, &old, nullptr);
   // A thread left in the job's namespace would open every later socket there.
   if (home_netns && ::setns(home_netns.get(), CLONE_NEWNET) < 0) ::abort();
-  // The child has exec'd or died: a writer still waiting for its hello gets end-of-file.
-  hello.write.reset();
-  Result<void> mapped = writer ? writer->join() : Result<void>();
+  Result<void> mapped;
+  if (spec.userns.enabled && pid > 0) {
+    mapped = userns::write_maps(static_cast<pid_t>(pid), spec.userns);
+    if (mapped) mapped = release_child(sync.write.get(), static_cast<pid_t>(pid), prepared->own_ns_trees());
+    if (!mapped) mapped = std::move(mapped.error().wrap("set up the container's user namespace"));
+    sync.write.reset();  // on a failure the child reads end-of-file and exits
+    wait_until_released(&released);
+  }
+  sys::sigprocmask_all(SIG_SETMASK, &old, nullptr);
   if (pid < 0) {
     Error e = clone_error(static_cast<int>(-pid));
     if (spec.userns.enabled && (pid == -EPERM || pid == -ENOSPC || pid == -EUSERS)) e.hint(userns::enable_hint());

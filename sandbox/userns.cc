@@ -264,7 +264,34 @@ Result<void> reserve_range(const std::string& subuid_path, const std::string& su
   return {};
 }
 
-Result<void> can_idmap(const std::string& path) {
+namespace {
+
+// Whether the kernel idmaps every mount of the file system of `path`, as host root in the
+// initial user namespace (whose inode number is fixed: PROC_USER_INIT_INO).
+bool kernel_idmaps(const std::string& path) {
+  static const bool initial_root = [] {
+    struct stat ns;
+    return ::geteuid() == 0 && ::stat("/proc/self/ns/user", &ns) == 0 && ns.st_ino == 0xEFFFFFFDU;
+  }();
+  static const host::KernelVersion kernel = host::kernel_version();
+  struct statfs sf = {};
+  if (!initial_root || ::statfs(path.c_str(), &sf) < 0) return false;
+  switch (static_cast<uint64_t>(sf.f_type)) {
+    case 0xEF53:      // ext4
+    case 0x58465342:  // xfs
+    case 0x9123683E:  // btrfs
+      return kernel.at_least(5, 19);
+    case 0x01021994:  // tmpfs
+      return kernel.at_least(6, 3);
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+Result<void> can_idmap(const std::string& path, bool own) {
+  if (own && kernel_idmaps(path)) return {};
   struct stat st;
   if (::stat(path.c_str(), &st) < 0) return Error::sys("{}", path);
   static std::mutex mu;
@@ -356,8 +383,14 @@ Result<int> idmap_userns(const std::vector<IdMap>& uid_map, const std::vector<Id
   static std::mutex mu;
   static auto* cache = new std::map<std::string, UniqueFd>();  // never destroyed: fds for the process
   const std::string key = format_map(uid_map) + "/" + format_map(gid_map);
+  // Holders killed by earlier calls, reaped here (or by the process's end) instead of waited for.
+  static auto* dying = new std::vector<sys::Child>();
   std::lock_guard<std::mutex> lock(mu);
   if (auto it = cache->find(key); it != cache->end()) return it->second.get();
+  std::erase_if(*dying, [](sys::Child& c) {
+    auto r = c.try_reap();
+    return !r || r->has_value();
+  });
   sys::Child holder = SANDRUN_TRY(clone_waiting_child());
   const pid_t pid = holder.pid();
   auto written = write_proc(pid, "gid_map", format_map(gid_map));
@@ -367,7 +400,13 @@ Result<int> idmap_userns(const std::vector<IdMap>& uid_map, const std::vector<Id
     fd.reset(::open(fmt::format("/proc/{}/ns/user", pid).c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) written = Error::sys("open the user namespace of pid {}", pid);
   }
-  holder.kill_and_reap();
+  // The namespace lives on in `fd`. Its holder is killed but not waited for: its exit takes
+  // as long as the rest of a container's start (a reap later costs nothing).
+  if (auto killed = holder.signal(SIGKILL); killed) {
+    dying->push_back(std::move(holder));
+  } else {
+    holder.kill_and_reap();
+  }
   if (!written) return std::move(written.error().wrap("create the user namespace of an idmapped mount"));
   const int raw = fd.get();
   cache->emplace(key, std::move(fd));

@@ -100,7 +100,11 @@ std::vector<IdMap> owner_as(uint32_t owner, uint32_t target, uint32_t lo, uint32
 // Can the file system of `path` be idmapped (mount_setattr(MOUNT_ATTR_IDMAP) on a detached
 // copy of its mount)? Tried once per file system (st_dev) and remembered; root only. The error
 // names the path and its file system type (the cgroup v2 VM's 6.1 kernel cannot idmap tmpfs).
-Result<void> can_idmap(const std::string& path);
+// `own` says the directory is sandrun's own (its image store, without mounts beneath): on a
+// file system that the running kernel idmaps (ext4, xfs, btrfs since 5.19; tmpfs since 6.3)
+// and in the initial user namespace, that is known without the trial, which costs a user
+// namespace of its own per process.
+Result<void> can_idmap(const std::string& path, bool own = false);
 
 // Whether the idmapped mount of bind `b` shows host id `owner` (its source's uid, or its gid)
 // as the job's user (Bind::owner_is_root): never host root (0), except for a copy-on-write

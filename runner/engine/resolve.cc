@@ -111,8 +111,11 @@ Result<void> resolve_userns(const config::JobSpec& job, sandbox::ContainerPlan& 
     s.userns.off_reason = "userns = false";
     return {};
   }
-  for (const auto& dir : idmapped_sources(s)) {
-    auto r = sandbox::userns::can_idmap(dir);
+  const auto sources = idmapped_sources(s);
+  for (const auto& dir : sources) {
+    // The first is the image store's layer (sandrun's own directory), if the image has one.
+    const bool own = &dir == &sources.front() && !s.lower_dirs.empty() && dir == s.lower_dirs.front();
+    auto r = sandbox::userns::can_idmap(dir, own);
     if (r) continue;
     if (job.userns == true) {
       return std::move(r.error().hint("idmapped mounts need ext4, xfs or btrfs (Linux 5.12+) or tmpfs (6.3+)"));

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "sandbox/cgroup.h"
+#include "sandbox/host_features.h"
+#include "sandbox/plan.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/userns.h"
 #include "tests/sandbox/sandbox_harness.h"
@@ -181,6 +183,38 @@ TEST_F(UsernsTest, TheContainerJoinsItsCgroup) {
   group->reset();
   EXPECT_TRUE((*backend)->remove_run(run_name).ok());
   (void)first;
+}
+
+// The layers' idmapped mounts are made with the container's own user namespace and reach it
+// with its release, at most sandbox::kFdsPerMessage per message: an image of more layers than
+// that gets them all, in order, each shown as the container root's.
+TEST_F(UsernsTest, AnImageOfMoreLayersThanOneReleaseMessageCarriesSeesEveryLayer) {
+  constexpr size_t kLayers = sandbox::kFdsPerMessage + 10;
+  auto s = remapped({"/bin/sh", "-c",
+                     fmt::format("cat /layer-0 /layer-{0} /layer-{1} /shadowed; stat -c %u:%g /layer-{1}; "
+                                 "ls / | grep -c '^layer-'",
+                                 kLayers / 2, kLayers - 1)});
+  std::vector<std::string> lowers;
+  for (size_t i = 0; i < kLayers; ++i) {
+    const std::string dir = tmp_ / fmt::format("many/{}", i);
+    ASSERT_TRUE(fs::mkdirs(dir).ok());
+    write_file(dir + fmt::format("/layer-{}", i), fmt::format("{}\n", i));
+    write_file(dir + "/shadowed", fmt::format("top is {}\n", i));
+    lowers.push_back(dir);
+  }
+  lowers.push_back(layer_);  // busybox at the bottom
+  s.lower_dirs = lowers;
+  auto r = run(s);
+  if (!sandbox::host::kernel_version().at_least(6, 8)) {
+    // fsconfig() takes the layers one by one ("lowerdir+") only since 6.8.
+    ASSERT_TRUE(r.started) << r.start_error;
+    EXPECT_EQ(r.outcome.kind, Outcome::Kind::setup_failed);
+    return;
+  }
+  ASSERT_TRUE(r.started) << r.start_error;
+  EXPECT_EQ(r.outcome.kind, Outcome::Kind::exited) << (r.outcome.error ? r.outcome.error->render() : "");
+  EXPECT_EQ(r.out, fmt::format("0\n{}\n{}\ntop is 0\n0:0\n{}\n", kLayers / 2, kLayers - 1, kLayers));
+  EXPECT_EQ(r.err, "");
 }
 
 // Pure logic: the maps each mode builds.
