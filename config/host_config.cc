@@ -90,6 +90,21 @@ Result<void> set_max_memory(Policy& p, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+Result<void> set_max_disk(Policy& p, const toml::node& n, const Ctx& c) {
+  if (const auto* i = n.as_integer()) {
+    if (i->get() < 0) return c.fail(fmt::format("{} is below the minimum of {}", i->get(), format_size(kMinDisk)));
+    const auto bytes = static_cast<uint64_t>(i->get());
+    if (auto ok = check_disk(bytes); !ok) return c.wrap(std::move(ok).error());
+    p.max_disk.value = bytes;
+    return {};
+  }
+  if (!n.is_string()) return c.type_error("a string like \"20GiB\" or an integer number of bytes", n);
+  auto bytes = parse_disk(SANDRUN_TRY(detail::get_string(n, c, "")));
+  if (!bytes) return c.wrap(std::move(bytes).error());
+  p.max_disk.value = *bytes;
+  return {};
+}
+
 Result<void> set_max_cpus(Policy& p, const toml::node& n, const Ctx& c) {
   if (n.is_string()) {
     auto cpus = parse_cpus(SANDRUN_TRY(detail::get_string(n, c, "")));
@@ -124,6 +139,11 @@ Result<void> set_max_nofile(Policy& p, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+Result<void> set_max_disk_inodes(Policy& p, const toml::node& n, const Ctx& c) {
+  p.max_disk_inodes.value = SANDRUN_TRY(count(n, c, UINT32_MAX));
+  return {};
+}
+
 Result<void> set_max_timeout(Policy& p, const toml::node& n, const Ctx& c) {
   auto d = parse_duration(SANDRUN_TRY(detail::get_string(n, c, "a string like \"1h\"")));
   if (!d) return c.wrap(std::move(d).error());
@@ -154,6 +174,8 @@ const PolicyKey kPolicyKeys[] = {
     {"max_pids", set_max_pids, SANDRUN_POLICY_POS(max_pids)},
     {"max_nofile", set_max_nofile, SANDRUN_POLICY_POS(max_nofile)},
     {"max_timeout", set_max_timeout, SANDRUN_POLICY_POS(max_timeout)},
+    {"max_disk", set_max_disk, SANDRUN_POLICY_POS(max_disk)},
+    {"max_disk_inodes", set_max_disk_inodes, SANDRUN_POLICY_POS(max_disk_inodes)},
     {"registries", set_registries, SANDRUN_POLICY_POS(registries)},
 };
 #undef SANDRUN_POLICY_POS

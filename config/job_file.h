@@ -41,6 +41,11 @@ struct Limits {
   std::optional<double> cpus;         // > 0, e.g. 1.5 = 150% of one core
   std::optional<std::string> cpuset;  // "0-1,3" as written; syntax checked (parse_cpuset)
   std::optional<uint64_t> pids;       // >= 1; unset: the runner applies kDefaultPids
+  // The container's writable file systems (its root's writable layer, an overlay workspace's
+  // upper dir): bytes (>= kMinDisk) and files (inodes, >= 1). Unset: the runner's defaults
+  // (kDefaultDisk, kDefaultDiskInodes, bounded by what the state dir has free).
+  std::optional<uint64_t> disk;
+  std::optional<uint64_t> disk_inodes;
 };
 
 // A host directory mounted into the container ("host:container[:ro]").
@@ -212,6 +217,16 @@ Result<uint64_t> parse_size(std::string_view text);  // 512MiB 1GiB 64k 1.5G 104
 inline constexpr uint64_t kMinMemory = uint64_t{4} << 20;
 Result<void> check_memory(uint64_t bytes);           // "4 KiB is below the minimum of 4 MiB"
 Result<uint64_t> parse_memory(std::string_view text);  // parse_size + check_memory
+// The disk limit (Limits::disk): its default, and the smallest accepted (an ext4 file system
+// smaller than that holds little more than its own metadata).
+inline constexpr uint64_t kDefaultDisk = uint64_t{8} << 30;
+inline constexpr uint64_t kDefaultDiskInodes = 1'000'000;
+inline constexpr uint64_t kMinDisk = uint64_t{16} << 20;
+// The most inodes a disk of `bytes` holds: one per 2 KiB (its inode tables then take an
+// eighth of it). The default inode limit is also bounded by one per 4 KiB.
+inline constexpr uint64_t max_disk_inodes(uint64_t bytes) { return bytes / 2048; }
+Result<void> check_disk(uint64_t bytes);             // "1 MiB is below the minimum of 16 MiB"
+Result<uint64_t> parse_disk(std::string_view text);  // parse_size + check_disk
 Result<double> parse_cpus(std::string_view text);    // 0.5 2 1.5
 // HOST:CONTAINER[:ro|:rw]; a relative HOST resolves against base_dir (the cwd when empty).
 Result<VolumeSpec> parse_volume(std::string_view text, const std::string& base_dir);

@@ -156,6 +156,30 @@ Result<void> set_memory(JobSpec& spec, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+Result<void> set_disk(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  if (const auto* i = n.as_integer()) {
+    if (i->get() < 0) return c.fail(fmt::format("{} is below the minimum of {}", i->get(), format_size(kMinDisk)));
+    const auto bytes = static_cast<uint64_t>(i->get());
+    if (auto ok = check_disk(bytes); !ok) return c.wrap(std::move(ok).error());
+    spec.limits.disk = bytes;
+    return {};
+  }
+  if (!n.is_string()) return c.type_error("a string like \"10GiB\" or an integer number of bytes", n);
+  auto parsed = parse_disk(SANDRUN_TRY(get_string(n, c, "")));
+  if (!parsed) return c.wrap(std::move(parsed).error());
+  spec.limits.disk = *parsed;
+  return {};
+}
+
+Result<void> set_disk_inodes(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  const auto* i = n.as_integer();
+  if (!i) return c.type_error("an integer number of files like 100000", n);
+  if (i->get() < 1) return c.fail(fmt::format("must be at least 1, got {}", i->get()));
+  if (i->get() > UINT32_MAX) return c.fail(fmt::format("must be at most {} (ext4's limit), got {}", UINT32_MAX, i->get()));
+  spec.limits.disk_inodes = static_cast<uint64_t>(i->get());
+  return {};
+}
+
 Result<void> set_cpus(JobSpec& spec, const toml::node& n, const Ctx& c) {
   if (n.is_string()) {
     auto cpus = parse_cpus(SANDRUN_TRY(get_string(n, c, "")));
@@ -323,7 +347,9 @@ constexpr KeyDef kKeys[] = {
     {"volumes", set_volumes, true, true},     {"timeout", set_timeout, true, false},
     {"memory", set_memory, true, true},       {"cpus", set_cpus, true, true},
     {"cpuset", set_cpuset, true, true},       {"pids", set_pids, true, true},
-    {"nofile", set_nofile, true, true},       {"user", set_user, true, true},
+    {"nofile", set_nofile, true, true},       {"disk", set_disk, true, true},
+    {"disk_inodes", set_disk_inodes, true, true},
+    {"user", set_user, true, true},
     {"network", set_network, true, false},    {"ports", set_ports, false, true},
     {"services", nullptr, false, false},      // parsed by parse_services
     {"ready", nullptr, false, true},          // parsed by parse_services

@@ -195,6 +195,17 @@ Result<uint64_t> parse_memory(std::string_view text) {
   return bytes;
 }
 
+Result<void> check_disk(uint64_t bytes) {
+  if (bytes < kMinDisk) return Error::msg("{} is below the minimum of {}", format_size(bytes), format_size(kMinDisk));
+  return {};
+}
+
+Result<uint64_t> parse_disk(std::string_view text) {
+  uint64_t bytes = SANDRUN_TRY(parse_size(text));
+  SANDRUN_TRY(check_disk(bytes));
+  return bytes;
+}
+
 Result<double> parse_cpus(std::string_view text) {
   // Plain decimals only: from_chars alone would also take "inf", "nan" and "1e3".
   std::string_view rest = text;

@@ -93,11 +93,27 @@ nofile = "1024:4096"
   EXPECT_EQ(c.defaults.where("memory").str(), "/etc/sandrun/sandrun.toml:3:10");
 }
 
+TEST(HostConfigTest, TheDiskLimitHasDefaultsAndCeilings) {
+  const HostConfig c = host_ok("[defaults]\ndisk = \"2GiB\"\ndisk_inodes = 50000\n[policy]\nmax_disk = \"4GiB\"\n"
+                               "max_disk_inodes = 100000\n");
+  EXPECT_EQ(c.defaults.limits.disk, uint64_t{2} << 30);
+  EXPECT_EQ(c.defaults.limits.disk_inodes, 50000u);
+  EXPECT_EQ(c.defaults.where("disk").str(), "/etc/sandrun/sandrun.toml:2:8");
+  EXPECT_EQ(c.policy.max_disk.value, uint64_t{4} << 30);
+  EXPECT_EQ(c.policy.max_disk.pos.str(), "/etc/sandrun/sandrun.toml:5:12");
+  EXPECT_EQ(c.policy.max_disk_inodes.value, 100000u);
+  EXPECT_EQ(host_err("[policy]\nmax_disk = \"1MiB\"\n"),
+            "/etc/sandrun/sandrun.toml:2:12: policy.max_disk: 1 MiB is below the minimum of 16 MiB");
+  EXPECT_EQ(host_err("[defaults]\ndisk = 0\n"), "/etc/sandrun/sandrun.toml:2:8: defaults.disk: 0 B is below the minimum of 16 MiB");
+  EXPECT_EQ(host_err("[defaults]\ndisk_inodes = 0\n"),
+            "/etc/sandrun/sandrun.toml:2:15: defaults.disk_inodes: must be at least 1, got 0");
+}
+
 TEST(HostConfigTest, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(host_err("[policy]\nbind_path = [\"/srv\"]\n"),
             "/etc/sandrun/sandrun.toml:2:1: policy: unknown key \"bind_path\" (did you mean \"bind_paths\"?); "
             "expected one of: bind_paths, cap_add, seccomp_unconfined, seccomp_profiles, network_host, "
-            "no_new_privs_off, userns_off, max_memory, max_cpus, max_pids, max_nofile, max_timeout, registries");
+            "no_new_privs_off, userns_off, max_memory, max_cpus, max_pids, max_nofile, max_timeout, max_disk, max_disk_inodes, registries");
   EXPECT_EQ(host_err("[policy]\nbind_paths = [\"srv/ci\"]\n"),
             "/etc/sandrun/sandrun.toml:2:15: policy.bind_paths[0]: host path \"srv/ci\" must be absolute");
   EXPECT_EQ(host_err("[policy]\nbind_paths = \"/srv\"\n"),
@@ -117,10 +133,10 @@ TEST(HostConfigTest, ErrorsNameFileLineAndKey) {
             "HOST or HOST:PORT, like \"ghcr.io\"");
   EXPECT_EQ(host_err("[defaults]\nimage = \"alpine\"\n"),
             "/etc/sandrun/sandrun.toml:2:1: defaults: unknown key \"image\"; expected one of: timeout, memory, cpus, "
-            "pids, nofile");
+            "pids, nofile, disk, disk_inodes");
   EXPECT_EQ(host_err("[defaults]\ntimout = \"1m\"\n"),
             "/etc/sandrun/sandrun.toml:2:1: defaults: unknown key \"timout\" (did you mean \"timeout\"?); expected "
-            "one of: timeout, memory, cpus, pids, nofile");
+            "one of: timeout, memory, cpus, pids, nofile, disk, disk_inodes");
   EXPECT_EQ(host_err("[defaults]\ntimeout = \"ten\"\n"),
             "/etc/sandrun/sandrun.toml:2:11: defaults.timeout: invalid duration \"ten\": expected a number and a unit "
             "(ms, s, m, h) like \"90s\" or \"10m\"");
