@@ -93,6 +93,16 @@ struct Hardening {
   std::optional<std::pair<uint64_t, uint64_t>> nofile;  // RLIMIT_NOFILE {soft, hard}; unset = inherited
 };
 
+// The limit of a container's writable file systems (its root's writable layer, an overlay
+// workspace's upper dir): bytes and files. The runner enforces it by placing them on a file
+// system of that size (runner/engine/slot_disk.h) when `enforced`; otherwise (rootless, no loop
+// devices) it is shown but not enforced.
+struct DiskLimit {
+  uint64_t bytes = 0;
+  uint64_t inodes = 0;
+  bool enforced = false;
+};
+
 struct ContainerPlan {
   std::string name;                     // for messages: the job's name
   std::string hostname;                 // set in the container's UTS namespace
@@ -132,6 +142,7 @@ struct ContainerPlan {
   // and whether it gets one at all (the host has usable cgroups).
   cgroup::Limits limits;
   bool use_cgroup = false;
+  DiskLimit disk;
 };
 
 // Where one start of a plan goes. Built by the caller for each start (a slot of the state
