@@ -19,6 +19,9 @@ void add_exec_flags(CLI::App* exec, ExecArgs& a, bool& userns) {
   exec->add_option("--timeout", a.timeout, "Kill the container after this long (e.g. 90s, 10m)");
   exec->add_option("-u,--user", a.user, "User to run as: UID[:GID] or NAME[:GROUP] from the image");
   exec->add_option("-m,--memory", a.memory, "Memory limit (e.g. 512MiB)");
+  exec->add_option("--disk", a.disk,
+                   "Limit of the container's writable layer and overlay workspace (e.g. 2GiB; default 8GiB)");
+  exec->add_option("--disk-inodes", a.disk_inodes, "Limit of files in them (default 1000000)");
   exec->add_option("--cpus", a.cpus, "CPU limit in CPUs (e.g. 1.5)");
   exec->add_option("--pids-limit", a.pids, "Maximum number of processes (default 1024)");
   exec->add_option("--network", a.network, "Network: none (loopback only, default), private or host");

@@ -14,6 +14,7 @@
 #include "runner/cli/common.h"
 #include "runner/engine/session.h"
 #include "runner/engine/sweep.h"
+#include "sandbox/disk_image.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/host_features.h"
 #include "sandbox/sys/error.h"
@@ -364,6 +365,27 @@ Item state_dir_item(const host::StateDir& s) {
   return i;
 }
 
+// The disk limit's mechanism on this host (docs/security.md, Disk).
+Item disk_limit_item(const host::Identity& id) {
+  Item i{"disk_limit", Status::ok, "", "", false};
+  std::string why;
+  if (!id.root()) {
+    i.status = Status::limited;
+    i.detail = "rootless: no loop devices, so a job's writable layer is not limited (it grows on the state "
+               "dir's file system); jobs that set disk or disk_inodes are refused";
+    i.fix = "run sandrun as root for a kernel-enforced disk limit";
+  } else if (!sandbox::loop_disks_available(&why)) {
+    i.status = Status::limited;
+    i.detail = fmt::format("{}: a job's writable layer is not limited; jobs that set disk or disk_inodes are "
+                           "refused", why);
+    i.fix = "modprobe loop and apt-get install e2fsprogs";
+  } else {
+    i.detail = "an ext4 image (sparse, no journal) on a loop device per container slot: disk and disk_inodes are "
+               "enforced by the kernel (ENOSPC), 8 GiB and 1000000 files by default";
+  }
+  return i;
+}
+
 // network = "private" works without a stack (an isolated network shared with the job's
 // services); the stack adds outbound access. pasta is preferred, as Outbound::start does.
 Item private_network_item() {
@@ -426,6 +448,7 @@ std::vector<Item> collect(const GlobalOptions& g) {
   items.push_back(overlayfs_item());
   items.push_back(nofile_item(host::probe_nofile()));
   items.push_back(state_dir_item(state));
+  items.push_back(disk_limit_item(id));
   items.push_back(private_network_item());
   items.push_back(policy_item(g.config));
   return items;

@@ -236,6 +236,18 @@ Result<void> exec_limits(const ExecArgs& a, config::JobSpec& job) {
     if (!p || *p == 0) return Error::msg("exec: --pids-limit: expected a number of processes of at least 1, got {:?}", a.pids);
     job.limits.pids = *p;
   }
+  if (!a.disk.empty()) {
+    auto d = config::parse_disk(a.disk);
+    if (!d) return flag_error("--disk", std::move(d).error());
+    job.limits.disk = *d;
+  }
+  if (!a.disk_inodes.empty()) {
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(a.disk_inodes.data(), a.disk_inodes.data() + a.disk_inodes.size(), n);
+    if (ec != std::errc() || end != a.disk_inodes.data() + a.disk_inodes.size() || n == 0 || n > UINT32_MAX)
+      return Error::msg("exec: --disk-inodes: expected a number of files from 1 to {}, got {:?}", UINT32_MAX, a.disk_inodes);
+    job.limits.disk_inodes = n;
+  }
   for (const auto& u : a.ulimits) {
     auto nofile = parse_ulimit(u);
     if (!nofile) return flag_error("--ulimit", std::move(nofile).error());

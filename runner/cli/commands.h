@@ -46,6 +46,8 @@ struct ExecArgs {
   std::string timeout;
   std::string user;
   std::string memory;
+  std::string disk;         // --disk SIZE
+  std::string disk_inodes;  // --disk-inodes N
   std::string cpus;
   std::string pids;
   std::string network = "none";

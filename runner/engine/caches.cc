@@ -110,7 +110,7 @@ Result<CacheLease> acquire_caches(const std::string& state_root, const std::vect
       lease.locks_.push_back(std::move(*lock));
     } else if (lock.error().code() == EWOULDBLOCK) {
       // Another container writes it: this one gets a private view, its writes discarded.
-      const std::string cow = fmt::format("{}/cow/{}", slot.dir, i);
+      const std::string cow = fmt::format("{}/{}", slot.cow, i);
       bind.copy_on_write = true;
       bind.overlay_upper = cow + "/upper";
       bind.overlay_work = cow + "/work";

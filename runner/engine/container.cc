@@ -174,6 +174,7 @@ void Container::transition(Event event) {
 void Container::clone_blocking() {
   if (auto r = output_.open_log(); !r) log::warn("{}", r.error().message());
   auto started = [&]() -> Result<sandbox::Sandbox> {
+    SANDRUN_TRY(SlotPool::prepare_disk(*slot_, plan_->disk));
     SANDRUN_TRY(SlotPool::mark_claimed(*slot_));
     auto lease = SANDRUN_TRY(acquire_caches(engine_.state_root(), start_.caches, *slot_, *plan_));
     placement_.binds = lease.binds;
@@ -306,8 +307,11 @@ void Container::on_pidfd(uv_poll_t* h, int, int) {
   c->transition(Event::pid1_reaped);
 }
 
-// Peak memory, CPU time and what the kernel's limits did, read before the cgroup goes.
+// Peak memory, CPU time and what the kernel's limits did, read before the cgroup and the
+// writable layer go.
 void Container::record_usage() {
+  // A statvfs of the slot's own file system: quick, and the reason many commands fail.
+  if (slot_) usage_.disk_full = SlotPool::disk_full(*slot_);
   if (!cgroup_) return;
   auto stats = cgroup_->stats();
   if (!stats) {

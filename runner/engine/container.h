@@ -69,6 +69,7 @@ class Container {
     std::optional<uint64_t> cpu_usec;
     bool oom_killed = false;              // the kernel's OOM killer ended a process in it
     bool pids_limit_hit = false;          // a fork failed at pids.max
+    std::string disk_full;                // "disk limit reached (64 MiB)": its file system is full
   };
 
   Container(Engine& engine, std::shared_ptr<const sandbox::ContainerPlan> plan, ContainerStart start,

@@ -163,6 +163,7 @@ void Job::record_outcome() {
   result_.cpu_usec = usage.cpu_usec;
   result_.oom_killed = usage.oom_killed;
   result_.pids_limit_hit = usage.pids_limit_hit;
+  result_.disk_full = usage.disk_full;
   if (const auto& error = container_.start_error()) {
     result_.status = S::setup_failed;
     result_.message = error->message();
@@ -191,6 +192,10 @@ void Job::record_outcome() {
   } else {
     result_.status = outcome.code == 0 ? S::passed : S::failed;
   }
+  // As for OOM kills: a full writable layer is often why the command failed (ENOSPC inside).
+  if (!result_.ok() && !result_.disk_full.empty())
+    out.note(fmt::format("{}: the container's writable layer is full (write fails with ENOSPC); "
+                         "raise the job's disk or disk_inodes", result_.disk_full));
 }
 
 void Job::removed() {

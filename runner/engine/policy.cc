@@ -64,6 +64,12 @@ void apply_defaults(JobSpec& job, const config::HostConfig& config, const Policy
   };
   if (!host.service) take("timeout", job.timeout, d.timeout);
   take("nofile", job.nofile, d.nofile);
+  // The disk limit is enforced without cgroups (a file system per container slot), where
+  // loop devices can be set up.
+  if (host.disk) {
+    take("disk", job.limits.disk, d.limits.disk);
+    take("disk_inodes", job.limits.disk_inodes, d.limits.disk_inodes);
+  }
   // Limits only where cgroups enforce them, as the built-in pids default: an operator's
   // default must not make every rootless job fail.
   if (!host.cgroups) return;
@@ -83,6 +89,12 @@ void apply_ceilings(JobSpec& job, const config::Policy& p, const PolicyHost& hos
     take("cpus", job.limits.cpus, p.max_cpus);
   if (p.max_pids && !job.limits.pids && *p.max_pids.value < config::kDefaultPids) take("pids", job.limits.pids, p.max_pids);
   if (p.max_timeout && !job.timeout && !host.service) take("timeout", job.timeout, p.max_timeout);
+  // Unset, the disk limits have defaults of their own (config::kDefaultDisk): a ceiling below
+  // them replaces them.
+  if (!host.disk) return;
+  if (p.max_disk && !job.limits.disk && *p.max_disk.value < config::kDefaultDisk) take("disk", job.limits.disk, p.max_disk);
+  if (p.max_disk_inodes && !job.limits.disk_inodes && *p.max_disk_inodes.value < config::kDefaultDiskInodes)
+    take("disk_inodes", job.limits.disk_inodes, p.max_disk_inodes);
   if (p.max_nofile && !job.nofile) {
     const auto own = sandbox::host::probe_nofile();
     const uint64_t max = *p.max_nofile.value;
@@ -111,6 +123,16 @@ Result<void> check_limits(const JobSpec& job, const config::Policy& p) {
     return Error::msg("{}: nofile hard limit {} is above the policy's max_nofile {}",
                       where(job, "nofile", fmt::format("--ulimit nofile={}:{}", job.nofile->first, job.nofile->second)),
                       job.nofile->second, policy_at(p.max_nofile, "max_nofile", std::to_string(*p.max_nofile.value)));
+  if (p.max_disk && job.limits.disk && *job.limits.disk > *p.max_disk.value)
+    return Error::msg("{}: disk = {} is above the policy's max_disk {}",
+                      where(job, "disk", fmt::format("--disk {}", config::format_size(*job.limits.disk))),
+                      config::format_size(*job.limits.disk),
+                      policy_at(p.max_disk, "max_disk", fmt::format("{:?}", config::format_size(*p.max_disk.value))));
+  if (p.max_disk_inodes && job.limits.disk_inodes && *job.limits.disk_inodes > *p.max_disk_inodes.value)
+    return Error::msg("{}: disk_inodes = {} is above the policy's max_disk_inodes {}",
+                      where(job, "disk_inodes", fmt::format("--disk-inodes {}", *job.limits.disk_inodes)),
+                      *job.limits.disk_inodes,
+                      policy_at(p.max_disk_inodes, "max_disk_inodes", std::to_string(*p.max_disk_inodes.value)));
   if (p.max_timeout && job.timeout && *job.timeout > *p.max_timeout.value)
     return Error::msg("{}: timeout = {:?} is above the policy's max_timeout {}",
                       where(job, "timeout", fmt::format("--timeout {}", config::format_duration(*job.timeout))),
@@ -279,6 +301,8 @@ std::string policy_summary(const config::HostConfig& config) {
   add("max_pids", bool(p.max_pids));
   add("max_nofile", bool(p.max_nofile));
   add("max_timeout", bool(p.max_timeout));
+  add("max_disk", bool(p.max_disk));
+  add("max_disk_inodes", bool(p.max_disk_inodes));
   add("registries", bool(p.registries));
   std::vector<std::string> defaults;
   for (std::string_view key : config::kHostDefaultKeys) {

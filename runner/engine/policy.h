@@ -19,15 +19,16 @@ Result<void> check_host_config(const config::HostConfig& config);
 struct PolicyHost {
   bool cgroups = true;   // limits can be enforced (host [defaults] of limits apply only then)
   bool service = false;  // the job is a service (no timeout of its own)
+  bool disk = true;      // the disk limit can be enforced (host [defaults] of disk apply only then)
 };
 
 // The job as the host file makes it, in this order:
-//  1. each of timeout, memory, cpus, pids, nofile the job leaves unset (in its table, its
+//  1. each of timeout, memory, cpus, pids, nofile, disk, disk_inodes the job leaves unset (in its table, its
 //     file's [defaults] and its flags) takes the host's [defaults] value, its key_pos the host
-//     file's line; limits only where cgroups enforce them;
+//     file's line; limits only where cgroups (disk: loop devices) enforce them;
 //  2. a limit still unset takes the policy's ceiling (max_memory, max_pids below the default
 //     1024, max_cpus below the CPUs sandrun may use, max_nofile below sandrun's own hard limit,
-//     max_timeout);
+//     max_timeout, max_disk and max_disk_inodes below their defaults);
 //  3. the policy refuses what it does not allow, naming the job file's line (or the `exec`
 //     flag) and the policy's: "jobs.toml:7:3: jobs.build.volumes[0]: host path /etc is
 //     outside the policy's bind_paths (/etc/sandrun/sandrun.toml:3:14: bind_paths =

@@ -326,7 +326,7 @@ Result<Resolved> resolve_one(const config::JobSpec& written, const std::string& 
                              const Host& host, const HostConfig& config, bool service) {
   // The host file first: its defaults and ceilings, and its refusals before anything is pulled.
   const config::JobSpec job =
-      SANDRUN_TRY(apply_host_config(written, config, PolicyHost{host.isolation.cgroups != nullptr, service}));
+      SANDRUN_TRY(apply_host_config(written, config, PolicyHost{host.isolation.cgroups != nullptr, service, host.isolation.loop_disks}));
   const cache::ImageRecord* image = SANDRUN_TRY(image_of(job));
   Resolved r;
   JobPlan& plan = r.plan;

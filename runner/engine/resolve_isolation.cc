@@ -1,6 +1,8 @@
 // A job's limits and hardening, checked against the host before anything starts.
 #include "runner/engine/resolve_isolation.h"
 
+#include <algorithm>
+
 #include "runner/engine/resolve.h"
 #include "sandbox/capabilities.h"
 
@@ -85,6 +87,42 @@ Result<void> resolve_rlimits(const config::JobSpec& job, const HostIsolation& ho
   return {};
 }
 
+// The disk limit: the job's, else the default bounded by half of what the state dir's file
+// system has free (so no job fills it); refused when it cannot fit or cannot be enforced.
+Result<void> resolve_disk(const config::JobSpec& job, const HostIsolation& host, sandbox::DiskLimit& disk) {
+  disk.enforced = host.loop_disks;
+  const bool asked = job.limits.disk || job.limits.disk_inodes;
+  if (!disk.enforced && asked) {
+    const char* key = job.limits.disk ? "disk" : "disk_inodes";
+    return at(job, key, std::move(Error::msg("cannot enforce {}: {}", key, host.loop_disks_missing)
+                                       .hint("run sandrun as root on a host with loop devices and e2fsprogs, "
+                                             "or leave the disk limit out (docs/security.md, Disk)")));
+  }
+  const uint64_t free = host.state_free.value_or(UINT64_MAX);
+  if (job.limits.disk) {
+    disk.bytes = *job.limits.disk;
+    if (disk.bytes > free)
+      return at(job, "disk",
+                std::move(Error::msg("disk = {} is more than the file system of sandrun's state dir has free ({})",
+                                     config::format_size(disk.bytes), config::format_size(free))
+                              .hint("ask for less, free some space, or give --root on a larger file system")));
+  } else {
+    const uint64_t bounded = std::min(config::kDefaultDisk, free / 2) & ~((uint64_t{1} << 20) - 1);
+    disk.bytes = std::max(config::kMinDisk, bounded);
+  }
+  if (job.limits.disk_inodes) {
+    disk.inodes = *job.limits.disk_inodes;
+    if (disk.inodes > config::max_disk_inodes(disk.bytes))
+      return at(job, "disk_inodes",
+                std::move(Error::msg("disk_inodes = {} is more than a disk of {} can hold (at most {}, one per 2 KiB)",
+                                     disk.inodes, config::format_size(disk.bytes), config::max_disk_inodes(disk.bytes))
+                              .hint("raise disk, or ask for fewer files")));
+  } else {
+    disk.inodes = std::min(config::kDefaultDiskInodes, disk.bytes / 4096);
+  }
+  return {};
+}
+
 }  // namespace
 
 HostIsolation HostIsolation::probe() {
@@ -107,6 +145,7 @@ Result<void> resolve_isolation(const config::JobSpec& job, HostIsolation& host, 
   limits.cpuset = job.limits.cpuset;
   SANDRUN_TRY(check_limits(job, host, limits));
   plan.use_cgroup = host.cgroups != nullptr;
+  SANDRUN_TRY(resolve_disk(job, host, plan.disk));
 
   auto& h = plan.hardening;
   h.capabilities = SANDRUN_TRY(capabilities_of(job));

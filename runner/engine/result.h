@@ -28,6 +28,8 @@ struct JobResult {
   std::optional<uint64_t> pids_limit;
   bool oom_killed = false;               // the kernel's OOM killer ended a process in it
   bool pids_limit_hit = false;           // a fork failed at pids.max
+  // "disk limit reached (64 MiB)": the container's writable file system was full at its end.
+  std::string disk_full;
   unsigned attempt = 1;                  // which attempt this result is (1 + retries used)
   unsigned max_attempts = 1;             // 1 + the job's retries
   bool allow_failure = false;            // a failure of this job does not fail the run

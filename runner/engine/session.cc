@@ -12,6 +12,7 @@
 #include "runner/report/output.h"
 #include "runner/engine/resolve.h"
 #include "runner/engine/slots.h"
+#include "sandbox/disk_image.h"
 #include "sandbox/host_features.h"
 #include "sandbox/mount_points.h"
 #include "sandbox/proc.h"
@@ -107,8 +108,17 @@ Result<Prepared> prepare_jobs(cache::Store& store, const std::vector<config::Job
     out.host->cgroups_missing = Error::msg("cgroups need root: sandrun runs rootless here")
                                     .hint("run sandrun as root to enforce memory, cpus, pids and cpuset limits");
   }
-  // The slots' writable layers live under the state dir (ContainerPlan::volatile_upper).
-  const Host host{store, *out.host, !sandbox::host::on_ext4_without_journal(store.root()), root};
+  // The disk limit's mechanism: a loop-mounted ext4 per slot (root only).
+  if (root) {
+    out.host->loop_disks = sandbox::loop_disks_available(&out.host->loop_disks_missing);
+  } else {
+    out.host->loop_disks_missing = "loop devices need root: sandrun runs rootless here";
+  }
+  if (auto free = sandbox::disk_free(store.root())) out.host->state_free = free->bytes;
+  // The slots' writable layers live under the state dir (ContainerPlan::volatile_upper), or on
+  // their own ext4 without a journal (the disk limit's).
+  const bool nojournal = out.host->loop_disks || sandbox::host::on_ext4_without_journal(store.root());
+  const Host host{store, *out.host, !nojournal, root};
   Images images{store, pull, out, {}};
   const ImageOf image_of = [&images](const config::JobSpec& job) { return images.of(job); };
   // Needs by name -> by index (config has checked that every name exists in the file).

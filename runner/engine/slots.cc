@@ -12,6 +12,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "config/job_file.h"
 #include "sandbox/host_cleanup.h"
 #include "sandbox/proc.h"
 #include "sandbox/sys/fs.h"
@@ -74,14 +75,22 @@ bool dir_is_empty(const std::string& path) {
 }
 
 bool is_dirty(const Slot& s) {
-  return !record_clean(s.pid.get()) || !dir_is_empty(s.upper) || !dir_is_empty(s.ws_upper) ||
-         !dir_is_empty(s.dir + "/cow");
+  return !record_clean(s.pid.get()) || !dir_is_empty(s.upper) || !dir_is_empty(s.ws_upper) || !dir_is_empty(s.cow);
 }
 
-// A slot whose pid record says clean (see Slot::pid) needs no lock to be left alone.
+// A slot whose pid record says clean (see Slot::pid) and that has no file system image left
+// needs no lock to be left alone.
 bool looks_clean(const std::string& dir) {
   UniqueFd fd(::open((dir + "/pid").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  return fd && record_clean(fd.get());
+  return fd && record_clean(fd.get()) && !fs::exists(dir + "/disk.img");
+}
+
+// The writable dirs in disk_dir (again after a file system is mounted or unmounted there).
+Result<void> make_dirs(const Slot& s) {
+  for (const auto* p : {&s.disk_dir, &s.upper, &s.work, &s.ws_upper, &s.ws_work}) {
+    if (::mkdir(p->c_str(), 0755) < 0 && errno != EEXIST) return Error::sys("create {}", *p);
+  }
+  return {};
 }
 
 // Resets the upper dir itself: it is the container's "/", whose owner, mode and xattrs a
@@ -106,23 +115,23 @@ Result<void> clear_volumes(const Slot& slot) {
   auto work = SANDRUN_TRY(fs::open_path(slot.ws_work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   SANDRUN_TRY(fs::clear_dir(work.get()).wrap(fmt::format("empty {}", slot.ws_work)));
   if (::fchown(work.get(), ::geteuid(), ::getegid()) < 0) return Error::sys("reset {}", slot.ws_work);
-  const std::string cow = slot.dir + "/cow";
-  if (fs::exists(cow)) SANDRUN_TRY(fs::remove_tree(cow));
+  if (fs::exists(slot.cow)) SANDRUN_TRY(fs::remove_tree(slot.cow));
   return {};
 }
 
 Result<Slot> open_slot(const std::string& dir) {
   Slot s;
   s.dir = dir;
-  s.upper = dir + "/upper";
-  s.work = dir + "/work";
-  s.ws_upper = dir + "/ws-upper";
-  s.ws_work = dir + "/ws-work";
+  s.disk_dir = dir + "/disk";
+  s.disk_image = dir + "/disk.img";
+  s.upper = s.disk_dir + "/upper";
+  s.work = s.disk_dir + "/work";
+  s.ws_upper = s.disk_dir + "/ws-upper";
+  s.ws_work = s.disk_dir + "/ws-work";
+  s.cow = s.disk_dir + "/cow";
   s.dev = dir + "/dev";
   s.lock = SANDRUN_TRY(lock_slot(dir));
-  for (const auto* p : {&s.upper, &s.work, &s.ws_upper, &s.ws_work}) {
-    if (::mkdir(p->c_str(), 0755) < 0 && errno != EEXIST) return Error::sys("create {}", *p);
-  }
+  SANDRUN_TRY(make_dirs(s));
   s.pid = SANDRUN_TRY(fs::open_path(dir + "/pid", O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   return s;
 }
@@ -131,6 +140,12 @@ Result<Slot> open_slot(const std::string& dir) {
 void clean_dead_slot(Slot& s, SweepReport& report) {
   if (kill_recorded(s.pid.get())) ++report.processes_killed;
   report.mounts_removed += sandbox::unmount_beneath(s.dir, report.failures);
+  // The slot's file system (if any) went with its mounts: empty what is beneath instead.
+  s.disk.reset();
+  if (auto r = make_dirs(s); !r) {
+    report.failures.push_back(r.error().message());
+    return;
+  }
   if (auto r = SlotPool::clear(s); !r) {
     report.failures.push_back(r.error().message());
     return;
@@ -155,7 +170,12 @@ std::vector<std::string> slot_names(const std::string& slots_dir) {
 
 SlotPool::SlotPool(std::string state_root) : root_(std::move(state_root)), mount_point_(root_ + "/mnt") {}
 
-SlotPool::~SlotPool() = default;
+// The slots' file systems go with the pool, on every way out of a run that unwinds.
+SlotPool::~SlotPool() {
+  for (auto& s : slots_) {
+    if (auto r = remove_disk(*s); !r) log::warn("{}", r.error().message());
+  }
+}
 
 Result<void> SlotPool::reserve(size_t count) {
   SANDRUN_TRY(fs::mkdirs(root_ + "/slots", 0700));
@@ -239,6 +259,12 @@ SweepReport sweep_slots(const std::string& state_root, bool remove) {
       continue;  // EWOULDBLOCK: a live sandrun uses it
     }
     if (is_dirty(*slot)) clean_dead_slot(*slot, report);
+    if (auto r = SlotPool::remove_disk(*slot); !r) {
+      report.failures.push_back(r.error().message());
+      continue;
+    } else if (*r) {
+      ++report.disks_removed;
+    }
     if (remove && !is_dirty(*slot)) {
       // Removed while still locked, so no other sandrun claims it meanwhile.
       if (auto r = fs::remove_tree(dir); r) {
@@ -249,6 +275,39 @@ SweepReport sweep_slots(const std::string& state_root, bool remove) {
     }
   }
   return report;
+}
+
+Result<void> SlotPool::prepare_disk(Slot& slot, const sandbox::DiskLimit& limit) {
+  if (!limit.enforced) return {};
+  const sandbox::DiskSize size{limit.bytes, limit.inodes};
+  if (slot.disk == size) return {};
+  slot.disk.reset();
+  SANDRUN_TRY(sandbox::mount_disk_image(slot.disk_image, slot.disk_dir, size)
+                  .wrap(fmt::format("give container slot {} its disk limit ({}, {} files)", slot.dir,
+                                    config::format_size(size.bytes), size.inodes)));
+  slot.disk = size;
+  return make_dirs(slot);
+}
+
+Result<bool> SlotPool::remove_disk(Slot& slot) {
+  const bool had = slot.disk || fs::exists(slot.disk_image) || sandbox::is_mount_point(slot.disk_dir);
+  if (!had) return false;
+  slot.disk.reset();
+  SANDRUN_TRY(sandbox::remove_disk_image(slot.disk_image, slot.disk_dir));
+  SANDRUN_TRY(make_dirs(slot));
+  return true;
+}
+
+std::string SlotPool::disk_full(const Slot& slot) {
+  if (!slot.disk) return "";
+  auto free = sandbox::disk_free(slot.disk_dir);
+  if (!free) return "";
+  // ext4 keeps a few blocks it cannot give to files (metadata of the last ones): "full" is
+  // within 1% (at most 1 MiB) of the size, or no inode left.
+  const uint64_t slack = std::min<uint64_t>(slot.disk->bytes / 100, uint64_t{1} << 20);
+  if (free->bytes <= slack) return fmt::format("disk limit reached ({})", config::format_size(slot.disk->bytes));
+  if (free->inodes == 0) return fmt::format("disk limit reached ({} files)", slot.disk->inodes);
+  return "";
 }
 
 sandbox::Placement placement_for(const Slot& slot, const std::string& mount_point, const sandbox::ContainerPlan& plan) {

@@ -4,6 +4,10 @@
 // creating and deleting directories per container saves the inode churn that dominated a
 // container's cost on disk (docs/architecture.md). All containers mount their root on one
 // shared directory, <root>/mnt: each in its own mount namespace, never on the host.
+// With the disk limit enforced (ContainerPlan::disk), the writable dirs live in <k>/disk, the
+// mount point of the slot's own file system (<k>/disk.img, sandbox/disk_image.h): made at the
+// slot's first container in this process, kept while the next containers ask for the same size,
+// unmounted and removed when the pool goes (and by a sweep after a crash).
 #pragma once
 
 #include <sys/types.h>
@@ -14,6 +18,7 @@
 #include <vector>
 
 #include "sandbox/container_plan.h"
+#include "sandbox/disk_image.h"
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 
@@ -21,13 +26,18 @@ namespace sandrun::runner {
 
 struct Slot {
   std::string dir;    // <root>/slots/<k>
+  std::string disk_dir;    // <dir>/disk: holds the dirs below (the slot's file system's mount point)
+  std::string disk_image;  // <dir>/disk.img
+  // The size of the file system mounted on disk_dir by this process; none: a plain directory.
+  std::optional<sandbox::DiskSize> disk;
   std::string upper;  // overlay upper dir
   std::string work;   // overlay work dir
   // The upper and work dirs of an overlay workspace (workspace mode "overlay"), and
-  // <dir>/cow/<i>/{upper,work} of the caches a container gets copy-on-write (caches.h):
+  // <disk_dir>/cow/<i>/{upper,work} of the caches a container gets copy-on-write (caches.h):
   // emptied with the writable layer.
   std::string ws_upper;
   std::string ws_work;
+  std::string cow;  // <disk_dir>/cow
   // The slot's own device nodes (sandbox/dev_nodes.h), checked and reset at each start.
   std::string dev;
   UniqueFd lock;      // flock(LOCK_EX) while this process uses the slot
@@ -65,6 +75,15 @@ class SlotPool {
   static Result<void> record_pid(Slot& slot, pid_t pid);
   // Empties the slot's writable layer and its pid record. Blocking: runs on the threadpool.
   static Result<void> clear(Slot& slot);
+  // Gives a clean slot the file system `limit` asks for (nothing when it is not enforced, or
+  // when the slot has one of that size already). Blocking (mke2fs, mount): on the threadpool.
+  static Result<void> prepare_disk(Slot& slot, const sandbox::DiskLimit& limit);
+  // Unmounts the slot's file system and removes its image (a crashed run's too). True when
+  // there was one.
+  static Result<bool> remove_disk(Slot& slot);
+  // After a container: "disk limit reached (64 MiB)" when its slot's file system is full (no
+  // free block or inode left, within 1%), else "".
+  static std::string disk_full(const Slot& slot);
 
  private:
   Result<Slot*> claim();
@@ -86,6 +105,7 @@ struct SweepReport {
   size_t slots_removed = 0;     // idle slots deleted (sandrun cleanup)
   size_t processes_killed = 0;
   size_t mounts_removed = 0;
+  size_t disks_removed = 0;     // slot file systems (sandbox/disk_image.h) unmounted and removed
   std::vector<std::string> failures;  // what could not be cleaned, and why
 };
 

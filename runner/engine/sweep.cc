@@ -56,7 +56,8 @@ void sweep_and_report(const std::string& root, bool remove_idle) {
   const size_t stacks = ::geteuid() == 0 ? sweep_outbound_stacks(root) : 0;
   const size_t cgroups = ::geteuid() == 0 ? sweep_cgroups() : 0;
   for (const auto& f : report.failures) log::warn("cleanup: {}", f);
-  const bool dead = report.slots_cleaned || report.processes_killed || report.mounts_removed || cgroups || stacks;
+  const bool dead =
+      report.slots_cleaned || report.processes_killed || report.mounts_removed || report.disks_removed || cgroups || stacks;
   std::string text;
   if (dead) {
     text = fmt::format("sandrun: cleaned {} container slot{} left by dead runs, killed {} leftover container{}, "
@@ -64,6 +65,8 @@ void sweep_and_report(const std::string& root, bool remove_idle) {
                        report.slots_cleaned, report.slots_cleaned == 1 ? "" : "s", report.processes_killed,
                        report.processes_killed == 1 ? "" : "s", report.mounts_removed,
                        report.mounts_removed == 1 ? "" : "s");
+    if (report.disks_removed)
+      text += fmt::format(", removed {} slot file system{}", report.disks_removed, report.disks_removed == 1 ? "" : "s");
     if (cgroups) text += fmt::format(", removed the cgroups of {} dead run{}", cgroups, cgroups == 1 ? "" : "s");
     if (stacks) text += fmt::format(", stopped {} network stack{}", stacks, stacks == 1 ? "" : "s");
   }

@@ -24,6 +24,11 @@ ordered_json limits_json(const JobPlan& plan) {
   j["cpus"] = l.cpus ? ordered_json(*l.cpus) : ordered_json(nullptr);
   j["pids"] = l.pids ? ordered_json(*l.pids) : ordered_json(nullptr);
   j["cpuset"] = l.cpuset ? ordered_json(*l.cpuset) : ordered_json(nullptr);
+  const auto& d = plan.spec().disk;
+  j["disk"] = config::format_size(d.bytes);
+  j["disk_bytes"] = d.bytes;
+  j["disk_inodes"] = d.inodes;
+  j["disk_mechanism"] = d.enforced ? "ext4 image on a loop device per container slot" : "none (not enforced)";
   return j;
 }
 

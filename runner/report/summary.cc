@@ -14,7 +14,9 @@ namespace sandrun::runner {
 namespace {
 
 // Where a fork failed at the pids limit, say so: it is often why a job failed or hung.
+// The same for a full writable file system (the disk limit).
 std::string pids_note(const JobResult& r) {
+  if (!r.disk_full.empty()) return fmt::format(" ({}){}", r.disk_full, r.pids_limit_hit ? " (pids limit reached)" : "");
   if (!r.pids_limit_hit) return "";
   if (r.pids_limit) return fmt::format(" (pids limit {} reached)", *r.pids_limit);
   return " (pids limit reached)";
