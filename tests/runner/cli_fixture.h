@@ -1,6 +1,8 @@
 // A fixture for tests that drive the sandrun binary: a private state root and job files.
 #pragma once
 
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
@@ -38,19 +40,22 @@ class CliTest : public ::testing::Test {
   std::string log(const std::string& job) { return read_file(tmp_ / (".sandrun/logs/" + job + ".log")); }
 
   // Nothing of any run remains: every container slot is idle (unlocked, its writable layer
-  // empty, no pid recorded), nothing is mounted under the state root, no cgroup of a finished
+  // empty, no pid recorded, no file system of its own), no loop device, nothing is mounted under the state root, no cgroup of a finished
   // run exists, no container runs.
   void expect_nothing_left(const std::vector<std::vector<std::string>>& processes = {}) {
     for (const auto& k : dir_entries(root() + "/slots")) {
       std::string slot = root() + "/slots/" + k;
-      EXPECT_EQ(dir_entries(slot + "/upper"), std::vector<std::string>{}) << slot;
-      EXPECT_EQ(dir_entries(slot + "/work"), std::vector<std::string>{}) << slot;
+      EXPECT_EQ(dir_entries(slot + "/disk/upper"), std::vector<std::string>{}) << slot;
+      EXPECT_EQ(dir_entries(slot + "/disk/work"), std::vector<std::string>{}) << slot;
+      EXPECT_EQ(dir_entries(slot + "/disk/cow"), std::vector<std::string>{}) << slot;
+      EXPECT_NE(::access((slot + "/disk.img").c_str(), F_OK), 0) << slot;  // the slot's file system
       // "-": released; empty: never claimed (a start that failed before its clone).
       const std::string record = read_file(slot + "/pid").substr(0, 1);
       EXPECT_TRUE(record == "-" || record.empty()) << slot << ": " << record;
       EXPECT_FALSE(slot_locked(slot)) << slot;
     }
     EXPECT_EQ(mounts_under(root()), std::vector<std::string>{});
+    EXPECT_EQ(loop_devices_under(root()), std::vector<std::string>{});
     EXPECT_EQ(stale_cgroup_runs(state_tag(root())), std::vector<std::string>{});
     for (const auto& p : processes) EXPECT_FALSE(host_has_process(p)) << p.at(0) << " " << p.at(1);
   }

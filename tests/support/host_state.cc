@@ -44,6 +44,17 @@ std::vector<std::string> mounts_under(const std::string& prefix) {
   return out;
 }
 
+std::vector<std::string> loop_devices_under(const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const auto& name : dir_entries("/sys/block")) {
+    if (name.rfind("loop", 0) != 0) continue;
+    std::ifstream f("/sys/block/" + name + "/loop/backing_file");
+    std::string backing;
+    if (std::getline(f, backing) && backing.rfind(prefix + "/", 0) == 0) out.push_back("/dev/" + name + " " + backing);
+  }
+  return out;
+}
+
 bool slot_locked(const std::string& dir) {
   int fd = ::open((dir + "/lock").c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return false;

@@ -14,6 +14,9 @@ namespace sandrun::testing {
 bool host_has_process(const std::vector<std::string>& argv);
 // Mount points under `prefix` in this process's mount table.
 std::vector<std::string> mounts_under(const std::string& prefix);
+// Loop devices (/dev/loopN) whose backing file lies under `prefix`
+// (/sys/block/loopN/loop/backing_file).
+std::vector<std::string> loop_devices_under(const std::string& prefix);
 // True when another process holds the flock on <dir>/lock.
 bool slot_locked(const std::string& dir);
 // cgroup directories sandrun/<run> (any hierarchy, v1 or v2) whose run's process is gone:
