@@ -11,6 +11,12 @@ namespace {
 
 Error at(const config::JobSpec& job, const char* key, Error e) { return std::move(e.wrap(key_context(job, key))); }
 
+// The disk keys as `exec` flags when the job is made of them.
+Error disk_at(const config::JobSpec& job, const char* key, Error e) {
+  if (!job.where(key).file.empty()) return at(job, key, std::move(e));
+  return std::move(e.wrap(std::string_view(key) == "disk" ? "exec: --disk" : "exec: --disk-inodes"));
+}
+
 // Each limit is checked on its own so that the error names the key that asked for it.
 Result<void> check_limits(const config::JobSpec& job, const HostIsolation& host, const sandbox::cgroup::Limits& l) {
   const std::pair<const char*, sandbox::cgroup::Limits> each[] = {
@@ -94,7 +100,7 @@ Result<void> resolve_disk(const config::JobSpec& job, const HostIsolation& host,
   const bool asked = job.limits.disk || job.limits.disk_inodes;
   if (!disk.enforced && asked) {
     const char* key = job.limits.disk ? "disk" : "disk_inodes";
-    return at(job, key, std::move(Error::msg("cannot enforce {}: {}", key, host.loop_disks_missing)
+    return disk_at(job, key, std::move(Error::msg("cannot enforce {}: {}", key, host.loop_disks_missing)
                                        .hint("run sandrun as root on a host with loop devices and e2fsprogs, "
                                              "or leave the disk limit out (docs/security.md, Disk)")));
   }
@@ -102,7 +108,7 @@ Result<void> resolve_disk(const config::JobSpec& job, const HostIsolation& host,
   if (job.limits.disk) {
     disk.bytes = *job.limits.disk;
     if (disk.bytes > free)
-      return at(job, "disk",
+      return disk_at(job, "disk",
                 std::move(Error::msg("disk = {} is more than the file system of sandrun's state dir has free ({})",
                                      config::format_size(disk.bytes), config::format_size(free))
                               .hint("ask for less, free some space, or give --root on a larger file system")));
@@ -113,7 +119,7 @@ Result<void> resolve_disk(const config::JobSpec& job, const HostIsolation& host,
   if (job.limits.disk_inodes) {
     disk.inodes = *job.limits.disk_inodes;
     if (disk.inodes > config::max_disk_inodes(disk.bytes))
-      return at(job, "disk_inodes",
+      return disk_at(job, "disk_inodes",
                 std::move(Error::msg("disk_inodes = {} is more than a disk of {} can hold (at most {}, one per 2 KiB)",
                                      disk.inodes, config::format_size(disk.bytes), config::max_disk_inodes(disk.bytes))
                               .hint("raise disk, or ask for fewer files")));

@@ -82,7 +82,7 @@ class SlotPool {
   // there was one.
   static Result<bool> remove_disk(Slot& slot);
   // After a container: "disk limit reached (64 MiB)" when its slot's file system is full (no
-  // free block or inode left, within 1%), else "".
+  // free block or inode left, within 2%), else "".
   static std::string disk_full(const Slot& slot);
 
  private:

@@ -138,8 +138,8 @@ TEST_F(DiskLimitTest, TheHostFileSetsTheDefaultAndItsPolicyRefusesABiggerJobValu
   EXPECT_NE(spec.out.find("\"disk_mechanism\": \"ext4 image on a loop device per container slot\""), std::string::npos)
       << spec.out;
   // The default is what the job gets: a write past it fails.
-  auto small = run({"run", "--out", out(), "--config", config,
-                    jobs("[jobs.a]\nrun = \"dd if=/dev/zero of=/big bs=1M count=100\"\n", "small.toml")});
+  auto small = run({"run", "--out", out(), jobs("[jobs.a]\nrun = \"dd if=/dev/zero of=/big bs=1M count=100\"\n", "small.toml")},
+                   config);
   EXPECT_EQ(small.status, 1) << small.err;
   EXPECT_NE(small.err.find("disk limit reached (48 MiB)"), std::string::npos) << small.err;
   // A bigger job value is refused up front.
