@@ -111,7 +111,7 @@ ordered_json plan_json(const JobPlan& plan) {
     // "overlay": a private copy-on-write view of the source, which is never modified.
     m["mode"] = b.overlay() ? "overlay" : b.readonly ? "ro" : "rw";
     // Its writable layer is the container slot's, chosen when it starts (slots.h).
-    if (b.overlay()) m["upper"] = "<slot>/ws-upper";
+    if (b.overlay()) m["upper"] = "<slot>/disk/ws-upper";
     mounts.push_back(std::move(m));
   }
   j["volumes"] = mounts;

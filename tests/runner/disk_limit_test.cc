@@ -200,9 +200,9 @@ TEST_F(DiskLimitTest, TheDefaultIsBoundedByWhatTheStateDirHasFree) {
 }
 
 TEST_F(DiskLimitTest, AKilledRunsSlotFileSystemsAreRemovedByCleanup) {
-  const std::string file = jobs("[jobs.a]\ndisk = \"32MiB\"\nrun = \"echo x > /junk; sleep 86371\"\n");
+  const std::string file = jobs("[jobs.a]\ndisk = \"32MiB\"\nrun = \"echo x > /junk; sleep 86471\"\n");
   Background bg({sandrun_bin(), "--root", state(), "run", "--out", out(), file});
-  ASSERT_TRUE(eventually([] { return host_has_process({"sleep", "86371"}); }, kStartTimeout));
+  ASSERT_TRUE(eventually([] { return host_has_process({"sleep", "86471"}); }, kStartTimeout));
   EXPECT_EQ(loop_devices_under(state()).size(), 1u);
   EXPECT_EQ(mounts_under(state() + "/slots").size(), 1u);
   bg.signal(SIGKILL);
@@ -210,7 +210,7 @@ TEST_F(DiskLimitTest, AKilledRunsSlotFileSystemsAreRemovedByCleanup) {
   auto r = run({"cleanup"});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("removed 1 slot file system"), std::string::npos) << r.err;
-  EXPECT_FALSE(host_has_process({"sleep", "86371"}));
+  EXPECT_FALSE(host_has_process({"sleep", "86471"}));
   EXPECT_EQ(mounts_under(state()), std::vector<std::string>{});
   // The loop device goes once the last user of its file system is gone (autoclear).
   EXPECT_TRUE(eventually([&] { return loop_devices_under(state()).empty(); }, 10s)) << loop_devices_under(state()).size();

@@ -190,7 +190,7 @@ TEST_F(DoctorTest, JsonHasEveryItemWithStatusDetailAndFix) {
       "kernel",  "root",    "cgroup",         "cgroup.memory", "cgroup.cpu",      "cgroup.cpuacct",
       "cgroup.pids", "cgroup.cpuset", "cgroup.devices", "namespaces", "userns", "userns.overlay", "idmapped_mounts",
       "subids",  "seccomp", "pidfd",          "clone3",        "clone_into_cgroup", "openat2",
-      "mount_api", "overlayfs", "rlimit_nofile", "state_dir", "private_network", "policy"};
+      "mount_api", "overlayfs", "rlimit_nofile", "state_dir", "disk_limit", "private_network", "policy"};
   EXPECT_EQ(names, expected);
 }
 

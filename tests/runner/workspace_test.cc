@@ -83,9 +83,9 @@ class WorkspaceTest : public ::testing::Test {
   void expect_slots_empty() {
     for (const auto& k : dir_entries(root() + "/slots")) {
       const std::string slot = root() + "/slots/" + k;
-      for (const char* sub : {"/upper", "/work", "/ws-upper", "/ws-work"})
+      for (const char* sub : {"/disk/upper", "/disk/work", "/disk/ws-upper", "/disk/ws-work"})
         EXPECT_EQ(dir_entries(slot + sub), std::vector<std::string>{}) << slot << sub;
-      EXPECT_FALSE(fs::exists(slot + "/cow")) << slot;
+      EXPECT_FALSE(fs::exists(slot + "/disk/cow")) << slot;
       EXPECT_EQ(read_file(slot + "/pid").substr(0, 1), "-") << slot;
       EXPECT_FALSE(slot_locked(slot)) << slot;
     }
@@ -345,7 +345,7 @@ TEST_F(WorkspaceTest, AnOverlayWorkspaceContainingTheStateDirIsRefusedNamingIt) 
   const auto& r = outcome->results.at(0);
   EXPECT_EQ(r.status, runner::JobResult::Status::setup_failed);
   EXPECT_NE(r.message.find("copy-on-write volume " + checkout_ + " on /workspace: it and the container's state (" +
-                           state + "/slots/0/ws-upper) must not contain each other"),
+                           state + "/slots/0/disk/ws-upper) must not contain each other"),
             std::string::npos)
       << r.message;
   EXPECT_EQ(mounts_under(state), std::vector<std::string>{});
@@ -360,7 +360,7 @@ TEST_F(WorkspaceTest, PrintSpecShowsEachVolumesModeAndTheCaches) {
   auto prepared = runner::prepare_jobs(*store, {j, k}, {});
   ASSERT_TRUE(prepared) << prepared.error().message();
   const std::string json = runner::specs_json(prepared->plans, *prepared->host);
-  EXPECT_NE(json.find("\"mode\": \"overlay\",\n          \"upper\": \"<slot>/ws-upper\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"mode\": \"overlay\",\n          \"upper\": \"<slot>/disk/ws-upper\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"mode\": \"ro\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"target\": \"/root/.cache/pip\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"name\": \"cache-pip-"), std::string::npos) << json;
@@ -376,8 +376,8 @@ TEST_F(WorkspaceTest, TheSweepEmptiesTheVolumeDirsADeadRunLeft) {
     ASSERT_NE(slot, nullptr);
     ASSERT_TRUE(runner::SlotPool::mark_claimed(*slot));
     write_file(slot->ws_upper + "/left", "x");
-    ASSERT_TRUE(fs::mkdirs(slot->dir + "/cow/0/upper"));
-    write_file(slot->dir + "/cow/0/upper/left", "x");
+    ASSERT_TRUE(fs::mkdirs(slot->cow + "/0/upper"));
+    write_file(slot->cow + "/0/upper/left", "x");
     ASSERT_EQ(::chmod(slot->ws_upper.c_str(), 0700), 0);
   }  // the pool goes: its slot is unlocked and dirty, as a dead run leaves it
   auto report = runner::sweep_slots(root(), /*remove=*/false);
@@ -385,7 +385,7 @@ TEST_F(WorkspaceTest, TheSweepEmptiesTheVolumeDirsADeadRunLeft) {
   EXPECT_EQ(report.failures, std::vector<std::string>{});
   expect_slots_empty();
   struct stat st;
-  ASSERT_EQ(::stat((root() + "/slots/0/ws-upper").c_str(), &st), 0);
+  ASSERT_EQ(::stat((root() + "/slots/0/disk/ws-upper").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0755u);
 }
 
