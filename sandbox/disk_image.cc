@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <mutex>
 
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/process.h"
@@ -79,35 +80,103 @@ Result<UniqueFd> attach_loop(int backing, const std::string& image, std::string&
   return Error::msg("attach {} to a loop device: every free one was taken by others first", image);
 }
 
-}  // namespace
-
-Result<void> mount_disk_image(const std::string& image, const std::string& target, DiskSize size) {
-  SANDRUN_TRY(remove_disk_image(image, target));
+// The template of this size: made by mke2fs once (into a private name, then renamed, so a
+// racing sandrun finds a whole one or none), reused by every later slot and process.
+Result<std::string> template_for(const std::string& templates, DiskSize size) {
+  const std::string path = fmt::format("{}/ext4-{}-{}.img", templates, size.bytes, size.inodes);
+  if (::access(path.c_str(), F_OK) == 0) return path;
+  // One maker per process (the slots of a run start on several threads at once); other
+  // processes use their own temp name.
+  static std::mutex making;
+  std::lock_guard<std::mutex> hold(making);
+  if (::access(path.c_str(), F_OK) == 0) return path;
+  if (::mkdir(templates.c_str(), 0700) < 0 && errno != EEXIST) return Error::sys("create {}", templates);
+  const std::string tmp = fmt::format("{}.{}.tmp", path, ::getpid());
   {
-    auto file = SANDRUN_TRY(fs::open_path(image, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600));
-    if (::ftruncate(file.get(), static_cast<off_t>(size.bytes)) < 0) return Error::sys("size {}", image);
+    auto file = SANDRUN_TRY(fs::open_path(tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600));
+    if (::ftruncate(file.get(), static_cast<off_t>(size.bytes)) < 0) {
+      Error e = Error::sys("size {}", tmp);
+      ::unlink(tmp.c_str());
+      return e;
+    }
   }
-  if (auto r = make_fs(image, size); !r) {
-    ::unlink(image.c_str());
-    return r;
+  if (auto r = make_fs(tmp, size); !r) {
+    ::unlink(tmp.c_str());
+    return std::move(r).error();
   }
+  if (::rename(tmp.c_str(), path.c_str()) < 0) {
+    Error e = Error::sys("rename {} to {}", tmp, path);
+    ::unlink(tmp.c_str());
+    return e;
+  }
+  return path;
+}
+
+// Copies the template's data extents into `out` (sized like it, holes left as holes): what
+// mke2fs wrote is about 200 KiB of an 8 GiB image, so this takes well under a millisecond.
+Result<void> copy_sparse(const std::string& from, int out) {
+  auto in = SANDRUN_TRY(fs::open_path(from, O_RDONLY | O_NOFOLLOW));
+  struct stat st;
+  if (::fstat(in.get(), &st) < 0) return Error::sys("stat {}", from);
+  if (::ftruncate(out, st.st_size) < 0) return Error::sys("size a copy of {}", from);
+  off_t pos = 0;
+  while (pos < st.st_size) {
+    off_t data = ::lseek(in.get(), pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole is left
+      return Error::sys("find the data of {}", from);
+    }
+    off_t hole = ::lseek(in.get(), data, SEEK_HOLE);
+    if (hole < 0) return Error::sys("find the holes of {}", from);
+    off_t in_off = data, out_off = data;
+    while (in_off < hole) {
+      const ssize_t n = ::copy_file_range(in.get(), &in_off, out, &out_off, static_cast<size_t>(hole - in_off), 0);
+      if (n < 0) return Error::sys("copy {}", from);
+      if (n == 0) return Error::msg("copy {}: it ended early", from);
+    }
+    pos = hole;
+  }
+  return {};
+}
+
+Result<void> attach_and_mount(const std::string& image, const std::string& target) {
   auto backing = SANDRUN_TRY(fs::open_path(image, O_RDWR | O_NOFOLLOW));
   std::string device;
-  auto loop = attach_loop(backing.get(), image, device);
-  if (!loop) {
-    ::unlink(image.c_str());
-    return std::move(loop).error();
-  }
+  auto loop = SANDRUN_TRY(attach_loop(backing.get(), image, device));
   // The mount holds the loop device from here; closing ours then leaves the mount its only
   // user, so the unmount clears it (LO_FLAGS_AUTOCLEAR).
   if (::mount(device.c_str(), target.c_str(), "ext4", MS_NODEV | MS_NOSUID | MS_NOATIME,
               "discard,noinit_itable,nobarrier") < 0) {
-    Error e = Error::sys("mount {} ({}) on {}", device, image, target);
-    loop->reset();
-    ::unlink(image.c_str());
-    return e;
+    return Error::sys("mount {} ({}) on {}", device, image, target);
   }
   return {};
+}
+
+}  // namespace
+
+Result<void> mount_disk_image(const std::string& image, const std::string& target, DiskSize size,
+                              const std::string& templates) {
+  SANDRUN_TRY(remove_disk_image(image, target));
+  // Twice at most: a template that does not mount (damaged, half-written by a crash before the
+  // rename could not be, but a hand edit could) is made again.
+  for (int attempt = 0;; ++attempt) {
+    const std::string from = SANDRUN_TRY(template_for(templates, size));
+    {
+      auto file = SANDRUN_TRY(fs::open_path(image, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600));
+      if (auto r = copy_sparse(from, file.get()); !r) {
+        ::unlink(image.c_str());
+        // `sandrun cleanup` removed the template meanwhile: make it again.
+        if (attempt == 0 && r.error().code() == ENOENT) continue;
+        return std::move(r).error();
+      }
+    }
+    auto mounted = attach_and_mount(image, target);
+    if (mounted) return {};
+    ::unlink(image.c_str());
+    // EINVAL: not an ext4 the kernel accepts (the template is damaged).
+    if (attempt > 0 || mounted.error().code() != EINVAL) return std::move(mounted).error();
+    ::unlink(from.c_str());
+  }
 }
 
 bool is_mount_point(const std::string& path) {

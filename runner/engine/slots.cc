@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include "config/job_file.h"
@@ -124,6 +125,7 @@ Result<Slot> open_slot(const std::string& dir) {
   s.dir = dir;
   s.disk_dir = dir + "/disk";
   s.disk_image = dir + "/disk.img";
+  s.disk_templates = std::filesystem::path(dir).parent_path().parent_path() / "disk-templates";
   s.upper = s.disk_dir + "/upper";
   s.work = s.disk_dir + "/work";
   s.ws_upper = s.disk_dir + "/ws-upper";
@@ -274,6 +276,11 @@ SweepReport sweep_slots(const std::string& state_root, bool remove) {
       }
     }
   }
+  // The disk limit's templates (a few hundred KiB each) go with the idle slots; a sandrun that
+  // copies one meanwhile makes it again (sandbox::mount_disk_image).
+  if (remove && fs::exists(state_root + "/disk-templates")) {
+    if (auto r = fs::remove_tree(state_root + "/disk-templates"); !r) report.failures.push_back(r.error().message());
+  }
   return report;
 }
 
@@ -282,7 +289,7 @@ Result<void> SlotPool::prepare_disk(Slot& slot, const sandbox::DiskLimit& limit)
   const sandbox::DiskSize size{limit.bytes, limit.inodes};
   if (slot.disk == size) return {};
   slot.disk.reset();
-  SANDRUN_TRY(sandbox::mount_disk_image(slot.disk_image, slot.disk_dir, size)
+  SANDRUN_TRY(sandbox::mount_disk_image(slot.disk_image, slot.disk_dir, size, slot.disk_templates)
                   .wrap(fmt::format("give container slot {} its disk limit ({}, {} files)", slot.dir,
                                     config::format_size(size.bytes), size.inodes)));
   slot.disk = size;

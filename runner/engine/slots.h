@@ -28,6 +28,7 @@ struct Slot {
   std::string dir;    // <root>/slots/<k>
   std::string disk_dir;    // <dir>/disk: holds the dirs below (the slot's file system's mount point)
   std::string disk_image;  // <dir>/disk.img
+  std::string disk_templates;  // <root>/disk-templates: the file systems' templates (disk_image.h)
   // The size of the file system mounted on disk_dir by this process; none: a plain directory.
   std::optional<sandbox::DiskSize> disk;
   std::string upper;  // overlay upper dir

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <thread>
 
 #include <fmt/format.h>
@@ -228,6 +229,39 @@ TEST_F(DiskLimitTest, SlotsKeepTheirFileSystemAcrossJobsAndRemakeItForAnotherSiz
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(dir_entries(state() + "/slots").size(), 1u);
   expect_clean();
+}
+
+TEST_F(DiskLimitTest, OneTemplatePerSizeIsMadeReusedRemadeWhenDamagedAndRemovedByCleanup) {
+  const std::string file = jobs("[jobs.a]\ndisk = \"32MiB\"\ndisk_inodes = 1000\nrun = \"echo x > /f\"\n"
+                                "[jobs.b]\ndisk = \"32MiB\"\ndisk_inodes = 1000\nrun = \"echo y > /f\"\n");
+  const std::string templates = state() + "/disk-templates";
+  const std::string tmpl = templates + fmt::format("/ext4-{}-1000.img", 32 * kMiB);
+  auto first = run({"run", "-j", "2", "--out", out(), file});
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_EQ(dir_entries(templates), std::vector<std::string>{fmt::format("ext4-{}-1000.img", 32 * kMiB)});
+  struct stat before;
+  ASSERT_EQ(::stat(tmpl.c_str(), &before), 0);
+  // A second run copies the same template (not made again: same inode).
+  auto second = run({"run", "-j", "2", "--out", out(), file});
+  ASSERT_EQ(second.status, 0) << second.err;
+  struct stat again;
+  ASSERT_EQ(::stat(tmpl.c_str(), &again), 0);
+  EXPECT_EQ(again.st_ino, before.st_ino);
+  // A damaged template (its superblock overwritten) is made again, and the jobs run.
+  {
+    std::string garbage(4096, 'Z');
+    FILE* f = std::fopen(tmpl.c_str(), "r+");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(garbage.data(), 1, garbage.size(), f), garbage.size());
+    std::fclose(f);
+  }
+  auto damaged = run({"run", "-j", "2", "--out", out(), file});
+  EXPECT_EQ(damaged.status, 0) << damaged.err;
+  EXPECT_NE(read_file(tmpl).substr(1024 + 56, 2), "ZZ");  // the ext4 magic is back (0xEF53 at 1080)
+  expect_clean();
+  auto r = run({"cleanup"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(::access(templates.c_str(), F_OK), 0);
 }
 
 }  // namespace
