@@ -303,6 +303,7 @@ void Pod::maybe_done() {
 
 void Pod::finish() {
   netns_.reset();
+  finished_ = true;
   runner_.job_done(index_, result_);
 }
 
