@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,8 +14,10 @@
 #include <fstream>
 #include <thread>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "sandbox/sys/fs.h"
 #include "tests/runner/cli_fixture.h"
 
 namespace sandrun::testing {
@@ -149,8 +152,8 @@ TEST_F(OutputBoundsTest, AStdoutFloodStopsAtLogMaxWithHeadMarkerAndTail) {
   for (const bool quiet : {false, true}) {
     SCOPED_TRACE(quiet ? "--quiet" : "plain");
     const std::string out = tmp_ / (quiet ? "out-quiet" : "out");
-    SmallTmpfs fs(out, "48m");
-    ASSERT_TRUE(fs.ok());
+    SmallTmpfs tmpfs(out, "48m");
+    ASSERT_TRUE(tmpfs.ok());
     const std::string file = jobs(R"toml(
 [jobs.flood]
 run = "echo first; yes 0123456789abcdefghijklmnopqrstu | head -c 100000000; echo last"
@@ -178,7 +181,7 @@ log_max = "8MiB"
     EXPECT_EQ(log.substr(0, 38), "first\n0123456789abcdefghijklmnopqrstu\n");
     EXPECT_EQ(log.substr((6 << 20), 1 + marker.size()), "\n" + marker);
     EXPECT_EQ(log.substr(log.size() - 5), "last\n");
-    EXPECT_LT(fs.used(), 16u << 20) << "the tmpfs holds the bounded log and the reports";
+    EXPECT_LT(tmpfs.used(), 16u << 20) << "the tmpfs holds the bounded log and the reports";
     const std::string note = "[flood] sandrun: the log " + log_path + " reached log_max (8 MiB)";
     EXPECT_EQ(count(err, note), quiet ? 0u : 1u) << err.substr(0, 4000);
     EXPECT_LT(s.peak_rss_kb(), kRssBoundKb);
@@ -203,7 +206,8 @@ log_max = "192KiB"
 )toml");
   auto r = sandrun({"--config", host, "run", "--quiet", file});
   EXPECT_EQ(r.status, 0) << r.err;
-  for (const auto& [job, max] : {std::pair<std::string, uint64_t>{"host_default", 128 << 10}, {"own", 192 << 10}}) {
+  using JobMax = std::pair<std::string, uint64_t>;
+  for (const auto& [job, max] : {JobMax{"host_default", 128 << 10}, JobMax{"own", 192 << 10}}) {
     const std::string text = log(job);
     EXPECT_NE(text.find(fmt::format("sandrun: log truncated at log_max ({} KiB): {} bytes dropped here", max >> 10,
                                     1000000 - max)),
@@ -233,8 +237,8 @@ log_max = "192KiB"
 // parts of at most 16 KiB, marked, with no byte lost; the log stops at log_max; RSS bounded.
 TEST_F(OutputBoundsTest, AnEndlessLineComesInMarkedPartsOfAtMost16KiB) {
   const std::string out = tmp_ / "out";
-  SmallTmpfs fs(out, "16m");
-  ASSERT_TRUE(fs.ok());
+  SmallTmpfs tmpfs(out, "16m");
+  ASSERT_TRUE(tmpfs.ok());
   const std::string file = jobs(R"toml(
 [jobs.line]
 run = "head -c 48000000 /dev/zero | tr '\\0' a"
@@ -245,7 +249,7 @@ log_max = "1MiB"
   size_t longest = 0;
   bool notes = false;
   s.read_lines([&](std::string_view l) {
-    const json e = json::parse(l);
+    const json e = json::parse(l.begin(), l.end());
     if (e["event"] == "output_not_shown") hidden += e["lines"].get<uint64_t>();
     if (e["event"] == "job_note") notes = notes || e["text"].get<std::string>().find("reached log_max (1 MiB)") != std::string::npos;
     if (e["event"] != "job_output") return;
@@ -277,8 +281,8 @@ log_max = "1MiB"
 // reads again it is told how many lines it was not shown.
 TEST_F(OutputBoundsTest, AStoppedReaderStallsNoJobAndTheLogsStayComplete) {
   const std::string out = tmp_ / "out";
-  SmallTmpfs fs(out, "256m");
-  ASSERT_TRUE(fs.ok());
+  SmallTmpfs tmpfs(out, "256m");
+  ASSERT_TRUE(tmpfs.ok());
   const std::string file = jobs(R"toml(
 [jobs.a]
 run = "yes line-of-a | head -c 30000000"
@@ -326,8 +330,8 @@ timeout = "3s"
 // was reserved), and the error names the output directory, not --root.
 TEST_F(OutputBoundsTest, AFullOutputDirectoryStillGetsItsSummaryAndIsNamed) {
   const std::string out = tmp_ / "out";
-  SmallTmpfs fs(out, "4m");
-  ASSERT_TRUE(fs.ok());
+  SmallTmpfs tmpfs(out, "4m");
+  ASSERT_TRUE(tmpfs.ok());
   const std::string file = jobs(R"toml(
 [jobs.fill]
 run = "yes filling | head -c 20000000"
