@@ -57,7 +57,7 @@ TEST(TerminalSafeTest, EscapesControlSequencesAndKeepsPrintableText) {
   EXPECT_EQ(terminal_safe("\x1b]0;PWNED-TITLE\x07\x1b[2J"), "\\x1b]0;PWNED-TITLE\\x07\\x1b[2J");
   EXPECT_EQ(terminal_safe("plain text, caf\xc3\xa9 \xe2\x9c\x93\ttab"), "plain text, caf\xc3\xa9 \xe2\x9c\x93\ttab");
   EXPECT_EQ(terminal_safe("a\rb\x7f\x08"), "a\\x0db\\x7f\\x08");
-  EXPECT_EQ(terminal_safe("csi \xc2\x9b2J raw \x9b2J"), "csi \\u009b2J raw \\x9b2J");
+  EXPECT_EQ(terminal_safe("csi \xc2\x9b" "2J raw \x9b" "2J"), "csi \\u009b2J raw \\x9b2J");
   EXPECT_EQ(terminal_safe("one\ntwo"), "one\\x0atwo");
   EXPECT_EQ(terminal_safe("one\ntwo", /*keep_newlines=*/true), "one\ntwo");
   EXPECT_EQ(terminal_safe("\xf0\x9f\x98\x80 \xc0\xaf"), "\xf0\x9f\x98\x80 \\xc0\\xaf");  // overlong '/' refused
