@@ -146,7 +146,8 @@ void JobOutput::drop_stale_log() {
 
 Result<void> JobOutput::open_log() {
   if (log_path_.empty()) return {};
-  auto fd = fs::open_path(log_path_, O_WRONLY | O_CREAT | O_NOFOLLOW | (append_ ? O_APPEND : O_TRUNC), 0644);
+  // Appending, it is also read: whether the earlier attempt's last line ended.
+  auto fd = fs::open_path(log_path_, O_CREAT | O_NOFOLLOW | (append_ ? O_RDWR | O_APPEND : O_WRONLY | O_TRUNC), 0644);
   if (!fd) return std::move(fd.error().wrap(fmt::format("job {:?}: open log file", name_)));
   log_ = std::move(*fd);
   // An earlier attempt's log counts: the bound is the job's, whatever its attempts.

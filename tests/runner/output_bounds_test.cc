@@ -185,6 +185,8 @@ log_max = "8MiB"
     const std::string note = "[flood] sandrun: the log " + log_path + " reached log_max (8 MiB)";
     EXPECT_EQ(count(err, note), quiet ? 0u : 1u) << err.substr(0, 4000);
     EXPECT_LT(s.peak_rss_kb(), kRssBoundKb);
+    RecordProperty(quiet ? "flood_quiet_peak_rss_kb" : "flood_peak_rss_kb", std::to_string(s.peak_rss_kb()));
+    RecordProperty(quiet ? "flood_quiet_tmpfs_used" : "flood_tmpfs_used", std::to_string(tmpfs.used()));
     const json summary = json::parse(read_file(out + "/summary.json"));
     EXPECT_EQ(summary["finished"], true);
     EXPECT_EQ(summary["jobs"][0]["status"], "passed");
@@ -273,6 +275,9 @@ log_max = "1MiB"
             fmt::format("sandrun: log truncated at log_max (1 MiB): {} bytes dropped here; its last 524288 bytes follow\n",
                         48000000 - (1 << 20)).size());
   EXPECT_LT(s.peak_rss_kb(), kRssBoundKb);
+  RecordProperty("endless_line_peak_rss_kb", std::to_string(s.peak_rss_kb()));
+  RecordProperty("endless_line_parts", std::to_string(parts));
+  RecordProperty("endless_line_hidden", std::to_string(hidden));
   expect_nothing_left();
 }
 
@@ -313,6 +318,9 @@ timeout = "3s"
   EXPECT_EQ(file_size(out + "/logs/a.log"), 30000000u);
   EXPECT_EQ(file_size(out + "/logs/b.log"), 30000000u);
   EXPECT_LT(s.peak_rss_kb(), kRssBoundKb);
+  RecordProperty("stopped_reader_peak_rss_kb", std::to_string(s.peak_rss_kb()));
+  RecordProperty("stopped_reader_run_ms",
+                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()));
   // The reader comes back: what it gets is bounded, and says what it missed.
   std::string got;
   s.read_lines([&](std::string_view l) {
