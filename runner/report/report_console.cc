@@ -184,7 +184,8 @@ void ConsoleReporter::say_hidden(bool at_end) {
 
 void ConsoleReporter::job_note(size_t index, std::string_view text) {
   JobState& j = job(index);
-  std::string l = fmt::format("{}sandrun: {}\n", j.prefix, terminal_safe(text));
+  // A note may hold a hint on a line of its own (sandrun's, not the job's).
+  std::string l = fmt::format("{}sandrun: {}\n", j.prefix, terminal_safe(text, /*keep_newlines=*/true));
   if (o_.quiet) {
     keep(j, 2, std::move(l));
   } else {
