@@ -90,6 +90,23 @@ Result<void> set_max_memory(Policy& p, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+Result<void> set_max_log(Policy& p, const toml::node& n, const Ctx& c) {
+  uint64_t bytes = 0;
+  if (const auto* i = n.as_integer()) {
+    bytes = i->get() < 0 ? 0 : static_cast<uint64_t>(i->get());
+  } else if (n.is_string()) {
+    auto parsed = parse_size(SANDRUN_TRY(detail::get_string(n, c, "")));
+    if (!parsed) return c.wrap(std::move(parsed).error());
+    bytes = *parsed;
+  } else {
+    return c.type_error("a string like \"1GiB\" or an integer number of bytes", n);
+  }
+  if (bytes < kMinLogMax)
+    return c.fail(fmt::format("{} is below the minimum of {}", format_size(bytes), format_size(kMinLogMax)));
+  p.max_log.value = bytes;
+  return {};
+}
+
 Result<void> set_max_cpus(Policy& p, const toml::node& n, const Ctx& c) {
   if (n.is_string()) {
     auto cpus = parse_cpus(SANDRUN_TRY(detail::get_string(n, c, "")));
@@ -154,6 +171,7 @@ const PolicyKey kPolicyKeys[] = {
     {"max_pids", set_max_pids, SANDRUN_POLICY_POS(max_pids)},
     {"max_nofile", set_max_nofile, SANDRUN_POLICY_POS(max_nofile)},
     {"max_timeout", set_max_timeout, SANDRUN_POLICY_POS(max_timeout)},
+    {"max_log", set_max_log, SANDRUN_POLICY_POS(max_log)},
     {"registries", set_registries, SANDRUN_POLICY_POS(registries)},
 };
 #undef SANDRUN_POLICY_POS

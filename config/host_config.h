@@ -46,6 +46,7 @@ struct Policy {
   Rule<uint64_t> max_pids;
   Rule<uint64_t> max_nofile;                 // the hard RLIMIT_NOFILE
   Rule<std::chrono::milliseconds> max_timeout;
+  Rule<uint64_t> max_log;                    // bytes of a job's log file (log_max)
   // Registry hosts ("127.0.0.1:5000", "ghcr.io") an image may name; an image without a
   // registry host (the cache's own) is always allowed.
   Rule<std::vector<std::string>> registries;
@@ -54,14 +55,14 @@ struct Policy {
 struct HostConfig {
   std::string path;  // the file read, "" when there is none (no policy, no defaults)
   Policy policy;
-  // [defaults]: the values of the job keys timeout, memory, cpus, pids and nofile for jobs that
+  // [defaults]: the values of the job keys timeout, memory, cpus, pids, nofile and log_max for jobs that
   // set none (neither in their table nor in their file's [defaults]); key_pos holds where each
   // was written in the host file. Other fields are unused.
   JobSpec defaults;
 };
 
 // The host-wide [defaults] keys.
-inline constexpr std::string_view kHostDefaultKeys[] = {"timeout", "memory", "cpus", "pids", "nofile"};
+inline constexpr std::string_view kHostDefaultKeys[] = {"timeout", "memory", "cpus", "pids", "nofile", "log_max"};
 
 // Reads and validates a host file. Errors name file:line:column and the key; an unknown key
 // gets a "did you mean".

@@ -140,6 +140,9 @@ struct JobSpec {
   Limits limits;
   // RLIMIT_NOFILE {soft, hard}: 1 <= soft <= hard <= kMaxNofile; unset: inherited from sandrun.
   std::optional<std::pair<uint64_t, uint64_t>> nofile;
+  // The bound of the job's log file in bytes (kMinLogMax or more); unset: the host's default,
+  // else kDefaultLogMax. Past it the log keeps its head, a marker and its last bytes.
+  std::optional<uint64_t> log_max;
   std::optional<std::string> user;     // "uid[:gid]" or "name[:group]" looked up in the image
   Network network = Network::none;
   PullPolicy pull = PullPolicy::missing;
@@ -210,6 +213,8 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text);  // 500
 Result<uint64_t> parse_size(std::string_view text);  // 512MiB 1GiB 64k 1.5G 1048576 (bytes)
 // The smallest memory limit accepted: below it not even a shell starts.
 inline constexpr uint64_t kMinMemory = uint64_t{4} << 20;
+inline constexpr uint64_t kDefaultLogMax = uint64_t{1} << 30;  // log_max unset
+inline constexpr uint64_t kMinLogMax = uint64_t{64} << 10;
 Result<void> check_memory(uint64_t bytes);           // "4 KiB is below the minimum of 4 MiB"
 Result<uint64_t> parse_memory(std::string_view text);  // parse_size + check_memory
 Result<double> parse_cpus(std::string_view text);    // 0.5 2 1.5

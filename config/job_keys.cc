@@ -156,6 +156,24 @@ Result<void> set_memory(JobSpec& spec, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+Result<void> set_log_max(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  uint64_t bytes = 0;
+  if (const auto* i = n.as_integer()) {
+    if (i->get() < 0) return c.fail(fmt::format("{} is below the minimum of {}", i->get(), format_size(kMinLogMax)));
+    bytes = static_cast<uint64_t>(i->get());
+  } else if (n.is_string()) {
+    auto parsed = parse_size(SANDRUN_TRY(get_string(n, c, "")));
+    if (!parsed) return c.wrap(std::move(parsed).error());
+    bytes = *parsed;
+  } else {
+    return c.type_error("a string like \"100MiB\" or an integer number of bytes", n);
+  }
+  if (bytes < kMinLogMax)
+    return c.fail(fmt::format("{} is below the minimum of {}", format_size(bytes), format_size(kMinLogMax)));
+  spec.log_max = bytes;
+  return {};
+}
+
 Result<void> set_cpus(JobSpec& spec, const toml::node& n, const Ctx& c) {
   if (n.is_string()) {
     auto cpus = parse_cpus(SANDRUN_TRY(get_string(n, c, "")));
@@ -323,7 +341,8 @@ constexpr KeyDef kKeys[] = {
     {"volumes", set_volumes, true, true},     {"timeout", set_timeout, true, false},
     {"memory", set_memory, true, true},       {"cpus", set_cpus, true, true},
     {"cpuset", set_cpuset, true, true},       {"pids", set_pids, true, true},
-    {"nofile", set_nofile, true, true},       {"user", set_user, true, true},
+    {"nofile", set_nofile, true, true},       {"log_max", set_log_max, true, true},
+    {"user", set_user, true, true},
     {"network", set_network, true, false},    {"ports", set_ports, false, true},
     {"services", nullptr, false, false},      // parsed by parse_services
     {"ready", nullptr, false, true},          // parsed by parse_services

@@ -6,6 +6,7 @@
 
 #include "config/job_file.h"
 #include "sandbox/sys/fs.h"
+#include "sandbox/sys/text.h"
 
 namespace sandrun::config {
 
@@ -250,7 +251,12 @@ Result<void> check_env_name(std::string_view name) {
     return Error::msg("invalid variable name \"{}\": must not contain '='", name);
   }
   if (name.find('\0') != std::string_view::npos) {
-    return Error::msg("invalid variable name \"{}\": must not contain a NUL character", name);
+    return Error::msg("invalid variable name \"{}\": must not contain a NUL character", terminal_safe(name));
+  }
+  // A newline or an escape in a name would forge lines or drive the terminal wherever it is shown.
+  if (const size_t at = find_control(name); at != std::string_view::npos) {
+    return Error::msg("invalid variable name \"{}\": must not contain control characters (\"{}\" at byte {})",
+                      terminal_safe(name), terminal_safe(name.substr(at, 1)), at);
   }
   return {};
 }

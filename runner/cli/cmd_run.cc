@@ -168,6 +168,10 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
                     .hint("wait for it to end, or give this run its own --out DIR"));
     return kExitFailed;
   }
+  if (auto r = reserve_summary(out, prepared->plans); !r) {
+    print_error(r.error());
+    return kExitFailed;
+  }
   // The loop's owner: made first, it outlives the reporters' handles on it.
   Loop loop;
   // Reporters (console, --format json, --junit, summary.json) are attached here: opts.events.

@@ -64,6 +64,7 @@ void apply_defaults(JobSpec& job, const config::HostConfig& config, const Policy
   };
   if (!host.service) take("timeout", job.timeout, d.timeout);
   take("nofile", job.nofile, d.nofile);
+  take("log_max", job.log_max, d.log_max);
   // Limits only where cgroups enforce them, as the built-in pids default: an operator's
   // default must not make every rootless job fail.
   if (!host.cgroups) return;
@@ -83,6 +84,7 @@ void apply_ceilings(JobSpec& job, const config::Policy& p, const PolicyHost& hos
     take("cpus", job.limits.cpus, p.max_cpus);
   if (p.max_pids && !job.limits.pids && *p.max_pids.value < config::kDefaultPids) take("pids", job.limits.pids, p.max_pids);
   if (p.max_timeout && !job.timeout && !host.service) take("timeout", job.timeout, p.max_timeout);
+  if (p.max_log && !job.log_max && *p.max_log.value < config::kDefaultLogMax) take("log_max", job.log_max, p.max_log);
   if (p.max_nofile && !job.nofile) {
     const auto own = sandbox::host::probe_nofile();
     const uint64_t max = *p.max_nofile.value;
@@ -111,6 +113,10 @@ Result<void> check_limits(const JobSpec& job, const config::Policy& p) {
     return Error::msg("{}: nofile hard limit {} is above the policy's max_nofile {}",
                       where(job, "nofile", fmt::format("--ulimit nofile={}:{}", job.nofile->first, job.nofile->second)),
                       job.nofile->second, policy_at(p.max_nofile, "max_nofile", std::to_string(*p.max_nofile.value)));
+  if (p.max_log && job.log_max && *job.log_max > *p.max_log.value)
+    return Error::msg("{}: log_max = {} is above the policy's max_log {}", where(job, "log_max", "log_max"),
+                      config::format_size(*job.log_max),
+                      policy_at(p.max_log, "max_log", fmt::format("{:?}", config::format_size(*p.max_log.value))));
   if (p.max_timeout && job.timeout && *job.timeout > *p.max_timeout.value)
     return Error::msg("{}: timeout = {:?} is above the policy's max_timeout {}",
                       where(job, "timeout", fmt::format("--timeout {}", config::format_duration(*job.timeout))),
@@ -279,6 +285,7 @@ std::string policy_summary(const config::HostConfig& config) {
   add("max_pids", bool(p.max_pids));
   add("max_nofile", bool(p.max_nofile));
   add("max_timeout", bool(p.max_timeout));
+  add("max_log", bool(p.max_log));
   add("registries", bool(p.registries));
   std::vector<std::string> defaults;
   for (std::string_view key : config::kHostDefaultKeys) {

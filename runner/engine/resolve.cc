@@ -335,6 +335,7 @@ Result<Resolved> resolve_one(const config::JobSpec& written, const std::string& 
   plan.artifacts = job.artifacts;
   plan.network = job.network;
   plan.file_name = file_name_for(job.name);
+  plan.log_max = job.log_max.value_or(config::kDefaultLogMax);
   r.container = SANDRUN_TRY(resolve_container(job, *image, host.store, &plan.caches));
   SANDRUN_TRY(resolve_isolation(job, host.isolation, r.container));
   // A read-only root starts without a writable layer where the image allows it. The caches

@@ -132,6 +132,7 @@ void Runner::start(size_t index, unsigned attempt) {
   }
   JobOutput out(plan.name, index, options_.console, options_.events);
   if (auto log = log_path(plan.file_name); !log.empty()) out.set_log(log, /*append=*/attempt > 1);
+  out.set_log_max(plan.log_max);
   ContainerStart start;
   start.caches = plan.caches;
   start.ports = plan.ports;  // published through its socket factory (rootless; as root a pod does it)

@@ -276,7 +276,7 @@ TEST(JobFileTest, SyntaxErrorNamesThePositionAndTomlsDescription) {
 TEST(JobFileTest, UnknownJobKeyListsTheKeysAndSuggestsACloseOne) {
   const std::string keys =
       "image, run, command, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, "
-      "pids, nofile, user, network, ports, services, init, pull, seccomp, cap_add, cap_drop, "
+      "pids, nofile, log_max, user, network, ports, services, init, pull, seccomp, cap_add, cap_drop, "
       "no_new_privs, read_only_rootfs, userns, needs, matrix, retries, allow_failure, caches, artifacts, "
       "artifacts_archive, artifacts_when, artifacts_max_size, junit";
   EXPECT_EQ(job_err(R"(imgae = "busybox")"),
@@ -294,7 +294,7 @@ run = "true"
 )"),
             R"(jobs.toml:2:1: defaults: unknown key "timout" (did you mean "timeout"?); expected one )"
             "of: image, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, pids, "
-            "nofile, user, network, init, pull, seccomp, cap_add, cap_drop, no_new_privs, "
+            "nofile, log_max, user, network, init, pull, seccomp, cap_add, cap_drop, no_new_privs, "
             "read_only_rootfs, userns, retries, allow_failure, caches, artifacts, artifacts_archive, "
             "artifacts_when, artifacts_max_size, junit");
 }

@@ -211,7 +211,10 @@ TEST(ValuesTest, EnvFlagNeedsANameAndAnEquals) {
   EXPECT_EQ(error_of(parse_env("=x")), R"(invalid environment variable "=x": expected NAME=value)");
   using namespace std::string_literals;
   EXPECT_EQ(error_of(parse_env("A\0B=1"s)),
-            "invalid variable name \"A\0B\": must not contain a NUL character"s);
+            "invalid variable name \"A\\x00B\": must not contain a NUL character"s);
+  // Issue 15 item 11: a control character in a name is refused, shown escaped.
+  EXPECT_EQ(error_of(parse_env("A\nB=1")),
+            "invalid variable name \"A\\x0aB\": must not contain control characters (\"\\x0a\" at byte 1)");
 }
 
 TEST(ValuesTest, EnvNameRules) {

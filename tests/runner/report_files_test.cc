@@ -153,6 +153,7 @@ TEST(SummaryJsonTest, HoldsEveryJobsResultAndTheTotals) {
   EXPECT_EQ(j["skipped"], 0);
   EXPECT_EQ(j["duration_ms"], 3000);
   EXPECT_EQ(j["interrupted_by"], "SIGINT");
+  EXPECT_EQ(j["finished"], true);
 }
 
 // xmllint's verdict on `file` against tests/support/junit.xsd ("" when valid).
