@@ -46,7 +46,7 @@ struct Level {
 
 }  // namespace
 
-Result<void> walk_tree(int root_fd, const TreeVisit& visit) {
+Result<void> walk_tree(int root_fd, const TreeVisit& visit, size_t max_depth) {
   UniqueFd dir(::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) return Error::sys("open directory {}", fs::fd_path(root_fd));
   std::vector<Level> stack;
@@ -70,7 +70,7 @@ Result<void> walk_tree(int root_fd, const TreeVisit& visit) {
       return Error::sys("stat {}", fs::join(fs::fd_path(dir.get()), name));
     }
     SANDRUN_TRY(visit(entry, dir.get(), name.c_str(), st));
-    if (!S_ISDIR(st.st_mode)) continue;
+    if (!S_ISDIR(st.st_mode) || stack.size() >= max_depth) continue;
     UniqueFd child(::openat(dir.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!child) return Error::sys("open directory {}", fs::join(fs::fd_path(dir.get()), name));
     std::vector<std::string> names = SANDRUN_TRY(sorted_names(child.get()));

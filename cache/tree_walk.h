@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,7 @@ using TreeVisit =
 // with openat() and leaving it with openat(".."), so it is meant for trees that do not move
 // while it runs (the store's layers under the cache lock, its own temp entries). The first
 // error, of the walk or of `visit`, stops it.
-Result<void> walk_tree(int root_fd, const TreeVisit& visit);
+// With `max_depth`, entries deeper than that are not visited (1: the root's own entries).
+Result<void> walk_tree(int root_fd, const TreeVisit& visit, size_t max_depth = SIZE_MAX);
 
 }  // namespace sandrun::cache
