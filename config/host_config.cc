@@ -148,6 +148,30 @@ Result<void> set_max_timeout(Policy& p, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+// A size of at least one byte: "64GiB", or an integer number of bytes.
+Result<uint64_t> byte_count(const toml::node& n, const Ctx& c) {
+  if (const auto* i = n.as_integer()) {
+    if (i->get() < 1) return c.fail(fmt::format("must be at least 1 byte, got {}", i->get()));
+    return static_cast<uint64_t>(i->get());
+  }
+  if (!n.is_string()) return c.type_error("a string like \"64GiB\" or an integer number of bytes", n);
+  auto bytes = parse_size(SANDRUN_TRY(detail::get_string(n, c, "")));
+  if (!bytes) return c.wrap(std::move(bytes).error());
+  if (*bytes < 1) return c.fail("must be at least 1 byte");
+  return *bytes;
+}
+
+#define SANDRUN_POLICY_BYTES(field) \
+  [](Policy& p, const toml::node& n, const Ctx& c) -> Result<void> { \
+    p.field.value = SANDRUN_TRY(byte_count(n, c)); \
+    return {}; \
+  }
+#define SANDRUN_POLICY_COUNT(field) \
+  [](Policy& p, const toml::node& n, const Ctx& c) -> Result<void> { \
+    p.field.value = SANDRUN_TRY(count(n, c, INT64_MAX)); \
+    return {}; \
+  }
+
 using Setter = Result<void> (*)(Policy&, const toml::node&, const Ctx&);
 struct PolicyKey {
   std::string_view name;
@@ -173,9 +197,15 @@ const PolicyKey kPolicyKeys[] = {
     {"max_timeout", set_max_timeout, SANDRUN_POLICY_POS(max_timeout)},
     {"max_log", set_max_log, SANDRUN_POLICY_POS(max_log)},
     {"registries", set_registries, SANDRUN_POLICY_POS(registries)},
+    {"max_image_bytes", SANDRUN_POLICY_BYTES(max_image_bytes), SANDRUN_POLICY_POS(max_image_bytes)},
+    {"max_image_entries", SANDRUN_POLICY_COUNT(max_image_entries), SANDRUN_POLICY_POS(max_image_entries)},
+    {"max_layer_bytes", SANDRUN_POLICY_BYTES(max_layer_bytes), SANDRUN_POLICY_POS(max_layer_bytes)},
+    {"max_layer_entries", SANDRUN_POLICY_COUNT(max_layer_entries), SANDRUN_POLICY_POS(max_layer_entries)},
 };
 #undef SANDRUN_POLICY_POS
 #undef SANDRUN_POLICY_BOOL
+#undef SANDRUN_POLICY_BYTES
+#undef SANDRUN_POLICY_COUNT
 
 // "unknown key "x" (did you mean "y"?); expected one of: ..."
 Error unknown(const toml::key& key, const std::string& file, std::string_view table,

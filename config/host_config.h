@@ -47,6 +47,13 @@ struct Policy {
   Rule<uint64_t> max_nofile;                 // the hard RLIMIT_NOFILE
   Rule<std::chrono::milliseconds> max_timeout;
   Rule<uint64_t> max_log;                    // bytes of a job's log file (log_max)
+  // Caps on what an image may unpack to when it is imported or pulled (apparent bytes, a
+  // sparse entry counted whole; entries); unset: the defaults below. The layer caps, unset,
+  // leave only the image's.
+  Rule<uint64_t> max_image_bytes;
+  Rule<uint64_t> max_image_entries;
+  Rule<uint64_t> max_layer_bytes;
+  Rule<uint64_t> max_layer_entries;
   // Registry hosts ("127.0.0.1:5000", "ghcr.io") an image may name; an image without a
   // registry host (the cache's own) is always allowed.
   Rule<std::vector<std::string>> registries;

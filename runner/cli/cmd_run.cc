@@ -114,7 +114,7 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     return kExitFailed;
   }
   const std::string root = resolve_root(g.root);
-  auto store = cache::Store::open(root, /*tidy=*/false);
+  auto store = open_store(root, *host, /*tidy=*/false);
   if (!store) {
     print_error(store.error());
     return kExitFailed;
@@ -360,7 +360,7 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
     return 125;
   }
   const std::string root = resolve_root(g.root);
-  auto store = cache::Store::open(root, /*tidy=*/false);
+  auto store = open_store(root, *host, /*tidy=*/false);
   if (!store) {
     print_error(store.error());
     return 125;

@@ -287,12 +287,26 @@ std::string policy_summary(const config::HostConfig& config) {
   add("max_timeout", bool(p.max_timeout));
   add("max_log", bool(p.max_log));
   add("registries", bool(p.registries));
+  add("max_image_bytes", bool(p.max_image_bytes));
+  add("max_image_entries", bool(p.max_image_entries));
+  add("max_layer_bytes", bool(p.max_layer_bytes));
+  add("max_layer_entries", bool(p.max_layer_entries));
   std::vector<std::string> defaults;
   for (std::string_view key : config::kHostDefaultKeys) {
     if (config.defaults.key_pos.contains(std::string(key))) defaults.emplace_back(key);
   }
   return fmt::format("policy: {}; defaults: {}", keys.empty() ? "none" : fmt::format("{}", fmt::join(keys, ", ")),
                      defaults.empty() ? "none" : fmt::format("{}", fmt::join(defaults, ", ")));
+}
+
+cache::ImageLimits image_limits(const config::HostConfig& config) {
+  const config::Policy& p = config.policy;
+  cache::ImageLimits limits;  // the defaults: 64 GiB and 2 million entries per image
+  if (p.max_image_bytes) limits.max_image_bytes = *p.max_image_bytes.value;
+  if (p.max_image_entries) limits.max_image_entries = *p.max_image_entries.value;
+  if (p.max_layer_bytes) limits.max_layer_bytes = *p.max_layer_bytes.value;
+  if (p.max_layer_entries) limits.max_layer_entries = *p.max_layer_entries.value;
+  return limits;
 }
 
 }  // namespace sandrun::runner

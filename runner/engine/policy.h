@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "cache/store.h"
 #include "config/host_config.h"
 #include "config/job_file.h"
 #include "sandbox/sys/result.h"
@@ -36,6 +37,10 @@ struct PolicyHost {
 // Without a host file it returns the job unchanged.
 Result<config::JobSpec> apply_host_config(const config::JobSpec& job, const config::HostConfig& config,
                                           const PolicyHost& host);
+
+// The caps of image imports and pulls: the [policy] keys max_image_bytes, max_image_entries,
+// max_layer_bytes and max_layer_entries, else cache::ImageLimits' defaults.
+cache::ImageLimits image_limits(const config::HostConfig& config);
 
 // What a host file sets, for `sandrun doctor`: "policy: bind_paths, cap_add; defaults: timeout"
 // ("policy: none; defaults: none" for an empty file).
