@@ -27,7 +27,9 @@ command = ["echo", "world"]
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("[hello] hello from hello\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[world] world\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("JOB    STATUS  TIME  PEAK MEM  CPU\nhello  passed  "), std::string::npos) << r.out;
+  // The TIME column is as wide as its widest value (a loaded machine may take 122ms).
+  EXPECT_NE(r.out.find("JOB    STATUS  TIME"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nhello  passed  "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("2 jobs: 2 passed, 0 failed in "), std::string::npos) << r.out;
   EXPECT_EQ(log("hello"), "hello from hello\n");
   EXPECT_EQ(log("world"), "world\n");
