@@ -132,12 +132,29 @@ Result<uint64_t> count(const toml::node& n, const Ctx& c, uint64_t max) {
 }
 
 Result<void> set_max_pids(Policy& p, const toml::node& n, const Ctx& c) {
-  p.max_pids.value = SANDRUN_TRY(count(n, c, UINT32_MAX));
+  p.max_pids.value = SANDRUN_TRY(count(n, c, kMaxPids));
   return {};
 }
 
 Result<void> set_max_nofile(Policy& p, const toml::node& n, const Ctx& c) {
   p.max_nofile.value = SANDRUN_TRY(count(n, c, kMaxNofile));
+  return {};
+}
+
+// A size: "16MiB" or an integer number of bytes, at least 1 KiB.
+Result<void> set_max_job_file(Policy& p, const toml::node& n, const Ctx& c) {
+  uint64_t bytes = 0;
+  if (const auto* i = n.as_integer()) {
+    bytes = i->get() < 0 ? 0 : static_cast<uint64_t>(i->get());
+  } else if (n.is_string()) {
+    auto size = parse_size(SANDRUN_TRY(detail::get_string(n, c, "")));
+    if (!size) return c.wrap(std::move(size).error());
+    bytes = *size;
+  } else {
+    return c.type_error("a string like \"16MiB\" or an integer number of bytes", n);
+  }
+  if (bytes < 1024) return c.fail(fmt::format("{} is below the minimum of 1 KiB", format_size(bytes)));
+  p.max_job_file.value = bytes;
   return {};
 }
 
@@ -196,6 +213,7 @@ const PolicyKey kPolicyKeys[] = {
     {"max_nofile", set_max_nofile, SANDRUN_POLICY_POS(max_nofile)},
     {"max_timeout", set_max_timeout, SANDRUN_POLICY_POS(max_timeout)},
     {"max_log", set_max_log, SANDRUN_POLICY_POS(max_log)},
+    {"max_job_file", set_max_job_file, SANDRUN_POLICY_POS(max_job_file)},
     {"registries", set_registries, SANDRUN_POLICY_POS(registries)},
     {"max_image_bytes", SANDRUN_POLICY_BYTES(max_image_bytes), SANDRUN_POLICY_POS(max_image_bytes)},
     {"max_image_entries", SANDRUN_POLICY_COUNT(max_image_entries), SANDRUN_POLICY_POS(max_image_entries)},

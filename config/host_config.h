@@ -54,6 +54,8 @@ struct Policy {
   Rule<uint64_t> max_image_entries;
   Rule<uint64_t> max_layer_bytes;
   Rule<uint64_t> max_layer_entries;
+  // The size cap of a job file (kDefaultMaxJobFile when unset): it may be raised or lowered.
+  Rule<uint64_t> max_job_file;
   // Registry hosts ("127.0.0.1:5000", "ghcr.io") an image may name; an image without a
   // registry host (the cache's own) is always allowed.
   Rule<std::vector<std::string>> registries;
@@ -62,14 +64,16 @@ struct Policy {
 struct HostConfig {
   std::string path;  // the file read, "" when there is none (no policy, no defaults)
   Policy policy;
-  // [defaults]: the values of the job keys timeout, memory, cpus, pids, nofile and log_max for jobs that
-  // set none (neither in their table nor in their file's [defaults]); key_pos holds where each
-  // was written in the host file. Other fields are unused.
+  // [defaults]: the values of the job keys timeout, memory, cpus, pids, nofile, log_max,
+  // artifacts_max_size and artifacts_max_files for jobs that set none (neither in their table
+  // nor in their file's [defaults]); key_pos holds where each was written in the host file.
+  // Other fields are unused.
   JobSpec defaults;
 };
 
 // The host-wide [defaults] keys.
-inline constexpr std::string_view kHostDefaultKeys[] = {"timeout", "memory", "cpus", "pids", "nofile", "log_max"};
+inline constexpr std::string_view kHostDefaultKeys[] = {"timeout", "memory", "cpus", "pids", "nofile", "log_max",
+                                                        "artifacts_max_size", "artifacts_max_files"};
 
 // Reads and validates a host file. Errors name file:line:column and the key; an unknown key
 // gets a "did you mean".

@@ -1,6 +1,7 @@
 // The keys of a job table: one parser per key, each checking the TOML type and the value.
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 
 #include <fmt/ranges.h>
 
@@ -74,6 +75,13 @@ namespace {
 Result<void> set_env(JobSpec& spec, const toml::node& n, const Ctx& c) {
   const auto* table = n.as_table();
   if (!table) return c.type_error("a table like { NAME = \"value\" }", n);
+  // Where each name already is (the defaults' entries): one lookup per entry, not a scan of
+  // the list, which made 80,000 entries take 14 s.
+  // The list is reserved first: the views below stay valid as it grows.
+  spec.env.reserve(spec.env.size() + table->size());
+  std::unordered_map<std::string_view, size_t> at;
+  at.reserve(spec.env.capacity());
+  for (size_t i = 0; i < spec.env.size(); ++i) at.emplace(spec.env[i].first, i);
   for (auto [key, value] : in_file_order(*table)) {
     if (auto ok = check_env_name(key->str()); !ok) {
       return Error::msg("{}: {}: {}", pos_of(key->source(), c.scope.file).str(), c.path(),
@@ -83,11 +91,10 @@ Result<void> set_env(JobSpec& spec, const toml::node& n, const Ctx& c) {
     std::string entry = "." + key_text(key->str());
     if (!text) return c.fail_at(*value, entry, text.error().message());
     if (has_nul(*text)) return c.fail_at(*value, entry, "must not contain a NUL character");
-    auto it = std::find_if(spec.env.begin(), spec.env.end(),
-                           [&](const auto& kv) { return kv.first == key->str(); });
-    if (it != spec.env.end()) {
-      it->second = text.take();
+    if (auto it = at.find(key->str()); it != at.end()) {
+      spec.env[it->second].second = text.take();
     } else {
+      at.emplace(key->str(), spec.env.size());
       spec.env.emplace_back(key->str(), text.take());
     }
   }
@@ -184,12 +191,8 @@ Result<void> set_cpus(JobSpec& spec, const toml::node& n, const Ctx& c) {
   if (!n.is_number()) return c.type_error("a number like 1.5 or a string like \"1.5\"", n);
   double value = n.is_integer() ? static_cast<double>(n.as_integer()->get())
                                 : n.as_floating_point()->get();
-  if (!(value > 0) || !std::isfinite(value)) {
-    std::string shown = n.is_integer() ? std::to_string(n.as_integer()->get())
-                                       : fmt::format("{}", value);
-    return c.fail(fmt::format(
-        "invalid cpus {}: expected a number of CPUs greater than 0, like 0.5 or 2", shown));
-  }
+  std::string shown = n.is_integer() ? std::to_string(n.as_integer()->get()) : fmt::format("{}", value);
+  if (auto ok = check_cpus(value, shown); !ok) return c.fail(ok.error().message());
   spec.limits.cpus = value;
   return {};
 }
@@ -198,6 +201,8 @@ Result<void> set_pids(JobSpec& spec, const toml::node& n, const Ctx& c) {
   const auto* i = n.as_integer();
   if (!i) return c.type_error("an integer like 1024", n);
   if (i->get() < 1) return c.fail(fmt::format("must be at least 1, got {}", i->get()));
+  if (auto ok = check_pids(static_cast<uint64_t>(i->get()), std::to_string(i->get())); !ok)
+    return c.fail(ok.error().message());
   spec.limits.pids = static_cast<uint64_t>(i->get());
   return {};
 }
@@ -358,6 +363,7 @@ constexpr KeyDef kKeys[] = {
     {"artifacts_archive", set_artifacts_archive, true, false},
     {"artifacts_when", set_artifacts_when, true, false},
     {"artifacts_max_size", set_artifacts_max_size, true, false},
+    {"artifacts_max_files", set_artifacts_max_files, true, false},
     {"junit", set_junit, true, false},
 };
 

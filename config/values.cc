@@ -196,6 +196,23 @@ Result<uint64_t> parse_memory(std::string_view text) {
   return bytes;
 }
 
+Result<void> check_cpus(double cpus, std::string_view shown) {
+  if (!(cpus > 0) || !std::isfinite(cpus))
+    return Error::msg("invalid cpus {}: expected a number of CPUs greater than 0, like 0.5 or 2", shown);
+  if (cpus < kMinCpus)
+    return Error::msg("invalid cpus {}: below the minimum of {} (the kernel's smallest CPU quota, 1ms per 100ms)",
+                      shown, kMinCpus);
+  if (cpus > kMaxCpus) return Error::msg("invalid cpus {}: above the maximum of {}", shown, kMaxCpus);
+  return {};
+}
+
+Result<void> check_pids(uint64_t pids, std::string_view shown) {
+  if (pids < 1) return Error::msg("invalid pids {}: must be at least 1", shown);
+  if (pids > kMaxPids)
+    return Error::msg("invalid pids {}: above the kernel's maximum of {} (PID_MAX_LIMIT)", shown, kMaxPids);
+  return {};
+}
+
 Result<double> parse_cpus(std::string_view text) {
   // Plain decimals only: from_chars alone would also take "inf", "nan" and "1e3".
   std::string_view rest = text;
@@ -205,10 +222,7 @@ Result<double> parse_cpus(std::string_view text) {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size()) value = 0;
   }
-  if (!(value > 0) || !std::isfinite(value)) {
-    return Error::msg("invalid cpus \"{}\": expected a number of CPUs greater than 0, like 0.5 or 2",
-                      text);
-  }
+  SANDRUN_TRY(check_cpus(value, fmt::format("\"{}\"", text)));
   return value;
 }
 

@@ -89,7 +89,14 @@ Result<config::Selection> selection_of(const RunArgs& a) {
 }  // namespace
 
 int cmd_run(const GlobalOptions& g, const RunArgs& a) {
-  auto file = config::load_job_file(a.file);
+  // The host file first: its [policy] may raise the job file's size cap.
+  auto host = host_config(g.config);
+  if (!host) {
+    print_error(host.error());
+    return kExitUsage;
+  }
+  const auto& max_file = host->policy.max_job_file;
+  auto file = config::load_job_file(a.file, max_file ? *max_file.value : config::kDefaultMaxJobFile);
   if (!file) {
     print_error(file.error());
     return kExitUsage;
@@ -102,11 +109,6 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
   auto jobs = config::select_jobs(*file, *selection);
   if (!jobs) {
     print_error(jobs.error());
-    return kExitUsage;
-  }
-  auto host = host_config(g.config);
-  if (!host) {
-    print_error(host.error());
     return kExitUsage;
   }
   if (auto r = check_privileges(); !r) {
@@ -238,6 +240,7 @@ Result<void> exec_limits(const ExecArgs& a, config::JobSpec& job) {
   if (!a.pids.empty()) {
     auto p = config::parse_size(a.pids);
     if (!p || *p == 0) return Error::msg("exec: --pids-limit: expected a number of processes of at least 1, got {:?}", a.pids);
+    if (auto ok = config::check_pids(*p, a.pids); !ok) return flag_error("--pids-limit", std::move(ok).error());
     job.limits.pids = *p;
   }
   for (const auto& u : a.ulimits) {

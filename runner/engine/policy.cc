@@ -65,6 +65,14 @@ void apply_defaults(JobSpec& job, const config::HostConfig& config, const Policy
   if (!host.service) take("timeout", job.timeout, d.timeout);
   take("nofile", job.nofile, d.nofile);
   take("log_max", job.log_max, d.log_max);
+  // The artifact caps always have a value: the host's applies where the job file set none.
+  auto cap = [&](const char* key, uint64_t& field, uint64_t value) {
+    if (job.key_pos.contains(key) || !d.key_pos.contains(key)) return;
+    field = value;
+    job.key_pos[key] = d.key_pos.at(key);
+  };
+  cap("artifacts_max_size", job.artifacts.max_size, d.artifacts.max_size);
+  cap("artifacts_max_files", job.artifacts.max_files, d.artifacts.max_files);
   // Limits only where cgroups enforce them, as the built-in pids default: an operator's
   // default must not make every rootless job fail.
   if (!host.cgroups) return;
@@ -286,6 +294,7 @@ std::string policy_summary(const config::HostConfig& config) {
   add("max_nofile", bool(p.max_nofile));
   add("max_timeout", bool(p.max_timeout));
   add("max_log", bool(p.max_log));
+  add("max_job_file", bool(p.max_job_file));
   add("registries", bool(p.registries));
   add("max_image_bytes", bool(p.max_image_bytes));
   add("max_image_entries", bool(p.max_image_entries));

@@ -23,7 +23,8 @@ struct PolicyHost {
 };
 
 // The job as the host file makes it, in this order:
-//  1. each of timeout, memory, cpus, pids, nofile the job leaves unset (in its table, its
+//  1. each of timeout, memory, cpus, pids, nofile, artifacts_max_size and
+//     artifacts_max_files the job leaves unset (in its table, its
 //     file's [defaults] and its flags) takes the host's [defaults] value, its key_pos the host
 //     file's line; limits only where cgroups enforce them;
 //  2. a limit still unset takes the policy's ceiling (max_memory, max_pids below the default

@@ -56,6 +56,8 @@ json result_fields(const JobResult& r) {
   j["artifacts"] = r.artifacts;
   j["artifacts_bytes"] = r.artifacts_bytes;
   j["artifact_warnings"] = r.artifact_warnings;
+  j["artifacts_truncated"] = !r.artifacts_truncated.empty();
+  j["artifacts_truncated_because"] = r.artifacts_truncated.empty() ? json(nullptr) : json(r.artifacts_truncated);
   json ports = json::array();
   for (const auto& p : r.ports) ports.push_back(port_fields(p));
   j["ports"] = ports;

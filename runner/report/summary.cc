@@ -154,6 +154,9 @@ std::string summary_table(const std::vector<JobResult>& written, std::chrono::mi
     }
   }
   out += published_ports(results);
+  for (const auto& r : results) {
+    if (!r.artifacts_truncated.empty()) out += fmt::format("{}: artifacts truncated: {}\n", r.name, r.artifacts_truncated);
+  }
   if (std::string tails = failure_tails(results); !tails.empty()) out += tails + "\n";
   out += fmt::format("{} job{}: {} passed, {} failed", results.size(), results.size() == 1 ? "" : "s", passed, failed);
   if (allowed) out += fmt::format(" ({} allowed)", allowed);

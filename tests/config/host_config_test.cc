@@ -119,8 +119,8 @@ TEST(HostConfigTest, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(host_err("[policy]\nbind_path = [\"/srv\"]\n"),
             "/etc/sandrun/sandrun.toml:2:1: policy: unknown key \"bind_path\" (did you mean \"bind_paths\"?); "
             "expected one of: bind_paths, cap_add, seccomp_unconfined, seccomp_profiles, network_host, "
-            "no_new_privs_off, userns_off, max_memory, max_cpus, max_pids, max_nofile, max_timeout, max_log, registries, "
-            "max_image_bytes, max_image_entries, max_layer_bytes, max_layer_entries");
+            "no_new_privs_off, userns_off, max_memory, max_cpus, max_pids, max_nofile, max_timeout, max_log, max_job_file, "
+            "registries, max_image_bytes, max_image_entries, max_layer_bytes, max_layer_entries");
   EXPECT_EQ(host_err("[policy]\nbind_paths = [\"srv/ci\"]\n"),
             "/etc/sandrun/sandrun.toml:2:15: policy.bind_paths[0]: host path \"srv/ci\" must be absolute");
   EXPECT_EQ(host_err("[policy]\nbind_paths = \"/srv\"\n"),
@@ -140,10 +140,10 @@ TEST(HostConfigTest, ErrorsNameFileLineAndKey) {
             "HOST or HOST:PORT, like \"ghcr.io\"");
   EXPECT_EQ(host_err("[defaults]\nimage = \"alpine\"\n"),
             "/etc/sandrun/sandrun.toml:2:1: defaults: unknown key \"image\"; expected one of: timeout, memory, cpus, "
-            "pids, nofile, log_max");
+            "pids, nofile, log_max, artifacts_max_size, artifacts_max_files");
   EXPECT_EQ(host_err("[defaults]\ntimout = \"1m\"\n"),
             "/etc/sandrun/sandrun.toml:2:1: defaults: unknown key \"timout\" (did you mean \"timeout\"?); expected "
-            "one of: timeout, memory, cpus, pids, nofile, log_max");
+            "one of: timeout, memory, cpus, pids, nofile, log_max, artifacts_max_size, artifacts_max_files");
   EXPECT_EQ(host_err("[defaults]\ntimeout = \"ten\"\n"),
             "/etc/sandrun/sandrun.toml:2:11: defaults.timeout: invalid duration \"ten\": expected a number and a unit "
             "(ms, s, m, h) like \"90s\" or \"10m\"");

@@ -278,7 +278,7 @@ TEST(JobFileTest, UnknownJobKeyListsTheKeysAndSuggestsACloseOne) {
       "image, run, command, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, "
       "pids, nofile, log_max, user, network, ports, services, init, pull, seccomp, cap_add, cap_drop, "
       "no_new_privs, read_only_rootfs, userns, needs, matrix, retries, allow_failure, caches, artifacts, "
-      "artifacts_archive, artifacts_when, artifacts_max_size, junit";
+      "artifacts_archive, artifacts_when, artifacts_max_size, artifacts_max_files, junit";
   EXPECT_EQ(job_err(R"(imgae = "busybox")"),
             R"(jobs.toml:2:1: jobs.unit: unknown key "imgae" (did you mean "image"?); expected one of: )" + keys);
   EXPECT_EQ(job_err(R"(colour = "red")"),
@@ -296,7 +296,7 @@ run = "true"
             "of: image, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, pids, "
             "nofile, log_max, user, network, init, pull, seccomp, cap_add, cap_drop, no_new_privs, "
             "read_only_rootfs, userns, retries, allow_failure, caches, artifacts, artifacts_archive, "
-            "artifacts_when, artifacts_max_size, junit");
+            "artifacts_when, artifacts_max_size, artifacts_max_files, junit");
 }
 
 TEST(JobFileTest, CommandsCannotBeDefaults) {
