@@ -36,17 +36,24 @@ struct ReaderFree {
 using Writer = std::unique_ptr<struct archive, WriterFree>;
 using Reader = std::unique_ptr<struct archive, ReaderFree>;
 
-// One file of the output tar, from memory.
-Result<void> add_entry(struct archive* w, const std::string& name, std::string_view data) {
+// The header of one regular file of the output tar, `size` bytes, mode 0644, time 0 (the same
+// image, the same bytes).
+Result<void> write_file_header(struct archive* w, const std::string& name, uint64_t size) {
   struct archive_entry* e = arc().archive_entry_new();
   if (!e) return Error::msg("out of memory");
   std::unique_ptr<struct archive_entry, void (*)(struct archive_entry*)> entry(e, arc().archive_entry_free);
   arc().archive_entry_set_pathname(e, name.c_str());
   arc().archive_entry_set_filetype(e, AE_IFREG);
   arc().archive_entry_set_perm(e, 0644);
-  arc().archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
-  arc().archive_entry_set_mtime(e, 0, 0);  // the same image, the same bytes
+  arc().archive_entry_set_size(e, static_cast<la_int64_t>(size));
+  arc().archive_entry_set_mtime(e, 0, 0);
   if (arc().archive_write_header(w, e) != ARCHIVE_OK) return Error::msg("write {}: {}", name, archive_text(w));
+  return {};
+}
+
+// One file of the output tar, from memory.
+Result<void> add_entry(struct archive* w, const std::string& name, std::string_view data) {
+  SANDRUN_TRY(write_file_header(w, name, data.size()));
   if (arc().archive_write_data(w, data.data(), data.size()) < 0) return Error::msg("write {}: {}", name, archive_text(w));
   return {};
 }
@@ -60,15 +67,7 @@ Result<void> add_blob(struct archive* w, const std::string& name, int fd, uint64
   if (static_cast<uint64_t>(st.st_size) != size)
     return Error::msg("blob {} has {} bytes, its descriptor says {}", digest, st.st_size, size)
         .hint("run `sandrun image verify`, then import or pull the image again");
-  struct archive_entry* e = arc().archive_entry_new();
-  if (!e) return Error::msg("out of memory");
-  std::unique_ptr<struct archive_entry, void (*)(struct archive_entry*)> entry(e, arc().archive_entry_free);
-  arc().archive_entry_set_pathname(e, name.c_str());
-  arc().archive_entry_set_filetype(e, AE_IFREG);
-  arc().archive_entry_set_perm(e, 0644);
-  arc().archive_entry_set_size(e, static_cast<la_int64_t>(size));
-  arc().archive_entry_set_mtime(e, 0, 0);
-  if (arc().archive_write_header(w, e) != ARCHIVE_OK) return Error::msg("write {}: {}", name, archive_text(w));
+  SANDRUN_TRY(write_file_header(w, name, size));
   Sha256 sha;
   std::vector<char> buf(1 << 16);
   for (uint64_t left = size; left > 0;) {
