@@ -5,7 +5,7 @@
 # The same sandrun binary twice: as this host runs it (the disk limit on: loop devices and
 # e2fsprogs), and as a host without e2fsprogs runs it (mke2fs covered by an empty,
 # non-executable file in a private mount namespace: no limit, the writable layer in the slot's
-# plain directories). Three measures, each a pair of the two:
+# plain directories). Both are started through the same `unshare -m bash` wrapper. Three measures, each a pair of the two:
 #  1. latency: DISK_EXECS (40) paired `sandrun exec -- /bin/true` runs, alternating; the median
 #     of the differences, and the medians. exec is a process per container: each one makes
 #     its slot's file system (copied from the size's template) and removes it.
@@ -41,20 +41,18 @@ trap 'exit 130' INT TERM
 : >"$TMP/no-mke2fs"
 chmod 0644 "$TMP/no-mke2fs"
 
-# on|off ARGS...: sandrun with its own state dir per mode; `off` in a mount namespace where
-# every mke2fs sandrun looks for is the empty file.
+# on|off ARGS...: sandrun with its own state dir per mode, both started the same way (a bash in
+# a private mount namespace); `off` binds the empty file over every mke2fs sandrun looks for.
 sr() {
   local mode=$1; shift
-  if [[ $mode == on ]]; then
-    "$SANDRUN" --root "$TMP/on" "$@"
-  else
-    unshare -m --propagation private bash -c '
-      f=$1; shift
+  unshare -m --propagation private bash -c '
+    mode=$1 f=$2; shift 2
+    if [[ $mode == off ]]; then
       for p in /usr/sbin/mke2fs /sbin/mke2fs /usr/local/sbin/mke2fs /usr/bin/mke2fs /bin/mke2fs; do
         [[ -e $p && ! -L $p ]] && mount --bind "$f" "$p"
       done
-      exec "$@"' disk-off "$TMP/no-mke2fs" "$SANDRUN" --root "$TMP/off" "$@"
-  fi
+    fi
+    exec "$@"' disk-"$mode" "$mode" "$TMP/no-mke2fs" "$SANDRUN" --root "$TMP/$mode" "$@"
 }
 
 for m in on off; do

@@ -15,7 +15,16 @@ namespace sandrun::cache {
 static_assert(kLayerResolve ==
               (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV));
 
-std::string quoted(std::string_view name) { return fmt::format("{:?}", name); }
+std::string quoted(std::string_view name) {
+  // A long path (a 5,000-deep layer has 10 KB ones) is shown by its ends and its depth: enough
+  // to find it, not a screenful.
+  constexpr size_t kEnd = 100;
+  if (name.size() <= 2 * kEnd + 32) return fmt::format("{:?}", name);
+  size_t depth = 0;
+  for (size_t i = 0; i < name.size(); ++i) depth += name[i] != '/' && (i == 0 || name[i - 1] == '/');
+  return fmt::format("{:?}...{:?} ({} bytes, {} components)", name.substr(0, kEnd), name.substr(name.size() - kEnd),
+                     name.size(), depth);
+}
 
 Result<EntryPath> normalize_entry_name(std::string_view raw) {
   if (raw.empty()) return Error::msg("empty name");
@@ -27,6 +36,11 @@ Result<EntryPath> normalize_entry_name(std::string_view raw) {
     if (!out.path.empty()) out.path += '/';
     out.path += comp;
   }
+  // No process could name a longer path in one system call, nor extract or use it; refused
+  // here with its size rather than by the first openat2() that fails on it.
+  if (out.path.size() >= kMaxEntryPath)
+    return Error::msg("path of {} bytes is longer than {}, the longest a layer entry may have", out.path.size(),
+                      kMaxEntryPath - 1);
   size_t slash = out.path.rfind('/');
   if (slash == std::string::npos) {
     out.base = out.path;

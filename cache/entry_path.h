@@ -18,9 +18,13 @@ struct EntryPath {
   bool is_root() const { return path.empty(); }
 };
 
+// Entry names are shorter than this (PATH_MAX, terminator included).
+inline constexpr size_t kMaxEntryPath = 4096;
+
 // Strips leading "/" and "./" (an absolute hardlink target names a file of the layer, like
 // GNU tar; the extractor refuses absolute entry names itself), collapses "//" and "."; rejects
-// any ".." component ("path escapes the layer root") and the empty name.
+// any ".." component ("path escapes the layer root"), the empty name and one of kMaxEntryPath
+// bytes or more.
 Result<EntryPath> normalize_entry_name(std::string_view raw);
 
 // Opens the directory `parent` (a normalised path) beneath `root_fd` as O_PATH, never passing
@@ -35,7 +39,8 @@ inline constexpr uint64_t kLayerResolve = 0x08 /*RESOLVE_BENEATH*/ | 0x04 /*NO_S
                                           0x02 /*NO_MAGICLINKS*/ | 0x01 /*NO_XDEV*/;
 
 // A name as shown in messages: double-quoted, control and non-UTF-8 bytes escaped, so that a
-// hostile entry name cannot forge lines in a log.
+// hostile entry name cannot forge lines in a log; past about 230 bytes, its first and last 100
+// bytes with its size and depth, like "a/a/a..."...".../a/a" (10000 bytes, 5000 components).
 std::string quoted(std::string_view name);
 
 }  // namespace sandrun::cache

@@ -43,6 +43,47 @@
 
 namespace sandrun::cache {
 
+std::string cap_text(uint64_t bytes) {
+  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (bytes < 1024) return fmt::format("{} bytes", bytes);
+  double v = static_cast<double>(bytes) / 1024;
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(kUnits)) {
+    v /= 1024;
+    ++u;
+  }
+  return v == static_cast<double>(static_cast<uint64_t>(v)) ? fmt::format("{} {}", static_cast<uint64_t>(v), kUnits[u])
+                                                             : fmt::format("{:.1f} {}", v, kUnits[u]);
+}
+
+Result<void> charge_unpacked(const ExtractOptions& options, uint64_t* layer_bytes, uint64_t* layer_entries,
+                             uint64_t bytes, uint64_t entries) {
+  auto refuse = [](std::string what) {
+    return Error::msg("{}", what).hint(
+        "a decompression bomb, or an image larger than this host allows: the [policy] keys max_image_bytes, "
+        "max_image_entries, max_layer_bytes and max_layer_entries of /etc/sandrun/sandrun.toml set the caps");
+  };
+  // Saturating: a size near 2^64 must not wrap around below the cap.
+  auto add = [](uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; };
+  *layer_bytes = add(*layer_bytes, bytes);
+  *layer_entries = add(*layer_entries, entries);
+  if (options.max_bytes && *layer_bytes > options.max_bytes)
+    return refuse(fmt::format("the layer unpacks to more than {}, its cap per layer", cap_text(options.max_bytes)));
+  if (options.max_entries && *layer_entries > options.max_entries)
+    return refuse(fmt::format("the layer has more than {} entries, its cap per layer", options.max_entries));
+  if (ImageBudget* image = options.image) {
+    // Each charge is clipped just past the cap: a sum of huge sizes must not wrap around.
+    const uint64_t b = image->max_bytes ? std::min(bytes, image->max_bytes + 1) : 0;
+    const uint64_t total_bytes = image->bytes.fetch_add(b) + b;
+    const uint64_t total_entries = image->entries.fetch_add(entries) + entries;
+    if (image->max_bytes && total_bytes > image->max_bytes)
+      return refuse(fmt::format("the image unpacks to more than {}, its cap per image", cap_text(image->max_bytes)));
+    if (image->max_entries && total_entries > image->max_entries)
+      return refuse(fmt::format("the image has more than {} entries, its cap per image", image->max_entries));
+  }
+  return {};
+}
+
 ExtractOptions default_extract_options() {
   ExtractOptions o;
   o.chown = ::geteuid() == 0;
@@ -112,6 +153,7 @@ class Extractor {
 
   Result<void> entry(struct archive* a, struct archive_entry* e);
   Result<ExtractReport> finish();
+  uint64_t charged_bytes() const { return charged_bytes_; }
 
  private:
   // A marker to apply after the last entry: where, and the marker's entry name for messages.
@@ -140,6 +182,8 @@ class Extractor {
   int root_;
   ExtractOptions options_;
   ExtractReport report_;
+  uint64_t charged_bytes_ = 0;    // against options_.max_bytes
+  uint64_t charged_entries_ = 0;  // against options_.max_entries
   DeferredDirs dirs_;
   std::set<std::string> skipped_;  // device nodes and sockets not created: links to them too
   // The parent directory of the last entry, kept open: a tar lists a directory's entries
@@ -156,7 +200,11 @@ Result<void> Extractor::entry(struct archive* a, struct archive_entry* e) {
   const char* raw = arc().archive_entry_pathname(e);
   if (!raw) raw = arc().archive_entry_pathname_utf8(e);
   if (!raw) return Error::msg("layer entry #{}: unreadable name", report_.entries + 1);
-  auto r = dispatch(a, e, raw);
+  // Counted before anything of the entry is written: its apparent size (a sparse entry's
+  // whole extent), whatever its type or fate.
+  const la_int64_t size = arc().archive_entry_size_is_set(e) ? arc().archive_entry_size(e) : 0;
+  auto r = charge_unpacked(options_, &charged_bytes_, &charged_entries_, size > 0 ? static_cast<uint64_t>(size) : 0, 1);
+  if (r) r = dispatch(a, e, raw);
   if (!r) return std::move(r.error().wrap(fmt::format("layer entry {}", quoted(raw))));
   return {};
 }
@@ -430,7 +478,8 @@ Result<ExtractReport> Extractor::finish() {
 
 }  // namespace
 
-Result<ExtractReport> extract_layer(int root_fd, struct archive* a, const ExtractOptions& options) {
+Result<ExtractReport> extract_layer(int root_fd, struct archive* a, const ExtractOptions& options,
+                                    uint64_t* charged_bytes) {
   SANDRUN_TRY(load_archive_lib());
   Extractor x(root_fd, options);
   for (;;) {
@@ -443,7 +492,9 @@ Result<ExtractReport> extract_layer(int root_fd, struct archive* a, const Extrac
     if (rc == ARCHIVE_WARN) log::debug("read layer: {}", archive_text(a));
     SANDRUN_TRY(x.entry(a, e));
   }
-  return x.finish();
+  auto report = x.finish();
+  if (charged_bytes) *charged_bytes = x.charged_bytes();
+  return report;
 }
 
 }  // namespace sandrun::cache

@@ -1,7 +1,9 @@
 // Secure extraction of one layer tar into a directory: every path resolved beneath the root.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <string>
 
 #include "sandbox/sys/result.h"
 
@@ -26,6 +28,15 @@ struct ExtractReport {
   uint64_t unsupported_xattrs = 0;   // refused by the file system (ENOTSUP, EPERM)
 };
 
+// What the layers of one image unpack to together, against the image's caps (0: none); the
+// layers may unpack in parallel, so the counts are shared and atomic.
+struct ImageBudget {
+  uint64_t max_bytes = 0;
+  uint64_t max_entries = 0;
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> entries{0};
+};
+
 struct ExtractOptions {
   // Apply the entries' uid/gid. Only root may; without it files belong to the caller.
   bool chown = false;
@@ -33,7 +44,23 @@ struct ExtractOptions {
   // that; only root may set it). user.overlay.opaque, which `userxattr` mounts read, is
   // always set.
   bool trusted_overlay = false;
+  // Caps on this layer (0: none) and the image's budget it draws from (null: none). Bytes are
+  // the apparent size of what the tar holds (a sparse entry's whole size, not its data), plus
+  // what follows its end-of-archive blocks; both are counted as headers are read, before
+  // anything is written, so a bomb stops at the cap with nothing of it written past it.
+  uint64_t max_bytes = 0;
+  uint64_t max_entries = 0;
+  ImageBudget* image = nullptr;
 };
+
+// Counts `bytes` and `entries` against the caps of `options`, adding to `*layer_bytes` and
+// `*layer_entries` (this layer's counts so far). An error names the cap that was passed:
+//   the layer unpacks to more than 64 GiB (its cap per layer)
+Result<void> charge_unpacked(const ExtractOptions& options, uint64_t* layer_bytes, uint64_t* layer_entries,
+                             uint64_t bytes, uint64_t entries);
+
+// "64 GiB", "1.5 MiB", "100 bytes": a cap as messages show it.
+std::string cap_text(uint64_t bytes);
 
 ExtractOptions default_extract_options();  // chown and trusted_overlay when running as root
 
@@ -45,6 +72,9 @@ ExtractOptions default_extract_options();  // chown and trusted_overlay when run
 //   layer entry "../etc/passwd": path escapes the layer root
 //   layer entry "/etc/passwd": absolute path in a layer
 // and the directory holds a partial layer: the caller must discard it.
-Result<ExtractReport> extract_layer(int root_fd, struct archive* a, const ExtractOptions& options);
+// `charged_bytes`, when given, receives the bytes counted against the caps (for the caller to
+// go on counting what follows the tar's end).
+Result<ExtractReport> extract_layer(int root_fd, struct archive* a, const ExtractOptions& options,
+                                    uint64_t* charged_bytes = nullptr);
 
 }  // namespace sandrun::cache

@@ -85,15 +85,18 @@ Result<SourceImage> oci_image(const ArchiveDir& dir, const oci::Descriptor& top,
   std::string doc = SANDRUN_TRY(dir.read_blob(d));
   std::string type;
   if (SANDRUN_TRY(classify_manifest(doc, d.media_type, &type)) == ManifestKind::index) {
+    SANDRUN_TRY(check_manifest_descriptor(d.media_type, type));
     oci::Index nested = SANDRUN_TRY(oci::parse_index(doc));
     auto found = oci::for_platform(nested, platform);
     if (found.empty())
       return Error::msg("no image for {} (it has {})", platform.str(), oci::platforms_of(nested));
     d = *found.front();
-    doc = SANDRUN_TRY(dir.read_blob(d));
+    doc = SANDRUN_TRY(dir.read_blob(d).wrap(fmt::format("index entry {}", d.digest)));
   }
   if (SANDRUN_TRY(classify_manifest(doc, d.media_type, &type)) != ManifestKind::image)
     return Error::msg("{} is an index inside an index, which sandrun does not follow", d.digest);
+  if (auto r = check_manifest_descriptor(d.media_type, type); !r)
+    return std::move(r.error().wrap(fmt::format("manifest {}", d.digest)));
   oci::Manifest m = SANDRUN_TRY(oci::parse_manifest(doc));
   SourceImage image;
   image.config = SANDRUN_TRY(dir.read_blob(m.config));
@@ -207,10 +210,15 @@ Result<std::vector<std::pair<ImageRef, const Candidate*>>> choose(const std::vec
 }
 
 // Unpacks an archive file (tar, maybe compressed) into `into` with the secure extractor.
-Result<void> unpack_archive_file(const std::string& path, int into) {
+// The image caps bound it too: the archive holds at least one image's blobs.
+Result<void> unpack_archive_file(const std::string& path, int into, const ImageLimits& limits) {
   UniqueFd fd = SANDRUN_TRY(fs::open_path(path, O_RDONLY | O_NOCTTY));
   UniqueFd sink = SANDRUN_TRY(fs::open_path("/dev/null", O_WRONLY));
   ExtractOptions options;  // files of ours: no owners from the archive
+  ImageBudget budget;
+  budget.max_bytes = limits.max_image_bytes;
+  budget.max_entries = limits.max_image_entries;
+  options.image = &budget;
   auto r = unpack_layer(fd.get(), sink.get(), into, options);
   if (!r) return std::move(r).error();
   return {};
@@ -239,7 +247,7 @@ Result<std::vector<ImportedImage>> Store::import_archive(const std::string& path
   } else {
     auto tmp = TempEntry::create(layout, "archive");
     if (!tmp) return fail(std::move(tmp).error());
-    if (auto r = unpack_archive_file(path, tmp->fd()); !r) return fail(std::move(r.error().wrap("unpack")));
+    if (auto r = unpack_archive_file(path, tmp->fd(), limits_); !r) return fail(std::move(r.error().wrap("unpack")));
     dir_fd = UniqueFd(::fcntl(tmp->fd(), F_DUPFD_CLOEXEC, 3));
     unpacked = std::move(*tmp);
   }
@@ -262,7 +270,7 @@ Result<std::vector<ImportedImage>> Store::import_archive(const std::string& path
     FdLayerReader reader(
         [&](size_t i) { return dir.open(docker ? image.layers[i].ref_name : ArchiveDir::blob_path(image.layers[i].digest)); },
         std::max(1u, options.parallel));
-    auto imported = import_image(layout, ref, image, reader);
+    auto imported = import_image(layout, ref, image, reader, limits_);
     if (!imported) return std::move(imported).error();
     out.push_back(std::move(*imported));
   }

@@ -17,6 +17,7 @@
 #include "cache/entry_path.h"
 #include "cache/index.h"
 #include "cache/oci_config.h"
+#include "cache/seal.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
@@ -30,12 +31,14 @@ bool present(const std::string& path, bool dir) {
 }
 
 // Renames tmp/<entry>/<name> to <dir>/<final> unless that exists (identical content: same
-// digest), in which case the existing one wins and ours goes with the temp entry.
+// digest), in which case the existing one wins and ours goes with the temp entry; with
+// `replace` (a stored file found corrupted) ours replaces it.
 Result<void> commit_entry(const TempEntry& tmp, const std::string& name, const std::string& dir,
-                          std::string_view final_name) {
+                          std::string_view final_name, bool replace = false) {
   UniqueFd target = SANDRUN_TRY(fs::open_path(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW));
   const std::string final_str(final_name);
-  if (::renameat2(tmp.fd(), name.c_str(), target.get(), final_str.c_str(), RENAME_NOREPLACE) == 0) return {};
+  if (::renameat2(tmp.fd(), name.c_str(), target.get(), final_str.c_str(), replace ? 0 : RENAME_NOREPLACE) == 0)
+    return {};
   if (errno == EEXIST) return {};
   return Error::sys("move {} into {}", name, fs::join(dir, final_str));
 }
@@ -49,21 +52,41 @@ Result<void> write_temp_file(const TempEntry& tmp, const std::string& name, std:
   return {};
 }
 
-// What one wanted layer became in tmp/L<i>/{blob,layer}.
+// What one wanted layer became in tmp/L<i>/{blob,layer}; for a layer the store has, the size
+// of its stored blob, or that the stored blob was corrupted (it is read again and replaced).
 struct Unpacked {
   std::optional<UnpackedLayer> layer;
+  uint64_t stored_size = 0;
+  bool replace_blob = false;
 };
+
+// The size and digest of a stored blob, read whole.
+Result<std::pair<uint64_t, std::string>> stored_blob(const std::string& path) {
+  UniqueFd fd = SANDRUN_TRY(fs::open_path(path, O_RDONLY | O_NOFOLLOW));
+  Sha256 sha;
+  uint64_t size = 0;
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::sys("read {}", path);
+    if (n == 0) break;
+    sha.update(buf.data(), static_cast<size_t>(n));
+    size += static_cast<uint64_t>(n);
+  }
+  return std::make_pair(size, sha.finish());
+}
 
 class Importer {
  public:
-  Importer(const Layout& layout, const ImageRef& ref, const SourceImage& image)
-      : layout_(layout), ref_(ref), image_(image) {}
+  Importer(const Layout& layout, const ImageRef& ref, const SourceImage& image, const ImageLimits& limits)
+      : layout_(layout), ref_(ref), image_(image), limits_(limits) {}
 
   Result<ImportedImage> run(LayerReader& reader);
 
  private:
   Result<void> check_documents();
-  std::vector<size_t> plan() const;
+  Result<std::vector<size_t>> plan();
   Result<void> unpack(size_t i, const ReadFn& read);
   Result<void> verify(size_t i, const UnpackedLayer& got) const;
   Result<LayerRef> layer_ref(size_t i, const Index& index) const;
@@ -72,6 +95,8 @@ class Importer {
   const Layout& layout_;
   const ImageRef& ref_;
   const SourceImage& image_;
+  const ImageLimits& limits_;
+  ImageBudget budget_;  // what the layers of this import unpack to, together
   oci::Config config_;
   std::string config_text_;  // image_.config, or made for a rootfs
   std::optional<TempEntry> tmp_;
@@ -80,6 +105,9 @@ class Importer {
 };
 
 Result<void> Importer::check_documents() {
+  if (image_.layers.size() > kMaxImageLayers)
+    return Error::msg("the image has {} layers; overlayfs stacks at most {}, so it could not run", image_.layers.size(),
+                      kMaxImageLayers);
   if (image_.config.empty()) {  // a rootfs tarball: the config is made once its diff id is known
     if (image_.layers.size() != 1) return Error::msg("an image without a config has one layer");
     return {};
@@ -97,9 +125,12 @@ Result<void> Importer::check_documents() {
   return {};
 }
 
-// The layers to read: those whose unpacked layer or blob the store lacks. Each (diff id,
-// blob) pair is read once even when an image lists it twice.
-std::vector<size_t> Importer::plan() const {
+// The layers to read: those whose unpacked layer or blob the store lacks, or whose stored blob
+// no longer has its digest. Each (diff id, blob) pair is read once even when an image lists it
+// twice. A layer the store has is still checked against its descriptor: the stored blob's
+// size must be the one the descriptor gives (the digest matching, a size that differs is a
+// lie of the descriptor, which `save` would otherwise write out).
+Result<std::vector<size_t>> Importer::plan() {
   std::vector<size_t> wanted;
   std::set<std::pair<std::string, std::string>> seen;
   for (size_t i = 0; i < image_.layers.size(); ++i) {
@@ -109,7 +140,19 @@ std::vector<size_t> Importer::plan() const {
       continue;
     }
     const std::string& diff_id = config_.diff_ids[i];
-    if (present(layout_.layer_path(diff_id), true) && present(layout_.blob_path(d.digest), false)) continue;
+    const std::string blob = layout_.blob_path(d.digest);
+    if (present(layout_.layer_path(diff_id), true) && present(blob, false)) {
+      auto [size, digest] = SANDRUN_TRY(stored_blob(blob));
+      if (digest == d.digest) {
+        if (d.size != 0 && size != d.size)
+          return Error::msg("layer {}: blob {}: {} bytes, the manifest says {}", i + 1, d.digest, size, d.size);
+        unpacked_[i].stored_size = size;
+        continue;
+      }
+      log::warn("image cache {}: blob {} is corrupted (its content is {}); reading it again", layout_.root, d.digest,
+                digest);
+      unpacked_[i].replace_blob = true;
+    }
     if (seen.insert({diff_id, d.digest}).second) wanted.push_back(i);
   }
   return wanted;
@@ -147,7 +190,7 @@ Result<void> Importer::unpack(size_t i, const ReadFn& read) {
     bytes_read_ += n;
     return n;
   };
-  auto got = unpack_layer(counted, blob.get(), layer.get(), default_extract_options());
+  auto got = unpack_layer(counted, blob.get(), layer.get(), capped_extract_options(limits_, &budget_));
   if (!got) return wrap(std::move(got).error());
   if (auto r = verify(i, *got); !r) return wrap(std::move(r).error());
   const ExtractReport& r = got->report;
@@ -159,6 +202,8 @@ Result<void> Importer::unpack(size_t i, const ReadFn& read) {
              r.opaque_dirs, r.skipped_devices, r.skipped_sockets, r.stripped_xattrs);
   if (!image_.layers[i].media_type.empty()) got->layer.media_type = image_.layers[i].media_type;
   if (::fsync(blob.get()) < 0) return wrap(Error::sys("fsync {}/blob", dir));
+  // Sealed as extracted: a container that uses the layer checks it is still what was written.
+  if (auto r = write_seal(base.get(), "seal", layer.get()); !r) return wrap(std::move(r).error());
   unpacked_[i].layer = std::move(*got);
   return {};
 }
@@ -173,7 +218,7 @@ Result<LayerRef> Importer::layer_ref(size_t i, const Index& index) const {
     if (unpacked_[j].layer && unpacked_[j].layer->layer.diff_id == diff_id && unpacked_[j].layer->layer.blob_digest == d.digest)
       return unpacked_[j].layer->layer;
   }
-  LayerRef ref{diff_id, d.digest, d.size, 0, d.media_type};
+  LayerRef ref{diff_id, d.digest, unpacked_[i].stored_size, 0, d.media_type};
   for (const auto& img : index.images) {
     for (const auto& l : img.layers) {
       if (l.diff_id == diff_id && l.blob_digest == d.digest) {
@@ -199,7 +244,11 @@ Result<ImageRecord> Importer::commit(Garbage& garbage) {
     LayerRef l = SANDRUN_TRY(layer_ref(i, index));
     if (unpacked_[i].layer) {
       const std::string dir = "L" + std::to_string(i);
-      SANDRUN_TRY(commit_entry(*tmp_, dir + "/blob", layout_.blobs, digest_hex(l.blob_digest)));
+      SANDRUN_TRY(commit_entry(*tmp_, dir + "/blob", layout_.blobs, digest_hex(l.blob_digest), unpacked_[i].replace_blob));
+      // The seal first, replacing any of a layer removed since: a layer is never without one.
+      if (::mkdir(layout_.seals.c_str(), 0700) < 0 && errno != EEXIST) return Error::sys("create {}", layout_.seals);
+      if (!present(layout_.layer_path(l.diff_id), true))
+        SANDRUN_TRY(commit_entry(*tmp_, dir + "/seal", layout_.seals, digest_hex(l.diff_id), true));
       SANDRUN_TRY(commit_entry(*tmp_, dir + "/layer", layout_.layers, digest_hex(l.diff_id)));
     }
     descs.push_back({l.media_type, l.blob_digest, l.blob_size, std::nullopt, ""});
@@ -228,6 +277,7 @@ Result<ImageRecord> Importer::commit(Garbage& garbage) {
   SANDRUN_TRY(commit_entry(*tmp_, "manifest", layout_.blobs, digest_hex(record.manifest_digest)));
   SANDRUN_TRY(sync_dir(layout_.blobs));
   SANDRUN_TRY(sync_dir(layout_.layers));
+  if (fs::is_dir(layout_.seals)) SANDRUN_TRY(sync_dir(layout_.seals));
   std::optional<ImageRecord> old = index.put(record);
   SANDRUN_TRY(save_index(layout_, index));
   if (old) SANDRUN_TRY(drop_unused(layout_, index, *old, garbage));
@@ -237,7 +287,7 @@ Result<ImageRecord> Importer::commit(Garbage& garbage) {
 Result<ImportedImage> Importer::run(LayerReader& reader) {
   SANDRUN_TRY(check_documents());
   unpacked_.resize(image_.layers.size());
-  const std::vector<size_t> wanted = plan();
+  const std::vector<size_t> wanted = SANDRUN_TRY(plan());
   tmp_ = SANDRUN_TRY(TempEntry::create(layout_, "import"));
   if (!wanted.empty()) {
     SANDRUN_TRY(reader.read_layers(wanted, [this](size_t i, const ReadFn& read) { return unpack(i, read); }));
@@ -259,9 +309,19 @@ Result<ImportedImage> Importer::run(LayerReader& reader) {
 
 }  // namespace
 
+ExtractOptions capped_extract_options(const ImageLimits& limits, ImageBudget* budget) {
+  ExtractOptions o = default_extract_options();
+  o.max_bytes = limits.max_layer_bytes;
+  o.max_entries = limits.max_layer_entries;
+  budget->max_bytes = limits.max_image_bytes;
+  budget->max_entries = limits.max_image_entries;
+  o.image = budget;
+  return o;
+}
+
 Result<ImportedImage> import_image(const Layout& layout, const ImageRef& ref, const SourceImage& image,
-                                   LayerReader& reader) {
-  Importer importer(layout, ref, image);
+                                   LayerReader& reader, const ImageLimits& limits) {
+  Importer importer(layout, ref, image, limits);
   auto r = importer.run(reader);
   if (!r) return std::move(r.error().wrap(fmt::format("import {}", image.what)));
   return r;

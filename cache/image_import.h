@@ -40,8 +40,14 @@ class LayerReader {
 // Imports `image` as `ref` (a name:tag; or name@digest, then the manifest must have that
 // digest). On any error nothing is committed and tmp/ is cleaned. The record replaces an
 // existing one of the same name:tag; layers only that one used are collected.
+// Each layer is unpacked within `limits` (an error names the cap passed and the layer); an
+// image of more than kMaxImageLayers layers is refused before any is read.
 Result<ImportedImage> import_image(const Layout& layout, const ImageRef& ref, const SourceImage& image,
-                                   LayerReader& reader);
+                                   LayerReader& reader, const ImageLimits& limits);
+
+// The extraction options of an import: default_extract_options() with the caps of `limits`
+// drawing from `budget` (the image's).
+ExtractOptions capped_extract_options(const ImageLimits& limits, ImageBudget* budget);
 
 // A LayerReader over functions that open each layer as a file descriptor (files of an OCI
 // layout directory, say); up to `parallel` layers are unpacked at once.

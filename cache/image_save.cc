@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -34,28 +36,72 @@ struct ReaderFree {
 using Writer = std::unique_ptr<struct archive, WriterFree>;
 using Reader = std::unique_ptr<struct archive, ReaderFree>;
 
-// One file of the output tar: from memory or from a file.
-Result<void> add_entry(struct archive* w, const std::string& name, std::string_view data, int fd, uint64_t size) {
+// The header of one regular file of the output tar, `size` bytes, mode 0644, time 0 (the same
+// image, the same bytes).
+Result<void> write_file_header(struct archive* w, const std::string& name, uint64_t size) {
   struct archive_entry* e = arc().archive_entry_new();
   if (!e) return Error::msg("out of memory");
   std::unique_ptr<struct archive_entry, void (*)(struct archive_entry*)> entry(e, arc().archive_entry_free);
   arc().archive_entry_set_pathname(e, name.c_str());
   arc().archive_entry_set_filetype(e, AE_IFREG);
   arc().archive_entry_set_perm(e, 0644);
-  arc().archive_entry_set_size(e, static_cast<la_int64_t>(fd >= 0 ? size : data.size()));
-  arc().archive_entry_set_mtime(e, 0, 0);  // the same image, the same bytes
+  arc().archive_entry_set_size(e, static_cast<la_int64_t>(size));
+  arc().archive_entry_set_mtime(e, 0, 0);
   if (arc().archive_write_header(w, e) != ARCHIVE_OK) return Error::msg("write {}: {}", name, archive_text(w));
-  if (fd < 0) {
-    if (arc().archive_write_data(w, data.data(), data.size()) < 0) return Error::msg("write {}: {}", name, archive_text(w));
-    return {};
+  return {};
+}
+
+// One file of the output tar, from memory.
+Result<void> add_entry(struct archive* w, const std::string& name, std::string_view data) {
+  SANDRUN_TRY(write_file_header(w, name, data.size()));
+  if (arc().archive_write_data(w, data.data(), data.size()) < 0) return Error::msg("write {}: {}", name, archive_text(w));
+  return {};
+}
+
+// One blob of the output tar, from the file `fd`: exactly `size` bytes (its descriptor's),
+// hashed as they stream; a blob shorter or longer than that, or whose bytes are not `digest`,
+// fails the save (a damaged cache is not exported).
+Result<void> add_blob(struct archive* w, const std::string& name, int fd, uint64_t size, const std::string& digest) {
+  struct stat st;
+  if (::fstat(fd, &st) < 0) return Error::sys("stat blob {}", digest);
+  if (static_cast<uint64_t>(st.st_size) != size)
+    return Error::msg("blob {} has {} bytes, its descriptor says {}", digest, st.st_size, size)
+        .hint("run `sandrun image verify`, then import or pull the image again");
+  SANDRUN_TRY(write_file_header(w, name, size));
+  Sha256 sha;
+  std::vector<char> buf(1 << 16);
+  for (uint64_t left = size; left > 0;) {
+    ssize_t n = ::read(fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(left, buf.size())));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::sys("read blob {}", digest);
+    if (n == 0) return Error::msg("blob {} ended {} bytes short of its size", digest, left);
+    sha.update(buf.data(), static_cast<size_t>(n));
+    if (arc().archive_write_data(w, buf.data(), static_cast<size_t>(n)) < 0)
+      return Error::msg("write {}: {}", name, archive_text(w));
+    left -= static_cast<uint64_t>(n);
   }
-  char buf[1 << 16];
+  if (std::string got = sha.finish(); got != digest)
+    return Error::msg("blob {} is corrupted (its content is {})", digest, got)
+        .hint("run `sandrun image verify` (it removes damaged layers), then import or pull the image again");
+  return {};
+}
+
+// Reads the blob at `fd` whole and checks it is `digest`, then rewinds it.
+Result<void> check_blob(int fd, const std::string& digest) {
+  Sha256 sha;
+  std::vector<char> buf(1 << 16);
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) return Error::sys("read for {}", name);
-    if (n == 0) return {};
-    if (arc().archive_write_data(w, buf, static_cast<size_t>(n)) < 0) return Error::msg("write {}: {}", name, archive_text(w));
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::sys("read blob {}", digest);
+    if (n == 0) break;
+    sha.update(buf.data(), static_cast<size_t>(n));
   }
+  if (std::string got = sha.finish(); got != digest)
+    return Error::msg("blob {} is corrupted (its content is {})", digest, got)
+        .hint("run `sandrun image verify` (it removes damaged layers), then import or pull the image again");
+  if (::lseek(fd, 0, SEEK_SET) < 0) return Error::sys("seek blob {}", digest);
+  return {};
 }
 
 // Decompresses the blob at `in` (whatever libarchive reads) and compresses it again into `out`.
@@ -119,7 +165,12 @@ class Saver {
 Result<void> Saver::open_blobs() {
   UniqueFd lock = SANDRUN_TRY(lock_cache(layout_, false));
   config_ = SANDRUN_TRY(fs::read_file(layout_.blob_path(image_.id)));
-  if (!image_.manifest_digest.empty()) stored_manifest_ = SANDRUN_TRY(fs::read_file(layout_.blob_path(image_.manifest_digest)));
+  if (sha256_of(config_) != image_.id) return Error::msg("the image config {} is corrupted", image_.id);
+  if (!image_.manifest_digest.empty()) {
+    stored_manifest_ = SANDRUN_TRY(fs::read_file(layout_.blob_path(image_.manifest_digest)));
+    if (sha256_of(stored_manifest_) != image_.manifest_digest)
+      return Error::msg("the image manifest {} is corrupted", image_.manifest_digest);
+  }
   for (const LayerRef& l : image_.layers) {
     UniqueFd fd = SANDRUN_TRY(fs::open_path(layout_.blob_path(l.blob_digest), O_RDONLY | O_NOFOLLOW));
     layers_.push_back({{l.media_type, l.blob_digest, l.blob_size, std::nullopt, "", ""}, std::move(fd)});
@@ -137,6 +188,7 @@ Result<void> Saver::convert_layers() {
     const std::string name = "L" + std::to_string(i);
     UniqueFd out(::openat(tmp_->fd(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!out) return Error::sys("create {}", name);
+    SANDRUN_TRY(check_blob(s.fd.get(), s.desc.digest));
     SANDRUN_TRY(recompress(s.fd.get(), out.get(), options_.zstd).wrap(fmt::format("recompress layer {}", image_.layers[i].diff_id)));
     // Hash what was written, then hand the file to the tar writer from its start.
     if (::lseek(out.get(), 0, SEEK_SET) < 0) return Error::sys("seek {}", name);
@@ -186,11 +238,11 @@ Result<void> Saver::write(const std::string& out) {
   Writer w(arc().archive_write_new());
   arc().archive_write_set_format_pax_restricted(w.get());
   if (arc().archive_write_open_fd(w.get(), fd.get()) != ARCHIVE_OK) return Error::msg("write {}: {}", part, archive_text(w.get()));
-  auto add = [&](const std::string& name, std::string_view data) { return add_entry(w.get(), name, data, -1, 0); };
+  auto add = [&](const std::string& name, std::string_view data) { return add_entry(w.get(), name, data); };
   auto result = [&]() -> Result<void> {
     SANDRUN_TRY(add("oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
     SANDRUN_TRY(add(blob_name(image_.id), config_));
-    for (const auto& l : layers_) SANDRUN_TRY(add_entry(w.get(), blob_name(l.desc.digest), {}, l.fd.get(), l.desc.size));
+    for (const auto& l : layers_) SANDRUN_TRY(add_blob(w.get(), blob_name(l.desc.digest), l.fd.get(), l.desc.size, l.desc.digest));
     SANDRUN_TRY(add(blob_name(manifest_digest), manifest_text));
     SANDRUN_TRY(add("index.json", index.dump()));
     SANDRUN_TRY(add("manifest.json", docker.dump()));

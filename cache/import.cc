@@ -25,7 +25,7 @@ Result<ImageRecord> Store::import_rootfs_fd(std::string_view ref, int fd, std::s
         return UniqueFd(dup);
       },
       1);
-  auto imported = import_image(Layout(root_), *parsed, image, reader);
+  auto imported = import_image(Layout(root_), *parsed, image, reader, limits_);
   if (!imported) return std::move(imported).error();
   return std::move(imported->record);
 }

@@ -195,6 +195,11 @@ Result<UnreferencedBlobs> drop_unreferenced(const Layout& layout, const Index& i
   SANDRUN_TRY(sweep_tmp(layout, garbage));
   for (const std::string& diff_id : SANDRUN_TRY(list_digests(layout.layers)))
     if (!index.uses_layer(diff_id)) SANDRUN_TRY(drop_layer(layout, diff_id, garbage));
+  // Seals whose layer is gone (an import killed between the two renames of its commit).
+  if (fs::is_dir(layout.seals)) {
+    for (const std::string& diff_id : SANDRUN_TRY(list_digests(layout.seals)))
+      if (!fs::exists(layout.layer_path(diff_id))) ::unlink(layout.seal_path(diff_id).c_str());
+  }
   UnreferencedBlobs blobs;
   for (const std::string& digest : SANDRUN_TRY(list_digests(layout.blobs))) {
     if (index.uses_blob(digest)) continue;

@@ -22,7 +22,8 @@ Layout::Layout(const std::string& r)
       blobs(fs::join(r, "blobs/sha256")),
       layers(fs::join(r, "layers/sha256")),
       tmp(fs::join(r, "tmp")),
-      used(fs::join(r, "used")) {}
+      used(fs::join(r, "used")),
+      seals(fs::join(r, "seals")) {}
 
 std::string Layout::blob_path(std::string_view digest) const {
   return fs::join(blobs, digest_hex(digest));
@@ -32,6 +33,10 @@ std::string Layout::layer_path(std::string_view diff_id) const {
   return fs::join(layers, digest_hex(diff_id));
 }
 
+std::string Layout::seal_path(std::string_view diff_id) const {
+  return fs::join(seals, digest_hex(diff_id));
+}
+
 Result<void> create_layout(const Layout& layout) {
   // The common case, an existing store, costs one stat.
   if (fs::is_dir(layout.tmp)) return {};
@@ -39,7 +44,7 @@ Result<void> create_layout(const Layout& layout) {
   SANDRUN_TRY(fs::mkdirs(layout.root, 0700));
   // Only a directory we made is forced to 0700: an operator's choice on an existing one stays.
   if (fresh && ::chmod(layout.root.c_str(), 0700) < 0) return Error::sys("chmod {}", layout.root);
-  for (const std::string* d : {&layout.blobs, &layout.layers, &layout.used, &layout.tmp})
+  for (const std::string* d : {&layout.blobs, &layout.layers, &layout.used, &layout.seals, &layout.tmp})
     SANDRUN_TRY(fs::mkdirs(*d, 0700));
   return {};
 }
@@ -133,6 +138,9 @@ Result<void> drop_layer(const Layout& layout, std::string_view diff_id, Garbage&
   // right after us creates a fresh directory instead of finding a half-deleted one.
   if (::renameat(layers.get(), hex.c_str(), tmp.get(), doomed.c_str()) < 0)
     return Error::sys("move layer {} to {}", layout.layer_path(diff_id), layout.tmp);
+  // Its seal goes with it: a layer unpacked again under this diff id gets a new one.
+  if (::unlink(layout.seal_path(diff_id).c_str()) < 0 && errno != ENOENT)
+    log::warn("image cache: cannot remove the seal {}: {}", layout.seal_path(diff_id), errno_text(errno));
   garbage.removed_layers.emplace_back(diff_id);
   garbage.doomed.push_back(TempEntry::adopt(std::move(tmp), std::move(dir), std::move(doomed)));
   return {};

@@ -21,8 +21,10 @@ struct Layout {
   std::string layers;        // layers/sha256
   std::string tmp;           // tmp
   std::string used;          // used: one empty file per image id, its mtime the last use
+  std::string seals;         // seals: one file per unpacked layer, its seal (cache/seal.h)
   std::string blob_path(std::string_view digest) const;
   std::string layer_path(std::string_view diff_id) const;
+  std::string seal_path(std::string_view diff_id) const;
 };
 
 // Creates the directories of a store (root mode 0700).

@@ -154,6 +154,9 @@ Result<Descriptor> select_platform(std::string_view index_bytes, const Platform&
     if (d.media_type == media::kOciIndex || d.media_type == media::kDockerList)
       return Error::msg("index entry {} for {} is itself an index, which sandrun does not follow",
                         i, want.str());
+    if (!d.media_type.empty() && d.media_type != media::kOciManifest && d.media_type != media::kDockerManifest)
+      return Error::msg("index entry {} for {} has media type \"{}\", not an image manifest's", i,
+                        want.str(), d.media_type);
     return d;
   }
   if (available.empty())
@@ -174,6 +177,21 @@ Result<void> check_layer_media_type(std::string_view type) {
   return Error::msg("layer media type \"{}\" is not a tar, tar+gzip or tar+zstd layer", type);
 }
 
+bool is_config_media_type(std::string_view type) {
+  return type == media::kOciConfig || type == media::kDockerConfig;
+}
+
+Result<void> check_manifest_descriptor(std::string_view declared, std::string_view actual) {
+  if (declared.empty()) return {};
+  const bool known = declared == media::kOciIndex || declared == media::kDockerList ||
+                     declared == media::kOciManifest || declared == media::kDockerManifest;
+  if (!known)
+    return Error::msg("descriptor media type \"{}\" is not an image index or manifest type", declared);
+  if (declared != actual)
+    return Error::msg("descriptor media type \"{}\" does not match the document's \"{}\"", declared, actual);
+  return {};
+}
+
 Result<PulledManifest> parse_image_manifest(std::string_view bytes, std::string_view media_type) {
   Json doc = SANDRUN_TRY(parse_object(bytes, "the manifest"));
   PulledManifest m;
@@ -183,7 +201,7 @@ Result<PulledManifest> parse_image_manifest(std::string_view bytes, std::string_
   auto config = doc.find("config");
   if (config == doc.end()) return Error::msg("the manifest has no config");
   m.config = SANDRUN_TRY(read_descriptor(*config, "the config descriptor"));
-  if (m.config.media_type != media::kOciConfig && m.config.media_type != media::kDockerConfig)
+  if (!is_config_media_type(m.config.media_type))
     return Error::msg("config media type \"{}\" is not an image config (an artifact, not an "
                       "image?)", m.config.media_type);
   auto layers = doc.find("layers");

@@ -83,4 +83,14 @@ Result<PulledManifest> parse_image_manifest(std::string_view bytes, std::string_
 // Whether sandrun can unpack a layer of this media type; an error says why not.
 Result<void> check_layer_media_type(std::string_view media_type);
 
+// Whether `type` is one of the two image config types (OCI, Docker v2).
+bool is_config_media_type(std::string_view type);
+
+// A descriptor that points at a manifest or an index (an index entry, a layout's index.json
+// entry) said `declared`; the document it points at is `actual` (classify_manifest's type).
+// Empty `declared` is fine (older layouts omit it); otherwise it must be one of the four
+// index and manifest types (never a layer's or a config's) and equal `actual`: an entry typed
+// as an index that points at a manifest is refused, and so is the reverse.
+Result<void> check_manifest_descriptor(std::string_view declared, std::string_view actual);
+
 }  // namespace sandrun::cache

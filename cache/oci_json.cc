@@ -103,6 +103,9 @@ Result<Manifest> parse_manifest(std::string_view text) {
   auto config = doc.find("config");
   if (config == doc.end()) return Error::msg("image manifest: no \"config\"");
   out.config = SANDRUN_TRY(descriptor_of(*config, "image manifest config"));
+  if (!is_config_media_type(out.config.media_type))
+    return Error::msg("image manifest config: media type {} is not an image config's (OCI or Docker v2)",
+                      cache::quoted(out.config.media_type));
   auto layers = doc.find("layers");
   if (layers == doc.end() || !layers->is_array()) return Error::msg("image manifest: no \"layers\" array");
   size_t i = 0;

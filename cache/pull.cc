@@ -146,7 +146,7 @@ Result<PulledImage> Store::pull(std::string_view text, const PullOptions& option
   ImageRef record_ref = ref;
   if (!record_ref.digest.empty()) record_ref.digest = m.digest;
   RegistryLayerReader reader(client, image.layers, options.parallel, cancel);
-  auto imported = import_image(layout, record_ref, image, reader);
+  auto imported = import_image(layout, record_ref, image, reader, limits_);
   if (!imported) return std::move(imported).error();
   out.record = std::move(imported->record);
   out.stats = imported->stats;

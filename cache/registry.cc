@@ -179,6 +179,8 @@ Result<PulledManifest> RegistryClient::State::resolve() {
   auto child_kind = classify_manifest(child.bytes, child.content_type, &type);
   if (child_kind && *child_kind != ManifestKind::image)
     child_kind = Error::msg("an index where index {} promised an image manifest", top.digest);
+  if (auto r = check_manifest_descriptor(chosen->media_type, type); child_kind && !r)
+    child_kind = std::move(r.error().wrap(fmt::format("index {}", top.digest)));
   if (!child_kind) return std::move(child_kind).error().wrap(fmt::format("manifest {}", child.digest));
   auto m = parse_image_manifest(child.bytes, type);
   if (!m) return std::move(m).error().wrap(fmt::format("manifest {}", child.digest));

@@ -37,6 +37,7 @@
 #include "cache/digest.h"
 #include "cache/index.h"
 #include "cache/layout.h"
+#include "cache/seal.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
@@ -147,6 +148,9 @@ Result<LayerLease> Store::lease(const ImageRecord& image) const {
     while (::flock(fd, LOCK_SH) < 0) {
       if (errno != EINTR) return Error::sys("image {:?}: lock layer {}", image.ref(), path);
     }
+    // A damaged layer (a crash, a full disk, a hand edit) is refused, not run: a stat walk
+    // against the seal written when it was unpacked, once per layer and process.
+    if (auto r = check_seal(layout, l.diff_id, fd); !r) return std::move(r.error().wrap(fmt::format("image {:?}", image.ref())));
   }
   // The last use, for prune()'s least-recently-used order: one small write per image and run.
   // A store made before this existed has no used/ yet.

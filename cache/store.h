@@ -101,6 +101,22 @@ struct SaveOptions {
   bool zstd = false;  // recompress every layer as tar+zstd (else kept as stored)
 };
 
+// overlayfs stacks at most this many lower layers (the kernel's OVL_MAX_STACK; the sandbox
+// checks it again as it mounts, sandbox/plan.cc kMaxLayers): an image with more cannot run,
+// so import and pull refuse it.
+inline constexpr size_t kMaxImageLayers = 500;
+
+// Caps on what an image may unpack to, checked by import and pull (and verify's fresh
+// extraction) as each layer's entries are read: the operator's [policy] keys of the same
+// names. Bytes are apparent sizes (a sparse entry counts whole). A layer cap of 0 leaves only
+// the image's.
+struct ImageLimits {
+  uint64_t max_image_bytes = uint64_t{64} << 30;
+  uint64_t max_image_entries = 2'000'000;
+  uint64_t max_layer_bytes = 0;
+  uint64_t max_layer_entries = 0;
+};
+
 struct ImportStats {
   size_t layers_unpacked = 0;  // read and extracted by this import
   size_t layers_reused = 0;    // already in the store: not read at all
@@ -147,6 +163,9 @@ class Store {
   static Result<Store> open(const std::string& root, bool tidy = true);
 
   const std::string& root() const { return root_; }
+  // The caps of imports and pulls (ImageLimits' defaults until set).
+  void set_limits(const ImageLimits& limits) { limits_ = limits; }
+  const ImageLimits& limits() const { return limits_; }
 
   // Imports a rootfs tarball (plain, gzip, zstd, xz: anything libarchive reads) as a
   // single-layer image named `ref`, replacing an existing record of that name.
@@ -196,6 +215,7 @@ class Store {
  private:
   explicit Store(std::string root) : root_(std::move(root)) {}
   std::string root_;
+  ImageLimits limits_;
 };
 
 // The default state directory: /var/lib/sandrun for root, else $XDG_DATA_HOME/sandrun

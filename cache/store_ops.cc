@@ -1,7 +1,6 @@
 // Store operations on whole images: tag, prune (unreferenced data, untagged images, all, or the
 // least recently used down to a size) and the cache's size.
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 #include "cache/index.h"
 #include "cache/layout.h"
 #include "cache/store.h"
+#include "cache/tree_walk.h"
 #include "sandbox/sys/fs.h"
 
 namespace sandrun::cache {
@@ -57,16 +57,18 @@ int64_t last_use(const Layout& layout, const ImageRecord& r) {
   return r.created;
 }
 
-// File data under a doomed layer directory, counted before it is deleted.
-thread_local uint64_t g_tree_bytes = 0;
-int add_file(const char*, const struct stat* st, int type, struct FTW*) {
-  if (type == FTW_F) g_tree_bytes += static_cast<uint64_t>(st->st_size);
-  return 0;
-}
-uint64_t tree_size(const std::string& path) {
-  g_tree_bytes = 0;
-  ::nftw(path.c_str(), add_file, 16, FTW_PHYS);
-  return g_tree_bytes;
+// File data under a doomed layer directory, counted before it is deleted (iteratively:
+// a layer may nest thousands of directories).
+uint64_t tree_size(int tmp_fd, const std::string& name) {
+  uint64_t total = 0;
+  UniqueFd dir(::openat(tmp_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) return 0;
+  auto r = walk_tree(dir.get(), [&](const std::string&, int, const char*, const struct stat& st) -> Result<void> {
+    if (S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
+    return {};
+  });
+  (void)r;  // a figure for the report: what could be counted is
+  return total;
 }
 
 }  // namespace
@@ -126,7 +128,7 @@ Result<PruneReport> Store::prune(const PruneOptions& options) {
   }
   for (const auto& doomed : garbage.doomed) {
     // Layers moved to tmp/ (and stale imports): their bytes, then the slow delete, unlocked.
-    report.bytes_freed += tree_size(fs::join(layout.tmp, doomed.name()));
+    report.bytes_freed += tree_size(doomed.tmp_fd(), doomed.name());
   }
   garbage.doomed.clear();
   report.kept_in_use.insert(report.kept_in_use.end(), garbage.kept_in_use.begin(), garbage.kept_in_use.end());

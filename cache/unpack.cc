@@ -127,11 +127,15 @@ Result<ArchivePtr> open_tar(Stream& st) {
 
 // Hashes what is left of A's data: the tar reader stops at the end-of-archive blocks, but the
 // diff_id covers the whole uncompressed stream, padding included.
-Result<void> drain_stream(Stream& st) {
+// Those bytes count against the caps too: zeros after the end are a bomb as well.
+Result<void> drain_stream(Stream& st, const ExtractOptions& options, uint64_t charged) {
+  uint64_t entries = 0;
   for (;;) {
     la_ssize_t n = arc().archive_read_data(st.outer, st.buf.data(), st.buf.size());
     if (n == 0) return {};
     if (n < 0) return Error::msg("read: {}", archive_text(st.outer));
+    SANDRUN_TRY(charge_unpacked(options, &charged, &entries, static_cast<uint64_t>(n), 0)
+                    .wrap("after the end of the layer's tar"));
     if (st.hash) st.sha.update(st.buf.data(), static_cast<size_t>(n));
     st.size += static_cast<uint64_t>(n);
   }
@@ -194,9 +198,10 @@ Result<UnpackedLayer> unpack_layer(const ReadFn& in, int blob_fd, int layer_fd,
   st.hash = compression != ARCHIVE_FILTER_NONE;
   ArchivePtr tar = SANDRUN_TRY(open_tar(st));
   UnpackedLayer out;
-  out.report = SANDRUN_TRY(extract_layer(layer_fd, tar.get(), options));
+  uint64_t charged = 0;
+  out.report = SANDRUN_TRY(extract_layer(layer_fd, tar.get(), options, &charged));
   tar.reset();
-  SANDRUN_TRY(drain_stream(st));
+  SANDRUN_TRY(drain_stream(st, options, charged));
   outer.reset();
   SANDRUN_TRY(drain_source(src));
   auto [blob_digest, blob_size] = SANDRUN_TRY(blob.finish());

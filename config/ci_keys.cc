@@ -215,6 +215,16 @@ Result<void> set_artifacts_max_size(JobSpec& spec, const toml::node& n, const Ct
   return {};
 }
 
+Result<void> set_artifacts_max_files(JobSpec& spec, const toml::node& n, const Ctx& c) {
+  const auto* i = n.as_integer();
+  if (!i) return c.type_error("an integer like 10000", n);
+  if (i->get() < 1) return c.fail(fmt::format("must be at least 1, got {}", i->get()));
+  if (static_cast<uint64_t>(i->get()) > kMaxArtifactsMaxFiles)
+    return c.fail(fmt::format("must be at most {}, got {}", kMaxArtifactsMaxFiles, i->get()));
+  spec.artifacts.max_files = static_cast<uint64_t>(i->get());
+  return {};
+}
+
 // A glob or an array of globs, relative to the job's collected artifacts.
 Result<void> set_junit(JobSpec& spec, const toml::node& n, const Ctx& c) {
   auto check = [](std::string_view glob, const auto&) { return check_glob(glob, /*allow_absolute=*/false); };

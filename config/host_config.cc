@@ -105,6 +105,23 @@ Result<void> set_max_disk(Policy& p, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+Result<void> set_max_log(Policy& p, const toml::node& n, const Ctx& c) {
+  uint64_t bytes = 0;
+  if (const auto* i = n.as_integer()) {
+    bytes = i->get() < 0 ? 0 : static_cast<uint64_t>(i->get());
+  } else if (n.is_string()) {
+    auto parsed = parse_size(SANDRUN_TRY(detail::get_string(n, c, "")));
+    if (!parsed) return c.wrap(std::move(parsed).error());
+    bytes = *parsed;
+  } else {
+    return c.type_error("a string like \"1GiB\" or an integer number of bytes", n);
+  }
+  if (bytes < kMinLogMax)
+    return c.fail(fmt::format("{} is below the minimum of {}", format_size(bytes), format_size(kMinLogMax)));
+  p.max_log.value = bytes;
+  return {};
+}
+
 Result<void> set_max_cpus(Policy& p, const toml::node& n, const Ctx& c) {
   if (n.is_string()) {
     auto cpus = parse_cpus(SANDRUN_TRY(detail::get_string(n, c, "")));
@@ -130,7 +147,7 @@ Result<uint64_t> count(const toml::node& n, const Ctx& c, uint64_t max) {
 }
 
 Result<void> set_max_pids(Policy& p, const toml::node& n, const Ctx& c) {
-  p.max_pids.value = SANDRUN_TRY(count(n, c, UINT32_MAX));
+  p.max_pids.value = SANDRUN_TRY(count(n, c, kMaxPids));
   return {};
 }
 
@@ -144,12 +161,53 @@ Result<void> set_max_disk_inodes(Policy& p, const toml::node& n, const Ctx& c) {
   return {};
 }
 
+// A size: "16MiB" or an integer number of bytes, at least 1 KiB.
+Result<void> set_max_job_file(Policy& p, const toml::node& n, const Ctx& c) {
+  uint64_t bytes = 0;
+  if (const auto* i = n.as_integer()) {
+    bytes = i->get() < 0 ? 0 : static_cast<uint64_t>(i->get());
+  } else if (n.is_string()) {
+    auto size = parse_size(SANDRUN_TRY(detail::get_string(n, c, "")));
+    if (!size) return c.wrap(std::move(size).error());
+    bytes = *size;
+  } else {
+    return c.type_error("a string like \"16MiB\" or an integer number of bytes", n);
+  }
+  if (bytes < 1024) return c.fail(fmt::format("{} is below the minimum of 1 KiB", format_size(bytes)));
+  p.max_job_file.value = bytes;
+  return {};
+}
+
 Result<void> set_max_timeout(Policy& p, const toml::node& n, const Ctx& c) {
   auto d = parse_duration(SANDRUN_TRY(detail::get_string(n, c, "a string like \"1h\"")));
   if (!d) return c.wrap(std::move(d).error());
   p.max_timeout.value = *d;
   return {};
 }
+
+// A size of at least one byte: "64GiB", or an integer number of bytes.
+Result<uint64_t> byte_count(const toml::node& n, const Ctx& c) {
+  if (const auto* i = n.as_integer()) {
+    if (i->get() < 1) return c.fail(fmt::format("must be at least 1 byte, got {}", i->get()));
+    return static_cast<uint64_t>(i->get());
+  }
+  if (!n.is_string()) return c.type_error("a string like \"64GiB\" or an integer number of bytes", n);
+  auto bytes = parse_size(SANDRUN_TRY(detail::get_string(n, c, "")));
+  if (!bytes) return c.wrap(std::move(bytes).error());
+  if (*bytes < 1) return c.fail("must be at least 1 byte");
+  return *bytes;
+}
+
+#define SANDRUN_POLICY_BYTES(field) \
+  [](Policy& p, const toml::node& n, const Ctx& c) -> Result<void> { \
+    p.field.value = SANDRUN_TRY(byte_count(n, c)); \
+    return {}; \
+  }
+#define SANDRUN_POLICY_COUNT(field) \
+  [](Policy& p, const toml::node& n, const Ctx& c) -> Result<void> { \
+    p.field.value = SANDRUN_TRY(count(n, c, INT64_MAX)); \
+    return {}; \
+  }
 
 using Setter = Result<void> (*)(Policy&, const toml::node&, const Ctx&);
 struct PolicyKey {
@@ -176,10 +234,18 @@ const PolicyKey kPolicyKeys[] = {
     {"max_timeout", set_max_timeout, SANDRUN_POLICY_POS(max_timeout)},
     {"max_disk", set_max_disk, SANDRUN_POLICY_POS(max_disk)},
     {"max_disk_inodes", set_max_disk_inodes, SANDRUN_POLICY_POS(max_disk_inodes)},
+    {"max_log", set_max_log, SANDRUN_POLICY_POS(max_log)},
+    {"max_job_file", set_max_job_file, SANDRUN_POLICY_POS(max_job_file)},
     {"registries", set_registries, SANDRUN_POLICY_POS(registries)},
+    {"max_image_bytes", SANDRUN_POLICY_BYTES(max_image_bytes), SANDRUN_POLICY_POS(max_image_bytes)},
+    {"max_image_entries", SANDRUN_POLICY_COUNT(max_image_entries), SANDRUN_POLICY_POS(max_image_entries)},
+    {"max_layer_bytes", SANDRUN_POLICY_BYTES(max_layer_bytes), SANDRUN_POLICY_POS(max_layer_bytes)},
+    {"max_layer_entries", SANDRUN_POLICY_COUNT(max_layer_entries), SANDRUN_POLICY_POS(max_layer_entries)},
 };
 #undef SANDRUN_POLICY_POS
 #undef SANDRUN_POLICY_BOOL
+#undef SANDRUN_POLICY_BYTES
+#undef SANDRUN_POLICY_COUNT
 
 // "unknown key "x" (did you mean "y"?); expected one of: ..."
 Error unknown(const toml::key& key, const std::string& file, std::string_view table,

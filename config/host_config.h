@@ -48,6 +48,16 @@ struct Policy {
   Rule<std::chrono::milliseconds> max_timeout;
   Rule<uint64_t> max_disk;                   // bytes of a job's writable file systems
   Rule<uint64_t> max_disk_inodes;            // their files
+  Rule<uint64_t> max_log;                    // bytes of a job's log file (log_max)
+  // Caps on what an image may unpack to when it is imported or pulled (apparent bytes, a
+  // sparse entry counted whole; entries); unset: the defaults below. The layer caps, unset,
+  // leave only the image's.
+  Rule<uint64_t> max_image_bytes;
+  Rule<uint64_t> max_image_entries;
+  Rule<uint64_t> max_layer_bytes;
+  Rule<uint64_t> max_layer_entries;
+  // The size cap of a job file (kDefaultMaxJobFile when unset): it may be raised or lowered.
+  Rule<uint64_t> max_job_file;
   // Registry hosts ("127.0.0.1:5000", "ghcr.io") an image may name; an image without a
   // registry host (the cache's own) is always allowed.
   Rule<std::vector<std::string>> registries;
@@ -56,15 +66,17 @@ struct Policy {
 struct HostConfig {
   std::string path;  // the file read, "" when there is none (no policy, no defaults)
   Policy policy;
-  // [defaults]: the values of the job keys timeout, memory, cpus, pids, nofile, disk and
-  // disk_inodes for jobs that
-  // set none (neither in their table nor in their file's [defaults]); key_pos holds where each
-  // was written in the host file. Other fields are unused.
+  // [defaults]: the values of the job keys timeout, memory, cpus, pids, nofile, disk,
+  // disk_inodes, log_max, artifacts_max_size and artifacts_max_files for jobs that set none
+  // (neither in their table nor in their file's [defaults]); key_pos holds where each was
+  // written in the host file. Other fields are unused.
   JobSpec defaults;
 };
 
 // The host-wide [defaults] keys.
-inline constexpr std::string_view kHostDefaultKeys[] = {"timeout", "memory", "cpus", "pids", "nofile", "disk", "disk_inodes"};
+inline constexpr std::string_view kHostDefaultKeys[] = {"timeout", "memory", "cpus", "pids", "nofile",
+                                                        "disk", "disk_inodes", "log_max",
+                                                        "artifacts_max_size", "artifacts_max_files"};
 
 // Reads and validates a host file. Errors name file:line:column and the key; an unknown key
 // gets a "did you mean".

@@ -1,6 +1,12 @@
 // The job file: TOML text -> JobFile, with [defaults] inherited by every job.
 #include "config/job_file.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include "config/expand.h"
 #include "sandbox/sys/fs.h"
 
@@ -169,6 +175,29 @@ Result<void> parse_root(const toml::table& root, const FileCtx& f, JobFile& file
   return {};
 }
 
+// The file's text, refused unread when its size is known to be above the cap, or once more than
+// `max` bytes came (a pipe, a file that grows).
+Result<std::string> read_bounded(const std::string& path, uint64_t max) {
+  auto fd = SANDRUN_TRY(fs::open_path(path, O_RDONLY));
+  auto too_large = [&](std::string what) {
+    return Error::msg("job file {} is {} the cap of {}", path, what, format_size(max))
+        .hint("the host file's [policy] max_job_file raises the cap");
+  };
+  struct stat st{};
+  if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > max)
+    return too_large(fmt::format("{} bytes, above", st.st_size));
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::sys("read {}", path);
+    if (n == 0) return text;
+    if (text.size() + static_cast<uint64_t>(n) > max) return too_large("larger than");
+    text.append(buf, static_cast<size_t>(n));
+  }
+}
+
 }  // namespace
 
 Result<JobFile> parse_job_file(std::string_view text, const std::string& path,
@@ -184,13 +213,13 @@ Result<JobFile> parse_job_file(std::string_view text, const std::string& path,
   return file;
 }
 
-Result<JobFile> load_job_file(const std::string& path) {
-  auto text = fs::read_file(path);
+Result<JobFile> load_job_file(const std::string& path, uint64_t max_bytes) {
+  auto text = read_bounded(path, max_bytes);
   if (!text) {
     if (text.error().code() != 0) {
       return Error::sys_code(text.error().code(), "cannot read job file {}", path);
     }
-    return std::move(text.error().wrap(fmt::format("cannot read job file {}", path)));
+    return std::move(text).error();  // above the size cap: the message names the file
   }
   std::string full = fs::absolute(path);
   std::string dir = full.substr(0, full.rfind('/'));

@@ -96,6 +96,10 @@ enum class ArtifactsWhen { always, on_failure, on_success };
 
 // The default cap of one job's collected artifacts (artifacts_max_size).
 inline constexpr uint64_t kDefaultArtifactsMaxSize = uint64_t{1} << 30;
+// The default and largest cap of the number of entries one job's artifacts hold
+// (artifacts_max_files): regular files, symlinks and directories each count one.
+inline constexpr uint64_t kDefaultArtifactsMaxFiles = 10'000;
+inline constexpr uint64_t kMaxArtifactsMaxFiles = 10'000'000;
 
 struct Artifacts {
   // Container paths or globs as written ("build/*.log", "test-results/**/*.xml", "/tmp/x.txt");
@@ -105,6 +109,7 @@ struct Artifacts {
   bool archive = false;                  // one <job>.tar.zst instead of a directory tree
   ArtifactsWhen when = ArtifactsWhen::always;
   uint64_t max_size = kDefaultArtifactsMaxSize;  // bytes, per job
+  uint64_t max_files = kDefaultArtifactsMaxFiles;  // entries, per job
 };
 
 struct JobSpec {
@@ -145,6 +150,9 @@ struct JobSpec {
   Limits limits;
   // RLIMIT_NOFILE {soft, hard}: 1 <= soft <= hard <= kMaxNofile; unset: inherited from sandrun.
   std::optional<std::pair<uint64_t, uint64_t>> nofile;
+  // The bound of the job's log file in bytes (kMinLogMax or more); unset: the host's default,
+  // else kDefaultLogMax. Past it the log keeps its head, a marker and its last bytes.
+  std::optional<uint64_t> log_max;
   std::optional<std::string> user;     // "uid[:gid]" or "name[:group]" looked up in the image
   Network network = Network::none;
   PullPolicy pull = PullPolicy::missing;
@@ -202,8 +210,13 @@ Result<std::vector<JobSpec>> select_jobs(const JobFile& file, const Selection& s
 // "2/5" -> {2, 5}; 1 <= I <= N.
 Result<std::pair<unsigned, unsigned>> parse_shard(std::string_view text);
 
+// The default cap of a job file's size; the host file's [policy] max_job_file sets another.
+inline constexpr uint64_t kDefaultMaxJobFile = uint64_t{4} << 20;
+
 // Reads and validates a job file. Every error names file:line:column and what was expected.
-Result<JobFile> load_job_file(const std::string& path);
+// A file (or pipe) larger than `max_bytes` is refused before it is parsed, having read at most
+// `max_bytes` + 1 bytes of it: parsing takes several times a file's size in memory.
+Result<JobFile> load_job_file(const std::string& path, uint64_t max_bytes = kDefaultMaxJobFile);
 // The same from text; `path` is used in messages, `base_dir` resolves relative host paths.
 Result<JobFile> parse_job_file(std::string_view text, const std::string& path,
                                const std::string& base_dir);
@@ -215,6 +228,8 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text);  // 500
 Result<uint64_t> parse_size(std::string_view text);  // 512MiB 1GiB 64k 1.5G 1048576 (bytes)
 // The smallest memory limit accepted: below it not even a shell starts.
 inline constexpr uint64_t kMinMemory = uint64_t{4} << 20;
+inline constexpr uint64_t kDefaultLogMax = uint64_t{1} << 30;  // log_max unset
+inline constexpr uint64_t kMinLogMax = uint64_t{64} << 10;
 Result<void> check_memory(uint64_t bytes);           // "4 KiB is below the minimum of 4 MiB"
 Result<uint64_t> parse_memory(std::string_view text);  // parse_size + check_memory
 // The disk limit (Limits::disk): its default, and the smallest accepted (an ext4 file system
@@ -244,9 +259,18 @@ Result<void> check_user(std::string_view user);  // USER[:GROUP], names or numbe
 // CPU numbers and ranges, "0-3" "0,2,4-7", no spaces, each CPU < kMaxCpus: the CPUs, sorted,
 // without duplicates. Whether the host has them is the runner's check.
 inline constexpr unsigned kMaxCpus = 1024;
+// cpus = N: the kernel refuses a CFS quota under 1ms per 100ms period (cpus < 0.01); more than
+// kMaxCpus is refused too (the cpuset's bound, far below the kernel's quota ceiling).
+inline constexpr double kMinCpus = 0.01;
+Result<void> check_cpus(double cpus, std::string_view shown);
+// pids = N: pids.max takes at most PID_MAX_LIMIT (4194304, 2^22); more is EINVAL at setup.
+inline constexpr uint64_t kMaxPids = uint64_t{1} << 22;
+Result<void> check_pids(uint64_t pids, std::string_view shown);
 Result<std::vector<unsigned>> parse_cpuset(std::string_view text);
-// SOFT[:HARD] numbers of open files ("4096" sets both); see check_nofile.
-inline constexpr uint64_t kMaxNofile = uint64_t{1} << 31;
+// SOFT[:HARD] numbers of open files ("4096" sets both); see check_nofile. The maximum is the
+// kernel's ceiling of fs.nr_open (INT_MAX rounded down to a multiple of 64): setrlimit refuses
+// more on every host.
+inline constexpr uint64_t kMaxNofile = 2147483584;
 Result<std::pair<uint64_t, uint64_t>> parse_nofile(std::string_view text);
 // 1 <= soft <= hard <= kMaxNofile; `shown` is the value as written, for the message.
 Result<void> check_nofile(uint64_t soft, uint64_t hard, std::string_view shown);

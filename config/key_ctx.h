@@ -57,6 +57,7 @@ Result<void> set_artifacts(JobSpec& spec, const toml::node& n, const Ctx& c);
 Result<void> set_artifacts_archive(JobSpec& spec, const toml::node& n, const Ctx& c);
 Result<void> set_artifacts_when(JobSpec& spec, const toml::node& n, const Ctx& c);
 Result<void> set_artifacts_max_size(JobSpec& spec, const toml::node& n, const Ctx& c);
+Result<void> set_artifacts_max_files(JobSpec& spec, const toml::node& n, const Ctx& c);
 Result<void> set_junit(JobSpec& spec, const toml::node& n, const Ctx& c);
 
 }  // namespace sandrun::config::detail

@@ -5,6 +5,7 @@
 
 #include "config/expand.h"
 #include "config/key_ctx.h"
+#include "sandbox/sys/text.h"
 
 namespace sandrun::config::detail {
 
@@ -33,6 +34,11 @@ Result<std::string> value_text(const toml::node& n, const MatrixCtx& m, std::str
   auto text = scalar_text(n);
   if (!text) return m.at(n.source(), suffix, text.error().message());
   if (has_nul(*text)) return m.at(n.source(), suffix, "must not contain a NUL character");
+  // Each value is part of the job's name, shown on the console and in reports.
+  if (const size_t at = find_control(*text); at != std::string::npos)
+    return m.at(n.source(), suffix,
+                fmt::format("\"{}\" must not contain control characters (\"{}\" at byte {}): the value is part of the "
+                            "job's name", terminal_safe(*text), terminal_safe(std::string_view(*text).substr(at, 1)), at));
   return text.take();
 }
 

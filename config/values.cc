@@ -6,6 +6,7 @@
 
 #include "config/job_file.h"
 #include "sandbox/sys/fs.h"
+#include "sandbox/sys/text.h"
 
 namespace sandrun::config {
 
@@ -206,6 +207,23 @@ Result<uint64_t> parse_disk(std::string_view text) {
   return bytes;
 }
 
+Result<void> check_cpus(double cpus, std::string_view shown) {
+  if (!(cpus > 0) || !std::isfinite(cpus))
+    return Error::msg("invalid cpus {}: expected a number of CPUs greater than 0, like 0.5 or 2", shown);
+  if (cpus < kMinCpus)
+    return Error::msg("invalid cpus {}: below the minimum of {} (the kernel's smallest CPU quota, 1ms per 100ms)",
+                      shown, kMinCpus);
+  if (cpus > kMaxCpus) return Error::msg("invalid cpus {}: above the maximum of {}", shown, kMaxCpus);
+  return {};
+}
+
+Result<void> check_pids(uint64_t pids, std::string_view shown) {
+  if (pids < 1) return Error::msg("invalid pids {}: must be at least 1", shown);
+  if (pids > kMaxPids)
+    return Error::msg("invalid pids {}: above the kernel's maximum of {} (PID_MAX_LIMIT)", shown, kMaxPids);
+  return {};
+}
+
 Result<double> parse_cpus(std::string_view text) {
   // Plain decimals only: from_chars alone would also take "inf", "nan" and "1e3".
   std::string_view rest = text;
@@ -215,10 +233,7 @@ Result<double> parse_cpus(std::string_view text) {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size()) value = 0;
   }
-  if (!(value > 0) || !std::isfinite(value)) {
-    return Error::msg("invalid cpus \"{}\": expected a number of CPUs greater than 0, like 0.5 or 2",
-                      text);
-  }
+  SANDRUN_TRY(check_cpus(value, fmt::format("\"{}\"", text)));
   return value;
 }
 
@@ -261,7 +276,12 @@ Result<void> check_env_name(std::string_view name) {
     return Error::msg("invalid variable name \"{}\": must not contain '='", name);
   }
   if (name.find('\0') != std::string_view::npos) {
-    return Error::msg("invalid variable name \"{}\": must not contain a NUL character", name);
+    return Error::msg("invalid variable name \"{}\": must not contain a NUL character", terminal_safe(name));
+  }
+  // A newline or an escape in a name would forge lines or drive the terminal wherever it is shown.
+  if (const size_t at = find_control(name); at != std::string_view::npos) {
+    return Error::msg("invalid variable name \"{}\": must not contain control characters (\"{}\" at byte {})",
+                      terminal_safe(name), terminal_safe(name.substr(at, 1)), at);
   }
   return {};
 }

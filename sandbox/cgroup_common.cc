@@ -162,6 +162,9 @@ Result<void> check_values(const Limits& limits, const Seams& seams) {
       return Error::msg("cpus = {} is more than the {} CPU{} of this host", c, host.size(), host.size() == 1 ? "" : "s");
   }
   if (limits.pids && *limits.pids == 0) return Error::msg("pids = 0 must be at least 1");
+  // pids.max takes at most PID_MAX_LIMIT (2^22): more would fail as EINVAL at setup.
+  if (limits.pids && *limits.pids > (uint64_t{1} << 22))
+    return Error::msg("pids = {} is above the kernel's maximum of {}", *limits.pids, uint64_t{1} << 22);
   if (limits.cpuset) {
     auto cpus = parse_cpu_list(*limits.cpuset);
     if (!cpus) return Error::msg("cpuset \"{}\" is not a CPU list like \"0-1,3\"", *limits.cpuset);

@@ -17,7 +17,7 @@
 namespace sandrun::runner {
 namespace {
 
-Result<cache::Store> open_store(const GlobalOptions& g) { return cache::Store::open(resolve_root(g.root)); }
+Result<cache::Store> open_store(const GlobalOptions& g) { return open_image_store(g); }
 
 std::string short_id(const std::string& id) {
   auto colon = id.find(':');

@@ -16,7 +16,7 @@
 namespace sandrun::runner {
 namespace {
 
-Result<cache::Store> open_store(const GlobalOptions& g) { return cache::Store::open(resolve_root(g.root)); }
+Result<cache::Store> open_store(const GlobalOptions& g) { return open_image_store(g); }
 
 nlohmann::json to_json(const cache::ImageRecord& r) {
   nlohmann::json layers = nlohmann::json::array();

@@ -89,7 +89,14 @@ Result<config::Selection> selection_of(const RunArgs& a) {
 }  // namespace
 
 int cmd_run(const GlobalOptions& g, const RunArgs& a) {
-  auto file = config::load_job_file(a.file);
+  // The host file first: its [policy] may raise the job file's size cap.
+  auto host = host_config(g.config);
+  if (!host) {
+    print_error(host.error());
+    return kExitUsage;
+  }
+  const auto& max_file = host->policy.max_job_file;
+  auto file = config::load_job_file(a.file, max_file ? *max_file.value : config::kDefaultMaxJobFile);
   if (!file) {
     print_error(file.error());
     return kExitUsage;
@@ -104,17 +111,12 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
     print_error(jobs.error());
     return kExitUsage;
   }
-  auto host = host_config(g.config);
-  if (!host) {
-    print_error(host.error());
-    return kExitUsage;
-  }
   if (auto r = check_privileges(); !r) {
     print_error(r.error());
     return kExitFailed;
   }
   const std::string root = resolve_root(g.root);
-  auto store = cache::Store::open(root, /*tidy=*/false);
+  auto store = open_store(root, *host, /*tidy=*/false);
   if (!store) {
     print_error(store.error());
     return kExitFailed;
@@ -166,6 +168,10 @@ int cmd_run(const GlobalOptions& g, const RunArgs& a) {
   if (!out_lock) {
     print_error(out_lock.error().wrap(fmt::format("another sandrun run is writing to {}", out))
                     .hint("wait for it to end, or give this run its own --out DIR"));
+    return kExitFailed;
+  }
+  if (auto r = reserve_summary(out, prepared->plans); !r) {
+    print_error(r.error());
     return kExitFailed;
   }
   // The loop's owner: made first, it outlives the reporters' handles on it.
@@ -234,6 +240,7 @@ Result<void> exec_limits(const ExecArgs& a, config::JobSpec& job) {
   if (!a.pids.empty()) {
     auto p = config::parse_size(a.pids);
     if (!p || *p == 0) return Error::msg("exec: --pids-limit: expected a number of processes of at least 1, got {:?}", a.pids);
+    if (auto ok = config::check_pids(*p, a.pids); !ok) return flag_error("--pids-limit", std::move(ok).error());
     job.limits.pids = *p;
   }
   if (!a.disk.empty()) {
@@ -368,7 +375,7 @@ int cmd_exec(const GlobalOptions& g, const ExecArgs& a) {
     return 125;
   }
   const std::string root = resolve_root(g.root);
-  auto store = cache::Store::open(root, /*tidy=*/false);
+  auto store = open_store(root, *host, /*tidy=*/false);
   if (!store) {
     print_error(store.error());
     return 125;

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "runner/cli/commands.h"
 #include "runner/engine/policy.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/userns.h"
@@ -30,6 +31,17 @@ Result<config::HostConfig> host_config(const std::string& flag) {
   if (!loaded) return std::move(loaded.error().wrap(flag.empty() ? "host file" : "--config"));
   SANDRUN_TRY(check_host_config(*loaded));
   return loaded;
+}
+
+Result<cache::Store> open_store(const std::string& root, const config::HostConfig& host, bool tidy) {
+  cache::Store store = SANDRUN_TRY(cache::Store::open(root, tidy));
+  store.set_limits(image_limits(host));
+  return store;
+}
+
+Result<cache::Store> open_image_store(const GlobalOptions& g) {
+  config::HostConfig host = SANDRUN_TRY(host_config(g.config));
+  return open_store(resolve_root(g.root), host);
 }
 
 cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,

@@ -21,6 +21,12 @@ std::string resolve_root(const std::string& flag);
 // when it exists, else none (no policy, no host defaults). Errors name file:line.
 Result<config::HostConfig> host_config(const std::string& flag);
 
+// The image store under `root`, with the caps of the host file's [policy] (image_limits).
+Result<cache::Store> open_store(const std::string& root, const config::HostConfig& host, bool tidy = true);
+// The same for the image commands: --root and the host file of the global options.
+struct GlobalOptions;
+Result<cache::Store> open_image_store(const GlobalOptions& g);
+
 // The pull options of the command line.
 cache::PullOptions pull_options(const std::vector<std::string>& insecure, const std::string& auth_file,
                                 const std::string& ca_file, const std::string& platform);

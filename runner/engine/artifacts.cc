@@ -102,7 +102,7 @@ class DirSink : public Sink {
   }
   Result<void> symlink(const std::string& rel, const std::string& target, const struct stat&) override {
     auto [parent, base] = SANDRUN_TRY(parent_of(rel));
-    if (::symlinkat(target.c_str(), parent.get(), base.c_str()) < 0) return Error::sys("create symlink {}", rel);
+    if (::symlinkat(target.c_str(), parent.get(), base.c_str()) < 0) return Error::sys("create symlink {}", shorten_path(rel));
     return {};
   }
   Result<void> file(const std::string& rel, int src, const struct stat& st) override {
@@ -117,7 +117,7 @@ class DirSink : public Sink {
       return {};
     }
     ::unlinkat(parent.get(), base.c_str(), 0);  // no partial file
-    return std::move(copied.error().wrap(rel));
+    return std::move(copied.error().wrap(shorten_path(rel)));
   }
   Result<void> finish() override { return {}; }
   bool failure_is_fatal() const override { return false; }
@@ -198,10 +198,10 @@ class ArchiveSink : public Sink {
     while (done < size) {
       ssize_t n = ::read(src, buf.get(), std::min<uint64_t>(size - done, 1 << 20));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Error::sys("read {}", rel);
+      if (n < 0) return Error::sys("read {}", shorten_path(rel));
       if (n == 0) break;
       if (cache::arc().archive_write_data(a_, buf.get(), static_cast<size_t>(n)) < 0)
-        return Error::msg("write {} into the archive: {}", rel, cache::archive_text(a_));
+        return Error::msg("write {} into the archive: {}", shorten_path(rel), cache::archive_text(a_));
       done += static_cast<uint64_t>(n);
     }
     return {};
@@ -239,7 +239,7 @@ class ArchiveSink : public Sink {
     if (link) L.archive_entry_set_symlink(e, link);
     int rc = L.archive_write_header(a_, e);
     L.archive_entry_free(e);
-    if (rc < ARCHIVE_WARN) return Error::msg("add {} to the archive: {}", rel, cache::archive_text(a_));
+    if (rc < ARCHIVE_WARN) return Error::msg("add {} to the archive: {}", shorten_path(rel), cache::archive_text(a_));
     return {};
   }
 
@@ -274,7 +274,7 @@ class Collector {
     matched_ = false;
     if (start) {
       struct stat st;
-      if (::fstat(start->get(), &st) == 0) walk(start->get(), st, "", comps, 0);
+      if (::fstat(start->get(), &st) == 0) walk(start->get(), st, "", 0, comps, 0);
     }
     if (!matched_ && !stopped_) report_.warnings.push_back(fmt::format("artifact pattern {:?} matches nothing", pattern));
   }
@@ -283,10 +283,14 @@ class Collector {
   std::optional<Error> error;  // a failure of the destination, which ends the collection
 
  private:
-  // A tree deeper than PATH_MAX (bind mounts can nest a directory in itself) is cut there.
-  bool too_deep(const std::string& rel) {
-    if (rel.size() < PATH_MAX) return false;
-    if (!deep_warned_) report_.warnings.push_back(fmt::format("skipped paths longer than {} bytes", PATH_MAX));
+  // A tree deeper than kMaxArtifactDepth levels or PATH_MAX bytes (bind mounts can nest a
+  // directory in itself; a job can make a 5,000-deep one) is cut there: the walk recurses once
+  // per level, so that bounds its stack (2,000 levels overflowed it) and its open fds.
+  bool too_deep(const std::string& rel, size_t depth) {
+    if (rel.size() < PATH_MAX && depth <= kMaxArtifactDepth) return false;
+    if (!deep_warned_)
+      report_.warnings.push_back(fmt::format("skipped what lies deeper than {} levels or {} bytes, from {}",
+                                             kMaxArtifactDepth, PATH_MAX, shorten_path(rel)));
     deep_warned_ = true;
     return true;
   }
@@ -296,29 +300,32 @@ class Collector {
     return stopped_;
   }
 
-  void walk(int fd, const struct stat& st, const std::string& rel, const std::vector<std::string>& comps, size_t i) {
+  // `depth`: the levels of `rel`, for too_deep.
+  void walk(int fd, const struct stat& st, const std::string& rel, size_t depth, const std::vector<std::string>& comps,
+            size_t i) {
     if (halted()) return;
-    if (i == comps.size()) return take(fd, st, rel);
+    if (i == comps.size()) return take(fd, st, rel, depth);
     // Searching goes neither into /proc, /sys and the like (huge, and never job output)
     // nor deeper than a path can be.
-    if (!S_ISDIR(st.st_mode) || pseudo_fs(fd) || too_deep(rel)) return;
+    if (!S_ISDIR(st.st_mode) || pseudo_fs(fd) || too_deep(rel, depth)) return;
     const std::string& c = comps[i];
     if (c == "**") {
-      if (i + 1 == comps.size()) return take(fd, st, rel);  // the whole tree
-      walk(fd, st, rel, comps, i + 1);                        // ** as no component
+      if (i + 1 == comps.size()) return take(fd, st, rel, depth);  // the whole tree
+      walk(fd, st, rel, depth, comps, i + 1);                        // ** as no component
       for_children(fd, [&](int child, const struct stat& cst, const std::string& name) {
-        if (S_ISDIR(cst.st_mode)) walk(child, cst, child_path(rel, name), comps, i);
+        if (S_ISDIR(cst.st_mode)) walk(child, cst, child_path(rel, name), depth + 1, comps, i);
       });
       return;
     }
     if (!is_glob(c)) {
       auto child = open_entry(fd, c);
       struct stat cst;
-      if (child && ::fstat(child->get(), &cst) == 0) walk(child->get(), cst, child_path(rel, c), comps, i + 1);
+      if (child && ::fstat(child->get(), &cst) == 0)
+        walk(child->get(), cst, child_path(rel, c), depth + 1, comps, i + 1);
       return;
     }
     for_children(fd, [&](int child, const struct stat& cst, const std::string& name) {
-      if (::fnmatch(c.c_str(), name.c_str(), 0) == 0) walk(child, cst, child_path(rel, name), comps, i + 1);
+      if (::fnmatch(c.c_str(), name.c_str(), 0) == 0) walk(child, cst, child_path(rel, name), depth + 1, comps, i + 1);
     });
   }
 
@@ -337,29 +344,33 @@ class Collector {
   }
 
   // One matched entry (a directory with everything below it).
-  void take(int fd, const struct stat& st, const std::string& rel) {
+  void take(int fd, const struct stat& st, const std::string& rel, size_t depth) {
     if (halted()) return;
     matched_ = true;
-    if (too_deep(rel) || !seen_.insert(rel).second) return;
-    const std::string shown = rel.empty() ? "." : rel;
+    if (too_deep(rel, depth) || !seen_.insert(rel).second) return;
+    const std::string shown = rel.empty() ? "." : shorten_path(rel);
     if (!S_ISLNK(st.st_mode) && pseudo_fs(fd)) {
       report_.warnings.push_back(fmt::format("skipped {}: a kernel file system (/proc, /sys, ...)", shown));
       return;
     }
+    const bool kept = S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode) || S_ISREG(st.st_mode);
+    if (kept && !rel.empty() && !count_entry(rel)) return;
     if (S_ISDIR(st.st_mode)) {
       if (!sink(sink_.dir(rel, st))) return;
       const bool listed = for_children(fd, [&](int child, const struct stat& cst, const std::string& name) {
-        take(child, cst, child_path(rel, name));
+        take(child, cst, child_path(rel, name), depth + 1);
       });
       if (!listed) report_.warnings.push_back(fmt::format("skipped the contents of {}: cannot list it", shown));
     } else if (S_ISLNK(st.st_mode)) {
-      char target[4096];
-      ssize_t n = ::readlinkat(fd, "", target, sizeof target);
-      if (n < 0 || static_cast<size_t>(n) == sizeof target) {
+      // On the heap: this frame is on the stack once per level of the tree.
+      std::string target(4096, '\0');
+      ssize_t n = ::readlinkat(fd, "", target.data(), target.size());
+      if (n < 0 || static_cast<size_t>(n) == target.size()) {
         report_.warnings.push_back(fmt::format("skipped {}: cannot read the symlink", shown));
         return;
       }
-      if (sink(sink_.symlink(rel, std::string(target, static_cast<size_t>(n)), st))) report_.files.push_back(rel);
+      target.resize(static_cast<size_t>(n));
+      if (sink(sink_.symlink(rel, target, st))) report_.files.push_back(rel);
     } else if (S_ISREG(st.st_mode)) {
       copy_file(fd, st, rel);
     } else {
@@ -367,12 +378,26 @@ class Collector {
     }
   }
 
+  // Counts one more entry against artifacts_max_files; false (and the collection stops) past it.
+  bool count_entry(const std::string& rel) {
+    if (entries_ < spec_.max_files) {
+      ++entries_;
+      return true;
+    }
+    truncate(fmt::format("artifacts_max_files ({}) reached", spec_.max_files), rel);
+    return false;
+  }
+
+  void truncate(std::string why, const std::string& rel) {
+    report_.warnings.push_back(fmt::format("truncated: {}: stopped at {}", why, shorten_path(rel)));
+    report_.truncated = std::move(why);
+    stopped_ = true;
+  }
+
   void copy_file(int fd, const struct stat& st, const std::string& rel) {
     const auto size = static_cast<uint64_t>(st.st_size);
     if (report_.bytes + size > spec_.max_size) {
-      report_.warnings.push_back(fmt::format("artifacts_max_size ({}) reached: stopped at {}",
-                                             config::format_size(spec_.max_size), rel));
-      stopped_ = true;
+      truncate(fmt::format("artifacts_max_size ({}) reached", config::format_size(spec_.max_size)), rel);
       return;
     }
     // Reopened for reading through our own /proc: the very inode checked above (no rename
@@ -381,7 +406,7 @@ class Collector {
     UniqueFd in(::open(self.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
     struct stat now;
     if (!in || ::fstat(in.get(), &now) < 0 || !S_ISREG(now.st_mode) || now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
-      report_.warnings.push_back(fmt::format("skipped {}: cannot open it for reading", rel));
+      report_.warnings.push_back(fmt::format("skipped {}: cannot open it for reading", shorten_path(rel)));
       return;
     }
     auto r = sink_.file(rel, in.get(), st);
@@ -415,6 +440,7 @@ class Collector {
   const std::atomic<bool>* cancel_;
   ArtifactReport& report_;
   std::set<std::string> seen_;
+  uint64_t entries_ = 0;  // collected, directories included
   bool matched_ = false;
   bool stopped_ = false;
   bool deep_warned_ = false;
@@ -435,6 +461,12 @@ bool match_components(const std::vector<std::string_view>& p, size_t i, const st
 }
 
 }  // namespace
+
+std::string shorten_path(std::string_view path, size_t max) {
+  if (path.size() <= max) return std::string(path);
+  const size_t keep = max / 2;
+  return fmt::format("{}...{} ({} bytes)", path.substr(0, keep), path.substr(path.size() - keep), path.size());
+}
 
 bool is_glob(std::string_view c) { return c.find_first_of("*?[") != std::string_view::npos; }
 

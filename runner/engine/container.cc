@@ -42,10 +42,6 @@ Result<void> write_etc_file(const sandbox::Placement& place, const sandbox::Cont
   return {};
 }
 
-// The console's backlog above which containers' output is not read, and below which it is again.
-constexpr size_t kConsoleBacklogHigh = 8 << 20;
-constexpr size_t kConsoleBacklogLow = 2 << 20;
-
 Error uv_error(int code, std::string_view what) { return Error::sys_code(-code, "{}", what); }
 
 }  // namespace
@@ -253,7 +249,11 @@ void Container::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       if (c->plan_->hold_after_exit && !c->command_ended_ && c->status_.exited()) c->transition(Event::command_exited);
     } else {
       c->output_.write(s == reinterpret_cast<uv_stream_t*>(c->pipes_[0].get()) ? 1 : 2, data);
-      if (console_backlog() > kConsoleBacklogHigh && !c->wait_status_) c->pause_output();
+      // `exec` passes its command's bytes through: a slow reader slows the command, as a pipe
+      // would. `run` shows a bounded view instead (OutputGate): its containers are always read.
+      if (c->output_.mode() == ConsoleMode::passthrough && console_backlog() > kConsoleBacklogHigh &&
+          !c->wait_status_)
+        c->pause_output();
     }
     return;
   }

@@ -133,6 +133,7 @@ void Job::artifacts_collected(Result<ArtifactReport> report) {
     }
     result_.artifacts_bytes = report->bytes;
     result_.artifact_warnings = std::move(report->warnings);
+    result_.artifacts_truncated = std::move(report->truncated);
   } else {
     result_.artifact_warnings.push_back(report.error().message());
   }

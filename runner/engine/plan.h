@@ -43,6 +43,7 @@ struct JobPlan {
   // The job's name made safe as a file name (logs/<file_name>.log, artifacts/<file_name>/):
   // no '/', no control characters, not "." or "..".
   std::string file_name;
+  uint64_t log_max = config::kDefaultLogMax;  // bytes of its log file (JobOutput::set_log_max)
   std::vector<size_t> needs;       // indices (in the run's plans) of the jobs this one needs
   unsigned retries = 0;
   bool allow_failure = false;

@@ -44,6 +44,7 @@ Job& Pod::make(const JobPlan& plan, ConsoleMode mode, bool append_log, std::vect
     start.etc_files.emplace_back("resolv.conf", fmt::format("nameserver {}\n", OutboundAddresses::dns));
   JobOutput out(plan.name, index_, mode, mode == ConsoleMode::none ? nullptr : runner_.events());
   if (auto log = runner_.log_path(plan.file_name); !log.empty()) out.set_log(log, append_log);
+  out.set_log_max(plan.log_max);
   return *jobs_.emplace_back(std::make_unique<Job>(runner_, plan, std::move(out), attempt_, std::move(start)));
 }
 
@@ -255,6 +256,7 @@ void Pod::fail(const std::string& message, const std::vector<std::string>& tail)
   result_.message = message;
   JobOutput out(plan_.name, index_, runner_.options().console, runner_.events());
   if (auto log = runner_.log_path(plan_.file_name); !log.empty()) out.set_log(log, attempt_ > 1);
+  out.set_log_max(plan_.log_max);
   if (auto r = out.open_log(); !r) log::warn("{}", r.error().message());
   out.note(message);
   if (!tail.empty()) {
@@ -303,6 +305,7 @@ void Pod::maybe_done() {
 
 void Pod::finish() {
   netns_.reset();
+  finished_ = true;
   runner_.job_done(index_, result_);
 }
 

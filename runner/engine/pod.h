@@ -36,6 +36,8 @@ class Pod {
   // Cancellation: `sig` to the job's container; the services are killed.
   void stop(int sig);
   void kill();
+  // It has reported its end (Runner::job_done) and may be freed once that call has returned.
+  bool finished() const { return finished_; }
 
  private:
   struct Service {
@@ -83,6 +85,7 @@ class Pod {
   size_t closing_proxies_ = 0;
   Job* job_ = nullptr;
   JobResult result_;
+  bool finished_ = false;
   bool failed_ = false;
   bool stopping_ = false;  // cancelled, or the job has ended: the services go
   bool done_ = false;

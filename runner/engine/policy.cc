@@ -70,6 +70,15 @@ void apply_defaults(JobSpec& job, const config::HostConfig& config, const Policy
     take("disk", job.limits.disk, d.limits.disk);
     take("disk_inodes", job.limits.disk_inodes, d.limits.disk_inodes);
   }
+  take("log_max", job.log_max, d.log_max);
+  // The artifact caps always have a value: the host's applies where the job file set none.
+  auto cap = [&](const char* key, uint64_t& field, uint64_t value) {
+    if (job.key_pos.contains(key) || !d.key_pos.contains(key)) return;
+    field = value;
+    job.key_pos[key] = d.key_pos.at(key);
+  };
+  cap("artifacts_max_size", job.artifacts.max_size, d.artifacts.max_size);
+  cap("artifacts_max_files", job.artifacts.max_files, d.artifacts.max_files);
   // Limits only where cgroups enforce them, as the built-in pids default: an operator's
   // default must not make every rootless job fail.
   if (!host.cgroups) return;
@@ -89,12 +98,15 @@ void apply_ceilings(JobSpec& job, const config::Policy& p, const PolicyHost& hos
     take("cpus", job.limits.cpus, p.max_cpus);
   if (p.max_pids && !job.limits.pids && *p.max_pids.value < config::kDefaultPids) take("pids", job.limits.pids, p.max_pids);
   if (p.max_timeout && !job.timeout && !host.service) take("timeout", job.timeout, p.max_timeout);
+  if (p.max_log && !job.log_max && *p.max_log.value < config::kDefaultLogMax) take("log_max", job.log_max, p.max_log);
   // Unset, the disk limits have defaults of their own (config::kDefaultDisk): a ceiling below
   // them replaces them.
-  if (!host.disk) return;
-  if (p.max_disk && !job.limits.disk && *p.max_disk.value < config::kDefaultDisk) take("disk", job.limits.disk, p.max_disk);
-  if (p.max_disk_inodes && !job.limits.disk_inodes && *p.max_disk_inodes.value < config::kDefaultDiskInodes)
-    take("disk_inodes", job.limits.disk_inodes, p.max_disk_inodes);
+  if (host.disk) {
+    if (p.max_disk && !job.limits.disk && *p.max_disk.value < config::kDefaultDisk)
+      take("disk", job.limits.disk, p.max_disk);
+    if (p.max_disk_inodes && !job.limits.disk_inodes && *p.max_disk_inodes.value < config::kDefaultDiskInodes)
+      take("disk_inodes", job.limits.disk_inodes, p.max_disk_inodes);
+  }
   if (p.max_nofile && !job.nofile) {
     const auto own = sandbox::host::probe_nofile();
     const uint64_t max = *p.max_nofile.value;
@@ -133,6 +145,10 @@ Result<void> check_limits(const JobSpec& job, const config::Policy& p) {
                       where(job, "disk_inodes", fmt::format("--disk-inodes {}", *job.limits.disk_inodes)),
                       *job.limits.disk_inodes,
                       policy_at(p.max_disk_inodes, "max_disk_inodes", std::to_string(*p.max_disk_inodes.value)));
+  if (p.max_log && job.log_max && *job.log_max > *p.max_log.value)
+    return Error::msg("{}: log_max = {} is above the policy's max_log {}", where(job, "log_max", "log_max"),
+                      config::format_size(*job.log_max),
+                      policy_at(p.max_log, "max_log", fmt::format("{:?}", config::format_size(*p.max_log.value))));
   if (p.max_timeout && job.timeout && *job.timeout > *p.max_timeout.value)
     return Error::msg("{}: timeout = {:?} is above the policy's max_timeout {}",
                       where(job, "timeout", fmt::format("--timeout {}", config::format_duration(*job.timeout))),
@@ -303,13 +319,29 @@ std::string policy_summary(const config::HostConfig& config) {
   add("max_timeout", bool(p.max_timeout));
   add("max_disk", bool(p.max_disk));
   add("max_disk_inodes", bool(p.max_disk_inodes));
+  add("max_log", bool(p.max_log));
+  add("max_job_file", bool(p.max_job_file));
   add("registries", bool(p.registries));
+  add("max_image_bytes", bool(p.max_image_bytes));
+  add("max_image_entries", bool(p.max_image_entries));
+  add("max_layer_bytes", bool(p.max_layer_bytes));
+  add("max_layer_entries", bool(p.max_layer_entries));
   std::vector<std::string> defaults;
   for (std::string_view key : config::kHostDefaultKeys) {
     if (config.defaults.key_pos.contains(std::string(key))) defaults.emplace_back(key);
   }
   return fmt::format("policy: {}; defaults: {}", keys.empty() ? "none" : fmt::format("{}", fmt::join(keys, ", ")),
                      defaults.empty() ? "none" : fmt::format("{}", fmt::join(defaults, ", ")));
+}
+
+cache::ImageLimits image_limits(const config::HostConfig& config) {
+  const config::Policy& p = config.policy;
+  cache::ImageLimits limits;  // the defaults: 64 GiB and 2 million entries per image
+  if (p.max_image_bytes) limits.max_image_bytes = *p.max_image_bytes.value;
+  if (p.max_image_entries) limits.max_image_entries = *p.max_image_entries.value;
+  if (p.max_layer_bytes) limits.max_layer_bytes = *p.max_layer_bytes.value;
+  if (p.max_layer_entries) limits.max_layer_entries = *p.max_layer_entries.value;
+  return limits;
 }
 
 }  // namespace sandrun::runner

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "cache/store.h"
 #include "config/host_config.h"
 #include "config/job_file.h"
 #include "sandbox/sys/result.h"
@@ -23,7 +24,8 @@ struct PolicyHost {
 };
 
 // The job as the host file makes it, in this order:
-//  1. each of timeout, memory, cpus, pids, nofile, disk, disk_inodes the job leaves unset (in its table, its
+//  1. each of timeout, memory, cpus, pids, nofile, disk, disk_inodes, log_max,
+//     artifacts_max_size and artifacts_max_files the job leaves unset (in its table, its
 //     file's [defaults] and its flags) takes the host's [defaults] value, its key_pos the host
 //     file's line; limits only where cgroups (disk: loop devices) enforce them;
 //  2. a limit still unset takes the policy's ceiling (max_memory, max_pids below the default
@@ -37,6 +39,10 @@ struct PolicyHost {
 // Without a host file it returns the job unchanged.
 Result<config::JobSpec> apply_host_config(const config::JobSpec& job, const config::HostConfig& config,
                                           const PolicyHost& host);
+
+// The caps of image imports and pulls: the [policy] keys max_image_bytes, max_image_entries,
+// max_layer_bytes and max_layer_entries, else cache::ImageLimits' defaults.
+cache::ImageLimits image_limits(const config::HostConfig& config);
 
 // What a host file sets, for `sandrun doctor`: "policy: bind_paths, cap_add; defaults: timeout"
 // ("policy: none; defaults: none" for an empty file).

@@ -10,6 +10,7 @@
 #include <climits>
 #include <map>
 #include <sstream>
+#include <unordered_map>
 
 #include "runner/engine/caches.h"
 #include "runner/engine/policy.h"
@@ -197,15 +198,16 @@ std::vector<std::string> merge_env(const std::vector<std::string>& image_env,
                                    const std::vector<std::pair<std::string, std::string>>& job_env,
                                    std::string_view hostname, std::string_view home) {
   std::vector<std::string> env;
-  auto set = [&env](std::string_view key, std::string_view value, bool override) {
+  // Each name's index in `env`: a lookup per variable, not a scan (linear in the job's env).
+  std::unordered_map<std::string, size_t> at;
+  auto set = [&env, &at](std::string_view key, std::string_view value, bool override) {
     std::string prefix = std::string(key) + "=";
-    for (auto& e : env) {
-      if (e.rfind(prefix, 0) == 0) {
-        if (override) e = prefix + std::string(value);
-        return;
-      }
+    auto [it, added] = at.try_emplace(std::string(key), env.size());
+    if (added) {
+      env.push_back(prefix + std::string(value));
+    } else if (override) {
+      env[it->second] = prefix + std::string(value);
     }
-    env.push_back(prefix + std::string(value));
   };
   for (const auto& e : image_env) {
     auto eq = e.find('=');
@@ -335,6 +337,7 @@ Result<Resolved> resolve_one(const config::JobSpec& written, const std::string& 
   plan.artifacts = job.artifacts;
   plan.network = job.network;
   plan.file_name = file_name_for(job.name);
+  plan.log_max = job.log_max.value_or(config::kDefaultLogMax);
   r.container = SANDRUN_TRY(resolve_container(job, *image, host.store, &plan.caches));
   SANDRUN_TRY(resolve_isolation(job, host.isolation, r.container));
   // A read-only root starts without a writable layer where the image allows it. The caches

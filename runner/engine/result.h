@@ -38,6 +38,8 @@ struct JobResult {
   std::vector<std::string> artifacts;
   uint64_t artifacts_bytes = 0;
   std::vector<std::string> artifact_warnings;  // skipped FIFOs, the size cap reached, ...
+  // Why the collection stopped early ("artifacts_max_files (10000) reached"); empty: complete.
+  std::string artifacts_truncated;
   std::vector<std::string> output_tail;        // the job's last lines (stdout and stderr), for reports
   std::vector<PublishedPort> ports;            // what the job and its services published
   bool ok() const { return status == Status::passed; }

@@ -132,6 +132,7 @@ void Runner::start(size_t index, unsigned attempt) {
   }
   JobOutput out(plan.name, index, options_.console, options_.events);
   if (auto log = log_path(plan.file_name); !log.empty()) out.set_log(log, /*append=*/attempt > 1);
+  out.set_log_max(plan.log_max);
   ContainerStart start;
   start.caches = plan.caches;
   start.ports = plan.ports;  // published through its socket factory (rootless; as root a pod does it)
@@ -140,6 +141,7 @@ void Runner::start(size_t index, unsigned attempt) {
 }
 
 void Runner::job_done(size_t index, const JobResult& result) {
+  collect_ended();
   --active_;
   memory_in_use_ -= plans_[index].spec().limits.memory.value_or(0);
   JobResult r = result;
@@ -190,6 +192,7 @@ void Runner::maybe_finish() {
   sigint_.close();
   sigterm_.close();
   grace_.close();
+  reaper_.close();  // what it has not freed yet goes with the runner
 }
 
 void Runner::on_signal(uv_signal_t* h, int signum) {
@@ -218,6 +221,35 @@ void Runner::stop_all(int sig) {
 }
 
 void Runner::on_grace_expired(uv_timer_t* t) { static_cast<Runner*>(t->data)->kill_all(); }
+
+void Runner::collect_ended() {
+  auto move_ended = [](auto& live, auto& ended) {
+    for (auto it = live.begin(); it != live.end();) {
+      if ((*it)->finished()) {
+        ended.push_back(std::move(*it));
+        it = live.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  };
+  move_ended(jobs_, ended_jobs_);
+  move_ended(pods_, ended_pods_);
+  if (ended_jobs_.empty() && ended_pods_.empty()) return;
+  if (!reaper_.live()) {
+    reaper_ = UvHandle<uv_timer_t>();  // a fresh one, also after maybe_finish closed it
+    uv_timer_init(loop_.get(), reaper_.get());
+    reaper_.mark_live();
+    reaper_.get()->data = this;
+  }
+  uv_timer_start(reaper_.get(), on_reap, 0, 0);
+}
+
+void Runner::on_reap(uv_timer_t* t) {
+  auto* self = static_cast<Runner*>(t->data);
+  self->ended_jobs_.clear();
+  self->ended_pods_.clear();
+}
 
 void Runner::kill_all() {
   for (auto& job : jobs_) job->kill();

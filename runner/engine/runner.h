@@ -75,6 +75,8 @@ class Runner {
 
   static void on_signal(uv_signal_t* h, int signum);
   static void on_grace_expired(uv_timer_t* t);
+  static void on_reap(uv_timer_t* t);
+  void collect_ended();
   void schedule();
   void update_waiting();
   bool fits(size_t index) const;
@@ -91,10 +93,14 @@ class Runner {
   std::vector<State> state_;
   std::vector<JobResult> results_;
   std::vector<unsigned> next_attempt_;
-  // Every attempt started, kept until the run ends: a job ends inside its own callback, so
-  // it is never freed in place.
+  // The attempts that run. One that ended moves to ended_*, freed at the next turn of the
+  // loop (reaper_): a job ends inside its own callback, so it is never freed in place, and a
+  // long run keeps only what runs (a run of 10,000 jobs held every container, its buffers
+  // and cgroup fds, until the end).
   std::vector<std::unique_ptr<Job>> jobs_;
   std::vector<std::unique_ptr<Pod>> pods_;      // jobs with services, ports or a private network
+  std::vector<std::unique_ptr<Job>> ended_jobs_;
+  std::vector<std::unique_ptr<Pod>> ended_pods_;
   std::vector<size_t> queue_;                   // ready, in the order they became ready
   size_t active_ = 0;
   uint64_t memory_in_use_ = 0;
@@ -103,6 +109,7 @@ class Runner {
   UvHandle<uv_signal_t> sigint_;
   UvHandle<uv_signal_t> sigterm_;
   UvHandle<uv_timer_t> grace_;
+  UvHandle<uv_timer_t> reaper_;
 };
 
 }  // namespace sandrun::runner

@@ -225,6 +225,9 @@ BlockingCall run_blocking(Loop& loop, std::function<void(const std::atomic<bool>
         auto* st = static_cast<BlockingCall::State*>(req->data);
         std::shared_ptr<BlockingCall::State> keep = std::move(st->self);
         st->finished = true;
+        // What the work captured goes now, on the loop thread, not with the BlockingCall: its
+        // owner may keep that for the rest of the run (a container's cgroup and its fds did).
+        st->work = nullptr;
         if (!st->detached && st->done) {
           auto done = std::move(st->done);
           done();  // may destroy the BlockingCall that owns `keep`'s other reference

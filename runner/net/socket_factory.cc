@@ -56,7 +56,7 @@ void SocketFactoryClient::request(Done done) {
 // Sends what is queued, in order; when the socket is full (the factory is behind by a send
 // buffer's worth of requests, a few hundred) the rest waits for writable.
 void SocketFactoryClient::send_requests() {
-  while (unsent_ > 0) {
+  while (unsent_ > 0 && !peer_gone_) {
     const char byte = 1;
     ssize_t n = ::send(fd_.get(), &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == 1) {
@@ -65,13 +65,19 @@ void SocketFactoryClient::send_requests() {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+      // Not broken yet: an answer already received still belongs to its request, and must not
+      // be failed from inside request(). The loop reads it, then the end-of-file.
+      peer_gone_ = true;
+      break;
+    }
     return break_down(broken(Error::sys("send a request to {}", name_)));
   }
   watch();
 }
 
 void SocketFactoryClient::watch() {
-  const bool want_writable = unsent_ > 0;
+  const bool want_writable = unsent_ > 0 && !peer_gone_;
   if (broken_ || want_writable == watching_writable_) return;
   int rc = uv_poll_start(poll_.get(), UV_READABLE | (want_writable ? UV_WRITABLE : 0), on_poll);
   if (rc < 0) return break_down(broken(Error::sys_code(-rc, "watch {}", name_)));

@@ -73,6 +73,9 @@ class SocketFactoryClient {
   std::deque<Pending> pending_;  // asked (or about to be), oldest first: the next answer is the front's
   size_t unsent_ = 0;            // request bytes of the newest pending requests not sent yet (EAGAIN)
   bool watching_writable_ = false;
+  // A send found the factory gone (EPIPE): nothing more is sent, and the answers it gave before
+  // are still read; its end-of-file then breaks the client down ("it hung up").
+  bool peer_gone_ = false;
   std::deque<std::pair<Done, Error>> failed_;  // failed, to be told from the timer
   std::optional<Error> broken_;  // set once: every request from then on fails with it
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // expires when destroyed (callbacks check)

@@ -8,6 +8,7 @@
 #include "runner/engine/plan.h"
 #include "runner/engine/result.h"
 #include "runner/loop/loop.h"
+#include "runner/report/output.h"
 
 namespace sandrun::runner {
 
@@ -25,8 +26,11 @@ class RunEvents {
   virtual void job_started(size_t index, unsigned attempt, unsigned max_attempts) {
     (void)index, (void)attempt, (void)max_attempts;
   }
-  // One line of a job's output (without its newline); stream 1 = stdout, 2 = stderr.
-  virtual void job_output(size_t index, int stream, std::string_view line) { (void)index, (void)stream, (void)line; }
+  // One line of a job's output (without its newline); stream 1 = stdout, 2 = stderr. A line
+  // longer than kMaxLinePart comes as several calls, `part` saying which.
+  virtual void job_output(size_t index, int stream, std::string_view line, LinePart part = {}) {
+    (void)index, (void)stream, (void)line, (void)part;
+  }
   // A line from sandrun about a job ("timed out after 10s; killed the container").
   virtual void job_note(size_t index, std::string_view text) { (void)index, (void)text; }
   // A port of the job (or of one of its services) is published on the host.

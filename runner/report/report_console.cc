@@ -6,6 +6,7 @@
 
 #include "runner/net/address.h"
 #include "runner/report/summary.h"
+#include "sandbox/sys/text.h"
 
 namespace sandrun::runner {
 namespace {
@@ -50,7 +51,8 @@ std::string fit_columns(std::string_view text, size_t columns) {
   return std::string(text);
 }
 
-ConsoleReporter::ConsoleReporter(ConsoleOptions options) : o_(std::move(options)), out_(o_.write) {}
+ConsoleReporter::ConsoleReporter(ConsoleOptions options)
+    : o_(std::move(options)), out_(o_.write), gate_(o_.backlog) {}
 
 // The loop's handles are closed inside the loop (job_finished, run_finished); by the time the
 // reporter goes the loop may be gone, so the destructor leaves them alone.
@@ -154,10 +156,15 @@ void ConsoleReporter::job_started(size_t index, unsigned attempt, unsigned max_a
   }
 }
 
-void ConsoleReporter::job_output(size_t index, int stream, std::string_view text) {
+// A line of a job's output, escaped (a job must not drive the terminal); a part of a long line
+// that goes on in the next part ends with "...".
+void ConsoleReporter::job_output(size_t index, int stream, std::string_view text, LinePart part) {
+  if (!o_.quiet && !gate_.admit()) return;  // the console fell behind: counted, said later
+  say_hidden(/*at_end=*/false);
   JobState& j = job(index);
   std::string l = j.prefix;
-  l.append(text);
+  l += terminal_safe(text);
+  if (part.partial) l += "...";
   l += '\n';
   const int fd = stream == 2 ? 2 : 1;
   if (o_.quiet) {
@@ -168,9 +175,17 @@ void ConsoleReporter::job_output(size_t index, int stream, std::string_view text
   }
 }
 
+void ConsoleReporter::say_hidden(bool at_end) {
+  if (const uint64_t n = gate_.take_hidden(at_end)) {
+    line(2, fmt::format("sandrun: {}\n", hidden_lines_text(n)));
+    flush_lines();
+  }
+}
+
 void ConsoleReporter::job_note(size_t index, std::string_view text) {
   JobState& j = job(index);
-  std::string l = fmt::format("{}sandrun: {}\n", j.prefix, text);
+  // A note may hold a hint on a line of its own (sandrun's, not the job's).
+  std::string l = fmt::format("{}sandrun: {}\n", j.prefix, terminal_safe(text, /*keep_newlines=*/true));
   if (o_.quiet) {
     keep(j, 2, std::move(l));
   } else {
@@ -195,7 +210,7 @@ void ConsoleReporter::port_published(size_t index, const PublishedPort& p) {
 void ConsoleReporter::service_state(size_t index, std::string_view service, std::string_view state) {
   if (o_.quiet) return;
   JobState& j = job(index);
-  line(2, fmt::format("{}service {}: {}\n", j.prefix, service, state));
+  line(2, fmt::format("{}service {}: {}\n", j.prefix, terminal_safe(service), terminal_safe(state)));
   if (o_.tty) {
     redraw();
   } else {
@@ -208,7 +223,7 @@ void ConsoleReporter::job_retrying(size_t index, const JobResult& result) {
   j.phase = Phase::queued;
   if (o_.quiet) return;
   line(2, fmt::format("{}retrying (attempt {} of {}): {}\n", j.prefix, result.attempt + 1, result.max_attempts,
-                      status_text(result)));
+                      terminal_safe(status_text(result))));
   if (o_.tty) redraw();
 }
 
@@ -229,6 +244,7 @@ void ConsoleReporter::job_finished(size_t index, const JobResult& r) {
   } else {
     ++failed_;
   }
+  say_hidden(/*at_end=*/false);
   const bool failed = failed_run(r);
   if (o_.quiet && failed) {
     if (j.dropped) line(2, fmt::format("{}sandrun: ({} earlier lines in the log file)\n", j.prefix, j.dropped));
@@ -236,7 +252,7 @@ void ConsoleReporter::job_finished(size_t index, const JobResult& r) {
   }
   j.kept.clear();
   if (!o_.quiet || failed) {
-    std::string status = summary_status(r);
+    std::string status = terminal_safe(summary_status(r));
     if (r.status != S::skipped && r.status != S::not_started) status += " in " + format_elapsed(r.duration);
     if (o_.style.color && (r.ok() || failed)) status = (r.ok() ? kGreen : kRed) + status + kReset;
     line(2, j.prefix + status + "\n");
@@ -246,6 +262,7 @@ void ConsoleReporter::job_finished(size_t index, const JobResult& r) {
 }
 
 void ConsoleReporter::run_finished(const std::vector<JobResult>&, int) {
+  say_hidden(/*at_end=*/true);
   close_loop_handles();
   if (!o_.tty) return;
   jobs_.clear();  // an empty block: redraw() erases it
@@ -289,7 +306,7 @@ std::vector<std::string> ConsoleReporter::status_block() const {
       out.push_back(fit_columns(fmt::format("  ... and {} more running", running - shown), columns));
       break;
     }
-    std::string text = fmt::format("  {:<{}}  {}", j.name, name_width, coarse_elapsed(now - j.since));
+    std::string text = fmt::format("  {:<{}}  {}", terminal_safe(j.name), name_width, coarse_elapsed(now - j.since));
     if (j.max_attempts > 1) text += fmt::format(" (attempt {}/{})", j.attempt, j.max_attempts);
     out.push_back(fit_columns(text, columns));
     ++shown;

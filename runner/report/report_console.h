@@ -24,6 +24,7 @@ struct ConsoleOptions {
   size_t width = 0;
   size_t height = 0;
   WriteFn write = console_writer();
+  OutputGate::Backlog backlog = console_backlog;  // the console's backlog, for OutputGate
   std::function<std::chrono::steady_clock::time_point()> clock = [] { return std::chrono::steady_clock::now(); };
 };
 
@@ -48,7 +49,7 @@ class ConsoleReporter : public RunEvents {
   void run_started(const std::vector<const JobPlan*>& plans) override;
   void job_queued(size_t index) override;
   void job_started(size_t index, unsigned attempt, unsigned max_attempts) override;
-  void job_output(size_t index, int stream, std::string_view line) override;
+  void job_output(size_t index, int stream, std::string_view line, LinePart part = {}) override;
   void job_note(size_t index, std::string_view text) override;
   void job_retrying(size_t index, const JobResult& result) override;
   void port_published(size_t index, const PublishedPort& port) override;
@@ -83,8 +84,11 @@ class ConsoleReporter : public RunEvents {
   void flush_lines();
   std::pair<size_t, size_t> terminal_size() const;
 
+  void say_hidden(bool at_end);
+
   ConsoleOptions o_;
   BatchedWriter out_;  // plain mode
+  OutputGate gate_;
   std::vector<JobState> jobs_;
   size_t passed_ = 0, failed_ = 0, allowed_ = 0, skipped_ = 0, cancelled_ = 0, finished_ = 0;
   std::string pending_;    // tty: log lines not yet written

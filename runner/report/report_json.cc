@@ -56,6 +56,8 @@ json result_fields(const JobResult& r) {
   j["artifacts"] = r.artifacts;
   j["artifacts_bytes"] = r.artifacts_bytes;
   j["artifact_warnings"] = r.artifact_warnings;
+  j["artifacts_truncated"] = !r.artifacts_truncated.empty();
+  j["artifacts_truncated_because"] = r.artifacts_truncated.empty() ? json(nullptr) : json(r.artifacts_truncated);
   json ports = json::array();
   for (const auto& p : r.ports) ports.push_back(port_fields(p));
   j["ports"] = ports;
@@ -121,7 +123,8 @@ RunTotals run_totals(const std::vector<JobResult>& results) {
   return t;
 }
 
-JsonReporter::JsonReporter(WriteFn write) : out_(std::move(write)) {}
+JsonReporter::JsonReporter(WriteFn write, OutputGate::Backlog backlog)
+    : out_(std::move(write)), gate_(std::move(backlog)) {}
 
 void JsonReporter::loop_started(Loop& loop) {
   loop_ = &loop;
@@ -164,12 +167,27 @@ void JsonReporter::job_started(size_t index, unsigned attempt, unsigned max_atte
   emit(dump(j) + "\n");
 }
 
-void JsonReporter::job_output(size_t index, int stream, std::string_view line) {
+// A line, or a part of a long one: "partial" when the line goes on in the next part,
+// "continued" when it is not the line's first part (each key only when true).
+void JsonReporter::job_output(size_t index, int stream, std::string_view line, LinePart part) {
+  if (!gate_.admit()) return;  // the reader fell behind: counted, said in "output_not_shown"
+  say_hidden(/*at_end=*/false);
   json j = event("job_output");
   j["job"] = name(index);
   j["stream"] = stream == 2 ? "stderr" : "stdout";
   j["line"] = line;
+  if (part.partial) j["partial"] = true;
+  if (part.continued) j["continued"] = true;
   emit(dump(j) + "\n");
+}
+
+void JsonReporter::say_hidden(bool at_end) {
+  if (const uint64_t n = gate_.take_hidden(at_end)) {
+    json j = event("output_not_shown");
+    j["lines"] = n;
+    j["text"] = hidden_lines_text(n);
+    emit(dump(j) + "\n");
+  }
 }
 
 void JsonReporter::job_note(size_t index, std::string_view text) {
@@ -202,6 +220,7 @@ void JsonReporter::job_retrying(size_t index, const JobResult& result) {
 }
 
 void JsonReporter::job_finished(size_t index, const JobResult& result) {
+  say_hidden(/*at_end=*/false);
   json j = event("job_finished");
   j.update(result_fields(result));
   j["job"] = name(index).empty() ? result.name : name(index);
@@ -210,6 +229,7 @@ void JsonReporter::job_finished(size_t index, const JobResult& result) {
 }
 
 void JsonReporter::run_finished(const std::vector<JobResult>& results, int interrupted_by) {
+  say_hidden(/*at_end=*/true);
   json j = event("run_finished");
   add_totals(j, results, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_),
              interrupted_by);
@@ -218,8 +238,9 @@ void JsonReporter::run_finished(const std::vector<JobResult>& results, int inter
 }
 
 Result<void> write_summary_json(const std::string& path, const std::vector<JobResult>& results,
-                                std::chrono::milliseconds wall, int interrupted_by) {
+                                std::chrono::milliseconds wall, int interrupted_by, bool finished) {
   json j = json::object();
+  j["finished"] = finished;
   j["jobs"] = json::array();
   for (const auto& r : results) j["jobs"].push_back(result_fields(r));
   add_totals(j, results, wall, interrupted_by);

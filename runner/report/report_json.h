@@ -31,7 +31,7 @@ RunTotals run_totals(const std::vector<JobResult>& results);
 
 class JsonReporter : public RunEvents {
  public:
-  explicit JsonReporter(WriteFn write = console_writer());
+  explicit JsonReporter(WriteFn write = console_writer(), OutputGate::Backlog backlog = console_backlog);
 
   // Events are written once per loop iteration while the loop runs (BatchedWriter).
   void loop_started(Loop& loop) override;
@@ -40,7 +40,7 @@ class JsonReporter : public RunEvents {
   void run_started(const std::vector<const JobPlan*>& plans) override;
   void job_queued(size_t index) override;
   void job_started(size_t index, unsigned attempt, unsigned max_attempts) override;
-  void job_output(size_t index, int stream, std::string_view line) override;
+  void job_output(size_t index, int stream, std::string_view line, LinePart part = {}) override;
   void job_note(size_t index, std::string_view text) override;
   void job_retrying(size_t index, const JobResult& result) override;
   void port_published(size_t index, const PublishedPort& port) override;
@@ -51,17 +51,20 @@ class JsonReporter : public RunEvents {
  private:
   const std::string& name(size_t index) const;
   void emit(const std::string& line);
+  void say_hidden(bool at_end);
 
   BatchedWriter out_;
+  OutputGate gate_;
   Loop* loop_ = nullptr;
   size_t finished_ = 0;
   std::vector<std::string> names_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
-// Writes {"jobs": [the job_finished objects], "passed", "failed", ..., "duration_ms",
-// "interrupted_by"} to `path` (replaced atomically).
+// Writes {"finished", "jobs": [the job_finished objects], "passed", "failed", ...,
+// "duration_ms", "interrupted_by"} to `path` (replaced atomically). `finished` is false in the
+// summary written before the run starts (every job "not_started"), true in the final one.
 Result<void> write_summary_json(const std::string& path, const std::vector<JobResult>& results,
-                                std::chrono::milliseconds wall, int interrupted_by);
+                                std::chrono::milliseconds wall, int interrupted_by, bool finished = true);
 
 }  // namespace sandrun::runner

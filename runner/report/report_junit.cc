@@ -1,6 +1,7 @@
-// The JUnit XML report, built and merged with libxml2.
+// The JUnit XML report: our suite built with libxml2, the jobs' JUnit files streamed in.
 #include "runner/report/report_junit.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <memory>
 
 #include "runner/engine/artifacts.h"
+#include "runner/report/junit_merge.h"
 #include "runner/report/report_json.h"
 #include "runner/engine/resolve.h"
 #include "runner/report/summary.h"
@@ -19,9 +21,6 @@
 
 namespace sandrun::runner {
 namespace {
-
-// A merged file larger than this is left out: a report, not a data dump.
-constexpr off_t kMaxMergedFile = 64 << 20;
 
 struct DocFree {
   void operator()(xmlDoc* d) const { xml().xmlFreeDoc(d); }
@@ -54,10 +53,7 @@ std::string hostname() {
   return buf;
 }
 
-struct Counts {
-  size_t tests = 0, failures = 0, errors = 0, skipped = 0;
-  double time = 0;
-};
+using Counts = JunitCounts;
 
 void set_counts(xmlNode* n, const Counts& c) {
   set(n, "tests", std::to_string(c.tests));
@@ -65,27 +61,6 @@ void set_counts(xmlNode* n, const Counts& c) {
   set(n, "errors", std::to_string(c.errors));
   set(n, "skipped", std::to_string(c.skipped));
   set(n, "time", fmt::format("{:.3f}", c.time));
-}
-
-bool is(const xmlNode* n, const char* name) {
-  return n->type == XML_ELEMENT_NODE && std::strcmp(reinterpret_cast<const char*>(n->name), name) == 0;
-}
-
-// An attribute's value (without the allocation of xmlGetProp, whose xmlFree is a variable
-// that dlsym does not hand out as a function).
-std::string prop(xmlNode* n, const char* name) {
-  xmlAttr* a = xml().xmlHasProp(n, x(name));
-  std::string v;
-  for (xmlNode* t = a ? a->children : nullptr; t; t = t->next) {
-    if (t->content) v += reinterpret_cast<const char*>(t->content);
-  }
-  return v;
-}
-
-double number(const std::string& s) {
-  char* end = nullptr;
-  double v = std::strtod(s.c_str(), &end);
-  return end && end != s.c_str() ? v : 0;
 }
 
 // The testcase for one job: the outcome as JUnit consumers count it.
@@ -119,107 +94,120 @@ void add_testcase(xmlNode* suite, const JobResult& r, Counts& c) {
     for (const auto& l : r.output_tail) out += l + "\n";
     child(tc, "system-out", out);
   }
+  if (!r.artifacts_truncated.empty()) child(tc, "system-err", "artifacts truncated: " + r.artifacts_truncated);
 }
 
-// Counts a merged suite's testcases, for the attributes its producer left out.
-Counts count_cases(xmlNode* suite) {
-  Counts c;
-  for (xmlNode* tc = suite->children; tc; tc = tc->next) {
-    if (!is(tc, "testcase")) continue;
-    ++c.tests;
-    c.time += number(prop(tc, "time"));
-    for (xmlNode* k = tc->children; k; k = k->next) {
-      if (is(k, "failure")) ++c.failures;
-      if (is(k, "error")) ++c.errors;
-      if (is(k, "skipped")) ++c.skipped;
+// Where the report goes: a string (junit_report) or a file written as it is made
+// (write_junit), which can be cut back to a mark when a merged file fails half-way.
+class Out {
+ public:
+  explicit Out(int fd = -1) : fd_(fd) {}
+  Result<void> write(std::string_view text) {
+    buf_ += text;
+    return fd_ >= 0 && buf_.size() >= (1 << 20) ? flush() : Result<void>{};
+  }
+  uint64_t mark() const { return written_ + buf_.size(); }
+  Result<void> rewind(uint64_t mark) {
+    if (mark >= written_) {
+      buf_.resize(mark - written_);
+      return {};
     }
+    buf_.clear();
+    if (::ftruncate(fd_, static_cast<off_t>(mark)) < 0 || ::lseek(fd_, static_cast<off_t>(mark), SEEK_SET) < 0)
+      return Error::sys("truncate {}", fs::fd_path(fd_));
+    written_ = mark;
+    return {};
   }
-  return c;
-}
-
-// Copies a producer's <testsuite> into the report, completing the attributes the schema
-// requires where the producer left them out (a testcase's time and classname too); returns
-// its counts.
-Counts merge_suite(xmlDoc* doc, xmlNode* root, xmlNode* suite, const std::string& fallback_name,
-                   const std::string& fallback_time) {
-  xmlNode* copy = xml().xmlDocCopyNode(suite, doc, 1);
-  xml().xmlAddChild(root, copy);
-  for (xmlNode* tc = copy->children; tc; tc = tc->next) {
-    if (!is(tc, "testcase")) continue;
-    if (prop(tc, "time").empty()) set(tc, "time", "0");
-    if (prop(tc, "classname").empty()) set(tc, "classname", prop(copy, "name").empty() ? fallback_name : prop(copy, "name"));
+  Result<void> flush() {
+    if (fd_ < 0 || buf_.empty()) return {};
+    SANDRUN_TRY(fs::write_all(fd_, buf_));
+    written_ += buf_.size();
+    buf_.clear();
+    return {};
   }
-  const Counts cases = count_cases(copy);
-  Counts c;
-  auto attr = [&](const char* name, size_t counted) {
-    std::string v = prop(copy, name);
-    if (v.empty()) set(copy, name, std::to_string(counted));
-    return v.empty() ? counted : static_cast<size_t>(number(v));
-  };
-  c.tests = attr("tests", cases.tests);
-  c.failures = attr("failures", cases.failures);
-  c.errors = attr("errors", cases.errors);
-  c.skipped = attr("skipped", cases.skipped);
-  std::string t = prop(copy, "time");
-  if (t.empty()) set(copy, "time", fmt::format("{:.3f}", cases.time));
-  c.time = t.empty() ? cases.time : number(t);
-  if (prop(copy, "name").empty()) set(copy, "name", fallback_name);
-  if (prop(copy, "timestamp").empty()) set(copy, "timestamp", fallback_time);
-  return c;
-}
+  std::string& text() { return buf_; }
 
-// Reads one JUnit file a job produced (never following a symbolic link out of its artifacts).
-Result<Doc> read_report(const std::string& path) {
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0) return Error::sys("{}", path);
-  if (!S_ISREG(st.st_mode)) return Error::msg("not a regular file");
-  if (st.st_size > kMaxMergedFile) return Error::msg("larger than {} bytes", kMaxMergedFile);
-  auto text = SANDRUN_TRY(fs::read_file(path));
-  // No network, no entities, no DTD: the file comes from inside a container.
-  Doc doc(xml().xmlReadMemory(text.data(), static_cast<int>(text.size()), path.c_str(), nullptr,
-                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING));
-  if (!doc) {
-    const xmlError* e = xml().xmlGetLastError();
-    std::string why = e && e->message ? e->message : "parse error";
-    while (!why.empty() && why.back() == '\n') why.pop_back();
-    return Error::msg("not well-formed XML: {}", why);
-  }
-  return doc;
-}
+ private:
+  int fd_;
+  std::string buf_;
+  uint64_t written_ = 0;
+};
 
-// Merges the job's JUnit artifacts; a file that cannot be merged is a warning.
-void merge_job(xmlDoc* doc, xmlNode* root, const JunitInput& in, const JobResult& r, Counts& total,
-               std::vector<std::string>& warnings, const std::string& when) {
-  if (r.index >= in.jobs.size()) return;
-  const JunitJob& job = in.jobs[r.index];
-  if (job.junit.empty()) return;
-  for (const auto& artifact : r.artifacts) {
-    bool wanted = false;
-    for (const auto& g : job.junit) wanted = wanted || glob_match(g, artifact);
-    if (!wanted) continue;
-    auto warn = [&](const std::string& why) { warnings.push_back(fmt::format("job {:?}: junit {}: {}", r.name, artifact, why)); };
-    auto parsed = read_report(in.artifacts_dir + "/" + job.file_name + "/" + artifact);
-    if (!parsed) {
-      warn(parsed.error().message());
-      continue;
-    }
-    xmlNode* top = xml().xmlDocGetRootElement(parsed->get());
-    const std::string fallback = r.name + ": " + artifact;
-    auto add = [&](xmlNode* suite) {
-      Counts c = merge_suite(doc, root, suite, fallback, when);
-      total.tests += c.tests, total.failures += c.failures, total.errors += c.errors, total.skipped += c.skipped;
-      total.time += c.time;
-    };
-    if (top && is(top, "testsuite")) {
-      add(top);
-    } else if (top && is(top, "testsuites")) {
-      for (xmlNode* n = top->children; n; n = n->next) {
-        if (is(n, "testsuite")) add(n);
+// A job's JUnit file that scan_junit accepted, to be copied into the report.
+struct Merged {
+  std::string path, fallback_name;
+};
+
+// Pass 1: every job's JUnit files read through; those that are JUnit are kept, with their
+// counts added to `total`; the others are warnings.
+std::vector<Merged> scan_jobs(const JunitInput& in, const std::vector<JobResult>& results, Counts& total,
+                              std::vector<std::string>& warnings) {
+  std::vector<Merged> merged;
+  for (const auto& r : results) {
+    if (r.index >= in.jobs.size() || in.jobs[r.index].junit.empty()) continue;
+    const JunitJob& job = in.jobs[r.index];
+    for (const auto& artifact : r.artifacts) {
+      bool wanted = false;
+      for (const auto& g : job.junit) wanted = wanted || glob_match(g, artifact);
+      if (!wanted) continue;
+      const std::string path = in.artifacts_dir + "/" + job.file_name + "/" + artifact;
+      auto counts = scan_junit(path);
+      if (!counts) {
+        warnings.push_back(fmt::format("job {:?}: junit {}: {}", r.name, shorten_path(artifact), counts.error().message()));
+        continue;
       }
-    } else {
-      warn(fmt::format("not a JUnit report (its root element is <{}>)", top ? reinterpret_cast<const char*>(top->name) : ""));
+      total.add(*counts);
+      merged.push_back({path, r.name + ": " + artifact});
     }
   }
+  return merged;
+}
+
+// Our suite, one testcase per job, made with libxml2's tree (its size is that of the results).
+Result<std::string> our_suite(const JunitInput& in, const std::vector<JobResult>& results, const std::string& when,
+                              Counts& ours) {
+  Doc doc(xml().xmlNewDoc(x("1.0")));
+  xmlNode* suite = xml().xmlNewDocNode(doc.get(), nullptr, x("testsuite"), nullptr);
+  xml().xmlDocSetRootElement(doc.get(), suite);
+  set(suite, "name", in.suite_name);
+  for (const auto& r : results) add_testcase(suite, r, ours);
+  ours.time = static_cast<double>(in.wall.count()) / 1000.0;
+  set_counts(suite, ours);
+  set(suite, "timestamp", when);
+  set(suite, "hostname", hostname());
+  doc->encoding = xml().xmlStrdup(x("UTF-8"));  // characters as they are, not as references
+  xmlBuffer* buf = xml().xmlBufferCreate();
+  xml().xmlNodeDump(buf, doc.get(), suite, 1, 1);
+  std::string text = reinterpret_cast<const char*>(xml().xmlBufferContent(buf));
+  xml().xmlBufferFree(buf);
+  return text;
+}
+
+// The whole report into `out`: our suite, then each job's files, streamed.
+Result<void> build_report(const JunitInput& in, const std::vector<JobResult>& results, Out& out,
+                          std::vector<std::string>& warnings) {
+  SANDRUN_TRY(load_xml_lib());
+  const std::string when = timestamp(in.started);
+  Counts ours;
+  const std::string suite = SANDRUN_TRY(our_suite(in, results, when, ours));
+  Counts total = ours;
+  const std::vector<Merged> merged = scan_jobs(in, results, total, warnings);
+  std::string head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"";
+  xml_escape(head, in.suite_name, /*attribute=*/true);
+  head += fmt::format("\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3f}\">\n  ", total.tests,
+                      total.failures, total.errors, total.skipped, total.time);
+  SANDRUN_TRY(out.write(head));
+  SANDRUN_TRY(out.write(suite));
+  for (const auto& m : merged) {
+    const uint64_t mark = out.mark();
+    auto copied = copy_junit(m.path, m.fallback_name, when, [&](std::string_view piece) { return out.write(piece); });
+    if (!copied) {
+      // Changed since it was read (the counts above then overstate): nothing half-written.
+      warnings.push_back(fmt::format("junit {}: {}", shorten_path(m.path), copied.error().message()));
+      SANDRUN_TRY(out.rewind(mark));
+    }
+  }
+  return out.write("\n</testsuites>\n");
 }
 
 }  // namespace
@@ -272,40 +260,29 @@ JunitInput junit_input(const std::string& job_file, const std::string& artifacts
 }
 
 Result<JunitReport> junit_report(const JunitInput& in, const std::vector<JobResult>& results) {
-  SANDRUN_TRY(load_xml_lib());
   JunitReport report;
-  Doc doc(xml().xmlNewDoc(x("1.0")));
-  xmlNode* root = xml().xmlNewDocNode(doc.get(), nullptr, x("testsuites"), nullptr);
-  xml().xmlDocSetRootElement(doc.get(), root);
-  set(root, "name", in.suite_name);
-  const std::string when = timestamp(in.started);
-
-  xmlNode* suite = child(root, "testsuite");
-  set(suite, "name", in.suite_name);
-  Counts ours;
-  for (const auto& r : results) add_testcase(suite, r, ours);
-  ours.time = static_cast<double>(in.wall.count()) / 1000.0;
-  set_counts(suite, ours);
-  set(suite, "timestamp", when);
-  set(suite, "hostname", hostname());
-  Counts total = ours;
-  for (const auto& r : results) merge_job(doc.get(), root, in, r, total, report.warnings, when);
-  set_counts(root, total);
-
-  doc->encoding = xml().xmlStrdup(x("UTF-8"));  // characters as they are, not as references
-  xmlBuffer* buf = xml().xmlBufferCreate();
-  xml().xmlNodeDump(buf, doc.get(), root, 0, 1);
-  report.xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  report.xml += reinterpret_cast<const char*>(xml().xmlBufferContent(buf));
-  report.xml += "\n";
-  xml().xmlBufferFree(buf);
+  Out out;
+  SANDRUN_TRY(build_report(in, results, out, report.warnings));
+  report.xml = std::move(out.text());
   return report;
 }
 
+// Written beside `path` as it is made, then renamed over it: its size is not held in memory.
 Result<void> write_junit(const std::string& path, const JunitInput& input, const std::vector<JobResult>& results) {
-  auto report = SANDRUN_TRY(junit_report(input, results).wrap("--junit"));
-  for (const auto& w : report.warnings) log::warn("{}", w);
-  return fs::write_file_atomic(path, report.xml).wrap(fmt::format("--junit: write {}", path));
+  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  auto fd = SANDRUN_TRY(fs::open_path(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644).wrap("--junit"));
+  std::vector<std::string> warnings;
+  Out out(fd.get());
+  auto written = build_report(input, results, out, warnings);
+  if (written) written = out.flush();
+  if (written && ::fsync(fd.get()) < 0) written = Error::sys("fsync {}", tmp);
+  if (written && ::rename(tmp.c_str(), path.c_str()) < 0) written = Error::sys("rename {} to {}", tmp, path);
+  if (!written) {
+    ::unlink(tmp.c_str());
+    return std::move(written.error().wrap(fmt::format("--junit: write {}", path)));
+  }
+  for (const auto& w : warnings) log::warn("{}", w);
+  return {};
 }
 
 }  // namespace sandrun::runner

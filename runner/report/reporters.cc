@@ -3,6 +3,8 @@
 
 #include "runner/report/output.h"
 
+#include <utility>
+
 namespace sandrun::runner {
 namespace {
 
@@ -12,6 +14,25 @@ constexpr size_t kBatchBytes = 256 * 1024;  // written before the iteration ends
 
 WriteFn console_writer() {
   return [](int fd, std::string_view data) { console_write_async(fd, data); };
+}
+
+bool OutputGate::admit() {
+  const size_t backlog = backlog_ ? backlog_() : 0;
+  if (behind_ && backlog <= kConsoleBacklogLow) behind_ = false;
+  if (!behind_ && backlog > kConsoleBacklogHigh) behind_ = true;
+  if (behind_) ++hidden_;
+  return !behind_;
+}
+
+uint64_t OutputGate::take_hidden(bool at_end) {
+  if (behind_ && (backlog_ ? backlog_() : 0) <= kConsoleBacklogLow) behind_ = false;
+  if (behind_ && !at_end) return 0;
+  return std::exchange(hidden_, 0);
+}
+
+std::string hidden_lines_text(uint64_t lines) {
+  return fmt::format("{} line{} of output not shown: the console fell behind (the log files have every line)", lines,
+                     lines == 1 ? "" : "s");
 }
 
 // The loop outlives the writer (its owner made it first): the handle closes with it.
@@ -70,8 +91,8 @@ void Reporters::job_started(size_t index, unsigned attempt, unsigned max_attempt
   for (auto* r : list_) r->job_started(index, attempt, max_attempts);
 }
 
-void Reporters::job_output(size_t index, int stream, std::string_view line) {
-  for (auto* r : list_) r->job_output(index, stream, line);
+void Reporters::job_output(size_t index, int stream, std::string_view line, LinePart part) {
+  for (auto* r : list_) r->job_output(index, stream, line, part);
 }
 
 void Reporters::job_note(size_t index, std::string_view text) {

@@ -41,6 +41,29 @@ class BatchedWriter {
   UvHandle<uv_check_t> check_;
 };
 
+// A reporter's view of the console, bounded: job output is shown while the console keeps up;
+// once its backlog (console_backlog()) is above kConsoleBacklogHigh, lines are counted instead
+// of shown until it is back below kConsoleBacklogLow. A reader that stops reading never stops
+// the jobs (their log files stay complete); the reporter says how many lines it did not show.
+class OutputGate {
+ public:
+  using Backlog = std::function<size_t()>;
+  explicit OutputGate(Backlog backlog) : backlog_(std::move(backlog)) {}
+  // True when a line of job output may be shown now; else it is counted.
+  bool admit();
+  // The lines not shown, once the console has caught up (or, with `at_end`, whatever is left);
+  // 0 when there is nothing to say yet.
+  uint64_t take_hidden(bool at_end = false);
+
+ private:
+  Backlog backlog_;
+  bool behind_ = false;
+  uint64_t hidden_ = 0;
+};
+
+// "N lines of output not shown: the console fell behind (the log files have every line)".
+std::string hidden_lines_text(uint64_t lines);
+
 // Passes every event to each reporter added, in order. run_started, job_finished (per job) and
 // run_finished go through once each: the command sends them itself around a run (complete()),
 // and they are not repeated where the runner sent them already.
@@ -52,7 +75,7 @@ class Reporters : public RunEvents {
   void run_started(const std::vector<const JobPlan*>& plans) override;
   void job_queued(size_t index) override;
   void job_started(size_t index, unsigned attempt, unsigned max_attempts) override;
-  void job_output(size_t index, int stream, std::string_view line) override;
+  void job_output(size_t index, int stream, std::string_view line, LinePart part = {}) override;
   void job_note(size_t index, std::string_view text) override;
   void job_retrying(size_t index, const JobResult& result) override;
   void port_published(size_t index, const PublishedPort& port) override;

@@ -15,11 +15,18 @@
 
 namespace sandrun::runner {
 
+// Before the run: <out>/summary.json as it stands (every job "not_started", "finished": false)
+// and a reserve file beside it (<out>/.summary-reserve, preallocated), which finish() releases
+// just before it writes the final summary: jobs filling the output directory with logs and
+// artifacts cannot take the room the summary needs. An error names the output directory.
+Result<void> reserve_summary(const std::string& out, const std::vector<JobPlan>& plans);
+
 class RunReport {
  public:
   // `out` is the run's output directory; `plans` the jobs about to run (run_started is sent
   // now: they are moved into the runner next).
   RunReport(const RunArgs& args, const std::string& out, const std::vector<JobPlan>& plans, ConsoleStyle style);
+  ~RunReport();
   RunReport(const RunReport&) = delete;
   RunReport& operator=(const RunReport&) = delete;
 

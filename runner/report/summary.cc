@@ -7,6 +7,7 @@
 
 #include "config/job_file.h"
 #include "runner/net/address.h"
+#include "sandbox/sys/text.h"
 #include "sandbox/sandbox.h"
 
 namespace sandrun::runner {
@@ -110,8 +111,15 @@ std::string published_ports(const std::vector<JobResult>& results) {
 
 }  // namespace
 
-std::string summary_table(const std::vector<JobResult>& results, std::chrono::milliseconds wall, bool color) {
+std::string summary_table(const std::vector<JobResult>& written, std::chrono::milliseconds wall, bool color) {
   using S = JobResult::Status;
+  // For a terminal: what jobs printed or were named with never drives it (sandbox/sys/text.h).
+  std::vector<JobResult> results = written;
+  for (auto& r : results) {
+    r.name = terminal_safe(r.name);
+    r.skipped_because = terminal_safe(r.skipped_because);
+    for (auto& line : r.output_tail) line = terminal_safe(line);
+  }
   size_t wname = 3, wstatus = 6, wtime = 4, wmem = 8;
   bool usage = false;
   for (const auto& r : results) {
@@ -148,6 +156,9 @@ std::string summary_table(const std::vector<JobResult>& results, std::chrono::mi
     }
   }
   out += published_ports(results);
+  for (const auto& r : results) {
+    if (!r.artifacts_truncated.empty()) out += fmt::format("{}: artifacts truncated: {}\n", r.name, r.artifacts_truncated);
+  }
   if (std::string tails = failure_tails(results); !tails.empty()) out += tails + "\n";
   out += fmt::format("{} job{}: {} passed, {} failed", results.size(), results.size() == 1 ? "" : "s", passed, failed);
   if (allowed) out += fmt::format(" ({} allowed)", allowed);

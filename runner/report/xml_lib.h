@@ -6,6 +6,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
+#include <libxml/xmlreader.h>
 
 #include "sandbox/sys/result.h"
 
@@ -13,9 +14,12 @@ namespace sandrun::runner {
 
 #define SANDRUN_XML_FUNCTIONS(X)                                                                  \
   X(xmlInitParser) X(xmlNewDoc) X(xmlNewDocNode) X(xmlDocSetRootElement) X(xmlSetProp)            \
-  X(xmlNewTextChild) X(xmlHasProp) X(xmlReadMemory) X(xmlGetLastError) X(xmlDocCopyNode)         \
-  X(xmlAddChild) X(xmlDocGetRootElement) X(xmlFreeDoc) X(xmlBufferCreate) X(xmlBufferFree)        \
-  X(xmlBufferContent) X(xmlNodeDump) X(xmlStrdup)
+  X(xmlNewTextChild) X(xmlFreeDoc) X(xmlBufferCreate) X(xmlBufferFree)                           \
+  X(xmlBufferContent) X(xmlNodeDump) X(xmlStrdup) X(xmlReaderForFd) X(xmlFreeTextReader)                 \
+  X(xmlTextReaderRead) X(xmlTextReaderNodeType) X(xmlTextReaderDepth) X(xmlTextReaderConstName)           \
+  X(xmlTextReaderConstValue) X(xmlTextReaderIsEmptyElement) X(xmlTextReaderAttributeCount)                \
+  X(xmlTextReaderMoveToAttributeNo) X(xmlTextReaderReadAttributeValue) X(xmlTextReaderMoveToElement)      \
+  X(xmlTextReaderSetStructuredErrorHandler)
 
 // The libxml2 functions sandrun uses, resolved from libxml2.so.2.
 struct XmlLib {

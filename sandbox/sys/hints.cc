@@ -8,7 +8,9 @@ namespace sandrun {
 std::string hint_for_errno(int code) {
   switch (code) {
     case ENOSPC:
-      return "the disk holding sandrun's state directory is full (see --root)";
+      // Which file system is full is the path's: sandrun's state is under --root, a run's logs
+      // and reports under --out (their own errors say so).
+      return "the file system holding that path is full";
     case EMFILE:
       return "too many open files: raise `ulimit -n` or run fewer jobs at once (-j)";
     default:

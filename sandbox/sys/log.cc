@@ -8,6 +8,8 @@
 #include <mutex>
 #include <string>
 
+#include "sandbox/sys/text.h"
+
 namespace sandrun::log {
 namespace {
 
@@ -23,7 +25,8 @@ void default_sink(Level level, std::string_view text) {
     case Level::error: line += "error: "; break;
     case Level::info: break;
   }
-  line.append(text);
+  // Messages name paths, images and jobs as written: never raw to a terminal.
+  line += terminal_safe(text, /*keep_newlines=*/true);
   line += '\n';
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;

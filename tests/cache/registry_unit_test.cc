@@ -262,6 +262,35 @@ TEST(RegistryManifest, ArtifactConfigsAndForeignDigestsAreRefused) {
   EXPECT_EQ(parse_image_manifest(bad, "").error().message(), "layer 1 has an invalid digest \"sha256:../x\"");
 }
 
+TEST(RegistryManifest, MediaTypesAreCheckedWhereTheyBelong) {
+  // An index entry must say a manifest type: a layer's or a config's is refused.
+  std::string layer_entry = R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.layer.v1.tar",)"
+                            R"("digest":")" + kDigestA + R"(","size":100,"platform":{"os":"linux","architecture":"amd64"}}]})";
+  EXPECT_EQ(select_platform(layer_entry, *parse_platform("linux/amd64")).error().message(),
+            "index entry 0 for linux/amd64 has media type \"application/vnd.oci.image.layer.v1.tar\", not an image "
+            "manifest's");
+  // The type a descriptor promises must be the document's own.
+  EXPECT_TRUE(check_manifest_descriptor("", "application/vnd.oci.image.manifest.v1+json").ok());
+  EXPECT_TRUE(check_manifest_descriptor("application/vnd.docker.distribution.manifest.v2+json",
+                                        "application/vnd.docker.distribution.manifest.v2+json")
+                  .ok());
+  EXPECT_EQ(check_manifest_descriptor("application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json")
+                .error()
+                .message(),
+            "descriptor media type \"application/vnd.oci.image.index.v1+json\" does not match the document's "
+            "\"application/vnd.oci.image.manifest.v1+json\"");
+  EXPECT_EQ(check_manifest_descriptor("application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.manifest.v1+json")
+                .error()
+                .message(),
+            "descriptor media type \"application/vnd.oci.image.config.v1+json\" is not an image index or manifest type");
+  // A config typed as a layer.
+  std::string layer_config = R"({"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.layer.v1.tar",)"
+                             R"("digest":")" + kDigestA + R"(","size":10},"layers":[]})";
+  EXPECT_EQ(parse_image_manifest(layer_config, "").error().message(),
+            "config media type \"application/vnd.oci.image.layer.v1.tar\" is not an image config (an artifact, not an "
+            "image?)");
+}
+
 // ---- HTTP helpers ---------------------------------------------------------------------------
 
 TEST(RegistryHttpText, StatusReasonAndRegistryMessagesAreRendered) {

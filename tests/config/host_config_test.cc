@@ -71,6 +71,28 @@ registries = ["127.0.0.1:5000", "ghcr.io"]
   EXPECT_EQ(p.registries.pos.str(), "/etc/sandrun/sandrun.toml:14:14");
 }
 
+TEST(HostConfigTest, TheImageCapsTakeSizesAndCounts) {
+  const HostConfig c = host_ok(R"(
+[policy]
+max_image_bytes = "8GiB"
+max_image_entries = 100000
+max_layer_bytes = 1048576
+max_layer_entries = 5000
+)");
+  const Policy& p = c.policy;
+  EXPECT_EQ(p.max_image_bytes.value, uint64_t{8} << 30);
+  EXPECT_EQ(p.max_image_bytes.pos.str(), "/etc/sandrun/sandrun.toml:2:19");
+  EXPECT_EQ(p.max_image_entries.value, 100000u);
+  EXPECT_EQ(p.max_layer_bytes.value, 1048576u);
+  EXPECT_EQ(p.max_layer_entries.value, 5000u);
+  EXPECT_EQ(host_err("[policy]\nmax_image_bytes = 0\n"),
+            "/etc/sandrun/sandrun.toml:2:19: policy.max_image_bytes: must be at least 1 byte, got 0");
+  EXPECT_EQ(host_err("[policy]\nmax_image_entries = -1\n"),
+            "/etc/sandrun/sandrun.toml:2:21: policy.max_image_entries: must be at least 1, got -1");
+  EXPECT_EQ(host_err("[policy]\nmax_layer_bytes = \"lots\"\n").rfind("/etc/sandrun/sandrun.toml:2:19: policy.max_layer_bytes: "
+                                                                      "invalid size \"lots\"", 0), 0u);
+}
+
 TEST(HostConfigTest, CapAddTakesABoolean) {
   EXPECT_EQ(*host_ok("[policy]\ncap_add = false\n").policy.cap_add.value, std::vector<std::string>{});
   EXPECT_EQ(*host_ok("[policy]\ncap_add = true\n").policy.cap_add.value, std::vector<std::string>{"ALL"});
@@ -113,7 +135,9 @@ TEST(HostConfigTest, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(host_err("[policy]\nbind_path = [\"/srv\"]\n"),
             "/etc/sandrun/sandrun.toml:2:1: policy: unknown key \"bind_path\" (did you mean \"bind_paths\"?); "
             "expected one of: bind_paths, cap_add, seccomp_unconfined, seccomp_profiles, network_host, "
-            "no_new_privs_off, userns_off, max_memory, max_cpus, max_pids, max_nofile, max_timeout, max_disk, max_disk_inodes, registries");
+            "no_new_privs_off, userns_off, max_memory, max_cpus, max_pids, max_nofile, max_timeout, max_disk, "
+            "max_disk_inodes, max_log, max_job_file, registries, max_image_bytes, max_image_entries, max_layer_bytes, "
+            "max_layer_entries");
   EXPECT_EQ(host_err("[policy]\nbind_paths = [\"srv/ci\"]\n"),
             "/etc/sandrun/sandrun.toml:2:15: policy.bind_paths[0]: host path \"srv/ci\" must be absolute");
   EXPECT_EQ(host_err("[policy]\nbind_paths = \"/srv\"\n"),
@@ -133,10 +157,11 @@ TEST(HostConfigTest, ErrorsNameFileLineAndKey) {
             "HOST or HOST:PORT, like \"ghcr.io\"");
   EXPECT_EQ(host_err("[defaults]\nimage = \"alpine\"\n"),
             "/etc/sandrun/sandrun.toml:2:1: defaults: unknown key \"image\"; expected one of: timeout, memory, cpus, "
-            "pids, nofile, disk, disk_inodes");
+            "pids, nofile, disk, disk_inodes, log_max, artifacts_max_size, artifacts_max_files");
   EXPECT_EQ(host_err("[defaults]\ntimout = \"1m\"\n"),
             "/etc/sandrun/sandrun.toml:2:1: defaults: unknown key \"timout\" (did you mean \"timeout\"?); expected "
-            "one of: timeout, memory, cpus, pids, nofile, disk, disk_inodes");
+            "one of: timeout, memory, cpus, pids, nofile, disk, disk_inodes, log_max, artifacts_max_size, "
+            "artifacts_max_files");
   EXPECT_EQ(host_err("[defaults]\ntimeout = \"ten\"\n"),
             "/etc/sandrun/sandrun.toml:2:11: defaults.timeout: invalid duration \"ten\": expected a number and a unit "
             "(ms, s, m, h) like \"90s\" or \"10m\"");

@@ -276,9 +276,9 @@ TEST(JobFileTest, SyntaxErrorNamesThePositionAndTomlsDescription) {
 TEST(JobFileTest, UnknownJobKeyListsTheKeysAndSuggestsACloseOne) {
   const std::string keys =
       "image, run, command, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, "
-      "pids, nofile, disk, disk_inodes, user, network, ports, services, init, pull, seccomp, cap_add, cap_drop, "
+      "pids, nofile, disk, disk_inodes, log_max, user, network, ports, services, init, pull, seccomp, cap_add, cap_drop, "
       "no_new_privs, read_only_rootfs, userns, needs, matrix, retries, allow_failure, caches, artifacts, "
-      "artifacts_archive, artifacts_when, artifacts_max_size, junit";
+      "artifacts_archive, artifacts_when, artifacts_max_size, artifacts_max_files, junit";
   EXPECT_EQ(job_err(R"(imgae = "busybox")"),
             R"(jobs.toml:2:1: jobs.unit: unknown key "imgae" (did you mean "image"?); expected one of: )" + keys);
   EXPECT_EQ(job_err(R"(colour = "red")"),
@@ -294,9 +294,9 @@ run = "true"
 )"),
             R"(jobs.toml:2:1: defaults: unknown key "timout" (did you mean "timeout"?); expected one )"
             "of: image, env, workdir, workspace, volumes, timeout, memory, cpus, cpuset, pids, "
-            "nofile, disk, disk_inodes, user, network, init, pull, seccomp, cap_add, cap_drop, no_new_privs, "
+            "nofile, disk, disk_inodes, log_max, user, network, init, pull, seccomp, cap_add, cap_drop, no_new_privs, "
             "read_only_rootfs, userns, retries, allow_failure, caches, artifacts, artifacts_archive, "
-            "artifacts_when, artifacts_max_size, junit");
+            "artifacts_when, artifacts_max_size, artifacts_max_files, junit");
 }
 
 TEST(JobFileTest, CommandsCannotBeDefaults) {

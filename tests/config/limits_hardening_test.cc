@@ -53,7 +53,7 @@ run = "true"
 nofile = "2048"
 [jobs.d]
 run = "true"
-nofile = 2147483648
+nofile = 2147483584
 )");
   ASSERT_EQ(f.jobs.size(), 4u);
   EXPECT_EQ(f.jobs[0].nofile, (Nofile{4096, 4096}));
@@ -70,8 +70,8 @@ TEST(JobFileLimitsTest, NofileErrors) {
             R"(jobs.toml:2:10: jobs.unit.nofile: expected an integer like 4096 or a string like "1024:4096", got array)");
   EXPECT_EQ(job_err("nofile = 0"), "jobs.toml:2:10: jobs.unit.nofile: invalid nofile 0: must be at least 1");
   EXPECT_EQ(job_err("nofile = -5"), "jobs.toml:2:10: jobs.unit.nofile: invalid nofile -5: must be at least 1");
-  EXPECT_EQ(job_err("nofile = 2147483649"),
-            "jobs.toml:2:10: jobs.unit.nofile: invalid nofile 2147483649: too large (the maximum is 2147483648)");
+  EXPECT_EQ(job_err("nofile = 2147483585"),
+            "jobs.toml:2:10: jobs.unit.nofile: invalid nofile 2147483585: too large (the maximum is 2147483584)");
   EXPECT_EQ(job_err(R"(nofile = "4096:1024")"),
             R"(jobs.toml:2:10: jobs.unit.nofile: invalid nofile "4096:1024": the soft limit 4096 is above the hard limit 1024)");
   EXPECT_EQ(job_err(R"(nofile = "0:10")"),

@@ -13,7 +13,8 @@ using Argv = std::vector<std::string>;
 using Env = std::vector<std::pair<std::string, std::string>>;
 
 const char* const kServiceKeys =
-    "image, run, command, env, workdir, volumes, memory, cpus, cpuset, pids, nofile, disk, disk_inodes, user, ports, ready, init, "
+    "image, run, command, env, workdir, volumes, memory, cpus, cpuset, pids, nofile, disk, disk_inodes, log_max, user, "
+    "ports, ready, init, "
     "pull, seccomp, cap_add, cap_drop, no_new_privs, read_only_rootfs";
 
 // --- networks and ports ---

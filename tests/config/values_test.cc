@@ -211,7 +211,10 @@ TEST(ValuesTest, EnvFlagNeedsANameAndAnEquals) {
   EXPECT_EQ(error_of(parse_env("=x")), R"(invalid environment variable "=x": expected NAME=value)");
   using namespace std::string_literals;
   EXPECT_EQ(error_of(parse_env("A\0B=1"s)),
-            "invalid variable name \"A\0B\": must not contain a NUL character"s);
+            "invalid variable name \"A\\x00B\": must not contain a NUL character"s);
+  // Issue 15 item 11: a control character in a name is refused, shown escaped.
+  EXPECT_EQ(error_of(parse_env("A\nB=1")),
+            "invalid variable name \"A\\x0aB\": must not contain control characters (\"\\x0a\" at byte 1)");
 }
 
 TEST(ValuesTest, EnvNameRules) {
@@ -291,8 +294,8 @@ TEST(ValuesTest, NofileIsOneNumberOrSoftColonHard) {
   EXPECT_EQ(*parse_nofile("4096"), (Pair{4096, 4096}));
   EXPECT_EQ(*parse_nofile("1024:4096"), (Pair{1024, 4096}));
   EXPECT_EQ(*parse_nofile("1:1"), (Pair{1, 1}));
-  EXPECT_EQ(*parse_nofile("2147483648"), (Pair{kMaxNofile, kMaxNofile}));
-  EXPECT_EQ(*parse_nofile("64:2147483648"), (Pair{64, kMaxNofile}));
+  EXPECT_EQ(*parse_nofile("2147483584"), (Pair{kMaxNofile, kMaxNofile}));
+  EXPECT_EQ(*parse_nofile("64:2147483584"), (Pair{64, kMaxNofile}));
 }
 
 TEST(ValuesTest, NofileErrorsSayWhatIsWrong) {
@@ -304,10 +307,10 @@ TEST(ValuesTest, NofileErrorsSayWhatIsWrong) {
   EXPECT_EQ(error_of(parse_nofile("0:5")), R"(invalid nofile "0:5": must be at least 1)");
   EXPECT_EQ(error_of(parse_nofile("4096:1024")),
             R"(invalid nofile "4096:1024": the soft limit 4096 is above the hard limit 1024)");
-  EXPECT_EQ(error_of(parse_nofile("2147483649")),
-            R"(invalid nofile "2147483649": too large (the maximum is 2147483648))");
+  EXPECT_EQ(error_of(parse_nofile("2147483585")),
+            R"(invalid nofile "2147483585": too large (the maximum is 2147483584))");
   EXPECT_EQ(error_of(parse_nofile("1:99999999999999999999999")),
-            R"(invalid nofile "1:99999999999999999999999": too large (the maximum is 2147483648))");
+            R"(invalid nofile "1:99999999999999999999999": too large (the maximum is 2147483584))");
   EXPECT_EQ(error_of(check_nofile(8, 4, "8:4")), "invalid nofile 8:4: the soft limit 8 is above the hard limit 4");
   EXPECT_TRUE(check_nofile(4, 8, "4:8").ok());
 }

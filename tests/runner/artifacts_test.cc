@@ -88,7 +88,8 @@ TEST_F(ArtifactsRunTest, AFailingJobsFilesComeFromTmpfsWorkspaceVolumeAndWritabl
   EXPECT_FALSE(fs::exists(art("build/out/big.bin")));
   EXPECT_EQ(r.artifact_warnings,
             (std::vector<std::string>{"skipped out/fifo: a FIFO is not collected",
-                                      "artifacts_max_size (1 MiB) reached: stopped at out/big.bin"}));
+                                      "truncated: artifacts_max_size (1 MiB) reached: stopped at out/big.bin"}));
+  EXPECT_EQ(r.artifacts_truncated, "artifacts_max_size (1 MiB) reached");
   // The warnings are in the job's log too.
   std::string log = read_file(out() + "/logs/build.log");
   EXPECT_NE(log.find("artifacts_max_size (1 MiB) reached: stopped at out/big.bin"), std::string::npos) << log;

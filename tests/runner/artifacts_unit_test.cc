@@ -34,11 +34,13 @@ class ArtifactsTest : public ::testing::Test {
     ASSERT_TRUE(fs::mkdirs(path.substr(0, path.rfind('/'))));
     write_file(path, content);
   }
-  ArtifactReport collect(std::vector<std::string> patterns, bool archive = false, uint64_t max = config::kDefaultArtifactsMaxSize) {
+  ArtifactReport collect(std::vector<std::string> patterns, bool archive = false, uint64_t max = config::kDefaultArtifactsMaxSize,
+                         uint64_t max_files = config::kDefaultArtifactsMaxFiles) {
     config::Artifacts spec;
     spec.patterns = std::move(patterns);
     spec.archive = archive;
     spec.max_size = max;
+    spec.max_files = max_files;
     auto r = runner::collect_artifacts(root_.get(), "/work", spec, dest());
     EXPECT_TRUE(r) << (r ? "" : r.error().message());
     return r ? *r : ArtifactReport{};
@@ -138,10 +140,92 @@ TEST_F(ArtifactsTest, ASparseFileAboveTheCapStopsTheCollectionAndLeavesNoPartial
   file("work/build/z.txt", "later");
   auto r = collect({"build/*"}, false, 1 << 20);
   EXPECT_EQ(r.files, (std::vector<std::string>{"build/a.txt"}));
-  EXPECT_EQ(r.warnings, (std::vector<std::string>{"artifacts_max_size (1 MiB) reached: stopped at build/big.bin"}));
+  EXPECT_EQ(r.warnings,
+            (std::vector<std::string>{"truncated: artifacts_max_size (1 MiB) reached: stopped at build/big.bin"}));
+  EXPECT_EQ(r.truncated, "artifacts_max_size (1 MiB) reached");
   EXPECT_FALSE(fs::exists(dest() + "/build/big.bin"));
   EXPECT_FALSE(fs::exists(dest() + "/build/z.txt"));
   EXPECT_EQ(r.bytes, 4u);
+}
+
+// 200,000 tiny files were all collected. Past artifacts_max_files the collection stops, says
+// so, and what it copied is whole.
+TEST_F(ArtifactsTest, ManyFilesStopAtTheCountCapWithATruncatedMark) {
+  ASSERT_TRUE(fs::mkdirs(tmp_ / "root/work/many"));
+  for (int i = 0; i < 12'000; ++i) {
+    UniqueFd f(::open((tmp_ / fmt::format("root/work/many/f{:05}", i)).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    ASSERT_TRUE(f);
+    ASSERT_EQ(::write(f.get(), "x", 1), 1);
+  }
+  auto r = collect({"many"});
+  // The directory is an entry too: 1 + 9,999 files.
+  EXPECT_EQ(r.files.size(), 9'999u);
+  EXPECT_EQ(r.truncated, "artifacts_max_files (10000) reached");
+  EXPECT_EQ(r.warnings, (std::vector<std::string>{"truncated: artifacts_max_files (10000) reached: stopped at many/f09999"}));
+  EXPECT_EQ(dir_entries(dest() + "/many").size(), 9'999u);
+  EXPECT_EQ(read_file(dest() + "/many/f09998"), "x");
+  // In an archive the same, and the archive is complete (tar lists it).
+  auto a = collect({"many"}, /*archive=*/true, config::kDefaultArtifactsMaxSize, 10);
+  EXPECT_EQ(a.files.size(), 9u);
+  EXPECT_EQ(a.truncated, "artifacts_max_files (10) reached");
+  auto listed = run_command({"tar", "--zstd", "-tf", dest() + ".tar.zst"});
+  EXPECT_EQ(listed.status, 0) << listed.err;
+  EXPECT_EQ(std::count(listed.out.begin(), listed.out.end(), '\n'), 10);
+}
+
+TEST_F(ArtifactsTest, AFullCollectionIsNotTruncated) {
+  file("work/a.txt");
+  auto r = collect({"a.txt"}, false, config::kDefaultArtifactsMaxSize, 1);
+  EXPECT_EQ(r.files, (std::vector<std::string>{"a.txt"}));
+  EXPECT_EQ(r.truncated, "");
+}
+
+// Makes a chain of `depth` directories named "d" under `dir`, by fds (the path is longer than
+// PATH_MAX), with a file at the bottom.
+void deep_tree(const std::string& dir, int depth) {
+  UniqueFd fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(fd);
+  for (int i = 0; i < depth; ++i) {
+    ASSERT_EQ(::mkdirat(fd.get(), "d", 0755), 0) << i;
+    fd = UniqueFd(::openat(fd.get(), "d", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(fd);
+  }
+  UniqueFd f(::openat(fd.get(), "bottom.txt", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  ASSERT_TRUE(f);
+}
+
+// A 2,000-deep directory made sandrun overflow its stack (exit 139). The walk stops at
+// kMaxArtifactDepth with one warning whose path is capped; the shallow files are collected.
+TEST_F(ArtifactsTest, DeepTreesAreCutAtTheDepthBoundWithACappedPathInTheWarning) {
+  for (int depth : {2'000, 5'000}) {
+    SCOPED_TRACE(depth);
+    ASSERT_TRUE(fs::mkdirs(tmp_ / "root/work/deep"));
+    deep_tree(tmp_ / "root/work/deep", depth);
+    file("work/deep/top.txt");
+    for (const auto& pattern : {"deep", "deep/**/*.txt"}) {
+      auto r = collect({pattern});
+      EXPECT_NE(std::find(r.files.begin(), r.files.end(), "deep/top.txt"), r.files.end()) << pattern;
+      ASSERT_EQ(r.warnings.size(), 1u) << pattern;
+      EXPECT_EQ(r.warnings[0].rfind("skipped what lies deeper than 256 levels or 4096 bytes, from deep/d/d/d/", 0), 0u)
+          << r.warnings[0];
+      EXPECT_LT(r.warnings[0].size(), 400u) << r.warnings[0];
+      EXPECT_EQ(r.truncated, "");
+      for (const auto& f : r.files) EXPECT_LE(std::count(f.begin(), f.end(), '/'), 257) << f.size();
+    }
+    ASSERT_TRUE(fs::remove_tree(tmp_ / "root/work/deep"));
+  }
+}
+
+TEST(ShortenPathTest, LongPathsKeepTheirHeadAndTail) {
+  EXPECT_EQ(runner::shorten_path("a/b"), "a/b");
+  std::string deep;
+  for (int i = 0; i < 1000; ++i) deep += "d/";
+  deep += "end.txt";
+  const std::string s = runner::shorten_path(deep);
+  EXPECT_EQ(s.rfind("d/d/", 0), 0u);
+  EXPECT_NE(s.find("/..."), std::string::npos) << s;
+  EXPECT_NE(s.find("d/end.txt (2007 bytes)"), std::string::npos) << s;
+  EXPECT_LT(s.size(), 230u);
 }
 
 TEST_F(ArtifactsTest, AStaleDestinationFromAnEarlierRunIsReplaced) {

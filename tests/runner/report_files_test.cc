@@ -105,6 +105,8 @@ TEST(JsonReporterTest, EveryEventIsOneCompactJsonObjectPerLineWithItsFields) {
   EXPECT_EQ(f["artifacts"], json({"out/a.txt"}));
   EXPECT_EQ(f["artifacts_bytes"], 12);
   EXPECT_EQ(f["artifact_warnings"], json::array());
+  EXPECT_EQ(f["artifacts_truncated"], false);
+  EXPECT_TRUE(f["artifacts_truncated_because"].is_null());
   EXPECT_EQ(ev[8]["status"], "skipped");
   EXPECT_EQ(ev[8]["skipped_because"], "build");
   EXPECT_TRUE(ev[8]["peak_memory_bytes"].is_null());
@@ -153,6 +155,7 @@ TEST(SummaryJsonTest, HoldsEveryJobsResultAndTheTotals) {
   EXPECT_EQ(j["skipped"], 0);
   EXPECT_EQ(j["duration_ms"], 3000);
   EXPECT_EQ(j["interrupted_by"], "SIGINT");
+  EXPECT_EQ(j["finished"], true);
 }
 
 // xmllint's verdict on `file` against tests/support/junit.xsd ("" when valid).
@@ -225,6 +228,42 @@ TEST(JunitTest, TheReportIsValidJUnitWithATestcasePerJob) {
   EXPECT_NE(report.xml.find("<system-out>expected &lt;4&gt; &amp; got \"5\"\nbell and \xEF\xBF\xBD byte\n</system-out>"),
             std::string::npos)
       << report.xml;
+}
+
+// An XXE entity in a job's JUnit file read no host file but left the merged report invalid
+// XML (the entity reference was copied without its declaration). Entities and DTDs are dropped.
+TEST(JunitTest, EntitiesAndDtdsOfAMergedFileAreDroppedAndTheReportStaysValid) {
+  SANDRUN_REQUIRE(tools_present(), "needs xmllint (libxml2-utils) and python3-junitparser");
+  TempDir tmp;
+  write_file(tmp / "secret.txt", "HOST-SECRET-MARKER");
+  auto ps = plans({"x"});
+  ps[0].junit = {"*.xml"};
+  const std::string art = tmp / "artifacts";
+  ASSERT_TRUE(fs::mkdirs(art + "/x"));
+  write_file(art + "/x/xxe.xml", fmt::format(R"(<?xml version="1.0"?>
+<!DOCTYPE testsuites [<!ENTITY xxe SYSTEM "file://{}"><!ENTITY in "INNER"><!-- c -->]>
+<testsuites><?pi data?><!-- a comment --><testsuite name="s&in;"><testcase classname="c&in;" name="n" time="1"><failure message="m&in;"><![CDATA[a<b&xxe;]]>&xxe;&in;&amp;&#x41;</failure></testcase></testsuite></testsuites>)",
+                                             tmp / "secret.txt"));
+  auto x = result("x", 0, S::passed);
+  x.artifacts = {"xxe.xml"};
+  auto loaded = runner::junit_report(junit_in(ps, art), {x});
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  EXPECT_EQ(loaded->warnings, std::vector<std::string>{});
+  const std::string& xml = loaded->xml;
+  EXPECT_EQ(xml.find("HOST-SECRET"), std::string::npos) << xml;
+  EXPECT_EQ(xml.find("INNER"), std::string::npos) << xml;
+  EXPECT_EQ(xml.find("DOCTYPE"), std::string::npos) << xml;
+  EXPECT_EQ(xml.find("comment"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<testsuite name=\"s\" tests=\"1\" failures=\"1\" errors=\"0\" skipped=\"0\" time=\"1.000\""),
+            std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find("<testcase classname=\"c\" name=\"n\" time=\"1\"><failure message=\"m\">a&lt;b&amp;xxe;&amp;A</failure>"),
+            std::string::npos)
+      << xml;
+  write_file(tmp / "junit.xml", xml);
+  auto parsed = run_command({"xmllint", "--noout", "--nonet", tmp / "junit.xml"});
+  EXPECT_EQ(parsed.status, 0) << parsed.err << xml;
+  EXPECT_EQ(schema_errors(tmp / "junit.xml"), "") << xml;
 }
 
 TEST(JunitTest, JUnitFilesAJobProducedAreMergedAsMoreSuitesAndBadOnesAreWarnings) {

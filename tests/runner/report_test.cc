@@ -21,8 +21,8 @@ using namespace std::chrono_literals;
 // Records events as text lines.
 struct Recorder : runner::RunEvents {
   std::vector<std::string> seen;
-  void job_output(size_t index, int stream, std::string_view line) override {
-    seen.push_back(fmt::format("{} {} {}", index, stream, line));
+  void job_output(size_t index, int stream, std::string_view line, runner::LinePart part = {}) override {
+    seen.push_back(fmt::format("{} {} {}{}", index, stream, line, part.partial ? "..." : ""));
   }
   void job_note(size_t index, std::string_view text) override { seen.push_back(fmt::format("{} note {}", index, text)); }
 };
@@ -59,6 +59,122 @@ TEST(JobOutputTest, KeepsOnlyTheLastTwentyLinesForTheTail) {
   EXPECT_EQ(tail.back(), std::string(runner::JobOutput::kTailLineBytes, 'x'));
 }
 
+
+// Issue 15 item 2: past log_max the log keeps its head, a marker naming the bytes dropped and
+// its last bytes; the console is told once; memory holds only the kept end.
+TEST(JobOutputTest, BoundsTheLogToItsHeadAMarkerAndItsTail) {
+  TempDir dir;
+  Recorder rec;
+  const uint64_t max = 256 << 10;  // head 128 KiB, tail 128 KiB
+  std::string all;
+  {
+    runner::JobOutput out("flood", 0, runner::ConsoleMode::prefixed, &rec);
+    out.set_log(dir / "flood.log");
+    out.set_log_max(max);
+    ASSERT_TRUE(out.open_log());
+    for (int i = 0; i < 100000; ++i) {
+      std::string line = fmt::format("line {:06}\n", i);
+      all += line;
+      out.write(1, line);
+    }
+    out.note("killed");
+    all += "sandrun: killed\n";
+    out.finish();
+    EXPECT_EQ(out.log_dropped(), all.size() - max);
+    out.close_log();
+  }
+  const std::string log = read_file(dir / "flood.log");
+  const std::string marker = fmt::format(
+      "sandrun: log truncated at log_max (256 KiB): {} bytes dropped here; its last {} bytes follow\n",
+      all.size() - max, max / 2);
+  // The head ends inside a line: the marker starts a line of its own.
+  ASSERT_EQ(log.size(), max + 1 + marker.size());
+  EXPECT_EQ(log.substr(0, max / 2), all.substr(0, max / 2));
+  EXPECT_EQ(log.substr(max / 2, 1 + marker.size()), "\n" + marker);
+  EXPECT_EQ(log.substr(max / 2 + 1 + marker.size()), all.substr(all.size() - max / 2));
+  size_t notes = 0;
+  for (const auto& l : rec.seen) {
+    if (l.find("note the log " + (dir / "flood.log") + " reached log_max (256 KiB): its first 128 KiB are kept, "
+                "then only its last 128 KiB") != std::string::npos)
+      ++notes;
+  }
+  EXPECT_EQ(notes, 1u);
+}
+
+// A log within the bound is written as is (past the head, up to log_max, without a marker), and
+// an attempt appending to it counts what is there.
+TEST(JobOutputTest, ALogWithinTheBoundIsCompleteAndAttemptsShareTheBound) {
+  TempDir dir;
+  const std::string a(100 << 10, 'a'), b(100 << 10, 'b');
+  {
+    runner::JobOutput out("a", 0, runner::ConsoleMode::none, nullptr);
+    out.set_log(dir / "a.log");
+    out.set_log_max(256 << 10);
+    ASSERT_TRUE(out.open_log());
+    out.write(1, a);
+    out.write(2, b);  // past the head (128 KiB), within log_max
+  }  // closed by its destructor
+  EXPECT_EQ(read_file(dir / "a.log"), a + b);
+  runner::JobOutput again("a", 0, runner::ConsoleMode::none, nullptr);
+  again.set_log(dir / "a.log", /*append=*/true);
+  again.set_log_max(256 << 10);
+  ASSERT_TRUE(again.open_log());
+  again.write(1, std::string(200 << 10, 'c'));
+  again.close_log();
+  const std::string log = read_file(dir / "a.log");
+  // Its head is full already: of this attempt's output only the last 128 KiB are kept.
+  EXPECT_EQ(again.log_dropped(), 72u << 10);
+  EXPECT_EQ(log.substr(0, 200 << 10), a + b);
+  EXPECT_EQ(log.substr(log.size() - (128 << 10)), std::string(128 << 10, 'c'));
+  EXPECT_NE(log.find("b\nsandrun: log truncated at log_max (256 KiB): 73728 bytes dropped here"), std::string::npos);
+}
+
+// Issue 15 item 13: the console is a bounded view. Above the high mark lines are counted, not
+// shown; once it is back below the low mark the count is said, once, and lines flow again.
+TEST(ConsoleReporterTest, DropsAndCountsLinesWhileTheConsoleIsBehind) {
+  Capture cap;
+  size_t backlog = 0;
+  runner::ConsoleOptions o;
+  o.write = cap.fn();
+  o.backlog = [&] { return backlog; };
+  runner::ConsoleReporter rep(std::move(o));
+  auto ps = plans({"a"});
+  rep.run_started(ptrs(ps));
+  rep.job_output(0, 1, "shown 1");
+  backlog = runner::kConsoleBacklogHigh + 1;
+  for (int i = 0; i < 1000; ++i) rep.job_output(0, 1, "hidden");
+  backlog = runner::kConsoleBacklogLow + 1;  // still behind: not yet below the low mark
+  rep.job_output(0, 1, "hidden");
+  backlog = 0;
+  rep.job_output(0, 1, "shown 2");
+  rep.job_finished(0, result("a", 0, S::passed));
+  rep.run_finished({result("a", 0, S::passed)}, 0);
+  EXPECT_EQ(cap.out, "[a] shown 1\n[a] shown 2\n");
+  EXPECT_NE(cap.err.find("sandrun: 1001 lines of output not shown: the console fell behind (the log files have every "
+                         "line)\n"),
+            std::string::npos)
+      << cap.err;
+  EXPECT_EQ(cap.err.find("not shown", cap.err.find("not shown") + 1), std::string::npos) << "said once";
+}
+
+// Issue 15 item 11: what a job prints or is named never reaches the terminal raw.
+TEST(ConsoleReporterTest, EscapesControlSequencesInOutputNamesAndNotes) {
+  Capture cap;
+  runner::ConsoleOptions o;
+  o.write = cap.fn();
+  runner::ConsoleReporter rep(std::move(o));
+  auto ps = plans({"evil\x1b[2J"});
+  rep.run_started(ptrs(ps));
+  rep.job_output(0, 1, "\x1b]0;PWNED-TITLE\x07\x1b[2J");
+  rep.job_note(0, "artifacts: \x1b[31mred.txt");
+  EXPECT_EQ(cap.out, "[evil\\x1b[2J] \\x1b]0;PWNED-TITLE\\x07\\x1b[2J\n");
+  EXPECT_EQ(cap.err, "[evil\\x1b[2J] sandrun: artifacts: \\x1b[31mred.txt\n");
+  auto r = result("evil\x1b[2J", 0, S::failed, 1);
+  r.output_tail = {"\x1b]0;TITLE\x07"};
+  const std::string table = runner::summary_table({r}, std::chrono::milliseconds(5), /*color=*/false);
+  EXPECT_EQ(table.find('\x1b'), std::string::npos) << table;
+  EXPECT_NE(table.find("\\x1b]0;TITLE\\x07"), std::string::npos) << table;
+}
 
 TEST(ConsoleReporterTest, PlainModePrintsPrefixedLinesAndWhatHappensToEachJob) {
   Capture cap;

@@ -6,6 +6,7 @@
 #include "runner/engine/resolve.h"
 #include "runner/report/summary.h"
 #include "sandbox/sys/fs.h"
+#include "sandbox/sys/text.h"
 #include "tests/support/test_env.h"
 
 namespace sandrun::testing {
@@ -16,7 +17,7 @@ using namespace std::chrono_literals;
 
 std::vector<std::string> split_all(runner::LineSplitter& s, const std::vector<std::string>& chunks) {
   std::vector<std::string> lines;
-  for (const auto& c : chunks) s.feed(c, [&](std::string_view l) { lines.emplace_back(l); });
+  for (const auto& c : chunks) s.feed(c, [&](std::string_view l, runner::LinePart) { lines.emplace_back(l); });
   return lines;
 }
 
@@ -32,6 +33,37 @@ TEST(LineSplitterTest, CutsOverlongLinesWithoutLosingBytes) {
   runner::LineSplitter s(4);
   EXPECT_EQ(split_all(s, {"abcdefghij\nxy"}), (std::vector<std::string>{"abcd", "efgh", "ij"}));
   EXPECT_EQ(s.flush(), "xy");
+}
+
+// Issue 15 item 2: a long line comes in parts, each marked; the last part of a line is not
+// "partial", every part after the first is "continued".
+TEST(LineSplitterTest, MarksThePartsOfALongLine) {
+  runner::LineSplitter s(4);
+  std::vector<std::string> seen;
+  auto emit = [&](std::string_view l, runner::LinePart p) {
+    seen.push_back(fmt::format("{}{}{}", p.continued ? "+" : "", l, p.partial ? "..." : ""));
+  };
+  s.feed("abcdefghij\nxy\nlongerline", emit);
+  EXPECT_EQ(seen, (std::vector<std::string>{"abcd...", "+efgh...", "+ij", "xy", "long...", "+erli..."}));
+  runner::LinePart last;
+  EXPECT_EQ(s.flush(&last), "ne");
+  EXPECT_TRUE(last.continued);
+  EXPECT_FALSE(last.partial);
+  EXPECT_EQ(runner::kMaxLinePart, 16u * 1024);
+}
+
+// Issue 15 item 11: escape sequences, C1 controls and broken UTF-8 become visible text.
+TEST(TerminalSafeTest, EscapesControlSequencesAndKeepsPrintableText) {
+  EXPECT_EQ(terminal_safe("\x1b]0;PWNED-TITLE\x07\x1b[2J"), "\\x1b]0;PWNED-TITLE\\x07\\x1b[2J");
+  EXPECT_EQ(terminal_safe("plain text, caf\xc3\xa9 \xe2\x9c\x93\ttab"), "plain text, caf\xc3\xa9 \xe2\x9c\x93\ttab");
+  EXPECT_EQ(terminal_safe("a\rb\x7f\x08"), "a\\x0db\\x7f\\x08");
+  EXPECT_EQ(terminal_safe("csi \xc2\x9b" "2J raw \x9b" "2J"), "csi \\u009b2J raw \\x9b2J");
+  EXPECT_EQ(terminal_safe("one\ntwo"), "one\\x0atwo");
+  EXPECT_EQ(terminal_safe("one\ntwo", /*keep_newlines=*/true), "one\ntwo");
+  EXPECT_EQ(terminal_safe("\xf0\x9f\x98\x80 \xc0\xaf"), "\xf0\x9f\x98\x80 \\xc0\\xaf");  // overlong '/' refused
+  EXPECT_EQ(find_control("name"), std::string_view::npos);
+  EXPECT_EQ(find_control("na\nme"), 2u);
+  EXPECT_EQ(find_control("x\xc2\x85"), 1u);
 }
 
 JobResult result(JobResult::Status st, int code = 0, int sig = 0) {
