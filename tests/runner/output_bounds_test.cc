@@ -174,8 +174,9 @@ log_max = "8MiB"
       ++lines;
       if (shown.size() < (1 << 20)) shown.append(l).append("\n");
     });
-    EXPECT_EQ(s.wait(), 0);
+    const int status = s.wait();
     const std::string err = read_file(tmp_ / "err.txt");
+    EXPECT_EQ(status, 0) << err.substr(err.size() > 8000 ? err.size() - 8000 : 0);
     const std::string log_path = out + "/logs/flood.log";
     const std::string log = read_file(log_path);
     const uint64_t total = 6 + 100000000 + 5;
