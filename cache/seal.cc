@@ -98,6 +98,13 @@ Result<void> check_seal(const Layout& layout, std::string_view diff_id, int laye
     std::lock_guard<std::mutex> g(g_mu);
     if (g_checked.count(key)) return {};
   }
+  SANDRUN_TRY(check_seal_now(layout, diff_id, layer_fd));
+  std::lock_guard<std::mutex> g(g_mu);
+  g_checked.insert(key);
+  return {};
+}
+
+Result<void> check_seal_now(const Layout& layout, std::string_view diff_id, int layer_fd) {
   const std::string path = layout.seal_path(diff_id);
   UniqueFd seal(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
   if (!seal && errno == ENOENT) {
@@ -128,8 +135,6 @@ Result<void> check_seal(const Layout& layout, std::string_view diff_id, int laye
       mark_walked(seal.get(), true);
     }
   }
-  std::lock_guard<std::mutex> g(g_mu);
-  g_checked.insert(key);
   return {};
 }
 

@@ -35,6 +35,10 @@ Result<void> write_seal(int dir_fd, const std::string& name, int layer_fd);
 // changed and how to repair it.
 Result<void> check_seal(const Layout& layout, std::string_view diff_id, int layer_fd);
 
+// check_seal without the per-process memory: what each process pays for each layer the first
+// time it uses it (the microbenchmark measures this).
+Result<void> check_seal_now(const Layout& layout, std::string_view diff_id, int layer_fd);
+
 // Seals the layer `diff_id` of the store again (after `image verify` found it intact), as
 // <root>/seals/<hex>. drop_layer() removes a seal with its layer.
 Result<void> reseal(const Layout& layout, std::string_view diff_id);
