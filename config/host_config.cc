@@ -91,34 +91,12 @@ Result<void> set_max_memory(Policy& p, const toml::node& n, const Ctx& c) {
 }
 
 Result<void> set_max_disk(Policy& p, const toml::node& n, const Ctx& c) {
-  if (const auto* i = n.as_integer()) {
-    if (i->get() < 0) return c.fail(fmt::format("{} is below the minimum of {}", i->get(), format_size(kMinDisk)));
-    const auto bytes = static_cast<uint64_t>(i->get());
-    if (auto ok = check_disk(bytes); !ok) return c.wrap(std::move(ok).error());
-    p.max_disk.value = bytes;
-    return {};
-  }
-  if (!n.is_string()) return c.type_error("a string like \"20GiB\" or an integer number of bytes", n);
-  auto bytes = parse_disk(SANDRUN_TRY(detail::get_string(n, c, "")));
-  if (!bytes) return c.wrap(std::move(bytes).error());
-  p.max_disk.value = *bytes;
+  p.max_disk.value = SANDRUN_TRY(detail::get_size(n, c, kMinDisk, "20GiB"));
   return {};
 }
 
 Result<void> set_max_log(Policy& p, const toml::node& n, const Ctx& c) {
-  uint64_t bytes = 0;
-  if (const auto* i = n.as_integer()) {
-    bytes = i->get() < 0 ? 0 : static_cast<uint64_t>(i->get());
-  } else if (n.is_string()) {
-    auto parsed = parse_size(SANDRUN_TRY(detail::get_string(n, c, "")));
-    if (!parsed) return c.wrap(std::move(parsed).error());
-    bytes = *parsed;
-  } else {
-    return c.type_error("a string like \"1GiB\" or an integer number of bytes", n);
-  }
-  if (bytes < kMinLogMax)
-    return c.fail(fmt::format("{} is below the minimum of {}", format_size(bytes), format_size(kMinLogMax)));
-  p.max_log.value = bytes;
+  p.max_log.value = SANDRUN_TRY(detail::get_size(n, c, kMinLogMax, "1GiB"));
   return {};
 }
 
@@ -163,18 +141,7 @@ Result<void> set_max_disk_inodes(Policy& p, const toml::node& n, const Ctx& c) {
 
 // A size: "16MiB" or an integer number of bytes, at least 1 KiB.
 Result<void> set_max_job_file(Policy& p, const toml::node& n, const Ctx& c) {
-  uint64_t bytes = 0;
-  if (const auto* i = n.as_integer()) {
-    bytes = i->get() < 0 ? 0 : static_cast<uint64_t>(i->get());
-  } else if (n.is_string()) {
-    auto size = parse_size(SANDRUN_TRY(detail::get_string(n, c, "")));
-    if (!size) return c.wrap(std::move(size).error());
-    bytes = *size;
-  } else {
-    return c.type_error("a string like \"16MiB\" or an integer number of bytes", n);
-  }
-  if (bytes < 1024) return c.fail(fmt::format("{} is below the minimum of 1 KiB", format_size(bytes)));
-  p.max_job_file.value = bytes;
+  p.max_job_file.value = SANDRUN_TRY(detail::get_size(n, c, 1024, "16MiB"));
   return {};
 }
 

@@ -23,6 +23,22 @@ Result<bool> get_bool(const toml::node& n, const Ctx& c) {
   return b->get();
 }
 
+Result<uint64_t> get_size(const toml::node& n, const Ctx& c, uint64_t min, std::string_view example) {
+  uint64_t bytes = 0;
+  if (const auto* i = n.as_integer()) {
+    if (i->get() < 0) return c.fail(fmt::format("{} is below the minimum of {}", i->get(), format_size(min)));
+    bytes = static_cast<uint64_t>(i->get());
+  } else if (n.is_string()) {
+    auto parsed = parse_size(SANDRUN_TRY(get_string(n, c, "")));
+    if (!parsed) return c.wrap(std::move(parsed).error());
+    bytes = *parsed;
+  } else {
+    return c.type_error(fmt::format("a string like \"{}\" or an integer number of bytes", example), n);
+  }
+  if (bytes < min) return c.fail(fmt::format("{} is below the minimum of {}", format_size(bytes), format_size(min)));
+  return bytes;
+}
+
 Result<std::string> scalar_text(const toml::node& n) {
   if (const auto* s = n.as_string()) return s->get();
   if (const auto* i = n.as_integer()) return std::to_string(i->get());
@@ -164,17 +180,7 @@ Result<void> set_memory(JobSpec& spec, const toml::node& n, const Ctx& c) {
 }
 
 Result<void> set_disk(JobSpec& spec, const toml::node& n, const Ctx& c) {
-  if (const auto* i = n.as_integer()) {
-    if (i->get() < 0) return c.fail(fmt::format("{} is below the minimum of {}", i->get(), format_size(kMinDisk)));
-    const auto bytes = static_cast<uint64_t>(i->get());
-    if (auto ok = check_disk(bytes); !ok) return c.wrap(std::move(ok).error());
-    spec.limits.disk = bytes;
-    return {};
-  }
-  if (!n.is_string()) return c.type_error("a string like \"10GiB\" or an integer number of bytes", n);
-  auto parsed = parse_disk(SANDRUN_TRY(get_string(n, c, "")));
-  if (!parsed) return c.wrap(std::move(parsed).error());
-  spec.limits.disk = *parsed;
+  spec.limits.disk = SANDRUN_TRY(get_size(n, c, kMinDisk, "10GiB"));
   return {};
 }
 
@@ -188,20 +194,7 @@ Result<void> set_disk_inodes(JobSpec& spec, const toml::node& n, const Ctx& c) {
 }
 
 Result<void> set_log_max(JobSpec& spec, const toml::node& n, const Ctx& c) {
-  uint64_t bytes = 0;
-  if (const auto* i = n.as_integer()) {
-    if (i->get() < 0) return c.fail(fmt::format("{} is below the minimum of {}", i->get(), format_size(kMinLogMax)));
-    bytes = static_cast<uint64_t>(i->get());
-  } else if (n.is_string()) {
-    auto parsed = parse_size(SANDRUN_TRY(get_string(n, c, "")));
-    if (!parsed) return c.wrap(std::move(parsed).error());
-    bytes = *parsed;
-  } else {
-    return c.type_error("a string like \"100MiB\" or an integer number of bytes", n);
-  }
-  if (bytes < kMinLogMax)
-    return c.fail(fmt::format("{} is below the minimum of {}", format_size(bytes), format_size(kMinLogMax)));
-  spec.log_max = bytes;
+  spec.log_max = SANDRUN_TRY(get_size(n, c, kMinLogMax, "100MiB"));
   return {};
 }
 

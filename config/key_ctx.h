@@ -40,6 +40,9 @@ inline bool is_blank(std::string_view s) {
 // A string value: argv, environment and paths become C strings, so NUL is refused here.
 Result<std::string> get_string(const toml::node& n, const Ctx& c, std::string_view expected);
 Result<bool> get_bool(const toml::node& n, const Ctx& c);
+// A size: a string ("512MiB") or an integer number of bytes, at least `min`; `example` goes in
+// the type error ("expected a string like "10GiB" or an integer number of bytes").
+Result<uint64_t> get_size(const toml::node& n, const Ctx& c, uint64_t min, std::string_view example);
 // A string, integer, float or boolean as text ("1", "1.5", "true"); the error has no position.
 Result<std::string> scalar_text(const toml::node& n);
 
