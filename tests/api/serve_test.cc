@@ -225,6 +225,19 @@ TEST_F(ServeTest, SigtermRemovesTheSocketAndExits0) {
   EXPECT_NE(r.err.find("SIGTERM: stopping the daemon"), std::string::npos) << r.err;
 }
 
+TEST_F(ServeTest, SigintStopsItTheSameWay) {
+  start();
+  daemon_->signal(SIGINT);
+  CommandResult r = daemon_->finish();
+  daemon_.reset();
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(fs_exists(socket()));
+  EXPECT_NE(r.err.find("SIGINT: stopping the daemon"), std::string::npos) << r.err;
+  // The root is free again: the next daemon starts on it.
+  start();
+  EXPECT_TRUE(serving());
+}
+
 TEST_F(ServeTest, VanishedClientsCostNothing) {
   start();
   // Mid-request: half a request line, then gone.
