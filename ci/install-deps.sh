@@ -9,6 +9,7 @@ packages=(
   libssl-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libcurl4-openssl-dev  # headers only: libcurl.so.4 is dlopen()ed on the first registry pull
   libxml2-dev  # headers only: libxml2.so.2 is dlopen()ed for the --junit report
+  node-llhttp  # llhttp's C sources and header: `sandrun serve`'s HTTP parser is built from them
   # The JUnit report's tests: validated against tests/support/junit.xsd with xmllint, and read
   # by a real consumer, junitparser.
   libxml2-utils python3-junitparser
@@ -22,6 +23,8 @@ packages=(
   # network = "private": outbound access through pasta (preferred) or slirp4netns; the
   # outbound tests run both.
   passt slirp4netns
+  # The Engine API's tests: docker-py (python3-docker) against `sandrun serve`.
+  python3-docker
 )
 
 missing=()

@@ -154,6 +154,16 @@ int cli_main(int argc, char** argv) {
 
   auto* cleanup = app.add_subcommand("cleanup", "Remove what killed sandrun runs left behind");
   cleanup->callback([&] { result = cmd_cleanup(g); });
+  ServeArgs serve_args;
+  auto* serve = app.add_subcommand("serve", "Run the daemon: Docker's Engine API on a Unix socket, for docker, "
+                                            "docker-py and testcontainers (DOCKER_HOST=unix://SOCKET)");
+  serve->add_option("--socket", serve_args.socket,
+                    "The socket (default /run/sandrun/sandrun.sock as root, $XDG_RUNTIME_DIR/sandrun/sandrun.sock "
+                    "rootless)");
+  serve->add_option("--group", serve_args.group,
+                    "Let this existing group use the socket (mode 0660); without it only the owner may (0600). "
+                    "Access to the socket is root on the host");
+  serve->callback([&] { result = cmd_serve(g, serve_args); });
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] { result = cmd_version(); });
   std::string doctor_format = "text";

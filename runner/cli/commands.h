@@ -94,6 +94,12 @@ struct PruneArgs {
 };
 int cmd_image_prune(const GlobalOptions& g, const PruneArgs& a);
 int cmd_cleanup(const GlobalOptions& g);
+struct ServeArgs {
+  std::string socket;  // --socket PATH; "" = /run/sandrun/sandrun.sock (root), $XDG_RUNTIME_DIR/sandrun/sandrun.sock
+  std::string group;   // --group NAME: socket 0660 with this group; "" = 0600
+};
+// The Engine API daemon on a Unix socket, until SIGTERM or SIGINT (docs/api.md).
+int cmd_serve(const GlobalOptions& g, const ServeArgs& a);
 int cmd_version();
 // Checks what this kernel and host offer sandrun; `format` is "text" or "json". Exits 1 when
 // something sandrun's defaults need is missing for the current user.

@@ -1,0 +1,29 @@
+// Api: Docker's Engine API on top of the engine: a request's version, route and answer.
+// The front door for docker, docker-py, testcontainers and the Actions runner (docs/api.md).
+#pragma once
+
+#include <string>
+
+#include "cache/store.h"
+#include "runner/api/server.h"
+#include "runner/api/system_routes.h"
+#include "runner/loop/loop.h"
+
+namespace sandrun::runner::api {
+
+class Api {
+ public:
+  Api(Loop& loop, HostFacts facts, cache::Store store)
+      : loop_(loop), facts_(std::move(facts)), store_(std::move(store)) {}
+  // Answers the exchange's request (now, or from the threadpool's answer later).
+  void handle(Exchange& ex);
+  // The server options Docker's clients expect (headers, bounds).
+  ServerOptions server_options() const;
+
+ private:
+  Loop& loop_;
+  HostFacts facts_;
+  cache::Store store_;
+};
+
+}  // namespace sandrun::runner::api

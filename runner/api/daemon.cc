@@ -1,0 +1,98 @@
+// The daemon: one --root (a lock in it), one socket, one loop, stopped by SIGTERM or SIGINT.
+#include "runner/api/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "runner/api/api.h"
+#include "runner/api/api_socket.h"
+#include "runner/api/routes.h"
+#include "runner/loop/loop.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::runner::api {
+namespace {
+
+// One daemon per root: ROOT/serve.lock, held (flock) while it runs, says who holds it.
+Result<UniqueFd> lock_root(const std::string& root, const std::string& socket) {
+  const std::string path = fs::join(root, "serve.lock");
+  UniqueFd fd = SANDRUN_TRY(fs::open_path(path, O_RDWR | O_CREAT, 0600));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
+    if (errno != EWOULDBLOCK) return Error::sys("lock {}", path);
+    auto holder = fs::read_file(path);
+    std::string who = holder ? *holder : "";
+    while (!who.empty() && who.back() == '\n') who.pop_back();
+    return Error::msg("another sandrun serve owns --root {}{}", root, who.empty() ? "" : " (" + who + ")")
+        .hint("one daemon serves one root: stop it, or give this one another --root");
+  }
+  const std::string who = fmt::format("pid {}, socket {}\n", ::getpid(), socket);
+  if (::ftruncate(fd.get(), 0) < 0) return Error::sys("truncate {}", path);
+  SANDRUN_TRY(fs::write_all(fd.get(), who));
+  return fd;
+}
+
+// SIGTERM and SIGINT: stop accepting, close the connections, leave the loop.
+struct Stopper {
+  Server* server = nullptr;
+  UvHandle<uv_signal_t> term, intr;
+  bool stopping = false;
+
+  Result<void> start(Loop& loop) {
+    for (auto [h, sig] : {std::pair{&term, SIGTERM}, std::pair{&intr, SIGINT}}) {
+      if (int rc = uv_signal_init(loop.get(), h->get()); rc < 0) return Error::sys_code(-rc, "signal handler");
+      h->mark_live();
+      h->get()->data = this;
+      if (int rc = uv_signal_start(h->get(), on_signal, sig); rc < 0) return Error::sys_code(-rc, "signal handler");
+    }
+    return {};
+  }
+  static void on_signal(uv_signal_t* h, int sig) {
+    auto* self = static_cast<Stopper*>(h->data);
+    if (self->stopping) return;
+    self->stopping = true;
+    log::info("{}: stopping the daemon", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    self->server->close([self] {
+      self->term.close();
+      self->intr.close();
+    });
+  }
+};
+
+}  // namespace
+
+Result<void> serve(const ServeOptions& o, cache::Store store) {
+  std::optional<gid_t> group;
+  if (!o.group.empty()) group = SANDRUN_TRY(lookup_group(o.group));
+  const bool default_socket = o.socket.empty();
+  const std::string socket = default_socket ? SANDRUN_TRY(default_socket_path()) : fs::absolute(o.socket);
+  UniqueFd root_lock = SANDRUN_TRY(lock_root(o.root, socket));
+  HostFacts facts = SANDRUN_TRY(probe_host_facts(o.root));
+  ApiSocket sock = SANDRUN_TRY(open_api_socket(socket, group, default_socket));
+  Result<void> result{Unit{}};
+  {
+    Loop loop;
+    Api api(loop, std::move(facts), std::move(store));
+    auto server = Server::start(loop, std::move(sock.fd), [&api](Exchange& ex) { api.handle(ex); },
+                                api.server_options());
+    if (!server) {
+      result = std::move(server.error());
+    } else {
+      Stopper stopper;
+      stopper.server = server->get();
+      if (auto r = stopper.start(loop); !r) {
+        result = std::move(r.error());
+      } else {
+        log::info("serving the Engine API on {} (API {} to {}, root {})", socket, kMinApiVersion, kMaxApiVersion,
+                  o.root);
+        loop.run();
+      }
+    }
+  }
+  remove_api_socket(sock);
+  return result;
+}
+
+}  // namespace sandrun::runner::api

@@ -1,0 +1,22 @@
+// `sandrun serve`: the daemon that owns one --root and answers Docker's Engine API on a Unix
+// socket until SIGTERM or SIGINT.
+#pragma once
+
+#include <string>
+
+#include "cache/store.h"
+#include "sandbox/sys/result.h"
+
+namespace sandrun::runner::api {
+
+struct ServeOptions {
+  std::string socket;  // "" = default_socket_path()
+  std::string group;   // "" = root only (0600)
+  std::string root;    // the state dir, absolute
+};
+
+// Runs the daemon; returns after a clean stop (socket removed, connections closed). Errors
+// before it listens: the root held by another daemon, the socket taken, a missing group.
+Result<void> serve(const ServeOptions& options, cache::Store store);
+
+}  // namespace sandrun::runner::api

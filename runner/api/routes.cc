@@ -1,0 +1,296 @@
+// Docker's route table, version prefixes and route matching.
+#include "runner/api/routes.h"
+
+#include <charconv>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace sandrun::runner::api {
+namespace {
+
+using S = RouteState;
+constexpr S Y = S::implemented;
+constexpr S P = S::planned;
+constexpr S U = S::unsupported;
+
+// moby's routers in their order (system, container, image, network, volume, exec, build,
+// session, swarm, plugin, distribution, grpc). Image names contain '/', hence {name*}.
+constexpr Route kRoutes[] = {
+    {"GET", "/_ping", Y, RouteId::ping},
+    {"HEAD", "/_ping", Y, RouteId::ping},
+    {"GET", "/version", Y, RouteId::version},
+    {"GET", "/info", Y, RouteId::info},
+    {"GET", "/events", P},
+    {"GET", "/system/df", U},
+    {"POST", "/auth", U},
+    // containers
+    {"HEAD", "/containers/{id}/archive", P},
+    {"GET", "/containers/json", P},
+    {"GET", "/containers/{id}/export", U},
+    {"GET", "/containers/{id}/changes", U},
+    {"GET", "/containers/{id}/json", P},
+    {"GET", "/containers/{id}/top", P},
+    {"GET", "/containers/{id}/logs", P},
+    {"GET", "/containers/{id}/stats", P},
+    {"GET", "/containers/{id}/attach/ws", U},
+    {"GET", "/containers/{id}/archive", P},
+    {"POST", "/containers/create", P},
+    {"POST", "/containers/{id}/kill", P},
+    {"POST", "/containers/{id}/pause", U},
+    {"POST", "/containers/{id}/unpause", U},
+    {"POST", "/containers/{id}/restart", P},
+    {"POST", "/containers/{id}/start", P},
+    {"POST", "/containers/{id}/stop", P},
+    {"POST", "/containers/{id}/wait", P},
+    {"POST", "/containers/{id}/resize", P},
+    {"POST", "/containers/{id}/attach", P},
+    {"POST", "/containers/{id}/rename", U},
+    {"POST", "/containers/{id}/update", U},
+    {"POST", "/containers/prune", P},
+    {"POST", "/commit", U},
+    {"PUT", "/containers/{id}/archive", P},
+    {"DELETE", "/containers/{id}", P},
+    // exec
+    {"POST", "/containers/{id}/exec", P},
+    {"POST", "/exec/{id}/start", P},
+    {"POST", "/exec/{id}/resize", P},
+    {"GET", "/exec/{id}/json", P},
+    // images
+    {"GET", "/images/json", P},
+    {"GET", "/images/search", U},
+    {"GET", "/images/get", P},
+    {"GET", "/images/{name*}/get", P},
+    {"GET", "/images/{name*}/history", P},
+    {"GET", "/images/{name*}/json", P},
+    {"POST", "/images/load", P},
+    {"POST", "/images/create", P},
+    {"POST", "/images/{name*}/push", U},
+    {"POST", "/images/{name*}/tag", P},
+    {"POST", "/images/prune", P},
+    {"DELETE", "/images/{name*}", P},
+    // networks
+    {"GET", "/networks", P},
+    {"GET", "/networks/", P},
+    {"GET", "/networks/{id}", P},
+    {"POST", "/networks/create", P},
+    {"POST", "/networks/{id}/connect", P},
+    {"POST", "/networks/{id}/disconnect", P},
+    {"POST", "/networks/prune", P},
+    {"DELETE", "/networks/{id}", P},
+    // volumes
+    {"GET", "/volumes", P},
+    {"GET", "/volumes/{name}", P},
+    {"POST", "/volumes/create", P},
+    {"POST", "/volumes/prune", P},
+    {"PUT", "/volumes/{name}", U},
+    {"DELETE", "/volumes/{name}", P},
+    // build, sessions
+    {"POST", "/build", U},
+    {"POST", "/build/prune", U},
+    {"POST", "/build/cancel", U},
+    {"POST", "/session", U},
+    {"POST", "/grpc", U},
+    // swarm mode: never (sandrun is one node, no orchestrator)
+    {"GET", "/swarm", U},
+    {"GET", "/swarm/unlockkey", U},
+    {"POST", "/swarm/init", U},
+    {"POST", "/swarm/join", U},
+    {"POST", "/swarm/leave", U},
+    {"POST", "/swarm/update", U},
+    {"POST", "/swarm/unlock", U},
+    {"GET", "/services", U},
+    {"GET", "/services/{id}", U},
+    {"GET", "/services/{id}/logs", U},
+    {"POST", "/services/create", U},
+    {"POST", "/services/{id}/update", U},
+    {"DELETE", "/services/{id}", U},
+    {"GET", "/nodes", U},
+    {"GET", "/nodes/{id}", U},
+    {"POST", "/nodes/{id}/update", U},
+    {"DELETE", "/nodes/{id}", U},
+    {"GET", "/tasks", U},
+    {"GET", "/tasks/{id}", U},
+    {"GET", "/tasks/{id}/logs", U},
+    {"GET", "/secrets", U},
+    {"GET", "/secrets/{id}", U},
+    {"POST", "/secrets/create", U},
+    {"POST", "/secrets/{id}/update", U},
+    {"DELETE", "/secrets/{id}", U},
+    {"GET", "/configs", U},
+    {"GET", "/configs/{id}", U},
+    {"POST", "/configs/create", U},
+    {"POST", "/configs/{id}/update", U},
+    {"DELETE", "/configs/{id}", U},
+    // plugins
+    {"GET", "/plugins", U},
+    {"GET", "/plugins/privileges", U},
+    {"GET", "/plugins/{name*}/json", U},
+    {"POST", "/plugins/pull", U},
+    {"POST", "/plugins/create", U},
+    {"POST", "/plugins/{name*}/enable", U},
+    {"POST", "/plugins/{name*}/disable", U},
+    {"POST", "/plugins/{name*}/push", U},
+    {"POST", "/plugins/{name*}/upgrade", U},
+    {"POST", "/plugins/{name*}/set", U},
+    {"DELETE", "/plugins/{name*}", U},
+    // distribution
+    {"GET", "/distribution/{name*}/json", U},
+};
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t i = 1;  // after the leading '/'
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    out.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// Segments [pi..] of the pattern against [si..] of the path; a {name*} takes one or more.
+bool match_from(const std::vector<std::string_view>& pat, size_t pi, const std::vector<std::string_view>& seg,
+                size_t si, std::string_view path, Params& params) {
+  if (pi == pat.size()) return si == seg.size();
+  const std::string_view p = pat[pi];
+  const bool param = p.size() > 2 && p.front() == '{' && p.back() == '}';
+  if (!param) return si < seg.size() && seg[si] == p && match_from(pat, pi + 1, seg, si + 1, path, params);
+  if (si == seg.size() || seg[si].empty()) return false;
+  const bool many = p[p.size() - 2] == '*';
+  const std::string name(p.substr(1, p.size() - (many ? 3 : 2)));
+  const size_t last = many ? seg.size() : si + 1;
+  for (size_t end = last; end > si; --end) {  // greedy, as moby's {name:.*}
+    if (match_from(pat, pi + 1, seg, end, path, params)) {
+      const char* b = seg[si].data();
+      const char* e = seg[end - 1].data() + seg[end - 1].size();
+      params[name] = std::string(b, static_cast<size_t>(e - b));
+      return true;
+    }
+  }
+  return false;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+// "1.43" -> {1, 43}; nullopt unless digits and dots, as moby's {version:[0-9.]+}.
+std::optional<std::vector<int>> parse_version(std::string_view v) {
+  std::vector<int> parts;
+  size_t i = 0;
+  while (i <= v.size()) {
+    size_t j = v.find('.', i);
+    if (j == std::string_view::npos) j = v.size();
+    int n = 0;
+    auto [p, ec] = std::from_chars(v.data() + i, v.data() + j, n);
+    if (ec != std::errc{} || p != v.data() + j) return std::nullopt;
+    parts.push_back(n);
+    i = j + 1;
+  }
+  return parts;
+}
+
+// Compares dotted versions as moby's versions.compare (missing parts are 0).
+int compare_versions(const std::vector<int>& a, const std::vector<int>& b) {
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    const int x = i < a.size() ? a[i] : 0, y = i < b.size() ? b[i] : 0;
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::span<const Route> docker_routes() { return kRoutes; }
+
+std::variant<Target, Response> parse_target(std::string_view target) {
+  // The absolute form ("http://docker/v1.43/info") as Go's server takes it.
+  if (target.starts_with("http://") || target.starts_with("https://")) {
+    const size_t slash = target.find('/', target.find("//") + 2);
+    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+  }
+  if (target.empty() || target.front() != '/') return Response::error(400, "invalid request target");
+  Target t;
+  std::string_view raw_path = target;
+  if (size_t q = target.find('?'); q != std::string_view::npos) {
+    raw_path = target.substr(0, q);
+    t.query = std::string(target.substr(q + 1));
+  }
+  auto path = percent_decode(raw_path);
+  if (!path) return Response::error(400, "invalid URL escape in the request path");
+  if (path->find('\0') != std::string::npos) return Response::error(400, "NUL in the request path");
+  for (std::string_view seg : split_path(*path)) {
+    if (seg == "." || seg == "..") return Response::error(400, "the request path has . or .. segments");
+  }
+  t.version = std::string(kMaxApiVersion);
+  t.path = *path;
+  // "/v{version:[0-9.]+}/...": anything else is an unversioned path.
+  if (path->size() > 2 && (*path)[1] == 'v') {
+    const size_t slash = path->find('/', 2);
+    const std::string_view v = std::string_view(*path).substr(2, slash == std::string::npos ? std::string::npos : slash - 2);
+    if (!v.empty() && v.find_first_not_of("0123456789.") == std::string_view::npos) {
+      const auto parts = parse_version(v);
+      if (!parts || compare_versions(*parts, {1, kMinApiMinor}) < 0)
+        return Response::error(400, fmt::format("client version {} is too old. Minimum supported API version is {}, "
+                                                "please upgrade your client to a newer version",
+                                                v, kMinApiVersion));
+      if (compare_versions(*parts, {1, kMaxApiMinor}) > 0)
+        return Response::error(
+            400, fmt::format("client version {} is too new. Maximum supported API version is {}", v, kMaxApiVersion));
+      t.version = std::string(v);
+      t.minor = parts->size() > 1 ? (*parts)[1] : 0;
+      t.path = slash == std::string::npos ? "/" : path->substr(slash);
+    }
+  }
+  return t;
+}
+
+Match match_route(std::string_view method, std::string_view path) {
+  Match m;
+  const auto seg = split_path(path);
+  for (const Route& r : kRoutes) {
+    if (r.method != method) continue;
+    const auto pat = split_path(r.pattern);
+    Params params;
+    if (match_from(pat, 0, seg, 0, path, params)) {
+      m.route = &r;
+      m.params = std::move(params);
+      return m;
+    }
+  }
+  return m;
+}
+
+Response not_found() { return Response::error(404, "page not found"); }
+
+Response not_implemented(const Route& route) {
+  const bool never = route.state == RouteState::unsupported;
+  std::string pattern(route.pattern);
+  for (size_t star; (star = pattern.find("*}")) != std::string::npos;) pattern.erase(star, 1);
+  return Response::error(501, fmt::format("{} {} is not {} by sandrun{}", route.method, pattern,
+                                          never ? "supported" : "implemented", never ? "" : " yet"));
+}
+
+}  // namespace sandrun::runner::api

@@ -1,0 +1,326 @@
+// The Engine API's HTTP server on the loop: the listener, connections, request order,
+// backpressure and the bounds.
+#include "runner/api/server.h"
+
+#include <sys/socket.h>
+
+#include <unordered_set>
+
+#include "sandbox/sys/log.h"
+
+// Why the handles here do not use UvHandle (as port_proxy.cc): a pending uv_write gets its
+// callback (UV_ECANCELED) after uv_close and before the close callback, and that callback
+// reaches the connection through its request. So a connection is freed in its handle's close
+// callback, and the server's state (Core) lives until its last handle is closed.
+
+namespace sandrun::runner::api {
+
+struct Connection;
+
+struct Server::Core {
+  uv_loop_t* loop = nullptr;
+  Handler handler;
+  ServerOptions options;
+  uv_pipe_t listener{};
+  bool listener_live = false;
+  std::unique_ptr<char[]> read_buf;
+  std::unordered_set<Connection*> connections;
+  size_t open_handles = 0;
+  uint64_t next_id = 1;
+  Stats stats;
+  bool closing = false;
+  bool owner = true;
+  bool finished = false;
+  std::function<void()> done;
+
+  void accept();
+  void close_all();
+  void handle_closed();
+};
+
+namespace {
+
+struct WriteReq {
+  uv_write_t req{};
+  Connection* conn = nullptr;
+  std::string data;
+};
+
+}  // namespace
+
+struct Connection {
+  Server::Core* core = nullptr;
+  uv_pipe_t pipe{};
+  uint64_t id = 0;
+  Peer peer;
+  RequestParser parser;
+  std::string in;     // bytes read and not parsed yet (a paused parser's rest)
+  size_t in_pos = 0;
+  std::unique_ptr<Exchange> exchange;  // the request being answered
+  bool head = false;         // the exchange's request is HEAD
+  bool in_handler = false;   // inside the handler's call
+  bool replied = false;      // the handler replied during its call
+  bool close_after = false;  // close once the responses are written
+  bool reading = false;
+  bool eof = false;
+  bool closing = false;
+  size_t out_bytes = 0;      // queued and not written yet
+
+  explicit Connection(Server::Core* c) : core(c), parser(c->options.parser) {
+    parser.keep_body = c->options.keep_body;
+  }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&pipe); }
+  void process();
+  void dispatch(Request req);
+  void finish(Response r);
+  void fail(int status, const std::string& message);
+  void write(std::string data);
+  void update_reading();
+  void close();
+};
+
+namespace {
+
+void on_closed(uv_handle_t* h) {
+  auto* conn = static_cast<Connection*>(h->data);
+  Server::Core* core = conn->core;
+  core->connections.erase(conn);
+  delete conn;
+  core->handle_closed();
+}
+
+void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* conn = static_cast<Connection*>(h->data);
+  *buf = uv_buf_init(conn->core->read_buf.get(), static_cast<unsigned>(conn->core->options.read_bytes));
+}
+
+void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* conn = static_cast<Connection*>(s->data);
+  if (conn->closing) return;
+  if (nread == UV_EOF) {
+    // The client finished sending: what it sent is still answered, then the connection ends.
+    conn->eof = true;
+    conn->update_reading();
+    return conn->process();
+  }
+  if (nread < 0) return conn->close();  // a reset: the client is gone
+  if (nread == 0) return;
+  if (conn->in_pos == conn->in.size()) {
+    conn->in.clear();
+    conn->in_pos = 0;
+  }
+  conn->in.append(buf->base, static_cast<size_t>(nread));
+  conn->process();
+}
+
+void on_write(uv_write_t* req, int status) {
+  auto* w = static_cast<WriteReq*>(req->data);
+  Connection* conn = w->conn;
+  conn->out_bytes -= w->data.size();
+  delete w;
+  if (conn->closing) return;  // UV_ECANCELED while closing
+  if (status < 0) return conn->close();
+  conn->process();
+}
+
+void on_connection(uv_stream_t* server, int status) {
+  auto* core = static_cast<Server::Core*>(server->data);
+  if (status < 0 || core->closing) return;
+  core->accept();
+}
+
+void on_listener_closed(uv_handle_t* h) { static_cast<Server::Core*>(h->data)->handle_closed(); }
+
+}  // namespace
+
+// Parses and answers what was read, one request at a time, while the client reads answers.
+void Connection::process() {
+  while (!closing && !exchange && !close_after && out_bytes < core->options.output_bytes && in_pos < in.size()) {
+    auto step = parser.feed(in.data() + in_pos, in.size() - in_pos);
+    in_pos += step.consumed;
+    if (step.kind == RequestParser::Kind::error) return fail(step.status, step.message);
+    if (step.kind == RequestParser::Kind::more) break;
+    dispatch(parser.take());
+  }
+  if (closing) return;
+  update_reading();
+  const bool drained = !exchange && out_bytes == 0;
+  if (drained && close_after) return close();
+  // At the client's end of input nothing more can come: a partial request is dropped.
+  if (drained && eof && (in_pos == in.size() || close_after)) close();
+}
+
+void Connection::update_reading() {
+  const bool want = !closing && !eof && !exchange && !close_after && out_bytes < core->options.output_bytes &&
+                    in_pos == in.size();
+  if (want && !reading) {
+    if (uv_read_start(stream(), on_alloc, on_read) < 0) return close();
+    reading = true;
+  } else if (!want && reading) {
+    uv_read_stop(stream());
+    reading = false;
+  }
+}
+
+void Connection::dispatch(Request req) {
+  ++core->stats.requests;
+  head = req.method == "HEAD";
+  // A hijacked stream (Upgrade) is not served yet: its connection ends after the answer.
+  if (!req.keep_alive || req.upgrade) close_after = true;
+  exchange = std::make_unique<Exchange>(std::move(req), peer, [this](Response r) { finish(std::move(r)); });
+  in_handler = true;
+  replied = false;
+  core->handler(*exchange);
+  in_handler = false;
+  if (replied || closing) exchange.reset();
+}
+
+void Connection::finish(Response r) {
+  if (closing) return;
+  if (close_after) r.close = true;
+  if (r.close) close_after = true;
+  if (core->options.decorate) core->options.decorate(r);
+  write(serialize(r, head, core->options.server_header));
+  if (in_handler) {
+    replied = true;  // dispatch() drops the exchange once the handler returns
+    return;
+  }
+  exchange.reset();  // an answer that came later: the exchange is not used after this call
+  if (!closing) process();
+}
+
+void Connection::fail(int status, const std::string& message) {
+  ++core->stats.bad_requests;
+  log::debug("api: connection {} (pid {}): {} {}", id, peer.pid, status, message);
+  Response r = Response::error(status, message);
+  r.close = true;
+  close_after = true;
+  if (core->options.decorate) core->options.decorate(r);
+  write(serialize(r, false, core->options.server_header));
+  if (!closing && out_bytes == 0) close();
+  else update_reading();
+}
+
+void Connection::write(std::string data) {
+  if (closing || data.empty()) return;
+  uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+  if (out_bytes == 0) {
+    // Most answers fit the socket's buffer at once: no request at all.
+    int n = uv_try_write(stream(), &b, 1);
+    if (n == static_cast<int>(data.size())) return;
+    if (n < 0 && n != UV_EAGAIN) return close();
+    if (n > 0) data.erase(0, static_cast<size_t>(n));
+  }
+  auto* w = new WriteReq;
+  w->conn = this;
+  w->data = std::move(data);
+  w->req.data = w;
+  b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  if (uv_write(&w->req, stream(), &b, 1, on_write) < 0) {
+    delete w;
+    return close();
+  }
+  out_bytes += w->data.size();
+}
+
+void Connection::close() {
+  if (closing) return;
+  closing = true;
+  --core->stats.active;
+  if (!in_handler) exchange.reset();  // cancels its blocking work: nobody is left to answer
+  uv_close(reinterpret_cast<uv_handle_t*>(&pipe), on_closed);
+}
+
+void Server::Core::accept() {
+  auto* conn = new Connection(this);
+  conn->id = next_id++;
+  conn->pipe.data = conn;
+  if (uv_pipe_init(loop, &conn->pipe, 0) < 0) {
+    delete conn;
+    return;
+  }
+  ++open_handles;
+  ++stats.active;
+  connections.insert(conn);
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener), conn->stream()) < 0) return conn->close();
+  ++stats.accepted;
+  uv_os_fd_t fd = -1;
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&conn->pipe), &fd) == 0 &&
+      ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    conn->peer = Peer{cred.pid, cred.uid, cred.gid};
+  }
+  log::debug("api: connection {} from pid {} uid {} gid {}", conn->id, conn->peer.pid, conn->peer.uid, conn->peer.gid);
+  if (connections.size() > options.connections) {
+    ++stats.refused;
+    log::warn("api: more than {} connections: refusing one from pid {}", options.connections, conn->peer.pid);
+    conn->fail(503, "too many connections to sandrun's API socket");
+    return;
+  }
+  conn->update_reading();
+}
+
+void Server::Core::close_all() {
+  if (closing) return;
+  closing = true;
+  if (listener_live) uv_close(reinterpret_cast<uv_handle_t*>(&listener), on_listener_closed);
+  listener_live = false;
+  for (Connection* c : std::unordered_set<Connection*>(connections)) c->close();
+  if (open_handles == 0) handle_closed();
+}
+
+void Server::Core::handle_closed() {
+  if (open_handles > 0) --open_handles;
+  if (open_handles > 0 || !closing || finished) return;
+  finished = true;
+  auto d = std::move(done);
+  done = nullptr;
+  if (!owner) {
+    delete this;
+    if (d) d();
+    return;
+  }
+  if (d) d();
+}
+
+Result<std::unique_ptr<Server>> Server::start(Loop& loop, UniqueFd listen_fd, Handler handler, ServerOptions options) {
+  auto* core = new Core;
+  core->loop = loop.get();
+  core->handler = std::move(handler);
+  core->options = std::move(options);
+  core->read_buf.reset(new char[core->options.read_bytes]);
+  core->listener.data = core;
+  std::unique_ptr<Server> server(new Server(core));
+  if (int rc = uv_pipe_init(core->loop, &core->listener, 0); rc < 0) return Error::sys_code(-rc, "api socket");
+  core->listener_live = true;
+  ++core->open_handles;
+  if (int rc = uv_pipe_open(&core->listener, listen_fd.get()); rc < 0) return Error::sys_code(-rc, "api socket");
+  listen_fd.release();
+  if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&core->listener), 128, on_connection); rc < 0)
+    return Error::sys_code(-rc, "listen on the api socket");
+  return server;
+}
+
+Server::~Server() {
+  core_->owner = false;
+  core_->done = nullptr;  // it may refer to the owner being destroyed
+  if (core_->finished) {
+    delete core_;
+    return;
+  }
+  core_->close_all();  // the last close callback deletes core_
+}
+
+void Server::close(std::function<void()> done) {
+  if (core_->finished) {
+    if (done) done();
+    return;
+  }
+  core_->done = std::move(done);
+  core_->close_all();
+}
+
+Server::Stats Server::stats() const { return core_->stats; }
+
+}  // namespace sandrun::runner::api

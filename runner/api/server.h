@@ -1,0 +1,95 @@
+// Server: HTTP/1.1 over a listening Unix socket on the loop, bounded in every direction.
+// Each connection parses with RequestParser, answers its requests one at a time and in order
+// (pipelined ones wait in the socket), keeps at most `output_bytes` of unsent responses and
+// stops reading a client that does not read them (backpressure). Malformed HTTP is answered
+// 400 (431, 413 for the bounds) and the connection closed; a client that goes away costs its
+// connection only: work started for its request is cancelled.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "runner/api/http_message.h"
+#include "runner/api/http_parser.h"
+#include "runner/loop/loop.h"
+#include "sandbox/sys/result.h"
+#include "sandbox/sys/unique_fd.h"
+
+namespace sandrun::runner::api {
+
+// The client process at the other end (SO_PEERCRED, read when the connection is accepted).
+struct Peer {
+  pid_t pid = 0;
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+};
+
+// One request being answered. The handler replies through it once, at once or later on the
+// loop thread; the connection owns it, and destroys it (cancelling `work`) when the client goes.
+class Exchange {
+ public:
+  Exchange(Request request, Peer peer, std::function<void(Response)> reply)
+      : request_(std::move(request)), peer_(peer), reply_(std::move(reply)) {}
+  const Request& request() const { return request_; }
+  const Peer& peer() const { return peer_; }
+  // Sends the response. The exchange may be destroyed before this returns.
+  void reply(Response r) {
+    auto f = std::move(reply_);
+    reply_ = nullptr;
+    if (f) f(std::move(r));
+  }
+  BlockingCall work;  // blocking work done for this request, if any
+
+ private:
+  Request request_;
+  Peer peer_;
+  std::function<void(Response)> reply_;
+};
+
+struct ServerOptions {
+  ParserLimits parser;
+  size_t output_bytes = 1 << 20;   // unsent response bytes per connection before reading stops
+  size_t connections = 1024;       // open connections; one more is answered 503 and closed
+  size_t read_bytes = 64 << 10;    // one read's buffer (shared by all connections)
+  std::string server_header = "sandrun";
+  // Applied to every response, the server's own errors included (Docker's common headers).
+  std::function<void(Response&)> decorate;
+  // Whether a request's body is kept (see RequestParser::keep_body); unset: never.
+  std::function<bool(const Request&)> keep_body;
+};
+
+class Server {
+ public:
+  using Handler = std::function<void(Exchange&)>;
+  struct Stats {
+    uint64_t accepted = 0;
+    uint64_t refused = 0;   // over the connection cap
+    uint64_t requests = 0;
+    uint64_t bad_requests = 0;
+    size_t active = 0;
+  };
+
+  // Serves on `listen_fd`, a bound and listening Unix stream socket (the server owns it).
+  static Result<std::unique_ptr<Server>> start(Loop& loop, UniqueFd listen_fd, Handler handler,
+                                               ServerOptions options);
+  // Closes the listener and every connection (libuv finishes closing them on the loop).
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Stops accepting and closes every connection; `done` runs once all are closed.
+  void close(std::function<void()> done);
+  Stats stats() const;
+
+  struct Core;
+
+ private:
+  explicit Server(Core* core) : core_(core) {}
+  Core* core_;
+};
+
+}  // namespace sandrun::runner::api

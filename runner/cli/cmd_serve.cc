@@ -1,0 +1,24 @@
+// `sandrun serve`: the Engine API daemon (runner/api/daemon.h) from the command line.
+#include "runner/api/daemon.h"
+#include "runner/cli/commands.h"
+#include "runner/cli/common.h"
+#include "runner/report/output.h"
+
+namespace sandrun::runner {
+
+int cmd_serve(const GlobalOptions& g, const ServeArgs& a) {
+  auto run = [&]() -> Result<void> {
+    SANDRUN_TRY(check_privileges());
+    config::HostConfig host = SANDRUN_TRY(host_config(g.config));
+    const std::string root = resolve_root(g.root);
+    cache::Store store = SANDRUN_TRY(open_store(root, host));
+    return api::serve(api::ServeOptions{a.socket, a.group, root}, std::move(store));
+  };
+  if (auto r = run(); !r) {
+    print_error(r.error());
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace sandrun::runner

@@ -1,0 +1,156 @@
+// The Engine API's parser, routes and messages without a daemon.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "runner/api/http_parser.h"
+#include "runner/api/routes.h"
+
+namespace sandrun::runner::api {
+namespace {
+
+using Kind = RequestParser::Kind;
+
+TEST(RequestParserTest, PipelinedRequestsComeOneAtATime) {
+  RequestParser p;
+  const std::string in = "GET /_ping HTTP/1.1\r\nHost: a\r\n\r\nHEAD /v1.43/_ping HTTP/1.1\r\nX-A: b\r\n\r\n";
+  auto s = p.feed(in.data(), in.size());
+  ASSERT_EQ(s.kind, Kind::request);
+  Request r = p.take();
+  EXPECT_EQ(r.method, "GET");
+  EXPECT_EQ(r.target, "/_ping");
+  EXPECT_EQ(r.header("host").value_or(""), "a");
+  EXPECT_TRUE(r.keep_alive);
+  auto s2 = p.feed(in.data() + s.consumed, in.size() - s.consumed);
+  ASSERT_EQ(s2.kind, Kind::request);
+  EXPECT_EQ(s.consumed + s2.consumed, in.size());
+  r = p.take();
+  EXPECT_EQ(r.method, "HEAD");
+  EXPECT_EQ(r.header("X-a").value_or(""), "b");
+}
+
+TEST(RequestParserTest, ChunkedBodyIsKeptWhenAskedAndCountedElse) {
+  RequestParser p;
+  p.keep_body = [](const Request& r) { return r.target == "/keep"; };
+  const std::string in = "POST /keep HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                         "POST /drop HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz";
+  auto s = p.feed(in.data(), in.size());
+  ASSERT_EQ(s.kind, Kind::request);
+  EXPECT_EQ(p.take().body, "abcde");
+  s = p.feed(in.data() + s.consumed, in.size() - s.consumed);
+  ASSERT_EQ(s.kind, Kind::request);
+  Request r = p.take();
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(r.body_bytes, 3u);
+  EXPECT_FALSE(r.keep_alive);
+}
+
+TEST(RequestParserTest, ByteByByteIsTheSame) {
+  RequestParser p;
+  const std::string in = "GET /info?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+  size_t i = 0;
+  RequestParser::Step s;
+  for (; i < in.size(); ++i) {
+    s = p.feed(in.data() + i, 1);
+    if (s.kind != Kind::more) break;
+    EXPECT_TRUE(p.in_request());
+  }
+  ASSERT_EQ(s.kind, Kind::request);
+  EXPECT_EQ(i, in.size() - 1);
+  EXPECT_EQ(p.take().target, "/info?x=1");
+  EXPECT_FALSE(p.in_request());
+}
+
+TEST(RequestParserTest, BoundsAre431And413) {
+  {
+    RequestParser p(ParserLimits{.header_bytes = 100});
+    const std::string in = "GET /_ping HTTP/1.1\r\nX: " + std::string(200, 'a') + "\r\n\r\n";
+    auto s = p.feed(in.data(), in.size());
+    EXPECT_EQ(s.kind, Kind::error);
+    EXPECT_EQ(s.status, 431);
+  }
+  {
+    RequestParser p(ParserLimits{.headers = 3});
+    const std::string in = "GET /_ping HTTP/1.1\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n";
+    auto s = p.feed(in.data(), in.size());
+    EXPECT_EQ(s.status, 431);
+    EXPECT_EQ(s.message, "more than 3 request headers");
+  }
+  {
+    RequestParser p(ParserLimits{.body_bytes = 4});
+    const std::string in = "POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\n";
+    auto s = p.feed(in.data(), in.size());
+    EXPECT_EQ(s.status, 413);
+  }
+  {
+    RequestParser p(ParserLimits{.body_bytes = 4});
+    const std::string in = "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n";
+    auto s = p.feed(in.data(), in.size());
+    EXPECT_EQ(s.status, 413);
+  }
+}
+
+TEST(RequestParserTest, MalformedIs400WithTheReason) {
+  RequestParser p;
+  const std::string in = "GET /_ping HTTP/1.1\r\nHost a\r\n\r\n";
+  auto s = p.feed(in.data(), in.size());
+  EXPECT_EQ(s.kind, Kind::error);
+  EXPECT_EQ(s.status, 400);
+  EXPECT_TRUE(s.message.starts_with("malformed HTTP request: ")) << s.message;
+}
+
+TEST(RoutesTest, VersionPrefixes) {
+  auto t = std::get<Target>(parse_target("/v1.43/containers/json?all=1"));
+  EXPECT_EQ(t.version, "1.43");
+  EXPECT_EQ(t.minor, 43);
+  EXPECT_EQ(t.path, "/containers/json");
+  EXPECT_EQ(t.query, "all=1");
+  t = std::get<Target>(parse_target("/info"));
+  EXPECT_EQ(t.version, "1.47");
+  EXPECT_EQ(t.path, "/info");
+  t = std::get<Target>(parse_target("/vfoo/info"));  // not a version: an unknown path
+  EXPECT_EQ(t.path, "/vfoo/info");
+  EXPECT_EQ(std::get<Response>(parse_target("/v1.48/info")).status, 400);
+  EXPECT_EQ(std::get<Response>(parse_target("/v1.23/info")).status, 400);
+  EXPECT_EQ(std::get<Response>(parse_target("/v1..2/info")).status, 400);
+  EXPECT_EQ(std::get<Response>(parse_target("/a/%2e%2e/b")).status, 400);
+  EXPECT_EQ(std::get<Response>(parse_target("/a%zz")).status, 400);
+  EXPECT_EQ(std::get<Target>(parse_target("http://docker/v1.41/_ping")).path, "/_ping");
+}
+
+TEST(RoutesTest, MatchTakesImageNamesWithSlashes) {
+  Match m = match_route("GET", "/images/127.0.0.1:5000/team/app:1/json");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->pattern, "/images/{name*}/json");
+  EXPECT_EQ(m.params["name"], "127.0.0.1:5000/team/app:1");
+  m = match_route("DELETE", "/images/a/b");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.params["name"], "a/b");
+  m = match_route("POST", "/containers/abc/start");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.params["id"], "abc");
+  EXPECT_EQ(match_route("GET", "/containers/abc/start").route, nullptr);
+  EXPECT_EQ(match_route("GET", "/containers//json").route, nullptr);
+  EXPECT_EQ(match_route("HEAD", "/_ping").route->id, RouteId::ping);
+}
+
+TEST(RoutesTest, EveryRouteIsUniqueAndStartsWithASlash) {
+  std::set<std::string> seen;
+  for (const Route& r : docker_routes()) {
+    EXPECT_TRUE(r.pattern.starts_with("/")) << r.pattern;
+    EXPECT_TRUE(seen.insert(std::string(r.method) + " " + std::string(r.pattern)).second) << r.pattern;
+    EXPECT_EQ(r.state == RouteState::implemented, r.id != RouteId::other) << r.pattern;
+  }
+}
+
+TEST(MessagesTest, HeadKeepsTheLengthAndDropsTheBody) {
+  Response r = Response::error(404, "page not found");
+  const std::string get = serialize(r, false, "s");
+  const std::string head = serialize(r, true, "s");
+  EXPECT_TRUE(get.ends_with("\r\n\r\n{\"message\":\"page not found\"}\n")) << get;
+  EXPECT_TRUE(head.ends_with("Content-Length: 29\r\n\r\n")) << head;
+  EXPECT_TRUE(get.starts_with("HTTP/1.1 404 Not Found\r\n"));
+}
+
+}  // namespace
+}  // namespace sandrun::runner::api

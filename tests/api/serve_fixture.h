@@ -1,0 +1,63 @@
+// A fixture that starts the real `sandrun serve` on a temp socket with a temp --root.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/api/api_client.h"
+#include "tests/support/test_env.h"
+
+namespace sandrun::testing {
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SANDRUN_REQUIRE_ROOT(); }
+  void TearDown() override {
+    if (daemon_) daemon_->signal(SIGKILL);
+  }
+
+  std::string root() const { return tmp_ / "root"; }
+  std::string socket() const { return tmp_ / "run/sandrun.sock"; }
+
+  // Starts `sandrun --root ROOT serve --socket SOCKET extra...` and waits until it answers.
+  void start(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{sandrun_bin(), "--root", root(), "serve", "--socket", socket()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    daemon_ = std::make_unique<Background>(argv);
+    const bool up = eventually([&] { return get(socket(), "/_ping").status == 200; }, kStartTimeout);
+    ASSERT_TRUE(up) << "sandrun serve did not answer: " << stop().err;
+  }
+  // SIGTERM, then the exit status and output.
+  CommandResult stop() {
+    daemon_->signal(SIGTERM);
+    CommandResult r = daemon_->finish();
+    daemon_.reset();
+    return r;
+  }
+  bool serving() { return get(socket(), "/_ping").status == 200; }
+
+  TempDir tmp_;
+  std::unique_ptr<Background> daemon_;
+};
+
+inline bool fs_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+inline mode_t file_mode(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) < 0) return 0;
+  return st.st_mode & 07777;
+}
+
+inline gid_t file_gid(const std::string& path) {
+  struct stat st {};
+  ::lstat(path.c_str(), &st);
+  return st.st_gid;
+}
+
+}  // namespace sandrun::testing
