@@ -75,25 +75,17 @@ Result<std::string> find_host_busybox(const std::vector<std::string>& candidates
 
 namespace {
 
-// Runs `busybox --list-full` with stdout on a CLOEXEC pipe; returns what it printed.
+// Runs `busybox --list-full`; returns what it printed on its stdout.
 Result<std::string> run_list_full(const std::string& busybox) {
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) < 0) return Error::sys("create a pipe for {} --list-full", busybox);
-  UniqueFd rd(pipefd[0]), wr(pipefd[1]);
   sys::SpawnOptions o;
   o.path = busybox;
   o.args = {busybox, "--list-full"};
   o.env.emplace();  // none at all
-  o.stdout_fd = wr.get();
-  auto child = sys::spawn(o);
-  wr.reset();
-  if (!child) return Error::sys_code(child.error().code(), "run {} --list-full", busybox);
-  auto out = fs::read_fd(rd.get());
-  const int status = SANDRUN_TRY(child->wait());
-  if (!out) return std::move(out.error().wrap(fmt::format("run {} --list-full", busybox)));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return Error::msg("{} --list-full failed (status {})", busybox, status);
-  return out;
+  auto run = sys::run_captured(o, /*with_stderr=*/false);
+  if (!run) return Error::sys_code(run.error().code(), "run {} --list-full", busybox);
+  if (!WIFEXITED(run->status) || WEXITSTATUS(run->status) != 0)
+    return Error::msg("{} --list-full failed (status {})", busybox, run->status);
+  return std::move(run->output);
 }
 
 }  // namespace

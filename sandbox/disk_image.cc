@@ -24,9 +24,6 @@ constexpr const char* kMke2fsHint = "install e2fsprogs (mke2fs), which the disk 
 
 // mke2fs on the image file, its complaints kept for the message.
 Result<void> make_fs(const std::string& image, DiskSize size) {
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) < 0) return Error::sys("create a pipe for mke2fs");
-  UniqueFd rd(pipefd[0]), wr(pipefd[1]);
   sys::SpawnOptions o;
   o.path = "mke2fs";
   // No journal (a container's writable layer needs no crash consistency: it is emptied after
@@ -35,21 +32,16 @@ Result<void> make_fs(const std::string& image, DiskSize size) {
   // sparse file reads as zeros), no discard of a file that is all holes anyway.
   o.args = {"mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal,^resize_inode", "-m", "0", "-N", std::to_string(size.inodes),
             "-E", "lazy_itable_init=1,nodiscard", image};
-  o.stdout_fd = wr.get();
-  o.stderr_fd = wr.get();
-  auto child = sys::spawn(o);
-  wr.reset();
-  if (!child) {
-    Error e = std::move(child).error();
+  auto run = sys::run_captured(o, /*with_stderr=*/true);
+  if (!run) {
+    Error e = std::move(run).error();
     if (e.code() == ENOENT) e.hint(kMke2fsHint);
     return std::move(e.wrap(fmt::format("make the file system of {}", image)));
   }
-  auto out = fs::read_fd(rd.get());
-  const int status = SANDRUN_TRY(child->wait());
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string said = out ? *out : std::string();
+  if (!WIFEXITED(run->status) || WEXITSTATUS(run->status) != 0) {
+    std::string said = std::move(run->output);
     while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
-    return Error::msg("mke2fs {} failed (status {}): {}", image, status, said);
+    return Error::msg("mke2fs {} failed (status {}): {}", image, run->status, said);
   }
   return {};
 }

@@ -123,9 +123,6 @@ Result<void> run_helper(const char* helper, pid_t pid, const std::vector<IdMap>&
     args.push_back(std::to_string(m.outside));
     args.push_back(std::to_string(m.count));
   }
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) < 0) return Error::sys("create a pipe for {}", helper);
-  UniqueFd rd(fds[0]), wr(fds[1]);
   sys::SpawnOptions o;
   o.path = helper;
   o.args = args;
@@ -133,19 +130,14 @@ Result<void> run_helper(const char* helper, pid_t pid, const std::vector<IdMap>&
   for (char** e = environ; e && *e; ++e) o.env->emplace_back(*e);
   const std::string dirs = helper_dirs();
   o.search = dirs.c_str();
-  o.stdout_fd = wr.get();
-  o.stderr_fd = wr.get();
-  auto child = sys::spawn(o);
-  wr.reset();
+  auto run = sys::run_captured(o, /*with_stderr=*/true);
   const std::string shown = fmt::format("{}", fmt::join(args, " "));
-  if (!child) {
-    return Error::sys_code(child.error().code(), "run {}", shown)
+  if (!run) {
+    return Error::sys_code(run.error().code(), "run {}", shown)
         .hint("install the setuid helpers newuidmap and newgidmap (package uidmap)");
   }
-  auto out = fs::read_fd(rd.get());
-  const int status = SANDRUN_TRY(child->wait());
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
-  std::string text = trimmed(out ? *out : "");
+  if (WIFEXITED(run->status) && WEXITSTATUS(run->status) == 0) return {};
+  std::string text = trimmed(run->output);
   return Error::msg("{} failed{}{}", shown, text.empty() ? "" : ": ", text)
       .hint("the ranges come from /etc/subuid and /etc/subgid; the helper must be setuid root "
             "(ls -l $(command -v newuidmap))");

@@ -99,6 +99,16 @@ struct SpawnOptions {
 // where clone3 is refused, from pidfd_open right after a fork).
 Result<Child> spawn(const SpawnOptions& options);
 
+// What a program run by run_captured() printed, and its wait status.
+struct Captured {
+  int status = 0;
+  std::string output;
+};
+// Runs `options` to its end with its stdout (and, with `with_stderr`, its stderr) on one
+// CLOEXEC pipe, and returns what it printed. An error: it could not be started (spawn()'s, so
+// its code says why: ENOENT for a missing program) or its output could not be read.
+Result<Captured> run_captured(SpawnOptions options, bool with_stderr);
+
 // The wait status (as waitpid returns it) of a waitid() result.
 int wait_status_from(const siginfo_t& info);
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <string_view>
 
+#include "sandbox/sys/fs.h"
 #include "sandbox/sys/process.h"
 #include "sandbox/sys/syscalls.h"
 
@@ -178,6 +179,22 @@ Result<Child> spawn(const SpawnOptions& o) {
     return Error::sys_code(exec_errno, "run {}", o.path);
   }
   return child;
+}
+
+Result<Captured> run_captured(SpawnOptions options, bool with_stderr) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) < 0) return Error::sys("create a pipe for {}", options.path);
+  UniqueFd rd(fds[0]), wr(fds[1]);
+  options.stdout_fd = wr.get();
+  if (with_stderr) options.stderr_fd = wr.get();
+  Child child = SANDRUN_TRY(spawn(options));
+  wr.reset();  // the child's copy is the only writer left: end-of-file when it is done
+  auto output = fs::read_fd(rd.get());
+  Captured c;
+  c.status = SANDRUN_TRY(child.wait());
+  if (!output) return std::move(output).error();
+  c.output = std::move(*output);
+  return c;
 }
 
 }  // namespace sandrun::sys
