@@ -23,8 +23,10 @@ packages=(
   # network = "private": outbound access through pasta (preferred) or slirp4netns; the
   # outbound tests run both.
   passt slirp4netns
-  # The Engine API's tests: docker-py (python3-docker) against `sandrun serve`.
-  python3-docker
+  # The Engine API's tests: docker-py (python3-docker) and Debian's docker CLI (docker.io, for
+  # /usr/bin/docker only: its dockerd is never started; the policy-rc.d below keeps the package
+  # from starting it) against `sandrun serve`.
+  python3-docker docker.io
 )
 
 missing=()

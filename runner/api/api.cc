@@ -37,6 +37,9 @@ void Api::handle(Exchange& ex) {
               m.route && m.route->state == RouteState::implemented ? "" : " (not served)");
   }
   if (!m.route) return ex.reply(not_found());
+  if (m.route->state != RouteState::implemented) return ex.reply(not_implemented(*m.route));
+  const Call call{*m.route, target, m.params};
+  (void)call;  // the handlers of each area take it (containers, exec, images, networks, volumes)
   switch (m.route->id) {
     case RouteId::ping: return ex.reply(ping_response());
     case RouteId::version: return ex.reply(version_response(facts_));
@@ -55,7 +58,7 @@ void Api::handle(Exchange& ex) {
           });
       return;
     }
-    case RouteId::other: break;
+    default: break;
   }
   ex.reply(not_implemented(*m.route));
 }

@@ -21,8 +21,17 @@ inline constexpr std::string_view kMinApiVersion = "1.24";
 inline constexpr std::string_view kMaxApiVersion = "1.47";
 
 enum class RouteId {
-  ping, version, info,  // implemented
-  other,                // in the table, not implemented (see RouteState)
+  ping, version, info, events,  // system
+  container_archive_head, container_list, container_inspect, container_top, container_logs,
+  container_stats, container_archive_get, container_create, container_kill, container_restart,
+  container_start, container_stop, container_wait, container_resize, container_attach,
+  container_prune, container_archive_put, container_delete,
+  exec_create, exec_start, exec_resize, exec_inspect,
+  image_list, image_get, image_get_one, image_history, image_inspect, image_load, image_create,
+  image_tag, image_prune, image_delete,
+  network_list, network_inspect, network_create, network_connect, network_disconnect, network_prune, network_delete,
+  volume_list, volume_inspect, volume_create, volume_prune, volume_delete,
+  other,  // in the table, never served (RouteState::unsupported)
 };
 
 enum class RouteState {
@@ -53,6 +62,13 @@ std::variant<Target, Response> parse_target(std::string_view target);
 
 // The parameters of a match: {"id": "abc"}.
 using Params = std::map<std::string, std::string, std::less<>>;
+
+// One request matched to its route, as a handler gets it.
+struct Call {
+  const Route& route;
+  const Target& target;
+  const Params& params;  // {"id": ...}, {"name": ...}
+};
 
 struct Match {
   const Route* route = nullptr;  // nullptr: no route has that path and method (404)

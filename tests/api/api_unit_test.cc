@@ -4,6 +4,7 @@
 #include <set>
 
 #include "runner/api/http_parser.h"
+#include "runner/api/query.h"
 #include "runner/api/routes.h"
 
 namespace sandrun::runner::api {
@@ -150,6 +151,34 @@ TEST(MessagesTest, HeadKeepsTheLengthAndDropsTheBody) {
   EXPECT_TRUE(get.ends_with("\r\n\r\n{\"message\":\"page not found\"}\n")) << get;
   EXPECT_TRUE(head.ends_with("Content-Length: 29\r\n\r\n")) << head;
   EXPECT_TRUE(get.starts_with("HTTP/1.1 404 Not Found\r\n"));
+}
+
+TEST(QueryTest, ParametersAreDecodedAndDockersBooleansRead) {
+  const auto q = Query::parse("all=1&name=a%2Fb+c&x=&t=True&n=12&bad=1x&name=second");
+  EXPECT_TRUE(q.flag("all"));
+  EXPECT_TRUE(q.flag("t"));
+  EXPECT_FALSE(q.flag("x"));             // present, not a true value
+  EXPECT_TRUE(q.flag("absent", true));   // absent: the fallback
+  EXPECT_EQ(q.get("name"), "a/b c");
+  EXPECT_EQ(q.all("name"), (std::vector<std::string>{"a/b c", "second"}));
+  EXPECT_EQ(q.integer("n", 0).value(), 12);
+  EXPECT_EQ(q.integer("absent", -1).value(), -1);
+  ASSERT_FALSE(q.integer("bad", 0));
+  EXPECT_NE(q.integer("bad", 0).error().message().find("invalid value for bad"), std::string::npos);
+}
+
+TEST(QueryTest, FiltersComeInBothOfDockersFormsAndUnknownKeysAreRefused) {
+  auto f = parse_filters(Query::parse("filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%2C%22status%22%3A%7B%22running%22%3Atrue%7D%7D"));
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_EQ(f->at("label"), (std::vector<std::string>{"a=b"}));
+  EXPECT_EQ(f->at("status"), (std::vector<std::string>{"running"}));
+  auto bad = parse_filters(Query::parse("filters=%7B%22nope%22%3A%5B%5D%7D"), {"label", "status"});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), "invalid filter 'nope'");
+  EXPECT_FALSE(parse_filters(Query::parse("filters=%5B1%5D")));
+  EXPECT_TRUE(labels_match({"a=b", "c"}, {{"a", "b"}, {"c", "anything"}}));
+  EXPECT_FALSE(labels_match({"a=b", "c"}, {{"a", "b"}}));
+  EXPECT_FALSE(labels_match({"a=x"}, {{"a", "b"}}));
 }
 
 }  // namespace
