@@ -39,10 +39,10 @@ void Api::handle(Exchange& ex) {
   if (!m.route) return ex.reply(not_found());
   if (m.route->state != RouteState::implemented) return ex.reply(not_implemented(*m.route));
   const Call call{*m.route, target, m.params};
-  (void)call;  // the handlers of each area take it (containers, exec, images, networks, volumes)
   switch (m.route->id) {
     case RouteId::ping: return ex.reply(ping_response());
     case RouteId::version: return ex.reply(version_response(facts_));
+    case RouteId::events: return event_routes_.handle(ex, call);
     case RouteId::info: {
       // The image index is read under the cache's file locks: on the threadpool.
       auto count = std::make_shared<Result<size_t>>(size_t{0});

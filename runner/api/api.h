@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cache/store.h"
+#include "runner/api/event_routes.h"
 #include "runner/api/server.h"
 #include "runner/api/system_routes.h"
 #include "runner/loop/loop.h"
@@ -14,16 +15,20 @@ namespace sandrun::runner::api {
 class Api {
  public:
   Api(Loop& loop, HostFacts facts, cache::Store store)
-      : loop_(loop), facts_(std::move(facts)), store_(std::move(store)) {}
+      : loop_(loop), facts_(std::move(facts)), store_(std::move(store)), event_routes_(loop, events_) {}
   // Answers the exchange's request (now, or from the threadpool's answer later).
   void handle(Exchange& ex);
   // The server options Docker's clients expect (headers, bounds).
   ServerOptions server_options() const;
+  // What happens to the engine's objects: every part of the daemon publishes here.
+  EventBus& events() { return events_; }
 
  private:
   Loop& loop_;
   HostFacts facts_;
   cache::Store store_;
+  EventBus events_;
+  EventRoutes event_routes_;  // after events_: it unsubscribes from it when it goes
 };
 
 }  // namespace sandrun::runner::api
