@@ -432,7 +432,8 @@ void switch_user(const Child& c) {
 // Moves the plan's descriptors to 0..4 and closes everything else.
 void place_fds(Child& c) {
   const ChildPlan& p = c.plan;
-  const int src[5] = {p.stdin_fd, p.stdout_fd, p.stderr_fd, p.status_fd, p.init_fd};
+  const int src[5] = {c.tty >= 0 ? c.tty : p.stdin_fd, c.tty >= 0 ? c.tty : p.stdout_fd,
+                      c.tty >= 0 ? c.tty : p.stderr_fd, p.status_fd, p.init_fd};
   int high[5];
   for (int i = 0; i < 5; ++i) {
     high[i] = src[i] < 0 ? -1 : ::fcntl(src[i], F_DUPFD_CLOEXEC, 5);
@@ -453,21 +454,6 @@ void place_fds(Child& c) {
   } else {
     c.check(::close_range(5, ~0U, 0), Stage::fds);
   }
-}
-
-void reset_signals() {
-  struct KernelSigaction {
-    void* handler;
-    unsigned long flags;
-    void* restorer;
-    uint64_t mask;
-  } dfl = {};  // SIG_DFL, no flags, empty mask
-  for (int sig = 1; sig <= 64; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
-  }
-  uint64_t empty = 0;
-  sys::sigprocmask_all(SIG_SETMASK, &empty, nullptr);
 }
 
 // Joins the container's cgroups (v1; on v2 clone3 placed us already), then unshares a cgroup
@@ -514,6 +500,12 @@ void run_child(const ChildPlan& plan) {
   c.check(::syscall(SYS_sethostname, plan.hostname, plan.hostname_len), Stage::hostname);
   if (plan.new_net) bring_up_loopback(c);
   enter_workdir(c);
+  // A terminal: a pty of the container's devpts, before the switch of user (the container's
+  // root opens it); its master goes to sandrun.
+  if (plan.tty_socket >= 0) {
+    c.tty = open_terminal(plan.tty_socket, plan.tty_rows, plan.tty_cols);
+    if (c.tty < 0) c.fail(Stage::tty);
+  }
   if (plan.read_only_rootfs) make_root_readonly(c);
   ::umask(022);
   set_rlimits(c);

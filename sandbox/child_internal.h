@@ -4,6 +4,7 @@
 #pragma once
 
 #include <linux/openat2.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,6 +25,8 @@ struct Child {
   // While /dev and the masks are set up: a descriptor of the attached device source, with the
   // nodes and the empty file (child.cc attach_device_source); -1 otherwise.
   int dev_source = -1;
+  // With a terminal (ChildPlan::tty_socket): the pty's slave, which becomes 0, 1 and 2.
+  int tty = -1;
 
   [[noreturn]] void fail(Stage stage, int index = 0) const {
     StatusRecord rec{static_cast<uint32_t>(RecordKind::setup_failed), static_cast<uint32_t>(stage),
@@ -71,6 +74,27 @@ struct FdPath {
     text[len] = 0;
   }
 };
+
+// Opens a pty in the container's /dev/pts (this root's), sends its master on `sock`, sets the
+// size and makes the slave our controlling terminal (we must lead a session without one).
+// Returns the slave (O_CLOEXEC), or -1 with errno set (child_tty.cc).
+int open_terminal(int sock, uint16_t rows, uint16_t cols);
+
+// Every signal back to its default action, none blocked: the command starts as from a shell.
+inline void reset_signals() {
+  struct KernelSigaction {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    uint64_t mask;
+  } dfl = {};  // SIG_DFL, no flags, empty mask
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (sig == 9 || sig == 19) continue;  // SIGKILL, SIGSTOP
+    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, 8);
+  }
+  uint64_t empty = 0;
+  sys::sigprocmask_all(SIG_SETMASK, &empty, nullptr);
+}
 
 // The overlay root on the mount point, returned as an O_PATH fd (child_overlay.cc): as root by
 // mount(2), in a user namespace from the fds the parent opened.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sandbox/cgroup.h"
+#include "sandbox/terminal.h"
 
 namespace sandrun::sandbox {
 
@@ -166,6 +167,13 @@ struct Placement {
   // >= 0: the container joins this network namespace (a job's, shared with its services)
   // instead of creating one (plan.new_net must be true). Needs root (setns in the cloning thread).
   int netns_fd = -1;
+  // The container's stdin: a pipe sandrun writes (Sandbox::take_stdin) instead of the slot's
+  // /dev/null.
+  bool stdin_pipe = false;
+  // A terminal of this size as the first process's stdin, stdout and stderr and controlling
+  // terminal: a pty of the container's own /dev/pts, whose master sandrun gets
+  // (Sandbox::take_terminal); there are no stdout and stderr pipes then.
+  std::optional<TtySize> tty;
 };
 
 // The plan's binds (copy-on-write ones with the placement's layers), then the placement's:

@@ -83,6 +83,10 @@ std::string what_failed(const ContainerPlan& spec, const Placement& place, Stage
       return fmt::format("attach the idmapped mount of layer {}",
                          index >= 0 && static_cast<size_t>(index) < spec.lower_dirs.size()
                              ? spec.lower_dirs[static_cast<size_t>(index)] : "?");
+    case Stage::tty: return "open a terminal in the container's /dev/pts";
+    case Stage::exec_join: return "join the container's namespaces";
+    case Stage::exec_root: return "enter the container's root";
+    case Stage::exec_stdin: return "open the container's /dev/null";
     case Stage::none: break;
   }
   return "set up the container";

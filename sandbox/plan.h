@@ -37,6 +37,12 @@ struct ChildPlan {
   int status_fd = -1;
   int init_fd = -1;  // the sealed sandrun-init memfd, or -1 to exec the command directly
   int factory_fd = -1;  // the container's end of the socket factory (kSocketFactoryFd), or -1
+  // A terminal instead of stdin_fd, stdout_fd and stderr_fd: the child opens a pty in the
+  // container's /dev/pts, sends its master on this socket and takes the slave as 0, 1 and 2,
+  // its controlling terminal, of this size. -1: no terminal.
+  int tty_socket = -1;
+  uint16_t tty_rows = 24;
+  uint16_t tty_cols = 80;
 
   const char* root_dir = nullptr;
   // A detached, read-only mount of the slot's device directory (dev_nodes.h) that the child

@@ -42,6 +42,13 @@ Result<Pipe> make_pipe(const char* what) {
   return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
+// A SOCK_SEQPACKET pair: `read` stays with sandrun, `write` goes to the child.
+Result<Pipe> make_socket_pair(const char* what) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return Error::sys("create the {} socket", what);
+  return Pipe{UniqueFd(sv[0]), UniqueFd(sv[1])};
+}
+
 Error clone_error(int err) {
   auto e = Error::sys_code(err, "clone into new namespaces");
   switch (err) {
@@ -210,10 +217,19 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
   } else {
     devnull = SANDRUN_TRY(fs::open_path("/dev/null", O_RDONLY));
   }
-  auto out = SANDRUN_TRY(make_pipe("stdout"));
-  auto err = SANDRUN_TRY(make_pipe("stderr"));
+  Pipe out, err, in, tty;
+  if (place.tty) {
+    tty = SANDRUN_TRY(make_socket_pair("terminal"));
+    plan.tty_socket = tty.write.get();
+    plan.tty_rows = place.tty->rows;
+    plan.tty_cols = place.tty->cols;
+  } else {
+    out = SANDRUN_TRY(make_pipe("stdout"));
+    err = SANDRUN_TRY(make_pipe("stderr"));
+    if (place.stdin_pipe) in = SANDRUN_TRY(make_pipe("stdin"));
+  }
   auto status = SANDRUN_TRY(make_pipe("status"));
-  plan.stdin_fd = devnull.get();
+  plan.stdin_fd = in.read ? in.read.get() : devnull.get();
   plan.stdout_fd = out.write.get();
   plan.stderr_fd = err.write.get();
   plan.status_fd = status.write.get();
@@ -289,6 +305,14 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
 
   Sandbox sb;
   sb.child_ = sys::Child::adopt(static_cast<pid_t>(pid), UniqueFd(pidfd), "the container's init");
+  if (tty.read) {
+    // The child has exec'd or exited: its master is waiting in the socket, or it failed first.
+    tty.write.reset();
+    auto master = receive_terminal(tty.read.get());
+    if (!master) return std::move(master).error();
+    sb.terminal_ = std::move(*master);
+  }
+  sb.stdin_ = std::move(in.write);
   sb.stdout_ = std::move(out.read);
   sb.stderr_ = std::move(err.read);
   sb.status_ = std::move(status.read);

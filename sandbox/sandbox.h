@@ -68,6 +68,10 @@ class Sandbox {
   UniqueFd take_stdout() { return std::move(stdout_); }
   UniqueFd take_stderr() { return std::move(stderr_); }
   UniqueFd take_status() { return std::move(status_); }
+  // The write end of its stdin (Placement::stdin_pipe), else invalid.
+  UniqueFd take_stdin() { return std::move(stdin_); }
+  // The master of its terminal (Placement::tty), else invalid.
+  UniqueFd take_terminal() { return std::move(terminal_); }
   // sandrun's end of the socket factory (ContainerPlan::socket_factory), else invalid.
   UniqueFd take_socket_factory() { return std::move(factory_); }
 
@@ -87,6 +91,8 @@ class Sandbox {
   UniqueFd stdout_;
   UniqueFd stderr_;
   UniqueFd status_;
+  UniqueFd stdin_;
+  UniqueFd terminal_;
   UniqueFd factory_;
   sys::Child child_;  // last: destroyed (killed and reaped) first
 };

@@ -69,6 +69,10 @@ enum class Stage : uint32_t {
   userns_reopen,    // index: which of the overlay's dirs (ChildPlan::reopen_paths)
   bind_overlay,     // index: which bind (a copy-on-write one: Bind::overlay_upper)
   dev_source,       // attach (or detach) the device nodes' source in /dev (child.cc)
+  tty,              // open a pty in the container's /dev/pts, make it the controlling terminal
+  exec_join,        // an exec: join the running container's namespaces (setns)
+  exec_root,        // an exec: take the container's root (chroot to PID 1's)
+  exec_stdin,       // an exec: open the container's /dev/null as stdin
 };
 
 enum class RecordKind : uint32_t {

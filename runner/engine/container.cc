@@ -83,6 +83,8 @@ void Container::transition(Event event) {
       placement_ = placement_for(*slot_, engine_.slots().mount_point(), *plan_);
       placement_.netns_fd = start_.netns_fd;
       placement_.env = start_.env;
+      placement_.stdin_pipe = start_.stdin_pipe;
+      placement_.tty = start_.tty;
       // Starting blocks (the log file is created, the cloning thread sleeps while the child
       // sets up its mounts): on the threadpool, so the loop goes on streaming the others and
       // several containers are set up at once. The pool's threads live as long as the process,
@@ -122,6 +124,7 @@ void Container::transition(Event event) {
       if (!ended() || (state_ != State::running && state_ != State::stopping)) return;
       if (!command_ended_) ended_at_ = std::chrono::steady_clock::now();
       output_.finish();
+      input_.close();
       record_usage();
       sandbox_.reset();
       resume_.close();
@@ -196,9 +199,12 @@ void Container::clone_blocking() {
 
 Result<void> Container::watch() {
   uv_loop_t* loop = engine_.loop().get();
-  UniqueFd fds[3] = {sandbox_->take_stdout(), sandbox_->take_stderr(), sandbox_->take_status()};
+  UniqueFd fds[3] = {start_.tty ? sandbox_->take_terminal() : sandbox_->take_stdout(), sandbox_->take_stderr(),
+                     sandbox_->take_status()};
+  if (start_.tty) terminal_fd_ = fds[0].get();
   constexpr const char* kPipeNames[3] = {"stdout", "stderr", "status"};
   for (int i = 0; i < 3; ++i) {
+    if (!fds[i]) continue;  // a terminal: no stderr pipe
     auto& p = pipes_[i];
     const std::string pipe = fmt::format("the container's {} pipe {}", kPipeNames[i], fs::fd_path(fds[i].get()));
     if (int rc = uv_pipe_init(loop, p.get(), 0); rc < 0) return uv_error(rc, "watch " + pipe);
@@ -210,6 +216,14 @@ Result<void> Container::watch() {
       return uv_error(rc, "read " + pipe);
     ++open_pipes_;
   }
+  if (start_.tty) {
+    input_.use_terminal(reinterpret_cast<uv_stream_t*>(pipes_[0].get()));
+  } else if (UniqueFd in = sandbox_->take_stdin()) {
+    SANDRUN_TRY(input_.open_pipe(loop, std::move(in)));
+  }
+  input_.on_drained([this] {
+    if (hooks_.stdin_drained) hooks_.stdin_drained();
+  });
   if (int rc = uv_poll_init(loop, pidfd_poll_.get(), sandbox_->pidfd()); rc < 0)
     return uv_error(rc, fmt::format("watch the pidfd of the container's init (pid {})", sandbox_->pid()));
   pidfd_poll_.mark_live();
@@ -217,6 +231,12 @@ Result<void> Container::watch() {
   if (int rc = uv_poll_start(pidfd_poll_.get(), UV_READABLE, on_pidfd); rc < 0)
     return uv_error(rc, fmt::format("watch the pidfd of the container's init (pid {})", sandbox_->pid()));
   return {};
+}
+
+Result<void> Container::resize(sandbox::TtySize size) {
+  if (!start_.tty) return Error::msg("container {:?} has no terminal to resize", plan_->name);
+  if (terminal_fd_ < 0) return Error::msg("the terminal of container {:?} is closed", plan_->name);
+  return sandbox::resize_terminal(terminal_fd_, size);
 }
 
 Result<void> Container::publish_ports() {
@@ -258,7 +278,12 @@ void Container::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     return;
   }
   if (n == 0) return;  // EAGAIN
-  // EOF (or an error, which ends the stream just the same).
+  // EOF (or an error, which ends the stream just the same: a terminal's master reads EIO once
+  // the last holder of its slave is gone).
+  if (c->terminal_fd_ >= 0 && s == reinterpret_cast<uv_stream_t*>(c->pipes_[0].get())) {
+    c->input_.close();  // it wrote through this handle
+    c->terminal_fd_ = -1;
+  }
   for (auto& p : c->pipes_) {
     if (reinterpret_cast<uv_stream_t*>(p.get()) == s) p.close();
   }
@@ -328,6 +353,8 @@ void Container::record_usage() {
 void Container::fail(const Error& error) {
   start_error_ = error;
   output_.note(error.render());
+  input_.close();
+  terminal_fd_ = -1;
   for (auto& p : pipes_) p.close();
   pidfd_poll_.close();
   resume_.close();

@@ -22,6 +22,7 @@
 
 #include "runner/engine/caches.h"
 #include "runner/engine/engine.h"
+#include "runner/engine/input.h"
 #include "runner/engine/plan.h"
 #include "runner/loop/loop.h"
 #include "runner/loop/uv_handle.h"
@@ -46,6 +47,11 @@ struct ContainerStart {
   // Published through the container's own socket factory (plan.socket_factory: rootless). A
   // pod publishes its containers' ports through its namespace instead (pod.h).
   std::vector<config::PortSpec> ports;
+  // Its stdin: a pipe the engine writes (Container::write_stdin); else /dev/null.
+  bool stdin_pipe = false;
+  // A terminal of this size as the first process's stdin, stdout and stderr (one stream, as
+  // stdout); resize() changes it.
+  std::optional<sandbox::TtySize> tty;
 };
 
 class Container {
@@ -62,6 +68,8 @@ class Container {
     // remove() is done: the container is gone. The owner may destroy it after this returns
     // (not from inside the hook).
     std::function<void()> removed;
+    // Its stdin queue is back under Input::kLow after write_stdin() returned false.
+    std::function<void()> stdin_drained;
   };
 
   struct Usage {
@@ -80,6 +88,10 @@ class Container {
 
   State state() const { return state_; }
   const sandbox::ContainerPlan& plan() const { return *plan_; }
+  std::shared_ptr<const sandbox::ContainerPlan> shared_plan() const { return plan_; }
+  // While it runs: its cgroup (null without one), the variables its start added to the plan's.
+  const sandbox::cgroup::Group* cgroup() const { return cgroup_.get(); }
+  const std::vector<std::string>& start_env() const { return start_.env; }
   JobOutput& output() { return output_; }
   const JobOutput& output() const { return output_; }
 
@@ -89,6 +101,11 @@ class Container {
   // (SIGKILL wins). Nothing once it has exited.
   void stop(int sig);
   void kill() { stop(SIGKILL); }
+  // While running, with ContainerStart::stdin_pipe or tty: queues bytes for its stdin (false:
+  // stop until Hooks::stdin_drained), end-of-file (a terminal: ^D), the terminal's size.
+  bool write_stdin(std::string_view data) { return input_.write(data); }
+  void close_stdin() { input_.end(); }
+  Result<void> resize(sandbox::TtySize size);
   // exited -> removed: empties and removes the cgroup and the writable layer on the threadpool.
   void remove();
 
@@ -140,8 +157,10 @@ class Container {
   bool command_ended_ = false;
   int pending_signal_ = 0;
   UvHandle<uv_poll_t> pidfd_poll_;
-  UvHandle<uv_pipe_t> pipes_[3];  // stdout, stderr, status
+  UvHandle<uv_pipe_t> pipes_[3];  // stdout (or the terminal), stderr, status
   int open_pipes_ = 0;
+  int terminal_fd_ = -1;          // the terminal's master (owned by pipes_[0]) while it is open
+  Input input_;
   UvHandle<uv_timer_t> resume_;
   bool paused_ = false;
   BlockingCall blocking_;         // the clone or the teardown, on the threadpool

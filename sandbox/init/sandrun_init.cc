@@ -62,6 +62,8 @@ struct KernelSigaction {
 };
 constexpr unsigned long kSaRestorer = 0x04000000;
 constexpr int kSigChld = 17;
+constexpr long kTcgets = 0x5401;     // TCGETS: is fd 0 a terminal?
+constexpr long kTiocspgrp = 0x5410;  // TIOCSPGRP: tcsetpgrp
 
 extern "C" void sandrun_init_restorer();
 asm(".text\n.global sandrun_init_restorer\nsandrun_init_restorer:\n  mov $15, %eax\n  syscall\n");
@@ -210,6 +212,15 @@ void start_socket_factory() {
     exit_now(127);
   }
   if (child == 0) {
+    // With a terminal (ContainerStart::tty: ours, controlling, as 0, 1 and 2): the command
+    // leads its own process group and is the terminal's foreground, as tini does, so ^C and
+    // SIGWINCH from the terminal reach it (once: not also through init's forwarding) and it
+    // may read the terminal. Signals are still blocked here, so tcsetpgrp's SIGTTOU is not sent.
+    unsigned char termios[64];
+    if (sys(__NR_ioctl, 0, kTcgets, reinterpret_cast<long>(termios)) == 0 && sys(__NR_setpgid, 0, 0) == 0) {
+      int pgrp = static_cast<int>(sys(__NR_getpid));
+      sys(__NR_ioctl, 0, kTiocspgrp, reinterpret_cast<long>(&pgrp));
+    }
     for (int sig : kForwarded) set_handler(sig, SIG_DFL);
     set_handler(kSigChld, SIG_DFL);
     if (holding) set_handler(kStopAndHoldSignal, SIG_DFL);
