@@ -270,4 +270,15 @@ Result<void> Store::save(std::string_view ref, const std::string& out, const Sav
   return {};
 }
 
+Result<UniqueFd> Store::save_to_temp(std::string_view ref, const SaveOptions& options) {
+  Layout layout(root_);
+  SANDRUN_TRY(create_layout(layout));
+  TempEntry tmp = SANDRUN_TRY(TempEntry::create(layout, "save"));
+  const std::string out = fs::join(fs::join(layout.tmp, tmp.name()), "image.tar");
+  SANDRUN_TRY(save(ref, out, options));
+  UniqueFd fd = SANDRUN_TRY(fs::open_path(out, O_RDONLY | O_NOFOLLOW));
+  tmp.remove();  // the archive lives on in `fd` only
+  return fd;
+}
+
 }  // namespace sandrun::cache
