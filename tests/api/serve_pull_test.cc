@@ -1,0 +1,116 @@
+// `sandrun serve` pulls from a real registry on 127.0.0.1 (tests/support/registry_server.h),
+// through /usr/bin/docker (20.10, API 1.41) and docker-py. Its own small daemon fixture: the
+// registry's helpers and tests/api/api_client.h both name an HttpReply.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "tests/cache/registry_images.h"
+
+namespace sandrun::testing {
+namespace {
+
+class ServePull : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SANDRUN_REQUIRE_ROOT();
+    std::string why;
+    SANDRUN_REQUIRE(RegistryServer::available(&why), why);
+    std::string err;
+    reg_ = RegistryServer::start({}, &err);
+    ASSERT_TRUE(reg_) << err;
+    ASSERT_EQ(reg_->push(images_.dir.path(), "app", "team/app:1"), "");
+    ::mkdir((tmp_ / "docker-config").c_str(), 0700);
+    daemon_ = std::make_unique<Background>(
+        std::vector<std::string>{sandrun_bin(), "--root", root(), "serve", "--socket", socket()});
+    ASSERT_TRUE(eventually([&] { return http("GET", "/_ping").second == "OK"; }, kStartTimeout));
+  }
+  void TearDown() override {
+    if (!daemon_) return;
+    daemon_->signal(SIGTERM);
+    CommandResult r = daemon_->finish();
+    EXPECT_EQ(r.status, 0) << r.err;
+    // Nothing left: no work in progress in the cache, no mount under the root.
+    EXPECT_EQ(run_command({"find", root() + "/tmp", "-mindepth", "1"}).out, "");
+    EXPECT_EQ(read_file("/proc/self/mountinfo").find(root()), std::string::npos);
+  }
+  std::string root() const { return tmp_ / "root"; }
+  std::string socket() const { return tmp_ / "sandrun.sock"; }
+  // curl over the socket: the status and the body.
+  std::pair<int, std::string> http(const std::string& method, const std::string& path) {
+    auto r = run_command({"curl", "-s", "-X", method, "--unix-socket", socket(), "-w", "\n%{http_code}",
+                          "http://docker" + path});
+    const size_t nl = r.out.rfind('\n');
+    if (nl == std::string::npos) return {0, ""};
+    return {std::atoi(r.out.substr(nl + 1).c_str()), r.out.substr(0, nl)};
+  }
+  CommandResult docker(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"/usr/bin/docker"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv, {"DOCKER_HOST=unix://" + socket(), "DOCKER_CONFIG=" + std::string(tmp_ / "docker-config"),
+                              "DOCKER_CONTEXT="});
+  }
+
+  TestImages images_;
+  TempDir tmp_;
+  std::unique_ptr<RegistryServer> reg_;
+  std::unique_ptr<Background> daemon_;
+};
+
+TEST_F(ServePull, DockerPullsWithDockersProgressThenListsTheImage) {
+  SANDRUN_REQUIRE(::access("/usr/bin/docker", X_OK) == 0, "needs Debian's docker CLI (/usr/bin/docker)");
+  const std::string ref = reg_->host() + "/team/app:1";
+  auto r = docker({"pull", ref});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("1: Pulling from team/app"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(": Pulling fs layer"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(": Download complete"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(": Pull complete"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Digest: " + images_.app.digest), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Status: Downloaded newer image for " + ref), std::string::npos) << r.out;
+  r = docker({"images", "--format", "{{.Repository}}:{{.Tag}}"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, ref + "\n");
+  // Again: the cache has that manifest.
+  r = docker({"pull", ref});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Status: Image is up to date for " + ref), std::string::npos) << r.out;
+  // A tag the registry does not have: 404 before any progress, in the registry's words.
+  auto [status, body] = http("POST", "/v1.41/images/create?fromImage=" + reg_->host() + "/team/app&tag=nope");
+  EXPECT_EQ(status, 404) << body;
+  EXPECT_NE(body.find("/v2/team/app/manifests/nope: 404 Not Found"), std::string::npos) << body;
+  r = docker({"pull", reg_->host() + "/team/nothing:1"});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("Error response from daemon: pull " + reg_->host() + "/team/nothing:1"), std::string::npos)
+      << r.err;
+  // Without a registry host: sandrun has no default registry.
+  std::tie(status, body) = http("POST", "/v1.41/images/create?fromImage=alpine&tag=3");
+  EXPECT_EQ(status, 404) << body;
+  EXPECT_NE(body.find("sandrun has no default registry"), std::string::npos) << body;
+}
+
+TEST_F(ServePull, DockerPyPullsImagesAndManagesVolumes) {
+  SANDRUN_REQUIRE(run_command({"python3", "-c", "import docker"}).status == 0, "needs python3-docker");
+  const std::string script =
+      "import docker\n"
+      "c = docker.DockerClient(base_url='unix://" + socket() + "')\n"
+      "img = c.images.pull('" + reg_->host() + "/team/app', tag='1')\n"
+      "print(img.tags, img.id == c.images.get('" + reg_->host() + "/team/app:1').id)\n"
+      "print(len(c.images.list()))\n"
+      "v = c.volumes.create('pyvol', labels={'k': 'v'})\n"
+      "print(v.name, v.attrs['Labels'], [x.name for x in c.volumes.list()])\n"
+      "v.remove()\n"
+      "print([x.name for x in c.volumes.list()])\n"
+      "try:\n"
+      "    c.volumes.get('pyvol')\n"
+      "except docker.errors.NotFound:\n"
+      "    print('NotFound')\n";
+  auto r = run_command({"python3", "-c", script});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "['" + reg_->host() + "/team/app:1'] True\n1\npyvol {'k': 'v'} ['pyvol']\n[]\nNotFound\n");
+}
+
+}  // namespace
+}  // namespace sandrun::testing
