@@ -145,6 +145,44 @@ TEST_F(ServeImages, DockerSaveRemoveLoadGivesTheSameImage) {
   EXPECT_TRUE(tmp_entries().empty());
 }
 
+// The daemon's peak resident memory (VmHWM), in MiB.
+long peak_rss_mib(int pid) {
+  const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+  const size_t at = status.find("VmHWM:");
+  return at == std::string::npos ? -1 : std::atol(status.c_str() + at + 6) / 1024;
+}
+
+TEST_F(ServeImages, BigImagesAreSavedAndLoadedThroughFilesNotMemory) {
+  require_docker();
+  // 96 MiB of incompressible bytes in one layer.
+  const std::string dir = tmp_ / "big";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(run_command({"sh", "-c", "head -c 100663296 /dev/urandom > " + dir + "/blob"}).status, 0);
+  ASSERT_EQ(run_command({"tar", "-C", dir, "-cf", dir + ".tar", "."}).status, 0);
+  auto imp = run_sandrun(root(), {"image", "import", "--rootfs", dir + ".tar", "big:1"});
+  ASSERT_EQ(imp.status, 0) << imp.err;
+  ::unlink((dir + ".tar").c_str());
+  start();
+  const std::string tar = tmp_ / "big-saved.tar";
+  auto r = docker({"save", "-o", tar, "big:1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  struct stat st {};
+  ASSERT_EQ(::stat(tar.c_str(), &st), 0);
+  EXPECT_GT(st.st_size, 96 << 20);
+  r = docker({"rmi", "big:1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = docker({"load", "-i", tar});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "Loaded image: big:1\n");
+  // Neither the 96 MiB answer nor the 96 MiB body was held: the daemon stayed small.
+  const long peak = peak_rss_mib(daemon_->pid());
+  EXPECT_GT(peak, 0);
+  EXPECT_LT(peak, 48) << "the daemon's peak RSS was " << peak << " MiB";
+  std::printf("daemon peak RSS after saving and loading a 96 MiB image: %ld MiB\n", peak);
+  stop();
+  EXPECT_TRUE(tmp_entries().empty());
+}
+
 TEST_F(ServeImages, ALoadCutShortLeavesNoTempFile) {
   start();
   int fd = connect_unix(socket());

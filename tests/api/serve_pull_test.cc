@@ -112,5 +112,30 @@ TEST_F(ServePull, DockerPyPullsImagesAndManagesVolumes) {
   EXPECT_EQ(r.out, "['" + reg_->host() + "/team/app:1'] True\n1\npyvol {'k': 'v'} ['pyvol']\n[]\nNotFound\n");
 }
 
+TEST_F(ServePull, XRegistryAuthGivesThePullsCredentials) {
+  SANDRUN_REQUIRE(run_command({"python3", "-c", "import docker"}).status == 0, "needs python3-docker");
+  std::string err;
+  auto locked = RegistryServer::start({.auth = RegistryServer::Auth::htpasswd}, &err);
+  ASSERT_TRUE(locked) << err;
+  ASSERT_EQ(locked->push(images_.dir.path(), "app", "team/private:1"), "");
+  const std::string repo = locked->host() + "/team/private";
+  const std::string script =
+      "import docker\n"
+      "c = docker.DockerClient(base_url='unix://" + socket() + "')\n"
+      "for auth in [None, {'username': 'sandrun', 'password': 'wrong'}]:\n"
+      "    try:\n"
+      "        c.images.pull('" + repo + "', tag='1', auth_config=auth)\n"
+      "        print('pulled?')\n"
+      "    except docker.errors.APIError as e:\n"
+      "        print(e.status_code, 'refused' if '401 Unauthorized' in str(e) else str(e))\n"
+      "img = c.images.pull('" + repo + "', tag='1', auth_config={'username': 'sandrun', 'password': 'pull-secret'})\n"
+      "print(img.tags)\n";
+  auto r = run_command({"python3", "-c", script});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "500 refused\n500 refused\n['" + repo + ":1']\n");
+  // The credentials were used for that pull only: they are nowhere under the root.
+  EXPECT_EQ(run_command({"grep", "-rl", "pull-secret", root()}).out, "");
+}
+
 }  // namespace
 }  // namespace sandrun::testing
