@@ -236,10 +236,14 @@ class Store {
   Result<PulledImage> pull(std::string_view ref, const PullOptions& options);
   // Writes `ref` as an OCI image layout tar (`docker load` and `podman load` read it).
   Result<void> save(std::string_view ref, const std::string& out, const SaveOptions& options);
-  // save() into the store's tmp/ (locked while written, so no sweep takes it), returning the
-  // finished archive open for reading and already unlinked: nothing is left on any path, and
-  // the caller streams it from the descriptor (the daemon's GET /images/{name}/get).
-  Result<UniqueFd> save_to_temp(std::string_view ref, const SaveOptions& options);
+  // Several images in one archive (as `docker save a b`): each image once, with the names
+  // given for it (an index entry per name, its RepoTags in manifest.json); blobs shared by
+  // images are written once.
+  Result<void> save_images(const std::vector<std::string>& refs, const std::string& out, const SaveOptions& options);
+  // save_images() into the store's tmp/ (locked while written, so no sweep takes it),
+  // returning the finished archive open for reading and already unlinked: nothing is left on
+  // any path, and the caller streams it from the descriptor (GET /images/{name}/get).
+  Result<UniqueFd> save_to_temp(const std::vector<std::string>& refs, const SaveOptions& options);
 
   // Absolute path of an unpacked layer directory (an overlay lower dir).
   std::string layer_path(std::string_view diff_id) const;

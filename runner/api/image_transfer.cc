@@ -163,19 +163,16 @@ void ImageRoutes::save(const Call& call, Exchange& ex) {
   else names = Query::parse(call.target.query).all("names");
   if (names.empty()) return ex.reply(Response::error(400, "names: at least one image name is required"));
   answer_blocking(loop_, ex, [store = store_, names](const std::atomic<bool>&) mutable {
-    std::optional<std::string> ref, id;
+    // Each name as the cache knows it (an id names the image by one of its names).
+    std::vector<std::string> refs;
     for (const auto& n : names) {
       auto found = find_image(store, n);
       if (!found) return Response::error(500, found.error().message());
       if (!*found) return Response::error(404, fmt::format("No such image: {}", n));
       const FoundImage& f = **found;
-      if (id && *id != f.view.id)
-        return Response::error(501, "saving several images in one archive is not supported by sandrun: save each "
-                                    "on its own");
-      id = f.view.id;
-      if (!ref) ref = f.by_ref ? f.by_ref->ref() : f.view.records.front().ref();
+      refs.push_back(f.by_ref ? f.by_ref->ref() : f.view.records.front().ref());
     }
-    auto fd = store.save_to_temp(*ref, {});
+    auto fd = store.save_to_temp(refs, {});
     if (!fd) return Response::error(500, fd.error().message());
     Response r;
     r.content_type = "application/x-tar";

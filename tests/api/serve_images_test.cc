@@ -138,6 +138,21 @@ TEST_F(ServeImages, DockerSaveRemoveLoadGivesTheSameImage) {
   EXPECT_EQ(r.out, "Loaded image: round:1\n");
   r = docker({"inspect", "--type", "image", "--format", "{{.Id}}", "round:1"});
   EXPECT_EQ(r.out, id);
+  // Two images and a second name of one of them in one archive, loaded back.
+  import_image("other:1", "other\n");
+  r = docker({"tag", "round:1", "round:2"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = docker({"save", "-o", tar, "round:1", "other:1", "round:2"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = docker({"rmi", "round:1", "round:2", "other:1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = docker({"load", "-i", tar});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Loaded image: round:1\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Loaded image: round:2\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Loaded image: other:1\n"), std::string::npos) << r.out;
+  r = docker({"inspect", "--type", "image", "--format", "{{.Id}}", "round:2"});
+  EXPECT_EQ(r.out, id);
   r = docker({"save", "-o", tar, "nothing:1"});
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("No such image: nothing:1"), std::string::npos) << r.err;
