@@ -39,6 +39,8 @@ class ImageRoutes {
   void remove(const Call& call, Exchange& ex);
   void prune(const Call& call, Exchange& ex);
   void create(const Call& call, Exchange& ex);
+  struct PullAnswer;
+  void stream_pull(Exchange& ex, const cache::ImageRef& ref, cache::PullOptions o);
   void save(const Call& call, Exchange& ex);
   void load(const Call& call, Exchange& ex);
   std::vector<std::string> users(const std::string& id) const { return users_ ? users_(id) : std::vector<std::string>{}; }

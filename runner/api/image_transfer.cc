@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
-#include <mutex>
 
 #include <fmt/format.h>
 
@@ -13,6 +12,7 @@
 #include "runner/api/image_routes.h"
 #include "runner/api/query.h"
 #include "runner/api/route_util.h"
+#include "runner/loop/inbox.h"
 
 namespace sandrun::runner::api {
 namespace {
@@ -48,32 +48,6 @@ std::variant<std::optional<cache::RegistryLogin>, Response> login_of(const Reque
   return std::optional<cache::RegistryLogin>(login);
 }
 
-// Docker's progress messages, one JSON object per line.
-class Messages {
- public:
-  void status(const std::string& text, const std::string& id = "") {
-    json m = {{"status", text}};
-    if (!id.empty()) {
-      m["progressDetail"] = json::object();
-      m["id"] = id;
-    }
-    add(m);
-  }
-  void error(const std::string& text) { add({{"errorDetail", {{"message", text}}}, {"error", text}}); }
-  void add(const json& m) {
-    std::lock_guard lock(mu_);
-    text_ += m.dump(-1, ' ', false, json::error_handler_t::replace) + "\r\n";
-  }
-  std::string take() {
-    std::lock_guard lock(mu_);
-    return std::move(text_);
-  }
-
- private:
-  std::mutex mu_;
-  std::string text_;
-};
-
 // The reference fromImage and tag name together ("x" + "1" -> "x:1"; a digest as tag -> "x@...").
 std::string pull_reference(const std::string& from, const std::string& tag) {
   if (tag.empty()) return from;
@@ -84,7 +58,75 @@ std::string pull_reference(const std::string& from, const std::string& tag) {
   return from + (tag.starts_with("sha256:") ? "@" : ":") + tag;
 }
 
+std::string status_line(const std::string& text, const std::string& id = "") {
+  json m = {{"status", text}};
+  if (!id.empty()) {
+    m["progressDetail"] = json::object();
+    m["id"] = id;
+  }
+  return m.dump(-1, ' ', false, json::error_handler_t::replace) + "\r\n";
+}
+
+std::string error_line(const std::string& text) {
+  json m = {{"errorDetail", {{"message", text}}}, {"error", text}};
+  return m.dump(-1, ' ', false, json::error_handler_t::replace) + "\r\n";
+}
+
+// Docker's message for a pull's progress event.
+std::string pull_message(const cache::PullEvent& e, const cache::ImageRef& ref) {
+  using K = cache::PullEvent::Kind;
+  const std::string id = short_id(e.digest);
+  switch (e.kind) {
+    case K::resolved: return status_line("Pulling from " + ref.repository(), ref.digest.empty() ? ref.tag : ref.digest);
+    case K::layer_exists: return status_line("Already exists", id);
+    case K::layer_started: return status_line("Pulling fs layer", id);
+    case K::layer_downloaded: return status_line("Download complete", id);
+    case K::layer_done: return status_line("Pull complete", id);
+  }
+  return "";
+}
+
 }  // namespace
+
+// A pull being answered: nothing is sent until the manifest is known (so that a missing image
+// is an error status, as Docker's), then a chunked stream of Docker's messages as they come.
+struct ImageRoutes::PullAnswer {
+  Exchange* ex;  // null once the client is gone
+  Inbox inbox;
+  bool started = false;
+
+  PullAnswer(Loop& loop, Exchange& e) : ex(&e), inbox(loop) {}
+  void deliver(const std::string& msg, bool start) {
+    if (!ex) return;
+    if (!started && !start) return;  // nothing comes before the manifest
+    if (!started) {
+      started = true;
+      ex->begin_stream(Response::json(msg));
+      return;
+    }
+    ex->send(msg);  // a few short lines per layer: no need to hold the pull for the client
+  }
+  void finish(const Result<cache::PulledImage>& pulled, const cache::ImageRef& ref) {
+    if (!ex) return;
+    Exchange* e = ex;
+    ex = nullptr;
+    if (!started) {
+      if (pulled) return e->reply(Response::json(status_line("Status: Image is up to date for " + ref.str())));
+      const std::string m = pulled.error().message();
+      const bool missing = m.find("404 Not Found") != std::string::npos || m.find("manifest unknown") != std::string::npos;
+      return e->reply(Response::error(missing ? 404 : 500, m));
+    }
+    if (!pulled) {
+      e->send(error_line(pulled.error().message()));
+    } else {
+      e->send(status_line("Digest: " + pulled->record.manifest_digest));
+      e->send(status_line(std::string(pulled->up_to_date ? "Status: Image is up to date for "
+                                                         : "Status: Downloaded newer image for ") +
+                          ref.str()));
+    }
+    e->end();
+  }
+};
 
 std::optional<uint64_t> ImageRoutes::body_file_cap(const Call& call) const {
   if (call.route.id != RouteId::image_load) return std::nullopt;
@@ -110,51 +152,44 @@ void ImageRoutes::create(const Call& call, Exchange& ex) {
   o.ca_file = pull_.ca_file;
   o.platform = q.get("platform").value_or(pull_.platform);
   o.login = std::get<0>(login);
-  // Until the Exchange streams (issue16.md), the messages are collected and sent at the end.
-  answer_blocking(loop_, ex, [store = store_, ref = *ref, o](const std::atomic<bool>& cancelled) mutable {
-    auto msgs = std::make_shared<Messages>();
-    Response r;
-    if (ref.registry().empty() && ref.name == cache::kBuiltinImage && ref.tag == "latest") {
+  const bool builtin = ref->registry().empty() && ref->name == cache::kBuiltinImage && ref->tag == "latest";
+  if (builtin || ref->registry().empty()) {
+    return answer_blocking(loop_, ex, [store = store_, ref = *ref, builtin](const std::atomic<bool>&) mutable {
+      if (!builtin)
+        return Response::error(404, fmt::format("pull access denied for {}: sandrun has no default registry; name "
+                                                "the registry host (e.g. 127.0.0.1:5000/{})", ref.name, ref.name));
       if (auto b = store.ensure(ref.str()); !b) return Response::error(500, b.error().message());
-      msgs->status("Status: Image is up to date for " + ref.str());
-      r.body = msgs->take();
-      return r;
-    }
-    if (ref.registry().empty())
-      return Response::error(404, fmt::format("pull access denied for {}: sandrun has no default registry; name the "
-                                              "registry host (e.g. 127.0.0.1:5000/{})", ref.name, ref.name));
-    bool resolved = false;
-    o.cancel = &cancelled;
-    o.progress = [&, msgs](const cache::PullEvent& e) {
-      using K = cache::PullEvent::Kind;
-      const std::string id = short_id(e.digest);
-      switch (e.kind) {
-        case K::resolved:
-          resolved = true;
-          msgs->status("Pulling from " + ref.repository(), ref.digest.empty() ? ref.tag : ref.digest);
-          break;
-        case K::layer_exists: msgs->status("Already exists", id); break;
-        case K::layer_started: msgs->status("Pulling fs layer", id); break;
-        case K::layer_downloaded: msgs->status("Download complete", id); break;
-        case K::layer_done: msgs->status("Pull complete", id); break;
-      }
-    };
-    auto pulled = store.pull(ref.str(), o);
-    if (!pulled && !resolved) {
-      const std::string m = pulled.error().message();
-      const bool missing = m.find("404 Not Found") != std::string::npos || m.find("manifest unknown") != std::string::npos;
-      return Response::error(missing ? 404 : 500, m);
-    }
-    if (!pulled) {
-      msgs->error(pulled.error().message());
-    } else {
-      msgs->status("Digest: " + pulled->record.manifest_digest);
-      msgs->status(std::string(pulled->up_to_date ? "Status: Image is up to date for " : "Status: Downloaded newer image for ") +
-                   ref.str());
-    }
-    r.body = msgs->take();
-    return r;
-  });
+      return Response::json(status_line("Status: Image is up to date for " + ref.str()));
+    });
+  }
+  stream_pull(ex, *ref, std::move(o));
+}
+
+void ImageRoutes::stream_pull(Exchange& ex, const cache::ImageRef& ref, cache::PullOptions o) {
+  auto state = std::make_shared<PullAnswer>(loop_, ex);
+  ex.on_gone([state] { state->ex = nullptr; });
+  struct Outcome {
+    Result<cache::PulledImage> pulled = Error::msg("not pulled");
+  };
+  auto outcome = std::make_shared<Outcome>();
+  ex.work = run_blocking(
+      loop_,
+      [store = store_, ref, o, post = state->inbox.poster(), weak = std::weak_ptr<PullAnswer>(state),
+       outcome](const std::atomic<bool>& cancelled) mutable {
+        o.cancel = &cancelled;
+        o.progress = [&](const cache::PullEvent& e) {
+          std::string msg = pull_message(e, ref);
+          const bool start = e.kind == cache::PullEvent::Kind::resolved;
+          post([weak, msg = std::move(msg), start] {
+            if (auto s = weak.lock()) s->deliver(msg, start);
+          });
+        };
+        outcome->pulled = store.pull(ref.str(), o);
+      },
+      [state, outcome, ref] {
+        state->inbox.run_pending();  // every progress message before the last ones
+        state->finish(outcome->pulled, ref);
+      });
 }
 
 void ImageRoutes::save(const Call& call, Exchange& ex) {

@@ -77,6 +77,11 @@ TEST_F(ServePull, DockerPullsWithDockersProgressThenListsTheImage) {
   r = docker({"pull", ref});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("Status: Image is up to date for " + ref), std::string::npos) << r.out;
+  // The answer is streamed (chunked) from the manifest on, as the pull goes.
+  auto head = run_command({"curl", "-si", "-X", "POST", "--unix-socket", socket(),
+                           "http://docker/v1.41/images/create?fromImage=" + reg_->host() + "/team/app&tag=1"});
+  EXPECT_NE(head.out.find("Transfer-Encoding: chunked"), std::string::npos) << head.out;
+  EXPECT_NE(head.out.find("{\"status\":\"Status: Image is up to date for " + ref + "\"}"), std::string::npos) << head.out;
   // A tag the registry does not have: 404 before any progress, in the registry's words.
   auto [status, body] = http("POST", "/v1.41/images/create?fromImage=" + reg_->host() + "/team/app&tag=nope");
   EXPECT_EQ(status, 404) << body;
