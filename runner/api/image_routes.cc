@@ -157,10 +157,13 @@ void ImageRoutes::remove(const Call& call, Exchange& ex) {
                                                            "referenced in multiple repositories", short_id(v.id))));
         const bool last = !img.by_ref || tags <= 1;
         if (last) {
+          // Docker's words; `force` removes it anyway (a running container keeps its layers: the
+          // cache's leases).
           if (auto ids = users(v.id); !ids.empty() && !force)
-            return ex.reply(Response::error(409, fmt::format("conflict: unable to delete {} (cannot be forced) - image "
-                                                             "is being used by running container {}",
-                                                             short_id(v.id), short_id(ids.front()))));
+            return ex.reply(Response::error(409, fmt::format("conflict: unable to remove repository reference \"{}\" "
+                                                             "(must force) - container {} is using its referenced "
+                                                             "image {}",
+                                                             name, short_id(ids.front()), short_id(v.id))));
           for (const auto& r : v.records)
             if (!img.by_ref || r.ref() != img.by_ref->ref()) doomed.push_back(r);
         }

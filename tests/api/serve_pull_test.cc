@@ -96,6 +96,24 @@ TEST_F(ServePull, DockerPullsWithDockersProgressThenListsTheImage) {
   EXPECT_NE(body.find("sandrun has no default registry"), std::string::npos) << body;
 }
 
+TEST_F(ServePull, AFailureAfterTheManifestIsAnErrorInTheStream) {
+  // A layer blob the registry now serves with other bytes (same size).
+  const std::string digest = cache::sha256_of(images_.layers[1].bytes);
+  std::string data = read_file(reg_->blob_data_path(digest));
+  data[data.size() / 2] ^= 0x5a;
+  write_file(reg_->blob_data_path(digest), data);
+  auto [status, body] = http("POST", "/v1.41/images/create?fromImage=" + reg_->host() + "/team/app&tag=1");
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_TRUE(body.starts_with("{\"id\":\"1\",\"progressDetail\":{},\"status\":\"Pulling from team/app\"}\r\n")) << body;
+  const std::string last = body.substr(body.rfind("\r\n", body.size() - 3) + 2);
+  EXPECT_TRUE(last.starts_with("{\"error\":\"import " + reg_->host() + "/team/app:1: pull ")) << last;
+  EXPECT_NE(last.find("\"errorDetail\":{\"message\":"), std::string::npos) << last;
+  EXPECT_NE(last.find("digest mismatch"), std::string::npos) << last;
+  EXPECT_EQ(body.find("Status: Downloaded"), std::string::npos) << body;
+  // Nothing was committed.
+  EXPECT_EQ(http("GET", "/v1.41/images/json").second, "[]\n");
+}
+
 TEST_F(ServePull, DockerPyPullsImagesAndManagesVolumes) {
   SANDRUN_REQUIRE(run_command({"python3", "-c", "import docker"}).status == 0, "needs python3-docker");
   const std::string script =
