@@ -123,12 +123,13 @@ void ImageRoutes::tag(const Call& call, Exchange& ex) {
   auto parsed = cache::parse_ref(dst);
   if (!parsed || !parsed->digest.empty() || repo.find('@') != std::string::npos)
     return ex.reply(Response::error(400, fmt::format("invalid reference format: {}", dst)));
-  answer_blocking(loop_, ex, [store = store_, name, dst](const std::atomic<bool>&) mutable {
+  answer_blocking(loop_, ex, events_, [store = store_, name, dst](const std::atomic<bool>&, Events& events) mutable {
     auto found = find_image(store, name);
     if (!found) return Response::error(500, found.error().message());
     if (!*found) return no_such_image(name);
     const auto& src = (*found)->by_ref ? *(*found)->by_ref : (*found)->view.records.front();
     if (auto r = store.tag(src.ref(), dst); !r) return Response::error(500, r.error().message());
+    events.push_back(image_event("tag", (*found)->view.id, dst));
     Response r;
     r.status = 201;
     return r;
@@ -167,14 +168,19 @@ void ImageRoutes::remove(const Call& call, Exchange& ex) {
           for (const auto& r : v.records)
             if (!img.by_ref || r.ref() != img.by_ref->ref()) doomed.push_back(r);
         }
-        answer_blocking(loop_, ex, [store = store_, doomed, last, id = v.id](const std::atomic<bool>&) mutable {
+        answer_blocking(loop_, ex, events_, [store = store_, doomed, last, id = v.id](const std::atomic<bool>&,
+                                                                                   Events& events) mutable {
           json out = json::array();
           for (const auto& r : doomed) {
             auto rep = store.remove(r.ref());
             if (!rep) return Response::error(500, rep.error().message());
             out.push_back({{"Untagged", r.ref()}});
+            events.push_back(image_event("untag", id, r.ref()));
           }
-          if (last) out.push_back({{"Deleted", id}});
+          if (last) {
+            out.push_back({{"Deleted", id}});
+            events.push_back(image_event("delete", id, id));
+          }
           return Response::json(json_text(out));
         });
       });
@@ -186,7 +192,7 @@ void ImageRoutes::prune(const Call& call, Exchange& ex) {
   bool only_dangling = true;
   if (auto it = filters->find("dangling"); it != filters->end() && !it->second.empty())
     only_dangling = it->second.front() == "true" || it->second.front() == "1";
-  answer_blocking(loop_, ex, [store = store_, only_dangling](const std::atomic<bool>&) mutable {
+  answer_blocking(loop_, ex, events_, [store = store_, only_dangling](const std::atomic<bool>&, Events& events) mutable {
     auto before = image_views(store, false);
     if (!before) return Response::error(500, before.error().message());
     cache::PruneOptions o;
@@ -199,8 +205,13 @@ void ImageRoutes::prune(const Call& call, Exchange& ex) {
     for (const auto& v : *after) left.insert(v.id);
     json deleted = json::array();
     for (const auto& ref : rep->removed_images) deleted.push_back({{"Untagged", ref}});
-    for (const auto& v : *before)
-      if (!left.count(v.id)) deleted.push_back({{"Deleted", v.id}});
+    for (const auto& v : *before) {
+      if (left.count(v.id)) continue;
+      deleted.push_back({{"Deleted", v.id}});
+      for (const auto& r : v.records) events.push_back(image_event("untag", v.id, r.ref()));
+      events.push_back(image_event("delete", v.id, v.id));
+    }
+    events.push_back(EngineEvent{"image", "prune", "", {{"reclaimed", std::to_string(rep->bytes_freed)}}, 0});
     return Response::json(json_text({{"ImagesDeleted", deleted.empty() ? json(nullptr) : deleted},
                                      {"SpaceReclaimed", rep->bytes_freed}}));
   });

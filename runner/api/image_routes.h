@@ -13,14 +13,16 @@
 #include "runner/api/pull_defaults.h"
 #include "runner/api/routes.h"
 #include "runner/api/server.h"
+#include "runner/engine/event_bus.h"
 #include "runner/loop/loop.h"
 
 namespace sandrun::runner::api {
 
 class ImageRoutes {
  public:
-  ImageRoutes(Loop& loop, cache::Store store, PullDefaults pull)
-      : loop_(loop), store_(std::move(store)), pull_(std::move(pull)) {}
+  // Images pulled, tagged, untagged, deleted and loaded are published on `events`.
+  ImageRoutes(Loop& loop, cache::Store store, PullDefaults pull, EventBus& events)
+      : loop_(loop), store_(std::move(store)), pull_(std::move(pull)), events_(events) {}
   void handle(const Call& call, Exchange& ex);
 
   // Which containers use the image of this id ("sha256:..."), called on the loop thread before
@@ -48,6 +50,7 @@ class ImageRoutes {
   Loop& loop_;
   cache::Store store_;
   PullDefaults pull_;
+  EventBus& events_;
   Users users_;
 };
 

@@ -93,9 +93,10 @@ std::string pull_message(const cache::PullEvent& e, const cache::ImageRef& ref) 
 struct ImageRoutes::PullAnswer {
   Exchange* ex;  // null once the client is gone
   Inbox inbox;
+  EventBus& events;
   bool started = false;
 
-  PullAnswer(Loop& loop, Exchange& e) : ex(&e), inbox(loop) {}
+  PullAnswer(Loop& loop, Exchange& e, EventBus& bus) : ex(&e), inbox(loop), events(bus) {}
   void deliver(const std::string& msg, bool start) {
     if (!ex) return;
     if (!started && !start) return;  // nothing comes before the manifest
@@ -107,6 +108,8 @@ struct ImageRoutes::PullAnswer {
     ex->send(msg);  // a few short lines per layer: no need to hold the pull for the client
   }
   void finish(const Result<cache::PulledImage>& pulled, const cache::ImageRef& ref) {
+    // Docker's pull event, also when the client went before the end.
+    if (pulled) events.publish(image_event("pull", ref.str(), ref.str()));
     if (!ex) return;
     Exchange* e = ex;
     ex = nullptr;
@@ -166,7 +169,7 @@ void ImageRoutes::create(const Call& call, Exchange& ex) {
 }
 
 void ImageRoutes::stream_pull(Exchange& ex, const cache::ImageRef& ref, cache::PullOptions o) {
-  auto state = std::make_shared<PullAnswer>(loop_, ex);
+  auto state = std::make_shared<PullAnswer>(loop_, ex, events_);
   ex.on_gone([state] { state->ex = nullptr; });
   struct Outcome {
     Result<cache::PulledImage> pulled = Error::msg("not pulled");
@@ -223,7 +226,7 @@ void ImageRoutes::load(const Call& call, Exchange& ex) {
   (void)quiet;  // no progress bars are sent either way: only the "Loaded image" lines
   auto file = ex.request().body_file;
   if (!file) return ex.reply(Response::error(400, "POST /images/load: the request has no body (a docker-save tar)"));
-  answer_blocking(loop_, ex, [store = store_, file](const std::atomic<bool>&) mutable {
+  answer_blocking(loop_, ex, events_, [store = store_, file](const std::atomic<bool>&, Events& events) mutable {
     const std::string path = fmt::format("/proc/self/fd/{}", file->fd.get());
     auto loaded = store.import_archive(path, "", {});
     if (!loaded) return Response::error(500, loaded.error().message());
@@ -232,6 +235,7 @@ void ImageRoutes::load(const Call& call, Exchange& ex) {
       const auto& r = img.record;
       json m = {{"stream", r.tag.empty() ? "Loaded image ID: " + r.id + "\n" : "Loaded image: " + r.ref() + "\n"}};
       out += json_text(m);
+      events.push_back(image_event("load", r.tag.empty() ? r.id : r.ref(), r.tag.empty() ? r.id : r.ref()));
     }
     return Response::json(std::move(out));
   });

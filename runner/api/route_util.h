@@ -8,10 +8,12 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "runner/api/http_message.h"
+#include "runner/engine/event_bus.h"
 #include "runner/api/server.h"
 #include "runner/loop/loop.h"
 
@@ -24,6 +26,25 @@ inline void answer_blocking(Loop& loop, Exchange& ex, std::function<Response(con
   ex.work = run_blocking(
       loop, [work = std::move(work), out](const std::atomic<bool>& cancelled) { *out = work(cancelled); },
       [&ex, out] { ex.reply(std::move(*out)); });
+}
+
+// answer_blocking for work that changes engine objects: the events it reports are published on
+// the loop thread (EventBus is the loop's), before the reply.
+using Events = std::vector<EngineEvent>;
+inline void answer_blocking(Loop& loop, Exchange& ex, EventBus& bus,
+                            std::function<Response(const std::atomic<bool>&, Events&)> work) {
+  auto out = std::make_shared<std::pair<Response, Events>>();
+  ex.work = run_blocking(
+      loop, [work = std::move(work), out](const std::atomic<bool>& cancelled) { out->first = work(cancelled, out->second); },
+      [&ex, &bus, out] {
+        for (auto& e : out->second) bus.publish(std::move(e));
+        ex.reply(std::move(out->first));
+      });
+}
+
+// An image event as Docker's: its id and its "name" attribute.
+inline EngineEvent image_event(std::string action, std::string id, std::string name) {
+  return EngineEvent{"image", std::move(action), std::move(id), {{"name", std::move(name)}}, 0};
 }
 
 // The request's JSON body: an object (an empty body is {}), or Docker's 400.

@@ -24,6 +24,10 @@ json volume_json(const Volume& v) {
           {"Options", json::object()}};
 }
 
+EngineEvent volume_event(std::string action, std::string name) {
+  return EngineEvent{"volume", std::move(action), std::move(name), {{"driver", "local"}}, 0};
+}
+
 Response no_such_volume(std::string_view name) { return Response::error(404, fmt::format("get {}: no such volume", name)); }
 
 Response invalid_name(std::string_view name) {
@@ -92,9 +96,13 @@ void VolumeRoutes::create(const Call&, Exchange& ex) {
                                                      "volumes are plain directories)", name)));
   auto labels = labels_of(body);
   if (auto* r = std::get_if<Response>(&labels)) return ex.reply(std::move(*r));
-  answer_blocking(loop_, ex, [store = store_, name, labels = std::get<0>(labels)](const std::atomic<bool>&) {
+  answer_blocking(loop_, ex, events_, [store = store_, name, labels = std::get<0>(labels)](const std::atomic<bool>&,
+                                                                                           Events& events) {
+    auto before = name.empty() ? Result<std::optional<Volume>>(std::optional<Volume>{}) : store->find(name);
+    const bool existed = before && before->has_value();
     auto v = store->create(name, labels);
     if (!v) return Response::error(500, v.error().message());
+    if (!existed) events.push_back(volume_event("create", v->name));
     return Response::json(json_text(volume_json(*v)), 201);
   });
 }
@@ -137,9 +145,10 @@ void VolumeRoutes::remove(const Call& call, Exchange& ex) {
   const bool force = Query::parse(call.target.query).flag("force");
   if (auto ids = users(name); !ids.empty())
     return ex.reply(Response::error(409, fmt::format("remove {}: volume is in use - [{}]", name, fmt::join(ids, ", "))));
-  answer_blocking(loop_, ex, [store = store_, name, force](const std::atomic<bool>&) {
+  answer_blocking(loop_, ex, events_, [store = store_, name, force](const std::atomic<bool>&, Events& events) {
     auto removed = store->remove(name);
     if (!removed) return Response::error(500, removed.error().message());
+    if (*removed) events.push_back(volume_event("destroy", name));
     // Docker's force: a missing volume is not an error.
     if (!*removed && !force) return no_such_volume(name);
     Response r;
@@ -176,9 +185,11 @@ void VolumeRoutes::prune(const Call& call, Exchange& ex) {
               if (labels_match({l}, v.labels)) return false;
           return true;
         };
-        answer_blocking(loop_, ex, [store = store_, pick](const std::atomic<bool>&) {
+        answer_blocking(loop_, ex, events_, [store = store_, pick](const std::atomic<bool>&, Events& events) {
           auto report = store->prune(pick);
           if (!report) return Response::error(500, report.error().message());
+          for (const auto& n : report->removed) events.push_back(volume_event("destroy", n));
+          events.push_back(EngineEvent{"volume", "prune", "", {{"reclaimed", std::to_string(report->bytes)}}, 0});
           return Response::json(json_text({{"VolumesDeleted", report->removed}, {"SpaceReclaimed", report->bytes}}));
         });
       });

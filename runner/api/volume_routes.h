@@ -9,6 +9,7 @@
 
 #include "runner/api/routes.h"
 #include "runner/api/server.h"
+#include "runner/engine/event_bus.h"
 #include "runner/engine/volumes.h"
 #include "runner/loop/loop.h"
 
@@ -16,8 +17,9 @@ namespace sandrun::runner::api {
 
 class VolumeRoutes {
  public:
-  VolumeRoutes(Loop& loop, const std::string& root)
-      : loop_(loop), store_(std::make_shared<VolumeStore>(root)) {}
+  // Volumes created and destroyed are published on `events`.
+  VolumeRoutes(Loop& loop, const std::string& root, EventBus& events)
+      : loop_(loop), store_(std::make_shared<VolumeStore>(root)), events_(events) {}
   // GET /volumes, GET /volumes/{name}, POST /volumes/create, DELETE /volumes/{name},
   // POST /volumes/prune.
   void handle(const Call& call, Exchange& ex);
@@ -39,6 +41,7 @@ class VolumeRoutes {
 
   Loop& loop_;
   std::shared_ptr<VolumeStore> store_;
+  EventBus& events_;
   Users users_;
 };
 

@@ -2,6 +2,7 @@
 // HTTP: tag, inspect, rmi, save/load, volumes, and what a load cut short leaves (nothing). The
 // pulls from a real registry are in serve_pull_test.cc.
 #include <dirent.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
@@ -104,6 +105,10 @@ TEST_F(ServeImages, DockerTagsInspectsAndRemovesImages) {
   r = docker({"rmi", "one:1"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "Untagged: one:1\nDeleted: " + id + "\n");
+  r = docker({"events", "--since", "0", "--until", std::to_string(::time(nullptr) + 1), "--filter", "type=image",
+              "--format", "{{.Action}} {{.Actor.Attributes.name}}"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "tag two:2\nuntag two:2\nuntag one:1\ndelete " + id + "\n") << r.err;
   // What is not there, in Docker's words.
   r = docker({"rmi", "one:1"});
   EXPECT_NE(r.status, 0);
@@ -279,6 +284,12 @@ TEST_F(ServeImages, DockerVolumeCreateListInspectRemovePrune) {
   EXPECT_NE(r.out.find("Total reclaimed space: 5kB"), std::string::npos) << r.out;
   r = docker({"volume", "ls", "-q"});
   EXPECT_EQ(r.out, "");
+  // Each volume's life is in the daemon's events, as docker events shows it.
+  r = docker({"events", "--since", "0", "--until", std::to_string(::time(nullptr) + 1), "--filter", "type=volume",
+              "--format", "{{.Action}} {{.Actor.ID}}"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "create data1\ncreate data2\ndestroy data2\ncreate data3\ndestroy data3\nprune \ndestroy data1\nprune \n")
+      << r.err;
   stop();
   EXPECT_FALSE(mounts_under_root());
   DIR* d = ::opendir((root() + "/volumes").c_str());
