@@ -2,6 +2,7 @@
 // through /usr/bin/docker (20.10, API 1.41) and docker-py. Its own small daemon fixture: the
 // registry's helpers and tests/api/api_client.h both name an HttpReply.
 #include <signal.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -73,6 +74,10 @@ TEST_F(ServePull, DockerPullsWithDockersProgressThenListsTheImage) {
   r = docker({"images", "--format", "{{.Repository}}:{{.Tag}}"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, ref + "\n");
+  // The pull is in the daemon's events.
+  auto events = http("GET", "/v1.41/events?since=0&until=" + std::to_string(::time(nullptr) + 1));
+  EXPECT_NE(events.second.find("\"Action\":\"pull\",\"Actor\":{\"Attributes\":{\"name\":\"" + ref + "\"},\"ID\":\"" + ref + "\"}"),
+            std::string::npos) << events.second;
   // Again: the cache has that manifest.
   r = docker({"pull", ref});
   EXPECT_EQ(r.status, 0) << r.err;
