@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -143,23 +144,29 @@ struct SavedLayer {
 
 class Saver {
  public:
-  Saver(const Layout& layout, const ImageRecord& image, const SaveOptions& options)
-      : layout_(layout), image_(image), options_(options) {}
+  // `refs`: the names the archive gives this image (empty when it was named by id).
+  Saver(const Layout& layout, ImageRecord image, std::vector<std::string> refs, const SaveOptions& options)
+      : layout_(layout), image_(std::move(image)), refs_(std::move(refs)), options_(options) {}
   // Opens every blob and reads the documents under a shared cache lock: once open, a blob
   // stays readable even if another sandrun removes the image meanwhile.
   Result<void> open_blobs();
-  Result<void> write(const std::string& out);
+  // Recompresses what must be and makes the manifest: before add_to().
+  Result<void> prepare();
+  // Writes this image's blobs the archive lacks yet (`written`: digests), and its entries of
+  // index.json's manifests and of manifest.json.
+  Result<void> add_to(struct archive* w, std::set<std::string>& written, json& index_manifests, json& docker) const;
 
  private:
   Result<void> convert_layers();
   Result<std::string> manifest();
 
   const Layout& layout_;
-  const ImageRecord& image_;
+  ImageRecord image_;
+  std::vector<std::string> refs_;
   const SaveOptions& options_;
   std::optional<TempEntry> tmp_;
   std::vector<SavedLayer> layers_;
-  std::string config_, stored_manifest_;
+  std::string config_, stored_manifest_, manifest_text_, manifest_digest_;
 };
 
 Result<void> Saver::open_blobs() {
@@ -216,36 +223,59 @@ Result<std::string> Saver::manifest() {
   return oci::make_manifest({std::string(media::kOciConfig), image_.id, config_.size(), std::nullopt, "", ""}, descs);
 }
 
-Result<void> Saver::write(const std::string& out) {
+Result<void> Saver::prepare() {
   SANDRUN_TRY(convert_layers());
-  const std::string manifest_text = SANDRUN_TRY(manifest());
-  const std::string manifest_digest = sha256_of(manifest_text);
-  auto blob_name = [](std::string_view digest) { return "blobs/sha256/" + std::string(digest_hex(digest)); };
-  json annotations = {{std::string(oci::kRefNameAnnotation), image_.tag.empty() ? image_.ref() : image_.tag},
-                      {std::string(oci::kFullNameAnnotation), image_.ref()}};
-  json index = {{"schemaVersion", 2},
-                {"mediaType", media::kOciIndex},
-                {"manifests", json::array({{{"mediaType", media::kOciManifest},
-                                            {"digest", manifest_digest},
-                                            {"size", manifest_text.size()},
-                                            {"annotations", annotations}}})}};
-  json docker = json::array({{{"Config", blob_name(image_.id)}, {"RepoTags", json::array()}, {"Layers", json::array()}}});
-  if (!image_.tag.empty()) docker[0]["RepoTags"].push_back(image_.ref());
-  for (const auto& l : layers_) docker[0]["Layers"].push_back(blob_name(l.desc.digest));
-  // Into a temp file beside `out`, renamed when complete: never a half-written archive.
+  manifest_text_ = SANDRUN_TRY(manifest());
+  manifest_digest_ = sha256_of(manifest_text_);
+  return {};
+}
+
+std::string blob_name(std::string_view digest) { return "blobs/sha256/" + std::string(digest_hex(digest)); }
+
+Result<void> Saver::add_to(struct archive* w, std::set<std::string>& written, json& index_manifests, json& docker) const {
+  auto once = [&](const std::string& digest) { return written.insert(digest).second; };
+  if (once(image_.id)) SANDRUN_TRY(add_entry(w, blob_name(image_.id), config_));
+  for (const auto& l : layers_)
+    if (once(l.desc.digest)) SANDRUN_TRY(add_blob(w, blob_name(l.desc.digest), l.fd.get(), l.desc.size, l.desc.digest));
+  if (once(manifest_digest_)) SANDRUN_TRY(add_entry(w, blob_name(manifest_digest_), manifest_text_));
+  // One index entry per name (OCI names a manifest per entry), one without a name.
+  std::vector<std::string> names = refs_;
+  if (names.empty()) names.push_back("");
+  for (const auto& ref : names) {
+    json entry = {{"mediaType", media::kOciManifest}, {"digest", manifest_digest_}, {"size", manifest_text_.size()}};
+    if (!ref.empty()) {
+      const ImageRef parsed = SANDRUN_TRY(parse_ref(ref));
+      entry["annotations"] = {{std::string(oci::kRefNameAnnotation), parsed.digest.empty() ? parsed.tag : ref},
+                              {std::string(oci::kFullNameAnnotation), ref}};
+    }
+    index_manifests.push_back(entry);
+  }
+  json tags = json::array();
+  for (const auto& ref : refs_)
+    if (ref.find('@') == std::string::npos) tags.push_back(ref);
+  json layers = json::array();
+  for (const auto& l : layers_) layers.push_back(blob_name(l.desc.digest));
+  docker.push_back({{"Config", blob_name(image_.id)}, {"RepoTags", tags}, {"Layers", layers}});
+  return {};
+}
+
+// The archive of `savers` into `out`: into a temp file beside it, renamed when complete, never
+// a half-written archive.
+Result<void> write_archive(std::vector<Saver>& savers, const std::string& out) {
+  for (auto& s : savers) SANDRUN_TRY(s.prepare());
   const std::string part = out + ".part";
   UniqueFd fd = SANDRUN_TRY(fs::open_path(part, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644));
   Writer w(arc().archive_write_new());
   arc().archive_write_set_format_pax_restricted(w.get());
   if (arc().archive_write_open_fd(w.get(), fd.get()) != ARCHIVE_OK) return Error::msg("write {}: {}", part, archive_text(w.get()));
-  auto add = [&](const std::string& name, std::string_view data) { return add_entry(w.get(), name, data); };
   auto result = [&]() -> Result<void> {
-    SANDRUN_TRY(add("oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
-    SANDRUN_TRY(add(blob_name(image_.id), config_));
-    for (const auto& l : layers_) SANDRUN_TRY(add_blob(w.get(), blob_name(l.desc.digest), l.fd.get(), l.desc.size, l.desc.digest));
-    SANDRUN_TRY(add(blob_name(manifest_digest), manifest_text));
-    SANDRUN_TRY(add("index.json", index.dump()));
-    SANDRUN_TRY(add("manifest.json", docker.dump()));
+    SANDRUN_TRY(add_entry(w.get(), "oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
+    std::set<std::string> written;
+    json manifests = json::array(), docker = json::array();
+    for (const auto& s : savers) SANDRUN_TRY(s.add_to(w.get(), written, manifests, docker));
+    json index = {{"schemaVersion", 2}, {"mediaType", media::kOciIndex}, {"manifests", manifests}};
+    SANDRUN_TRY(add_entry(w.get(), "index.json", index.dump()));
+    SANDRUN_TRY(add_entry(w.get(), "manifest.json", docker.dump()));
     if (arc().archive_write_close(w.get()) != ARCHIVE_OK) return Error::msg("write {}: {}", part, archive_text(w.get()));
     if (::fsync(fd.get()) < 0) return Error::sys("fsync {}", part);
     if (::rename(part.c_str(), out.c_str()) < 0) return Error::sys("rename {} to {}", part, out);
@@ -258,16 +288,47 @@ Result<void> Saver::write(const std::string& out) {
 }  // namespace
 
 Result<void> Store::save(std::string_view ref, const std::string& out, const SaveOptions& options) {
-  auto fail = [&](Error e) { return std::move(e.wrap(fmt::format("save {} to {}", std::string(ref), out))); };
+  return save_images({std::string(ref)}, out, options);
+}
+
+Result<void> Store::save_images(const std::vector<std::string>& refs, const std::string& out,
+                                const SaveOptions& options) {
+  auto fail = [&](Error e) { return std::move(e.wrap(fmt::format("save {} to {}", fmt::join(refs, " "), out))); };
   if (auto r = load_archive_lib(); !r) return fail(std::move(r).error());
-  auto found = find(ref);
-  if (!found) return fail(std::move(found).error());
-  if (!*found) return fail(Error::msg("image {:?} not found", std::string(ref)));
   Layout layout(root_);
-  Saver saver(layout, **found, options);
-  if (auto r = saver.open_blobs(); !r) return fail(std::move(r).error());
-  if (auto r = saver.write(out); !r) return fail(std::move(r).error());
+  // One saver per image; the names given for it become its names in the archive.
+  std::vector<std::pair<ImageRecord, std::vector<std::string>>> images;
+  for (const auto& ref : refs) {
+    auto found = find(ref);
+    if (!found) return fail(std::move(found).error());
+    if (!*found) return fail(Error::msg("image {:?} not found", ref));
+    const std::string name = (*found)->ref();
+    auto it = std::find_if(images.begin(), images.end(), [&](const auto& i) { return i.first.id == (*found)->id; });
+    if (it == images.end()) {
+      images.push_back({**found, {name}});
+    } else if (std::find(it->second.begin(), it->second.end(), name) == it->second.end()) {
+      it->second.push_back(name);
+    }
+  }
+  std::vector<Saver> savers;
+  savers.reserve(images.size());
+  for (auto& [record, names] : images) {
+    savers.emplace_back(layout, std::move(record), std::move(names), options);
+    if (auto r = savers.back().open_blobs(); !r) return fail(std::move(r).error());
+  }
+  if (auto r = write_archive(savers, out); !r) return fail(std::move(r).error());
   return {};
+}
+
+Result<UniqueFd> Store::save_to_temp(const std::vector<std::string>& refs, const SaveOptions& options) {
+  Layout layout(root_);
+  SANDRUN_TRY(create_layout(layout));
+  TempEntry tmp = SANDRUN_TRY(TempEntry::create(layout, "save"));
+  const std::string out = fs::join(fs::join(layout.tmp, tmp.name()), "image.tar");
+  SANDRUN_TRY(save_images(refs, out, options));
+  UniqueFd fd = SANDRUN_TRY(fs::open_path(out, O_RDONLY | O_NOFOLLOW));
+  tmp.remove();  // the archive lives on in `fd` only
+  return fd;
 }
 
 }  // namespace sandrun::cache

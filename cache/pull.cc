@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <optional>
@@ -37,16 +38,38 @@ Result<void> send_all(int fd, std::string_view data, const std::string& digest) 
   return {};
 }
 
+// PullOptions::progress, one call at a time.
+class Progress {
+ public:
+  explicit Progress(const std::function<void(const PullEvent&)>& f) : f_(f) {}
+  void operator()(PullEvent::Kind kind, const std::string& digest, uint64_t size = 0) {
+    if (!f_) return;
+    std::lock_guard lock(mu_);
+    f_(PullEvent{kind, digest, size});
+  }
+
+ private:
+  const std::function<void(const PullEvent&)>& f_;
+  std::mutex mu_;
+};
+
 class RegistryLayerReader : public LayerReader {
  public:
   RegistryLayerReader(RegistryClient& client, const std::vector<oci::Descriptor>& layers, unsigned parallel,
-                      std::atomic<bool>& cancel)
-      : client_(client), layers_(layers), parallel_(std::max(1u, parallel)), cancel_(cancel) {}
+                      std::atomic<bool>& cancel, Progress& progress)
+      : client_(client), layers_(layers), parallel_(std::max(1u, parallel)), cancel_(cancel), progress_(progress) {}
 
   Result<void> read_layers(const std::vector<size_t>& wanted, const Consume& consume) override {
+    called_ = true;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const bool want = std::find(wanted.begin(), wanted.end(), i) != wanted.end();
+      progress_(want ? PullEvent::Kind::layer_started : PullEvent::Kind::layer_exists, layers_[i].digest, layers_[i].size);
+    }
     // The first failure stops the other downloads too.
     return for_each_parallel(wanted, parallel_, [&](size_t i) { return one(i, consume); }, [&] { cancel_ = true; });
   }
+  // Whether the importer asked for any layer (else the store had them all).
+  bool called() const { return called_; }
 
  private:
   // Layer i: the download in this thread, its extraction in another, joined by a socket pair.
@@ -73,10 +96,12 @@ class RegistryLayerReader : public LayerReader {
       draining = true;
       return {};
     });
+    if (fetched) progress_(PullEvent::Kind::layer_downloaded, d.digest, d.size);
     out.reset();  // end of file for the extraction
     consumer.join();
     if (!fetched) return std::move(fetched).error();
     if (!consumed) return std::move(consumed).error();
+    progress_(PullEvent::Kind::layer_done, d.digest, d.size);
     return {};
   }
 
@@ -84,6 +109,8 @@ class RegistryLayerReader : public LayerReader {
   const std::vector<oci::Descriptor>& layers_;
   unsigned parallel_;
   std::atomic<bool>& cancel_;
+  Progress& progress_;
+  bool called_ = false;
 };
 
 // The record the store has for `ref` when it is complete and has manifest `digest`.
@@ -115,6 +142,9 @@ Result<PulledImage> Store::pull(std::string_view text, const PullOptions& option
   UniqueFd pull_lock = SANDRUN_TRY(fs::lock_file(fs::join(locks, "pull-" + std::string(digest_hex(sha256_of(ref.name)))), true));
 
   std::atomic<bool> cancel{false};
+  // The caller's cancel flag stops the transfers too (checked by curl's progress callback).
+  if (options.cancel && options.cancel->load()) return Error::msg("pull {}: cancelled", ref.str());
+  Progress progress(options.progress);
   RegistryOptions ro;
   ro.insecure_hosts = options.insecure_hosts;
   ro.auth_file = options.auth_file;
@@ -122,8 +152,11 @@ Result<PulledImage> Store::pull(std::string_view text, const PullOptions& option
   if (!options.platform.empty()) ro.platform = options.platform;
   ro.parallel = options.parallel;
   ro.cancel = &cancel;
+  ro.cancel_also = options.cancel;
+  ro.login = options.login;
   RegistryClient client = SANDRUN_TRY(RegistryClient::create(ref, ro));
   PulledManifest m = SANDRUN_TRY(client.resolve());
+  progress(PullEvent::Kind::resolved, m.digest);
   PulledImage out;
   if (auto have = complete_record(layout, ref, m.digest)) {
     out.record = std::move(*have);
@@ -145,9 +178,11 @@ Result<PulledImage> Store::pull(std::string_view text, const PullOptions& option
   for (const auto& l : m.layers) image.layers.push_back({l.media_type, l.digest, l.size, std::nullopt, "", ""});
   ImageRef record_ref = ref;
   if (!record_ref.digest.empty()) record_ref.digest = m.digest;
-  RegistryLayerReader reader(client, image.layers, options.parallel, cancel);
+  RegistryLayerReader reader(client, image.layers, options.parallel, cancel, progress);
   auto imported = import_image(layout, record_ref, image, reader, limits_);
   if (!imported) return std::move(imported).error();
+  if (!reader.called())
+    for (const auto& l : image.layers) progress(PullEvent::Kind::layer_exists, l.digest, l.size);
   out.record = std::move(imported->record);
   out.stats = imported->stats;
   return out;

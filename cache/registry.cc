@@ -204,9 +204,12 @@ Result<RegistryClient> RegistryClient::create(const ImageRef& ref, RegistryOptio
   auto platform = parse_platform(options.platform);
   if (!platform) return wrap(std::move(platform).error());
   std::string auth_file = default_auth_file(options.auth_file);
-  auto creds = load_credentials(auth_file, host);
+  auto creds = options.login ? Result<Credentials>(Credentials{options.login->username, options.login->password,
+                                                               "the request's credentials", ""})
+                             : load_credentials(auth_file, host);
   if (!creds) return wrap(std::move(creds).error());
-  auto http = Http::create(HttpOptions{options.insecure_hosts, options.ca_file, options.cancel});
+  if (options.login) auth_file = "the request's credentials";
+  auto http = Http::create(HttpOptions{options.insecure_hosts, options.ca_file, options.cancel, options.cancel_also});
   if (!http) return wrap(std::move(http).error());
   auto s = std::make_unique<State>(http.take());
   s->ref = ref;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,6 +24,8 @@ struct RegistryOptions {
   // The Docker config.json with credentials; empty: $REGISTRY_AUTH_FILE, else
   // $DOCKER_CONFIG/config.json, else ~/.docker/config.json. A missing file means anonymous.
   std::string auth_file;
+  // Credentials given by the caller: used instead of the file's entry for the host.
+  std::optional<RegistryLogin> login;
   // CA certificates (PEM) for HTTPS; empty: the system's CA store.
   std::string ca_file;
   // The platform chosen from an image index ("os/arch[/variant]"): the host's by default.
@@ -31,6 +34,7 @@ struct RegistryOptions {
   unsigned parallel = 4;
   // When set and it becomes true, transfers stop and calls fail with "cancelled".
   const std::atomic<bool>* cancel = nullptr;
+  const std::atomic<bool>* cancel_also = nullptr;  // a second flag (the caller's) that does the same
 };
 
 // Receives a blob's bytes in order. They are NOT verified yet: the digest and size are checked

@@ -172,8 +172,8 @@ size_t on_body(char* data, size_t size, size_t n, void* userp) {
 }
 
 int on_progress(void* userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  auto* cancel = static_cast<const std::atomic<bool>*>(userp);
-  return cancel && cancel->load() ? 1 : 0;  // non-zero aborts the transfer
+  auto* options = static_cast<const HttpOptions*>(userp);
+  return options->cancelled() ? 1 : 0;  // non-zero aborts the transfer
 }
 
 // "host" and "port" of an authority ("[::1]:5000", "reg.test"), the port defaulting to the
@@ -401,8 +401,8 @@ Result<void> Runner::start(Transfer& t) {
   c.curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   c.curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
   c.curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-  c.curl_easy_setopt(h, CURLOPT_XFERINFODATA, options.cancel);
-  c.curl_easy_setopt(h, CURLOPT_NOPROGRESS, options.cancel ? 0L : 1L);
+  c.curl_easy_setopt(h, CURLOPT_XFERINFODATA, &options);
+  c.curl_easy_setopt(h, CURLOPT_NOPROGRESS, options.cancel || options.cancel_also ? 0L : 1L);
   c.curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.errbuf);
   c.curl_easy_setopt(h, CURLOPT_PRIVATE, &t);
   t.errbuf[0] = '\0';
@@ -517,7 +517,7 @@ Result<void> Http::run(const std::vector<HttpRequest*>& requests, unsigned paral
     while (CURLMsg* msg = failure ? nullptr : c.curl_multi_info_read(multi.get(), &left)) {
       if (msg->msg == CURLMSG_DONE) settle(transfer_of(msg->easy_handle), msg->data.result);
     }
-    if (!failure && options.cancel && options.cancel->load()) failure = Error::msg("cancelled");
+    if (!failure && options.cancelled()) failure = Error::msg("cancelled");
     if (!failure && running > 0) c.curl_multi_poll(multi.get(), nullptr, 0, 200, nullptr);
   }
   // The first failure stops the rest; their sinks see nothing more.

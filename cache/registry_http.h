@@ -58,6 +58,8 @@ struct HttpOptions {
   std::vector<std::string> insecure_hosts;  // "host:port" or "host": plain HTTP allowed
   std::string ca_file;                      // empty: the system's CA store
   const std::atomic<bool>* cancel = nullptr;
+  const std::atomic<bool>* cancel_also = nullptr;  // a second flag that stops transfers too
+  bool cancelled() const { return (cancel && cancel->load()) || (cancel_also && cancel_also->load()); }
   long connect_timeout_s = 15;
   long low_speed_time_s = 30;  // abort a transfer stalled (under 1 byte/s) this long
 };

@@ -89,6 +89,14 @@ Result<std::vector<ImageRecord>> Store::list() const {
   return std::move(index.images);
 }
 
+Result<std::string> Store::config_json(const ImageRecord& image) const {
+  Layout layout(root_);
+  UniqueFd lock = SANDRUN_TRY(lock_cache(layout, false));
+  std::string text = SANDRUN_TRY(fs::read_file(layout.blob_path(image.id)));
+  if (sha256_of(text) != image.id) return Error::msg("the image config {} is corrupted", image.id);
+  return text;
+}
+
 Result<ImageRecord> Store::ensure(std::string_view ref) {
   ImageRef parsed = SANDRUN_TRY(parse_ref(ref));
   if (auto found = SANDRUN_TRY(find(ref))) return std::move(*found);

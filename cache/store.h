@@ -3,7 +3,9 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -133,6 +135,27 @@ struct ImportOptions {
   unsigned parallel = 2;  // layers unpacked at once
 };
 
+// What a pull is doing, for a progress display (Docker's pull messages). `digest` is the
+// manifest's for `resolved`, a layer blob's for the others.
+struct PullEvent {
+  enum class Kind {
+    resolved,         // the manifest is known (the first event; nothing is downloaded before)
+    layer_exists,     // the store has this layer: not downloaded
+    layer_started,    // this layer is being downloaded (and unpacked as it arrives)
+    layer_downloaded, // every byte of it arrived and matched its digest
+    layer_done,       // unpacked and verified
+  };
+  Kind kind;
+  std::string digest;
+  uint64_t size = 0;  // the blob's size, for the layer events
+};
+
+// Credentials given with the request (Docker's X-Registry-Auth), used instead of the file's.
+struct RegistryLogin {
+  std::string username;
+  std::string password;
+};
+
 // Where and how images are pulled (cache/registry.h has the details of each).
 struct PullOptions {
   std::vector<std::string> insecure_hosts;  // reached over plain HTTP ("127.0.0.1:5000")
@@ -140,6 +163,11 @@ struct PullOptions {
   std::string ca_file;                      // CA certificates for HTTPS; "" = the system's
   std::string platform;                     // "os/arch[/variant]"; "" = the host's
   unsigned parallel = 4;                    // layers downloaded (and unpacked) at once
+  std::optional<RegistryLogin> login;       // set: these credentials, not the file's
+  // Called as the pull goes, from its threads, one call at a time (never concurrently).
+  std::function<void(const PullEvent&)> progress;
+  // When set and it becomes true, the pull stops and fails with "cancelled".
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct PulledImage {
@@ -184,6 +212,9 @@ class Store {
   // missing image is an error that says how to import it.
   Result<ImageRecord> ensure(std::string_view ref);
   Result<std::vector<ImageRecord>> list() const;
+  // The image's config blob (the OCI image config JSON: labels, history, platform...), checked
+  // against its digest (the image id).
+  Result<std::string> config_json(const ImageRecord& image) const;
   // Removes the record; layers and blobs no other image references are deleted unless leased.
   Result<RemoveReport> remove(std::string_view ref);
   // Names the image of `src` also `dst` (replacing what `dst` named before).
@@ -205,6 +236,14 @@ class Store {
   Result<PulledImage> pull(std::string_view ref, const PullOptions& options);
   // Writes `ref` as an OCI image layout tar (`docker load` and `podman load` read it).
   Result<void> save(std::string_view ref, const std::string& out, const SaveOptions& options);
+  // Several images in one archive (as `docker save a b`): each image once, with the names
+  // given for it (an index entry per name, its RepoTags in manifest.json); blobs shared by
+  // images are written once.
+  Result<void> save_images(const std::vector<std::string>& refs, const std::string& out, const SaveOptions& options);
+  // save_images() into the store's tmp/ (locked while written, so no sweep takes it),
+  // returning the finished archive open for reading and already unlinked: nothing is left on
+  // any path, and the caller streams it from the descriptor (GET /images/{name}/get).
+  Result<UniqueFd> save_to_temp(const std::vector<std::string>& refs, const SaveOptions& options);
 
   // Absolute path of an unpacked layer directory (an overlay lower dir).
   std::string layer_path(std::string_view diff_id) const;

@@ -21,6 +21,22 @@ ServerOptions Api::server_options() const {
   ServerOptions o;
   o.server_header = "sandrun/" SANDRUN_VERSION " (linux)";
   o.decorate = add_common_headers;
+  // JSON bodies are kept for the routes served that read one; an image load's goes to a file.
+  o.keep_body = [](const Request& req) {
+    auto parsed = parse_target(req.target);
+    const Target* t = std::get_if<Target>(&parsed);
+    const Match m = t ? match_route(req.method, t->path) : Match{};
+    return m.route && m.route->id == RouteId::volume_create;
+  };
+  o.body_to_file = [this](const Request& req) -> std::optional<uint64_t> {
+    auto parsed = parse_target(req.target);
+    const Target* t = std::get_if<Target>(&parsed);
+    if (!t) return std::nullopt;
+    const Match m = match_route(req.method, t->path);
+    if (!m.route || m.route->state != RouteState::implemented) return std::nullopt;
+    return images_.body_file_cap(Call{*m.route, *t, m.params});
+  };
+  o.body_dir = store_.root() + "/tmp";
   return o;
 }
 
@@ -58,6 +74,13 @@ void Api::handle(Exchange& ex) {
           });
       return;
     }
+    case RouteId::image_list: case RouteId::image_get: case RouteId::image_get_one: case RouteId::image_history:
+    case RouteId::image_inspect: case RouteId::image_load: case RouteId::image_create: case RouteId::image_tag:
+    case RouteId::image_prune: case RouteId::image_delete:
+      return images_.handle(call, ex);
+    case RouteId::volume_list: case RouteId::volume_inspect: case RouteId::volume_create: case RouteId::volume_prune:
+    case RouteId::volume_delete:
+      return volumes_.handle(call, ex);
     default: break;
   }
   ex.reply(not_implemented(*m.route));

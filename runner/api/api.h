@@ -6,22 +6,29 @@
 
 #include "cache/store.h"
 #include "runner/api/event_routes.h"
+#include "runner/api/image_routes.h"
 #include "runner/api/server.h"
 #include "runner/api/system_routes.h"
+#include "runner/api/volume_routes.h"
 #include "runner/loop/loop.h"
 
 namespace sandrun::runner::api {
 
 class Api {
  public:
-  Api(Loop& loop, HostFacts facts, cache::Store store)
-      : loop_(loop), facts_(std::move(facts)), store_(std::move(store)), event_routes_(loop, events_) {}
+  Api(Loop& loop, HostFacts facts, cache::Store store, PullDefaults pull = {})
+      : loop_(loop), facts_(std::move(facts)), store_(std::move(store)), event_routes_(loop, events_),
+        images_(loop, store_, std::move(pull), events_), volumes_(loop, store_.root(), events_) {}
   // Answers the exchange's request (now, or from the threadpool's answer later).
   void handle(Exchange& ex);
   // The server options Docker's clients expect (headers, bounds).
   ServerOptions server_options() const;
   // What happens to the engine's objects: every part of the daemon publishes here.
   EventBus& events() { return events_; }
+  // The areas' handlers, for what the container registry hooks into them (in_use checks,
+  // volume mounts).
+  ImageRoutes& images() { return images_; }
+  VolumeRoutes& volumes() { return volumes_; }
 
  private:
   Loop& loop_;
@@ -29,6 +36,8 @@ class Api {
   cache::Store store_;
   EventBus events_;
   EventRoutes event_routes_;  // after events_: it unsubscribes from it when it goes
+  ImageRoutes images_;        // after events_: they publish there
+  VolumeRoutes volumes_;
 };
 
 }  // namespace sandrun::runner::api

@@ -74,7 +74,7 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
   Result<void> result{Unit{}};
   {
     Loop loop;
-    Api api(loop, std::move(facts), std::move(store));
+    Api api(loop, std::move(facts), std::move(store), o.pull);
     auto server = Server::start(loop, std::move(sock.fd), [&api](Exchange& ex) { api.handle(ex); },
                                 api.server_options());
     if (!server) {

@@ -70,10 +70,11 @@ std::string serialize(const Response& r, bool head, std::string_view server) {
   std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, status_reason(r.status));
   for (const auto& [k, v] : r.headers) out += fmt::format("{}: {}\r\n", k, v);
   if (!r.content_type.empty()) out += fmt::format("Content-Type: {}\r\n", r.content_type);
-  out += fmt::format("Server: {}\r\nDate: {}\r\nContent-Length: {}\r\n", server, http_date(), r.body.size());
+  out += fmt::format("Server: {}\r\nDate: {}\r\nContent-Length: {}\r\n", server, http_date(),
+                     r.file ? r.file->size : r.body.size());
   if (r.close) out += "Connection: close\r\n";
   out += "\r\n";
-  if (!head) out += r.body;
+  if (!head && !r.file) out += r.body;
   return out;
 }
 

@@ -2,19 +2,31 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "sandbox/sys/unique_fd.h"
+
 namespace sandrun::runner::api {
+
+// A body too large for memory, in a file: a request body the server wrote to an unnamed temp
+// file (O_TMPFILE under the daemon's ROOT/tmp: gone once the last holder closes it), or a
+// response body read from an already unlinked file (image save).
+struct BodyFile {
+  UniqueFd fd;
+  uint64_t size = 0;
+};
 
 struct Request {
   std::string method;  // "GET", "HEAD", "POST", ...
   std::string target;  // the request target as sent: path and query, e.g. "/v1.43/info?x=1"
   std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
   std::string body;       // kept only for the routes that read one (else empty)
+  std::shared_ptr<BodyFile> body_file;  // the body, for the routes that take it as a file
   uint64_t body_bytes = 0;  // every body byte received, kept or not
   bool keep_alive = true;   // llhttp's answer: HTTP/1.1 without "Connection: close", ...
   bool upgrade = false;     // "Connection: Upgrade" (Docker's hijacked attach and exec)
@@ -27,6 +39,7 @@ struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Length, Date, Server
   std::string body;
+  std::shared_ptr<BodyFile> file;  // when set, the body (sent in parts from the file; `body` unused)
   std::string content_type = "application/json";
   bool close = false;  // "Connection: close" and the connection ends after it
 
@@ -39,7 +52,8 @@ struct Response {
 std::string_view status_reason(int status);
 
 // The bytes of `r` on the wire; for a HEAD request the headers only (Content-Length still the
-// body's, as a GET would have had). `server` is the Server header's value.
+// body's, as a GET would have had). `server` is the Server header's value. A file body is not
+// included (the server sends it in parts after these bytes).
 std::string serialize(const Response& r, bool head, std::string_view server);
 
 // How the body of a response whose head is sent alone is framed.

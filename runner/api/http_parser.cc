@@ -22,6 +22,8 @@ struct RequestParser::Impl {
   size_t header_bytes = 0;
   bool in_value = false;  // the last header callback was a value (the next field is a new header)
   bool keep = false;      // this request's body is kept
+  bool stream = false;    // this request's body goes to body_sink
+  uint64_t cap = 0;       // this request's body cap
   bool started = false;   // on_message_begin seen, on_message_complete not yet
   bool ready = false;     // a complete request waits for take()
   int err_status = 0;     // our own refusal (413, 431), reported instead of llhttp's reason
@@ -44,12 +46,20 @@ namespace {
 
 RequestParser::Impl* impl_of(llhttp_t* p) { return static_cast<RequestParser::Impl*>(p->data); }
 
+std::string too_large(uint64_t cap) {
+  if (cap >= (uint64_t{1} << 30) && cap % (uint64_t{1} << 30) == 0)
+    return fmt::format("request body is larger than {} GiB", cap >> 30);
+  if (cap >= (uint64_t{1} << 20)) return fmt::format("request body is larger than {} MiB", cap >> 20);
+  return fmt::format("request body is larger than {} bytes", cap);
+}
+
 int on_message_begin(llhttp_t* p) {
   auto* s = impl_of(p);
   s->req = Request{};
   s->header_bytes = 0;
   s->in_value = false;
   s->keep = false;
+  s->stream = false;
   s->started = true;
   return 0;
 }
@@ -108,20 +118,24 @@ int on_headers_complete(llhttp_t* p) {
       return -1;
     }
   }
+  std::optional<uint64_t> stream_cap;
+  if (s->owner->stream_body) stream_cap = s->owner->stream_body(s->req);
+  s->stream = stream_cap.has_value();
+  s->cap = stream_cap.value_or(s->limits.body_bytes);
   // A declared length over the cap is refused before any of the body is read.
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s->limits.body_bytes) {
-    s->refuse(413, fmt::format("request body is larger than {} MiB", s->limits.body_bytes >> 20));
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s->cap) {
+    s->refuse(413, too_large(s->cap));
     return -1;
   }
-  s->keep = s->owner->keep_body && s->owner->keep_body(s->req);
+  s->keep = !s->stream && s->owner->keep_body && s->owner->keep_body(s->req);
   return 0;
 }
 
 int on_body(llhttp_t* p, const char* at, size_t n) {
   auto* s = impl_of(p);
   s->req.body_bytes += n;
-  if (s->req.body_bytes > s->limits.body_bytes)
-    return s->refuse(413, fmt::format("request body is larger than {} MiB", s->limits.body_bytes >> 20));
+  if (s->req.body_bytes > s->cap) return s->refuse(413, too_large(s->cap));
+  if (s->stream && s->owner->body_sink) s->owner->body_sink(at, n);
   if (s->keep) s->req.body.append(at, n);
   return 0;
 }

@@ -33,6 +33,11 @@ class RequestParser {
   // Asked once a request's headers are complete: whether its body is kept in Request::body
   // (else it is counted and dropped). Unset: never kept.
   std::function<bool(const Request&)> keep_body;
+  // Asked first, once a request's headers are complete: a cap when its body is to be streamed
+  // (to a file) through `body_sink` instead of kept, with that cap instead of the parser's
+  // body_bytes (an image load's body is far larger than the API's JSON bodies).
+  std::function<std::optional<uint64_t>(const Request&)> stream_body;
+  std::function<void(const char* data, size_t n)> body_sink;
 
   enum class Kind { more, request, error };
   struct Step {

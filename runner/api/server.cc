@@ -2,10 +2,14 @@
 // backpressure and the bounds.
 #include "runner/api/server.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <unordered_set>
 
+#include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
 // Why the handles here do not use UvHandle (as port_proxy.cc): a pending uv_write gets its
@@ -44,6 +48,30 @@ struct WriteReq {
   std::string data;
 };
 
+// One file read (a response body's part) or write (a request body's part) on libuv's
+// threadpool. A connection closed meanwhile clears `conn`: the request then only frees itself.
+struct FsReq {
+  uv_fs_t req{};
+  Connection* conn = nullptr;
+  std::shared_ptr<BodyFile> file;  // kept open until the request is done
+  std::string buf;
+  bool write = false;
+};
+
+// An unnamed temp file in `dir` for a request body: nothing to remove on any path.
+Result<UniqueFd> open_body_file(const std::string& dir) {
+  SANDRUN_TRY(fs::mkdirs(dir, 0700));
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return UniqueFd(fd);
+  if (errno != EOPNOTSUPP && errno != EISDIR) return Error::sys("create a temp file in {}", dir);
+  // A file system without O_TMPFILE: a named file, unlinked at once.
+  std::string path = fs::join(dir, "body-XXXXXX");
+  fd = ::mkostemp(path.data(), O_CLOEXEC);
+  if (fd < 0) return Error::sys("create a temp file in {}", dir);
+  ::unlink(path.c_str());
+  return UniqueFd(fd);
+}
+
 }  // namespace
 
 class Connection {
@@ -67,9 +95,31 @@ class Connection {
   bool eof = false;
   bool closing = false;
   size_t out_bytes = 0;      // queued and not written yet
+  // A request body going to a file: the file, what was parsed and not written yet, whether
+  // the request is complete and waits for that write, why the file could not be made.
+  std::shared_ptr<BodyFile> body_in;
+  std::string body_chunk;
+  bool request_waiting = false;
+  std::string body_error;
+  // A response body coming from a file, and how much of it was sent.
+  std::shared_ptr<BodyFile> out_file;
+  uint64_t out_off = 0;
+  FsReq* fs_pending = nullptr;  // the file read or write in flight
 
   explicit Connection(Server::Core* c) : core(c), parser(c->options.parser) {
     parser.keep_body = c->options.keep_body;
+    parser.stream_body = [this](const Request& r) -> std::optional<uint64_t> {
+      if (!core->options.body_to_file) return std::nullopt;
+      auto cap = core->options.body_to_file(r);
+      if (!cap) return std::nullopt;
+      auto fd = open_body_file(core->options.body_dir);
+      if (!fd) body_error = fd.error().message();
+      else body_in = std::make_shared<BodyFile>(BodyFile{std::move(*fd), 0});
+      return cap;
+    };
+    parser.body_sink = [this](const char* data, size_t n) {
+      if (body_in) body_chunk.append(data, n);
+    };
   }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&pipe); }
   void process();
@@ -79,6 +129,10 @@ class Connection {
   void write(std::string data);
   void update_reading();
   void close();
+  bool busy() const { return exchange || fs_pending || out_file; }
+  void flush_body(bool complete);
+  void send_file_part();
+  void fs_done(FsReq& f, ssize_t result);
   // The exchange's streaming and hijack (server.h).
   void begin_stream(Response head);
   void begin_hijack(Response head);
@@ -161,20 +215,36 @@ void on_connection(uv_stream_t* server, int status) {
 
 void on_listener_closed(uv_handle_t* h) { static_cast<Server::Core*>(h->data)->handle_closed(); }
 
+void on_fs(uv_fs_t* req) {
+  std::unique_ptr<FsReq> f(static_cast<FsReq*>(req->data));
+  const ssize_t result = req->result;
+  uv_fs_req_cleanup(req);
+  if (f->conn) f->conn->fs_done(*f, result);
+}
+
 }  // namespace
 
 // Parses and answers what was read, one request at a time, while the client reads answers.
 void Connection::process() {
-  while (!closing && !exchange && !close_after && out_bytes < core->options.output_bytes && in_pos < in.size()) {
+  while (!closing && !busy() && !close_after && out_bytes < core->options.output_bytes && in_pos < in.size()) {
     auto step = parser.feed(in.data() + in_pos, in.size() - in_pos);
     in_pos += step.consumed;
     if (step.kind == RequestParser::Kind::error) return fail(step.status, step.message);
-    if (step.kind == RequestParser::Kind::more) break;
+    if (!body_error.empty()) return fail(500, body_error);
+    const bool complete = step.kind == RequestParser::Kind::request;
+    // A body going to a file: its parsed part is written before anything else happens.
+    if (!body_chunk.empty()) {
+      flush_body(complete);
+      break;
+    }
+    if (!complete) break;
     dispatch(parser.take());
   }
   if (closing) return;
+  if (out_file && !fs_pending && out_bytes < core->options.output_bytes) send_file_part();
+  if (closing) return;
   update_reading();
-  const bool drained = !exchange && out_bytes == 0;
+  const bool drained = !busy() && out_bytes == 0;
   if (drained && close_after) return close();
   // At the client's end of input nothing more can come: a partial request is dropped.
   if (drained && eof && (in_pos == in.size() || close_after)) close();
@@ -182,12 +252,13 @@ void Connection::process() {
 
 void Connection::update_reading() {
   // A streamed answer still reads (a client that goes is seen at once; what it pipelines waits,
-  // one read's worth); a hijacked one reads its input unless paused.
+  // one read's worth); a hijacked one reads its input unless paused. A body part being written
+  // to its file, or a file answer being sent, pauses reading as an exchange does.
   const bool streaming = exchange && exchange->streaming();
   const bool want = !closing && !eof &&
                     (hijacked    ? !input_paused
                      : streaming ? in_pos == in.size()
-                                 : !exchange && !close_after && out_bytes < core->options.output_bytes &&
+                                 : !busy() && !close_after && out_bytes < core->options.output_bytes &&
                                        in_pos == in.size());
   if (want && !reading) {
     if (uv_read_start(stream(), on_alloc, on_read) < 0) return close();
@@ -203,6 +274,8 @@ void Connection::dispatch(Request req) {
   head = req.method == "HEAD";
   // An upgrade the handler answers without hijacking ends the connection after the answer.
   if (!req.keep_alive || req.upgrade) close_after = true;
+  if (body_in) req.body_file = std::move(body_in);
+  body_in.reset();
   exchange = std::make_unique<Exchange>(std::move(req), peer, this);
   replied = false;
   call([&] { core->handler(*exchange); });
@@ -214,6 +287,10 @@ void Connection::finish(Response r) {
   if (r.close) close_after = true;
   if (core->options.decorate) core->options.decorate(r);
   write(serialize(r, head, core->options.server_header));
+  if (r.file && !head && r.file->size > 0) {
+    out_file = r.file;
+    out_off = 0;
+  }
   end_exchange();
 }
 
@@ -333,9 +410,76 @@ void Connection::write(std::string data) {
   out_bytes += w->data.size();
 }
 
+// Writes the parsed part of a file body; a complete request is dispatched once it is written.
+void Connection::flush_body(bool complete) {
+  auto* f = new FsReq;
+  f->conn = this;
+  f->file = body_in;
+  f->buf = std::move(body_chunk);
+  f->write = true;
+  f->req.data = f;
+  body_chunk.clear();
+  request_waiting = complete;
+  uv_buf_t b = uv_buf_init(f->buf.data(), static_cast<unsigned>(f->buf.size()));
+  fs_pending = f;
+  if (int rc = uv_fs_write(core->loop, &f->req, f->file->fd.get(), &b, 1, static_cast<int64_t>(f->file->size), on_fs);
+      rc < 0) {
+    fs_pending = nullptr;
+    delete f;
+    return fail(500, fmt::format("write the request body to a temp file in {}: {}", core->options.body_dir, uv_strerror(rc)));
+  }
+  update_reading();
+}
+
+// Reads the next part of a file response (it is written when the read completes).
+void Connection::send_file_part() {
+  auto* f = new FsReq;
+  f->conn = this;
+  f->file = out_file;
+  f->buf.resize(std::min<uint64_t>(core->options.file_part_bytes, out_file->size - out_off));
+  f->req.data = f;
+  uv_buf_t b = uv_buf_init(f->buf.data(), static_cast<unsigned>(f->buf.size()));
+  fs_pending = f;
+  if (uv_fs_read(core->loop, &f->req, f->file->fd.get(), &b, 1, static_cast<int64_t>(out_off), on_fs) < 0) {
+    fs_pending = nullptr;
+    delete f;
+    close();  // the head is sent: a response cut short is all the client can be told
+  }
+}
+
+void Connection::fs_done(FsReq& f, ssize_t result) {
+  fs_pending = nullptr;
+  if (closing) return;
+  if (f.write) {
+    if (result < 0 || static_cast<size_t>(result) != f.buf.size())
+      return fail(500, fmt::format("write the request body to a temp file in {}: {}", core->options.body_dir,
+                                   result < 0 ? uv_strerror(static_cast<int>(result)) : "short write"));
+    f.file->size += static_cast<uint64_t>(result);
+    if (request_waiting) {
+      request_waiting = false;
+      dispatch(parser.take());
+    }
+    return process();
+  }
+  if (result <= 0) {
+    log::warn("api: connection {}: reading a response file failed ({}): closing", id,
+              result < 0 ? uv_strerror(static_cast<int>(result)) : "end of file before its size");
+    return close();
+  }
+  f.buf.resize(static_cast<size_t>(result));
+  out_off += static_cast<uint64_t>(result);
+  if (out_off >= out_file->size) out_file.reset();
+  write(std::move(f.buf));
+  process();
+}
+
 void Connection::close() {
   if (closing) return;
   closing = true;
+  if (fs_pending) fs_pending->conn = nullptr;  // it completes on its own, and frees itself
+  fs_pending = nullptr;
+  body_in.reset();
+  out_file.reset();
   --core->stats.active;
   if (!in_handler) exchange.reset();  // cancels its blocking work: nobody is left to answer
   uv_close(reinterpret_cast<uv_handle_t*>(&pipe), on_closed);

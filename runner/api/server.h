@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "runner/api/http_message.h"
@@ -101,6 +102,15 @@ struct ServerOptions {
   std::function<void(Response&)> decorate;
   // Whether a request's body is kept (see RequestParser::keep_body); unset: never.
   std::function<bool(const Request&)> keep_body;
+  // For a request whose body goes to a file (Request::body_file), its cap in bytes (else
+  // nullopt). The file is an unnamed temp file (O_TMPFILE) in `body_dir`, written as the body
+  // arrives (reading pauses while a part is written) and gone with its last holder: the
+  // connection if the client leaves mid-body, else the exchange and the work it started.
+  std::function<std::optional<uint64_t>(const Request&)> body_to_file;
+  std::string body_dir;
+  // A response body in a file (Response::file) is read and sent in parts of this size, the next
+  // one once the unsent output is under output_bytes.
+  size_t file_part_bytes = 256 << 10;
 };
 
 class Server {

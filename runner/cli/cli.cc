@@ -166,6 +166,7 @@ int cli_main(int argc, char** argv) {
   serve->add_option("--group", serve_args.group,
                     "Let this existing group use the socket (mode 0660); without it only the owner may (0600). "
                     "Access to the socket is root on the host");
+  add_registry_flags(serve, g);  // how POST /images/create pulls (127.0.0.0/8 is plain HTTP without a flag)
   serve->callback([&] { result = cmd_serve(g, serve_args); });
   bool ps_all = false;
   auto* ps_cmd = app.add_subcommand("ps", "List the daemon's containers (sandrun serve; --host or SANDRUN_HOST names it)");

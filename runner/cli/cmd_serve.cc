@@ -12,7 +12,8 @@ int cmd_serve(const GlobalOptions& g, const ServeArgs& a) {
     config::HostConfig host = SANDRUN_TRY(host_config(g.config));
     const std::string root = resolve_root(g.root);
     cache::Store store = SANDRUN_TRY(open_store(root, host));
-    return api::serve(api::ServeOptions{a.socket, a.group, root}, std::move(store));
+    api::PullDefaults pull{g.insecure_registries, g.auth_file, g.registry_ca, g.platform};
+    return api::serve(api::ServeOptions{a.socket, a.group, root, std::move(pull)}, std::move(store));
   };
   if (auto r = run(); !r) {
     print_error(r.error());

@@ -90,9 +90,9 @@ TEST_F(ServeTest, UnknownRoutesAre404AndDockerRoutesNotServedYet501) {
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].status, 501);
   EXPECT_EQ(replies[0].body, "{\"message\":\"POST /containers/create is not implemented by sandrun yet\"}\n");
-  r = get(socket(), "/images/127.0.0.1:5000/team/app:1/json");
+  r = get(socket(), "/containers/abc/stats");
   EXPECT_EQ(r.status, 501);
-  EXPECT_EQ(r.body, "{\"message\":\"GET /images/{name}/json is not implemented by sandrun yet\"}\n");
+  EXPECT_EQ(r.body, "{\"message\":\"GET /containers/{id}/stats is not implemented by sandrun yet\"}\n");
   r = get(socket(), "/v1.43/swarm");
   EXPECT_EQ(r.body, "{\"message\":\"GET /swarm is not supported by sandrun\"}\n");
 }

@@ -1,5 +1,6 @@
 // The loop's owner, run_blocking and the loop-lag watchdog (runner/loop/loop.h).
 #include "runner/loop/loop.h"
+#include "runner/loop/inbox.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -168,6 +169,34 @@ TEST(LoopWatchdogTest, TheLimitComesFromTheEnvironment) {
 #else
   EXPECT_EQ(runner::loop_watchdog_limit(), 50ms) << "on by default in debug and sanitizer builds";
 #endif
+}
+
+// An Inbox runs what other threads post on the loop thread, in order; once it is gone, posts
+// do nothing (the poster may outlive it) and what was queued is dropped.
+TEST(InboxTest, PostsFromOtherThreadsRunOnTheLoopInOrder) {
+  Loop loop;
+  auto inbox = std::make_unique<runner::Inbox>(loop);
+  const auto loop_thread = std::this_thread::get_id();
+  std::vector<int> got;
+  bool on_loop = true;
+  auto post = inbox->poster();
+  std::thread t([&] {
+    for (int i = 0; i < 100; ++i)
+      post([&, i] {
+        on_loop = on_loop && std::this_thread::get_id() == loop_thread;
+        got.push_back(i);
+        if (i == 99) inbox.reset();  // the last one closes the inbox: the loop can end
+      });
+  });
+  loop.run();
+  t.join();
+  ASSERT_EQ(got.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i], i);
+  EXPECT_TRUE(on_loop);
+  bool ran = false;
+  post([&] { ran = true; });  // after the inbox: nothing
+  loop.run();
+  EXPECT_FALSE(ran);
 }
 
 }  // namespace
