@@ -15,12 +15,29 @@ namespace {
 
 bool mutating(std::string_view method) { return method != "GET" && method != "HEAD"; }
 
+// The routes whose handlers read a JSON body (the parser drops every other request's).
+bool takes_body(const Request& req) {
+  if (req.method != "POST") return false;
+  auto parsed = parse_target(req.target);
+  const Target* target = std::get_if<Target>(&parsed);
+  if (!target) return false;
+  const Match m = match_route(req.method, target->path);
+  if (!m.route || m.route->state != RouteState::implemented) return false;
+  switch (m.route->id) {
+    case RouteId::network_create:
+    case RouteId::network_connect:
+    case RouteId::network_disconnect: return true;
+    default: return false;
+  }
+}
+
 }  // namespace
 
 ServerOptions Api::server_options() const {
   ServerOptions o;
   o.server_header = "sandrun/" SANDRUN_VERSION " (linux)";
   o.decorate = add_common_headers;
+  o.keep_body = takes_body;
   return o;
 }
 
@@ -39,7 +56,6 @@ void Api::handle(Exchange& ex) {
   if (!m.route) return ex.reply(not_found());
   if (m.route->state != RouteState::implemented) return ex.reply(not_implemented(*m.route));
   const Call call{*m.route, target, m.params};
-  (void)call;  // the handlers of each area take it (containers, exec, images, networks, volumes)
   switch (m.route->id) {
     case RouteId::ping: return ex.reply(ping_response());
     case RouteId::version: return ex.reply(version_response(facts_));
@@ -58,6 +74,13 @@ void Api::handle(Exchange& ex) {
           });
       return;
     }
+    case RouteId::network_list:
+    case RouteId::network_inspect:
+    case RouteId::network_create:
+    case RouteId::network_connect:
+    case RouteId::network_disconnect:
+    case RouteId::network_prune:
+    case RouteId::network_delete: return network_routes_.handle(ex, call);
     default: break;
   }
   ex.reply(not_implemented(*m.route));

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cache/store.h"
+#include "runner/api/network_routes.h"
 #include "runner/api/server.h"
 #include "runner/api/system_routes.h"
 #include "runner/loop/loop.h"
@@ -13,17 +14,23 @@ namespace sandrun::runner::api {
 
 class Api {
  public:
-  Api(Loop& loop, HostFacts facts, cache::Store store)
-      : loop_(loop), facts_(std::move(facts)), store_(std::move(store)) {}
+  Api(Loop& loop, HostFacts facts, cache::Store store, Networks& networks)
+      : loop_(loop), facts_(std::move(facts)), store_(std::move(store)), networks_(networks),
+        network_routes_(loop, networks, facts_.id) {}
   // Answers the exchange's request (now, or from the threadpool's answer later).
   void handle(Exchange& ex);
   // The server options Docker's clients expect (headers, bounds).
   ServerOptions server_options() const;
+  // The daemon's networks (runner/net/networks.h), for the container registry too.
+  Networks& networks() { return networks_; }
+  NetworkRoutes& network_routes() { return network_routes_; }
 
  private:
   Loop& loop_;
   HostFacts facts_;
   cache::Store store_;
+  Networks& networks_;
+  NetworkRoutes network_routes_;
 };
 
 }  // namespace sandrun::runner::api
