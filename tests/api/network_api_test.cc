@@ -168,6 +168,28 @@ TEST_F(NetworkApiTest, PruneRemovesTheNetworksItsFiltersTake) {
   EXPECT_EQ(dir_entries(root() + "/networks"), std::vector<std::string>{});
 }
 
+TEST_F(NetworkApiTest, DockerPyManagesNetworks) {
+  SANDRUN_REQUIRE(run_command({"python3", "-c", "import docker"}).status == 0, "needs python3-docker");
+  const std::string script =
+      "import docker\n"
+      "c = docker.DockerClient(base_url='unix://" + socket() + "')\n"
+      "n = c.networks.create('py', labels={'by': 'docker-py'}, ipam=docker.types.IPAMConfig(\n"
+      "    pool_configs=[docker.types.IPAMPool(subnet='192.168.77.0/24')]))\n"
+      "print(n.name, len(n.id))\n"
+      "print(sorted(x.name for x in c.networks.list(filters={'label': 'by=docker-py'})))\n"
+      "g = c.networks.get('py')\n"
+      "print(g.attrs['IPAM']['Config'][0]['Subnet'], g.attrs['IPAM']['Config'][0]['Gateway'], g.attrs['Labels'])\n"
+      "g.remove()\n"
+      "print(c.networks.prune())\n"
+      "try:\n"
+      "    c.networks.get('py')\n"
+      "except docker.errors.NotFound as e:\n"
+      "    print('gone')\n";
+  auto r = run_command({"python3", "-c", script});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "py 64\n['py']\n192.168.77.0/24 192.168.77.1 {'by': 'docker-py'}\n{'NetworksDeleted': []}\ngone\n");
+}
+
 TEST_F(NetworkApiTest, ConnectSaysTheContainerRegistryIsMissing) {
   ASSERT_EQ(docker({"network", "create", "n1"}).status, 0);
   auto r = request_json(socket(), "POST", "/v1.41/networks/n1/connect", R"({"Container":"c1"})");
