@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cache/store.h"
+#include "runner/api/event_routes.h"
 #include "runner/api/network_routes.h"
 #include "runner/api/server.h"
 #include "runner/api/system_routes.h"
@@ -15,12 +16,14 @@ namespace sandrun::runner::api {
 class Api {
  public:
   Api(Loop& loop, HostFacts facts, cache::Store store, Networks& networks)
-      : loop_(loop), facts_(std::move(facts)), store_(std::move(store)), networks_(networks),
-        network_routes_(loop, networks, facts_.id) {}
+      : loop_(loop), facts_(std::move(facts)), store_(std::move(store)), event_routes_(loop, events_),
+        networks_(networks), network_routes_(loop, networks, facts_.id) {}
   // Answers the exchange's request (now, or from the threadpool's answer later).
   void handle(Exchange& ex);
   // The server options Docker's clients expect (headers, bounds).
   ServerOptions server_options() const;
+  // What happens to the engine's objects: every part of the daemon publishes here.
+  EventBus& events() { return events_; }
   // The daemon's networks (runner/net/networks.h), for the container registry too.
   Networks& networks() { return networks_; }
   NetworkRoutes& network_routes() { return network_routes_; }
@@ -29,6 +32,8 @@ class Api {
   Loop& loop_;
   HostFacts facts_;
   cache::Store store_;
+  EventBus events_;
+  EventRoutes event_routes_;  // after events_: it unsubscribes from it when it goes
   Networks& networks_;
   NetworkRoutes network_routes_;
 };
