@@ -17,7 +17,7 @@ class Api {
  public:
   Api(Loop& loop, HostFacts facts, cache::Store store, Networks& networks)
       : loop_(loop), facts_(std::move(facts)), store_(std::move(store)), event_routes_(loop, events_),
-        networks_(networks), network_routes_(loop, networks, facts_.id) {}
+        networks_(networks), network_routes_(loop, networks, facts_.id, events_) {}
   // Answers the exchange's request (now, or from the threadpool's answer later).
   void handle(Exchange& ex);
   // The server options Docker's clients expect (headers, bounds).

@@ -28,6 +28,14 @@ int status_of(Refusal why) {
 
 Response refused(Refusal why, const Error& e) { return Response::error(status_of(why), e.message()); }
 
+// Docker's network event: Actor.ID the network's id, attributes its name and type (and the
+// container's id for connect and disconnect).
+EngineEvent network_event(const NetworkRecord& r, std::string action, const std::string& container = "") {
+  EngineEvent e{"network", std::move(action), r.id, {{"name", r.name}, {"type", "bridge"}}, 0};
+  if (!container.empty()) e.attributes["container"] = container;
+  return e;
+}
+
 std::string body_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
 
 // Docker's substring match of the name and id filters (any of the values).
@@ -109,14 +117,21 @@ Result<void> check_list_filters(const Filters& f) {
 
 }  // namespace
 
-NetworkRoutes::NetworkRoutes(Loop& loop, Networks& networks, std::string engine_id)
-    : loop_(loop), networks_(networks), engine_id_(std::move(engine_id)) {}
+NetworkRoutes::NetworkRoutes(Loop& loop, Networks& networks, std::string engine_id, EventBus& events)
+    : loop_(loop), networks_(networks), engine_id_(std::move(engine_id)), events_(events) {}
 
-void NetworkRoutes::blocking(Exchange& ex, std::function<Response()> work) {
-  auto answer = std::make_shared<Response>();
+void NetworkRoutes::blocking(Exchange& ex, Work work) {
+  struct Answer {
+    Response response;
+    std::vector<EngineEvent> events;
+  };
+  auto answer = std::make_shared<Answer>();
   ex.work = run_blocking(
-      loop_, [work = std::move(work), answer](const std::atomic<bool>&) { *answer = work(); },
-      [&ex, answer] { ex.reply(std::move(*answer)); });
+      loop_, [work = std::move(work), answer](const std::atomic<bool>&) { answer->response = work(answer->events); },
+      [this, &ex, answer] {
+        for (auto& e : answer->events) events_.publish(std::move(e));
+        ex.reply(std::move(answer->response));
+      });
 }
 
 void NetworkRoutes::handle(Exchange& ex, const Call& call) {
@@ -138,10 +153,11 @@ void NetworkRoutes::create(Exchange& ex) {
   if (!spec) return ex.reply(Response::error(400, spec.error().message()));
   if (is_predefined_name(spec->name))
     return ex.reply(Response::error(409, fmt::format("network with name {} already exists", spec->name)));
-  blocking(ex, [this, spec = std::move(*spec), warnings = std::move(warnings)] {
+  blocking(ex, [this, spec = std::move(*spec), warnings = std::move(warnings)](std::vector<EngineEvent>& events) {
     Refusal why = Refusal::none;
     auto made = networks_.create(spec, &why);
     if (!made) return refused(why, made.error());
+    events.push_back(network_event(made->record, "create"));
     std::string warning;
     for (const auto& w : warnings) warning += (warning.empty() ? "" : "; ") + w;
     return Response::json(body_json({{"Id", made->record.id}, {"Warning", warning}}), 201);
@@ -152,7 +168,7 @@ void NetworkRoutes::list(Exchange& ex, const Call& call) {
   auto filters = parse_filters(Query::parse(call.target.query), {"dangling", "driver", "id", "label", "name", "scope", "type"});
   if (!filters) return ex.reply(Response::error(400, filters.error().message()));
   if (auto r = check_list_filters(*filters); !r) return ex.reply(Response::error(400, r.error().message()));
-  blocking(ex, [this, keep = ListFilter{std::move(*filters)}] {
+  blocking(ex, [this, keep = ListFilter{std::move(*filters)}](std::vector<EngineEvent>&) {
     json out = json::array();
     for (const auto& p : predefined_networks(engine_id_))
       if (keep.keep(p.name, p.id, p.driver, true, 0, {})) out.push_back(predefined_json(p));
@@ -167,7 +183,7 @@ void NetworkRoutes::inspect(Exchange& ex, const Call& call) {
   const std::string ref = call.params.at("id");
   for (const auto& p : predefined_networks(engine_id_))
     if (p.name == ref || p.id == ref) return ex.reply(Response::json(body_json(predefined_json(p))));
-  blocking(ex, [this, ref] {
+  blocking(ex, [this, ref](std::vector<EngineEvent>&) {
     Refusal why = Refusal::none;
     auto n = networks_.inspect(ref, &why);
     if (!n) return refused(why, n.error());
@@ -180,10 +196,11 @@ void NetworkRoutes::remove(Exchange& ex, const Call& call) {
   for (const auto& p : predefined_networks(engine_id_))
     if (p.name == ref || p.id == ref)
       return ex.reply(Response::error(403, fmt::format("{} is a pre-defined network and cannot be removed", p.name)));
-  blocking(ex, [this, ref] {
+  blocking(ex, [this, ref](std::vector<EngineEvent>& events) {
     Refusal why = Refusal::none;
     auto gone = networks_.remove(ref, &why);
     if (!gone) return refused(why, gone.error());
+    events.push_back(network_event(*gone, "destroy"));
     Response r;
     r.status = 204;
     r.content_type.clear();
@@ -201,7 +218,7 @@ void NetworkRoutes::prune(Exchange& ex, const Call& call) {
     if (!c) return ex.reply(Response::error(400, c.error().message()));
     cutoff = *c;
   }
-  blocking(ex, [this, f = std::move(*filters), cutoff] {
+  blocking(ex, [this, f = std::move(*filters), cutoff](std::vector<EngineEvent>& events) {
     auto removed = networks_.prune([&](const NetworkRecord& r) {
       if (cutoff && r.created.substr(0, cutoff->size()) >= *cutoff) return false;
       if (f.count("label") && !labels_match(f.at("label"), r.labels)) return false;
@@ -211,7 +228,10 @@ void NetworkRoutes::prune(Exchange& ex, const Call& call) {
       return true;
     });
     json names = json::array();
-    for (const auto& r : removed) names.push_back(r.name);
+    for (const auto& r : removed) {
+      names.push_back(r.name);
+      events.push_back(network_event(r, "destroy"));
+    }
     return Response::json(body_json({{"NetworksDeleted", names}}));
   });
 }
@@ -243,7 +263,7 @@ void NetworkRoutes::connect(Exchange& ex, const Call& call, bool disconnect) {
           400, fmt::format("sandrun does not {} containers {} the predefined network {}: create a network "
                            "(docker network create) and use it",
                            disconnect ? "disconnect" : "connect", disconnect ? "from" : "to", p.name)));
-  blocking(ex, [this, ref, container, config, force, disconnect] {
+  blocking(ex, [this, ref, container, config, force, disconnect](std::vector<EngineEvent>& events) {
     Refusal why = Refusal::none;
     auto n = networks_.inspect(ref, &why);
     if (!n) return refused(why, n.error());
@@ -254,6 +274,7 @@ void NetworkRoutes::connect(Exchange& ex, const Call& call, bool disconnect) {
                                               disconnect ? "disconnected" : "connected"));
     auto r = disconnect ? members_->disconnect(container, *n, force, &why) : members_->connect(container, *n, config, &why);
     if (!r) return refused(why, r.error());
+    events.push_back(network_event(n->record, disconnect ? "disconnect" : "connect", *r));
     Response ok;
     ok.content_type.clear();
     return ok;

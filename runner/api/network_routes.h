@@ -9,6 +9,7 @@
 
 #include "runner/api/routes.h"
 #include "runner/api/server.h"
+#include "runner/engine/event_bus.h"
 #include "runner/loop/loop.h"
 #include "runner/net/networks.h"
 
@@ -26,16 +27,18 @@ class NetworkMembers {
     std::vector<std::string> aliases;   // EndpointConfig.Aliases
     std::optional<std::string> ipv4;    // EndpointConfig.IPAMConfig.IPv4Address
   };
+  // Each returns the container's full id (for the network's connect and disconnect events).
   // Refusals set `why` (not_found: no such container; conflict: already on the network).
-  virtual Result<void> connect(const std::string& container, const NetworkInfo& network, const EndpointConfig& config,
-                               Refusal* why) = 0;
-  virtual Result<void> disconnect(const std::string& container, const NetworkInfo& network, bool force,
-                                  Refusal* why) = 0;
+  virtual Result<std::string> connect(const std::string& container, const NetworkInfo& network,
+                                      const EndpointConfig& config, Refusal* why) = 0;
+  virtual Result<std::string> disconnect(const std::string& container, const NetworkInfo& network, bool force,
+                                         Refusal* why) = 0;
 };
 
 class NetworkRoutes {
  public:
-  NetworkRoutes(Loop& loop, Networks& networks, std::string engine_id);
+  // Publishes Docker's network events (create, connect, disconnect, destroy) on `events`.
+  NetworkRoutes(Loop& loop, Networks& networks, std::string engine_id, EventBus& events);
   // Until the container registry sets itself here, connect and disconnect answer 501.
   void set_members(NetworkMembers* members) { members_ = members; }
   // Answers a request of one of the network routes.
@@ -48,12 +51,15 @@ class NetworkRoutes {
   void remove(Exchange& ex, const Call& call);
   void prune(Exchange& ex, const Call& call);
   void connect(Exchange& ex, const Call& call, bool disconnect);
-  // Runs `work` on the threadpool and replies with what it returns.
-  void blocking(Exchange& ex, std::function<Response()> work);
+  // Runs `work` on the threadpool, then (on the loop thread) publishes the events it added and
+  // replies with what it returned.
+  using Work = std::function<Response(std::vector<EngineEvent>& events)>;
+  void blocking(Exchange& ex, Work work);
 
   Loop& loop_;
   Networks& networks_;
   std::string engine_id_;
+  EventBus& events_;
   NetworkMembers* members_ = nullptr;
 };
 

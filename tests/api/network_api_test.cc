@@ -4,9 +4,11 @@
 // (records only: no namespace holder and no link on the host once the daemon is gone, even
 // after SIGKILL), and that it comes back when the daemon starts again.
 #include <signal.h>
+#include <time.h>
 
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "tests/api/serve_fixture.h"
@@ -106,6 +108,15 @@ TEST_F(NetworkApiTest, CreateListInspectRemoveThroughTheDockerCli) {
   EXPECT_NE(gone.err.find("No such network: n1"), std::string::npos) << gone.err;
   EXPECT_FALSE(fs_exists(root() + "/networks/" + id + ".json"));
   EXPECT_EQ(names({"type=custom"}), std::vector<std::string>{"n2"});
+  // Docker's network events, replayed up to now.
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  auto events = docker({"events", "--since", "0", "--until", fmt::format("{}.{:09}", now.tv_sec, now.tv_nsec),
+                        "--filter", "type=network", "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.ID}}"});
+  EXPECT_EQ(events.status, 0) << events.err;
+  const std::string id3 = custom.out.substr(0, 64);
+  EXPECT_EQ(events.out, "create n1 " + id + "\ncreate n2 " + inspect("n2")["Id"].get<std::string>() + "\ncreate n3 " +
+                            id3 + "\ndestroy n1 " + id + "\ndestroy n3 " + id3 + "\n");
 }
 
 TEST_F(NetworkApiTest, DuplicateNamesAndThePredefinedNetworks) {
