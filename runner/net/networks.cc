@@ -155,7 +155,7 @@ Networks::Net* Networks::find(const std::string& ref, Refusal* why, Error* error
       }
   if (matches == 1) return found;
   if (why) *why = matches ? Refusal::invalid : Refusal::not_found;
-  *error = matches ? Error::msg("network {} is ambiguous ({} matches found on name)", ref, matches)
+  *error = matches ? Error::msg("network {} is ambiguous ({} matches found based on ID)", ref, matches)
                    : Error::msg("network {} not found", ref);
   return nullptr;
 }
