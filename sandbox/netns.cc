@@ -69,4 +69,14 @@ Result<UniqueFd> socket_in_netns(int netns_fd, int domain, int type) {
   });
 }
 
+Result<void> write_netns_sysctl(int netns_fd, const std::string& key, std::string_view value) {
+  const std::string path = "/proc/sys/" + key;
+  return in_netns(netns_fd, [&]() -> Result<void> {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return Error::sys("open {} in the network namespace {}", path, fs::fd_path(netns_fd));
+    UniqueFd owner(fd);
+    return std::move(fs::write_all(fd, value)).wrap("set " + key);
+  });
+}
+
 }  // namespace sandrun::sandbox

@@ -4,6 +4,9 @@
 // back in its own before these return.
 #pragma once
 
+#include <string>
+#include <string_view>
+
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 
@@ -13,5 +16,9 @@ namespace sandrun::sandbox {
 Result<UniqueFd> create_netns();
 // socket(domain, type | SOCK_CLOEXEC, 0) inside the namespace `netns_fd`.
 Result<UniqueFd> socket_in_netns(int netns_fd, int domain, int type);
+// Writes `value` to /proc/sys/`key` as the namespace `netns_fd` sees it: a per-namespace
+// sysctl such as "net/ipv4/ip_forward" (/proc/sys/net follows the namespace of the thread that
+// opens it).
+Result<void> write_netns_sysctl(int netns_fd, const std::string& key, std::string_view value);
 
 }  // namespace sandrun::sandbox

@@ -15,6 +15,22 @@ namespace {
 
 bool mutating(std::string_view method) { return method != "GET" && method != "HEAD"; }
 
+// The routes whose handlers read a JSON body (the parser drops every other request's).
+bool takes_body(const Request& req) {
+  if (req.method != "POST") return false;
+  auto parsed = parse_target(req.target);
+  const Target* target = std::get_if<Target>(&parsed);
+  if (!target) return false;
+  const Match m = match_route(req.method, target->path);
+  if (!m.route || m.route->state != RouteState::implemented) return false;
+  switch (m.route->id) {
+    case RouteId::network_create:
+    case RouteId::network_connect:
+    case RouteId::network_disconnect: return true;
+    default: return false;
+  }
+}
+
 }  // namespace
 
 ServerOptions Api::server_options() const {
@@ -26,7 +42,7 @@ ServerOptions Api::server_options() const {
     auto parsed = parse_target(req.target);
     const Target* t = std::get_if<Target>(&parsed);
     const Match m = t ? match_route(req.method, t->path) : Match{};
-    return m.route && m.route->id == RouteId::volume_create;
+    return m.route && (m.route->id == RouteId::volume_create || takes_body(req));
   };
   o.body_to_file = [this](const Request& req) -> std::optional<uint64_t> {
     auto parsed = parse_target(req.target);
@@ -81,6 +97,13 @@ void Api::handle(Exchange& ex) {
     case RouteId::volume_list: case RouteId::volume_inspect: case RouteId::volume_create: case RouteId::volume_prune:
     case RouteId::volume_delete:
       return volumes_.handle(call, ex);
+    case RouteId::network_list:
+    case RouteId::network_inspect:
+    case RouteId::network_create:
+    case RouteId::network_connect:
+    case RouteId::network_disconnect:
+    case RouteId::network_prune:
+    case RouteId::network_delete: return network_routes_.handle(ex, call);
     default: break;
   }
   ex.reply(not_implemented(*m.route));

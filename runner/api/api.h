@@ -7,6 +7,7 @@
 #include "cache/store.h"
 #include "runner/api/event_routes.h"
 #include "runner/api/image_routes.h"
+#include "runner/api/network_routes.h"
 #include "runner/api/server.h"
 #include "runner/api/system_routes.h"
 #include "runner/api/volume_routes.h"
@@ -16,9 +17,10 @@ namespace sandrun::runner::api {
 
 class Api {
  public:
-  Api(Loop& loop, HostFacts facts, cache::Store store, PullDefaults pull = {})
+  Api(Loop& loop, HostFacts facts, cache::Store store, Networks& networks, PullDefaults pull = {})
       : loop_(loop), facts_(std::move(facts)), store_(std::move(store)), event_routes_(loop, events_),
-        images_(loop, store_, std::move(pull), events_), volumes_(loop, store_.root(), events_) {}
+        images_(loop, store_, std::move(pull), events_), volumes_(loop, store_.root(), events_),
+        networks_(networks), network_routes_(loop, networks, facts_.id, events_) {}
   // Answers the exchange's request (now, or from the threadpool's answer later).
   void handle(Exchange& ex);
   // The server options Docker's clients expect (headers, bounds).
@@ -29,6 +31,9 @@ class Api {
   // volume mounts).
   ImageRoutes& images() { return images_; }
   VolumeRoutes& volumes() { return volumes_; }
+  // The daemon's networks (runner/net/networks.h), for the container registry too.
+  Networks& networks() { return networks_; }
+  NetworkRoutes& network_routes() { return network_routes_; }
 
  private:
   Loop& loop_;
@@ -38,6 +43,8 @@ class Api {
   EventRoutes event_routes_;  // after events_: it unsubscribes from it when it goes
   ImageRoutes images_;        // after events_: they publish there
   VolumeRoutes volumes_;
+  Networks& networks_;
+  NetworkRoutes network_routes_;
 };
 
 }  // namespace sandrun::runner::api

@@ -6,6 +6,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "runner/api/api.h"
 #include "runner/api/api_socket.h"
 #include "runner/api/routes.h"
@@ -70,11 +72,20 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
   const std::string socket = default_socket ? SANDRUN_TRY(default_socket_path()) : fs::absolute(o.socket);
   UniqueFd root_lock = SANDRUN_TRY(lock_root(o.root, socket));
   HostFacts facts = SANDRUN_TRY(probe_host_facts(o.root));
+  // The networks' namespaces are made again before the socket answers (runner/net/networks.h).
+  Networks::Options net_options;
+  net_options.root = o.root;
+  net_options.pool = SANDRUN_TRY(std::move(Subnet::parse(o.network_pool.empty() ? Networks::kDefaultPool : o.network_pool))
+                                     .wrap("--network-pool"));
+  net_options.size = o.network_size;
+  if (net_options.size < std::max(net_options.pool.prefix, kMinNetworkPrefix) || net_options.size > kMaxNetworkPrefix)
+    return Error::msg("--network-pool {}: networks of /{} do not fit in it", net_options.pool.str(), net_options.size);
+  auto networks = SANDRUN_TRY(Networks::open(std::move(net_options)));
   ApiSocket sock = SANDRUN_TRY(open_api_socket(socket, group, default_socket));
   Result<void> result{Unit{}};
   {
     Loop loop;
-    Api api(loop, std::move(facts), std::move(store), o.pull);
+    Api api(loop, std::move(facts), std::move(store), *networks, o.pull);
     auto server = Server::start(loop, std::move(sock.fd), [&api](Exchange& ex) { api.handle(ex); },
                                 api.server_options());
     if (!server) {

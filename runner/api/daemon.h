@@ -15,6 +15,8 @@ struct ServeOptions {
   std::string group;   // "" = root only (0600)
   std::string root;    // the state dir, absolute
   PullDefaults pull;   // --insecure-registry, --auth-file, --registry-ca, --platform
+  std::string network_pool;  // where networks take their subnets ("" = Networks::kDefaultPool)
+  int network_size = 24;     // the prefix length of each
 };
 
 // Runs the daemon; returns after a clean stop (socket removed, connections closed). Errors

@@ -167,6 +167,11 @@ int cli_main(int argc, char** argv) {
                     "Let this existing group use the socket (mode 0660); without it only the owner may (0600). "
                     "Access to the socket is root on the host");
   add_registry_flags(serve, g);  // how POST /images/create pulls (127.0.0.0/8 is plain HTTP without a flag)
+  serve->add_option("--network-pool", serve_args.network_pool,
+                    "The IPv4 range the subnets of networks are taken from (default 10.89.0.0/16); they exist "
+                    "only inside sandrun's network namespaces");
+  serve->add_option("--network-prefix", serve_args.network_prefix,
+                    "The prefix length of each network's subnet taken from the pool (default 24)");
   serve->callback([&] { result = cmd_serve(g, serve_args); });
   bool ps_all = false;
   auto* ps_cmd = app.add_subcommand("ps", "List the daemon's containers (sandrun serve; --host or SANDRUN_HOST names it)");

@@ -13,7 +13,11 @@ int cmd_serve(const GlobalOptions& g, const ServeArgs& a) {
     const std::string root = resolve_root(g.root);
     cache::Store store = SANDRUN_TRY(open_store(root, host));
     api::PullDefaults pull{g.insecure_registries, g.auth_file, g.registry_ca, g.platform};
-    return api::serve(api::ServeOptions{a.socket, a.group, root, std::move(pull)}, std::move(store));
+    api::ServeOptions options{a.socket, a.group, root};
+    options.pull = std::move(pull);
+    options.network_pool = a.network_pool;
+    options.network_size = a.network_prefix;
+    return api::serve(options, std::move(store));
   };
   if (auto r = run(); !r) {
     print_error(r.error());

@@ -116,6 +116,8 @@ int cmd_cleanup(const GlobalOptions& g);
 struct ServeArgs {
   std::string socket;  // --socket PATH; "" = /run/sandrun/sandrun.sock (root), $XDG_RUNTIME_DIR/sandrun/sandrun.sock
   std::string group;   // --group NAME: socket 0660 with this group; "" = 0600
+  std::string network_pool;  // --network-pool CIDR: the subnets of networks; "" = 10.89.0.0/16
+  int network_prefix = 24;   // --network-prefix N: the prefix length of each network's subnet
 };
 // The Engine API daemon on a Unix socket, until SIGTERM or SIGINT (docs/api.md).
 int cmd_serve(const GlobalOptions& g, const ServeArgs& a);

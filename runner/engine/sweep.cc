@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "runner/engine/slots.h"
+#include "runner/net/network_record.h"
 #include "runner/net/outbound.h"
 #include "runner/report/output.h"
 #include "sandbox/cgroup.h"
@@ -55,9 +56,13 @@ void sweep_and_report(const std::string& root, bool remove_idle) {
   auto report = sweep_slots(root, remove_idle);
   const size_t stacks = ::geteuid() == 0 ? sweep_outbound_stacks(root) : 0;
   const size_t cgroups = ::geteuid() == 0 ? sweep_cgroups() : 0;
+  // A network's kernel objects go with the daemon that holds them; only a record whose write
+  // never finished can be left (runner/net/networks.h).
+  const size_t records = sweep_record_temp_files(root + "/networks");
   for (const auto& f : report.failures) log::warn("cleanup: {}", f);
   const bool dead =
-      report.slots_cleaned || report.processes_killed || report.mounts_removed || report.disks_removed || cgroups || stacks;
+      report.slots_cleaned || report.processes_killed || report.mounts_removed || report.disks_removed || cgroups || stacks ||
+                    records;
   std::string text;
   if (dead) {
     text = fmt::format("sandrun: cleaned {} container slot{} left by dead runs, killed {} leftover container{}, "
@@ -69,6 +74,8 @@ void sweep_and_report(const std::string& root, bool remove_idle) {
       text += fmt::format(", removed {} slot file system{}", report.disks_removed, report.disks_removed == 1 ? "" : "s");
     if (cgroups) text += fmt::format(", removed the cgroups of {} dead run{}", cgroups, cgroups == 1 ? "" : "s");
     if (stacks) text += fmt::format(", stopped {} network stack{}", stacks, stacks == 1 ? "" : "s");
+    if (records)
+      text += fmt::format(", removed {} unfinished network record{}", records, records == 1 ? "" : "s");
   }
   if (remove_idle) {
     if (!dead) text = "sandrun: nothing left behind by dead runs";

@@ -47,7 +47,7 @@ struct Connection {
   PortProxy::Core* core = nullptr;
   uint16_t container_port = 0;
   uv_tcp_t outer{};  // the host's client
-  uv_tcp_t inner{};  // to 127.0.0.1:container_port in the job's namespace
+  uv_tcp_t inner{};  // to inner_host:container_port in the job's namespace
   uv_connect_t connect_req{};
   std::unique_ptr<char[]> buffers;
   Pump up, down;        // outer -> inner, inner -> outer
@@ -255,7 +255,7 @@ void PortProxy::Core::connect_inner(Connection* conn, Result<UniqueFd> fd) {
   conn->up = Pump{conn, &conn->outer, &conn->inner, conn->buffers.get(), &stats.bytes_in};
   conn->down = Pump{conn, &conn->inner, &conn->outer, conn->buffers.get() + n, &stats.bytes_out};
   sockaddr_in addr{};
-  uv_ip4_addr("127.0.0.1", conn->container_port, &addr);
+  uv_ip4_addr(options.inner_host.c_str(), conn->container_port, &addr);
   if (uv_tcp_connect(&conn->connect_req, &conn->inner, reinterpret_cast<const sockaddr*>(&addr), on_connect) < 0) {
     ++stats.refused;
     conn->close();

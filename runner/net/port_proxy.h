@@ -26,6 +26,10 @@ class PortProxy {
     // that side is not read, so a connection never holds more than 2 * buffer_bytes.
     size_t buffer_bytes = 128 * 1024;
     bool nodelay = true;  // TCP_NODELAY on both sides: request-response latency
+    // Where the inner sockets connect (IPv4): the container's own loopback when the namespace is
+    // the container's, its address on a user network when the namespace is the network's
+    // (Networks::publish_target gives both: the network's namespace and the address).
+    std::string inner_host = "127.0.0.1";
   };
   struct Stats {
     uint64_t accepted = 0;   // connections accepted on the host side
@@ -38,9 +42,9 @@ class PortProxy {
   // Binds and listens on every `ports[i]` (host_ip:host_port) at once, on the loop thread that
   // runs `loop`; on the first failure nothing stays open and the error names the address, e.g.
   // `publish 127.0.0.1:8080: Address already in use`. Each accepted connection is forwarded to
-  // 127.0.0.1:container_port inside `netns_fd` (a socket made in that namespace when a client
-  // connects, so the proxy may open before the server inside listens: until then clients are
-  // closed at once). `netns_fd` must stay open until close() or the destructor has been called.
+  // 127.0.0.1:container_port (or Options::inner_host) inside `netns_fd` (a socket made in that
+  // namespace when a client connects, so the proxy may open before the server inside listens:
+  // until then clients are closed at once). `netns_fd` must stay open until close() or the destructor has been called.
   // `service` ("" for the job itself) is copied to published(). Needs root (setns), like
   // create_netns(). Call on the loop thread; every method is for the loop thread only.
   static Result<std::unique_ptr<PortProxy>> open(uv_loop_t* loop, int netns_fd,

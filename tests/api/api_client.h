@@ -127,4 +127,13 @@ inline HttpReply get(const std::string& socket, const std::string& path, const s
   return replies.empty() ? HttpReply{} : replies.front();
 }
 
+// `method path` with a JSON `body` and "Connection: close": the one response.
+inline HttpReply request_json(const std::string& socket, const std::string& method, const std::string& path,
+                              const std::string& body) {
+  auto replies = roundtrip(socket, method + " " + path + " HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
+                                       "Content-Type: application/json\r\nContent-Length: " +
+                                       std::to_string(body.size()) + "\r\n\r\n" + body);
+  return replies.empty() ? HttpReply{} : replies.front();
+}
+
 }  // namespace sandrun::testing

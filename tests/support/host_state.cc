@@ -2,6 +2,7 @@
 #include "tests/support/host_state.h"
 
 #include <dirent.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -132,6 +133,59 @@ CommandResult try_user_namespace_as(uid_t uid) {
   const std::string id = std::to_string(uid);
   return run_command({"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups", "--", "unshare", "--user",
                       "--map-root-user", "true"});
+}
+
+}  // namespace sandrun::testing
+
+namespace sandrun::testing {
+namespace {
+
+// "net:[123]" -> 123; 0 for anything else.
+ino_t net_inode(const std::string& link) {
+  unsigned long long ino = 0;
+  if (std::sscanf(link.c_str(), "net:[%llu]", &ino) != 1) return 0;
+  return static_cast<ino_t>(ino);
+}
+
+std::string read_link(const std::string& path) {
+  char buf[256];
+  const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+}  // namespace
+
+std::set<std::string> host_links() {
+  std::set<std::string> out;
+  struct if_nameindex* all = ::if_nameindex();
+  for (auto* i = all; i && i->if_index; ++i) out.insert(std::to_string(i->if_index) + ":" + i->if_name);
+  ::if_freenameindex(all);
+  return out;
+}
+
+std::vector<std::string> net_namespace_holders(ino_t ino) {
+  std::vector<std::string> out;
+  for (const auto& pid : dir_entries("/proc")) {
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string ns = "/proc/" + pid + "/ns/net";
+    if (net_inode(read_link(ns)) == ino) out.push_back(ns);
+    for (const auto& fd : dir_entries("/proc/" + pid + "/fd")) {
+      const std::string path = "/proc/" + pid + "/fd/" + fd;
+      if (net_inode(read_link(path)) == ino) out.push_back(path);
+    }
+  }
+  return out;
+}
+
+std::vector<ino_t> net_namespaces_held_by(pid_t pid) {
+  std::vector<ino_t> out;
+  const std::string dir = "/proc/" + std::to_string(pid);
+  const ino_t own = net_inode(read_link(dir + "/ns/net"));
+  for (const auto& fd : dir_entries(dir + "/fd")) {
+    const ino_t ino = net_inode(read_link(dir + "/fd/" + fd));
+    if (ino && ino != own) out.push_back(ino);
+  }
+  return out;
 }
 
 }  // namespace sandrun::testing

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,14 @@ std::string state_tag(const std::string& state_root);
 // supplementary groups): whether an unprivileged user may create a user namespace here, which
 // a host's sysctls and AppArmor decide. Needs root.
 CommandResult try_user_namespace_as(uid_t uid);
+// The host's network links as "index:name" (the caller's own namespace: the test's, the
+// host's), to compare before and after.
+std::set<std::string> host_links();
+// Every /proc/PID/ns/net and /proc/PID/fd/N that is the network namespace of inode `ino`
+// ("net:[ino]"): who keeps it alive.
+std::vector<std::string> net_namespace_holders(ino_t ino);
+// The network namespaces (inodes) open as fds in process `pid`, without its own.
+std::vector<ino_t> net_namespaces_held_by(pid_t pid);
 // Entries of a directory, sorted (without . and ..); empty when it does not exist.
 std::vector<std::string> dir_entries(const std::string& dir);
 
