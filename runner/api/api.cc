@@ -21,6 +21,14 @@ ServerOptions Api::server_options() const {
   ServerOptions o;
   o.server_header = "sandrun/" SANDRUN_VERSION " (linux)";
   o.decorate = add_common_headers;
+  // Bodies are kept for the routes that read them (within the parser's bound).
+  o.keep_body = [](const Request& req) {
+    auto parsed = parse_target(req.target);
+    const Target* target = std::get_if<Target>(&parsed);
+    if (!target) return false;
+    const Match m = match_route(req.method, target->path);
+    return m.route && ContainerRoutes::wants_body(m.route->id);
+  };
   return o;
 }
 
@@ -39,7 +47,7 @@ void Api::handle(Exchange& ex) {
   if (!m.route) return ex.reply(not_found());
   if (m.route->state != RouteState::implemented) return ex.reply(not_implemented(*m.route));
   const Call call{*m.route, target, m.params};
-  (void)call;  // the handlers of each area take it (containers, exec, images, networks, volumes)
+  if (container_routes_.handle(ex, call)) return;
   switch (m.route->id) {
     case RouteId::ping: return ex.reply(ping_response());
     case RouteId::version: return ex.reply(version_response(facts_));
@@ -54,7 +62,8 @@ void Api::handle(Exchange& ex) {
           },
           [this, &ex, count] {
             if (!*count) return ex.reply(Response::error(500, count->error().wrap("list images").message()));
-            ex.reply(info_response(facts_, **count));
+            const auto c = containers_.counts();
+            ex.reply(info_response(facts_, **count, ContainerCounts{c.total, c.running, c.stopped}));
           });
       return;
     }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cache/store.h"
+#include "runner/api/container_routes.h"
 #include "runner/api/server.h"
 #include "runner/api/system_routes.h"
 #include "runner/loop/loop.h"
@@ -13,8 +14,9 @@ namespace sandrun::runner::api {
 
 class Api {
  public:
-  Api(Loop& loop, HostFacts facts, cache::Store store)
-      : loop_(loop), facts_(std::move(facts)), store_(std::move(store)) {}
+  Api(Loop& loop, HostFacts facts, cache::Store store, ContainerRegistry& containers)
+      : loop_(loop), facts_(std::move(facts)), store_(store), containers_(containers),
+        container_routes_(loop, std::move(store), containers) {}
   // Answers the exchange's request (now, or from the threadpool's answer later).
   void handle(Exchange& ex);
   // The server options Docker's clients expect (headers, bounds).
@@ -24,6 +26,8 @@ class Api {
   Loop& loop_;
   HostFacts facts_;
   cache::Store store_;
+  ContainerRegistry& containers_;
+  ContainerRoutes container_routes_;
 };
 
 }  // namespace sandrun::runner::api

@@ -9,6 +9,8 @@
 #include "runner/api/api.h"
 #include "runner/api/api_socket.h"
 #include "runner/api/routes.h"
+#include "runner/engine/container_registry.h"
+#include "runner/engine/sweep.h"
 #include "runner/loop/loop.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
@@ -34,9 +36,11 @@ Result<UniqueFd> lock_root(const std::string& root, const std::string& socket) {
   return fd;
 }
 
-// SIGTERM and SIGINT: stop accepting, close the connections, leave the loop.
+// SIGTERM and SIGINT: stop the containers (and tear them down), then stop accepting, close
+// the connections, leave the loop.
 struct Stopper {
   Server* server = nullptr;
+  ContainerRegistry* containers = nullptr;
   UvHandle<uv_signal_t> term, intr;
   bool stopping = false;
 
@@ -54,9 +58,11 @@ struct Stopper {
     if (self->stopping) return;
     self->stopping = true;
     log::info("{}: stopping the daemon", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    self->server->close([self] {
-      self->term.close();
-      self->intr.close();
+    self->containers->shutdown([self] {
+      self->server->close([self] {
+        self->term.close();
+        self->intr.close();
+      });
     });
   }
 };
@@ -70,11 +76,18 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
   const std::string socket = default_socket ? SANDRUN_TRY(default_socket_path()) : fs::absolute(o.socket);
   UniqueFd root_lock = SANDRUN_TRY(lock_root(o.root, socket));
   HostFacts facts = SANDRUN_TRY(probe_host_facts(o.root));
+  // What an earlier daemon (or run) of this root left: slots, cgroups, processes.
+  sweep_and_report(o.root, false);
   ApiSocket sock = SANDRUN_TRY(open_api_socket(socket, group, default_socket));
   Result<void> result{Unit{}};
   {
     Loop loop;
-    Api api(loop, std::move(facts), std::move(store));
+    ContainerRegistry containers(loop, store, ContainerRegistry::Options{o.root, o.host});
+    if (auto r = containers.load(); !r) {
+      remove_api_socket(sock);
+      return std::move(r.error().wrap("read the containers of " + o.root));
+    }
+    Api api(loop, std::move(facts), std::move(store), containers);
     auto server = Server::start(loop, std::move(sock.fd), [&api](Exchange& ex) { api.handle(ex); },
                                 api.server_options());
     if (!server) {
@@ -82,6 +95,7 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
     } else {
       Stopper stopper;
       stopper.server = server->get();
+      stopper.containers = &containers;
       if (auto r = stopper.start(loop); !r) {
         result = std::move(r.error());
       } else {
@@ -90,6 +104,8 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
         loop.run();
       }
     }
+    server = Error::msg("closed");  // the server goes before the registry it calls
+    containers.release_host();
   }
   remove_api_socket(sock);
   return result;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cache/store.h"
+#include "config/host_config.h"
 #include "sandbox/sys/result.h"
 
 namespace sandrun::runner::api {
@@ -13,6 +14,7 @@ struct ServeOptions {
   std::string socket;  // "" = default_socket_path()
   std::string group;   // "" = root only (0600)
   std::string root;    // the state dir, absolute
+  config::HostConfig host;  // the operator's host file: its policy governs every request
 };
 
 // Runs the daemon; returns after a clean stop (socket removed, connections closed). Errors

@@ -12,7 +12,7 @@ int cmd_serve(const GlobalOptions& g, const ServeArgs& a) {
     config::HostConfig host = SANDRUN_TRY(host_config(g.config));
     const std::string root = resolve_root(g.root);
     cache::Store store = SANDRUN_TRY(open_store(root, host));
-    return api::serve(api::ServeOptions{a.socket, a.group, root}, std::move(store));
+    return api::serve(api::ServeOptions{a.socket, a.group, root, host}, std::move(store));
   };
   if (auto r = run(); !r) {
     print_error(r.error());

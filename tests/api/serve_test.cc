@@ -85,11 +85,11 @@ TEST_F(ServeTest, UnknownRoutesAre404AndDockerRoutesNotServedYet501) {
   EXPECT_EQ(r.body, "{\"message\":\"page not found\"}\n");
   r = get(socket(), "/_ping", "POST");
   EXPECT_EQ(r.status, 404);
-  auto replies = roundtrip(socket(), request("POST", "/v1.43/containers/create", "Content-Type: application/json\r\n"
+  auto replies = roundtrip(socket(), request("PUT", "/v1.43/containers/abc/archive?path=/", "Content-Type: application/x-tar\r\n"
                                                                                  "Content-Length: 2\r\nConnection: close\r\n") + "{}");
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].status, 501);
-  EXPECT_EQ(replies[0].body, "{\"message\":\"POST /containers/create is not implemented by sandrun yet\"}\n");
+  EXPECT_EQ(replies[0].body, "{\"message\":\"PUT /containers/{id}/archive is not implemented by sandrun yet\"}\n");
   r = get(socket(), "/images/127.0.0.1:5000/team/app:1/json");
   EXPECT_EQ(r.status, 501);
   EXPECT_EQ(r.body, "{\"message\":\"GET /images/{name}/json is not implemented by sandrun yet\"}\n");
