@@ -23,18 +23,38 @@ packages=(
   # network = "private": outbound access through pasta (preferred) or slirp4netns; the
   # outbound tests run both.
   passt slirp4netns
-  # The Engine API's tests: docker-py (python3-docker) and Debian's docker CLI (docker.io, for
-  # /usr/bin/docker only: its dockerd is never started; the policy-rc.d below keeps the package
-  # from starting it) against `sandrun serve`.
-  python3-docker docker.io
 )
+# With --tests (ci/test.sh): the Engine API's real clients, which the quick start does not need:
+# docker-py (python3-docker), Debian's docker CLI (docker.io, for /usr/bin/docker only: its
+# dockerd is never started; the policy-rc.d below keeps the package from starting it), and Node
+# for testcontainers (installed from npm into tests/testcontainers at the end).
+if [[ ${1:-} == --tests ]]; then
+  packages+=(python3-docker docker.io)
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+# testcontainers for Node, pinned by tests/testcontainers/package-lock.json: installed again
+# only when the lock file changed (its hash is kept in node_modules).
+npm_modules() {
+  [[ ${1:-} == --tests ]] || return 0
+  local dir lock stamp
+  dir=$(cd "$(dirname "$0")/../tests/testcontainers" && pwd)
+  lock=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  stamp=$dir/node_modules/.sandrun-lock
+  [[ -f $stamp && $(cat "$stamp") == "$lock" ]] && return 0
+  echo "ci/install-deps.sh: npm ci in tests/testcontainers" >&2
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) || return 1
+  echo "$lock" >"$stamp"
+}
+
 if ((${#missing[@]} == 0)); then
-  exit 0
+  npm_modules "${1:-}"
+  exit
 fi
 
 sudo=()
@@ -57,3 +77,4 @@ if command -v ss >/dev/null && ss -ltnH 'sport = :5000' | grep -q .; then
   echo "ci/install-deps.sh: warning: something listens on port 5000 (a docker-registry service?);" \
        "the tests do not need it and use their own ports" >&2
 fi
+npm_modules "${1:-}"

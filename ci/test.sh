@@ -18,7 +18,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ci/install-deps.sh || { echo "ci/test.sh: installing the packages failed" >&2; exit 1; }
+ci/install-deps.sh --tests || { echo "ci/test.sh: installing the packages failed" >&2; exit 1; }
 jobs=$(nproc)
 # The floors: a stage that runs fewer tests than this has lost some (a binary that listed
 # none, a label that matched nothing). Raise them as the suite grows.

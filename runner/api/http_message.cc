@@ -31,6 +31,7 @@ Response Response::json(std::string body, int status) {
 
 std::string_view status_reason(int status) {
   switch (status) {
+    case 101: return "UPGRADED";  // Docker's words for its hijacked streams
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";
@@ -73,6 +74,17 @@ std::string serialize(const Response& r, bool head, std::string_view server) {
   if (r.close) out += "Connection: close\r\n";
   out += "\r\n";
   if (!head) out += r.body;
+  return out;
+}
+
+std::string serialize_head(const Response& r, std::string_view server, HeadFraming framing) {
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, status_reason(r.status));
+  for (const auto& [k, v] : r.headers) out += fmt::format("{}: {}\r\n", k, v);
+  if (!r.content_type.empty()) out += fmt::format("Content-Type: {}\r\n", r.content_type);
+  out += fmt::format("Server: {}\r\nDate: {}\r\n", server, http_date());
+  if (framing == HeadFraming::chunked) out += "Transfer-Encoding: chunked\r\n";
+  if (r.close && framing != HeadFraming::upgrade) out += "Connection: close\r\n";
+  out += "\r\n";
   return out;
 }
 

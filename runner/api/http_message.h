@@ -42,4 +42,13 @@ std::string_view status_reason(int status);
 // body's, as a GET would have had). `server` is the Server header's value.
 std::string serialize(const Response& r, bool head, std::string_view server);
 
+// How the body of a response whose head is sent alone is framed.
+enum class HeadFraming {
+  chunked,      // "Transfer-Encoding: chunked": a streamed body (logs -f, events, progress)
+  upgrade,      // "101 UPGRADED": the connection carries raw bytes both ways (attach, exec)
+  until_close,  // no length: the body runs until the connection closes (attach without upgrade)
+};
+// The status line and headers of `r` (its body is not sent), framed as `framing` says.
+std::string serialize_head(const Response& r, std::string_view server, HeadFraming framing);
+
 }  // namespace sandrun::runner::api

@@ -5,6 +5,7 @@
 
 #include <llhttp.h>
 
+#include <algorithm>
 #include <cctype>
 #include <string_view>
 
@@ -188,5 +189,112 @@ Request RequestParser::take() {
 }
 
 bool RequestParser::in_request() const { return impl_->started; }
+
+struct ResponseParser::Impl {
+  llhttp_t parser{};
+  llhttp_settings_t settings{};
+  std::function<void(const Head&)> on_head;
+  std::function<void(std::string_view)> on_body;
+  Head head;
+  bool in_value = false;
+  bool complete = false;
+  bool upgraded = false;
+};
+
+namespace {
+
+ResponseParser::Impl* rimpl(llhttp_t* p) { return static_cast<ResponseParser::Impl*>(p->data); }
+
+int r_field(llhttp_t* p, const char* at, size_t n) {
+  auto* s = rimpl(p);
+  if (s->in_value || s->head.headers.empty()) {
+    if (s->head.headers.size() >= 1024) return HPE_USER;
+    s->head.headers.emplace_back();
+    s->in_value = false;
+  }
+  s->head.headers.back().first.append(at, n);
+  return 0;
+}
+
+int r_value(llhttp_t* p, const char* at, size_t n) {
+  auto* s = rimpl(p);
+  s->in_value = true;
+  if (!s->head.headers.empty()) s->head.headers.back().second.append(at, n);
+  return 0;
+}
+
+int r_headers_complete(llhttp_t* p) {
+  auto* s = rimpl(p);
+  s->head.status = llhttp_get_status_code(p);
+  if (s->on_head) s->on_head(s->head);
+  // 101: what follows is the hijacked stream, not HTTP (llhttp pauses with HPE_PAUSED_UPGRADE).
+  return 0;
+}
+
+int r_body(llhttp_t* p, const char* at, size_t n) {
+  auto* s = rimpl(p);
+  if (s->on_body) s->on_body(std::string_view(at, n));
+  return 0;
+}
+
+int r_complete(llhttp_t* p) {
+  auto* s = rimpl(p);
+  s->complete = true;
+  s->upgraded = p->upgrade != 0;
+  return HPE_PAUSED;
+}
+
+}  // namespace
+
+std::optional<std::string_view> ResponseParser::Head::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+        }))
+      return v;
+  }
+  return std::nullopt;
+}
+
+ResponseParser::ResponseParser(std::function<void(const Head&)> on_head, std::function<void(std::string_view)> on_body)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->on_head = std::move(on_head);
+  impl_->on_body = std::move(on_body);
+  llhttp_settings_init(&impl_->settings);
+  impl_->settings.on_header_field = r_field;
+  impl_->settings.on_header_value = r_value;
+  impl_->settings.on_headers_complete = r_headers_complete;
+  impl_->settings.on_body = r_body;
+  impl_->settings.on_message_complete = r_complete;
+  llhttp_init(&impl_->parser, HTTP_RESPONSE, &impl_->settings);
+  impl_->parser.data = impl_.get();
+}
+
+ResponseParser::~ResponseParser() = default;
+
+Result<void> ResponseParser::feed(const char* data, size_t n, std::string* rest) {
+  Impl& s = *impl_;
+  if (s.complete) return {};
+  const llhttp_errno_t err = llhttp_execute(&s.parser, data, n);
+  if (err == HPE_OK) return {};
+  if (s.complete && (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)) {
+    const char* pos = llhttp_get_error_pos(&s.parser);
+    if (rest && pos && pos >= data && pos <= data + n) rest->assign(pos, static_cast<size_t>(data + n - pos));
+    return {};
+  }
+  const char* reason = llhttp_get_error_reason(&s.parser);
+  return Error::msg("malformed HTTP response: {}", reason && *reason ? reason : llhttp_errno_name(err));
+}
+
+Result<void> ResponseParser::finish() {
+  Impl& s = *impl_;
+  if (s.complete) return {};
+  (void)llhttp_finish(&s.parser);  // a body that runs to the close ends here (on_message_complete)
+  if (s.complete) return {};
+  return Error::msg("the connection closed before the end of the response");
+}
+
+bool ResponseParser::complete() const { return impl_->complete; }
+bool ResponseParser::upgraded() const { return impl_->upgraded; }
 
 }  // namespace sandrun::runner::api

@@ -1,13 +1,19 @@
 // RequestParser: HTTP/1.1 requests out of a byte stream (llhttp), one at a time, bounded.
+// ResponseParser: a response for the API's own client (sandrun ps, logs, ...), body streamed.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "runner/api/http_message.h"
+#include "sandbox/sys/result.h"
 
 namespace sandrun::runner::api {
 
@@ -43,6 +49,35 @@ class RequestParser {
   Request take();
   // Some bytes of a request that is not complete have been parsed.
   bool in_request() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// One HTTP/1.1 response, its body (chunked or not) handed on as it is decoded.
+class ResponseParser {
+ public:
+  struct Head {
+    int status = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::optional<std::string_view> header(std::string_view name) const;
+  };
+  // `on_head` once the headers are complete; `on_body` for each decoded part of the body.
+  ResponseParser(std::function<void(const Head&)> on_head, std::function<void(std::string_view)> on_body);
+  ~ResponseParser();
+  ResponseParser(const ResponseParser&) = delete;
+  ResponseParser& operator=(const ResponseParser&) = delete;
+
+  // Parses what came; an error message for bytes that are not HTTP. Bytes after the end of
+  // the response (a 101's raw stream) are not parsed: `upgraded()` says so and `rest` has them.
+  Result<void> feed(const char* data, size_t n, std::string* rest = nullptr);
+  // The connection closed: a body without a length ends here. An error if the response is
+  // incomplete.
+  Result<void> finish();
+  bool complete() const;
+  bool upgraded() const;
 
   struct Impl;
 

@@ -21,7 +21,7 @@ constexpr Route kRoutes[] = {
     {"HEAD", "/_ping", Y, RouteId::ping},
     {"GET", "/version", Y, RouteId::version},
     {"GET", "/info", Y, RouteId::info},
-    {"GET", "/events", P, RouteId::events},
+    {"GET", "/events", Y, RouteId::events},
     {"GET", "/system/df", U},
     {"POST", "/auth", U},
     // containers

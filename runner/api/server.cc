@@ -15,8 +15,6 @@
 
 namespace sandrun::runner::api {
 
-struct Connection;
-
 struct Server::Core {
   uv_loop_t* loop = nullptr;
   Handler handler;
@@ -48,7 +46,8 @@ struct WriteReq {
 
 }  // namespace
 
-struct Connection {
+class Connection {
+ public:
   Server::Core* core = nullptr;
   uv_pipe_t pipe{};
   uint64_t id = 0;
@@ -58,8 +57,11 @@ struct Connection {
   size_t in_pos = 0;
   std::unique_ptr<Exchange> exchange;  // the request being answered
   bool head = false;         // the exchange's request is HEAD
-  bool in_handler = false;   // inside the handler's call
-  bool replied = false;      // the handler replied during its call
+  bool in_handler = false;   // inside the handler's call, or one of the exchange's callbacks
+  bool replied = false;      // the exchange's answer ended during that call
+  bool hijacked = false;     // raw bytes both ways (Exchange::hijack)
+  bool input_paused = false; // a hijacked client's input is not read (Exchange::pause_input)
+  bool want_drain = false;   // send() said "full": tell the exchange when output drains
   bool close_after = false;  // close once the responses are written
   bool reading = false;
   bool eof = false;
@@ -77,6 +79,28 @@ struct Connection {
   void write(std::string data);
   void update_reading();
   void close();
+  // The exchange's streaming and hijack (server.h).
+  void begin_stream(Response head);
+  void begin_hijack(Response head);
+  bool send(std::string_view data);
+  void end_exchange();
+  void input(std::string_view data);
+  void input_end();
+  void drained();
+  void after_callback();
+  // Runs `f` (handler code) and drops the exchange afterwards if its answer ended meanwhile.
+  template <class F>
+  void call(F&& f) {
+    const bool outer = !in_handler;
+    in_handler = true;
+    f();
+    if (!outer) return;
+    in_handler = false;
+    if (replied || closing) {
+      replied = false;
+      exchange.reset();
+    }
+  }
 };
 
 namespace {
@@ -98,13 +122,18 @@ void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* conn = static_cast<Connection*>(s->data);
   if (conn->closing) return;
   if (nread == UV_EOF) {
-    // The client finished sending: what it sent is still answered, then the connection ends.
     conn->eof = true;
     conn->update_reading();
+    // A hijacked client closed its input (stdin's end); its output goes on.
+    if (conn->hijacked) return conn->input_end();
+    // During a streamed answer the client's end means it is gone (as Go's server takes it).
+    if (conn->exchange && conn->exchange->streaming()) return conn->close();
+    // The client finished sending: what it sent is still answered, then the connection ends.
     return conn->process();
   }
   if (nread < 0) return conn->close();  // a reset: the client is gone
   if (nread == 0) return;
+  if (conn->hijacked) return conn->input(std::string_view(buf->base, static_cast<size_t>(nread)));
   if (conn->in_pos == conn->in.size()) {
     conn->in.clear();
     conn->in_pos = 0;
@@ -120,7 +149,8 @@ void on_write(uv_write_t* req, int status) {
   delete w;
   if (conn->closing) return;  // UV_ECANCELED while closing
   if (status < 0) return conn->close();
-  conn->process();
+  conn->drained();
+  if (!conn->closing) conn->process();
 }
 
 void on_connection(uv_stream_t* server, int status) {
@@ -151,8 +181,14 @@ void Connection::process() {
 }
 
 void Connection::update_reading() {
-  const bool want = !closing && !eof && !exchange && !close_after && out_bytes < core->options.output_bytes &&
-                    in_pos == in.size();
+  // A streamed answer still reads (a client that goes is seen at once; what it pipelines waits,
+  // one read's worth); a hijacked one reads its input unless paused.
+  const bool streaming = exchange && exchange->streaming();
+  const bool want = !closing && !eof &&
+                    (hijacked    ? !input_paused
+                     : streaming ? in_pos == in.size()
+                                 : !exchange && !close_after && out_bytes < core->options.output_bytes &&
+                                       in_pos == in.size());
   if (want && !reading) {
     if (uv_read_start(stream(), on_alloc, on_read) < 0) return close();
     reading = true;
@@ -165,14 +201,11 @@ void Connection::update_reading() {
 void Connection::dispatch(Request req) {
   ++core->stats.requests;
   head = req.method == "HEAD";
-  // A hijacked stream (Upgrade) is not served yet: its connection ends after the answer.
+  // An upgrade the handler answers without hijacking ends the connection after the answer.
   if (!req.keep_alive || req.upgrade) close_after = true;
-  exchange = std::make_unique<Exchange>(std::move(req), peer, [this](Response r) { finish(std::move(r)); });
-  in_handler = true;
+  exchange = std::make_unique<Exchange>(std::move(req), peer, this);
   replied = false;
-  core->handler(*exchange);
-  in_handler = false;
-  if (replied || closing) exchange.reset();
+  call([&] { core->handler(*exchange); });
 }
 
 void Connection::finish(Response r) {
@@ -181,12 +214,89 @@ void Connection::finish(Response r) {
   if (r.close) close_after = true;
   if (core->options.decorate) core->options.decorate(r);
   write(serialize(r, head, core->options.server_header));
+  end_exchange();
+}
+
+// The exchange's answer is over: drop it (after the handler's call if inside one) and go on.
+void Connection::end_exchange() {
   if (in_handler) {
-    replied = true;  // dispatch() drops the exchange once the handler returns
+    replied = true;  // call() drops the exchange once the handler returns
     return;
   }
-  exchange.reset();  // an answer that came later: the exchange is not used after this call
+  exchange.reset();  // an answer that ended later: the exchange is not used after this call
   if (!closing) process();
+}
+
+void Connection::begin_stream(Response head_r) {
+  if (closing) return;
+  if (close_after) head_r.close = true;
+  if (core->options.decorate) core->options.decorate(head_r);
+  std::string body = std::move(head_r.body);
+  head_r.body.clear();
+  std::string out = serialize_head(head_r, core->options.server_header, HeadFraming::chunked);
+  write(std::move(out));
+  if (!body.empty()) send(body);
+  update_reading();
+}
+
+void Connection::begin_hijack(Response head_r) {
+  if (closing) return;
+  if (core->options.decorate) core->options.decorate(head_r);
+  const bool upgrade = exchange->request().upgrade;
+  if (upgrade) {
+    head_r.status = 101;
+    head_r.headers.emplace_back("Connection", "Upgrade");
+    head_r.headers.emplace_back("Upgrade", "tcp");
+  }
+  write(serialize_head(head_r, core->options.server_header, upgrade ? HeadFraming::upgrade : HeadFraming::until_close));
+  hijacked = true;
+  close_after = true;  // a hijacked connection serves nothing after it
+  // What the client sent after the request (stdin it did not wait to send) is input already.
+  if (in_pos < in.size()) {
+    std::string early = in.substr(in_pos);
+    in_pos = in.size();
+    input(early);
+  }
+  if (eof) input_end();
+  update_reading();
+}
+
+bool Connection::send(std::string_view data) {
+  if (closing) return false;
+  if (!data.empty()) {
+    if (hijacked) write(std::string(data));
+    else write(fmt::format("{:x}\r\n{}\r\n", data.size(), data));
+  }
+  const bool room = out_bytes < core->options.output_bytes;
+  if (!room) want_drain = true;
+  return room;
+}
+
+void Connection::input(std::string_view data) {
+  if (!exchange || !exchange->input_) return;
+  call([&] { exchange->input_(data); });
+  after_callback();
+}
+
+void Connection::input_end() {
+  if (!exchange || !exchange->input_end_) return;
+  auto f = std::move(exchange->input_end_);
+  exchange->input_end_ = nullptr;
+  call([&] { f(); });
+  after_callback();
+}
+
+void Connection::drained() {
+  if (!want_drain || out_bytes >= core->options.output_bytes || !exchange) return;
+  want_drain = false;
+  if (exchange->drain_) call([&] { exchange->drain_(); });
+  after_callback();
+}
+
+// After an exchange's callback outside the handler's call: an answer that ended there lets the
+// connection go on (close a hijacked one, serve the next request).
+void Connection::after_callback() {
+  if (!exchange && !closing) process();
 }
 
 void Connection::fail(int status, const std::string& message) {
@@ -229,6 +339,52 @@ void Connection::close() {
   --core->stats.active;
   if (!in_handler) exchange.reset();  // cancels its blocking work: nobody is left to answer
   uv_close(reinterpret_cast<uv_handle_t*>(&pipe), on_closed);
+}
+
+Exchange::~Exchange() {
+  if (!ended_ && gone_) {
+    auto f = std::move(gone_);
+    gone_ = nullptr;
+    f();
+  }
+}
+
+void Exchange::reply(Response r) {
+  if (ended_ || mode_ != Mode::none) return;
+  ended_ = true;
+  conn_->finish(std::move(r));
+}
+
+void Exchange::begin_stream(Response head) {
+  if (ended_ || mode_ != Mode::none) return;
+  mode_ = Mode::stream;
+  conn_->begin_stream(std::move(head));
+}
+
+void Exchange::hijack(Response head, std::function<void(std::string_view)> on_input, std::function<void()> on_input_end) {
+  if (ended_ || mode_ != Mode::none) return;
+  mode_ = Mode::hijack;
+  input_ = std::move(on_input);
+  input_end_ = std::move(on_input_end);
+  conn_->begin_hijack(std::move(head));
+}
+
+void Exchange::pause_input(bool paused) {
+  if (mode_ != Mode::hijack || conn_->closing) return;
+  conn_->input_paused = paused;
+  conn_->update_reading();
+}
+
+bool Exchange::send(std::string_view data) {
+  if (ended_ || mode_ == Mode::none) return false;
+  return conn_->send(data);
+}
+
+void Exchange::end() {
+  if (ended_ || mode_ == Mode::none) return;
+  ended_ = true;
+  if (mode_ == Mode::stream) conn_->write("0\r\n\r\n");
+  conn_->end_exchange();
 }
 
 void Server::Core::accept() {

@@ -28,26 +28,67 @@ struct Peer {
   gid_t gid = static_cast<gid_t>(-1);
 };
 
+class Connection;
+
 // One request being answered. The handler replies through it once, at once or later on the
-// loop thread; the connection owns it, and destroys it (cancelling `work`) when the client goes.
+// loop thread: a whole response (reply), a streamed one (begin_stream, send..., end: logs -f,
+// events, progress), or a hijacked connection (hijack, send..., end: attach, exec start). The
+// connection owns it and destroys it when the answer is over or the client goes (cancelling
+// `work`; `on_gone` says so first).
 class Exchange {
  public:
-  Exchange(Request request, Peer peer, std::function<void(Response)> reply)
-      : request_(std::move(request)), peer_(peer), reply_(std::move(reply)) {}
+  Exchange(Request request, Peer peer, Connection* conn) : request_(std::move(request)), peer_(peer), conn_(conn) {}
+  ~Exchange();
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
   const Request& request() const { return request_; }
   const Peer& peer() const { return peer_; }
-  // Sends the response. The exchange may be destroyed before this returns.
-  void reply(Response r) {
-    auto f = std::move(reply_);
-    reply_ = nullptr;
-    if (f) f(std::move(r));
-  }
+
+  // Sends the whole response. The exchange may be destroyed before this returns.
+  void reply(Response r);
+
+  // Sends `head`'s status and headers, its body (if any) as the first part, and then the body
+  // in parts with send() (chunked transfer encoding) until end(); the connection then serves
+  // the client's next request.
+  void begin_stream(Response head);
+  // Hijacks the connection: answers "101 UPGRADED" with `head`'s headers when the client asked
+  // for an upgrade (docker's attach and exec start), else `head` with no length (the body runs
+  // until the connection closes). From then on the bytes go raw both ways: send() writes,
+  // `on_input` gets what the client writes, `on_input_end` its end of input (stdin closed);
+  // end() closes the connection once what was sent is written.
+  void hijack(Response head, std::function<void(std::string_view)> on_input, std::function<void()> on_input_end);
+  // Stops (true) or resumes reading a hijacked client's input (backpressure for stdin).
+  void pause_input(bool paused);
+  // A part of a streamed body, or bytes of a hijacked connection. Returns false when more than
+  // the connection's output bound waits unsent: produce no more until `on_drain` runs.
+  bool send(std::string_view data);
+  // Ends a streamed or hijacked answer. The exchange may be destroyed before this returns.
+  void end();
+  // Runs once the unsent output has fallen back under the bound after send() returned false.
+  void on_drain(std::function<void()> f) { drain_ = std::move(f); }
+  // Runs once if the client goes (or the server closes) before the answer ended; the exchange
+  // is destroyed right after: drop every pointer to it there.
+  void on_gone(std::function<void()> f) { gone_ = std::move(f); }
+
+  bool streaming() const { return mode_ != Mode::none; }
+  bool ended() const { return ended_; }
+
   BlockingCall work;  // blocking work done for this request, if any
 
  private:
+  friend class Connection;
+  enum class Mode { none, stream, hijack };
+
   Request request_;
   Peer peer_;
-  std::function<void(Response)> reply_;
+  Connection* conn_;
+  Mode mode_ = Mode::none;
+  bool ended_ = false;
+  std::function<void(std::string_view)> input_;
+  std::function<void()> input_end_;
+  std::function<void()> drain_;
+  std::function<void()> gone_;
 };
 
 struct ServerOptions {

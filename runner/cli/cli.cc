@@ -71,6 +71,9 @@ int cli_main(int argc, char** argv) {
   app.require_subcommand(1);
   GlobalOptions g;
   app.add_option("--root", g.root, "State directory and image cache (default /var/lib/sandrun as root)");
+  app.add_option("--host", g.host,
+                 "The daemon ps, logs, stop and rm talk to: unix:///PATH (default $SANDRUN_HOST, else sandrun serve's "
+                 "default socket)");
   app.add_option("--config", g.config,
                  "The operator's host file: [policy] and [defaults] (default /etc/sandrun/sandrun.toml when it exists)");
   int result = kExitOk;
@@ -164,6 +167,30 @@ int cli_main(int argc, char** argv) {
                     "Let this existing group use the socket (mode 0660); without it only the owner may (0600). "
                     "Access to the socket is root on the host");
   serve->callback([&] { result = cmd_serve(g, serve_args); });
+  bool ps_all = false;
+  auto* ps_cmd = app.add_subcommand("ps", "List the daemon's containers (sandrun serve; --host or SANDRUN_HOST names it)");
+  ps_cmd->add_flag("-a,--all", ps_all, "Also the containers that have exited");
+  ps_cmd->callback([&] { result = cmd_ps(g, ps_all); });
+  LogsArgs logs_args;
+  auto* logs_cmd = app.add_subcommand("logs", "Print a container's output, from the daemon");
+  logs_cmd->add_option("CONTAINER", logs_args.name, "Name or ID")->required();
+  logs_cmd->add_flag("-f,--follow", logs_args.follow, "Go on printing until the container ends");
+  logs_cmd->add_flag("-t,--timestamps", logs_args.timestamps, "Prefix each line with when it was written");
+  logs_cmd->add_option("--tail", logs_args.tail, "Only the last N lines (or all)");
+  logs_cmd->add_option("--since", logs_args.since, "Only what was written after this time (RFC 3339 or Unix seconds)");
+  logs_cmd->callback([&] { result = cmd_logs(g, logs_args); });
+  StopArgs stop_args, rm_args;
+  auto* stop_cmd = app.add_subcommand("stop", "Stop the daemon's containers (SIGTERM, then SIGKILL after the grace time)");
+  stop_cmd->add_option("CONTAINER", stop_args.names, "Names or IDs")->required();
+  stop_cmd->add_option("-t,--time", stop_args.time, "Seconds to wait before SIGKILL (default: the container's, 10)");
+  stop_cmd->callback([&] { result = cmd_stop(g, stop_args); });
+  auto* rm_cmd = app.add_subcommand("rm", "Remove the daemon's containers");
+  rm_cmd->add_option("CONTAINER", rm_args.names, "Names or IDs")->required();
+  rm_cmd->add_flag("-f,--force", rm_args.force, "Kill and remove a running container");
+  rm_cmd->callback([&] {
+    rm_args.remove = true;
+    result = cmd_stop(g, rm_args);
+  });
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] { result = cmd_version(); });
   std::string doctor_format = "text";

@@ -13,6 +13,7 @@ inline constexpr int kExitFailed = 1;   // a job failed, or a command could not 
 inline constexpr int kExitUsage = 2;    // bad flags, a bad job file, an image that is not there
 
 struct GlobalOptions {
+  std::string host;  // --host unix:///PATH: the daemon `ps`, `logs`, `stop`, `rm` talk to (else SANDRUN_HOST, else the default socket)
   std::string root;  // state dir and image cache; default cache::default_root()
   std::string config;  // --config FILE: the operator's host file; default /etc/sandrun/sandrun.toml if present
   // Where images are pulled from (run, exec and image pull take these flags).
@@ -77,6 +78,24 @@ struct ImportArgs {
 };
 int cmd_image_import(const GlobalOptions& g, const ImportArgs& a);
 int cmd_image_ls(const GlobalOptions& g);
+
+// The daemon's containers (`sandrun serve`), through its socket (runner/cli/cmd_client.cc).
+int cmd_ps(const GlobalOptions& g, bool all);
+struct LogsArgs {
+  std::string name;
+  bool follow = false;      // -f
+  bool timestamps = false;  // -t
+  std::string tail;         // --tail N|all
+  std::string since;        // --since TIMESTAMP|DURATION (as the daemon takes it)
+};
+int cmd_logs(const GlobalOptions& g, const LogsArgs& a);
+struct StopArgs {
+  std::vector<std::string> names;
+  bool remove = false;  // rm instead of stop
+  bool force = false;   // rm -f: a running container too
+  std::string time;     // stop -t SECONDS
+};
+int cmd_stop(const GlobalOptions& g, const StopArgs& a);
 int cmd_image_rm(const GlobalOptions& g, const std::vector<std::string>& refs);
 int cmd_image_inspect(const GlobalOptions& g, const std::vector<std::string>& refs);
 int cmd_image_pull(const GlobalOptions& g, const std::vector<std::string>& refs);

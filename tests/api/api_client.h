@@ -84,6 +84,23 @@ inline std::vector<HttpReply> parse_replies(const std::string& raw, const std::v
     }
     pos = end + 4;
     const bool is_head = out.size() < heads.size() && heads[out.size()];
+    if (!is_head && r.headers["transfer-encoding"] == "chunked") {
+      // Chunked: "<hex>\r\n<bytes>\r\n" ... "0\r\n\r\n" (an unfinished stream: what came).
+      while (pos < raw.size()) {
+        const size_t eol = raw.find("\r\n", pos);
+        if (eol == std::string::npos) break;
+        const size_t n = std::strtoul(raw.substr(pos, eol - pos).c_str(), nullptr, 16);
+        pos = eol + 2;
+        if (n == 0) {
+          pos += 2;
+          break;
+        }
+        r.body += raw.substr(pos, n);
+        pos += n + 2;
+      }
+      out.push_back(std::move(r));
+      continue;
+    }
     const size_t len = is_head ? 0 : std::strtoul(r.headers["content-length"].c_str(), nullptr, 10);
     r.body = raw.substr(pos, len);
     pos += len;
