@@ -119,8 +119,10 @@ std::string inspect_json(const ContainerRecord& r) {
   hc["PidsLimit"] = r.spec.limits.pids ? json(*r.spec.limits.pids) : json(nullptr);
   hc["Privileged"] = false;
   hc["ReadonlyRootfs"] = r.spec.read_only_rootfs;
+  // The daemon's own log, shown as Docker's default driver: clients (docker-py's run) read
+  // the logs of a json-file container, and sandrun's are read the same way.
   if (!hc.contains("LogConfig") || !hc["LogConfig"].is_object() || hc["LogConfig"].value("Type", "").empty())
-    hc["LogConfig"] = {{"Type", "sandrun"}, {"Config", json::object()}};
+    hc["LogConfig"] = {{"Type", "json-file"}, {"Config", json::object()}};
   j["HostConfig"] = hc;
   j["GraphDriver"] = {{"Name", "overlay"}, {"Data", nullptr}};
   j["Mounts"] = client.value("Mounts", json::array());

@@ -118,6 +118,7 @@ void ContainerRoutes::logs(Exchange& ex, const Call& call, const std::string& id
   lq.since_ns = *since;
   lq.until_ns = *until;
   const bool timestamps = q.flag("timestamps");
+  if (q.flag("follow") && registry_.active(id)) return follow_logs(ex, call, id, lq, timestamps);
   auto text = std::make_shared<Result<std::string>>(std::string());
   ex.work = run_blocking(
       loop_,

@@ -41,16 +41,10 @@ Response no_content() {
   return r;
 }
 
-// The exchange's on_gone where the server has it (the Exchange streaming API).
-template <typename E>
-void when_gone(E& ex, std::function<void()> f) {
-  if constexpr (requires { ex.on_gone(f); }) ex.on_gone(std::move(f));
-}
-
 // Replies through `ex` unless its client has gone meanwhile (the registry answers later).
 std::function<void(Response)> replier(Exchange& ex) {
   auto alive = std::make_shared<bool>(true);
-  when_gone(ex, [alive] { *alive = false; });
+  ex.on_gone([alive] { *alive = false; });
   return [&ex, alive](Response r) {
     if (*alive) ex.reply(std::move(r));
   };
@@ -117,6 +111,7 @@ bool ContainerRoutes::handle(Exchange& ex, const Call& call) {
     case RouteId::container_list: list(ex, call); return true;
     case RouteId::container_inspect: ex.reply(Response::json(inspect_json(*registry_.find(id)) + "\n")); return true;
     case RouteId::container_logs: logs(ex, call, id); return true;
+    case RouteId::container_attach: attach(ex, call, id); return true;
     case RouteId::container_top: top(ex, id); return true;
     case RouteId::container_stats: stats(ex, call, id); return true;
     default: return false;
@@ -199,11 +194,19 @@ void ContainerRoutes::wait(Exchange& ex, const Call& call, const std::string& id
   else if (c == "removed") cond = WaitCondition::removed;
   else if (!c.empty() && c != "not-running")
     return ex.reply(Response::error(400, fmt::format("invalid condition: \"{}\"", c)));
-  const uint64_t token = registry_.wait(id, cond, [&ex](int code) {
-    json out = {{"StatusCode", code}, {"Error", nullptr}};
-    ex.reply(Response::json(out.dump() + "\n"));
+  auto body = [](int code) { return json{{"StatusCode", code}, {"Error", nullptr}}.dump() + "\n"; };
+  if (cond == WaitCondition::not_running && !registry_.active(id)) {
+    return ex.reply(Response::json(body(registry_.find(id)->exit_code)));
+  }
+  // The status and headers go at once, the body when the condition holds: docker run sends
+  // its wait before its start and goes on once the headers have come.
+  Response head;
+  ex.begin_stream(std::move(head));
+  const uint64_t token = registry_.wait(id, cond, [&ex, body](int code) {
+    ex.send(body(code));
+    ex.end();
   });
-  if (token) when_gone(ex, [this, token] { registry_.cancel_wait(token); });
+  ex.on_gone([this, token] { registry_.cancel_wait(token); });
 }
 
 void ContainerRoutes::remove(Exchange& ex, const Call& call, const std::string& id) {

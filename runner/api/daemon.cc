@@ -88,6 +88,7 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
       return std::move(r.error().wrap("read the containers of " + o.root));
     }
     Api api(loop, std::move(facts), std::move(store), containers);
+    containers.set_events(&api.events());
     auto server = Server::start(loop, std::move(sock.fd), [&api](Exchange& ex) { api.handle(ex); },
                                 api.server_options());
     if (!server) {
@@ -105,6 +106,7 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
       }
     }
     server = Error::msg("closed");  // the server goes before the registry it calls
+    containers.set_events(nullptr);  // the bus goes with `api`, before the registry
     containers.release_host();
   }
   remove_api_socket(sock);

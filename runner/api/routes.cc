@@ -44,7 +44,7 @@ constexpr Route kRoutes[] = {
     {"POST", "/containers/{id}/stop", Y, RouteId::container_stop},
     {"POST", "/containers/{id}/wait", Y, RouteId::container_wait},
     {"POST", "/containers/{id}/resize", P, RouteId::container_resize},
-    {"POST", "/containers/{id}/attach", P, RouteId::container_attach},
+    {"POST", "/containers/{id}/attach", Y, RouteId::container_attach},
     {"POST", "/containers/{id}/rename", U},
     {"POST", "/containers/{id}/update", U},
     {"POST", "/containers/prune", Y, RouteId::container_prune},

@@ -35,6 +35,21 @@ struct ContainerRegistry::Entry {
   };
   std::vector<Waiter> waiters;
   std::map<uint64_t, Subscriber> subscribers;
+  int iterating = 0;                 // inside a loop over the subscribers: erase later
+  std::vector<uint64_t> unsubscribed;
+
+  // Calls f(subscriber) for each; one that unsubscribes meanwhile is erased after the loop.
+  template <typename F>
+  void each_subscriber(F&& f) {
+    ++iterating;
+    for (auto& [tok, s] : subscribers) {
+      if (std::find(unsubscribed.begin(), unsubscribed.end(), tok) == unsubscribed.end()) f(s);
+    }
+    if (--iterating == 0) {
+      for (uint64_t t : unsubscribed) subscribers.erase(t);
+      unsubscribed.clear();
+    }
+  }
   UvHandle<uv_timer_t> kill_timer;
   BlockingCall work;              // preparing a start, or removing the directory
   BlockingCall saving;
@@ -245,6 +260,7 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
           done(Error::msg("{}", out.message), std::move(out));
         } else {
           const std::string id = (*e)->rec.id;
+          publish(**e, "create");
           entries_.emplace(id, std::move(*e));
           done(id, std::nullopt);
         }
@@ -319,13 +335,13 @@ void ContainerRegistry::launch(Entry& en) {
         hooks.removed = [this, e] { on_removed(*e); };
         hooks.output = [e](int stream, std::string_view data) {
           const int64_t t = now_ns();
-          for (auto& [tok, s] : e->subscribers) {
+          e->each_subscriber([&](Subscriber& s) {
             if (s.bytes) s.bytes(stream, data);
-          }
+          });
           e->log->write(stream, data, t, [e](const LogRecord& r) {
-            for (auto& [tok, s] : e->subscribers) {
+            e->each_subscriber([&](Subscriber& s) {
               if (s.record) s.record(r);
-            }
+            });
           });
         };
         e->live = std::make_unique<Container>(*engine_, e->plan->container, std::move(start),
@@ -342,6 +358,7 @@ void ContainerRegistry::on_running(Entry& e) {
   e.rec.finished_ns = 0;
   e.rec.pid = e.live->pid();
   save(e);
+  publish(e, "start");
   auto done = std::move(e.start_done);
   for (auto& d : done) d(std::nullopt);
   // A stop or a shutdown that came while it was starting.
@@ -363,13 +380,16 @@ void ContainerRegistry::on_exited(Entry& e) {
   e.proxy.reset();  // its published ports close with it
   if (e.log) {
     e.log->finish(e.rec.finished_ns, [&e](const LogRecord& r) {
-      for (auto& [tok, s] : e.subscribers) {
+      e.each_subscriber([&](Subscriber& s) {
         if (s.record) s.record(r);
-      }
+      });
     });
     e.log->close();
   }
   save(e);
+  if (e.rec.oom_killed) publish(e, "oom");
+  publish(e, "die", {{"exitCode", std::to_string(e.rec.exit_code)}});
+  if (!e.stop_done.empty()) publish(e, "stop");
   if (was_starting) {
     auto done = std::move(e.start_done);
     for (auto& d : done) d(refuse(Refusal::Kind::failed, e.rec.error.empty() ? "the container could not start" : e.rec.error));
@@ -439,6 +459,7 @@ void ContainerRegistry::kill(const std::string& id, int sig, Done done) {
   if (!e) return done(no_such(id));
   if (!e->running())
     return done(refuse(Refusal::Kind::conflict, fmt::format("Cannot kill container: {}: Container {} is not running", id, id)));
+  publish(*e, "kill", {{"signal", std::to_string(sig)}});
   if (e->live) e->live->stop(sig);
   else e->start_done.push_back([this, id, sig](std::optional<Refusal> r) {
     if (!r) kill(id, sig, [](std::optional<Refusal>) {});
@@ -495,6 +516,7 @@ void ContainerRegistry::erase(Entry& en, Done done) {
         if (ec) log::warn("containers: remove {}: {}", dir, ec.message());
       },
       [this, e, done = std::move(done)] {
+        publish(*e, "destroy");
         answer_waiters(*e, true);
         const std::string id = e->rec.id;
         auto subs = std::move(e->subscribers);
@@ -585,7 +607,10 @@ bool ContainerRegistry::active(const std::string& id) const {
 void ContainerRegistry::unsubscribe(uint64_t token) {
   auto it = subs_.find(token);
   if (it == subs_.end()) return;
-  if (Entry* e = entry(it->second)) e->subscribers.erase(token);
+  if (Entry* e = entry(it->second)) {
+    if (e->iterating) e->unsubscribed.push_back(token);
+    else e->subscribers.erase(token);
+  }
   subs_.erase(it);
 }
 
@@ -597,6 +622,19 @@ void ContainerRegistry::shutdown(std::function<void()> done) {
     if (e->running()) stop(id, options_.shutdown_grace, [](std::optional<Refusal>) {});
   }
   check_shutdown();
+}
+
+void ContainerRegistry::publish(const Entry& e, std::string action, std::map<std::string, std::string> extra) {
+  if (!events_) return;
+  EngineEvent ev;
+  ev.type = "container";
+  ev.action = std::move(action);
+  ev.id = e.rec.id;
+  ev.attributes = e.rec.labels;
+  ev.attributes["name"] = e.rec.name;
+  ev.attributes["image"] = e.rec.spec.image;
+  for (auto& [k, v] : extra) ev.attributes[k] = std::move(v);
+  events_->publish(std::move(ev));
 }
 
 void ContainerRegistry::release_host() {

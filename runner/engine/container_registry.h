@@ -31,6 +31,7 @@
 #include "runner/engine/container_log.h"
 #include "runner/engine/container_record.h"
 #include "runner/engine/engine.h"
+#include "runner/engine/event_bus.h"
 #include "runner/engine/plan.h"
 #include "runner/engine/resolve_isolation.h"
 #include "runner/loop/loop.h"
@@ -77,6 +78,9 @@ class ContainerRegistry {
   ~ContainerRegistry();
   ContainerRegistry(const ContainerRegistry&) = delete;
   ContainerRegistry& operator=(const ContainerRegistry&) = delete;
+
+  // Where the containers' events go (create, start, kill, oom, die, stop, destroy); may be null.
+  void set_events(EventBus* bus) { events_ = bus; }
 
   // Before the loop runs (blocking): reads ROOT/containers. A container an earlier daemon ran
   // is kept as exited (its processes, slot and cgroup are what the sweep removes).
@@ -143,6 +147,7 @@ class ContainerRegistry {
   void save(Entry& e);
   void answer_waiters(Entry& e, bool removed);
   void check_shutdown();
+  void publish(const Entry& e, std::string action, std::map<std::string, std::string> extra = {});
   static void on_kill_timer(uv_timer_t* t);
   static void on_reap(uv_timer_t* t);
 
@@ -158,6 +163,7 @@ class ContainerRegistry {
   std::vector<std::unique_ptr<Container>> graveyard_;       // removed, freed by reaper_
   std::vector<BlockingCall> creating_;
   UvHandle<uv_timer_t> reaper_;
+  EventBus* events_ = nullptr;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
 };
