@@ -212,6 +212,22 @@ TEST_F(ContainersTest, DaemonStopTearsDownRunningContainersAndTheNextKeepsTheirR
   stop_and_expect_nothing_left();
 }
 
+TEST_F(ContainersTest, AKilledDaemonsLeftoversAreSweptByTheNext) {
+  out_of({"run", "-d", "--name", "gone", "busybox", "sleep", "100"});
+  ASSERT_TRUE(host_has_process({"sleep", "100"}));
+  daemon_->signal(SIGKILL);
+  daemon_->finish();
+  daemon_.reset();
+  start();
+  // Its container died with it (its init follows the daemon); the record is kept, as exited.
+  EXPECT_TRUE(eventually([] { return !host_has_process({"sleep", "100"}); }, kStartTimeout));
+  EXPECT_EQ(out_of({"ps", "-a", "--format", "{{.Names}} {{.State}}"}), "gone exited\n");
+  EXPECT_EQ(out_of({"inspect", "--format", "{{.State.ExitCode}} {{.State.Error}}", "gone"}),
+            "255 the daemon that ran it stopped\n");
+  out_of({"rm", "gone"});
+  stop_and_expect_nothing_left();
+}
+
 TEST_F(ContainersTest, DockerPyRunsContainersAndReadsTheirLogs) {
   SANDRUN_REQUIRE(run_command({"python3", "-c", "import docker"}).status == 0, "needs python3-docker");
   const std::string script =
