@@ -86,6 +86,18 @@ TEST_F(ContainersTest, DetachedRunShowsInPsLogsAndGoesWithStopAndRm) {
   stop_and_expect_nothing_left();
 }
 
+TEST_F(ContainersTest, LogsFollowShowsEveryLineAsItComesAndEndsWithTheContainer) {
+  out_of({"run", "-d", "--name", "ff", "busybox", "sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.3; done"});
+  auto r = docker({"logs", "-f", "ff"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "line 1\nline 2\nline 3\n");
+  EXPECT_GE(r.elapsed.count(), 300) << "logs -f returned before the container's end";
+  // Once it has exited, -f answers what there is and ends.
+  EXPECT_EQ(out_of({"logs", "-f", "--tail", "1", "ff"}), "line 3\n");
+  out_of({"rm", "ff"});
+  stop_and_expect_nothing_left();
+}
+
 TEST_F(ContainersTest, CreateStartWaitInspect) {
   const std::string id = out_of({"create", "--name", "ww", "--env", "A=1", "busybox", "sh", "-c", "sleep 1; exit 7"});
   EXPECT_EQ(out_of({"inspect", "--format", "{{.State.Status}} {{.Name}} {{.Config.Image}} {{.State.Running}}", "ww"}),
@@ -237,12 +249,15 @@ TEST_F(ContainersTest, DockerPyRunsContainersAndReadsTheirLogs) {
       "d = c.containers.run('busybox', ['sh', '-c', 'echo one; echo two; exit 4'], detach=True, name='py')\n"
       "print(d.wait()['StatusCode'])\n"
       "print(d.logs(tail=1))\n"
+      "f = c.containers.run('busybox', ['sh', '-c', 'echo a; sleep 0.3; echo b'], detach=True)\n"
+      "print(b''.join(f.logs(stream=True, follow=True)))\n"
+      "f.remove()\n"
       "d.reload(); print(d.status, d.name, d.attrs['State']['ExitCode'])\n"
       "d.remove()\n"
       "print(len(c.containers.list(all=True)))\n";
   auto r = run_command({"python3", "-c", script});
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "b'hi\\nerr\\n'\n4\nb'two\\n'\nexited py 4\n0\n");
+  EXPECT_EQ(r.out, "b'hi\\nerr\\n'\n4\nb'two\\n'\nb'a\\nb\\n'\nexited py 4\n0\n");
   stop_and_expect_nothing_left();
 }
 
