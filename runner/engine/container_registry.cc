@@ -55,6 +55,7 @@ struct ContainerRegistry::Entry {
   BlockingCall saving;
   bool save_again = false;
   std::function<void()> after_save;  // an erase waiting for the record's write to end
+  std::vector<std::function<void()>> saved;  // run once the record as it is now is on disk
   ContainerRegistry* owner = nullptr;
 
   bool running() const { return starting || (live && !tearing_down && rec.status == ContainerStatus::running); }
@@ -357,10 +358,13 @@ void ContainerRegistry::on_running(Entry& e) {
   e.rec.started_ns = now_ns();
   e.rec.finished_ns = 0;
   e.rec.pid = e.live->pid();
-  save(e);
   publish(e, "start");
-  auto done = std::move(e.start_done);
-  for (auto& d : done) d(std::nullopt);
+  // Answered once the record says it runs: a daemon killed after the answer keeps that.
+  Entry* p = &e;
+  save(e, [p] {
+    auto done = std::move(p->start_done);
+    for (auto& d : done) d(std::nullopt);
+  });
   // A stop or a shutdown that came while it was starting.
   if (shutting_down_) e.live->stop(SIGTERM);
 }
@@ -531,7 +535,8 @@ void ContainerRegistry::erase(Entry& en, Done done) {
       });
 }
 
-void ContainerRegistry::save(Entry& e) {
+void ContainerRegistry::save(Entry& e, std::function<void()> then) {
+  if (then) e.saved.push_back(std::move(then));
   if (e.saving.pending()) {
     e.save_again = true;
     return;
@@ -543,14 +548,15 @@ void ContainerRegistry::save(Entry& e) {
         if (auto r = save_record(dir, rec); !r) log::warn("containers: {}", r.error().message());
       },
       [this, p] {
-        if (auto f = std::move(p->after_save)) {
-          p->after_save = nullptr;
-          return f();
-        }
-        if (p->save_again) {
+        if (p->save_again && !p->after_save) {
           p->save_again = false;
-          save(*p);
+          return save(*p);
         }
+        auto saved = std::move(p->saved);
+        auto after = std::move(p->after_save);
+        p->after_save = nullptr;
+        for (auto& f : saved) f();
+        if (after) after();  // the entry may go here
       });
 }
 

@@ -144,7 +144,8 @@ class ContainerRegistry {
   void after_teardown(Entry& e, std::function<void()> f);
   void finish_stop(Entry& e);
   void erase(Entry& e, Done done);
-  void save(Entry& e);
+  // Writes the record (on the threadpool, one write at a time); `then` once it is on disk.
+  void save(Entry& e, std::function<void()> then = nullptr);
   void answer_waiters(Entry& e, bool removed);
   void check_shutdown();
   void publish(const Entry& e, std::string action, std::map<std::string, std::string> extra = {});
