@@ -42,7 +42,8 @@ ServerOptions Api::server_options() const {
     auto parsed = parse_target(req.target);
     const Target* t = std::get_if<Target>(&parsed);
     const Match m = t ? match_route(req.method, t->path) : Match{};
-    return m.route && (m.route->id == RouteId::volume_create || takes_body(req));
+    return m.route && (m.route->id == RouteId::volume_create || takes_body(req) ||
+                       ContainerRoutes::wants_body(m.route->id));
   };
   o.body_to_file = [this](const Request& req) -> std::optional<uint64_t> {
     auto parsed = parse_target(req.target);
@@ -71,6 +72,7 @@ void Api::handle(Exchange& ex) {
   if (!m.route) return ex.reply(not_found());
   if (m.route->state != RouteState::implemented) return ex.reply(not_implemented(*m.route));
   const Call call{*m.route, target, m.params};
+  if (container_routes_.handle(ex, call)) return;
   switch (m.route->id) {
     case RouteId::ping: return ex.reply(ping_response());
     case RouteId::version: return ex.reply(version_response(facts_));
@@ -86,7 +88,8 @@ void Api::handle(Exchange& ex) {
           },
           [this, &ex, count] {
             if (!*count) return ex.reply(Response::error(500, count->error().wrap("list images").message()));
-            ex.reply(info_response(facts_, **count));
+            const auto c = containers_.counts();
+            ex.reply(info_response(facts_, **count, ContainerCounts{c.total, c.running, c.stopped}));
           });
       return;
     }

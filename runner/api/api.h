@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cache/store.h"
+#include "runner/api/container_routes.h"
 #include "runner/api/event_routes.h"
 #include "runner/api/image_routes.h"
 #include "runner/api/network_routes.h"
@@ -17,10 +18,12 @@ namespace sandrun::runner::api {
 
 class Api {
  public:
-  Api(Loop& loop, HostFacts facts, cache::Store store, Networks& networks, PullDefaults pull = {})
+  Api(Loop& loop, HostFacts facts, cache::Store store, ContainerRegistry& containers, Networks& networks,
+      PullDefaults pull = {})
       : loop_(loop), facts_(std::move(facts)), store_(std::move(store)), event_routes_(loop, events_),
         images_(loop, store_, std::move(pull), events_), volumes_(loop, store_.root(), events_),
-        networks_(networks), network_routes_(loop, networks, facts_.id, events_) {}
+        networks_(networks), network_routes_(loop, networks, facts_.id, events_), containers_(containers),
+        container_routes_(loop, store_, containers) {}
   // Answers the exchange's request (now, or from the threadpool's answer later).
   void handle(Exchange& ex);
   // The server options Docker's clients expect (headers, bounds).
@@ -45,6 +48,8 @@ class Api {
   VolumeRoutes volumes_;
   Networks& networks_;
   NetworkRoutes network_routes_;
+  ContainerRegistry& containers_;
+  ContainerRoutes container_routes_;
 };
 
 }  // namespace sandrun::runner::api

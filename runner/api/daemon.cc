@@ -11,6 +11,8 @@
 #include "runner/api/api.h"
 #include "runner/api/api_socket.h"
 #include "runner/api/routes.h"
+#include "runner/engine/container_registry.h"
+#include "runner/engine/sweep.h"
 #include "runner/loop/loop.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
@@ -36,9 +38,11 @@ Result<UniqueFd> lock_root(const std::string& root, const std::string& socket) {
   return fd;
 }
 
-// SIGTERM and SIGINT: stop accepting, close the connections, leave the loop.
+// SIGTERM and SIGINT: stop the containers (and tear them down), then stop accepting, close
+// the connections, leave the loop.
 struct Stopper {
   Server* server = nullptr;
+  ContainerRegistry* containers = nullptr;
   UvHandle<uv_signal_t> term, intr;
   bool stopping = false;
 
@@ -56,9 +60,11 @@ struct Stopper {
     if (self->stopping) return;
     self->stopping = true;
     log::info("{}: stopping the daemon", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    self->server->close([self] {
-      self->term.close();
-      self->intr.close();
+    self->containers->shutdown([self] {
+      self->server->close([self] {
+        self->term.close();
+        self->intr.close();
+      });
     });
   }
 };
@@ -72,6 +78,8 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
   const std::string socket = default_socket ? SANDRUN_TRY(default_socket_path()) : fs::absolute(o.socket);
   UniqueFd root_lock = SANDRUN_TRY(lock_root(o.root, socket));
   HostFacts facts = SANDRUN_TRY(probe_host_facts(o.root));
+  // What an earlier daemon (or run) of this root left: slots, cgroups, processes.
+  sweep_and_report(o.root, false);
   // The networks' namespaces are made again before the socket answers (runner/net/networks.h).
   Networks::Options net_options;
   net_options.root = o.root;
@@ -85,7 +93,13 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
   Result<void> result{Unit{}};
   {
     Loop loop;
-    Api api(loop, std::move(facts), std::move(store), *networks, o.pull);
+    ContainerRegistry containers(loop, store, ContainerRegistry::Options{o.root, o.host});
+    if (auto r = containers.load(); !r) {
+      remove_api_socket(sock);
+      return std::move(r.error().wrap("read the containers of " + o.root));
+    }
+    Api api(loop, std::move(facts), std::move(store), containers, *networks, o.pull);
+    containers.set_events(&api.events());
     auto server = Server::start(loop, std::move(sock.fd), [&api](Exchange& ex) { api.handle(ex); },
                                 api.server_options());
     if (!server) {
@@ -93,6 +107,7 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
     } else {
       Stopper stopper;
       stopper.server = server->get();
+      stopper.containers = &containers;
       if (auto r = stopper.start(loop); !r) {
         result = std::move(r.error());
       } else {
@@ -101,6 +116,9 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
         loop.run();
       }
     }
+    server = Error::msg("closed");  // the server goes before the registry it calls
+    containers.set_events(nullptr);  // the bus goes with `api`, before the registry
+    containers.release_host();
   }
   remove_api_socket(sock);
   return result;

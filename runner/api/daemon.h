@@ -6,6 +6,7 @@
 
 #include "cache/store.h"
 #include "runner/api/pull_defaults.h"
+#include "config/host_config.h"
 #include "sandbox/sys/result.h"
 
 namespace sandrun::runner::api {
@@ -17,6 +18,7 @@ struct ServeOptions {
   PullDefaults pull;   // --insecure-registry, --auth-file, --registry-ca, --platform
   std::string network_pool;  // where networks take their subnets ("" = Networks::kDefaultPool)
   int network_size = 24;     // the prefix length of each
+  config::HostConfig host;  // the operator's host file: its policy governs every request
 };
 
 // Runs the daemon; returns after a clean stop (socket removed, connections closed). Errors

@@ -187,13 +187,13 @@ json security_options(const HostFacts& f) {
 
 }  // namespace
 
-Response info_response(const HostFacts& f, size_t images) {
+Response info_response(const HostFacts& f, size_t images, const ContainerCounts& containers) {
   const auto& c = f.controllers;
   json j{{"ID", f.id},
-         {"Containers", 0},
-         {"ContainersRunning", 0},
+         {"Containers", containers.total},
+         {"ContainersRunning", containers.running},
          {"ContainersPaused", 0},
-         {"ContainersStopped", 0},
+         {"ContainersStopped", containers.stopped},
          {"Images", images},
          {"Driver", "overlay"},
          {"DriverStatus", json::array()},

@@ -41,8 +41,12 @@ Result<HostFacts> probe_host_facts(const std::string& root);
 Response ping_response();
 // GET /version.
 Response version_response(const HostFacts& facts);
+// The daemon's containers, for /info.
+struct ContainerCounts {
+  size_t total = 0, running = 0, stopped = 0;
+};
 // GET /info; `images` is the number of images in the cache.
-Response info_response(const HostFacts& facts, size_t images);
+Response info_response(const HostFacts& facts, size_t images, const ContainerCounts& containers = {});
 
 // Headers of every response, as Docker's (API-Version, Docker-Experimental, OSType).
 void add_common_headers(Response& r);

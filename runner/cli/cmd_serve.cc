@@ -14,6 +14,7 @@ int cmd_serve(const GlobalOptions& g, const ServeArgs& a) {
     cache::Store store = SANDRUN_TRY(open_store(root, host));
     api::PullDefaults pull{g.insecure_registries, g.auth_file, g.registry_ca, g.platform};
     api::ServeOptions options{a.socket, a.group, root};
+    options.host = host;
     options.pull = std::move(pull);
     options.network_pool = a.network_pool;
     options.network_size = a.network_prefix;

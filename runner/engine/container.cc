@@ -99,6 +99,7 @@ void Container::transition(Event event) {
       if (auto r = watch(); !r) return fail(r.error());
       if (auto r = publish_ports(); !r) return fail(r.error());
       state_ = State::running;
+      if (hooks_.running) hooks_.running();
       // A stop that arrived while the container was starting.
       if (pending_signal_) transition(Event::stop);
       return;
@@ -268,7 +269,9 @@ void Container::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       c->status_.feed(data.data(), data.size());
       if (c->plan_->hold_after_exit && !c->command_ended_ && c->status_.exited()) c->transition(Event::command_exited);
     } else {
-      c->output_.write(s == reinterpret_cast<uv_stream_t*>(c->pipes_[0].get()) ? 1 : 2, data);
+      const int stream = s == reinterpret_cast<uv_stream_t*>(c->pipes_[0].get()) ? 1 : 2;
+      c->output_.write(stream, data);
+      if (c->hooks_.output) c->hooks_.output(stream, data);
       // `exec` passes its command's bytes through: a slow reader slows the command, as a pipe
       // would. `run` shows a bounded view instead (OutputGate): its containers are always read.
       if (c->output_.mode() == ConsoleMode::passthrough && console_backlog() > kConsoleBacklogHigh &&

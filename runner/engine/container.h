@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -63,6 +64,11 @@ class Container {
     std::function<void()> command_exited;
     // A port the container published (its socket factory's), before it is reported running.
     std::function<void(const PublishedPort&)> port_published;
+    // Bytes of its stdout (1) or stderr (2) as read, besides its JobOutput (the daemon's log
+    // and attached clients).
+    std::function<void(int stream, std::string_view data)> output;
+    // It runs: cloned and watched (pid() is PID 1).
+    std::function<void()> running;
     // The container has exited (outcome(), usage() and duration() are final). remove() next.
     std::function<void()> exited;
     // remove() is done: the container is gone. The owner may destroy it after this returns
@@ -120,6 +126,8 @@ class Container {
   // While running: PID 1 and its pidfd (e.g. for reading a held container's files).
   pid_t pid() const { return sandbox_ ? sandbox_->pid() : -1; }
   int pidfd() const { return sandbox_ ? sandbox_->pidfd() : -1; }
+  // Its cgroup, from the start until remove() (null without one).
+  const sandbox::cgroup::Group* cgroup() const { return cgroup_.get(); }
 
  private:
   enum class Event { start, cloned, failed_to_start, stop, command_exited, pid1_reaped, stream_closed, remove, torn_down };

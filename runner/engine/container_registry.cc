@@ -1,0 +1,662 @@
+// The daemon's long-lived containers: records, starts, stops, exits, removal, waiters.
+#include "runner/engine/container_registry.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "runner/engine/session.h"
+#include "runner/net/port_proxy.h"
+#include "sandbox/netns.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+
+namespace sandrun::runner {
+
+struct ContainerRegistry::Entry {
+  ContainerRecord rec;
+  std::string dir;
+  std::optional<JobPlan> plan;  // resolved at create (or at the first start after a restart)
+  std::vector<cache::LayerLease> leases;
+  std::unique_ptr<Container> live;
+  std::unique_ptr<ContainerLog> log;
+  UniqueFd netns;                    // its own network namespace, for published ports (root)
+  std::unique_ptr<PortProxy> proxy;  // its published ports (root), closed when it exits
+  bool starting = false;          // a start is under way (before `running`)
+  bool tearing_down = false;      // exited: its Container is being removed
+  std::vector<Done> start_done;   // answered once it runs (or could not start)
+  std::vector<Done> stop_done;    // answered once it has exited
+  std::vector<std::function<void()>> after_teardown;
+  struct Waiter {
+    uint64_t token;
+    WaitCondition condition;
+    std::function<void(int)> done;
+  };
+  std::vector<Waiter> waiters;
+  std::map<uint64_t, Subscriber> subscribers;
+  int iterating = 0;                 // inside a loop over the subscribers: erase later
+  std::vector<uint64_t> unsubscribed;
+
+  // Calls f(subscriber) for each; one that unsubscribes meanwhile is erased after the loop.
+  template <typename F>
+  void each_subscriber(F&& f) {
+    ++iterating;
+    for (auto& [tok, s] : subscribers) {
+      if (std::find(unsubscribed.begin(), unsubscribed.end(), tok) == unsubscribed.end()) f(s);
+    }
+    if (--iterating == 0) {
+      for (uint64_t t : unsubscribed) subscribers.erase(t);
+      unsubscribed.clear();
+    }
+  }
+  UvHandle<uv_timer_t> kill_timer;
+  BlockingCall work;              // preparing a start, or removing the directory
+  BlockingCall saving;
+  bool save_again = false;
+  std::function<void()> after_save;  // an erase waiting for the record's write to end
+  std::vector<std::function<void()>> saved;  // run once the record as it is now is on disk
+  ContainerRegistry* owner = nullptr;
+
+  bool running() const { return starting || (live && !tearing_down && rec.status == ContainerStatus::running); }
+};
+
+namespace {
+
+Refusal refuse(Refusal::Kind kind, std::string message) { return Refusal{kind, std::move(message)}; }
+
+int exit_code_of(const Container& c, std::string* error) {
+  if (c.start_error()) {
+    *error = c.start_error()->message();
+    return 125;
+  }
+  const sandbox::Outcome o = c.outcome();
+  switch (o.kind) {
+    case sandbox::Outcome::Kind::exited: return o.code;
+    case sandbox::Outcome::Kind::signaled: return 128 + o.signal;
+    case sandbox::Outcome::Kind::exec_failed:
+      *error = o.error ? o.error->message() : "exec failed";
+      return o.error && o.error->code() == EACCES ? 126 : 127;
+    case sandbox::Outcome::Kind::setup_failed:
+      *error = o.error ? o.error->message() : "setup failed";
+      return 125;
+  }
+  return 125;
+}
+
+// Image lookup as Docker's: a missing image is "No such image" (the client pulls it), except
+// the built-in busybox, made on first use.
+Result<cache::ImageRecord> image_for(cache::Store& store, const std::string& ref, std::optional<Refusal>& refusal) {
+  if (auto found = SANDRUN_TRY(store.find(ref))) return std::move(*found);
+  const cache::ImageRef parsed = SANDRUN_TRY(cache::parse_ref(ref));
+  if (parsed.name == cache::kBuiltinImage && parsed.registry().empty()) return store.ensure(ref);
+  refusal = refuse(Refusal::Kind::not_found, fmt::format("No such image: {}", ref));
+  return Error::msg("No such image: {}", ref);
+}
+
+}  // namespace
+
+ContainerRegistry::ContainerRegistry(Loop& loop, cache::Store store, Options options)
+    : loop_(loop), store_(std::move(store)), options_(std::move(options)) {
+  isolation_ = std::make_unique<HostIsolation>(HostIsolation::probe());
+  engine_ = std::make_unique<Engine>(loop_, options_.root, isolation_->cgroups.get());
+  uv_timer_init(loop_.get(), reaper_.get());
+  reaper_.mark_live();
+  reaper_.get()->data = this;
+}
+
+ContainerRegistry::~ContainerRegistry() = default;
+
+std::string ContainerRegistry::dir_of(const std::string& id) const {
+  return fs::join(fs::join(options_.root, "containers"), id);
+}
+
+Result<void> ContainerRegistry::load() {
+  const std::string base = fs::join(options_.root, "containers");
+  if (::mkdir(base.c_str(), 0700) < 0 && errno != EEXIST) return Error::sys("create {}", base);
+  // One clean slot ready (and ROOT/slots made) before the first start.
+  SANDRUN_TRY(engine_->slots().reserve(1));
+  std::error_code ec;
+  for (const auto& d : std::filesystem::directory_iterator(base, ec)) {
+    const std::string dir = d.path().string();
+    auto rec = load_record(dir);
+    if (!rec) {
+      log::warn("containers: skipping {}: {}", dir, rec.error().message());
+      continue;
+    }
+    auto e = std::make_unique<Entry>();
+    e->rec = std::move(*rec);
+    e->dir = dir;
+    e->owner = this;
+    if (e->rec.status == ContainerStatus::running || e->rec.status == ContainerStatus::removing) {
+      // It ran under an earlier daemon, which is gone: so is the container (swept).
+      e->rec.status = ContainerStatus::exited;
+      e->rec.exit_code = 255;
+      e->rec.error = "the daemon that ran it stopped";
+      e->rec.finished_ns = now_ns();
+      e->rec.pid = 0;
+      if (auto r = save_record(dir, e->rec); !r) log::warn("containers: {}", r.error().message());
+    }
+    if (e->rec.auto_remove && e->rec.status == ContainerStatus::exited) {
+      std::filesystem::remove_all(dir, ec);
+      continue;
+    }
+    const std::string id = e->rec.id;
+    entries_.emplace(id, std::move(e));
+  }
+  return {};
+}
+
+ContainerRegistry::Entry* ContainerRegistry::entry(const std::string& id) const {
+  auto it = entries_.find(id);
+  return it == entries_.end() ? nullptr : it->second.get();
+}
+
+const ContainerRecord* ContainerRegistry::find(std::string_view ref) const {
+  if (ref.empty()) return nullptr;
+  if (auto it = entries_.find(std::string(ref)); it != entries_.end()) return &it->second->rec;
+  const std::string_view name = ref.front() == '/' ? ref.substr(1) : ref;
+  for (const auto& [id, e] : entries_) {
+    if (e->rec.name == name) return &e->rec;
+  }
+  const ContainerRecord* found = nullptr;
+  for (const auto& [id, e] : entries_) {
+    if (!id.starts_with(ref)) continue;
+    if (found) return nullptr;  // ambiguous
+    found = &e->rec;
+  }
+  return found;
+}
+
+Refusal ContainerRegistry::no_such(std::string_view ref) const {
+  return refuse(Refusal::Kind::not_found, fmt::format("No such container: {}", ref));
+}
+
+std::vector<const ContainerRecord*> ContainerRegistry::list() const {
+  std::vector<const ContainerRecord*> out;
+  for (const auto& [id, e] : entries_) out.push_back(&e->rec);
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->created_ns > b->created_ns; });
+  return out;
+}
+
+ContainerRegistry::Counts ContainerRegistry::counts() const {
+  Counts c;
+  for (const auto& [id, e] : entries_) {
+    ++c.total;
+    if (e->rec.status == ContainerStatus::running) ++c.running;
+    else ++c.stopped;
+  }
+  return c;
+}
+
+LiveInfo ContainerRegistry::live(const std::string& id) const {
+  Entry* e = entry(id);
+  if (!e || !e->live || e->tearing_down) return {};
+  return LiveInfo{e->live->pid(), e->live->cgroup()};
+}
+
+void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std::string>, std::optional<Refusal>)> done) {
+  auto fail = [&done](Refusal r) { done(Error::msg("{}", r.message), std::move(r)); };
+  if (shutting_down_) return fail(refuse(Refusal::Kind::conflict, "the daemon is shutting down"));
+  const std::string id = new_container_id();
+  if (req.name.empty()) req.name = default_container_name(id);
+  if (!req.name.empty() && req.name.front() == '/') req.name.erase(0, 1);
+  if (!valid_container_name(req.name))
+    return fail(refuse(Refusal::Kind::invalid, fmt::format("Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                                                           "are allowed", req.name)));
+  const ContainerRecord* taken = find("/" + req.name);
+  if ((taken && taken->name == req.name) || reserved_names_.count(req.name)) {
+    return fail(refuse(Refusal::Kind::conflict,
+                       fmt::format("Conflict. The container name \"/{}\" is already in use by container \"{}\". You have "
+                                   "to remove (or rename) that container to be able to reuse that name.",
+                                   req.name, taken ? taken->id : std::string("(being created)"))));
+  }
+  reserved_names_.insert(req.name);
+  auto e = std::make_shared<std::unique_ptr<Entry>>(std::make_unique<Entry>());
+  Entry& en = **e;
+  en.owner = this;
+  en.dir = dir_of(id);
+  en.rec.id = id;
+  en.rec.name = req.name;
+  en.rec.labels = std::move(req.labels);
+  en.rec.client = std::move(req.client);
+  en.rec.auto_remove = req.auto_remove;
+  en.rec.created_ns = now_ns();
+  req.spec.name = req.spec.base_name = req.name;
+  req.spec.pull = config::PullPolicy::never;
+  en.rec.spec = std::move(req.spec);
+  auto refusal = std::make_shared<std::optional<Refusal>>();
+  auto error = std::make_shared<std::optional<Error>>();
+  auto dirs = std::make_shared<std::vector<std::string>>(std::move(req.make_dirs));
+  creating_.emplace_back();
+  BlockingCall& call = creating_.back();
+  call = run_blocking(
+      loop_,
+      [this, e, refusal, error, dirs](const std::atomic<bool>&) {
+        Entry& en = **e;
+        auto r = [&]() -> Result<void> {
+          for (const auto& d : *dirs) {
+            std::error_code ec;
+            std::filesystem::create_directories(d, ec);
+            if (ec) return Error::sys_code(ec.value(), "create the bind source {}", d);
+          }
+          const cache::ImageRecord image = SANDRUN_TRY(image_for(store_, en.rec.spec.image, *refusal));
+          en.rec.image_id = image.id;
+          auto prepared = prepare_jobs(store_, {en.rec.spec}, cache::PullOptions{}, options_.host);
+          if (!prepared) {
+            *refusal = refuse(Refusal::Kind::invalid, prepared.error().message());
+            return std::move(prepared.error());
+          }
+          en.plan = std::move(prepared->plans.front());
+          en.leases = std::move(prepared->leases);
+          if (::mkdir(en.dir.c_str(), 0700) < 0) return Error::sys("create {}", en.dir);
+          return save_record(en.dir, en.rec);
+        }();
+        if (!r) *error = std::move(r.error());
+      },
+      [this, e, refusal, error, done = std::move(done), name = req.name] {
+        reserved_names_.erase(name);
+        if (*refusal || *error) {
+          Refusal out = *refusal ? **refusal : refuse(Refusal::Kind::failed, (*error)->message());
+          done(Error::msg("{}", out.message), std::move(out));
+        } else {
+          const std::string id = (*e)->rec.id;
+          publish(**e, "create");
+          entries_.emplace(id, std::move(*e));
+          done(id, std::nullopt);
+        }
+        std::erase_if(creating_, [](const BlockingCall& c) { return !c.pending(); });
+      });
+}
+
+void ContainerRegistry::start(const std::string& id, Done done) {
+  Entry* e = entry(id);
+  if (!e) return done(no_such(id));
+  if (e->running()) return done(refuse(Refusal::Kind::not_modified, "container already started"));
+  if (shutting_down_) return done(refuse(Refusal::Kind::conflict, "the daemon is shutting down"));
+  if (e->rec.status == ContainerStatus::removing)
+    return done(refuse(Refusal::Kind::conflict, fmt::format("container {} is marked for removal and cannot be started", id)));
+  e->starting = true;
+  e->start_done.push_back(std::move(done));
+  after_teardown(*e, [this, e] { launch(*e); });
+}
+
+// Prepares (on the threadpool: the log file, the plan of a record an earlier daemon made)
+// and starts a fresh Container.
+void ContainerRegistry::launch(Entry& en) {
+  Entry* e = &en;
+  const uint64_t log_max = e->rec.spec.log_max.value_or(
+      options_.host.defaults.log_max.value_or(config::kDefaultLogMax));
+  if (!e->log) e->log = std::make_unique<ContainerLog>(e->dir, log_max);
+  auto error = std::make_shared<std::optional<Error>>();
+  e->work = run_blocking(
+      loop_,
+      [this, e, error](const std::atomic<bool>&) {
+        auto r = [&]() -> Result<void> {
+          if (!e->plan) {
+            auto prepared = SANDRUN_TRY(prepare_jobs(store_, {e->rec.spec}, cache::PullOptions{}, options_.host));
+            e->plan = std::move(prepared.plans.front());
+            e->leases = std::move(prepared.leases);
+          }
+          // As root its published ports are reached through a namespace the daemon makes (as a
+          // pod's); rootless, through the container's own socket factory.
+          if (!e->rec.spec.ports.empty() && ::geteuid() == 0) e->netns = SANDRUN_TRY(sandbox::create_netns());
+          return e->log->open();
+        }();
+        if (!r) *error = std::move(r.error());
+      },
+      [this, e, error] {
+        ContainerStart start;
+        e->rec.ports.clear();
+        if (!*error && e->netns) {
+          auto proxy = PortProxy::open(loop_.get(), e->netns.get(), e->rec.spec.ports, "");
+          if (proxy) {
+            e->proxy = std::move(*proxy);
+            e->rec.ports = e->proxy->published();
+            start.netns_fd = e->netns.get();
+          } else {
+            *error = std::move(proxy.error());
+          }
+        } else if (!e->rec.spec.ports.empty()) {
+          start.ports = e->rec.spec.ports;
+        }
+        if (*error) {
+          e->starting = false;
+          e->proxy.reset();
+          e->netns.reset();
+          e->rec.error = (*error)->message();
+          auto done = std::move(e->start_done);
+          for (auto& d : done) d(refuse(Refusal::Kind::failed, e->rec.error));
+          return save(*e);
+        }
+        Container::Hooks hooks;
+        hooks.port_published = [e](const PublishedPort& p) { e->rec.ports.push_back(p); };
+        hooks.running = [this, e] { on_running(*e); };
+        hooks.exited = [this, e] { on_exited(*e); };
+        hooks.removed = [this, e] { on_removed(*e); };
+        hooks.output = [e](int stream, std::string_view data) {
+          const int64_t t = now_ns();
+          e->each_subscriber([&](Subscriber& s) {
+            if (s.bytes) s.bytes(stream, data);
+          });
+          e->log->write(stream, data, t, [e](const LogRecord& r) {
+            e->each_subscriber([&](Subscriber& s) {
+              if (s.record) s.record(r);
+            });
+          });
+        };
+        e->live = std::make_unique<Container>(*engine_, e->plan->container, std::move(start),
+                                              JobOutput(e->rec.name, 0, ConsoleMode::none, nullptr), std::move(hooks));
+        e->rec.error.clear();
+        e->live->start();
+      });
+}
+
+void ContainerRegistry::on_running(Entry& e) {
+  e.starting = false;
+  e.rec.status = ContainerStatus::running;
+  e.rec.started_ns = now_ns();
+  e.rec.finished_ns = 0;
+  e.rec.pid = e.live->pid();
+  publish(e, "start");
+  // Answered once the record says it runs: a daemon killed after the answer keeps that.
+  Entry* p = &e;
+  save(e, [p] {
+    auto done = std::move(p->start_done);
+    for (auto& d : done) d(std::nullopt);
+  });
+  // A stop or a shutdown that came while it was starting.
+  if (shutting_down_) e.live->stop(SIGTERM);
+}
+
+void ContainerRegistry::on_exited(Entry& e) {
+  const bool was_starting = e.starting;
+  e.starting = false;
+  e.tearing_down = true;
+  e.kill_timer = UvHandle<uv_timer_t>();  // closed; a fresh one for the next stop
+  e.rec.exit_code = exit_code_of(*e.live, &e.rec.error);
+  e.rec.oom_killed = e.live->usage().oom_killed;
+  e.rec.status = ContainerStatus::exited;
+  e.rec.finished_ns = now_ns();
+  if (!e.rec.started_ns) e.rec.started_ns = e.rec.finished_ns;
+  e.rec.pid = 0;
+  e.rec.ports.clear();
+  e.proxy.reset();  // its published ports close with it
+  if (e.log) {
+    e.log->finish(e.rec.finished_ns, [&e](const LogRecord& r) {
+      e.each_subscriber([&](Subscriber& s) {
+        if (s.record) s.record(r);
+      });
+    });
+    e.log->close();
+  }
+  save(e);
+  if (e.rec.oom_killed) publish(e, "oom");
+  publish(e, "die", {{"exitCode", std::to_string(e.rec.exit_code)}});
+  if (!e.stop_done.empty()) publish(e, "stop");
+  if (was_starting) {
+    auto done = std::move(e.start_done);
+    for (auto& d : done) d(refuse(Refusal::Kind::failed, e.rec.error.empty() ? "the container could not start" : e.rec.error));
+  }
+  auto subs = std::move(e.subscribers);
+  for (auto& [tok, s] : subs) {
+    subs_.erase(tok);
+    if (s.end) s.end();
+  }
+  auto stops = std::move(e.stop_done);
+  for (auto& d : stops) d(std::nullopt);
+  answer_waiters(e, false);
+  e.live->remove();
+}
+
+void ContainerRegistry::on_removed(Entry& e) {
+  graveyard_.push_back(std::move(e.live));
+  e.netns.reset();
+  uv_timer_start(reaper_.get(), on_reap, 0, 0);
+  e.tearing_down = false;
+  auto after = std::move(e.after_teardown);
+  for (auto& f : after) f();
+  if (e.rec.auto_remove && !e.running() && e.rec.status == ContainerStatus::exited && !shutting_down_) {
+    erase(e, [](std::optional<Refusal>) {});
+    return;
+  }
+  check_shutdown();
+}
+
+void ContainerRegistry::on_reap(uv_timer_t* t) { static_cast<ContainerRegistry*>(t->data)->graveyard_.clear(); }
+
+void ContainerRegistry::after_teardown(Entry& e, std::function<void()> f) {
+  if (e.tearing_down) return e.after_teardown.push_back(std::move(f));
+  f();
+}
+
+void ContainerRegistry::stop(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done, int sig) {
+  Entry* e = entry(id);
+  if (!e) return done(no_such(id));
+  if (!e->running()) return done(refuse(Refusal::Kind::not_modified, "container already stopped"));
+  e->stop_done.push_back(std::move(done));
+  if (e->starting && !e->live) {
+    // Still preparing: it stops as soon as it runs.
+    e->start_done.push_back([this, id, grace, sig](std::optional<Refusal> r) {
+      if (!r) stop(id, grace, [](std::optional<Refusal>) {}, sig);
+    });
+    return;
+  }
+  if (grace && grace->count() <= 0) return e->live->kill();
+  e->live->stop(sig);
+  if (!grace) return;
+  if (!e->kill_timer.live()) {
+    uv_timer_init(loop_.get(), e->kill_timer.get());
+    e->kill_timer.mark_live();
+    e->kill_timer.get()->data = e;
+  }
+  uv_timer_start(e->kill_timer.get(), on_kill_timer, static_cast<uint64_t>(grace->count()), 0);
+}
+
+void ContainerRegistry::on_kill_timer(uv_timer_t* t) {
+  auto* e = static_cast<Entry*>(t->data);
+  if (e->live) e->live->kill();
+}
+
+void ContainerRegistry::kill(const std::string& id, int sig, Done done) {
+  Entry* e = entry(id);
+  if (!e) return done(no_such(id));
+  if (!e->running())
+    return done(refuse(Refusal::Kind::conflict, fmt::format("Cannot kill container: {}: Container {} is not running", id, id)));
+  publish(*e, "kill", {{"signal", std::to_string(sig)}});
+  if (e->live) e->live->stop(sig);
+  else e->start_done.push_back([this, id, sig](std::optional<Refusal> r) {
+    if (!r) kill(id, sig, [](std::optional<Refusal>) {});
+  });
+  done(std::nullopt);
+}
+
+void ContainerRegistry::restart(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done) {
+  Entry* e = entry(id);
+  if (!e) return done(no_such(id));
+  auto go = [this, id, done](std::optional<Refusal> r) mutable {
+    if (r && r->kind != Refusal::Kind::not_modified) return done(std::move(r));
+    Entry* e = entry(id);
+    if (!e) return done(no_such(id));
+    ++e->rec.restarts;
+    start(id, std::move(done));
+  };
+  if (e->running()) return stop(id, grace, std::move(go));
+  go(std::nullopt);
+}
+
+void ContainerRegistry::remove(const std::string& id, bool force, Done done) {
+  Entry* e = entry(id);
+  if (!e) return done(no_such(id));
+  if (e->rec.status == ContainerStatus::removing)
+    return done(refuse(Refusal::Kind::conflict, fmt::format("removal of container {} is already in progress", id)));
+  if (e->running()) {
+    if (!force)
+      return done(refuse(Refusal::Kind::conflict,
+                         fmt::format("You cannot remove a running container {}. Stop the container before attempting "
+                                     "removal or force remove", id)));
+    return stop(id, std::chrono::milliseconds(0), [this, id, done](std::optional<Refusal>) mutable {
+      remove(id, false, std::move(done));
+    }, SIGKILL);
+  }
+  e->rec.status = ContainerStatus::removing;
+  after_teardown(*e, [this, e, done = std::move(done)]() mutable { erase(*e, std::move(done)); });
+}
+
+// Removes its directory (on the threadpool), then the entry.
+void ContainerRegistry::erase(Entry& en, Done done) {
+  Entry* e = &en;
+  e->rec.status = ContainerStatus::removing;
+  if (e->saving.pending()) {
+    // Its record is being written (a rename into the directory): removed once that is done.
+    e->after_save = [this, e, done = std::move(done)]() mutable { erase(*e, std::move(done)); };
+    return;
+  }
+  e->work = run_blocking(
+      loop_,
+      [dir = e->dir](const std::atomic<bool>&) {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        if (ec) log::warn("containers: remove {}: {}", dir, ec.message());
+      },
+      [this, e, done = std::move(done)] {
+        publish(*e, "destroy");
+        answer_waiters(*e, true);
+        const std::string id = e->rec.id;
+        auto subs = std::move(e->subscribers);
+        for (auto& [tok, s] : subs) {
+          subs_.erase(tok);
+          if (s.end) s.end();
+        }
+        // This callback was moved out of the entry's BlockingCall: the entry may go now.
+        entries_.erase(id);
+        done(std::nullopt);
+        check_shutdown();
+      });
+}
+
+void ContainerRegistry::save(Entry& e, std::function<void()> then) {
+  if (then) e.saved.push_back(std::move(then));
+  if (e.saving.pending()) {
+    e.save_again = true;
+    return;
+  }
+  Entry* p = &e;
+  e.saving = run_blocking(
+      loop_,
+      [dir = e.dir, rec = e.rec](const std::atomic<bool>&) {
+        if (auto r = save_record(dir, rec); !r) log::warn("containers: {}", r.error().message());
+      },
+      [this, p] {
+        if (p->save_again && !p->after_save) {
+          p->save_again = false;
+          return save(*p);
+        }
+        auto saved = std::move(p->saved);
+        auto after = std::move(p->after_save);
+        p->after_save = nullptr;
+        for (auto& f : saved) f();
+        if (after) after();  // the entry may go here
+      });
+}
+
+uint64_t ContainerRegistry::wait(const std::string& id, WaitCondition condition, std::function<void(int)> done) {
+  Entry* e = entry(id);
+  if (!e) return 0;
+  if (condition == WaitCondition::not_running && !e->running()) {
+    done(e->rec.exit_code);
+    return 0;
+  }
+  const uint64_t token = next_token_++;
+  e->waiters.push_back(Entry::Waiter{token, condition, std::move(done)});
+  waits_[token] = id;
+  return token;
+}
+
+void ContainerRegistry::cancel_wait(uint64_t token) {
+  auto it = waits_.find(token);
+  if (it == waits_.end()) return;
+  if (Entry* e = entry(it->second)) std::erase_if(e->waiters, [token](const Entry::Waiter& w) { return w.token == token; });
+  waits_.erase(it);
+}
+
+void ContainerRegistry::answer_waiters(Entry& e, bool removed) {
+  std::vector<Entry::Waiter> ready, left;
+  for (auto& w : e.waiters) (!removed && w.condition == WaitCondition::removed ? left : ready).push_back(std::move(w));
+  e.waiters = std::move(left);
+  for (auto& w : ready) {
+    waits_.erase(w.token);
+    w.done(e.rec.exit_code);
+  }
+}
+
+uint64_t ContainerRegistry::subscribe(const std::string& id, Subscriber s) {
+  Entry* e = entry(id);
+  if (!e) return 0;
+  const uint64_t token = next_token_++;
+  e->subscribers.emplace(token, std::move(s));
+  subs_[token] = id;
+  return token;
+}
+
+std::optional<uint64_t> ContainerRegistry::log_position(const std::string& id) const {
+  Entry* e = entry(id);
+  if (!e || !e->log || !e->log->is_open()) return std::nullopt;
+  return e->log->size();
+}
+
+bool ContainerRegistry::active(const std::string& id) const {
+  Entry* e = entry(id);
+  return e && e->running();
+}
+
+void ContainerRegistry::unsubscribe(uint64_t token) {
+  auto it = subs_.find(token);
+  if (it == subs_.end()) return;
+  if (Entry* e = entry(it->second)) {
+    if (e->iterating) e->unsubscribed.push_back(token);
+    else e->subscribers.erase(token);
+  }
+  subs_.erase(it);
+}
+
+void ContainerRegistry::shutdown(std::function<void()> done) {
+  shutting_down_ = true;
+  shutdown_done_ = std::move(done);
+  creating_.clear();
+  for (auto& [id, e] : entries_) {
+    if (e->running()) stop(id, options_.shutdown_grace, [](std::optional<Refusal>) {});
+  }
+  check_shutdown();
+}
+
+void ContainerRegistry::publish(const Entry& e, std::string action, std::map<std::string, std::string> extra) {
+  if (!events_) return;
+  EngineEvent ev;
+  ev.type = "container";
+  ev.action = std::move(action);
+  ev.id = e.rec.id;
+  ev.attributes = e.rec.labels;
+  ev.attributes["name"] = e.rec.name;
+  ev.attributes["image"] = e.rec.spec.image;
+  for (auto& [k, v] : extra) ev.attributes[k] = std::move(v);
+  events_->publish(std::move(ev));
+}
+
+void ContainerRegistry::release_host() {
+  if (!isolation_->cgroups) return;
+  if (auto r = isolation_->cgroups->remove_run(engine_->run_id()); !r) log::warn("{}", r.error().message());
+}
+
+void ContainerRegistry::check_shutdown() {
+  if (!shutting_down_ || !shutdown_done_) return;
+  for (auto& [id, e] : entries_) {
+    if (e->running() || e->tearing_down || e->live || e->work.pending()) return;
+  }
+  reaper_.close();
+  auto d = std::move(shutdown_done_);
+  shutdown_done_ = nullptr;
+  d();
+}
+
+}  // namespace sandrun::runner

@@ -1,0 +1,172 @@
+// ContainerRegistry: the daemon's long-lived containers, on its loop. Each has a record
+// (container_record.h, kept under ROOT/containers/<id>/), a log written by the daemon
+// (container_log.h), and while it runs one Container (container.h) made from its JobSpec by
+// resolve, like every other container of sandrun. Docker-agnostic: the Engine API
+// (runner/api/container_routes.cc) translates Docker's words to and from these calls; the CLI
+// and CI drivers may use it the same way.
+//
+//   created --start--> running --(PID 1 exits)--> exited --start--> running ...
+//      |                  | stop / kill                |
+//      +------------------+------ remove (force) ------+--> removing --> (gone)
+//
+// An exited container's writable layer goes with its run (its slot is emptied at exit): a
+// start runs the command again on a fresh one.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <csignal>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cache/store.h"
+#include "config/host_config.h"
+#include "runner/engine/container.h"
+#include "runner/engine/container_log.h"
+#include "runner/engine/container_record.h"
+#include "runner/engine/engine.h"
+#include "runner/engine/event_bus.h"
+#include "runner/engine/plan.h"
+#include "runner/engine/resolve_isolation.h"
+#include "runner/loop/loop.h"
+#include "runner/loop/uv_handle.h"
+
+namespace sandrun::runner {
+
+// Why an operation of the registry did not happen, as a kind a front door maps to its own
+// status (the API: 404, 409, 304, 400, 500) and a message in Docker's words.
+struct Refusal {
+  enum class Kind { not_found, conflict, not_modified, invalid, failed };
+  Kind kind = Kind::failed;
+  std::string message;
+};
+// Done(nullopt) when it happened.
+using Done = std::function<void(std::optional<Refusal>)>;
+
+enum class WaitCondition { not_running, next_exit, removed };
+
+struct CreateRequest {
+  std::string name;  // "" = a generated one
+  std::map<std::string, std::string> labels;
+  config::JobSpec spec;     // image, command, env, ...; spec.name is set by the registry
+  std::string client;       // the front door's own description, kept in the record
+  bool auto_remove = false;
+  // Host directories made (mode 0755) when missing, as Docker makes a bind's source.
+  std::vector<std::string> make_dirs;
+};
+
+// What a container holds while it runs, for top and stats.
+struct LiveInfo {
+  pid_t pid = -1;
+  const sandbox::cgroup::Group* cgroup = nullptr;
+};
+
+class ContainerRegistry {
+ public:
+  struct Options {
+    std::string root;  // the daemon's --root: ROOT/containers, ROOT/slots
+    config::HostConfig host;
+    std::chrono::milliseconds shutdown_grace{10'000};
+  };
+  ContainerRegistry(Loop& loop, cache::Store store, Options options);
+  ~ContainerRegistry();
+  ContainerRegistry(const ContainerRegistry&) = delete;
+  ContainerRegistry& operator=(const ContainerRegistry&) = delete;
+
+  // Where the containers' events go (create, start, kill, oom, die, stop, destroy); may be null.
+  void set_events(EventBus* bus) { events_ = bus; }
+
+  // Before the loop runs (blocking): reads ROOT/containers. A container an earlier daemon ran
+  // is kept as exited (its processes, slot and cgroup are what the sweep removes).
+  Result<void> load();
+
+  // A record by full id, unique id prefix, or name (with or without a leading '/').
+  const ContainerRecord* find(std::string_view ref) const;
+  // "No such container: X" when it is not there.
+  Refusal no_such(std::string_view ref) const;
+  // Every record, newest first.
+  std::vector<const ContainerRecord*> list() const;
+  struct Counts {
+    size_t total = 0, running = 0, stopped = 0;
+  };
+  Counts counts() const;
+  // ROOT/containers/<id> (its log files).
+  std::string dir_of(const std::string& id) const;
+  // While it runs: PID 1 and its cgroup; else pid -1.
+  LiveInfo live(const std::string& id) const;
+
+  void create(CreateRequest request, std::function<void(Result<std::string>, std::optional<Refusal>)> done);
+  void start(const std::string& id, Done done);
+  // SIGTERM (or `sig`), then SIGKILL after `grace` (none: wait); done once it has exited.
+  void stop(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done, int sig = SIGTERM);
+  void kill(const std::string& id, int sig, Done done);
+  void restart(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done);
+  // Removes a container that does not run (with `force`, kills one that does first).
+  void remove(const std::string& id, bool force, Done done);
+  // Answers with the exit code once `condition` holds. Returns a token for cancel_wait.
+  uint64_t wait(const std::string& id, WaitCondition condition, std::function<void(int exit_code)> done);
+  void cancel_wait(uint64_t token);
+
+  // Output as it comes: records of the log (follow), or the raw bytes (attach); `end` when the
+  // container exits (or is removed). Returns a token for unsubscribe.
+  struct Subscriber {
+    std::function<void(const LogRecord&)> record;      // the log's records
+    std::function<void(int stream, std::string_view)> bytes;  // raw output
+    std::function<void()> end;
+  };
+  uint64_t subscribe(const std::string& id, Subscriber s);
+  // While its log is open (it runs): the bytes written to its `log` file so far, where a
+  // reader of the file stops for a subscriber made now (LogQuery::end).
+  std::optional<uint64_t> log_position(const std::string& id) const;
+  // It runs, or is starting: a subscriber will see output, and its end.
+  bool active(const std::string& id) const;
+  void unsubscribe(uint64_t token);
+
+  // Stops every running container (SIGTERM, then SIGKILL after shutdown_grace) and tears
+  // them down; `done` once nothing runs. Creations and starts are refused from then on.
+  void shutdown(std::function<void()> done);
+  // After the loop has ended (blocking): removes this daemon's cgroup subtree.
+  void release_host();
+
+ private:
+  struct Entry;
+  Entry* entry(const std::string& id) const;
+  void launch(Entry& e);
+  void on_running(Entry& e);
+  void on_exited(Entry& e);
+  void on_removed(Entry& e);
+  void after_teardown(Entry& e, std::function<void()> f);
+  void finish_stop(Entry& e);
+  void erase(Entry& e, Done done);
+  // Writes the record (on the threadpool, one write at a time); `then` once it is on disk.
+  void save(Entry& e, std::function<void()> then = nullptr);
+  void answer_waiters(Entry& e, bool removed);
+  void check_shutdown();
+  void publish(const Entry& e, std::string action, std::map<std::string, std::string> extra = {});
+  static void on_kill_timer(uv_timer_t* t);
+  static void on_reap(uv_timer_t* t);
+
+  Loop& loop_;
+  cache::Store store_;
+  Options options_;
+  std::unique_ptr<HostIsolation> isolation_;
+  std::unique_ptr<Engine> engine_;
+  std::map<std::string, std::unique_ptr<Entry>> entries_;  // by id
+  std::set<std::string> reserved_names_;                    // of creations under way
+  std::map<uint64_t, std::string> waits_, subs_;            // token -> container id
+  uint64_t next_token_ = 1;
+  std::vector<std::unique_ptr<Container>> graveyard_;       // removed, freed by reaper_
+  std::vector<BlockingCall> creating_;
+  UvHandle<uv_timer_t> reaper_;
+  EventBus* events_ = nullptr;
+  bool shutting_down_ = false;
+  std::function<void()> shutdown_done_;
+};
+
+}  // namespace sandrun::runner
