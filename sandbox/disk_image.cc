@@ -3,9 +3,11 @@
 
 #include <fcntl.h>
 #include <linux/loop.h>
+#include <linux/major.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -177,12 +179,35 @@ bool is_mount_point(const std::string& path) {
   return st.st_dev != parent.st_dev;
 }
 
+namespace {
+
+// While the loop device `dev` is still bound to `image` (its sysfs backing_file names it).
+bool loop_still_bound(dev_t dev, const std::string& image) {
+  const std::string path = fmt::format("/sys/dev/block/{}:{}/loop/backing_file", major(dev), minor(dev));
+  auto bound = fs::read_file(path);
+  return bound && bound->starts_with(image);
+}
+
+}  // namespace
+
 Result<void> remove_disk_image(const std::string& image, const std::string& target) {
+  // The loop devices of the mounts there: the lazy unmount leaves each to the kernel, which
+  // releases it (autoclear) once the last mount namespace that saw the file system is gone, a
+  // moment after the container's last process. Waited for below, so that nothing of the
+  // container is left when its teardown returns.
+  std::vector<dev_t> devices;
   // Any number of mounts stacked there (a crashed run's, ours).
   for (int i = 0; i < 16 && is_mount_point(target); ++i) {
+    struct stat st;
+    if (::stat(target.c_str(), &st) == 0 && major(st.st_dev) == LOOP_MAJOR) devices.push_back(st.st_dev);
     if (::umount2(target.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) < 0) return Error::sys("unmount {}", target);
   }
   if (::unlink(image.c_str()) < 0 && errno != ENOENT) return Error::sys("remove {}", image);
+  for (dev_t dev : devices) {
+    // Bounded: a process that still holds the file system (one that escaped its cgroup's kill
+    // cannot, but a debugger could) must not hang the teardown; the kernel clears it later.
+    for (int i = 0; i < 400 && loop_still_bound(dev, image); ++i) ::usleep(5000);
+  }
   return {};
 }
 

@@ -18,13 +18,13 @@ namespace {
 
 using nlohmann::json;
 
-Response answer(const Refusal& r) {
+Response answer(const ContainerRefusal& r) {
   switch (r.kind) {
-    case Refusal::Kind::not_found: return Response::error(404, r.message);
-    case Refusal::Kind::conflict: return Response::error(409, r.message);
-    case Refusal::Kind::invalid: return Response::error(400, r.message);
-    case Refusal::Kind::failed: return Response::error(500, r.message);
-    case Refusal::Kind::not_modified: {
+    case ContainerRefusal::Kind::not_found: return Response::error(404, r.message);
+    case ContainerRefusal::Kind::conflict: return Response::error(409, r.message);
+    case ContainerRefusal::Kind::invalid: return Response::error(400, r.message);
+    case ContainerRefusal::Kind::failed: return Response::error(500, r.message);
+    case ContainerRefusal::Kind::not_modified: {
       Response out;
       out.status = 304;
       out.content_type.clear();
@@ -51,8 +51,8 @@ std::function<void(Response)> replier(Exchange& ex) {
 }
 
 // 204 when it happened, else the refusal's status.
-std::function<void(std::optional<Refusal>)> reply_204(Exchange& ex) {
-  return [reply = replier(ex)](std::optional<Refusal> r) { reply(r ? answer(*r) : no_content()); };
+std::function<void(std::optional<ContainerRefusal>)> reply_204(Exchange& ex) {
+  return [reply = replier(ex)](std::optional<ContainerRefusal> r) { reply(r ? answer(*r) : no_content()); };
 }
 
 // Docker's signal names ("SIGKILL", "KILL") and numbers; 0 when unknown.
@@ -152,7 +152,7 @@ void ContainerRoutes::create(Exchange& ex, const Call& call) {
         auto req = translate_create(*b, name, *found->image);
         if (auto* refused = std::get_if<Response>(&req)) return ex.reply(std::move(*refused));
         registry_.create(std::get<CreateRequest>(std::move(req)),
-                         [reply = replier(ex)](Result<std::string> id, std::optional<Refusal> refusal) {
+                         [reply = replier(ex)](Result<std::string> id, std::optional<ContainerRefusal> refusal) {
                            if (refusal) return reply(answer(*refusal));
                            json out = {{"Id", *id}, {"Warnings", json::array()}};
                            reply(Response::json(out.dump() + "\n", 201));
@@ -234,7 +234,7 @@ void ContainerRoutes::prune(Exchange& ex, const Call& call) {
   };
   if (ids.empty()) return finish();
   for (const auto& id : ids) {
-    registry_.remove(id, false, [left, finish](std::optional<Refusal>) {
+    registry_.remove(id, false, [left, finish](std::optional<ContainerRefusal>) {
       if (--*left == 0) finish();
     });
   }

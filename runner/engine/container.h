@@ -95,7 +95,8 @@ class Container {
   State state() const { return state_; }
   const sandbox::ContainerPlan& plan() const { return *plan_; }
   std::shared_ptr<const sandbox::ContainerPlan> shared_plan() const { return plan_; }
-  // While it runs: its cgroup (null without one), the variables its start added to the plan's.
+  // Its cgroup from the start until remove() (null without one); the variables its start added
+  // to the plan's.
   const sandbox::cgroup::Group* cgroup() const { return cgroup_.get(); }
   const std::vector<std::string>& start_env() const { return start_.env; }
   JobOutput& output() { return output_; }
@@ -126,8 +127,6 @@ class Container {
   // While running: PID 1 and its pidfd (e.g. for reading a held container's files).
   pid_t pid() const { return sandbox_ ? sandbox_->pid() : -1; }
   int pidfd() const { return sandbox_ ? sandbox_->pidfd() : -1; }
-  // Its cgroup, from the start until remove() (null without one).
-  const sandbox::cgroup::Group* cgroup() const { return cgroup_.get(); }
 
  private:
   enum class Event { start, cloned, failed_to_start, stop, command_exited, pid1_reaped, stream_closed, remove, torn_down };

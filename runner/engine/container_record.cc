@@ -175,7 +175,7 @@ std::string record_to_json(const ContainerRecord& r) {
   return j.dump() + "\n";
 }
 
-Result<ContainerRecord> record_from_json(std::string_view text, const std::string& what) {
+Result<ContainerRecord> container_record_from_json(std::string_view text, const std::string& what) {
   try {
     const json j = json::parse(text);
     ContainerRecord r;
@@ -210,7 +210,7 @@ Result<void> save_record(const std::string& dir, const ContainerRecord& r) {
 Result<ContainerRecord> load_record(const std::string& dir) {
   const std::string path = fs::join(dir, "record.json");
   const std::string text = SANDRUN_TRY(fs::read_file(path));
-  return record_from_json(text, path);
+  return container_record_from_json(text, path);
 }
 
 }  // namespace sandrun::runner

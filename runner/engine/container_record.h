@@ -50,7 +50,7 @@ int64_t now_ns();
 
 // The record as JSON text and back (the JobSpec's keys a container uses).
 std::string record_to_json(const ContainerRecord& r);
-Result<ContainerRecord> record_from_json(std::string_view text, const std::string& what);
+Result<ContainerRecord> container_record_from_json(std::string_view text, const std::string& what);
 
 // ROOT/containers/<id>/record.json, written atomically (temp file, fsync, rename). Blocking.
 Result<void> save_record(const std::string& dir, const ContainerRecord& r);

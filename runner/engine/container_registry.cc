@@ -63,7 +63,7 @@ struct ContainerRegistry::Entry {
 
 namespace {
 
-Refusal refuse(Refusal::Kind kind, std::string message) { return Refusal{kind, std::move(message)}; }
+ContainerRefusal refuse(ContainerRefusal::Kind kind, std::string message) { return ContainerRefusal{kind, std::move(message)}; }
 
 int exit_code_of(const Container& c, std::string* error) {
   if (c.start_error()) {
@@ -86,11 +86,11 @@ int exit_code_of(const Container& c, std::string* error) {
 
 // Image lookup as Docker's: a missing image is "No such image" (the client pulls it), except
 // the built-in busybox, made on first use.
-Result<cache::ImageRecord> image_for(cache::Store& store, const std::string& ref, std::optional<Refusal>& refusal) {
+Result<cache::ImageRecord> image_for(cache::Store& store, const std::string& ref, std::optional<ContainerRefusal>& refusal) {
   if (auto found = SANDRUN_TRY(store.find(ref))) return std::move(*found);
   const cache::ImageRef parsed = SANDRUN_TRY(cache::parse_ref(ref));
   if (parsed.name == cache::kBuiltinImage && parsed.registry().empty()) return store.ensure(ref);
-  refusal = refuse(Refusal::Kind::not_found, fmt::format("No such image: {}", ref));
+  refusal = refuse(ContainerRefusal::Kind::not_found, fmt::format("No such image: {}", ref));
   return Error::msg("No such image: {}", ref);
 }
 
@@ -168,8 +168,8 @@ const ContainerRecord* ContainerRegistry::find(std::string_view ref) const {
   return found;
 }
 
-Refusal ContainerRegistry::no_such(std::string_view ref) const {
-  return refuse(Refusal::Kind::not_found, fmt::format("No such container: {}", ref));
+ContainerRefusal ContainerRegistry::no_such(std::string_view ref) const {
+  return refuse(ContainerRefusal::Kind::not_found, fmt::format("No such container: {}", ref));
 }
 
 std::vector<const ContainerRecord*> ContainerRegistry::list() const {
@@ -195,18 +195,18 @@ LiveInfo ContainerRegistry::live(const std::string& id) const {
   return LiveInfo{e->live->pid(), e->live->cgroup()};
 }
 
-void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std::string>, std::optional<Refusal>)> done) {
-  auto fail = [&done](Refusal r) { done(Error::msg("{}", r.message), std::move(r)); };
-  if (shutting_down_) return fail(refuse(Refusal::Kind::conflict, "the daemon is shutting down"));
+void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std::string>, std::optional<ContainerRefusal>)> done) {
+  auto fail = [&done](ContainerRefusal r) { done(Error::msg("{}", r.message), std::move(r)); };
+  if (shutting_down_) return fail(refuse(ContainerRefusal::Kind::conflict, "the daemon is shutting down"));
   const std::string id = new_container_id();
   if (req.name.empty()) req.name = default_container_name(id);
   if (!req.name.empty() && req.name.front() == '/') req.name.erase(0, 1);
   if (!valid_container_name(req.name))
-    return fail(refuse(Refusal::Kind::invalid, fmt::format("Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+    return fail(refuse(ContainerRefusal::Kind::invalid, fmt::format("Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
                                                            "are allowed", req.name)));
   const ContainerRecord* taken = find("/" + req.name);
   if ((taken && taken->name == req.name) || reserved_names_.count(req.name)) {
-    return fail(refuse(Refusal::Kind::conflict,
+    return fail(refuse(ContainerRefusal::Kind::conflict,
                        fmt::format("Conflict. The container name \"/{}\" is already in use by container \"{}\". You have "
                                    "to remove (or rename) that container to be able to reuse that name.",
                                    req.name, taken ? taken->id : std::string("(being created)"))));
@@ -225,7 +225,7 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
   req.spec.name = req.spec.base_name = req.name;
   req.spec.pull = config::PullPolicy::never;
   en.rec.spec = std::move(req.spec);
-  auto refusal = std::make_shared<std::optional<Refusal>>();
+  auto refusal = std::make_shared<std::optional<ContainerRefusal>>();
   auto error = std::make_shared<std::optional<Error>>();
   auto dirs = std::make_shared<std::vector<std::string>>(std::move(req.make_dirs));
   creating_.emplace_back();
@@ -244,7 +244,7 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
           en.rec.image_id = image.id;
           auto prepared = prepare_jobs(store_, {en.rec.spec}, cache::PullOptions{}, options_.host);
           if (!prepared) {
-            *refusal = refuse(Refusal::Kind::invalid, prepared.error().message());
+            *refusal = refuse(ContainerRefusal::Kind::invalid, prepared.error().message());
             return std::move(prepared.error());
           }
           en.plan = std::move(prepared->plans.front());
@@ -257,7 +257,7 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
       [this, e, refusal, error, done = std::move(done), name = req.name] {
         reserved_names_.erase(name);
         if (*refusal || *error) {
-          Refusal out = *refusal ? **refusal : refuse(Refusal::Kind::failed, (*error)->message());
+          ContainerRefusal out = *refusal ? **refusal : refuse(ContainerRefusal::Kind::failed, (*error)->message());
           done(Error::msg("{}", out.message), std::move(out));
         } else {
           const std::string id = (*e)->rec.id;
@@ -272,10 +272,10 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
 void ContainerRegistry::start(const std::string& id, Done done) {
   Entry* e = entry(id);
   if (!e) return done(no_such(id));
-  if (e->running()) return done(refuse(Refusal::Kind::not_modified, "container already started"));
-  if (shutting_down_) return done(refuse(Refusal::Kind::conflict, "the daemon is shutting down"));
+  if (e->running()) return done(refuse(ContainerRefusal::Kind::not_modified, "container already started"));
+  if (shutting_down_) return done(refuse(ContainerRefusal::Kind::conflict, "the daemon is shutting down"));
   if (e->rec.status == ContainerStatus::removing)
-    return done(refuse(Refusal::Kind::conflict, fmt::format("container {} is marked for removal and cannot be started", id)));
+    return done(refuse(ContainerRefusal::Kind::conflict, fmt::format("container {} is marked for removal and cannot be started", id)));
   e->starting = true;
   e->start_done.push_back(std::move(done));
   after_teardown(*e, [this, e] { launch(*e); });
@@ -326,7 +326,7 @@ void ContainerRegistry::launch(Entry& en) {
           e->netns.reset();
           e->rec.error = (*error)->message();
           auto done = std::move(e->start_done);
-          for (auto& d : done) d(refuse(Refusal::Kind::failed, e->rec.error));
+          for (auto& d : done) d(refuse(ContainerRefusal::Kind::failed, e->rec.error));
           return save(*e);
         }
         Container::Hooks hooks;
@@ -396,7 +396,7 @@ void ContainerRegistry::on_exited(Entry& e) {
   if (!e.stop_done.empty()) publish(e, "stop");
   if (was_starting) {
     auto done = std::move(e.start_done);
-    for (auto& d : done) d(refuse(Refusal::Kind::failed, e.rec.error.empty() ? "the container could not start" : e.rec.error));
+    for (auto& d : done) d(refuse(ContainerRefusal::Kind::failed, e.rec.error.empty() ? "the container could not start" : e.rec.error));
   }
   auto subs = std::move(e.subscribers);
   for (auto& [tok, s] : subs) {
@@ -417,7 +417,7 @@ void ContainerRegistry::on_removed(Entry& e) {
   auto after = std::move(e.after_teardown);
   for (auto& f : after) f();
   if (e.rec.auto_remove && !e.running() && e.rec.status == ContainerStatus::exited && !shutting_down_) {
-    erase(e, [](std::optional<Refusal>) {});
+    erase(e, [](std::optional<ContainerRefusal>) {});
     return;
   }
   check_shutdown();
@@ -433,12 +433,12 @@ void ContainerRegistry::after_teardown(Entry& e, std::function<void()> f) {
 void ContainerRegistry::stop(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done, int sig) {
   Entry* e = entry(id);
   if (!e) return done(no_such(id));
-  if (!e->running()) return done(refuse(Refusal::Kind::not_modified, "container already stopped"));
+  if (!e->running()) return done(refuse(ContainerRefusal::Kind::not_modified, "container already stopped"));
   e->stop_done.push_back(std::move(done));
   if (e->starting && !e->live) {
     // Still preparing: it stops as soon as it runs.
-    e->start_done.push_back([this, id, grace, sig](std::optional<Refusal> r) {
-      if (!r) stop(id, grace, [](std::optional<Refusal>) {}, sig);
+    e->start_done.push_back([this, id, grace, sig](std::optional<ContainerRefusal> r) {
+      if (!r) stop(id, grace, [](std::optional<ContainerRefusal>) {}, sig);
     });
     return;
   }
@@ -462,11 +462,11 @@ void ContainerRegistry::kill(const std::string& id, int sig, Done done) {
   Entry* e = entry(id);
   if (!e) return done(no_such(id));
   if (!e->running())
-    return done(refuse(Refusal::Kind::conflict, fmt::format("Cannot kill container: {}: Container {} is not running", id, id)));
+    return done(refuse(ContainerRefusal::Kind::conflict, fmt::format("Cannot kill container: {}: Container {} is not running", id, id)));
   publish(*e, "kill", {{"signal", std::to_string(sig)}});
   if (e->live) e->live->stop(sig);
-  else e->start_done.push_back([this, id, sig](std::optional<Refusal> r) {
-    if (!r) kill(id, sig, [](std::optional<Refusal>) {});
+  else e->start_done.push_back([this, id, sig](std::optional<ContainerRefusal> r) {
+    if (!r) kill(id, sig, [](std::optional<ContainerRefusal>) {});
   });
   done(std::nullopt);
 }
@@ -474,8 +474,8 @@ void ContainerRegistry::kill(const std::string& id, int sig, Done done) {
 void ContainerRegistry::restart(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done) {
   Entry* e = entry(id);
   if (!e) return done(no_such(id));
-  auto go = [this, id, done](std::optional<Refusal> r) mutable {
-    if (r && r->kind != Refusal::Kind::not_modified) return done(std::move(r));
+  auto go = [this, id, done](std::optional<ContainerRefusal> r) mutable {
+    if (r && r->kind != ContainerRefusal::Kind::not_modified) return done(std::move(r));
     Entry* e = entry(id);
     if (!e) return done(no_such(id));
     ++e->rec.restarts;
@@ -489,13 +489,13 @@ void ContainerRegistry::remove(const std::string& id, bool force, Done done) {
   Entry* e = entry(id);
   if (!e) return done(no_such(id));
   if (e->rec.status == ContainerStatus::removing)
-    return done(refuse(Refusal::Kind::conflict, fmt::format("removal of container {} is already in progress", id)));
+    return done(refuse(ContainerRefusal::Kind::conflict, fmt::format("removal of container {} is already in progress", id)));
   if (e->running()) {
     if (!force)
-      return done(refuse(Refusal::Kind::conflict,
+      return done(refuse(ContainerRefusal::Kind::conflict,
                          fmt::format("You cannot remove a running container {}. Stop the container before attempting "
                                      "removal or force remove", id)));
-    return stop(id, std::chrono::milliseconds(0), [this, id, done](std::optional<Refusal>) mutable {
+    return stop(id, std::chrono::milliseconds(0), [this, id, done](std::optional<ContainerRefusal>) mutable {
       remove(id, false, std::move(done));
     }, SIGKILL);
   }
@@ -625,7 +625,7 @@ void ContainerRegistry::shutdown(std::function<void()> done) {
   shutdown_done_ = std::move(done);
   creating_.clear();
   for (auto& [id, e] : entries_) {
-    if (e->running()) stop(id, options_.shutdown_grace, [](std::optional<Refusal>) {});
+    if (e->running()) stop(id, options_.shutdown_grace, [](std::optional<ContainerRefusal>) {});
   }
   check_shutdown();
 }

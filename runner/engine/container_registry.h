@@ -41,13 +41,13 @@ namespace sandrun::runner {
 
 // Why an operation of the registry did not happen, as a kind a front door maps to its own
 // status (the API: 404, 409, 304, 400, 500) and a message in Docker's words.
-struct Refusal {
+struct ContainerRefusal {
   enum class Kind { not_found, conflict, not_modified, invalid, failed };
   Kind kind = Kind::failed;
   std::string message;
 };
 // Done(nullopt) when it happened.
-using Done = std::function<void(std::optional<Refusal>)>;
+using Done = std::function<void(std::optional<ContainerRefusal>)>;
 
 enum class WaitCondition { not_running, next_exit, removed };
 
@@ -89,7 +89,7 @@ class ContainerRegistry {
   // A record by full id, unique id prefix, or name (with or without a leading '/').
   const ContainerRecord* find(std::string_view ref) const;
   // "No such container: X" when it is not there.
-  Refusal no_such(std::string_view ref) const;
+  ContainerRefusal no_such(std::string_view ref) const;
   // Every record, newest first.
   std::vector<const ContainerRecord*> list() const;
   struct Counts {
@@ -101,7 +101,7 @@ class ContainerRegistry {
   // While it runs: PID 1 and its cgroup; else pid -1.
   LiveInfo live(const std::string& id) const;
 
-  void create(CreateRequest request, std::function<void(Result<std::string>, std::optional<Refusal>)> done);
+  void create(CreateRequest request, std::function<void(Result<std::string>, std::optional<ContainerRefusal>)> done);
   void start(const std::string& id, Done done);
   // SIGTERM (or `sig`), then SIGKILL after `grace` (none: wait); done once it has exited.
   void stop(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done, int sig = SIGTERM);

@@ -65,7 +65,7 @@ TEST(ContainerRecords, RoundTripThroughTheirFile) {
   EXPECT_EQ(back->exit_code, 3);
   EXPECT_TRUE(back->oom_killed);
   EXPECT_EQ(back->client, r.client);
-  auto bad = runner::record_from_json("{\"id\":\"../x\"}", "record.json");
+  auto bad = runner::container_record_from_json("{\"id\":\"../x\"}", "record.json");
   EXPECT_FALSE(bad);
 }
 

@@ -122,7 +122,10 @@ class ExecTest : public SandboxFixture {
 };
 
 TEST_F(ExecTest, SeesTheContainersProcessesFilesHostnameAndNamespaces) {
-  start(spec({"/bin/sh", "-c", "echo written-by-pid1 > /tmp/marker; echo ready; exec sleep 60"}));
+  // "ready" once sleep runs (as sleep: after its exec), so that the exec finds it by name.
+  start(spec({"/bin/sh", "-c",
+              "echo written-by-pid1 > /tmp/marker; sleep 60 & until pidof sleep >/dev/null; do :; done; "
+              "echo ready; wait"}));
   const size_t fds_before = open_fds();
   // PID 1 (sandrun-init) is not dumpable: its namespaces are compared through its command's.
   auto r = exec(sh("cat /tmp/marker; hostname; pidof sleep | wc -w; s=$(pidof sleep); "
