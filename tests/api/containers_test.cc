@@ -208,11 +208,11 @@ TEST_F(ContainersTest, PublishedPortsReachTheContainerFromTheHost) {
 }
 
 TEST_F(ContainersTest, DaemonStopTearsDownRunningContainersAndTheNextKeepsTheirRecords) {
-  out_of({"run", "-d", "--name", "aa", "busybox", "sleep", "100"});
-  out_of({"run", "-d", "--name", "bb", "busybox", "sleep", "100"});
-  ASSERT_TRUE(host_has_process({"sleep", "100"}));
+  out_of({"run", "-d", "--name", "aa", "busybox", "sleep", "86501"});
+  out_of({"run", "-d", "--name", "bb", "busybox", "sleep", "86501"});
+  ASSERT_TRUE(host_has_process({"sleep", "86501"}));
   stop_and_expect_nothing_left();
-  EXPECT_FALSE(host_has_process({"sleep", "100"}));
+  EXPECT_FALSE(host_has_process({"sleep", "86501"}));
   start();
   const std::string ps = out_of({"ps", "-a", "--format", "{{.Names}} {{.State}}"});
   EXPECT_NE(ps.find("aa exited\n"), std::string::npos) << ps;
@@ -225,14 +225,14 @@ TEST_F(ContainersTest, DaemonStopTearsDownRunningContainersAndTheNextKeepsTheirR
 }
 
 TEST_F(ContainersTest, AKilledDaemonsLeftoversAreSweptByTheNext) {
-  out_of({"run", "-d", "--name", "gone", "busybox", "sleep", "100"});
-  ASSERT_TRUE(host_has_process({"sleep", "100"}));
+  out_of({"run", "-d", "--name", "gone", "busybox", "sleep", "86502"});
+  ASSERT_TRUE(host_has_process({"sleep", "86502"}));
   daemon_->signal(SIGKILL);
   daemon_->finish();
   daemon_.reset();
   start();
   // Its container died with it (its init follows the daemon); the record is kept, as exited.
-  EXPECT_TRUE(eventually([] { return !host_has_process({"sleep", "100"}); }, kStartTimeout));
+  EXPECT_TRUE(eventually([] { return !host_has_process({"sleep", "86502"}); }, kStartTimeout));
   EXPECT_EQ(out_of({"ps", "-a", "--format", "{{.Names}} {{.State}}"}), "gone exited\n");
   EXPECT_EQ(out_of({"inspect", "--format", "{{.State.ExitCode}} {{.State.Error}}", "gone"}),
             "255 the daemon that ran it stopped\n");
