@@ -9,6 +9,8 @@ namespace {
 constexpr std::string_view kPrefix = "sha256:";
 }
 
+void init_digests() { (void)sha256_of(""); }
+
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
   // Allocation failure of a few bytes or a crypto library without sha256: nothing sensible
   // can continue, and returning a wrong digest would be worse than stopping.

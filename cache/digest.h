@@ -28,6 +28,12 @@ class Sha256 {
 // The digest of a whole string, "sha256:<hex>".
 std::string sha256_of(std::string_view data);
 
+// Initialises the crypto library on the calling thread. Call it from the main thread of a
+// process that hashes on threads of its own that end (the daemon's parallel layer imports):
+// the library's first use keeps per-thread state that is never freed when that first thread
+// is not the main one (a leak LeakSanitizer reports when the process exits).
+void init_digests();
+
 // True for exactly "sha256:" followed by 64 lowercase hex digits. Digests read back from the
 // index name directories, so anything else (say "sha256:../..") must never reach a path.
 bool is_valid_digest(std::string_view digest);

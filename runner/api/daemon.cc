@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include "cache/curl_lib.h"
+#include "cache/digest.h"
 #include "runner/api/api.h"
 #include "runner/api/api_socket.h"
 #include "runner/api/routes.h"
@@ -72,6 +74,12 @@ struct Stopper {
 }  // namespace
 
 Result<void> serve(const ServeOptions& o, cache::Store store) {
+  // The crypto libraries keep per-thread state from their first use that is never freed when
+  // that thread is not the main one: both are first used here (sandrun's own libcrypto for
+  // digests; libcurl's, loaded now rather than by the first pull's thread). A host without
+  // libcurl still serves: its pulls say so.
+  cache::init_digests();
+  (void)cache::load_curl_lib();
   std::optional<gid_t> group;
   if (!o.group.empty()) group = SANDRUN_TRY(lookup_group(o.group));
   const bool default_socket = o.socket.empty();

@@ -182,7 +182,18 @@ TEST_F(ServeImages, BigImagesAreSavedAndLoadedThroughFilesNotMemory) {
   auto imp = run_sandrun(root(), {"image", "import", "--rootfs", dir + ".tar", "big:1"});
   ASSERT_EQ(imp.status, 0) << imp.err;
   ::unlink((dir + ".tar").c_str());
+#if defined(__SANITIZE_ADDRESS__)
+  // Under AddressSanitizer freed memory waits in a quarantine of 256 MiB by default, which the
+  // transfer's buffers fill: the daemon gets a small one, so that its peak is its own again.
+  const char* asan = ::getenv("ASAN_OPTIONS");
+  const std::string saved = asan ? asan : "";
+  ::setenv("ASAN_OPTIONS", (saved + ":quarantine_size_mb=4:thread_local_quarantine_size_kb=64").c_str(), 1);
   start();
+  if (asan) ::setenv("ASAN_OPTIONS", saved.c_str(), 1);
+  else ::unsetenv("ASAN_OPTIONS");
+#else
+  start();
+#endif
   const std::string tar = tmp_ / "big-saved.tar";
   auto r = docker({"save", "-o", tar, "big:1"});
   ASSERT_EQ(r.status, 0) << r.err;
@@ -197,7 +208,15 @@ TEST_F(ServeImages, BigImagesAreSavedAndLoadedThroughFilesNotMemory) {
   // Neither the 96 MiB answer nor the 96 MiB body was held: the daemon stayed small.
   const long peak = peak_rss_mib(daemon_->pid());
   EXPECT_GT(peak, 0);
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer's allocator and shadow make the daemon's peak several times the data it
+  // touches (291 MiB measured for this transfer even with a small quarantine): the bound of
+  // the design (files, not memory) is checked by the optimised build; here only that nothing
+  // like the whole image was held per copy (it would be 4 x 96 MiB and more).
+  EXPECT_LT(peak, 384) << "the daemon's peak RSS was " << peak << " MiB";
+#else
   EXPECT_LT(peak, 48) << "the daemon's peak RSS was " << peak << " MiB";
+#endif
   std::printf("daemon peak RSS after saving and loading a 96 MiB image: %ld MiB\n", peak);
   stop();
   EXPECT_TRUE(tmp_entries().empty());
