@@ -175,4 +175,11 @@ std::string frame_record(const LogRecord& r, bool timestamps) {
   return frame_bytes(r.stream, rfc3339_nano(r.time_ns) + " " + r.data);
 }
 
+Result<std::string> framed_log(const std::string& dir, const LogQuery& q, bool timestamps) {
+  auto records = SANDRUN_TRY(read_log(dir, q));
+  std::string out;
+  for (const auto& r : records) out += frame_record(r, timestamps);
+  return out;
+}
+
 }  // namespace sandrun::runner::api

@@ -27,5 +27,7 @@ std::string list_entry_json(const ContainerRecord& r, int64_t now);
 // size big-endian) and the bytes, with the time first when `timestamps`.
 std::string frame_record(const LogRecord& r, bool timestamps);
 std::string frame_bytes(int stream, std::string_view data);
+// The records of the log in `dir` that `q` takes, framed (blocking: read on the threadpool).
+Result<std::string> framed_log(const std::string& dir, const LogQuery& q, bool timestamps);
 
 }  // namespace sandrun::runner::api

@@ -123,14 +123,7 @@ void ContainerRoutes::logs(Exchange& ex, const Call& call, const std::string& id
   ex.work = run_blocking(
       loop_,
       [dir = registry_.dir_of(id), lq, timestamps, text](const std::atomic<bool>&) {
-        auto records = read_log(dir, lq);
-        if (!records) {
-          *text = std::move(records.error());
-          return;
-        }
-        std::string out;
-        for (const auto& r : *records) out += frame_record(r, timestamps);
-        *text = std::move(out);
+        *text = framed_log(dir, lq, timestamps);
       },
       [&ex, text, minor = call.target.minor] {
         if (!*text) return ex.reply(Response::error(500, text->error().message()));

@@ -95,14 +95,7 @@ void ContainerRoutes::follow_logs(Exchange& ex, const Call& call, const std::str
   ex.work = run_blocking(
       loop_,
       [dir = registry_.dir_of(id), lq, timestamps, text](const std::atomic<bool>&) {
-        auto records = read_log(dir, lq);
-        if (!records) {
-          *text = std::move(records.error());
-          return;
-        }
-        std::string out;
-        for (const auto& r : *records) out += frame_record(r, timestamps);
-        *text = std::move(out);
+        *text = framed_log(dir, lq, timestamps);
       },
       [this, &ex, f, text, timestamps] {
         if (!*text) log::warn("api: logs: {}", text->error().message());
