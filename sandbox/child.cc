@@ -484,7 +484,7 @@ void make_root_readonly(const Child& c) {
 int child_entry(void* plan) { run_child(*static_cast<const ChildPlan*>(plan)); }
 
 void run_child(const ChildPlan& plan) {
-  Child c{plan, plan.status_fd};
+  Child c{{plan.status_fd}, plan};
   // First of all: if sandrun dies from here on, so does this child (it is not recorded in its
   // slot yet, so nothing else would stop it). Set again after the credential change below,
   // which clears it.

@@ -22,23 +22,8 @@
 namespace sandrun::sandbox {
 namespace {
 
-struct ExecChild {
+struct ExecChild : SetupReporter {
   const ExecChildPlan& plan;
-  int status_fd;
-  [[noreturn]] void fail(Stage stage, int index = 0) const {
-    StatusRecord rec{static_cast<uint32_t>(RecordKind::setup_failed), static_cast<uint32_t>(stage), index, errno};
-    ssize_t ignored = ::write(status_fd, &rec, sizeof rec);
-    (void)ignored;
-    sys::exit_now(1);
-  }
-  void check(long rc, Stage stage, int index = 0) const {
-    if (rc < 0) fail(stage, index);
-  }
-  void check_err(int err, Stage stage, int index = 0) const {
-    if (err == 0) return;
-    errno = err;
-    fail(stage, index);
-  }
 };
 
 // The container's namespaces, then its root: PID 1's own root (after a pivot_root the mount
@@ -117,7 +102,7 @@ void apply_hardening(const ExecChild& c) {
 }  // namespace
 
 void run_exec_child(const ExecChildPlan& plan) {
-  ExecChild c{plan, plan.status_fd};
+  ExecChild c{{plan.status_fd}, plan};
   // First: the container's processes (the same uid, once we switch) must not ptrace or read the
   // memory of this copy of sandrun until it execs; exec makes it dumpable again.
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

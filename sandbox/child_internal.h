@@ -19,15 +19,11 @@ namespace sandrun::sandbox {
 constexpr uint64_t kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 constexpr uint64_t kBeneathNoLinks = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
-struct Child {
-  const ChildPlan& plan;
+// A child's failure between clone and exec: a setup_failed record (the stage, an index, errno)
+// on its status pipe, then _exit. Async-signal-safe. The first process's child and an exec's
+// report the same way.
+struct SetupReporter {
   int status_fd;
-  // While /dev and the masks are set up: a descriptor of the attached device source, with the
-  // nodes and the empty file (child.cc attach_device_source); -1 otherwise.
-  int dev_source = -1;
-  // With a terminal (ChildPlan::tty_socket): the pty's slave, which becomes 0, 1 and 2.
-  int tty = -1;
-
   [[noreturn]] void fail(Stage stage, int index = 0) const {
     StatusRecord rec{static_cast<uint32_t>(RecordKind::setup_failed), static_cast<uint32_t>(stage),
                      index, errno};
@@ -44,6 +40,16 @@ struct Child {
     errno = err;
     fail(stage, index);
   }
+};
+
+struct Child : SetupReporter {
+  const ChildPlan& plan;
+  // While /dev and the masks are set up: a descriptor of the attached device source, with the
+  // nodes and the empty file (child.cc attach_device_source); -1 otherwise.
+  int dev_source = -1;
+  // With a terminal (ChildPlan::tty_socket): the pty's slave, which becomes 0, 1 and 2.
+  int tty = -1;
+
 };
 
 // Writes the decimal digits of `n` (>= 0) and a NUL into `out` (12 bytes: any int fits); no
