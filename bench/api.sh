@@ -78,7 +78,7 @@ ENGINES=()
 start_sandrun() {
   mkdir -p "$TMP/sandrun"
   SOCK[sandrun]=$TMP/sandrun/sandrun.sock
-  "$SANDRUN" serve --socket "${SOCK[sandrun]}" --root "$TMP/sandrun/root" >"$TMP/sandrun/log" 2>&1 &
+  "$SANDRUN" --root "$TMP/sandrun/root" serve --socket "${SOCK[sandrun]}" >"$TMP/sandrun/log" 2>&1 &
   PID[sandrun]=$!
   wait_socket sandrun || die "sandrun serve did not start: $(tail -3 "$TMP/sandrun/log")"
   ENGINES+=(sandrun)
@@ -237,9 +237,9 @@ daemon_pids() {  # the engine's long-lived processes
 }
 helper_pids() {  # the per-container processes the engine adds besides the command
   case $1 in
-    sandrun) pgrep -f "^$SANDRUN-init|sandrun-init" | while read -r p; do
-               [[ $(readlink "/proc/$p/exe" 2>/dev/null) == *sandrun* ]] && echo "$p"; done ;;
-    dockerd) pgrep -x containerd-shim-runc-v2 ;;  # the shims of this dockerd's containerd only run now
+    sandrun) pgrep -P "${PID[sandrun]}" | while read -r p; do  # this daemon's children only
+               [[ $(readlink "/proc/$p/exe" 2>/dev/null) == *sandrun-init* ]] && echo "$p"; done ;;
+    dockerd) pgrep -f "^[^ ]*containerd-shim-runc-v2 " ;;  # the shims of this dockerd's containerd (the only ones running now)
     podman) pgrep -x conmon ;;
   esac
 }
