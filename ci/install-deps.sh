@@ -30,6 +30,9 @@ packages=(
 # for testcontainers (installed from npm into tests/testcontainers at the end).
 if [[ ${1:-} == --tests ]]; then
   packages+=(python3-docker docker.io)
+  # ccache: the test command's two builds share a compiler cache across the runs of one machine
+  # (ci/test.sh); a cold cache only costs the plain build's time.
+  packages+=(ccache)
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
 fi

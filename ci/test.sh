@@ -40,12 +40,22 @@ record() {  # record NAME STATUS START DETAIL
   if (($2 == 0)); then results+=("passed in ${secs}s: $4"); else results+=("FAILED in ${secs}s: $4"); failed=1; fi
 }
 
+# The compiler cache: one per machine (outside the checkout, so that the next clean checkout
+# finds it), keyed by paths relative to the checkout (CCACHE_BASEDIR; NOHASHDIR: the debug
+# info's directory is not part of the key). Without ccache the builds are plain.
+launcher=()
+if command -v ccache >/dev/null; then
+  export CCACHE_DIR=${CCACHE_DIR:-/var/cache/sandrun-ci/ccache} CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=true
+  export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+
 # build_and_test DIR BUILD_TYPE [CMAKE_ARGS...]: configure, build everything, run ctest.
 detail="" built_ok=0
 build_and_test() {
   local dir=$1 type=$2
   shift 2
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "$@" || { detail="cmake configure failed"; return 1; }
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "${launcher[@]}" "$@" || { detail="cmake configure failed"; return 1; }
   cmake --build "$dir" -j "$jobs" || { detail="the build failed"; return 1; }
   built_ok=1
   local exclude args=(-j "$jobs")
