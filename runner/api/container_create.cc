@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runner/api/health_json.h"
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner::api {
@@ -30,7 +31,7 @@ bool empty_value(const json& v) {
 // logged as ignored.
 const std::set<std::string, std::less<>> kConfigFields = {
     "Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Labels", "Tty", "OpenStdin", "AttachStdin",
-    "AttachStdout", "AttachStderr", "StdinOnce", "HostConfig", "NetworkingConfig", "Hostname", "Volumes", "ExposedPorts"};
+    "AttachStdout", "AttachStderr", "StdinOnce", "HostConfig", "NetworkingConfig", "Hostname", "Volumes", "ExposedPorts", "Healthcheck"};
 const std::set<std::string, std::less<>> kHostFields = {
     "Binds", "Mounts", "Memory", "NanoCpus", "CpuQuota", "CpuPeriod", "PidsLimit", "AutoRemove", "CapAdd", "CapDrop",
     "ReadonlyRootfs", "Tmpfs", "Init", "SecurityOpt", "Privileged", "Devices", "PidMode", "IpcMode", "UTSMode",
@@ -301,7 +302,23 @@ void read_network(const json& hc, const json& exposed, config::JobSpec& spec) {
 
 std::string first_or_empty(const std::vector<std::string>& v) { return v.empty() ? "" : v.front(); }
 
-CreateRequest translate(const json& cfg, const std::string& name, const cache::ImageRecord& image) {
+// The image config's own HEALTHCHECK (config.Healthcheck), if it has a readable one.
+HealthcheckSpec image_healthcheck(std::string_view image_config) {
+  if (image_config.empty()) return {};
+  const json doc = json::parse(image_config, nullptr, false);
+  if (!doc.is_object() || !doc.contains("config") || !doc["config"].is_object()) return {};
+  const json& c = doc["config"];
+  if (!c.contains("Healthcheck")) return {};
+  auto spec = parse_healthcheck(c["Healthcheck"]);
+  if (auto* err = std::get_if<std::string>(&spec)) {
+    log::warn("api: create: the image's Healthcheck is not used: {}", *err);
+    return {};
+  }
+  return std::get<HealthcheckSpec>(spec);
+}
+
+CreateRequest translate(const json& cfg, const std::string& name, const cache::ImageRecord& image,
+                        std::string_view image_config) {
   static const json kNone = json::object();
   const json& hc = cfg.contains("HostConfig") && cfg["HostConfig"].is_object() ? cfg["HostConfig"] : kNone;
   log_ignored(cfg, kConfigFields, "Config.");
@@ -344,6 +361,10 @@ CreateRequest translate(const json& cfg, const std::string& name, const cache::I
   read_hardening(hc, spec);
   read_network(hc, cfg.contains("ExposedPorts") ? cfg["ExposedPorts"] : json(nullptr), spec);
   req.auto_remove = boolean(hc, "AutoRemove", "HostConfig.");
+  // The create's check, else the image's (docker-save tars and pulled images carry it).
+  auto health = parse_healthcheck(cfg.contains("Healthcheck") ? cfg["Healthcheck"] : json(nullptr));
+  if (auto* err = std::get_if<std::string>(&health)) bad(*err);
+  req.health = effective_healthcheck(std::get<HealthcheckSpec>(health), image_healthcheck(image_config));
   if (auto it = hc.find("Init"); it != hc.end() && it->is_boolean() && !it->get<bool>())
     log::debug("api: create: Init false: sandrun's init stays PID 1");
   // Docker's view of what was created, for inspect and list.
@@ -386,9 +407,9 @@ std::variant<CreateBody, Response> read_create_body(const std::string& body) {
 }
 
 std::variant<CreateRequest, Response> translate_create(const CreateBody& body, const std::string& name,
-                                                       const cache::ImageRecord& image) {
+                                                       const cache::ImageRecord& image, std::string_view image_config) {
   try {
-    return translate(json::parse(body.json), name, image);
+    return translate(json::parse(body.json), name, image, image_config);
   } catch (const Bad& b) {
     return Response::error(400, b.message);
   } catch (const std::exception& e) {

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "runner/api/health_json.h"
+
 namespace sandrun::runner::api {
 namespace {
 
@@ -76,10 +78,16 @@ std::string human_duration(int64_t ns) {
   return fmt::format("{} years", seconds / 3600 / 24 / 365);
 }
 
-std::string status_text(const ContainerRecord& r, int64_t now) {
+std::string status_text(const ContainerRecord& r, int64_t now, const HealthState* health) {
   switch (r.status) {
     case ContainerStatus::created: return "Created";
-    case ContainerStatus::running: return "Up " + human_duration(now - r.started_ns);
+    case ContainerStatus::running: {
+      std::string up = "Up " + human_duration(now - r.started_ns);
+      if (!health) return up;
+      // Docker's: "Up 5 seconds (healthy)", "(unhealthy)", "(health: starting)".
+      if (health->status == HealthStatus::starting) return up + " (health: starting)";
+      return fmt::format("{} ({})", up, health_status_name(health->status));
+    }
     case ContainerStatus::exited:
       return fmt::format("Exited ({}) {} ago", r.exit_code, human_duration(now - r.finished_ns));
     case ContainerStatus::removing: return "Removal In Progress";
@@ -87,7 +95,7 @@ std::string status_text(const ContainerRecord& r, int64_t now) {
   return "";
 }
 
-std::string inspect_json(const ContainerRecord& r) {
+std::string inspect_json(const ContainerRecord& r, const HealthState* health, const std::vector<std::string>& exec_ids) {
   const json client = client_of(r);
   json j;
   j["Id"] = r.id;
@@ -99,6 +107,7 @@ std::string inspect_json(const ContainerRecord& r) {
                 {"OOMKilled", r.oom_killed}, {"Dead", false}, {"Pid", running ? r.pid : 0},
                 {"ExitCode", r.exit_code}, {"Error", r.error}, {"StartedAt", rfc3339_nano(r.started_ns)},
                 {"FinishedAt", rfc3339_nano(r.finished_ns)}};
+  if (health) j["State"]["Health"] = health_state_json(*health);
   j["Image"] = r.image_id;
   j["ResolvConfPath"] = "";
   j["HostnamePath"] = "";
@@ -111,7 +120,7 @@ std::string inspect_json(const ContainerRecord& r) {
   j["MountLabel"] = "";
   j["ProcessLabel"] = "";
   j["AppArmorProfile"] = "";
-  j["ExecIDs"] = nullptr;
+  j["ExecIDs"] = exec_ids.empty() ? json(nullptr) : json(exec_ids);
   json hc = client.value("HostConfig", json::object());
   hc["AutoRemove"] = r.auto_remove;
   if (!hc.contains("RestartPolicy")) hc["RestartPolicy"] = {{"Name", "no"}, {"MaximumRetryCount", 0}};
@@ -133,7 +142,7 @@ std::string inspect_json(const ContainerRecord& r) {
   return j.dump();
 }
 
-std::string list_entry_json(const ContainerRecord& r, int64_t now) {
+std::string list_entry_json(const ContainerRecord& r, int64_t now, const HealthState* health) {
   const json client = client_of(r);
   json j;
   j["Id"] = r.id;
@@ -149,7 +158,7 @@ std::string list_entry_json(const ContainerRecord& r, int64_t now) {
     j["Ports"].push_back({{"IP", p.host_ip}, {"PrivatePort", p.container_port}, {"PublicPort", p.host_port}, {"Type", "tcp"}});
   j["Labels"] = r.labels;
   j["State"] = docker_status(r);
-  j["Status"] = status_text(r, now);
+  j["Status"] = status_text(r, now, health);
   j["HostConfig"] = {{"NetworkMode", client.value("HostConfig", json::object()).value("NetworkMode", "default")}};
   j["NetworkSettings"] = {{"Networks", network_settings(r)["Networks"]}};
   j["Mounts"] = client.value("Mounts", json::array());

@@ -7,6 +7,7 @@
 #include "runner/api/routes.h"
 #include "runner/api/server.h"
 #include "runner/engine/container_registry.h"
+#include "runner/engine/exec_registry.h"
 #include "runner/loop/loop.h"
 
 namespace sandrun::runner::api {
@@ -19,6 +20,8 @@ class ContainerRoutes {
   bool handle(Exchange& ex, const Call& call);
   // Whether the request's body is read (create).
   static bool wants_body(RouteId id) { return id == RouteId::container_create; }
+  // The execs, for inspect's ExecIDs (may stay unset: none shown).
+  void set_execs(const ExecRegistry* execs) { execs_ = execs; }
 
  private:
   void create(Exchange& ex, const Call& call);
@@ -38,6 +41,7 @@ class ContainerRoutes {
   Loop& loop_;
   cache::Store store_;
   ContainerRegistry& registry_;
+  const ExecRegistry* execs_ = nullptr;
 };
 
 }  // namespace sandrun::runner::api

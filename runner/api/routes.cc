@@ -52,10 +52,10 @@ constexpr Route kRoutes[] = {
     {"PUT", "/containers/{id}/archive", P, RouteId::container_archive_put},
     {"DELETE", "/containers/{id}", Y, RouteId::container_delete},
     // exec
-    {"POST", "/containers/{id}/exec", P, RouteId::exec_create},
-    {"POST", "/exec/{id}/start", P, RouteId::exec_start},
-    {"POST", "/exec/{id}/resize", P, RouteId::exec_resize},
-    {"GET", "/exec/{id}/json", P, RouteId::exec_inspect},
+    {"POST", "/containers/{id}/exec", Y, RouteId::exec_create},
+    {"POST", "/exec/{id}/start", Y, RouteId::exec_start},
+    {"POST", "/exec/{id}/resize", Y, RouteId::exec_resize},
+    {"GET", "/exec/{id}/json", Y, RouteId::exec_inspect},
     // images
     {"GET", "/images/json", Y, RouteId::image_list},
     {"GET", "/images/search", U},

@@ -172,6 +172,12 @@ std::string record_to_json(const ContainerRecord& r) {
   j["error"] = r.error;
   j["pid"] = r.pid;
   j["restarts"] = r.restarts;
+  if (r.health) {
+    const HealthCheck& h = *r.health;
+    j["health"] = {{"argv", h.argv}, {"interval_ms", h.interval.count()}, {"timeout_ms", h.timeout.count()},
+                   {"start_period_ms", h.start_period.count()}, {"start_interval_ms", h.start_interval.count()},
+                   {"retries", h.retries}};
+  }
   return j.dump() + "\n";
 }
 
@@ -195,6 +201,16 @@ Result<ContainerRecord> container_record_from_json(std::string_view text, const 
     r.error = j.value("error", "");
     r.pid = j.value("pid", 0);
     r.restarts = j.value("restarts", 0u);
+    if (auto h = j.find("health"); h != j.end() && h->is_object()) {
+      HealthCheck c;
+      c.argv = h->at("argv").get<std::vector<std::string>>();
+      c.interval = std::chrono::milliseconds(h->value("interval_ms", c.interval.count()));
+      c.timeout = std::chrono::milliseconds(h->value("timeout_ms", c.timeout.count()));
+      c.start_period = std::chrono::milliseconds(h->value("start_period_ms", c.start_period.count()));
+      c.start_interval = std::chrono::milliseconds(h->value("start_interval_ms", c.start_interval.count()));
+      c.retries = h->value("retries", c.retries);
+      r.health = std::move(c);
+    }
     if (r.id.size() != 64 || r.id.find_first_not_of("0123456789abcdef") != std::string::npos)
       return Error::msg("{}: bad container id {:?}", what, r.id);
     return r;

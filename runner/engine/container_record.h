@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "config/job_file.h"
+#include "runner/engine/health_check.h"
 #include "runner/engine/plan.h"
 #include "sandbox/sys/result.h"
 
@@ -36,6 +37,7 @@ struct ContainerRecord {
   std::string error;         // why it could not start (or run), "" when it did
   int pid = 0;               // PID 1 on the host while running
   unsigned restarts = 0;
+  std::optional<HealthCheck> health;  // its health check, run while it runs (health.h)
   std::vector<PublishedPort> ports;  // while it runs: its published ports (not kept in the file)
 };
 

@@ -100,6 +100,11 @@ ContainerRegistry::ContainerRegistry(Loop& loop, cache::Store store, Options opt
     : loop_(loop), store_(std::move(store)), options_(std::move(options)) {
   isolation_ = std::make_unique<HostIsolation>(HostIsolation::probe());
   engine_ = std::make_unique<Engine>(loop_, options_.root, isolation_->cgroups.get());
+  health_ = std::make_unique<HealthMonitor>(
+      loop_, *engine_, [this](const std::string& id) { return running(id); },
+      [this](const std::string& id, HealthStatus s) {
+        if (Entry* e = entry(id)) publish(*e, fmt::format("health_status: {}", health_status_name(s)));
+      });
   uv_timer_init(loop_.get(), reaper_.get());
   reaper_.mark_live();
   reaper_.get()->data = this;
@@ -195,6 +200,13 @@ LiveInfo ContainerRegistry::live(const std::string& id) const {
   return LiveInfo{e->live->pid(), e->live->cgroup()};
 }
 
+Container* ContainerRegistry::running(const std::string& id) const {
+  Entry* e = entry(id);
+  if (!e || !e->live || e->tearing_down || e->rec.status != ContainerStatus::running) return nullptr;
+  const Container::State st = e->live->state();
+  return st == Container::State::running || st == Container::State::stopping ? e->live.get() : nullptr;
+}
+
 void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std::string>, std::optional<ContainerRefusal>)> done) {
   auto fail = [&done](ContainerRefusal r) { done(Error::msg("{}", r.message), std::move(r)); };
   if (shutting_down_) return fail(refuse(ContainerRefusal::Kind::conflict, "the daemon is shutting down"));
@@ -221,6 +233,7 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
   en.rec.labels = std::move(req.labels);
   en.rec.client = std::move(req.client);
   en.rec.auto_remove = req.auto_remove;
+  en.rec.health = std::move(req.health);
   en.rec.created_ns = now_ns();
   req.spec.name = req.spec.base_name = req.name;
   req.spec.pull = config::PullPolicy::never;
@@ -359,6 +372,7 @@ void ContainerRegistry::on_running(Entry& e) {
   e.rec.finished_ns = 0;
   e.rec.pid = e.live->pid();
   publish(e, "start");
+  if (e.rec.health) health_->started(e.rec.id, *e.rec.health);
   // Answered once the record says it runs: a daemon killed after the answer keeps that.
   Entry* p = &e;
   save(e, [p] {
@@ -382,6 +396,7 @@ void ContainerRegistry::on_exited(Entry& e) {
   e.rec.pid = 0;
   e.rec.ports.clear();
   e.proxy.reset();  // its published ports close with it
+  health_->stopped(e.rec.id);
   if (e.log) {
     e.log->finish(e.rec.finished_ns, [&e](const LogRecord& r) {
       e.each_subscriber([&](Subscriber& s) {
@@ -520,6 +535,7 @@ void ContainerRegistry::erase(Entry& en, Done done) {
         if (ec) log::warn("containers: remove {}: {}", dir, ec.message());
       },
       [this, e, done = std::move(done)] {
+        health_->forget(e->rec.id);
         publish(*e, "destroy");
         answer_waiters(*e, true);
         const std::string id = e->rec.id;

@@ -32,6 +32,7 @@
 #include "runner/engine/container_record.h"
 #include "runner/engine/engine.h"
 #include "runner/engine/event_bus.h"
+#include "runner/engine/health.h"
 #include "runner/engine/plan.h"
 #include "runner/engine/resolve_isolation.h"
 #include "runner/loop/loop.h"
@@ -59,6 +60,7 @@ struct CreateRequest {
   bool auto_remove = false;
   // Host directories made (mode 0755) when missing, as Docker makes a bind's source.
   std::vector<std::string> make_dirs;
+  std::optional<HealthCheck> health;  // none: no health check (Docker's NONE, or none given)
 };
 
 // What a container holds while it runs, for top and stats.
@@ -100,6 +102,12 @@ class ContainerRegistry {
   std::string dir_of(const std::string& id) const;
   // While it runs: PID 1 and its cgroup; else pid -1.
   LiveInfo live(const std::string& id) const;
+  // Its Container while it runs (PID 1 started, not exited yet), for an exec into it; else null.
+  Container* running(const std::string& id) const;
+  // The engine its containers run on (an exec's ExecProcess needs it).
+  Engine& engine() { return *engine_; }
+  // The state of its health checks (a container created with one that has started); else null.
+  const HealthState* health(const std::string& id) const { return health_->state(id); }
 
   void create(CreateRequest request, std::function<void(Result<std::string>, std::optional<ContainerRefusal>)> done);
   void start(const std::string& id, Done done);
@@ -157,6 +165,7 @@ class ContainerRegistry {
   Options options_;
   std::unique_ptr<HostIsolation> isolation_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<HealthMonitor> health_;
   std::map<std::string, std::unique_ptr<Entry>> entries_;  // by id
   std::set<std::string> reserved_names_;                    // of creations under way
   std::map<uint64_t, std::string> waits_, subs_;            // token -> container id
