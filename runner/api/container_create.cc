@@ -36,7 +36,7 @@ const std::set<std::string, std::less<>> kHostFields = {
     "Binds", "Mounts", "Memory", "NanoCpus", "CpuQuota", "CpuPeriod", "PidsLimit", "AutoRemove", "CapAdd", "CapDrop",
     "ReadonlyRootfs", "Tmpfs", "Init", "SecurityOpt", "Privileged", "Devices", "PidMode", "IpcMode", "UTSMode",
     "UsernsMode", "NetworkMode", "PortBindings", "PublishAllPorts", "RestartPolicy", "MemorySwap", "LogConfig",
-    "MemorySwappiness", "DeviceRequests", "CgroupnsMode"};
+    "MemorySwappiness", "DeviceRequests", "CgroupnsMode", "ConsoleSize"};
 
 void log_ignored(const json& obj, const std::set<std::string, std::less<>>& known, std::string_view where) {
   for (const auto& [k, v] : obj.items()) {
@@ -300,6 +300,25 @@ void read_network(const json& hc, const json& exposed, config::JobSpec& spec) {
   }
 }
 
+// Its stdin and terminal: OpenStdin (a stdin pipe), StdinOnce (closed when the first attached
+// client goes), Tty, and HostConfig.ConsoleSize [rows, cols] (the terminal's first size, sent
+// by the docker CLI since API 1.42).
+void read_stdio(const json& cfg, const json& hc, CreateRequest& req) {
+  req.tty = boolean(cfg, "Tty", "");
+  req.open_stdin = boolean(cfg, "OpenStdin", "");
+  req.stdin_once = req.open_stdin && boolean(cfg, "StdinOnce", "");
+  auto it = hc.find("ConsoleSize");
+  if (it == hc.end() || it->is_null()) return;
+  if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_unsigned() || !(*it)[1].is_number_unsigned())
+    bad("HostConfig.ConsoleSize: expected [height, width]");
+  const uint64_t rows = (*it)[0].get<uint64_t>(), cols = (*it)[1].get<uint64_t>();
+  if (rows > 65535 || cols > 65535) bad("HostConfig.ConsoleSize: height and width are at most 65535");
+  if (rows && cols) {
+    req.tty_rows = static_cast<uint16_t>(rows);
+    req.tty_cols = static_cast<uint16_t>(cols);
+  }
+}
+
 std::string first_or_empty(const std::vector<std::string>& v) { return v.empty() ? "" : v.front(); }
 
 // The image config's own HEALTHCHECK (config.Healthcheck), if it has a readable one.
@@ -323,7 +342,6 @@ CreateRequest translate(const json& cfg, const std::string& name, const cache::I
   const json& hc = cfg.contains("HostConfig") && cfg["HostConfig"].is_object() ? cfg["HostConfig"] : kNone;
   log_ignored(cfg, kConfigFields, "Config.");
   log_ignored(hc, kHostFields, "HostConfig.");
-  if (boolean(cfg, "Tty", "")) bad("Tty: a TTY is not supported by sandrun yet");
   CreateRequest req;
   req.name = name;
   config::JobSpec& spec = req.spec;
@@ -365,6 +383,7 @@ CreateRequest translate(const json& cfg, const std::string& name, const cache::I
   auto health = parse_healthcheck(cfg.contains("Healthcheck") ? cfg["Healthcheck"] : json(nullptr));
   if (auto* err = std::get_if<std::string>(&health)) bad(*err);
   req.health = effective_healthcheck(std::get<HealthcheckSpec>(health), image_healthcheck(image_config));
+  read_stdio(cfg, hc, req);
   if (auto it = hc.find("Init"); it != hc.end() && it->is_boolean() && !it->get<bool>())
     log::debug("api: create: Init false: sandrun's init stays PID 1");
   // Docker's view of what was created, for inspect and list.
@@ -379,7 +398,10 @@ CreateRequest translate(const json& cfg, const std::string& name, const cache::I
   config["WorkingDir"] = workdir.empty() ? image.config.working_dir : workdir;
   config["User"] = user.empty() ? image.config.user : user;
   config["Labels"] = req.labels;
-  config["Tty"] = false;
+  config["Tty"] = req.tty;
+  config["OpenStdin"] = req.open_stdin;
+  config["StdinOnce"] = req.stdin_once;
+  config["AttachStdin"] = boolean(cfg, "AttachStdin", "");
   config["Hostname"] = name;
   json client;
   client["Config"] = config;

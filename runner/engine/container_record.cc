@@ -163,6 +163,9 @@ std::string record_to_json(const ContainerRecord& r) {
   j["image_id"] = r.image_id;
   j["client"] = r.client;
   j["auto_remove"] = r.auto_remove;
+  j["open_stdin"] = r.open_stdin;
+  j["stdin_once"] = r.stdin_once;
+  j["tty"] = r.tty;
   j["created_ns"] = r.created_ns;
   j["started_ns"] = r.started_ns;
   j["finished_ns"] = r.finished_ns;
@@ -192,6 +195,9 @@ Result<ContainerRecord> container_record_from_json(std::string_view text, const 
     r.image_id = j.value("image_id", "");
     r.client = j.value("client", "");
     r.auto_remove = j.value("auto_remove", false);
+    r.open_stdin = j.value("open_stdin", false);
+    r.stdin_once = j.value("stdin_once", false);
+    r.tty = j.value("tty", false);
     r.created_ns = j.value("created_ns", int64_t{0});
     r.started_ns = j.value("started_ns", int64_t{0});
     r.finished_ns = j.value("finished_ns", int64_t{0});

@@ -28,6 +28,12 @@ struct ContainerRecord {
   std::string image_id;    // "sha256:..." of the image when it was created
   std::string client;      // a front door's own description (JSON text), kept as given
   bool auto_remove = false;  // removed once it exits
+  // Its stdin and terminal (Docker's OpenStdin, StdinOnce, Tty): a stdin pipe the front door
+  // writes (ContainerRegistry::write_stdin); closed when the first attachment that wrote it
+  // ends (stdin_once); a terminal as its stdin, stdout and stderr (one stream, as stdout).
+  bool open_stdin = false;
+  bool stdin_once = false;
+  bool tty = false;
   int64_t created_ns = 0;    // CLOCK_REALTIME
   int64_t started_ns = 0;    // 0: never started
   int64_t finished_ns = 0;   // 0: not finished since its last start

@@ -28,6 +28,7 @@
 #include "cache/store.h"
 #include "config/host_config.h"
 #include "runner/engine/container.h"
+#include "runner/engine/container_files.h"
 #include "runner/engine/container_log.h"
 #include "runner/engine/container_record.h"
 #include "runner/engine/engine.h"
@@ -61,6 +62,12 @@ struct CreateRequest {
   // Host directories made (mode 0755) when missing, as Docker makes a bind's source.
   std::vector<std::string> make_dirs;
   std::optional<HealthCheck> health;  // none: no health check (Docker's NONE, or none given)
+  // Its stdin and terminal (ContainerRecord's open_stdin, stdin_once, tty) and the terminal's
+  // first size (rows, cols; 0: 24x80).
+  bool open_stdin = false;
+  bool stdin_once = false;
+  bool tty = false;
+  uint16_t tty_rows = 0, tty_cols = 0;
 };
 
 // What a container holds while it runs, for top and stats.
@@ -136,6 +143,26 @@ class ContainerRegistry {
   bool active(const std::string& id) const;
   void unsubscribe(uint64_t token);
 
+  // Its stdin (a container created with open_stdin; container_registry_io.cc). Before it runs,
+  // bytes wait (bounded as the Container's queue) and are given to it when it starts. False:
+  // the queue is full (or it has no stdin and they were dropped): wait for the `drained` of a
+  // watch_stdin. close_stdin is its end-of-file (a terminal's ^D).
+  bool write_stdin(const std::string& id, std::string_view data);
+  void close_stdin(const std::string& id);
+  uint64_t watch_stdin(const std::string& id, std::function<void()> drained);
+  void unwatch_stdin(const std::string& id, uint64_t token);
+  // The terminal's size: 404 when missing, 409 when it does not run; nothing to do without a
+  // terminal (as Docker's containerd, which ignores it).
+  std::optional<ContainerRefusal> resize(const std::string& id, sandbox::TtySize size);
+  // While it runs: its files as the host reaches them (its root as PID 1 sees it, its user
+  // namespace's ids), for docker cp (container_files.h). 409 when it does not run.
+  std::optional<ContainerRefusal> files(const std::string& id, ContainerFiles& out);
+  // While it does not run: a tar (already at new_archive_path(id), which the caller wrote) to
+  // extract into `dir` at each of its starts, before its command runs (docker cp into a
+  // created container; kept while the daemon runs).
+  std::string new_archive_path(const std::string& id);
+  std::optional<ContainerRefusal> add_archive(const std::string& id, std::string file, std::string dir, bool copy_owners);
+
   // Stops every running container (SIGTERM, then SIGKILL after shutdown_grace) and tears
   // them down; `done` once nothing runs. Creations and starts are refused from then on.
   void shutdown(std::function<void()> done);
@@ -156,6 +183,9 @@ class ContainerRegistry {
   void save(Entry& e, std::function<void()> then = nullptr);
   void answer_waiters(Entry& e, bool removed);
   void check_shutdown();
+  void give_pending_stdin(Entry& e);
+  void stdin_drained(Entry& e);
+  std::function<Result<void>(const sandbox::ContainerPlan&, const sandbox::Placement&)> archives_applier(Entry& e);
   void publish(const Entry& e, std::string action, std::map<std::string, std::string> extra = {});
   static void on_kill_timer(uv_timer_t* t);
   static void on_reap(uv_timer_t* t);
