@@ -172,6 +172,7 @@ std::string record_to_json(const ContainerRecord& r) {
   j["error"] = r.error;
   j["pid"] = r.pid;
   j["restarts"] = r.restarts;
+  if (!r.wiring.empty()) j["wiring"] = wiring_to_json(r.wiring);
   return j.dump() + "\n";
 }
 
@@ -195,6 +196,7 @@ Result<ContainerRecord> container_record_from_json(std::string_view text, const 
     r.error = j.value("error", "");
     r.pid = j.value("pid", 0);
     r.restarts = j.value("restarts", 0u);
+    if (auto it = j.find("wiring"); it != j.end()) r.wiring = wiring_from_json(*it);
     if (r.id.size() != 64 || r.id.find_first_not_of("0123456789abcdef") != std::string::npos)
       return Error::msg("{}: bad container id {:?}", what, r.id);
     return r;

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "config/job_file.h"
+#include "runner/engine/container_wiring.h"
 #include "runner/engine/plan.h"
 #include "sandbox/sys/result.h"
 
@@ -37,6 +38,8 @@ struct ContainerRecord {
   int pid = 0;               // PID 1 on the host while running
   unsigned restarts = 0;
   std::vector<PublishedPort> ports;  // while it runs: its published ports (not kept in the file)
+  WiringSpec wiring;                 // its volumes, tmpfs mounts, networks (container_wiring.h)
+  std::vector<LiveEndpoint> endpoints;  // while it runs: where it is on its networks (not kept)
 };
 
 // A fresh random container id (64 hex digits, from getrandom).
