@@ -178,8 +178,8 @@ EtcWriter ContainerWiring::writer_for(const std::string& id) {
     // container planted at /etc/hosts is not followed out), and rewritten in place.
     auto r = [&]() -> Result<void> {
       auto root = SANDRUN_TRY(fs::open_path(fmt::format("/proc/{}/root", pid), O_PATH | O_DIRECTORY));
-      auto file = SANDRUN_TRY(fs::open_beneath(root.get(), "etc/" + name, O_WRONLY | O_TRUNC | O_NOFOLLOW,
-                                               RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
+      auto file = SANDRUN_TRY(fs::open_beneath(root.get(), "etc/" + name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
+                                               RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, 0644));
       return fs::write_all(file.get(), text);
     }();
     if (!r) log::warn("container {}: rewrite /etc/{}: {}", id.substr(0, 12), name, r.error().message());

@@ -183,8 +183,10 @@ TEST_F(WiringTest, ExtraHostsAreInEtcHosts) {
       out_of({"run", "--rm", "--add-host", "foo:10.1.2.3", "--add-host", "gw:host-gateway", "busybox", "cat", "/etc/hosts"});
   EXPECT_NE(hosts.find("10.1.2.3\tfoo\n"), std::string::npos) << hosts;
   EXPECT_NE(hosts.find("127.0.0.1\tgw\n"), std::string::npos) << hosts;
-  auto bad = docker({"create", "--add-host", "foo:notanip", "busybox", "true"});
-  EXPECT_NE(bad.err.find("invalid IP address in add-host"), std::string::npos) << bad.err;
+  auto bad = request_json(socket(), "POST", "/v1.41/containers/create",
+                          R"({"Image":"busybox","Cmd":["true"],"HostConfig":{"ExtraHosts":["foo:notanip"]}})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body, "{\"message\":\"HostConfig.ExtraHosts: invalid IP address in add-host: \\\"notanip\\\"\"}\n");
   stop_and_expect_nothing_left();
 }
 
@@ -237,7 +239,7 @@ TEST_F(WiringTest, AnonymousVolumesGoWithRmVAndRunRm) {
 
 TEST_F(WiringTest, TmpfsMountsHaveTheirSizeAndMode) {
   auto full = docker({"run", "--rm", "--tmpfs", "/scratch:size=1m", "busybox", "sh", "-c",
-                      "dd if=/dev/zero of=/scratch/f bs=1024 count=2048 2>/dev/null; echo $?; wc -c < /scratch/f; "
+                      "dd if=/dev/zero of=/scratch/f bs=1024 count=2048 2>/dev/null; echo $?; stat -c %s /scratch/f; "
                       "stat -c %a /scratch; grep -c ' /scratch tmpfs ' /proc/mounts"});
   EXPECT_EQ(full.out, "1\n1048576\n1777\n1\n") << full.err;
   auto mount = docker({"run", "--rm", "--mount", "type=tmpfs,destination=/t,tmpfs-size=65536,tmpfs-mode=0700", "busybox",
