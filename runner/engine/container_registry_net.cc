@@ -85,7 +85,8 @@ Result<void> ContainerRegistry::wire_start(Entry& e, ContainerStart& start) {
 
 void ContainerRegistry::unwire(Entry& e, std::function<void()> then) {
   e.rec.endpoints.clear();
-  if (!wiring_ || !e.wired || (!e.wired->netns && e.rec.wiring.networks.empty())) return then();
+  const WiringSpec& w = e.rec.wiring;
+  if (!wiring_ || !e.wired || (!e.wired->netns && w.networks.empty() && w.extra_hosts.empty())) return then();
   e.wiring_call = run_blocking(
       loop_, [w = wiring_, id = e.rec.id](const std::atomic<bool>&) { w->stopped(id); }, std::move(then));
 }

@@ -120,8 +120,9 @@ LiveEndpoint live_of(const NetworkInfo& net, const EndpointInfo& ep) {
 
 Result<WiredStart> ContainerWiring::attach(const ContainerRecord& rec, const std::string& hostname) {
   const std::string& id = rec.id;
-  networks_.detach_all(id);  // what an earlier start of it may have left
   WiredStart out;
+  if (rec.wiring.networks.empty() && rec.wiring.extra_hosts.empty()) return out;  // the common case: nothing
+  networks_.detach_all(id);  // what an earlier start of it may have left
   {
     std::lock_guard lock(mu_);
     pids_.erase(id);
