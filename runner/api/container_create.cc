@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runner/api/health_json.h"
+#include "runner/api/container_create_wiring.h"
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner::api {
@@ -36,7 +37,7 @@ const std::set<std::string, std::less<>> kHostFields = {
     "Binds", "Mounts", "Memory", "NanoCpus", "CpuQuota", "CpuPeriod", "PidsLimit", "AutoRemove", "CapAdd", "CapDrop",
     "ReadonlyRootfs", "Tmpfs", "Init", "SecurityOpt", "Privileged", "Devices", "PidMode", "IpcMode", "UTSMode",
     "UsernsMode", "NetworkMode", "PortBindings", "PublishAllPorts", "RestartPolicy", "MemorySwap", "LogConfig",
-    "MemorySwappiness", "DeviceRequests", "CgroupnsMode", "ConsoleSize"};
+    "MemorySwappiness", "DeviceRequests", "CgroupnsMode", "ConsoleSize", "ExtraHosts"};
 
 void log_ignored(const json& obj, const std::set<std::string, std::less<>>& known, std::string_view where) {
   for (const auto& [k, v] : obj.items()) {
@@ -122,8 +123,8 @@ void read_mounts(const json& hc, config::JobSpec& spec, std::vector<std::string>
     for (size_t c; (c = b.find(':', pos)) != std::string::npos; pos = c + 1) parts.push_back(b.substr(pos, c - pos));
     parts.push_back(b.substr(pos));
     if (parts.size() < 2 || parts.size() > 3) bad(fmt::format("HostConfig.Binds: invalid volume specification: '{}'", b));
-    if (parts[0].empty() || parts[0].front() != '/')
-      bad(fmt::format("HostConfig.Binds: {:?}: named volumes are not supported by sandrun yet (give a host path)", b));
+    if (parts[0].empty()) bad(fmt::format("HostConfig.Binds: invalid volume specification: '{}'", b));
+    if (parts[0].front() != '/') continue;  // a named volume (container_create_wiring.cc)
     check_target(parts[1], "HostConfig.Binds");
     bool ro = false;
     if (parts.size() == 3) {
@@ -150,8 +151,7 @@ void read_mounts(const json& hc, config::JobSpec& spec, std::vector<std::string>
     const std::string source = str(m, "Source", "HostConfig.Mounts[].");
     const std::string target = str(m, "Target", "HostConfig.Mounts[].");
     check_target(target, "HostConfig.Mounts");
-    if (type == "volume") bad("HostConfig.Mounts: mounts of type volume are not supported by sandrun yet");
-    if (type == "tmpfs") bad("HostConfig.Mounts: mounts of type tmpfs are not supported by sandrun yet");
+    if (type == "volume" || type == "tmpfs") continue;  // container_create_wiring.cc
     if (type != "bind") bad(fmt::format("HostConfig.Mounts: mount type {:?} is not supported by sandrun", type));
     if (source.empty() || source.front() != '/')
       bad(fmt::format("HostConfig.Mounts: invalid mount config for type \"bind\": invalid mount path: '{}' mount path "
@@ -215,8 +215,6 @@ void read_hardening(const json& hc, config::JobSpec& spec) {
   const std::string userns = str(hc, "UsernsMode", "HostConfig.");
   if (userns == "host") spec.userns = false;  // the policy's userns_off decides
   else if (!userns.empty()) bad(fmt::format("HostConfig.UsernsMode: {:?} is not supported by sandrun", userns));
-  if (auto it = hc.find("Tmpfs"); it != hc.end() && !empty_value(*it))
-    bad("HostConfig.Tmpfs: tmpfs mounts are not supported by sandrun yet (the container's /tmp is a tmpfs)");
   for (const auto& opt : strings(hc, "SecurityOpt", "HostConfig.").value_or(std::vector<std::string>{})) {
     if (opt == "no-new-privileges" || opt == "no-new-privileges:true" || opt == "no-new-privileges=true") {
       spec.no_new_privs = true;
@@ -289,9 +287,10 @@ void read_network(const json& hc, const json& exposed, config::JobSpec& spec) {
   const std::string mode = str(hc, "NetworkMode", "HostConfig.");
   // Docker's default network is a bridge with outbound access; sandrun's is the container's
   // own network namespace with loopback only (docs/api.md).
-  if (mode.empty() || mode == "default" || mode == "bridge" || mode == "none") spec.network = config::Network::none;
-  else if (mode == "host") spec.network = config::Network::host;  // the policy's network_host decides
-  else bad(fmt::format("network {} not found", mode));
+  // A user network's name: the container's own namespace, attached to that network when it
+  // starts (container_create_wiring.cc).
+  if (mode == "host") spec.network = config::Network::host;  // the policy's network_host decides
+  else spec.network = config::Network::none;
   read_ports(hc, exposed, spec);
   if (auto it = hc.find("RestartPolicy"); it != hc.end() && it->is_object()) {
     const std::string name = str(*it, "Name", "HostConfig.RestartPolicy.");
@@ -375,6 +374,7 @@ CreateRequest translate(const json& cfg, const std::string& name, const cache::I
   }
   json mounts = json::array();
   read_mounts(hc, spec, req.make_dirs, mounts);
+  if (auto refused = read_wiring(cfg, hc, req.wiring, mounts)) bad(std::move(*refused));
   read_limits(hc, spec);
   read_hardening(hc, spec);
   read_network(hc, cfg.contains("ExposedPorts") ? cfg["ExposedPorts"] : json(nullptr), spec);

@@ -37,17 +37,64 @@ json ports_map(const ContainerRecord& r, const json& client) {
   return ports;
 }
 
+json empty_endpoint() {
+  return {{"IPAMConfig", nullptr}, {"Links", nullptr}, {"Aliases", nullptr}, {"NetworkID", ""},
+          {"EndpointID", ""}, {"Gateway", ""}, {"IPAddress", ""}, {"IPPrefixLen", 0},
+          {"IPv6Gateway", ""}, {"GlobalIPv6Address", ""}, {"GlobalIPv6PrefixLen", 0}, {"MacAddress", ""},
+          {"DriverOpts", nullptr}, {"DNSNames", nullptr}};
+}
+
+// Networks: the user networks it is on (addresses while it runs), else Docker's "none" (the
+// default network of sandrun: its own namespace, loopback only) or "host".
+json networks_of(const ContainerRecord& r, json& primary) {
+  json nets = json::object();
+  for (const NetworkJoin& n : r.wiring.networks) {
+    json e = empty_endpoint();
+    e["NetworkID"] = n.network_id;
+    e["Aliases"] = n.aliases.empty() ? json(nullptr) : json(n.aliases);
+    if (n.ipv4) e["IPAMConfig"] = {{"IPv4Address", *n.ipv4}};
+    for (const LiveEndpoint& l : r.endpoints) {
+      if (l.network_id != n.network_id) continue;
+      e["EndpointID"] = l.endpoint.endpoint_id;
+      e["Gateway"] = l.gateway.str();
+      e["IPAddress"] = l.endpoint.address.str();
+      e["IPPrefixLen"] = l.prefix;
+      e["MacAddress"] = l.endpoint.mac;
+      json names = {r.name, r.id.substr(0, 12)};
+      for (const auto& a : n.aliases) names.push_back(a);
+      e["DNSNames"] = names;
+      if (primary.is_null()) primary = e;
+    }
+    nets[n.network_name] = e;
+  }
+  if (nets.empty()) nets[r.spec.network == config::Network::host ? "host" : "none"] = empty_endpoint();
+  return nets;
+}
+
 json network_settings(const ContainerRecord& r) {
-  json endpoint = {{"IPAMConfig", nullptr}, {"Links", nullptr}, {"Aliases", nullptr}, {"NetworkID", ""},
-                   {"EndpointID", ""}, {"Gateway", ""}, {"IPAddress", ""}, {"IPPrefixLen", 0},
-                   {"IPv6Gateway", ""}, {"GlobalIPv6Address", ""}, {"GlobalIPv6PrefixLen", 0}, {"MacAddress", ""},
-                   {"DriverOpts", nullptr}};
-  const std::string net = r.spec.network == config::Network::host ? "host" : "none";
+  json primary;
+  json nets = networks_of(r, primary);
+  if (primary.is_null()) primary = empty_endpoint();
   return {{"Bridge", ""}, {"SandboxID", ""}, {"HairpinMode", false}, {"LinkLocalIPv6Address", ""},
           {"LinkLocalIPv6PrefixLen", 0}, {"Ports", ports_map(r, client_of(r))}, {"SandboxKey", ""},
-          {"SecondaryIPAddresses", nullptr}, {"SecondaryIPv6Addresses", nullptr}, {"EndpointID", ""},
-          {"Gateway", ""}, {"GlobalIPv6Address", ""}, {"GlobalIPv6PrefixLen", 0}, {"IPAddress", ""},
-          {"IPPrefixLen", 0}, {"IPv6Gateway", ""}, {"MacAddress", ""}, {"Networks", {{net, endpoint}}}};
+          {"SecondaryIPAddresses", nullptr}, {"SecondaryIPv6Addresses", nullptr}, {"EndpointID", primary["EndpointID"]},
+          {"Gateway", primary["Gateway"]}, {"GlobalIPv6Address", ""}, {"GlobalIPv6PrefixLen", 0},
+          {"IPAddress", primary["IPAddress"]}, {"IPPrefixLen", primary["IPPrefixLen"]}, {"IPv6Gateway", ""},
+          {"MacAddress", primary["MacAddress"]}, {"Networks", nets}};
+}
+
+// Mounts: the client's binds (and tmpfs Mounts), then its volumes with their directories.
+json mounts_of(const ContainerRecord& r, const json& client) {
+  json mounts = client.value("Mounts", json::array());
+  for (const VolumeMount& v : r.wiring.volumes) {
+    std::string source;
+    for (const auto& b : r.spec.volumes)
+      if (b.target == v.target) source = b.source;
+    mounts.push_back({{"Type", "volume"}, {"Name", v.name}, {"Source", source}, {"Destination", v.target},
+                      {"Driver", "local"}, {"Mode", v.mode.empty() ? "z" : v.mode}, {"RW", !v.readonly},
+                      {"Propagation", ""}});
+  }
+  return mounts;
 }
 
 }  // namespace
@@ -134,7 +181,7 @@ std::string inspect_json(const ContainerRecord& r, const HealthState* health, co
     hc["LogConfig"] = {{"Type", "json-file"}, {"Config", json::object()}};
   j["HostConfig"] = hc;
   j["GraphDriver"] = {{"Name", "overlay"}, {"Data", nullptr}};
-  j["Mounts"] = client.value("Mounts", json::array());
+  j["Mounts"] = mounts_of(r, client);
   json cfg = client.value("Config", json::object());
   cfg["Labels"] = r.labels;
   j["Config"] = cfg;
@@ -161,7 +208,7 @@ std::string list_entry_json(const ContainerRecord& r, int64_t now, const HealthS
   j["Status"] = status_text(r, now, health);
   j["HostConfig"] = {{"NetworkMode", client.value("HostConfig", json::object()).value("NetworkMode", "default")}};
   j["NetworkSettings"] = {{"Networks", network_settings(r)["Networks"]}};
-  j["Mounts"] = client.value("Mounts", json::array());
+  j["Mounts"] = mounts_of(r, client);
   return j.dump();
 }
 

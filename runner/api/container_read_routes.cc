@@ -59,7 +59,9 @@ bool matches(const Filters& f, const ContainerRecord& r, const HealthState* heal
       }))
     return false;
   if (!any_of(f, "network", [&](const std::string& v) {
-        return v == (r.spec.network == config::Network::host ? "host" : "none");
+        for (const auto& n : r.wiring.networks)
+          if (v == n.network_name || v == n.network_id) return true;
+        return r.wiring.networks.empty() && v == (r.spec.network == config::Network::host ? "host" : "none");
       }))
     return false;
   if (auto it = f.find("label"); it != f.end() && !labels_match(it->second, r.labels)) return false;

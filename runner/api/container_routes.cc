@@ -219,7 +219,7 @@ void ContainerRoutes::wait(Exchange& ex, const Call& call, const std::string& id
 
 void ContainerRoutes::remove(Exchange& ex, const Call& call, const std::string& id) {
   const Query q = Query::parse(call.target.query);
-  registry_.remove(id, q.flag("force"), reply_204(ex));
+  registry_.remove(id, q.flag("force"), reply_204(ex), q.flag("v"));
 }
 
 void ContainerRoutes::prune(Exchange& ex, const Call& call) {

@@ -45,6 +45,8 @@ struct ContainerStart {
   // (a pod's services by name), "resolv.conf" (a private network's DNS forwarder).
   std::vector<std::pair<std::string, std::string>> etc_files;
   std::vector<CacheMount> caches;     // named cache volumes
+  // Mounts of this start only, after the caches' (a daemon container's tmpfs mounts).
+  std::vector<sandbox::Bind> binds;
   // Published through the container's own socket factory (plan.socket_factory: rootless). A
   // pod publishes its containers' ports through its namespace instead (pod.h).
   std::vector<config::PortSpec> ports;

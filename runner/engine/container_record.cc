@@ -181,6 +181,7 @@ std::string record_to_json(const ContainerRecord& r) {
                    {"start_period_ms", h.start_period.count()}, {"start_interval_ms", h.start_interval.count()},
                    {"retries", h.retries}};
   }
+  if (!r.wiring.empty()) j["wiring"] = wiring_to_json(r.wiring);
   return j.dump() + "\n";
 }
 
@@ -217,6 +218,7 @@ Result<ContainerRecord> container_record_from_json(std::string_view text, const 
       c.retries = h->value("retries", c.retries);
       r.health = std::move(c);
     }
+    if (auto it = j.find("wiring"); it != j.end()) r.wiring = wiring_from_json(*it);
     if (r.id.size() != 64 || r.id.find_first_not_of("0123456789abcdef") != std::string::npos)
       return Error::msg("{}: bad container id {:?}", what, r.id);
     return r;

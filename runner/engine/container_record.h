@@ -12,6 +12,7 @@
 
 #include "config/job_file.h"
 #include "runner/engine/health_check.h"
+#include "runner/engine/container_wiring.h"
 #include "runner/engine/plan.h"
 #include "sandbox/sys/result.h"
 
@@ -45,6 +46,8 @@ struct ContainerRecord {
   unsigned restarts = 0;
   std::optional<HealthCheck> health;  // its health check, run while it runs (health.h)
   std::vector<PublishedPort> ports;  // while it runs: its published ports (not kept in the file)
+  WiringSpec wiring;                 // its volumes, tmpfs mounts, networks (container_wiring.h)
+  std::vector<LiveEndpoint> endpoints;  // while it runs: where it is on its networks (not kept)
 };
 
 // A fresh random container id (64 hex digits, from getrandom).

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "runner/engine/container_registry_entry.h"
 #include "runner/engine/session.h"
 #include "runner/net/port_proxy.h"
 #include "sandbox/netns.h"
@@ -14,67 +15,6 @@
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner {
-
-struct ContainerRegistry::Entry {
-  ContainerRecord rec;
-  std::string dir;
-  std::optional<JobPlan> plan;  // resolved at create (or at the first start after a restart)
-  std::vector<cache::LayerLease> leases;
-  std::unique_ptr<Container> live;
-  std::unique_ptr<ContainerLog> log;
-  UniqueFd netns;                    // its own network namespace, for published ports (root)
-  std::unique_ptr<PortProxy> proxy;  // its published ports (root), closed when it exits
-  bool starting = false;          // a start is under way (before `running`)
-  bool tearing_down = false;      // exited: its Container is being removed
-  std::vector<Done> start_done;   // answered once it runs (or could not start)
-  std::vector<Done> stop_done;    // answered once it has exited
-  std::vector<std::function<void()>> after_teardown;
-  struct Waiter {
-    uint64_t token;
-    WaitCondition condition;
-    std::function<void(int)> done;
-  };
-  std::vector<Waiter> waiters;
-  std::map<uint64_t, Subscriber> subscribers;
-  int iterating = 0;                 // inside a loop over the subscribers: erase later
-  std::vector<uint64_t> unsubscribed;
-
-  // Calls f(subscriber) for each; one that unsubscribes meanwhile is erased after the loop.
-  template <typename F>
-  void each_subscriber(F&& f) {
-    ++iterating;
-    for (auto& [tok, s] : subscribers) {
-      if (std::find(unsubscribed.begin(), unsubscribed.end(), tok) == unsubscribed.end()) f(s);
-    }
-    if (--iterating == 0) {
-      for (uint64_t t : unsubscribed) subscribers.erase(t);
-      unsubscribed.clear();
-    }
-  }
-  UvHandle<uv_timer_t> kill_timer;
-  BlockingCall work;              // preparing a start, or removing the directory
-  BlockingCall saving;
-  bool save_again = false;
-  std::function<void()> after_save;  // an erase waiting for the record's write to end
-  std::vector<std::function<void()>> saved;  // run once the record as it is now is on disk
-  ContainerRegistry* owner = nullptr;
-  // Its stdin and terminal (container_registry_io): bytes written before the Container is
-  // made (given to it at its start), an end-of-file asked for meanwhile, the writers waiting
-  // for room, the terminal's size for the next start.
-  std::string stdin_pending;
-  bool stdin_pending_end = false;
-  std::map<uint64_t, std::function<void()>> stdin_waiters;
-  std::optional<sandbox::TtySize> tty_size;
-  // Tars copied in while it did not run (docker cp), extracted at each of its starts.
-  struct Archive {
-    std::string file;  // ROOT/containers/<id>/archive-N.tar
-    std::string dir;   // where in the container
-    bool copy_owners = false;
-  };
-  std::vector<Archive> archives;
-
-  bool running() const { return starting || (live && !tearing_down && rec.status == ContainerStatus::running); }
-};
 
 namespace {
 
@@ -254,6 +194,11 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
   en.rec.tty = req.tty;
   if (req.tty_rows && req.tty_cols) en.tty_size = sandbox::TtySize{req.tty_rows, req.tty_cols};
   en.rec.created_ns = now_ns();
+  en.rec.wiring = std::move(req.wiring);
+  if (!en.rec.wiring.empty() && !wiring_) {
+    reserved_names_.erase(req.name);
+    return fail(refuse(ContainerRefusal::Kind::invalid, "volumes and networks are not wired in this engine"));
+  }
   req.spec.name = req.spec.base_name = req.name;
   req.spec.pull = config::PullPolicy::never;
   en.rec.spec = std::move(req.spec);
@@ -274,6 +219,7 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
           }
           const cache::ImageRecord image = SANDRUN_TRY(image_for(store_, en.rec.spec.image, *refusal));
           en.rec.image_id = image.id;
+          if (wiring_) SANDRUN_TRY(wire_create(en.rec, *refusal));
           auto prepared = prepare_jobs(store_, {en.rec.spec}, cache::PullOptions{}, options_.host);
           if (!prepared) {
             *refusal = refuse(ContainerRefusal::Kind::invalid, prepared.error().message());
@@ -332,8 +278,12 @@ void ContainerRegistry::launch(Entry& en) {
           }
           // As root its published ports are reached through a namespace the daemon makes (as a
           // pod's); rootless, through the container's own socket factory.
-          if (!e->rec.spec.ports.empty() && ::geteuid() == 0) e->netns = SANDRUN_TRY(sandbox::create_netns());
-          return e->log->open();
+          SANDRUN_TRY(e->log->open());
+          // On user networks (or with extra hosts): the namespace its networks are attached to.
+          if (wiring_) e->wired = SANDRUN_TRY(wiring_->attach(e->rec, e->plan->container->hostname));
+          if (!e->rec.spec.ports.empty() && ::geteuid() == 0 && !(e->wired && e->wired->netns))
+            e->netns = SANDRUN_TRY(sandbox::create_netns());
+          return {};
         }();
         if (!r) *error = std::move(r.error());
       },
@@ -343,7 +293,9 @@ void ContainerRegistry::launch(Entry& en) {
         if (e->rec.tty) start.tty = e->tty_size.value_or(sandbox::TtySize{});
         if (!e->archives.empty()) start.prepare_layer = archives_applier(*e);
         e->rec.ports.clear();
-        if (!*error && e->netns) {
+        if (!*error && e->wired) {
+          if (auto r = wire_start(*e, start); !r) *error = std::move(r.error());
+        } else if (!*error && e->netns) {
           auto proxy = PortProxy::open(loop_.get(), e->netns.get(), e->rec.spec.ports, "");
           if (proxy) {
             e->proxy = std::move(*proxy);
@@ -359,6 +311,11 @@ void ContainerRegistry::launch(Entry& en) {
           e->starting = false;
           e->proxy.reset();
           e->netns.reset();
+          if (e->wired && wiring_) {
+            e->wired.reset();
+            e->rec.endpoints.clear();
+            e->wiring_call = run_blocking(loop_, [w = wiring_, id = e->rec.id](const std::atomic<bool>&) { w->stopped(id); }, [] {});
+          }
           e->rec.error = (*error)->message();
           auto done = std::move(e->start_done);
           for (auto& d : done) d(refuse(ContainerRefusal::Kind::failed, e->rec.error));
@@ -397,6 +354,11 @@ void ContainerRegistry::on_running(Entry& e) {
   e.rec.pid = e.live->pid();
   publish(e, "start");
   if (e.rec.health) health_->started(e.rec.id, *e.rec.health);
+  if (wiring_ && e.wired && e.wired->netns) {
+    e.wiring_call = run_blocking(loop_, [w = wiring_, id = e.rec.id, pid = e.rec.pid](const std::atomic<bool>&) {
+      w->running(id, pid);
+    }, [] {});
+  }
   // Answered once the record says it runs: a daemon killed after the answer keeps that.
   Entry* p = &e;
   save(e, [p] {
@@ -445,12 +407,13 @@ void ContainerRegistry::on_exited(Entry& e) {
   auto stops = std::move(e.stop_done);
   for (auto& d : stops) d(std::nullopt);
   answer_waiters(e, false);
-  e.live->remove();
+  unwire(e, [p = &e] { p->live->remove(); });
 }
 
 void ContainerRegistry::on_removed(Entry& e) {
   graveyard_.push_back(std::move(e.live));
   e.netns.reset();
+  e.wired.reset();
   uv_timer_start(reaper_.get(), on_reap, 0, 0);
   e.tearing_down = false;
   auto after = std::move(e.after_teardown);
@@ -524,9 +487,10 @@ void ContainerRegistry::restart(const std::string& id, std::optional<std::chrono
   go(std::nullopt);
 }
 
-void ContainerRegistry::remove(const std::string& id, bool force, Done done) {
+void ContainerRegistry::remove(const std::string& id, bool force, Done done, bool volumes) {
   Entry* e = entry(id);
   if (!e) return done(no_such(id));
+  if (volumes) e->remove_volumes = true;
   if (e->rec.status == ContainerStatus::removing)
     return done(refuse(ContainerRefusal::Kind::conflict, fmt::format("removal of container {} is already in progress", id)));
   if (e->running()) {
@@ -534,8 +498,8 @@ void ContainerRegistry::remove(const std::string& id, bool force, Done done) {
       return done(refuse(ContainerRefusal::Kind::conflict,
                          fmt::format("You cannot remove a running container {}. Stop the container before attempting "
                                      "removal or force remove", id)));
-    return stop(id, std::chrono::milliseconds(0), [this, id, done](std::optional<ContainerRefusal>) mutable {
-      remove(id, false, std::move(done));
+    return stop(id, std::chrono::milliseconds(0), [this, id, done, volumes](std::optional<ContainerRefusal>) mutable {
+      remove(id, false, std::move(done), volumes);
     }, SIGKILL);
   }
   e->rec.status = ContainerStatus::removing;
@@ -553,10 +517,11 @@ void ContainerRegistry::erase(Entry& en, Done done) {
   }
   e->work = run_blocking(
       loop_,
-      [dir = e->dir](const std::atomic<bool>&) {
+      [dir = e->dir, w = wiring_, wiring = e->rec.wiring, volumes = e->remove_volumes || e->rec.auto_remove](const std::atomic<bool>&) {
         std::error_code ec;
         std::filesystem::remove_all(dir, ec);
         if (ec) log::warn("containers: remove {}: {}", dir, ec.message());
+        if (w && volumes) w->remove_anonymous(wiring);
       },
       [this, e, done = std::move(done)] {
         health_->forget(e->rec.id);

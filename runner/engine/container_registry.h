@@ -68,6 +68,8 @@ struct CreateRequest {
   bool stdin_once = false;
   bool tty = false;
   uint16_t tty_rows = 0, tty_cols = 0;
+  // Volumes, tmpfs mounts, networks (container_wiring.h): made or checked at create.
+  WiringSpec wiring;
 };
 
 // What a container holds while it runs, for top and stats.
@@ -90,6 +92,9 @@ class ContainerRegistry {
 
   // Where the containers' events go (create, start, kill, oom, die, stop, destroy); may be null.
   void set_events(EventBus* bus) { events_ = bus; }
+  // What wires containers to volumes and networks (the daemon's); unset: a container with a
+  // WiringSpec is refused at create.
+  void set_wiring(ContainerWiring* wiring) { wiring_ = wiring; }
 
   // Before the loop runs (blocking): reads ROOT/containers. A container an earlier daemon ran
   // is kept as exited (its processes, slot and cgroup are what the sweep removes).
@@ -122,8 +127,16 @@ class ContainerRegistry {
   void stop(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done, int sig = SIGTERM);
   void kill(const std::string& id, int sig, Done done);
   void restart(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done);
-  // Removes a container that does not run (with `force`, kills one that does first).
-  void remove(const std::string& id, bool force, Done done);
+  // Removes a container that does not run (with `force`, kills one that does first); with
+  // `volumes`, its anonymous volumes go with it (as they do for an auto-removed one).
+  void remove(const std::string& id, bool force, Done done, bool volumes = false);
+
+  // Network membership (container_wiring.h), on the loop thread. `ref`: id, name or prefix.
+  // A running container is attached at once, one that does not joins at its next start.
+  // done(full id) or a refusal (not_found, conflict: already on it / not on it).
+  using NetDone = std::function<void(Result<std::string>, std::optional<ContainerRefusal>)>;
+  void join_network(const std::string& ref, NetworkJoin join, NetDone done);
+  void leave_network(const std::string& ref, const std::string& network_id, NetDone done);
   // Answers with the exit code once `condition` holds. Returns a token for cancel_wait.
   uint64_t wait(const std::string& id, WaitCondition condition, std::function<void(int exit_code)> done);
   void cancel_wait(uint64_t token);
@@ -176,6 +189,11 @@ class ContainerRegistry {
   void on_running(Entry& e);
   void on_exited(Entry& e);
   void on_removed(Entry& e);
+  // container_registry_net.cc: the wiring's steps of a create (threadpool), a start (loop:
+  // its namespace, /etc/hosts, tmpfs mounts and published ports), an exit (then `then`).
+  Result<void> wire_create(ContainerRecord& rec, std::optional<ContainerRefusal>& refusal);
+  Result<void> wire_start(Entry& e, ContainerStart& start);
+  void unwire(Entry& e, std::function<void()> then);
   void after_teardown(Entry& e, std::function<void()> f);
   void finish_stop(Entry& e);
   void erase(Entry& e, Done done);
@@ -204,6 +222,7 @@ class ContainerRegistry {
   std::vector<BlockingCall> creating_;
   UvHandle<uv_timer_t> reaper_;
   EventBus* events_ = nullptr;
+  ContainerWiring* wiring_ = nullptr;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
 };
