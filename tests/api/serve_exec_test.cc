@@ -229,7 +229,10 @@ TEST_F(ServeExecTest, AFailingHealthCmdTurnsUnhealthyAfterItsRetriesAndATimeoutI
   EXPECT_GE(state["FailingStreak"], 2);
   EXPECT_EQ(state["Log"].back()["ExitCode"], 1);
   EXPECT_EQ(state["Log"].back()["Output"], "nope\n");
-  EXPECT_EQ(out_of({"ps", "--filter", "health=unhealthy", "--format", "{{.Names}} {{.Status}}"}).find("sick Up"), 0u);
+  EXPECT_EQ(out_of({"ps", "--filter", "health=unhealthy", "--filter", "name=sick", "--format", "{{.Names}} {{.Status}}"})
+                .find("sick Up"),
+            0u);
+  EXPECT_TRUE(out_of({"ps", "--filter", "name=sick", "--format", "{{.Status}}"}).ends_with(" (unhealthy)\n"));
   ASSERT_TRUE(eventually([&] { return docker({"inspect", "--format", "{{.State.Health.Status}}", "slow"}).out == "unhealthy\n"; },
                          std::chrono::seconds(20)));
   state = json::parse(out_of({"inspect", "--format", "{{json .State.Health}}", "slow"}));
