@@ -183,7 +183,10 @@ void Pod::check_ready(size_t i) {
     s.deadline.mark_live();
     s.deadline.get()->data = &s;
   }
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(s.plan->ready_timeout - waited);
+  // A check that hangs is killed once the ready timeout has passed by an interval (at least
+  // 1 s): one that ends on its own is judged by its status, as before.
+  const auto grace = std::max<std::chrono::milliseconds>(s.plan->ready_interval, std::chrono::seconds(1));
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(s.plan->ready_timeout - waited) + grace;
   uv_timer_start(
       s.deadline.get(),
       [](uv_timer_t* t) {
