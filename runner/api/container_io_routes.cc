@@ -8,7 +8,7 @@
 #include "runner/api/container_probe.h"
 #include "runner/api/container_routes.h"
 #include "runner/api/query.h"
-#include "runner/loop/uv_handle.h"
+#include "runner/loop/timer.h"
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner::api {
@@ -42,19 +42,43 @@ void ContainerRoutes::resize(Exchange& ex, const Call& call, const std::string& 
 // its precpu_stats (what docker stats computes its CPU % from); ends with the container.
 void ContainerRoutes::stats_stream(Exchange& ex, const std::string& id) {
   struct Stream : std::enable_shared_from_this<Stream> {
+    explicit Stream(Loop& loop) : timer(loop) {}
     Exchange* ex = nullptr;
-    ContainerRoutes* routes = nullptr;
+    Loop* loop = nullptr;
     std::string id, name;
     pid_t pid = -1;
     json pre;  // the previous sample's cpu_stats
     uint64_t token = 0;
-    UvHandle<uv_timer_t> timer;
-    bool sampling = false;
+    Timer timer;
     bool over = false;
+
+    // A sample on the threadpool, sent on the loop; the next one a period later.
+    void sample() {
+      if (over) return;
+      auto text = std::make_shared<Result<std::string>>(std::string());
+      ex->work = run_blocking(
+          *loop, [pid = pid, id = id, name = name, text](const std::atomic<bool>&) { *text = stats_json(pid, id, name, 0); },
+          [keep = shared_from_this(), text] { keep->sent(*text); });
+    }
+    void sent(const Result<std::string>& text) {
+      if (over) return;
+      if (!text) {
+        // Gone meanwhile: its end comes through the subscription.
+        log::debug("api: stats of {}: {}", id, text.error().message());
+        return;
+      }
+      json j = json::parse(*text, nullptr, false);
+      if (j.is_discarded()) return;
+      json cpu = j["cpu_stats"];
+      j["precpu_stats"] = pre.is_null() ? json{{"cpu_usage", {{"total_usage", 0}}}, {"system_cpu_usage", 0}} : pre;
+      pre = std::move(cpu);
+      ex->send(j.dump() + "\n");
+      timer.start(std::chrono::milliseconds(kStatsPeriodMs), [this] { sample(); });
+    }
   };
-  auto s = std::make_shared<Stream>();
+  auto s = std::make_shared<Stream>(loop_);
   s->ex = &ex;
-  s->routes = this;
+  s->loop = &loop_;
   s->id = id;
   s->name = registry_.find(id)->name;
   s->pid = registry_.live(id).pid;
@@ -66,7 +90,7 @@ void ContainerRoutes::stats_stream(Exchange& ex, const std::string& id) {
     s->over = true;
     if (s->token) registry_.unsubscribe(s->token);
     s->token = 0;
-    s->timer = UvHandle<uv_timer_t>();
+    s->timer.stop();
   };
   s->token = registry_.subscribe(id, ContainerRegistry::Subscriber{.record = nullptr, .bytes = nullptr, .end = [s, finish] {
                                                                      s->token = 0;
@@ -75,37 +99,7 @@ void ContainerRoutes::stats_stream(Exchange& ex, const std::string& id) {
                                                                      ex->end();
                                                                    }});
   ex.on_gone([finish] { finish(); });
-  uv_timer_init(loop_.get(), s->timer.get());
-  s->timer.mark_live();
-  s->timer.get()->data = s.get();
-  // The sample (a shared_ptr kept by the work, so the stream outlives a late answer).
-  static auto sample = +[](Stream* raw) {
-    if (raw->sampling || raw->over) return;
-    raw->sampling = true;
-    auto text = std::make_shared<Result<std::string>>(std::string());
-    raw->ex->work = run_blocking(
-        raw->routes->loop_,
-        [pid = raw->pid, id = raw->id, name = raw->name, text](const std::atomic<bool>&) {
-          *text = stats_json(pid, id, name, 0);
-        },
-        [keep = raw->shared_from_this(), text] {
-          Stream* raw = keep.get();
-          raw->sampling = false;
-          if (raw->over) return;
-          if (!*text) {
-            log::debug("api: stats of {}: {}", raw->id, text->error().message());
-            return;  // gone meanwhile: its end comes through the subscription
-          }
-          json j = json::parse(**text, nullptr, false);
-          if (j.is_discarded()) return;
-          json cpu = j["cpu_stats"];
-          j["precpu_stats"] = raw->pre.is_null() ? json{{"cpu_usage", {{"total_usage", 0}}}, {"system_cpu_usage", 0}} : raw->pre;
-          raw->pre = std::move(cpu);
-          raw->ex->send(j.dump() + "\n");
-        });
-  };
-  uv_timer_start(
-      s->timer.get(), [](uv_timer_t* t) { sample(static_cast<Stream*>(t->data)); }, 0, kStatsPeriodMs);
+  s->sample();
 }
 
 }  // namespace sandrun::runner::api
