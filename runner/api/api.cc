@@ -51,6 +51,7 @@ ServerOptions Api::server_options() const {
     if (!t) return std::nullopt;
     const Match m = match_route(req.method, t->path);
     if (!m.route || m.route->state != RouteState::implemented) return std::nullopt;
+    if (auto cap = container_routes_.body_file_cap(m.route->id)) return cap;
     return images_.body_file_cap(Call{*m.route, *t, m.params});
   };
   o.body_dir = store_.root() + "/tmp";

@@ -161,10 +161,9 @@ void ContainerRoutes::top(Exchange& ex, const std::string& id) {
 
 void ContainerRoutes::stats(Exchange& ex, const Call& call, const std::string& id) {
   const Query q = Query::parse(call.target.query);
-  if (q.flag("stream", true) && !q.flag("one-shot"))
-    return ex.reply(Response::error(501, "streamed stats are not implemented by sandrun yet: ask with stream=false"));
   const ContainerRecord* rec = registry_.find(id);
   const LiveInfo live = registry_.live(id);
+  if (q.flag("stream", true) && !q.flag("one-shot") && live.pid > 0) return stats_stream(ex, id);
   if (live.pid <= 0) {
     // Docker answers a stopped container's stats with zeros.
     json out = {{"read", "0001-01-01T00:00:00Z"}, {"preread", "0001-01-01T00:00:00Z"}, {"id", id},

@@ -18,6 +18,8 @@ namespace {
 
 using nlohmann::json;
 
+}  // namespace
+
 Response answer(const ContainerRefusal& r) {
   switch (r.kind) {
     case ContainerRefusal::Kind::not_found: return Response::error(404, r.message);
@@ -33,6 +35,8 @@ Response answer(const ContainerRefusal& r) {
   }
   return Response::error(500, r.message);
 }
+
+namespace {
 
 Response no_content() {
   Response r;
@@ -117,6 +121,10 @@ bool ContainerRoutes::handle(Exchange& ex, const Call& call) {
     case RouteId::container_attach: attach(ex, call, id); return true;
     case RouteId::container_top: top(ex, id); return true;
     case RouteId::container_stats: stats(ex, call, id); return true;
+    case RouteId::container_resize: resize(ex, call, id); return true;
+    case RouteId::container_archive_head: case RouteId::container_archive_get: case RouteId::container_archive_put:
+      archive(ex, call, id);
+      return true;
     default: return false;
   }
 }

@@ -55,6 +55,10 @@ struct ContainerStart {
   // A terminal of this size as the first process's stdin, stdout and stderr (one stream, as
   // stdout); resize() changes it.
   std::optional<sandbox::TtySize> tty;
+  // Run on the threadpool once its writable layer is made, before its command starts (files
+  // copied into a container that did not run: docker cp), with the plan and the writable
+  // layer's host path. An error fails the start.
+  std::function<Result<void>(const sandbox::ContainerPlan&, const sandbox::Placement&)> prepare_layer;
 };
 
 class Container {

@@ -664,7 +664,6 @@ void ContainerRegistry::check_shutdown() {
   d();
 }
 
-
 // --- its stdin and terminal -------------------------------------------------------------
 
 bool ContainerRegistry::write_stdin(const std::string& id, std::string_view data) {

@@ -63,7 +63,7 @@ struct ContainerRegistry::Entry {
   std::function<void()> after_save;  // an erase waiting for the record's write to end
   std::vector<std::function<void()>> saved;  // run once the record as it is now is on disk
   ContainerRegistry* owner = nullptr;
-  // Its stdin and terminal (container_registry_io): bytes written before the Container is
+  // Its stdin and terminal (container_registry.cc, "its stdin and terminal"): bytes written before the Container is
   // made (given to it at its start), an end-of-file asked for meanwhile, the writers waiting
   // for room, the terminal's size for the next start.
   std::string stdin_pending;
