@@ -2,6 +2,8 @@
 // WiringSpec (runner/engine/container_wiring.h).
 #include "runner/api/container_create_wiring.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <set>
 
