@@ -213,7 +213,10 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
         Entry& en = **e;
         auto r = [&]() -> Result<void> {
           for (const auto& d : *dirs) {
+            // Made only when missing, as Docker: an existing source of any type (a file, the
+            // daemon's own socket for `-v /var/run/docker.sock:...`) is bound as it is.
             std::error_code ec;
+            if (std::filesystem::exists(d, ec)) continue;
             std::filesystem::create_directories(d, ec);
             if (ec) return Error::sys_code(ec.value(), "create the bind source {}", d);
           }
@@ -282,7 +285,7 @@ void ContainerRegistry::launch(Entry& en) {
           // On user networks (or with extra hosts): the namespace its networks are attached to.
           if (wiring_) e->wired = SANDRUN_TRY(wiring_->attach(e->rec, e->plan->container->hostname));
           if (!e->rec.spec.ports.empty() && ::geteuid() == 0 && !(e->wired && e->wired->netns))
-            e->netns = SANDRUN_TRY(sandbox::create_netns());
+            e->netns = SANDRUN_TRY(sandbox::create_container_netns());
           return {};
         }();
         if (!r) *error = std::move(r.error());

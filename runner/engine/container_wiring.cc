@@ -129,7 +129,7 @@ Result<WiredStart> ContainerWiring::attach(const ContainerRecord& rec, const std
     extra_[id] = rec.wiring.extra_hosts;
   }
   if (!rec.wiring.networks.empty()) {
-    out.netns = SANDRUN_TRY(sandbox::create_netns());
+    out.netns = SANDRUN_TRY(sandbox::create_container_netns());
     for (const NetworkJoin& join : rec.wiring.networks) {
       Refusal why = Refusal::none;
       auto ep = attach_one(id, rec.name, hostname, join, out.netns.get(), &why);
