@@ -172,6 +172,10 @@ void HealthMonitor::stopped(const std::string& id) {
   auto it = watches_.find(id);
   if (it == watches_.end()) return;
   Watch& w = *it->second;
+  // Unhealthy once its checks stop, as Docker's (container/health.go, CloseMonitorChannel):
+  // a client polling for "healthy" (the Actions runner waits while it reads "starting") then
+  // sees a service that exited fail, instead of waiting forever.
+  if (w.active) w.state.status = HealthStatus::unhealthy;
   w.active = false;
   if (w.tick.live()) uv_timer_stop(w.tick.get());
   if (w.timeout.live()) uv_timer_stop(w.timeout.get());

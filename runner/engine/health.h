@@ -34,7 +34,8 @@ class HealthMonitor {
 
   // The container runs (again): status "starting", the first check after one interval.
   void started(const std::string& id, const HealthCheck& check);
-  // It has exited: no more checks (one running is killed); the state stays.
+  // It has exited: no more checks (one running is killed); its status turns unhealthy, as
+  // Docker's does when its monitor stops; the log and streak stay.
   void stopped(const std::string& id);
   // It is removed.
   void forget(const std::string& id);
