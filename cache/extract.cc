@@ -93,6 +93,15 @@ ExtractOptions default_extract_options() {
 
 namespace {
 
+// An entry's owner as the options map it (a container's user namespace), else its own.
+EntryMeta owned(EntryMeta m, const ExtractOptions& o) {
+  if (!o.owner_base) return m;
+  if (o.owner_root) m.uid = m.gid = 0;
+  m.uid += o.owner_base->first;
+  m.gid += o.owner_base->second;
+  return m;
+}
+
 Result<void> pwrite_all(int fd, const char* data, size_t size, int64_t offset) {
   while (size > 0) {
     ssize_t n = ::pwrite(fd, data, size, offset);
@@ -312,7 +321,7 @@ Result<bool> Extractor::clear_way(int parent, const EntryPath& p, bool keep_dir)
 }
 
 Result<void> Extractor::metadata(int fd, struct archive_entry* e) {
-  EntryMeta m = meta_of(e);
+  EntryMeta m = owned(meta_of(e), options_);
   SANDRUN_TRY(apply_owner(fd, m, options_.chown));
   SANDRUN_TRY(apply_mode(fd, m));
   SANDRUN_TRY(apply_xattrs(fd, e, report_));
@@ -361,7 +370,7 @@ Result<void> Extractor::directory(struct archive_entry* e, int parent, const Ent
   UniqueFd dir = p.is_root() ? SANDRUN_TRY(open_dir_beneath(root_, p.path))
                              : UniqueFd(::openat(parent, p.base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir) return Error::sys("open directory {}", host_path(parent, p));
-  EntryMeta m = meta_of(e);
+  EntryMeta m = owned(meta_of(e), options_);
   SANDRUN_TRY(apply_owner(dir.get(), m, options_.chown));
   SANDRUN_TRY(apply_xattrs(dir.get(), e, report_));
   dirs_.set(p.path, m);
@@ -376,7 +385,7 @@ Result<void> Extractor::symlink(struct archive_entry* e, int parent, const Entry
   SANDRUN_TRY(clear_way(parent, p, false));
   // The target is data: stored as is, resolved only inside the container's own root.
   if (::symlinkat(target, parent, p.base.c_str()) < 0) return Error::sys("create symlink {}", host_path(parent, p));
-  EntryMeta m = meta_of(e);
+  EntryMeta m = owned(meta_of(e), options_);
   if (options_.chown &&
       ::fchownat(parent, p.base.c_str(), m.uid, m.gid, AT_SYMLINK_NOFOLLOW) < 0)
     return Error::sys("chown symlink {} to {}:{}", host_path(parent, p), m.uid, m.gid);

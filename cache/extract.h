@@ -3,7 +3,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
+
+#include <sys/types.h>
 
 #include "sandbox/sys/result.h"
 
@@ -51,6 +55,10 @@ struct ExtractOptions {
   uint64_t max_bytes = 0;
   uint64_t max_entries = 0;
   ImageBudget* image = nullptr;
+  // With chown, the owners as a container's user namespace maps them (docker cp into a
+  // container): an entry's uid and gid (or 0 and 0 with `owner_root`) plus these host bases.
+  std::optional<std::pair<uid_t, gid_t>> owner_base;
+  bool owner_root = false;
 };
 
 // Counts `bytes` and `entries` against the caps of `options`, adding to `*layer_bytes` and

@@ -338,6 +338,16 @@ void setup_binds(const Child& c, int rootfd) {
       ::close(target);
       continue;
     }
+    if (b.tmpfs_options) {
+      int target = open_in_root(rootfd, b.target, true);
+      if (target < 0) c.fail(Stage::bind_target, idx);
+      int fs = mount_new("tmpfs", b.tmpfs_options,
+                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0), target);
+      if (fs < 0) c.fail(Stage::bind_mount, idx);
+      ::close(fs);
+      ::close(target);
+      continue;
+    }
     // A tree the parent prepared (idmapped) has its flags set already.
     int tree = b.tree >= 0 ? b.tree : ::open_tree(AT_FDCWD, b.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     if (tree < 0) c.fail(Stage::bind_source, idx);

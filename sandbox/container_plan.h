@@ -45,6 +45,11 @@ struct Bind {
   bool resolved = false;
   std::string overlay_upper;
   std::string overlay_work;
+  // A tmpfs instead of a bind (no source): fsconfig key/value pairs, e.g. {"size", "1048576",
+  // "mode", "1777"}, mounted nosuid,nodev (and read-only with `readonly`) at the target,
+  // which is made when missing. It goes with the container's mount namespace.
+  std::vector<std::string> tmpfs_options;
+  bool tmpfs = false;
   bool overlay() const { return copy_on_write; }
 };
 

@@ -69,6 +69,13 @@ Result<UniqueFd> socket_in_netns(int netns_fd, int domain, int type) {
   });
 }
 
+Result<UniqueFd> create_container_netns() {
+  UniqueFd ns = SANDRUN_TRY(create_netns());
+  SANDRUN_TRY(write_netns_sysctl(ns.get(), "net/ipv4/ip_unprivileged_port_start", "0"));
+  SANDRUN_TRY(write_netns_sysctl(ns.get(), "net/ipv4/ping_group_range", "0 4294967294"));
+  return ns;
+}
+
 Result<void> write_netns_sysctl(int netns_fd, const std::string& key, std::string_view value) {
   const std::string path = "/proc/sys/" + key;
   return in_netns(netns_fd, [&]() -> Result<void> {

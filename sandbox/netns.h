@@ -14,6 +14,13 @@ namespace sandrun::sandbox {
 
 // A new network namespace with only `lo`, up. The fd keeps it alive.
 Result<UniqueFd> create_netns();
+// create_netns() for a daemon container, with net.ipv4.ip_unprivileged_port_start 0 and
+// net.ipv4.ping_group_range "0 2147483647" in it, as Docker sets them: the container's root is
+// root of its user namespace only, which holds no capability over a namespace the daemon made,
+// so without them a service could not bind port 80 (busybox httpd: "bind: Permission denied")
+// nor ping ("permission denied (are you root?)"). The sysctls are the namespace's own: the
+// host's and other namespaces' are untouched.
+Result<UniqueFd> create_container_netns();
 // socket(domain, type | SOCK_CLOEXEC, 0) inside the namespace `netns_fd`.
 Result<UniqueFd> socket_in_netns(int netns_fd, int domain, int type);
 // Writes `value` to /proc/sys/`key` as the namespace `netns_fd` sees it: a per-namespace

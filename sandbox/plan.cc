@@ -172,9 +172,20 @@ Result<std::unique_ptr<PreparedPlan>> PreparedPlan::make(const ContainerPlan& sp
   }
 
   p->binds_ = SANDRUN_TRY(placed_binds(spec, place));
-  for (const auto& b : p->binds_) {
-    SANDRUN_TRY(check_absolute(b.source, "volume source"));
+  p->tmpfs_option_ptrs_.resize(p->binds_.size());  // sized once: the plans point into them
+  for (size_t i = 0; i < p->binds_.size(); ++i) {
+    const Bind& b = p->binds_[i];
     SANDRUN_TRY(check_absolute(b.target, "volume target"));
+    if (b.tmpfs) {
+      auto& opts = p->tmpfs_option_ptrs_[i];
+      for (const auto& o : b.tmpfs_options) opts.push_back(o.c_str());
+      opts.push_back(nullptr);
+      opts.push_back(nullptr);
+      p->bind_plans_.push_back({"tmpfs", b.target.c_str(), b.readonly, true});
+      p->bind_plans_.back().tmpfs_options = opts.data();
+      continue;
+    }
+    SANDRUN_TRY(check_absolute(b.source, "volume source"));
     struct stat st;
     if (::stat(b.source.c_str(), &st) < 0) return Error::sys("volume source {}", b.source);
     p->bind_plans_.push_back({b.source.c_str(), b.target.c_str(), b.readonly, S_ISDIR(st.st_mode)});
@@ -368,7 +379,7 @@ Result<void> PreparedPlan::prepare_bind_trees(const ContainerPlan& spec) {
   const bool userns = spec.userns.enabled;
   for (size_t i = 0; i < binds_.size(); ++i) {
     const Bind& b = binds_[i];
-    if (b.overlay() || (!userns && !b.resolved)) continue;
+    if (b.tmpfs || b.overlay() || (!userns && !b.resolved)) continue;
     const uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0);
     const int map_ns = userns ? SANDRUN_TRY(owner_map_ns(spec, b, root_ids(spec.userns))) : -1;
     trees_.push_back(SANDRUN_TRY(userns::idmapped_tree(b.source, map_ns, attrs, b.resolved)));

@@ -27,6 +27,8 @@ struct BindPlan {
   // goes to mount it. Null: a bind.
   const char* overlay_options = nullptr;
   bool overlay_by_fd = false;
+  // A tmpfs (Bind::tmpfs): its fsconfig key/value pairs, null-terminated; null: not a tmpfs.
+  const char* const* tmpfs_options = nullptr;
 };
 
 struct ChildPlan {
@@ -172,6 +174,7 @@ class PreparedPlan {
   std::vector<Bind> binds_;
   std::vector<BindPlan> bind_plans_;
   std::vector<std::string> bind_overlay_options_;  // one per bind; empty for a plain bind
+  std::vector<std::vector<const char*>> tmpfs_option_ptrs_;  // one per bind (into binds_)
   std::vector<gid_t> groups_;
   std::vector<std::string> argv_;
   std::vector<std::string> env_;

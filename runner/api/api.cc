@@ -43,7 +43,7 @@ ServerOptions Api::server_options() const {
     const Target* t = std::get_if<Target>(&parsed);
     const Match m = t ? match_route(req.method, t->path) : Match{};
     return m.route && (m.route->id == RouteId::volume_create || takes_body(req) ||
-                       ContainerRoutes::wants_body(m.route->id));
+                       ContainerRoutes::wants_body(m.route->id) || ExecRoutes::wants_body(m.route->id));
   };
   o.body_to_file = [this](const Request& req) -> std::optional<uint64_t> {
     auto parsed = parse_target(req.target);
@@ -51,6 +51,7 @@ ServerOptions Api::server_options() const {
     if (!t) return std::nullopt;
     const Match m = match_route(req.method, t->path);
     if (!m.route || m.route->state != RouteState::implemented) return std::nullopt;
+    if (auto cap = container_routes_.body_file_cap(m.route->id)) return cap;
     return images_.body_file_cap(Call{*m.route, *t, m.params});
   };
   o.body_dir = store_.root() + "/tmp";
@@ -73,6 +74,7 @@ void Api::handle(Exchange& ex) {
   if (m.route->state != RouteState::implemented) return ex.reply(not_implemented(*m.route));
   const Call call{*m.route, target, m.params};
   if (container_routes_.handle(ex, call)) return;
+  if (exec_routes_.handle(ex, call)) return;
   switch (m.route->id) {
     case RouteId::ping: return ex.reply(ping_response());
     case RouteId::version: return ex.reply(version_response(facts_));

@@ -7,6 +7,7 @@
 #include "cache/store.h"
 #include "runner/api/container_routes.h"
 #include "runner/api/event_routes.h"
+#include "runner/api/exec_routes.h"
 #include "runner/api/image_routes.h"
 #include "runner/api/network_routes.h"
 #include "runner/api/server.h"
@@ -23,7 +24,9 @@ class Api {
       : loop_(loop), facts_(std::move(facts)), store_(std::move(store)), event_routes_(loop, events_),
         images_(loop, store_, std::move(pull), events_), volumes_(loop, store_.root(), events_),
         networks_(networks), network_routes_(loop, networks, facts_.id, events_), containers_(containers),
-        container_routes_(loop, store_, containers) {}
+        container_routes_(loop, store_, containers), execs_(loop, containers, &events_), exec_routes_(execs_) {
+    container_routes_.set_execs(&execs_);
+  }
   // Answers the exchange's request (now, or from the threadpool's answer later).
   void handle(Exchange& ex);
   // The server options Docker's clients expect (headers, bounds).
@@ -50,6 +53,8 @@ class Api {
   NetworkRoutes network_routes_;
   ContainerRegistry& containers_;
   ContainerRoutes container_routes_;
+  ExecRegistry execs_;  // after events_: it follows the containers' destroy events there
+  ExecRoutes exec_routes_;
 };
 
 }  // namespace sandrun::runner::api

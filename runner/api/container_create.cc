@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runner/api/health_json.h"
+#include "runner/api/container_create_wiring.h"
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner::api {
@@ -30,12 +32,12 @@ bool empty_value(const json& v) {
 // logged as ignored.
 const std::set<std::string, std::less<>> kConfigFields = {
     "Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Labels", "Tty", "OpenStdin", "AttachStdin",
-    "AttachStdout", "AttachStderr", "StdinOnce", "HostConfig", "NetworkingConfig", "Hostname", "Volumes", "ExposedPorts"};
+    "AttachStdout", "AttachStderr", "StdinOnce", "HostConfig", "NetworkingConfig", "Hostname", "Volumes", "ExposedPorts", "Healthcheck"};
 const std::set<std::string, std::less<>> kHostFields = {
     "Binds", "Mounts", "Memory", "NanoCpus", "CpuQuota", "CpuPeriod", "PidsLimit", "AutoRemove", "CapAdd", "CapDrop",
     "ReadonlyRootfs", "Tmpfs", "Init", "SecurityOpt", "Privileged", "Devices", "PidMode", "IpcMode", "UTSMode",
     "UsernsMode", "NetworkMode", "PortBindings", "PublishAllPorts", "RestartPolicy", "MemorySwap", "LogConfig",
-    "MemorySwappiness", "DeviceRequests", "CgroupnsMode"};
+    "MemorySwappiness", "DeviceRequests", "CgroupnsMode", "ConsoleSize", "ExtraHosts"};
 
 void log_ignored(const json& obj, const std::set<std::string, std::less<>>& known, std::string_view where) {
   for (const auto& [k, v] : obj.items()) {
@@ -121,8 +123,8 @@ void read_mounts(const json& hc, config::JobSpec& spec, std::vector<std::string>
     for (size_t c; (c = b.find(':', pos)) != std::string::npos; pos = c + 1) parts.push_back(b.substr(pos, c - pos));
     parts.push_back(b.substr(pos));
     if (parts.size() < 2 || parts.size() > 3) bad(fmt::format("HostConfig.Binds: invalid volume specification: '{}'", b));
-    if (parts[0].empty() || parts[0].front() != '/')
-      bad(fmt::format("HostConfig.Binds: {:?}: named volumes are not supported by sandrun yet (give a host path)", b));
+    if (parts[0].empty()) bad(fmt::format("HostConfig.Binds: invalid volume specification: '{}'", b));
+    if (parts[0].front() != '/') continue;  // a named volume (container_create_wiring.cc)
     check_target(parts[1], "HostConfig.Binds");
     bool ro = false;
     if (parts.size() == 3) {
@@ -149,8 +151,7 @@ void read_mounts(const json& hc, config::JobSpec& spec, std::vector<std::string>
     const std::string source = str(m, "Source", "HostConfig.Mounts[].");
     const std::string target = str(m, "Target", "HostConfig.Mounts[].");
     check_target(target, "HostConfig.Mounts");
-    if (type == "volume") bad("HostConfig.Mounts: mounts of type volume are not supported by sandrun yet");
-    if (type == "tmpfs") bad("HostConfig.Mounts: mounts of type tmpfs are not supported by sandrun yet");
+    if (type == "volume" || type == "tmpfs") continue;  // container_create_wiring.cc
     if (type != "bind") bad(fmt::format("HostConfig.Mounts: mount type {:?} is not supported by sandrun", type));
     if (source.empty() || source.front() != '/')
       bad(fmt::format("HostConfig.Mounts: invalid mount config for type \"bind\": invalid mount path: '{}' mount path "
@@ -214,8 +215,6 @@ void read_hardening(const json& hc, config::JobSpec& spec) {
   const std::string userns = str(hc, "UsernsMode", "HostConfig.");
   if (userns == "host") spec.userns = false;  // the policy's userns_off decides
   else if (!userns.empty()) bad(fmt::format("HostConfig.UsernsMode: {:?} is not supported by sandrun", userns));
-  if (auto it = hc.find("Tmpfs"); it != hc.end() && !empty_value(*it))
-    bad("HostConfig.Tmpfs: tmpfs mounts are not supported by sandrun yet (the container's /tmp is a tmpfs)");
   for (const auto& opt : strings(hc, "SecurityOpt", "HostConfig.").value_or(std::vector<std::string>{})) {
     if (opt == "no-new-privileges" || opt == "no-new-privileges:true" || opt == "no-new-privileges=true") {
       spec.no_new_privs = true;
@@ -288,9 +287,10 @@ void read_network(const json& hc, const json& exposed, config::JobSpec& spec) {
   const std::string mode = str(hc, "NetworkMode", "HostConfig.");
   // Docker's default network is a bridge with outbound access; sandrun's is the container's
   // own network namespace with loopback only (docs/api.md).
-  if (mode.empty() || mode == "default" || mode == "bridge" || mode == "none") spec.network = config::Network::none;
-  else if (mode == "host") spec.network = config::Network::host;  // the policy's network_host decides
-  else bad(fmt::format("network {} not found", mode));
+  // A user network's name: the container's own namespace, attached to that network when it
+  // starts (container_create_wiring.cc).
+  if (mode == "host") spec.network = config::Network::host;  // the policy's network_host decides
+  else spec.network = config::Network::none;
   read_ports(hc, exposed, spec);
   if (auto it = hc.find("RestartPolicy"); it != hc.end() && it->is_object()) {
     const std::string name = str(*it, "Name", "HostConfig.RestartPolicy.");
@@ -299,14 +299,48 @@ void read_network(const json& hc, const json& exposed, config::JobSpec& spec) {
   }
 }
 
+// Its stdin and terminal: OpenStdin (a stdin pipe), StdinOnce (closed when the first attached
+// client goes), Tty, and HostConfig.ConsoleSize [rows, cols] (the terminal's first size, sent
+// by the docker CLI since API 1.42).
+void read_stdio(const json& cfg, const json& hc, CreateRequest& req) {
+  req.tty = boolean(cfg, "Tty", "");
+  req.open_stdin = boolean(cfg, "OpenStdin", "");
+  req.stdin_once = req.open_stdin && boolean(cfg, "StdinOnce", "");
+  auto it = hc.find("ConsoleSize");
+  if (it == hc.end() || it->is_null()) return;
+  if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_unsigned() || !(*it)[1].is_number_unsigned())
+    bad("HostConfig.ConsoleSize: expected [height, width]");
+  const uint64_t rows = (*it)[0].get<uint64_t>(), cols = (*it)[1].get<uint64_t>();
+  if (rows > 65535 || cols > 65535) bad("HostConfig.ConsoleSize: height and width are at most 65535");
+  if (rows && cols) {
+    req.tty_rows = static_cast<uint16_t>(rows);
+    req.tty_cols = static_cast<uint16_t>(cols);
+  }
+}
+
 std::string first_or_empty(const std::vector<std::string>& v) { return v.empty() ? "" : v.front(); }
 
-CreateRequest translate(const json& cfg, const std::string& name, const cache::ImageRecord& image) {
+// The image config's own HEALTHCHECK (config.Healthcheck), if it has a readable one.
+HealthcheckSpec image_healthcheck(std::string_view image_config) {
+  if (image_config.empty()) return {};
+  const json doc = json::parse(image_config, nullptr, false);
+  if (!doc.is_object() || !doc.contains("config") || !doc["config"].is_object()) return {};
+  const json& c = doc["config"];
+  if (!c.contains("Healthcheck")) return {};
+  auto spec = parse_healthcheck(c["Healthcheck"]);
+  if (auto* err = std::get_if<std::string>(&spec)) {
+    log::warn("api: create: the image's Healthcheck is not used: {}", *err);
+    return {};
+  }
+  return std::get<HealthcheckSpec>(spec);
+}
+
+CreateRequest translate(const json& cfg, const std::string& name, const cache::ImageRecord& image,
+                        std::string_view image_config) {
   static const json kNone = json::object();
   const json& hc = cfg.contains("HostConfig") && cfg["HostConfig"].is_object() ? cfg["HostConfig"] : kNone;
   log_ignored(cfg, kConfigFields, "Config.");
   log_ignored(hc, kHostFields, "HostConfig.");
-  if (boolean(cfg, "Tty", "")) bad("Tty: a TTY is not supported by sandrun yet");
   CreateRequest req;
   req.name = name;
   config::JobSpec& spec = req.spec;
@@ -340,10 +374,16 @@ CreateRequest translate(const json& cfg, const std::string& name, const cache::I
   }
   json mounts = json::array();
   read_mounts(hc, spec, req.make_dirs, mounts);
+  if (auto refused = read_wiring(cfg, hc, req.wiring, mounts)) bad(std::move(*refused));
   read_limits(hc, spec);
   read_hardening(hc, spec);
   read_network(hc, cfg.contains("ExposedPorts") ? cfg["ExposedPorts"] : json(nullptr), spec);
   req.auto_remove = boolean(hc, "AutoRemove", "HostConfig.");
+  // The create's check, else the image's (docker-save tars and pulled images carry it).
+  auto health = parse_healthcheck(cfg.contains("Healthcheck") ? cfg["Healthcheck"] : json(nullptr));
+  if (auto* err = std::get_if<std::string>(&health)) bad(*err);
+  req.health = effective_healthcheck(std::get<HealthcheckSpec>(health), image_healthcheck(image_config));
+  read_stdio(cfg, hc, req);
   if (auto it = hc.find("Init"); it != hc.end() && it->is_boolean() && !it->get<bool>())
     log::debug("api: create: Init false: sandrun's init stays PID 1");
   // Docker's view of what was created, for inspect and list.
@@ -358,7 +398,10 @@ CreateRequest translate(const json& cfg, const std::string& name, const cache::I
   config["WorkingDir"] = workdir.empty() ? image.config.working_dir : workdir;
   config["User"] = user.empty() ? image.config.user : user;
   config["Labels"] = req.labels;
-  config["Tty"] = false;
+  config["Tty"] = req.tty;
+  config["OpenStdin"] = req.open_stdin;
+  config["StdinOnce"] = req.stdin_once;
+  config["AttachStdin"] = boolean(cfg, "AttachStdin", "");
   config["Hostname"] = name;
   json client;
   client["Config"] = config;
@@ -386,9 +429,9 @@ std::variant<CreateBody, Response> read_create_body(const std::string& body) {
 }
 
 std::variant<CreateRequest, Response> translate_create(const CreateBody& body, const std::string& name,
-                                                       const cache::ImageRecord& image) {
+                                                       const cache::ImageRecord& image, std::string_view image_config) {
   try {
-    return translate(json::parse(body.json), name, image);
+    return translate(json::parse(body.json), name, image, image_config);
   } catch (const Bad& b) {
     return Response::error(400, b.message);
   } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include "cache/store.h"
@@ -23,7 +24,9 @@ std::variant<CreateBody, Response> read_create_body(const std::string& body);
 // The registry's request for `body` with `image`'s defaults (Entrypoint, Cmd, Env, WorkingDir,
 // User), or a 400 naming the field. The record's `client` keeps Docker's view for inspect:
 // {"Config", "HostConfig", "Path", "Args", "Image", "ImageID", "Mounts"}.
+// `image_config`: the image's config blob (JSON text, may be empty), for its Healthcheck.
 std::variant<CreateRequest, Response> translate_create(const CreateBody& body, const std::string& name,
-                                                       const cache::ImageRecord& image);
+                                                       const cache::ImageRecord& image,
+                                                       std::string_view image_config = {});
 
 }  // namespace sandrun::runner::api

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "runner/api/health_json.h"
+
 namespace sandrun::runner::api {
 namespace {
 
@@ -35,17 +37,64 @@ json ports_map(const ContainerRecord& r, const json& client) {
   return ports;
 }
 
+json empty_endpoint() {
+  return {{"IPAMConfig", nullptr}, {"Links", nullptr}, {"Aliases", nullptr}, {"NetworkID", ""},
+          {"EndpointID", ""}, {"Gateway", ""}, {"IPAddress", ""}, {"IPPrefixLen", 0},
+          {"IPv6Gateway", ""}, {"GlobalIPv6Address", ""}, {"GlobalIPv6PrefixLen", 0}, {"MacAddress", ""},
+          {"DriverOpts", nullptr}, {"DNSNames", nullptr}};
+}
+
+// Networks: the user networks it is on (addresses while it runs), else Docker's "none" (the
+// default network of sandrun: its own namespace, loopback only) or "host".
+json networks_of(const ContainerRecord& r, json& primary) {
+  json nets = json::object();
+  for (const NetworkJoin& n : r.wiring.networks) {
+    json e = empty_endpoint();
+    e["NetworkID"] = n.network_id;
+    e["Aliases"] = n.aliases.empty() ? json(nullptr) : json(n.aliases);
+    if (n.ipv4) e["IPAMConfig"] = {{"IPv4Address", *n.ipv4}};
+    for (const LiveEndpoint& l : r.endpoints) {
+      if (l.network_id != n.network_id) continue;
+      e["EndpointID"] = l.endpoint.endpoint_id;
+      e["Gateway"] = l.gateway.str();
+      e["IPAddress"] = l.endpoint.address.str();
+      e["IPPrefixLen"] = l.prefix;
+      e["MacAddress"] = l.endpoint.mac;
+      json names = {r.name, r.id.substr(0, 12)};
+      for (const auto& a : n.aliases) names.push_back(a);
+      e["DNSNames"] = names;
+      if (primary.is_null()) primary = e;
+    }
+    nets[n.network_name] = e;
+  }
+  if (nets.empty()) nets[r.spec.network == config::Network::host ? "host" : "none"] = empty_endpoint();
+  return nets;
+}
+
 json network_settings(const ContainerRecord& r) {
-  json endpoint = {{"IPAMConfig", nullptr}, {"Links", nullptr}, {"Aliases", nullptr}, {"NetworkID", ""},
-                   {"EndpointID", ""}, {"Gateway", ""}, {"IPAddress", ""}, {"IPPrefixLen", 0},
-                   {"IPv6Gateway", ""}, {"GlobalIPv6Address", ""}, {"GlobalIPv6PrefixLen", 0}, {"MacAddress", ""},
-                   {"DriverOpts", nullptr}};
-  const std::string net = r.spec.network == config::Network::host ? "host" : "none";
+  json primary;
+  json nets = networks_of(r, primary);
+  if (primary.is_null()) primary = empty_endpoint();
   return {{"Bridge", ""}, {"SandboxID", ""}, {"HairpinMode", false}, {"LinkLocalIPv6Address", ""},
           {"LinkLocalIPv6PrefixLen", 0}, {"Ports", ports_map(r, client_of(r))}, {"SandboxKey", ""},
-          {"SecondaryIPAddresses", nullptr}, {"SecondaryIPv6Addresses", nullptr}, {"EndpointID", ""},
-          {"Gateway", ""}, {"GlobalIPv6Address", ""}, {"GlobalIPv6PrefixLen", 0}, {"IPAddress", ""},
-          {"IPPrefixLen", 0}, {"IPv6Gateway", ""}, {"MacAddress", ""}, {"Networks", {{net, endpoint}}}};
+          {"SecondaryIPAddresses", nullptr}, {"SecondaryIPv6Addresses", nullptr}, {"EndpointID", primary["EndpointID"]},
+          {"Gateway", primary["Gateway"]}, {"GlobalIPv6Address", ""}, {"GlobalIPv6PrefixLen", 0},
+          {"IPAddress", primary["IPAddress"]}, {"IPPrefixLen", primary["IPPrefixLen"]}, {"IPv6Gateway", ""},
+          {"MacAddress", primary["MacAddress"]}, {"Networks", nets}};
+}
+
+// Mounts: the client's binds (and tmpfs Mounts), then its volumes with their directories.
+json mounts_of(const ContainerRecord& r, const json& client) {
+  json mounts = client.value("Mounts", json::array());
+  for (const VolumeMount& v : r.wiring.volumes) {
+    std::string source;
+    for (const auto& b : r.spec.volumes)
+      if (b.target == v.target) source = b.source;
+    mounts.push_back({{"Type", "volume"}, {"Name", v.name}, {"Source", source}, {"Destination", v.target},
+                      {"Driver", "local"}, {"Mode", v.mode.empty() ? "z" : v.mode}, {"RW", !v.readonly},
+                      {"Propagation", ""}});
+  }
+  return mounts;
 }
 
 }  // namespace
@@ -76,10 +125,16 @@ std::string human_duration(int64_t ns) {
   return fmt::format("{} years", seconds / 3600 / 24 / 365);
 }
 
-std::string status_text(const ContainerRecord& r, int64_t now) {
+std::string status_text(const ContainerRecord& r, int64_t now, const HealthState* health) {
   switch (r.status) {
     case ContainerStatus::created: return "Created";
-    case ContainerStatus::running: return "Up " + human_duration(now - r.started_ns);
+    case ContainerStatus::running: {
+      std::string up = "Up " + human_duration(now - r.started_ns);
+      if (!health) return up;
+      // Docker's: "Up 5 seconds (healthy)", "(unhealthy)", "(health: starting)".
+      if (health->status == HealthStatus::starting) return up + " (health: starting)";
+      return fmt::format("{} ({})", up, health_status_name(health->status));
+    }
     case ContainerStatus::exited:
       return fmt::format("Exited ({}) {} ago", r.exit_code, human_duration(now - r.finished_ns));
     case ContainerStatus::removing: return "Removal In Progress";
@@ -87,7 +142,7 @@ std::string status_text(const ContainerRecord& r, int64_t now) {
   return "";
 }
 
-std::string inspect_json(const ContainerRecord& r) {
+std::string inspect_json(const ContainerRecord& r, const HealthState* health, const std::vector<std::string>& exec_ids) {
   const json client = client_of(r);
   json j;
   j["Id"] = r.id;
@@ -99,6 +154,7 @@ std::string inspect_json(const ContainerRecord& r) {
                 {"OOMKilled", r.oom_killed}, {"Dead", false}, {"Pid", running ? r.pid : 0},
                 {"ExitCode", r.exit_code}, {"Error", r.error}, {"StartedAt", rfc3339_nano(r.started_ns)},
                 {"FinishedAt", rfc3339_nano(r.finished_ns)}};
+  if (health) j["State"]["Health"] = health_state_json(*health);
   j["Image"] = r.image_id;
   j["ResolvConfPath"] = "";
   j["HostnamePath"] = "";
@@ -111,7 +167,7 @@ std::string inspect_json(const ContainerRecord& r) {
   j["MountLabel"] = "";
   j["ProcessLabel"] = "";
   j["AppArmorProfile"] = "";
-  j["ExecIDs"] = nullptr;
+  j["ExecIDs"] = exec_ids.empty() ? json(nullptr) : json(exec_ids);
   json hc = client.value("HostConfig", json::object());
   hc["AutoRemove"] = r.auto_remove;
   if (!hc.contains("RestartPolicy")) hc["RestartPolicy"] = {{"Name", "no"}, {"MaximumRetryCount", 0}};
@@ -125,7 +181,7 @@ std::string inspect_json(const ContainerRecord& r) {
     hc["LogConfig"] = {{"Type", "json-file"}, {"Config", json::object()}};
   j["HostConfig"] = hc;
   j["GraphDriver"] = {{"Name", "overlay"}, {"Data", nullptr}};
-  j["Mounts"] = client.value("Mounts", json::array());
+  j["Mounts"] = mounts_of(r, client);
   json cfg = client.value("Config", json::object());
   cfg["Labels"] = r.labels;
   j["Config"] = cfg;
@@ -133,7 +189,7 @@ std::string inspect_json(const ContainerRecord& r) {
   return j.dump();
 }
 
-std::string list_entry_json(const ContainerRecord& r, int64_t now) {
+std::string list_entry_json(const ContainerRecord& r, int64_t now, const HealthState* health) {
   const json client = client_of(r);
   json j;
   j["Id"] = r.id;
@@ -149,10 +205,10 @@ std::string list_entry_json(const ContainerRecord& r, int64_t now) {
     j["Ports"].push_back({{"IP", p.host_ip}, {"PrivatePort", p.container_port}, {"PublicPort", p.host_port}, {"Type", "tcp"}});
   j["Labels"] = r.labels;
   j["State"] = docker_status(r);
-  j["Status"] = status_text(r, now);
+  j["Status"] = status_text(r, now, health);
   j["HostConfig"] = {{"NetworkMode", client.value("HostConfig", json::object()).value("NetworkMode", "default")}};
   j["NetworkSettings"] = {{"Networks", network_settings(r)["Networks"]}};
-  j["Mounts"] = client.value("Mounts", json::array());
+  j["Mounts"] = mounts_of(r, client);
   return j.dump();
 }
 

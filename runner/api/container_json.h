@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "runner/engine/container_log.h"
 #include "runner/engine/container_record.h"
@@ -16,12 +17,13 @@ std::string rfc3339_nano(int64_t ns);
 // Docker's units.HumanDuration: "Less than a second", "3 seconds", "About a minute", ...
 std::string human_duration(int64_t ns);
 // The list's Status: "Created", "Up 3 seconds", "Exited (0) 2 seconds ago".
-std::string status_text(const ContainerRecord& r, int64_t now);
+std::string status_text(const ContainerRecord& r, int64_t now, const HealthState* health = nullptr);
 
 // GET /containers/{id}/json.
-std::string inspect_json(const ContainerRecord& r);
+std::string inspect_json(const ContainerRecord& r, const HealthState* health = nullptr,
+                         const std::vector<std::string>& exec_ids = {});
 // One entry of GET /containers/json.
-std::string list_entry_json(const ContainerRecord& r, int64_t now);
+std::string list_entry_json(const ContainerRecord& r, int64_t now, const HealthState* health = nullptr);
 
 // A record of the logs as Docker sends it without a TTY: an 8-byte header (stream, 0, 0, 0,
 // size big-endian) and the bytes, with the time first when `timestamps`.

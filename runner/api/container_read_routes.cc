@@ -41,7 +41,11 @@ bool ancestor_matches(const std::string& wanted, const ContainerRecord& r) {
   return w.size() >= 4 && id.starts_with(w);
 }
 
-bool matches(const Filters& f, const ContainerRecord& r) {
+bool matches(const Filters& f, const ContainerRecord& r, const HealthState* health) {
+  if (!any_of(f, "health", [&](const std::string& v) {
+        return v == (health ? std::string(health_status_name(health->status)) : std::string("none"));
+      }))
+    return false;
   if (!any_of(f, "id", [&](const std::string& v) { return r.id.starts_with(v); })) return false;
   if (!any_of(f, "name", [&](const std::string& v) {
         const std::string n = v.starts_with("/") ? v.substr(1) : v;
@@ -55,7 +59,9 @@ bool matches(const Filters& f, const ContainerRecord& r) {
       }))
     return false;
   if (!any_of(f, "network", [&](const std::string& v) {
-        return v == (r.spec.network == config::Network::host ? "host" : "none");
+        for (const auto& n : r.wiring.networks)
+          if (v == n.network_name || v == n.network_id) return true;
+        return r.wiring.networks.empty() && v == (r.spec.network == config::Network::host ? "host" : "none");
       }))
     return false;
   if (auto it = f.find("label"); it != f.end() && !labels_match(it->second, r.labels)) return false;
@@ -78,6 +84,12 @@ void ContainerRoutes::list(Exchange& ex, const Call& call) {
   const Query q = Query::parse(call.target.query);
   auto filters = parse_filters(q, kListFilters);
   if (!filters) return ex.reply(Response::error(400, filters.error().message()));
+  if (auto it = filters->find("health"); it != filters->end()) {
+    for (const auto& s : it->second) {
+      if (s != "starting" && s != "healthy" && s != "unhealthy" && s != "none")
+        return ex.reply(Response::error(400, fmt::format("Unrecognised filter value for health: {}", s)));
+    }
+  }
   if (auto it = filters->find("status"); it != filters->end()) {
     for (const auto& s : it->second) {
       static const std::set<std::string> kStates = {"created", "restarting", "running", "removing", "paused", "exited", "dead"};
@@ -93,10 +105,11 @@ void ContainerRoutes::list(Exchange& ex, const Call& call) {
   long long n = 0;
   for (const ContainerRecord* r : registry_.list()) {
     if (!all && r->status != ContainerStatus::running) continue;
-    if (!matches(*filters, *r)) continue;
+    const HealthState* health = registry_.health(r->id);
+    if (!matches(*filters, *r, health)) continue;
     if (*limit > 0 && n >= *limit) break;
     if (n++) out += ',';
-    out += list_entry_json(*r, now);
+    out += list_entry_json(*r, now, health);
   }
   out += "]\n";
   ex.reply(Response::json(std::move(out)));
@@ -148,10 +161,9 @@ void ContainerRoutes::top(Exchange& ex, const std::string& id) {
 
 void ContainerRoutes::stats(Exchange& ex, const Call& call, const std::string& id) {
   const Query q = Query::parse(call.target.query);
-  if (q.flag("stream", true) && !q.flag("one-shot"))
-    return ex.reply(Response::error(501, "streamed stats are not implemented by sandrun yet: ask with stream=false"));
   const ContainerRecord* rec = registry_.find(id);
   const LiveInfo live = registry_.live(id);
+  if (q.flag("stream", true) && !q.flag("one-shot") && live.pid > 0) return stats_stream(ex, id);
   if (live.pid <= 0) {
     // Docker answers a stopped container's stats with zeros.
     json out = {{"read", "0001-01-01T00:00:00Z"}, {"preread", "0001-01-01T00:00:00Z"}, {"id", id},

@@ -18,6 +18,8 @@ namespace {
 
 using nlohmann::json;
 
+}  // namespace
+
 Response answer(const ContainerRefusal& r) {
   switch (r.kind) {
     case ContainerRefusal::Kind::not_found: return Response::error(404, r.message);
@@ -33,6 +35,8 @@ Response answer(const ContainerRefusal& r) {
   }
   return Response::error(500, r.message);
 }
+
+namespace {
 
 Response no_content() {
   Response r;
@@ -109,11 +113,18 @@ bool ContainerRoutes::handle(Exchange& ex, const Call& call) {
     case RouteId::container_delete: remove(ex, call, id); return true;
     case RouteId::container_prune: prune(ex, call); return true;
     case RouteId::container_list: list(ex, call); return true;
-    case RouteId::container_inspect: ex.reply(Response::json(inspect_json(*registry_.find(id)) + "\n")); return true;
+    case RouteId::container_inspect:
+      ex.reply(Response::json(inspect_json(*registry_.find(id), registry_.health(id),
+                                           execs_ ? execs_->of_container(id) : std::vector<std::string>{}) + "\n"));
+      return true;
     case RouteId::container_logs: logs(ex, call, id); return true;
     case RouteId::container_attach: attach(ex, call, id); return true;
     case RouteId::container_top: top(ex, id); return true;
     case RouteId::container_stats: stats(ex, call, id); return true;
+    case RouteId::container_resize: resize(ex, call, id); return true;
+    case RouteId::container_archive_head: case RouteId::container_archive_get: case RouteId::container_archive_put:
+      archive(ex, call, id);
+      return true;
     default: return false;
   }
 }
@@ -129,6 +140,7 @@ void ContainerRoutes::create(Exchange& ex, const Call& call) {
   struct Found {
     std::optional<cache::ImageRecord> image;
     std::optional<Error> error;
+    std::string config;  // the image's config blob
   };
   auto found = std::make_shared<Found>();
   auto b = std::make_shared<CreateBody>(std::get<CreateBody>(std::move(body)));
@@ -145,11 +157,15 @@ void ContainerRoutes::create(Exchange& ex, const Call& call) {
         }();
         if (!r) found->error = std::move(r.error());
         else found->image = std::move(*r);
+        // Its config blob, for the image's own Healthcheck (a create without one inherits it).
+        if (found->image) {
+          if (auto text = store.config_json(*found->image)) found->config = std::move(*text);
+        }
       },
       [this, &ex, found, b, name] {
         if (found->error) return ex.reply(Response::error(500, found->error->message()));
         if (!found->image) return ex.reply(Response::error(404, fmt::format("No such image: {}", b->image)));
-        auto req = translate_create(*b, name, *found->image);
+        auto req = translate_create(*b, name, *found->image, found->config);
         if (auto* refused = std::get_if<Response>(&req)) return ex.reply(std::move(*refused));
         registry_.create(std::get<CreateRequest>(std::move(req)),
                          [reply = replier(ex)](Result<std::string> id, std::optional<ContainerRefusal> refusal) {
@@ -211,7 +227,7 @@ void ContainerRoutes::wait(Exchange& ex, const Call& call, const std::string& id
 
 void ContainerRoutes::remove(Exchange& ex, const Call& call, const std::string& id) {
   const Query q = Query::parse(call.target.query);
-  registry_.remove(id, q.flag("force"), reply_204(ex));
+  registry_.remove(id, q.flag("force"), reply_204(ex), q.flag("v"));
 }
 
 void ContainerRoutes::prune(Exchange& ex, const Call& call) {

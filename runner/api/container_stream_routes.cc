@@ -113,43 +113,66 @@ void ContainerRoutes::follow_logs(Exchange& ex, const Call& call, const std::str
       });
 }
 
+// The hijacked connection carries the container's output (framed without a terminal, raw with
+// one) and, with stdin=1 on a container with a stdin, its input: written with backpressure
+// (the client is not read while the container's queue is full). The client's end of input, or
+// its going, closes the container's stdin when it was created StdinOnce (as Docker).
 void ContainerRoutes::attach(Exchange& ex, const Call& call, const std::string& id) {
   const Query q = Query::parse(call.target.query);
   const bool out = q.flag("stdout"), err = q.flag("stderr");
-  Response head;
-  head.content_type = stream_type(call.target.minor);
-  // Its input (stdin) is not wired to the container yet: read and dropped.
-  ex.hijack(std::move(head), [](std::string_view) {}, [] {});
-  if (!q.flag("stream") || !registry_.find(id) ||
-      (!registry_.active(id) && registry_.find(id)->status != ContainerStatus::created)) {
-    return ex.end();
-  }
+  const ContainerRecord* rec = registry_.find(id);
+  const bool tty = rec->tty, once = rec->stdin_once;
+  const bool writes = q.flag("stdin") && rec->open_stdin;
   struct Attached {
     Flow flow;
     uint64_t token = 0;
+    uint64_t stdin_token = 0;
+    bool input_done = false;
   };
   auto a = std::make_shared<Attached>();
+  // Once the answer ends (or the client goes): nothing of the exchange is kept.
+  auto release = [this, a, id] {
+    if (a->token) registry_.unsubscribe(a->token);
+    a->token = 0;
+    if (a->stdin_token) registry_.unwatch_stdin(id, a->stdin_token);
+    a->stdin_token = 0;
+  };
+  auto input_end = [this, a, id, once, writes] {
+    if (a->input_done) return;
+    a->input_done = true;
+    if (writes && once) registry_.close_stdin(id);
+  };
+  Response head;
+  head.content_type = tty ? "application/vnd.docker.raw-stream" : stream_type(call.target.minor);
+  ex.hijack(
+      std::move(head),
+      [this, &ex, a, id, writes](std::string_view data) {
+        if (!writes || a->input_done) return;  // no stdin: read and dropped
+        if (!registry_.write_stdin(id, data)) ex.pause_input(true);
+      },
+      input_end);
+  if (!q.flag("stream") || (!registry_.active(id) && rec->status != ContainerStatus::created)) return ex.end();
+  if (writes) a->stdin_token = registry_.watch_stdin(id, [&ex] { ex.pause_input(false); });
   a->token = registry_.subscribe(
       id, ContainerRegistry::Subscriber{
               .record = nullptr,
               .bytes =
-                  [this, &ex, a, out, err](int stream, std::string_view data) {
+                  [&ex, a, out, err, tty, release](int stream, std::string_view data) {
                     if ((stream == 1 && !out) || (stream == 2 && !err)) return;
-                    if (!a->flow.send(ex, frame_bytes(stream, data)) && a->token) {
-                      registry_.unsubscribe(a->token);
-                      a->token = 0;
-                    }
+                    if (a->flow.send(ex, tty ? std::string(data) : frame_bytes(stream, data))) return;
+                    release();
                   },
               .end =
-                  [&ex, a] {
+                  [&ex, a, release] {
                     a->token = 0;
+                    release();
                     if (!a->flow.dropped) ex.end();
                   },
           });
   ex.on_drain([a] { a->flow.drained(); });
-  ex.on_gone([this, a] {
-    if (a->token) registry_.unsubscribe(a->token);
-    a->token = 0;
+  ex.on_gone([a, release, input_end] {
+    release();
+    input_end();
   });
 }
 

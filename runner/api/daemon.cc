@@ -13,6 +13,7 @@
 #include "runner/api/api.h"
 #include "runner/api/api_socket.h"
 #include "runner/api/routes.h"
+#include "runner/api/container_wiring_hooks.h"
 #include "runner/engine/container_registry.h"
 #include "runner/engine/sweep.h"
 #include "runner/loop/loop.h"
@@ -108,6 +109,7 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
     }
     Api api(loop, std::move(facts), std::move(store), containers, *networks, o.pull);
     containers.set_events(&api.events());
+    DaemonWiring wiring(loop, api, containers);  // volumes and networks of containers
     auto server = Server::start(loop, std::move(sock.fd), [&api](Exchange& ex) { api.handle(ex); },
                                 api.server_options());
     if (!server) {

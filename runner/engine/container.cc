@@ -178,8 +178,10 @@ void Container::clone_blocking() {
     SANDRUN_TRY(SlotPool::mark_claimed(*slot_));
     auto lease = SANDRUN_TRY(acquire_caches(engine_.state_root(), start_.caches, *slot_, *plan_));
     placement_.binds = lease.binds;
+    placement_.binds.insert(placement_.binds.end(), start_.binds.begin(), start_.binds.end());
     caches_ = std::move(lease);
     for (const auto& [name, text] : start_.etc_files) SANDRUN_TRY(write_etc_file(placement_, *plan_, name, text));
+    if (start_.prepare_layer) SANDRUN_TRY(start_.prepare_layer(*plan_, placement_));
     if (plan_->use_cgroup && engine_.cgroups()) {
       auto group = engine_.cgroups()->create(engine_.run_id(), fmt::format("c{}", engine_.next_container_id()),
                                              plan_->limits);

@@ -45,6 +45,8 @@ struct ContainerStart {
   // (a pod's services by name), "resolv.conf" (a private network's DNS forwarder).
   std::vector<std::pair<std::string, std::string>> etc_files;
   std::vector<CacheMount> caches;     // named cache volumes
+  // Mounts of this start only, after the caches' (a daemon container's tmpfs mounts).
+  std::vector<sandbox::Bind> binds;
   // Published through the container's own socket factory (plan.socket_factory: rootless). A
   // pod publishes its containers' ports through its namespace instead (pod.h).
   std::vector<config::PortSpec> ports;
@@ -53,6 +55,10 @@ struct ContainerStart {
   // A terminal of this size as the first process's stdin, stdout and stderr (one stream, as
   // stdout); resize() changes it.
   std::optional<sandbox::TtySize> tty;
+  // Run on the threadpool once its writable layer is made, before its command starts (files
+  // copied into a container that did not run: docker cp), with the plan and the writable
+  // layer's host path. An error fails the start.
+  std::function<Result<void>(const sandbox::ContainerPlan&, const sandbox::Placement&)> prepare_layer;
 };
 
 class Container {

@@ -163,6 +163,9 @@ std::string record_to_json(const ContainerRecord& r) {
   j["image_id"] = r.image_id;
   j["client"] = r.client;
   j["auto_remove"] = r.auto_remove;
+  j["open_stdin"] = r.open_stdin;
+  j["stdin_once"] = r.stdin_once;
+  j["tty"] = r.tty;
   j["created_ns"] = r.created_ns;
   j["started_ns"] = r.started_ns;
   j["finished_ns"] = r.finished_ns;
@@ -172,6 +175,13 @@ std::string record_to_json(const ContainerRecord& r) {
   j["error"] = r.error;
   j["pid"] = r.pid;
   j["restarts"] = r.restarts;
+  if (r.health) {
+    const HealthCheck& h = *r.health;
+    j["health"] = {{"argv", h.argv}, {"interval_ms", h.interval.count()}, {"timeout_ms", h.timeout.count()},
+                   {"start_period_ms", h.start_period.count()}, {"start_interval_ms", h.start_interval.count()},
+                   {"retries", h.retries}};
+  }
+  if (!r.wiring.empty()) j["wiring"] = wiring_to_json(r.wiring);
   return j.dump() + "\n";
 }
 
@@ -186,6 +196,9 @@ Result<ContainerRecord> container_record_from_json(std::string_view text, const 
     r.image_id = j.value("image_id", "");
     r.client = j.value("client", "");
     r.auto_remove = j.value("auto_remove", false);
+    r.open_stdin = j.value("open_stdin", false);
+    r.stdin_once = j.value("stdin_once", false);
+    r.tty = j.value("tty", false);
     r.created_ns = j.value("created_ns", int64_t{0});
     r.started_ns = j.value("started_ns", int64_t{0});
     r.finished_ns = j.value("finished_ns", int64_t{0});
@@ -195,6 +208,17 @@ Result<ContainerRecord> container_record_from_json(std::string_view text, const 
     r.error = j.value("error", "");
     r.pid = j.value("pid", 0);
     r.restarts = j.value("restarts", 0u);
+    if (auto h = j.find("health"); h != j.end() && h->is_object()) {
+      HealthCheck c;
+      c.argv = h->at("argv").get<std::vector<std::string>>();
+      c.interval = std::chrono::milliseconds(h->value("interval_ms", c.interval.count()));
+      c.timeout = std::chrono::milliseconds(h->value("timeout_ms", c.timeout.count()));
+      c.start_period = std::chrono::milliseconds(h->value("start_period_ms", c.start_period.count()));
+      c.start_interval = std::chrono::milliseconds(h->value("start_interval_ms", c.start_interval.count()));
+      c.retries = h->value("retries", c.retries);
+      r.health = std::move(c);
+    }
+    if (auto it = j.find("wiring"); it != j.end()) r.wiring = wiring_from_json(*it);
     if (r.id.size() != 64 || r.id.find_first_not_of("0123456789abcdef") != std::string::npos)
       return Error::msg("{}: bad container id {:?}", what, r.id);
     return r;

@@ -11,6 +11,8 @@
 #include <string_view>
 
 #include "config/job_file.h"
+#include "runner/engine/health_check.h"
+#include "runner/engine/container_wiring.h"
 #include "runner/engine/plan.h"
 #include "sandbox/sys/result.h"
 
@@ -27,6 +29,12 @@ struct ContainerRecord {
   std::string image_id;    // "sha256:..." of the image when it was created
   std::string client;      // a front door's own description (JSON text), kept as given
   bool auto_remove = false;  // removed once it exits
+  // Its stdin and terminal (Docker's OpenStdin, StdinOnce, Tty): a stdin pipe the front door
+  // writes (ContainerRegistry::write_stdin); closed when the first attachment that wrote it
+  // ends (stdin_once); a terminal as its stdin, stdout and stderr (one stream, as stdout).
+  bool open_stdin = false;
+  bool stdin_once = false;
+  bool tty = false;
   int64_t created_ns = 0;    // CLOCK_REALTIME
   int64_t started_ns = 0;    // 0: never started
   int64_t finished_ns = 0;   // 0: not finished since its last start
@@ -36,7 +44,10 @@ struct ContainerRecord {
   std::string error;         // why it could not start (or run), "" when it did
   int pid = 0;               // PID 1 on the host while running
   unsigned restarts = 0;
+  std::optional<HealthCheck> health;  // its health check, run while it runs (health.h)
   std::vector<PublishedPort> ports;  // while it runs: its published ports (not kept in the file)
+  WiringSpec wiring;                 // its volumes, tmpfs mounts, networks (container_wiring.h)
+  std::vector<LiveEndpoint> endpoints;  // while it runs: where it is on its networks (not kept)
 };
 
 // A fresh random container id (64 hex digits, from getrandom).

@@ -6,60 +6,15 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "runner/engine/container_registry_entry.h"
 #include "runner/engine/session.h"
 #include "runner/net/port_proxy.h"
 #include "sandbox/netns.h"
+#include "sandbox/userns.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner {
-
-struct ContainerRegistry::Entry {
-  ContainerRecord rec;
-  std::string dir;
-  std::optional<JobPlan> plan;  // resolved at create (or at the first start after a restart)
-  std::vector<cache::LayerLease> leases;
-  std::unique_ptr<Container> live;
-  std::unique_ptr<ContainerLog> log;
-  UniqueFd netns;                    // its own network namespace, for published ports (root)
-  std::unique_ptr<PortProxy> proxy;  // its published ports (root), closed when it exits
-  bool starting = false;          // a start is under way (before `running`)
-  bool tearing_down = false;      // exited: its Container is being removed
-  std::vector<Done> start_done;   // answered once it runs (or could not start)
-  std::vector<Done> stop_done;    // answered once it has exited
-  std::vector<std::function<void()>> after_teardown;
-  struct Waiter {
-    uint64_t token;
-    WaitCondition condition;
-    std::function<void(int)> done;
-  };
-  std::vector<Waiter> waiters;
-  std::map<uint64_t, Subscriber> subscribers;
-  int iterating = 0;                 // inside a loop over the subscribers: erase later
-  std::vector<uint64_t> unsubscribed;
-
-  // Calls f(subscriber) for each; one that unsubscribes meanwhile is erased after the loop.
-  template <typename F>
-  void each_subscriber(F&& f) {
-    ++iterating;
-    for (auto& [tok, s] : subscribers) {
-      if (std::find(unsubscribed.begin(), unsubscribed.end(), tok) == unsubscribed.end()) f(s);
-    }
-    if (--iterating == 0) {
-      for (uint64_t t : unsubscribed) subscribers.erase(t);
-      unsubscribed.clear();
-    }
-  }
-  UvHandle<uv_timer_t> kill_timer;
-  BlockingCall work;              // preparing a start, or removing the directory
-  BlockingCall saving;
-  bool save_again = false;
-  std::function<void()> after_save;  // an erase waiting for the record's write to end
-  std::vector<std::function<void()>> saved;  // run once the record as it is now is on disk
-  ContainerRegistry* owner = nullptr;
-
-  bool running() const { return starting || (live && !tearing_down && rec.status == ContainerStatus::running); }
-};
 
 namespace {
 
@@ -100,6 +55,11 @@ ContainerRegistry::ContainerRegistry(Loop& loop, cache::Store store, Options opt
     : loop_(loop), store_(std::move(store)), options_(std::move(options)) {
   isolation_ = std::make_unique<HostIsolation>(HostIsolation::probe());
   engine_ = std::make_unique<Engine>(loop_, options_.root, isolation_->cgroups.get());
+  health_ = std::make_unique<HealthMonitor>(
+      loop_, *engine_, [this](const std::string& id) { return running(id); },
+      [this](const std::string& id, HealthStatus s) {
+        if (Entry* e = entry(id)) publish(*e, fmt::format("health_status: {}", health_status_name(s)));
+      });
   uv_timer_init(loop_.get(), reaper_.get());
   reaper_.mark_live();
   reaper_.get()->data = this;
@@ -195,6 +155,13 @@ LiveInfo ContainerRegistry::live(const std::string& id) const {
   return LiveInfo{e->live->pid(), e->live->cgroup()};
 }
 
+Container* ContainerRegistry::running(const std::string& id) const {
+  Entry* e = entry(id);
+  if (!e || !e->live || e->tearing_down || e->rec.status != ContainerStatus::running) return nullptr;
+  const Container::State st = e->live->state();
+  return st == Container::State::running || st == Container::State::stopping ? e->live.get() : nullptr;
+}
+
 void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std::string>, std::optional<ContainerRefusal>)> done) {
   auto fail = [&done](ContainerRefusal r) { done(Error::msg("{}", r.message), std::move(r)); };
   if (shutting_down_) return fail(refuse(ContainerRefusal::Kind::conflict, "the daemon is shutting down"));
@@ -221,7 +188,17 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
   en.rec.labels = std::move(req.labels);
   en.rec.client = std::move(req.client);
   en.rec.auto_remove = req.auto_remove;
+  en.rec.health = std::move(req.health);
+  en.rec.open_stdin = req.open_stdin;
+  en.rec.stdin_once = req.stdin_once;
+  en.rec.tty = req.tty;
+  if (req.tty_rows && req.tty_cols) en.tty_size = sandbox::TtySize{req.tty_rows, req.tty_cols};
   en.rec.created_ns = now_ns();
+  en.rec.wiring = std::move(req.wiring);
+  if (!en.rec.wiring.empty() && !wiring_) {
+    reserved_names_.erase(req.name);
+    return fail(refuse(ContainerRefusal::Kind::invalid, "volumes and networks are not wired in this engine"));
+  }
   req.spec.name = req.spec.base_name = req.name;
   req.spec.pull = config::PullPolicy::never;
   en.rec.spec = std::move(req.spec);
@@ -236,12 +213,16 @@ void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std:
         Entry& en = **e;
         auto r = [&]() -> Result<void> {
           for (const auto& d : *dirs) {
+            // Made only when missing, as Docker: an existing source of any type (a file, the
+            // daemon's own socket for `-v /var/run/docker.sock:...`) is bound as it is.
             std::error_code ec;
+            if (std::filesystem::exists(d, ec)) continue;
             std::filesystem::create_directories(d, ec);
             if (ec) return Error::sys_code(ec.value(), "create the bind source {}", d);
           }
           const cache::ImageRecord image = SANDRUN_TRY(image_for(store_, en.rec.spec.image, *refusal));
           en.rec.image_id = image.id;
+          if (wiring_) SANDRUN_TRY(wire_create(en.rec, *refusal));
           auto prepared = prepare_jobs(store_, {en.rec.spec}, cache::PullOptions{}, options_.host);
           if (!prepared) {
             *refusal = refuse(ContainerRefusal::Kind::invalid, prepared.error().message());
@@ -300,15 +281,24 @@ void ContainerRegistry::launch(Entry& en) {
           }
           // As root its published ports are reached through a namespace the daemon makes (as a
           // pod's); rootless, through the container's own socket factory.
-          if (!e->rec.spec.ports.empty() && ::geteuid() == 0) e->netns = SANDRUN_TRY(sandbox::create_netns());
-          return e->log->open();
+          SANDRUN_TRY(e->log->open());
+          // On user networks (or with extra hosts): the namespace its networks are attached to.
+          if (wiring_) e->wired = SANDRUN_TRY(wiring_->attach(e->rec, e->plan->container->hostname));
+          if (!e->rec.spec.ports.empty() && ::geteuid() == 0 && !(e->wired && e->wired->netns))
+            e->netns = SANDRUN_TRY(sandbox::create_container_netns());
+          return {};
         }();
         if (!r) *error = std::move(r.error());
       },
       [this, e, error] {
         ContainerStart start;
+        start.stdin_pipe = e->rec.open_stdin;
+        if (e->rec.tty) start.tty = e->tty_size.value_or(sandbox::TtySize{});
+        if (!e->archives.empty()) start.prepare_layer = archives_applier(*e);
         e->rec.ports.clear();
-        if (!*error && e->netns) {
+        if (!*error && e->wired) {
+          if (auto r = wire_start(*e, start); !r) *error = std::move(r.error());
+        } else if (!*error && e->netns) {
           auto proxy = PortProxy::open(loop_.get(), e->netns.get(), e->rec.spec.ports, "");
           if (proxy) {
             e->proxy = std::move(*proxy);
@@ -324,6 +314,11 @@ void ContainerRegistry::launch(Entry& en) {
           e->starting = false;
           e->proxy.reset();
           e->netns.reset();
+          if (e->wired && wiring_) {
+            e->wired.reset();
+            e->rec.endpoints.clear();
+            e->wiring_call = run_blocking(loop_, [w = wiring_, id = e->rec.id](const std::atomic<bool>&) { w->stopped(id); }, [] {});
+          }
           e->rec.error = (*error)->message();
           auto done = std::move(e->start_done);
           for (auto& d : done) d(refuse(ContainerRefusal::Kind::failed, e->rec.error));
@@ -345,8 +340,10 @@ void ContainerRegistry::launch(Entry& en) {
             });
           });
         };
+        hooks.stdin_drained = [this, e] { stdin_drained(*e); };
         e->live = std::make_unique<Container>(*engine_, e->plan->container, std::move(start),
                                               JobOutput(e->rec.name, 0, ConsoleMode::none, nullptr), std::move(hooks));
+        give_pending_stdin(*e);
         e->rec.error.clear();
         e->live->start();
       });
@@ -359,6 +356,12 @@ void ContainerRegistry::on_running(Entry& e) {
   e.rec.finished_ns = 0;
   e.rec.pid = e.live->pid();
   publish(e, "start");
+  if (e.rec.health) health_->started(e.rec.id, *e.rec.health);
+  if (wiring_ && e.wired && e.wired->netns) {
+    e.wiring_call = run_blocking(loop_, [w = wiring_, id = e.rec.id, pid = e.rec.pid](const std::atomic<bool>&) {
+      w->running(id, pid);
+    }, [] {});
+  }
   // Answered once the record says it runs: a daemon killed after the answer keeps that.
   Entry* p = &e;
   save(e, [p] {
@@ -382,6 +385,7 @@ void ContainerRegistry::on_exited(Entry& e) {
   e.rec.pid = 0;
   e.rec.ports.clear();
   e.proxy.reset();  // its published ports close with it
+  health_->stopped(e.rec.id);
   if (e.log) {
     e.log->finish(e.rec.finished_ns, [&e](const LogRecord& r) {
       e.each_subscriber([&](Subscriber& s) {
@@ -406,12 +410,13 @@ void ContainerRegistry::on_exited(Entry& e) {
   auto stops = std::move(e.stop_done);
   for (auto& d : stops) d(std::nullopt);
   answer_waiters(e, false);
-  e.live->remove();
+  unwire(e, [p = &e] { p->live->remove(); });
 }
 
 void ContainerRegistry::on_removed(Entry& e) {
   graveyard_.push_back(std::move(e.live));
   e.netns.reset();
+  e.wired.reset();
   uv_timer_start(reaper_.get(), on_reap, 0, 0);
   e.tearing_down = false;
   auto after = std::move(e.after_teardown);
@@ -485,9 +490,10 @@ void ContainerRegistry::restart(const std::string& id, std::optional<std::chrono
   go(std::nullopt);
 }
 
-void ContainerRegistry::remove(const std::string& id, bool force, Done done) {
+void ContainerRegistry::remove(const std::string& id, bool force, Done done, bool volumes) {
   Entry* e = entry(id);
   if (!e) return done(no_such(id));
+  if (volumes) e->remove_volumes = true;
   if (e->rec.status == ContainerStatus::removing)
     return done(refuse(ContainerRefusal::Kind::conflict, fmt::format("removal of container {} is already in progress", id)));
   if (e->running()) {
@@ -495,8 +501,8 @@ void ContainerRegistry::remove(const std::string& id, bool force, Done done) {
       return done(refuse(ContainerRefusal::Kind::conflict,
                          fmt::format("You cannot remove a running container {}. Stop the container before attempting "
                                      "removal or force remove", id)));
-    return stop(id, std::chrono::milliseconds(0), [this, id, done](std::optional<ContainerRefusal>) mutable {
-      remove(id, false, std::move(done));
+    return stop(id, std::chrono::milliseconds(0), [this, id, done, volumes](std::optional<ContainerRefusal>) mutable {
+      remove(id, false, std::move(done), volumes);
     }, SIGKILL);
   }
   e->rec.status = ContainerStatus::removing;
@@ -514,12 +520,14 @@ void ContainerRegistry::erase(Entry& en, Done done) {
   }
   e->work = run_blocking(
       loop_,
-      [dir = e->dir](const std::atomic<bool>&) {
+      [dir = e->dir, w = wiring_, wiring = e->rec.wiring, volumes = e->remove_volumes || e->rec.auto_remove](const std::atomic<bool>&) {
         std::error_code ec;
         std::filesystem::remove_all(dir, ec);
         if (ec) log::warn("containers: remove {}: {}", dir, ec.message());
+        if (w && volumes) w->remove_anonymous(wiring);
       },
       [this, e, done = std::move(done)] {
+        health_->forget(e->rec.id);
         publish(*e, "destroy");
         answer_waiters(*e, true);
         const std::string id = e->rec.id;
@@ -657,6 +665,127 @@ void ContainerRegistry::check_shutdown() {
   auto d = std::move(shutdown_done_);
   shutdown_done_ = nullptr;
   d();
+}
+
+// --- its stdin and terminal -------------------------------------------------------------
+
+bool ContainerRegistry::write_stdin(const std::string& id, std::string_view data) {
+  Entry* e = entry(id);
+  if (!e || !e->rec.open_stdin) return true;  // no stdin: dropped, as /dev/null would
+  if (e->live && !e->tearing_down) return e->live->write_stdin(data);
+  if (e->stdin_pending_end) return true;
+  e->stdin_pending.append(data);
+  return e->stdin_pending.size() <= Input::kHigh;
+}
+
+void ContainerRegistry::close_stdin(const std::string& id) {
+  Entry* e = entry(id);
+  if (!e || !e->rec.open_stdin) return;
+  if (e->live && !e->tearing_down) return e->live->close_stdin();
+  e->stdin_pending_end = true;
+}
+
+uint64_t ContainerRegistry::watch_stdin(const std::string& id, std::function<void()> drained) {
+  Entry* e = entry(id);
+  if (!e) return 0;
+  const uint64_t token = next_token_++;
+  e->stdin_waiters.emplace(token, std::move(drained));
+  return token;
+}
+
+void ContainerRegistry::unwatch_stdin(const std::string& id, uint64_t token) {
+  if (Entry* e = entry(id)) e->stdin_waiters.erase(token);
+}
+
+// What was written before the start goes first (the Container queues it until its stdin is
+// there); the writers that waited for room go on.
+void ContainerRegistry::give_pending_stdin(Entry& e) {
+  const bool had = !e.stdin_pending.empty();
+  const bool room = e.stdin_pending.empty() || e.live->write_stdin(e.stdin_pending);
+  e.stdin_pending.clear();
+  if (e.stdin_pending_end) e.live->close_stdin();
+  e.stdin_pending_end = false;
+  if (had && room) stdin_drained(e);
+}
+
+void ContainerRegistry::stdin_drained(Entry& e) {
+  auto waiters = e.stdin_waiters;  // a waiter may unwatch meanwhile
+  for (auto& [token, f] : waiters) {
+    if (e.stdin_waiters.count(token) && f) f();
+  }
+}
+
+std::optional<ContainerRefusal> ContainerRegistry::resize(const std::string& id, sandbox::TtySize size) {
+  Entry* e = entry(id);
+  if (!e) return no_such(id);
+  if (!e->live || e->tearing_down || e->rec.status != ContainerStatus::running)
+    return refuse(ContainerRefusal::Kind::conflict, fmt::format("Container {} is not running", id));
+  if (!e->rec.tty) return std::nullopt;
+  e->tty_size = size;
+  if (auto r = e->live->resize(size); !r) return refuse(ContainerRefusal::Kind::failed, r.error().message());
+  return std::nullopt;
+}
+
+std::string ContainerRegistry::new_archive_path(const std::string& id) {
+  return fs::join(dir_of(id), fmt::format("archive-{}.tar", next_token_++));
+}
+
+std::optional<ContainerRefusal> ContainerRegistry::add_archive(const std::string& id, std::string file, std::string dir,
+                                                               bool copy_owners) {
+  Entry* e = entry(id);
+  if (!e) return no_such(id);
+  if (e->running() || e->rec.status == ContainerStatus::removing)
+    return refuse(ContainerRefusal::Kind::conflict, fmt::format("container {} is starting or being removed", e->rec.name));
+  e->archives.push_back(Entry::Archive{std::move(file), std::move(dir), copy_owners});
+  return std::nullopt;
+}
+
+// Extracts the archives copied in, in their order, into the fresh writable layer (on the
+// threadpool, before the command runs), each `dir` resolved in that layer over the image's.
+std::function<Result<void>(const sandbox::ContainerPlan&, const sandbox::Placement&)> ContainerRegistry::archives_applier(
+    Entry& e) {
+  const uint64_t cap = store_.limits().max_image_bytes;
+  return [archives = e.archives, cap](const sandbox::ContainerPlan& plan, const sandbox::Placement& place) -> Result<void> {
+    if (!plan.mount_point_layer.empty())
+      return Error::msg("files were copied into the container, but its root file system is read-only");
+    LayerTarget t;
+    t.upper = place.upper_dir;
+    t.lowers = plan.lower_dirs;
+    if (plan.userns.enabled) {
+      t.ids.uid_base = sandbox::userns::to_host(plan.userns.uid_map, 0).value_or(0);
+      t.ids.gid_base = sandbox::userns::to_host(plan.userns.gid_map, 0).value_or(0);
+      for (const auto& m : plan.userns.uid_map) t.ids.id_count = std::max(t.ids.id_count, m.inside + m.count);
+      t.shift_layer_ids = plan.userns.idmap_layers;
+    }
+    for (const auto& a : archives) {
+      auto tar = SANDRUN_TRY(fs::open_path(a.file, O_RDONLY));
+      SANDRUN_TRY(extract_into_layer(t, a.dir, tar.get(), ExtractInto{.max_bytes = cap, .copy_owners = a.copy_owners})
+                      .wrap(fmt::format("copy files into {}", a.dir)));
+    }
+    return {};
+  };
+}
+
+std::optional<ContainerRefusal> ContainerRegistry::files(const std::string& id, ContainerFiles& out) {
+  Entry* e = entry(id);
+  if (!e) return no_such(id);
+  if (!e->live || e->tearing_down || e->rec.status != ContainerStatus::running || e->live->pid() <= 0) {
+    return refuse(ContainerRefusal::Kind::conflict,
+                  fmt::format("container {} is not running: sandrun keeps no writable layer of a container that "
+                              "does not run, so its files can be copied only while it runs",
+                              e->rec.name));
+  }
+  auto root = open_container_root(e->live->pid(), e->live->pidfd());
+  if (!root) return refuse(ContainerRefusal::Kind::failed, root.error().message());
+  out.root = std::move(*root);
+  const auto& userns = e->live->plan().userns;
+  if (userns.enabled) {
+    out.uid_base = sandbox::userns::to_host(userns.uid_map, 0).value_or(0);
+    out.gid_base = sandbox::userns::to_host(userns.gid_map, 0).value_or(0);
+    out.id_count = 0;
+    for (const auto& m : userns.uid_map) out.id_count = std::max(out.id_count, m.inside + m.count);
+  }
+  return std::nullopt;
 }
 
 }  // namespace sandrun::runner

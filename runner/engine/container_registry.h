@@ -28,10 +28,12 @@
 #include "cache/store.h"
 #include "config/host_config.h"
 #include "runner/engine/container.h"
+#include "runner/engine/container_files.h"
 #include "runner/engine/container_log.h"
 #include "runner/engine/container_record.h"
 #include "runner/engine/engine.h"
 #include "runner/engine/event_bus.h"
+#include "runner/engine/health.h"
 #include "runner/engine/plan.h"
 #include "runner/engine/resolve_isolation.h"
 #include "runner/loop/loop.h"
@@ -59,6 +61,15 @@ struct CreateRequest {
   bool auto_remove = false;
   // Host directories made (mode 0755) when missing, as Docker makes a bind's source.
   std::vector<std::string> make_dirs;
+  std::optional<HealthCheck> health;  // none: no health check (Docker's NONE, or none given)
+  // Its stdin and terminal (ContainerRecord's open_stdin, stdin_once, tty) and the terminal's
+  // first size (rows, cols; 0: 24x80).
+  bool open_stdin = false;
+  bool stdin_once = false;
+  bool tty = false;
+  uint16_t tty_rows = 0, tty_cols = 0;
+  // Volumes, tmpfs mounts, networks (container_wiring.h): made or checked at create.
+  WiringSpec wiring;
 };
 
 // What a container holds while it runs, for top and stats.
@@ -81,6 +92,9 @@ class ContainerRegistry {
 
   // Where the containers' events go (create, start, kill, oom, die, stop, destroy); may be null.
   void set_events(EventBus* bus) { events_ = bus; }
+  // What wires containers to volumes and networks (the daemon's); unset: a container with a
+  // WiringSpec is refused at create.
+  void set_wiring(ContainerWiring* wiring) { wiring_ = wiring; }
 
   // Before the loop runs (blocking): reads ROOT/containers. A container an earlier daemon ran
   // is kept as exited (its processes, slot and cgroup are what the sweep removes).
@@ -100,6 +114,12 @@ class ContainerRegistry {
   std::string dir_of(const std::string& id) const;
   // While it runs: PID 1 and its cgroup; else pid -1.
   LiveInfo live(const std::string& id) const;
+  // Its Container while it runs (PID 1 started, not exited yet), for an exec into it; else null.
+  Container* running(const std::string& id) const;
+  // The engine its containers run on (an exec's ExecProcess needs it).
+  Engine& engine() { return *engine_; }
+  // The state of its health checks (a container created with one that has started); else null.
+  const HealthState* health(const std::string& id) const { return health_->state(id); }
 
   void create(CreateRequest request, std::function<void(Result<std::string>, std::optional<ContainerRefusal>)> done);
   void start(const std::string& id, Done done);
@@ -107,8 +127,16 @@ class ContainerRegistry {
   void stop(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done, int sig = SIGTERM);
   void kill(const std::string& id, int sig, Done done);
   void restart(const std::string& id, std::optional<std::chrono::milliseconds> grace, Done done);
-  // Removes a container that does not run (with `force`, kills one that does first).
-  void remove(const std::string& id, bool force, Done done);
+  // Removes a container that does not run (with `force`, kills one that does first); with
+  // `volumes`, its anonymous volumes go with it (as they do for an auto-removed one).
+  void remove(const std::string& id, bool force, Done done, bool volumes = false);
+
+  // Network membership (container_wiring.h), on the loop thread. `ref`: id, name or prefix.
+  // A running container is attached at once, one that does not joins at its next start.
+  // done(full id) or a refusal (not_found, conflict: already on it / not on it).
+  using NetDone = std::function<void(Result<std::string>, std::optional<ContainerRefusal>)>;
+  void join_network(const std::string& ref, NetworkJoin join, NetDone done);
+  void leave_network(const std::string& ref, const std::string& network_id, NetDone done);
   // Answers with the exit code once `condition` holds. Returns a token for cancel_wait.
   uint64_t wait(const std::string& id, WaitCondition condition, std::function<void(int exit_code)> done);
   void cancel_wait(uint64_t token);
@@ -128,6 +156,26 @@ class ContainerRegistry {
   bool active(const std::string& id) const;
   void unsubscribe(uint64_t token);
 
+  // Its stdin (a container created with open_stdin; container_registry_io.cc). Before it runs,
+  // bytes wait (bounded as the Container's queue) and are given to it when it starts. False:
+  // the queue is full (or it has no stdin and they were dropped): wait for the `drained` of a
+  // watch_stdin. close_stdin is its end-of-file (a terminal's ^D).
+  bool write_stdin(const std::string& id, std::string_view data);
+  void close_stdin(const std::string& id);
+  uint64_t watch_stdin(const std::string& id, std::function<void()> drained);
+  void unwatch_stdin(const std::string& id, uint64_t token);
+  // The terminal's size: 404 when missing, 409 when it does not run; nothing to do without a
+  // terminal (as Docker's containerd, which ignores it).
+  std::optional<ContainerRefusal> resize(const std::string& id, sandbox::TtySize size);
+  // While it runs: its files as the host reaches them (its root as PID 1 sees it, its user
+  // namespace's ids), for docker cp (container_files.h). 409 when it does not run.
+  std::optional<ContainerRefusal> files(const std::string& id, ContainerFiles& out);
+  // While it does not run: a tar (already at new_archive_path(id), which the caller wrote) to
+  // extract into `dir` at each of its starts, before its command runs (docker cp into a
+  // created container; kept while the daemon runs).
+  std::string new_archive_path(const std::string& id);
+  std::optional<ContainerRefusal> add_archive(const std::string& id, std::string file, std::string dir, bool copy_owners);
+
   // Stops every running container (SIGTERM, then SIGKILL after shutdown_grace) and tears
   // them down; `done` once nothing runs. Creations and starts are refused from then on.
   void shutdown(std::function<void()> done);
@@ -141,6 +189,11 @@ class ContainerRegistry {
   void on_running(Entry& e);
   void on_exited(Entry& e);
   void on_removed(Entry& e);
+  // container_registry_net.cc: the wiring's steps of a create (threadpool), a start (loop:
+  // its namespace, /etc/hosts, tmpfs mounts and published ports), an exit (then `then`).
+  Result<void> wire_create(ContainerRecord& rec, std::optional<ContainerRefusal>& refusal);
+  Result<void> wire_start(Entry& e, ContainerStart& start);
+  void unwire(Entry& e, std::function<void()> then);
   void after_teardown(Entry& e, std::function<void()> f);
   void finish_stop(Entry& e);
   void erase(Entry& e, Done done);
@@ -148,6 +201,9 @@ class ContainerRegistry {
   void save(Entry& e, std::function<void()> then = nullptr);
   void answer_waiters(Entry& e, bool removed);
   void check_shutdown();
+  void give_pending_stdin(Entry& e);
+  void stdin_drained(Entry& e);
+  std::function<Result<void>(const sandbox::ContainerPlan&, const sandbox::Placement&)> archives_applier(Entry& e);
   void publish(const Entry& e, std::string action, std::map<std::string, std::string> extra = {});
   static void on_kill_timer(uv_timer_t* t);
   static void on_reap(uv_timer_t* t);
@@ -157,6 +213,7 @@ class ContainerRegistry {
   Options options_;
   std::unique_ptr<HostIsolation> isolation_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<HealthMonitor> health_;
   std::map<std::string, std::unique_ptr<Entry>> entries_;  // by id
   std::set<std::string> reserved_names_;                    // of creations under way
   std::map<uint64_t, std::string> waits_, subs_;            // token -> container id
@@ -165,6 +222,7 @@ class ContainerRegistry {
   std::vector<BlockingCall> creating_;
   UvHandle<uv_timer_t> reaper_;
   EventBus* events_ = nullptr;
+  ContainerWiring* wiring_ = nullptr;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
 };

@@ -45,6 +45,8 @@ class Job {
   void kill();
   bool finished() const { return container_.state() == Container::State::removed; }
   const JobResult& result() const { return result_; }
+  // Its container (a service's: its ready checks are execs into it).
+  Container& container() { return container_; }
   size_t index() const { return result_.index; }
 
  private:

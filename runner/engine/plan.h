@@ -60,7 +60,8 @@ struct JobPlan {
 };
 
 // A service of a job: its own container plan (name = the service's name), its ready check
-// as a container plan of the same image in the job's network namespace (argv = the check).
+// as a plan of the same image whose argv (the check) runs as an exec into the service's
+// container (runner/engine/pod.cc).
 struct ServicePlan {
   JobPlan plan;
   std::optional<JobPlan> ready;  // none: ready once started

@@ -159,23 +159,77 @@ void Pod::start_service(size_t i) {
   check_ready(i);
 }
 
+// The check is an exec into the service's container (its namespaces, cgroup, user and
+// hardening), as a health check of the daemon's is: no container of its own.
 void Pod::check_ready(size_t i) {
   Service& s = *services_[i];
-  if (stopping_ || s.ended) return;
-  Job& check = make(*s.plan->ready, ConsoleMode::none, false, {});
-  s.check = &check;
-  check.on_done([this, i](Job& j) { check_ended(i, j); });
-  check.start();
+  if (stopping_ || s.ended || s.check) return;
+  s.spent.reset();
+  const auto waited = std::chrono::steady_clock::now() - s.started;
+  Container& c = s.container->container();
+  if (c.state() != Container::State::running) {
+    // Not running yet: look again soon (an exec needs its PID 1), within the ready timeout.
+    if (c.state() == Container::State::created || c.state() == Container::State::starting)
+      retry_check(i, std::min<std::chrono::milliseconds>(s.plan->ready_interval, std::chrono::milliseconds(50)));
+    return;
+  }
+  ExecRequest req;
+  req.argv = s.plan->ready->spec().argv;
+  ExecProcess::Hooks hooks;
+  hooks.exited = [this, i] { check_ended(i); };
+  s.check = std::make_unique<ExecProcess>(runner_.engine(), c, std::move(req), std::move(hooks));
+  if (!s.deadline.live()) {
+    uv_timer_init(runner_.engine().loop().get(), s.deadline.get());
+    s.deadline.mark_live();
+    s.deadline.get()->data = &s;
+  }
+  // A check that hangs is killed once the ready timeout has passed by an interval (at least
+  // 1 s): one that ends on its own is judged by its status, as before.
+  const auto grace = std::max<std::chrono::milliseconds>(s.plan->ready_interval, std::chrono::seconds(1));
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(s.plan->ready_timeout - waited) + grace;
+  uv_timer_start(
+      s.deadline.get(),
+      [](uv_timer_t* t) {
+        auto* svc = static_cast<Service*>(t->data);
+        if (svc->check) svc->check->signal(SIGKILL);
+      },
+      static_cast<uint64_t>(std::max<int64_t>(left.count(), 1)), 0);
+  s.check->start();
 }
 
-void Pod::check_ended(size_t i, Job& check) {
+namespace {
+
+// A ready check's end in the words of a job's status ("failed: exit 1", "failed: command not
+// found", "setup failed").
+std::string check_status(const ExecProcess& check) {
+  JobResult r;
+  const sandbox::Outcome o = check.outcome();
+  using S = JobResult::Status;
+  switch (o.kind) {
+    case sandbox::Outcome::Kind::exited: r.status = o.code == 0 ? S::passed : S::failed; break;
+    case sandbox::Outcome::Kind::signaled: r.status = S::signaled; break;
+    case sandbox::Outcome::Kind::exec_failed: r.status = S::exec_failed; break;
+    case sandbox::Outcome::Kind::setup_failed: r.status = S::setup_failed; break;
+  }
+  r.exit_code = check.exit_code();
+  r.signal = o.signal;
+  std::string text = status_text(r);
+  if (check.start_error()) text += ": " + check.start_error()->message();
+  return text;
+}
+
+}  // namespace
+
+void Pod::check_ended(size_t i) {
   Service& s = *services_[i];
-  s.check = nullptr;
+  if (s.deadline.live()) uv_timer_stop(s.deadline.get());
+  s.spent = std::move(s.check);  // freed at the next check or with the pod, not in its hook
+  const ExecProcess& check = *s.spent;
   if (stopping_ || s.ended) {
     maybe_done();
     return;
   }
-  if (check.result().ok()) {
+  if (check.exit_code() == 0 && !check.start_error()) {
     s.ready = true;
     if (auto* ev = runner_.events()) ev->service_state(index_, s.plan->plan.name, "ready");
     maybe_start_job();
@@ -185,11 +239,16 @@ void Pod::check_ended(size_t i, Job& check) {
   if (waited >= s.plan->ready_timeout) {
     std::vector<std::string> tail = s.container ? s.container->output_tail() : std::vector<std::string>{};
     fail(fmt::format("service {:?} was not ready after {} (its ready check: {})", s.plan->plan.name,
-                     config::format_duration(s.plan->ready_timeout), status_text(check.result())),
+                     config::format_duration(s.plan->ready_timeout), check_status(check)),
          tail);
     return;
   }
-  // One timer per service, armed again after each failed check.
+  retry_check(i, s.plan->ready_interval);
+}
+
+// One timer per service, armed again after each failed check.
+void Pod::retry_check(size_t i, std::chrono::milliseconds after) {
+  Service& s = *services_[i];
   if (!s.retry.live()) {
     uv_timer_init(runner_.engine().loop().get(), s.retry.get());
     s.retry.mark_live();
@@ -201,7 +260,7 @@ void Pod::check_ended(size_t i, Job& check) {
         auto* svc = static_cast<Service*>(t->data);
         svc->pod->check_ready(svc->index);
       },
-      static_cast<uint64_t>(s.plan->ready_interval.count()), 0);
+      static_cast<uint64_t>(after.count()), 0);
 }
 
 void Pod::service_ended(size_t i, Job& container) {
@@ -274,7 +333,7 @@ void Pod::wind_down() {
   for (auto& s : services_) {
     s->retry.close();
     if (s->container && !s->ended) s->container->kill();
-    if (s->check) s->check->kill();
+    if (s->check) s->check->signal(SIGKILL);
   }
   maybe_done();
 }
@@ -327,7 +386,7 @@ void Pod::kill() {
   if (job_) job_->kill();
   for (auto& s : services_) {
     if (s->container && !s->ended) s->container->kill();
-    if (s->check) s->check->kill();
+    if (s->check) s->check->signal(SIGKILL);
   }
 }
 

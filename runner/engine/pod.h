@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "runner/engine/exec_process.h"
 #include "runner/engine/job.h"
 #include "runner/net/outbound.h"
 #include "runner/net/port_proxy.h"
@@ -45,8 +46,11 @@ class Pod {
     size_t index = 0;
     const ServicePlan* plan = nullptr;
     Job* container = nullptr;  // owned by jobs_
-    Job* check = nullptr;      // the ready check running now, if any
+    // The ready check running now, if any: an exec into the service's container.
+    std::unique_ptr<ExecProcess> check;
+    std::unique_ptr<ExecProcess> spent;  // the last check, ended (freed outside its callbacks)
     UvHandle<uv_timer_t> retry;
+    UvHandle<uv_timer_t> deadline;       // kills a check still running at the ready timeout
     std::chrono::steady_clock::time_point started;
     bool ready = false;
     bool ended = false;
@@ -61,7 +65,8 @@ class Pod {
   void note(const std::string& text);
   void finish();
   void check_ready(size_t i);
-  void check_ended(size_t i, Job& check);
+  void check_ended(size_t i);
+  void retry_check(size_t i, std::chrono::milliseconds after);
   void service_ended(size_t i, Job& container);
   void maybe_start_job();
   void job_ended(Job& job);

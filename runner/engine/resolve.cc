@@ -377,8 +377,8 @@ Result<JobPlan> resolve(const config::JobSpec& job, const ImageOf& image_of, con
   // Rootless, sandrun cannot enter the job's network namespace: the container's init hands
   // the proxy its sockets (ContainerPlan::socket_factory).
   container.socket_factory = !job.ports.empty() && !host.root;
-  // Its services: their containers, and their ready checks as containers of the same image
-  // (the check's command, sandrun's init, nothing published, no log of their own).
+  // Its services: their containers, and their ready checks (the check's command, run by the
+  // pod as an exec into the service's container: nothing published, no log of their own).
   for (const auto& svc : job.services) {
     auto [sp_plan, sp_container] = SANDRUN_TRY(
         resolve_one(svc.spec, fmt::format("job {:?}: service {:?}", job.name, svc.spec.name), image_of, host, config, true));

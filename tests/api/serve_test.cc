@@ -88,8 +88,8 @@ TEST_F(ServeTest, UnknownRoutesAre404AndDockerRoutesNotServedYet501) {
   auto replies = roundtrip(socket(), request("PUT", "/v1.43/containers/abc/archive?path=/", "Content-Type: application/x-tar\r\n"
                                                                                  "Content-Length: 2\r\nConnection: close\r\n") + "{}");
   ASSERT_EQ(replies.size(), 1u);
-  EXPECT_EQ(replies[0].status, 501);
-  EXPECT_EQ(replies[0].body, "{\"message\":\"PUT /containers/{id}/archive is not implemented by sandrun yet\"}\n");
+  EXPECT_EQ(replies[0].status, 404);  // served (docker cp): the container is missing
+  EXPECT_EQ(replies[0].body, "{\"message\":\"No such container: abc\"}\n");
   r = get(socket(), "/exec/abc/json");
   EXPECT_EQ(r.status, 501);
   EXPECT_EQ(r.body, "{\"message\":\"GET /exec/{id}/json is not implemented by sandrun yet\"}\n");

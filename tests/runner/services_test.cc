@@ -84,6 +84,23 @@ ready = { run = "false", interval = "200ms", timeout = "1s" }
   expect_nothing_left({{"sleep", "86411"}});
 }
 
+TEST_F(ServicesTest, AReadyCheckIsAnExecIntoTheServicesContainerAndSeesItsFilesAndProcesses) {
+  // The service says it is ready with a file in its own /tmp (a tmpfs of its container only)
+  // and the check looks at its process too: a check in a container of its own would see
+  // neither.
+  auto r = sandrun({"run", jobs(R"toml(
+[jobs.app]
+run = "echo app ran"
+[jobs.app.services.db]
+image = "busybox"
+command = ["sh", "-c", "sleep 0.3; touch /tmp/db-ready; exec sleep 86412"]
+ready = { run = "test -e /tmp/db-ready && pidof sleep >/dev/null", interval = "100ms", timeout = "10s" }
+)toml")});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(log("app"), "app ran\n");
+  expect_nothing_left({{"sleep", "86412"}});
+}
+
 TEST_F(ServicesTest, APublishedPortCarriesTenThousandRequestsFromTheHostAndClosesWithTheJob) {
   // Port 0: the kernel picks the host port; the job learns it from its environment, and tells
   // the test through a shared directory, then waits until the test is done.
