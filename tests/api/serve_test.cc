@@ -78,7 +78,7 @@ TEST_F(ServeTest, InfoTellsTheRootTheHostAndTheImages) {
   EXPECT_EQ(j["ID"], json::parse(get(socket(), "/info").body)["ID"]);
 }
 
-TEST_F(ServeTest, UnknownRoutesAre404AndDockerRoutesNotServedYet501) {
+TEST_F(ServeTest, UnknownRoutesAre404AndDockerRoutesOutsideSandrunsScope501) {
   start();
   HttpReply r = get(socket(), "/v1.43/nothing/here");
   EXPECT_EQ(r.status, 404);
@@ -90,10 +90,11 @@ TEST_F(ServeTest, UnknownRoutesAre404AndDockerRoutesNotServedYet501) {
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].status, 404);  // served (docker cp): the container is missing
   EXPECT_EQ(replies[0].body, "{\"message\":\"No such container: abc\"}\n");
-  r = get(socket(), "/exec/abc/json");
-  EXPECT_EQ(r.status, 501);
-  EXPECT_EQ(r.body, "{\"message\":\"GET /exec/{id}/json is not implemented by sandrun yet\"}\n");
+  r = get(socket(), "/exec/abc/json");  // served: an exec that does not exist
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body, "{\"message\":\"No such exec instance: abc\"}\n");
   r = get(socket(), "/v1.43/swarm");
+  EXPECT_EQ(r.status, 501);
   EXPECT_EQ(r.body, "{\"message\":\"GET /swarm is not supported by sandrun\"}\n");
 }
 
