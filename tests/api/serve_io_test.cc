@@ -78,8 +78,9 @@ TEST_F(ServeIoTest, RunWithTtyGivesTheCommandATerminalAndRawOutput) {
   auto r = shell("script -qec " + quote(env_prefix() + "/usr/bin/docker run --rm -t busybox sh -c 'tty; echo out; echo err >&2'") +
                  " /dev/null");
   EXPECT_EQ(r.status, 0) << r.err;
-  // One stream, raw (a terminal turns \n into \r\n), stderr in it too.
-  EXPECT_NE(r.out.find("/dev/pts/0\r\nout\r\nerr\r\n"), std::string::npos) << r.out;
+  // One stream, raw (the container's terminal turns \n into \r\n, and script's own into
+  // \r\r\n), stderr in it too.
+  EXPECT_NE(r.out.find("/dev/pts/0\r\r\nout\r\r\nerr\r\r\n"), std::string::npos) << r.out;
   // -it: what is typed at the client's terminal reaches the shell in the container.
   r = shell("(sleep 1; printf 'echo typed-$((6*7))\\nexit 3\\n'; sleep 2) | script -qec " +
             quote(env_prefix() + "/usr/bin/docker run --rm -it busybox sh") + " /dev/null");
@@ -109,20 +110,22 @@ TEST_F(ServeIoTest, DockerPyRunsWithATerminalAndStdin) {
 TEST_F(ServeIoTest, AttachWritesStdinAndAVanishedClientLeavesTheContainerRunning) {
   out_of({"run", "-d", "-i", "--name", "cat1", "busybox", "cat"});
   // docker attach sends its stdin; its end does not close a container's stdin without StdinOnce.
-  auto r = shell("echo hello | timeout 3 docker attach cat1");
+  auto r = shell("echo hello | timeout -s KILL 3 docker attach cat1");
   EXPECT_TRUE(log_has("cat1", "hello\n"));
   EXPECT_EQ(out_of({"inspect", "--format", "{{.State.Running}}", "cat1"}), "true\n");
   // Again: the stdin is still open.
-  shell("echo again | timeout 3 docker attach cat1");
+  shell("echo again | timeout -s KILL 3 docker attach cat1");
   EXPECT_TRUE(log_has("cat1", "hello\nagain\n"));
   EXPECT_EQ(out_of({"inspect", "--format", "{{.State.Running}}", "cat1"}), "true\n");
   out_of({"rm", "-f", "cat1"});
 
-  // StdinOnce (docker-py's attach of a container created so): the client's going closes it.
+  // Without StdinOnce a client's going leaves the stdin open; with it (docker-py sets it with
+  // stdin_open) the stdin closes.
   SANDRUN_REQUIRE(run_command({"python3", "-c", "import docker"}).status == 0, "needs python3-docker");
   r = python(
-      "k = c.api.create_container('busybox', ['sh', '-c', 'cat; echo eof'], stdin_open=True)\n"
-      "k = c.containers.get(k['Id'])\n"
+      "r = c.api._post_json(c.api._url('/containers/create'), data={'Image': 'busybox', "
+      "'Cmd': ['sh', '-c', 'cat; echo eof'], 'OpenStdin': True})\n"
+      "k = c.containers.get(r.json()['Id'])\n"
       "s = k.attach_socket(params={'stdin': 1, 'stdout': 1, 'stream': 1})\n"
       "k.start()\n"
       "s._sock.sendall(b'x\\n'); time.sleep(0.5)\n"
@@ -133,8 +136,9 @@ TEST_F(ServeIoTest, AttachWritesStdinAndAVanishedClientLeavesTheContainerRunning
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "running\nrunning\n") << "without StdinOnce the container keeps its stdin";
   r = python(
-      "k = c.api.create_container('busybox', ['sh', '-c', 'cat; echo eof'], stdin_open=True, stdin_once=True)\n"
-      "k = c.containers.get(k['Id'])\n"
+      "r = c.api._post_json(c.api._url('/containers/create'), data={'Image': 'busybox', "
+      "'Cmd': ['sh', '-c', 'cat; echo eof'], 'OpenStdin': True, 'StdinOnce': True})\n"
+      "k = c.containers.get(r.json()['Id'])\n"
       "s = k.attach_socket(params={'stdin': 1, 'stdout': 1, 'stream': 1})\n"
       "k.start()\n"
       "s._sock.sendall(b'x\\n'); time.sleep(0.5)\n"
@@ -222,14 +226,20 @@ TEST_F(ServeIoTest, CopyIntoAndOutOfARunningContainer) {
   // What is not there: Docker's 404, through the CLI.
   r = docker({"cp", "c1:/nope", out});
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.err.find("Could not find the file /nope in container c1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("No such container:path: c1:/nope"), std::string::npos) << r.err;
   // HEAD: the stat alone, as base64 JSON.
   auto h = get(socket(), "/containers/c1/archive?path=/data/sub/f", "HEAD");
   EXPECT_EQ(h.status, 200);
   EXPECT_EQ(get(socket(), "/containers/c1/archive?path=/nope", "HEAD").status, 404);
+  auto missing = get(socket(), "/containers/c1/archive?path=/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(json::parse(missing.body)["message"], "Could not find the file /nope in container c1");
   // PUT into something that is not a directory.
-  r = docker({"cp", src, "c1:/data/sub/f/"});
-  EXPECT_NE(r.status, 0);
+  auto put = roundtrip(socket(), "PUT /containers/c1/archive?path=/data/sub/f HTTP/1.1\r\nHost: d\r\n"
+                                 "Connection: close\r\nContent-Length: 1024\r\n\r\n" + std::string(1024, '\0'));
+  ASSERT_EQ(put.size(), 1u);
+  EXPECT_EQ(put[0].status, 400);
+  EXPECT_EQ(json::parse(put[0].body)["message"], "extraction point is not a directory");
   out_of({"rm", "-f", "c1"});
 }
 
@@ -257,7 +267,7 @@ TEST_F(ServeIoTest, CopyNeverLeavesTheContainersRoot) {
       "        else: i.size = len(data); t.addfile(i, io.BytesIO(data))\n"
       "    t.close(); return b.getvalue()\n"
       "for entries in ([('../../../../../../.." + marker + "', 'f', b'x')],\n"
-      "                [('abs', 'l', '" + std::string(tmp_) + "'), ('abs/host-marker', 'f', b'x')],\n"
+      "                [('abs', 'l', '" + tmp_.path() + "'), ('abs/host-marker', 'f', b'x')],\n"
       "                [('etclink/passwd', 'f', b'x')]):\n"
       "    try:\n"
       "        print(k.put_archive('/drop', tar(entries)))\n"
@@ -287,7 +297,7 @@ TEST_F(ServeIoTest, CopyIntoACreatedContainerIsThereWhenItsCommandRuns) {
   r = docker({"start", "-a", "p1"});
   EXPECT_EQ(r.out, "0 640\nconfigured\n");
   // Exited: its writable layer is gone; the answer says so.
-  r = docker({"cp", "p1:/etc/conf.txt", std::string(tmp_)});
+  r = docker({"cp", "p1:/etc/conf.txt", tmp_.path()});
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("is not running"), std::string::npos) << r.err;
   out_of({"rm", "p1"});
