@@ -24,6 +24,14 @@ class ServeIoTest : public ServeTest {
     ::mkdir((tmp_ / "docker-config").c_str(), 0700);
     start();
   }
+  // A daemon stopped with SIGTERM stops its containers and leaves nothing mounted.
+  void TearDown() override {
+    if (daemon_) {
+      auto r = stop();
+      EXPECT_EQ(r.status, 0) << r.err;
+    }
+    ServeTest::TearDown();
+  }
   std::string env_prefix() {
     return "env -u DOCKER_CONTEXT DOCKER_HOST=unix://" + socket() + " DOCKER_CONFIG=" + std::string(tmp_ / "docker-config") + " ";
   }
@@ -90,7 +98,7 @@ TEST_F(ServeIoTest, RunWithTtyGivesTheCommandATerminalAndRawOutput) {
   auto id = out_of({"create", "-t", "-i", "busybox", "true"});
   id.pop_back();
   EXPECT_EQ(out_of({"inspect", "--format", "{{.Config.Tty}} {{.Config.OpenStdin}} {{.Config.StdinOnce}}", id}),
-            "true true false\n");
+            "true true true\n");  // the CLI's create -i sets StdinOnce, as with Docker
 }
 
 TEST_F(ServeIoTest, DockerPyRunsWithATerminalAndStdin) {
@@ -110,11 +118,11 @@ TEST_F(ServeIoTest, DockerPyRunsWithATerminalAndStdin) {
 TEST_F(ServeIoTest, AttachWritesStdinAndAVanishedClientLeavesTheContainerRunning) {
   out_of({"run", "-d", "-i", "--name", "cat1", "busybox", "cat"});
   // docker attach sends its stdin; its end does not close a container's stdin without StdinOnce.
-  auto r = shell("echo hello | timeout -s KILL 3 docker attach cat1");
+  auto r = shell("echo hello | timeout -s KILL 3 " + env_prefix() + "/usr/bin/docker attach cat1");
   EXPECT_TRUE(log_has("cat1", "hello\n"));
   EXPECT_EQ(out_of({"inspect", "--format", "{{.State.Running}}", "cat1"}), "true\n");
   // Again: the stdin is still open.
-  shell("echo again | timeout -s KILL 3 docker attach cat1");
+  shell("echo again | timeout -s KILL 3 " + env_prefix() + "/usr/bin/docker attach cat1");
   EXPECT_TRUE(log_has("cat1", "hello\nagain\n"));
   EXPECT_EQ(out_of({"inspect", "--format", "{{.State.Running}}", "cat1"}), "true\n");
   out_of({"rm", "-f", "cat1"});
@@ -132,7 +140,7 @@ TEST_F(ServeIoTest, AttachWritesStdinAndAVanishedClientLeavesTheContainerRunning
       "k.reload(); print(k.status)\n"
       "s._sock.close(); s.close(); time.sleep(1)\n"
       "k.reload(); print(k.status)\n"
-      "k.kill(); k.remove()\n");
+      "k.remove(force=True)\n");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "running\nrunning\n") << "without StdinOnce the container keeps its stdin";
   r = python(
@@ -178,7 +186,7 @@ TEST_F(ServeIoTest, ResizeChangesTheTerminalAndRefusesAsDocker) {
 TEST_F(ServeIoTest, StatsStreamsOneObjectASecondUntilTheContainerStops) {
   out_of({"run", "-d", "--name", "s1", "busybox", "sleep", "53172"});
   // docker stats without --no-stream: read two refreshes, then the client is killed.
-  auto r = shell("timeout -s KILL 4 docker stats --format '{{.Name}} {{.MemUsage}}' s1 | head -c 4096");
+  auto r = shell("timeout -s KILL 4 " + env_prefix() + "/usr/bin/docker stats --format '{{.Name}} {{.MemUsage}}' s1 | head -c 4096");
   size_t lines = 0;
   for (size_t at = r.out.find("s1 "); at != std::string::npos; at = r.out.find("s1 ", at + 1)) ++lines;
   EXPECT_GE(lines, 2u) << r.out;
@@ -294,8 +302,9 @@ TEST_F(ServeIoTest, CopyIntoACreatedContainerIsThereWhenItsCommandRuns) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "0 640\nconfigured\n");
   // Again at its next start (a copy belongs to the container, not to one run).
-  r = docker({"start", "-a", "p1"});
-  EXPECT_EQ(r.out, "0 640\nconfigured\n");
+  out_of({"start", "p1"});
+  EXPECT_EQ(out_of({"wait", "p1"}), "0\n");
+  EXPECT_EQ(out_of({"logs", "p1"}), "0 640\nconfigured\n0 640\nconfigured\n");
   // Exited: its writable layer is gone; the answer says so.
   r = docker({"cp", "p1:/etc/conf.txt", tmp_.path()});
   EXPECT_NE(r.status, 0);
