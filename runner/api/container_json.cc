@@ -226,15 +226,15 @@ std::string frame_bytes(int stream, std::string_view data) {
   return out;
 }
 
-std::string frame_record(const LogRecord& r, bool timestamps) {
-  if (!timestamps) return frame_bytes(r.stream, r.data);
-  return frame_bytes(r.stream, rfc3339_nano(r.time_ns) + " " + r.data);
+std::string frame_record(const LogRecord& r, bool timestamps, bool raw) {
+  std::string data = timestamps ? rfc3339_nano(r.time_ns) + " " + r.data : r.data;
+  return raw ? data : frame_bytes(r.stream, data);
 }
 
-Result<std::string> framed_log(const std::string& dir, const LogQuery& q, bool timestamps) {
+Result<std::string> framed_log(const std::string& dir, const LogQuery& q, bool timestamps, bool raw) {
   auto records = SANDRUN_TRY(read_log(dir, q));
   std::string out;
-  for (const auto& r : records) out += frame_record(r, timestamps);
+  for (const auto& r : records) out += frame_record(r, timestamps, raw);
   return out;
 }
 

@@ -27,9 +27,9 @@ std::string list_entry_json(const ContainerRecord& r, int64_t now, const HealthS
 
 // A record of the logs as Docker sends it without a TTY: an 8-byte header (stream, 0, 0, 0,
 // size big-endian) and the bytes, with the time first when `timestamps`.
-std::string frame_record(const LogRecord& r, bool timestamps);
+std::string frame_record(const LogRecord& r, bool timestamps, bool raw = false);
 std::string frame_bytes(int stream, std::string_view data);
 // The records of the log in `dir` that `q` takes, framed (blocking: read on the threadpool).
-Result<std::string> framed_log(const std::string& dir, const LogQuery& q, bool timestamps);
+Result<std::string> framed_log(const std::string& dir, const LogQuery& q, bool timestamps, bool raw = false);
 
 }  // namespace sandrun::runner::api

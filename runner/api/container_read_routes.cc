@@ -133,16 +133,18 @@ void ContainerRoutes::logs(Exchange& ex, const Call& call, const std::string& id
   const bool timestamps = q.flag("timestamps");
   if (q.flag("follow") && registry_.active(id)) return follow_logs(ex, call, id, lq, timestamps);
   auto text = std::make_shared<Result<std::string>>(std::string());
+  // A terminal's output is one stream, sent raw (as Docker does for a Tty container).
+  const bool raw = registry_.find(id)->tty;
   ex.work = run_blocking(
       loop_,
-      [dir = registry_.dir_of(id), lq, timestamps, text](const std::atomic<bool>&) {
-        *text = framed_log(dir, lq, timestamps);
+      [dir = registry_.dir_of(id), lq, timestamps, raw, text](const std::atomic<bool>&) {
+        *text = framed_log(dir, lq, timestamps, raw);
       },
-      [&ex, text, minor = call.target.minor] {
+      [&ex, text, raw, minor = call.target.minor] {
         if (!*text) return ex.reply(Response::error(500, text->error().message()));
         Response r;
         r.body = std::move(**text);
-        r.content_type = minor >= 42 ? "application/vnd.docker.multiplexed-stream" : "application/vnd.docker.raw-stream";
+        r.content_type = minor >= 42 && !raw ? "application/vnd.docker.multiplexed-stream" : "application/vnd.docker.raw-stream";
         ex.reply(std::move(r));
       });
 }

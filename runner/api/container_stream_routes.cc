@@ -55,6 +55,7 @@ void ContainerRoutes::follow_logs(Exchange& ex, const Call& call, const std::str
     uint64_t token = 0;
   };
   auto f = std::make_shared<Follow>();
+  const bool raw = registry_.find(id)->tty;  // a terminal's output: one stream, raw
   lq.end = registry_.log_position(id);
   const LogQuery live_q = [&] {
     LogQuery q = lq;
@@ -62,15 +63,15 @@ void ContainerRoutes::follow_logs(Exchange& ex, const Call& call, const std::str
     return q;
   }();
   Response head;
-  head.content_type = stream_type(call.target.minor);
+  head.content_type = raw ? "application/vnd.docker.raw-stream" : stream_type(call.target.minor);
   ex.begin_stream(std::move(head));
   f->token = registry_.subscribe(
       id, ContainerRegistry::Subscriber{
               .record =
-                  [this, &ex, f, live_q, timestamps](const LogRecord& r) {
+                  [this, &ex, f, live_q, timestamps, raw](const LogRecord& r) {
                     if (!live_q.matches(r)) return;
                     if (!f->file_done) return f->held.push_back(r);
-                    if (!f->flow.send(ex, frame_record(r, timestamps)) && f->token) {
+                    if (!f->flow.send(ex, frame_record(r, timestamps, raw)) && f->token) {
                       registry_.unsubscribe(f->token);
                       f->token = 0;
                     }
@@ -94,14 +95,14 @@ void ContainerRoutes::follow_logs(Exchange& ex, const Call& call, const std::str
   auto text = std::make_shared<Result<std::string>>(std::string());
   ex.work = run_blocking(
       loop_,
-      [dir = registry_.dir_of(id), lq, timestamps, text](const std::atomic<bool>&) {
-        *text = framed_log(dir, lq, timestamps);
+      [dir = registry_.dir_of(id), lq, timestamps, raw, text](const std::atomic<bool>&) {
+        *text = framed_log(dir, lq, timestamps, raw);
       },
-      [this, &ex, f, text, timestamps] {
+      [this, &ex, f, text, timestamps, raw] {
         if (!*text) log::warn("api: logs: {}", text->error().message());
         f->file_done = true;
         bool ok = !*text || (*text)->empty() || f->flow.send(ex, **text);
-        for (const auto& r : f->held) ok = ok && f->flow.send(ex, frame_record(r, timestamps));
+        for (const auto& r : f->held) ok = ok && f->flow.send(ex, frame_record(r, timestamps, raw));
         f->held.clear();
         if (!ok) {
           // Dropped: the exchange is gone or going.

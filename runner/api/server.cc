@@ -482,6 +482,16 @@ void Connection::close() {
   out_file.reset();
   --core->stats.active;
   if (!in_handler) exchange.reset();  // cancels its blocking work: nobody is left to answer
+  // A hijacked client may still be sending (stdin of a command that has ended): closing with
+  // its bytes unread would answer with a reset, which can discard the output it has not read
+  // yet. Its end of output first, then what it sent is read and dropped.
+  uv_os_fd_t fd = -1;
+  if (hijacked && !eof && uv_fileno(reinterpret_cast<uv_handle_t*>(&pipe), &fd) == 0) {
+    ::shutdown(fd, SHUT_WR);
+    char sink[16 << 10];
+    while (::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+    }
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&pipe), on_closed);
 }
 

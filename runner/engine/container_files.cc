@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <linux/capability.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -263,13 +265,45 @@ Result<UniqueFd> layer_dir(const LayerTarget& t, int parent, const std::string& 
   return fs::open_beneath(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
 }
 
+// While it lives, this thread creates files as the container's root (its file-system ids):
+// a file system the container mounted in its user namespace (its overlay root, its /tmp)
+// refuses to create a file owned by an id it cannot map (EOVERFLOW), which host root is.
+// The effective capabilities that a non-zero fsuid drops are raised again for this thread
+// (chown to the container's ids, writing where its root may not); fsuid 0 restores them.
+class ActAsContainerRoot {
+ public:
+  explicit ActAsContainerRoot(const ContainerFiles& c) : on_(c.id_count && ::geteuid() == 0) {
+    if (!on_) return;
+    ::setfsgid(c.gid_base);
+    ::setfsuid(c.uid_base);
+    __user_cap_header_struct head{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &head, data) == 0) {
+      data[0].effective = data[0].permitted;
+      data[1].effective = data[1].permitted;
+      ::syscall(SYS_capset, &head, data);
+    }
+  }
+  ~ActAsContainerRoot() {
+    if (!on_) return;
+    ::setfsuid(0);
+    ::setfsgid(0);
+  }
+  ActAsContainerRoot(const ActAsContainerRoot&) = delete;
+  ActAsContainerRoot& operator=(const ActAsContainerRoot&) = delete;
+
+ private:
+  bool on_;
+};
+
 }  // namespace
 
 Result<void> extract_into_layer(const LayerTarget& t, std::string_view dir, int tar_fd, const ExtractInto& opts) {
   SANDRUN_TRY(cache::load_archive_lib());
   auto at = SANDRUN_TRY(fs::open_path(t.upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  const std::string abs = clean(dir);  // the components point into it
   std::string so_far;
-  for (auto c : fs::path_components(clean(dir))) {
+  for (auto c : fs::path_components(abs)) {
     so_far += so_far.empty() ? std::string(c) : "/" + std::string(c);
     at = SANDRUN_TRY(layer_dir(t, at.get(), std::string(c), so_far));
   }
@@ -281,6 +315,7 @@ Result<void> extract_into_container(const ContainerFiles& c, std::string_view di
   const std::string abs = clean(dir);
   // Followed to the end (a symlink to a directory is the directory), inside the root.
   auto target = SANDRUN_TRY(fs::open_beneath(c.root.get(), abs, O_RDONLY | O_DIRECTORY, RESOLVE_IN_ROOT));
+  ActAsContainerRoot as_root(c);
   return extract_tar(c, target.get(), tar_fd, opts);
 }
 

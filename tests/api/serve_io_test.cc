@@ -24,6 +24,14 @@ class ServeIoTest : public ServeTest {
     ::mkdir((tmp_ / "docker-config").c_str(), 0700);
     start();
   }
+  // A daemon stopped with SIGTERM stops its containers and leaves nothing mounted.
+  void TearDown() override {
+    if (daemon_) {
+      auto r = stop();
+      EXPECT_EQ(r.status, 0) << r.err;
+    }
+    ServeTest::TearDown();
+  }
   std::string env_prefix() {
     return "env -u DOCKER_CONTEXT DOCKER_HOST=unix://" + socket() + " DOCKER_CONFIG=" + std::string(tmp_ / "docker-config") + " ";
   }
@@ -78,8 +86,9 @@ TEST_F(ServeIoTest, RunWithTtyGivesTheCommandATerminalAndRawOutput) {
   auto r = shell("script -qec " + quote(env_prefix() + "/usr/bin/docker run --rm -t busybox sh -c 'tty; echo out; echo err >&2'") +
                  " /dev/null");
   EXPECT_EQ(r.status, 0) << r.err;
-  // One stream, raw (a terminal turns \n into \r\n), stderr in it too.
-  EXPECT_NE(r.out.find("/dev/pts/0\r\nout\r\nerr\r\n"), std::string::npos) << r.out;
+  // One stream, raw (the container's terminal turns \n into \r\n, and script's own into
+  // \r\r\n), stderr in it too.
+  EXPECT_NE(r.out.find("/dev/pts/0\r\r\nout\r\r\nerr\r\r\n"), std::string::npos) << r.out;
   // -it: what is typed at the client's terminal reaches the shell in the container.
   r = shell("(sleep 1; printf 'echo typed-$((6*7))\\nexit 3\\n'; sleep 2) | script -qec " +
             quote(env_prefix() + "/usr/bin/docker run --rm -it busybox sh") + " /dev/null");
@@ -89,7 +98,7 @@ TEST_F(ServeIoTest, RunWithTtyGivesTheCommandATerminalAndRawOutput) {
   auto id = out_of({"create", "-t", "-i", "busybox", "true"});
   id.pop_back();
   EXPECT_EQ(out_of({"inspect", "--format", "{{.Config.Tty}} {{.Config.OpenStdin}} {{.Config.StdinOnce}}", id}),
-            "true true false\n");
+            "true true true\n");  // the CLI's create -i sets StdinOnce, as with Docker
 }
 
 TEST_F(ServeIoTest, DockerPyRunsWithATerminalAndStdin) {
@@ -109,32 +118,35 @@ TEST_F(ServeIoTest, DockerPyRunsWithATerminalAndStdin) {
 TEST_F(ServeIoTest, AttachWritesStdinAndAVanishedClientLeavesTheContainerRunning) {
   out_of({"run", "-d", "-i", "--name", "cat1", "busybox", "cat"});
   // docker attach sends its stdin; its end does not close a container's stdin without StdinOnce.
-  auto r = shell("echo hello | timeout 3 docker attach cat1");
+  auto r = shell("echo hello | timeout -s KILL 3 " + env_prefix() + "/usr/bin/docker attach cat1");
   EXPECT_TRUE(log_has("cat1", "hello\n"));
   EXPECT_EQ(out_of({"inspect", "--format", "{{.State.Running}}", "cat1"}), "true\n");
   // Again: the stdin is still open.
-  shell("echo again | timeout 3 docker attach cat1");
+  shell("echo again | timeout -s KILL 3 " + env_prefix() + "/usr/bin/docker attach cat1");
   EXPECT_TRUE(log_has("cat1", "hello\nagain\n"));
   EXPECT_EQ(out_of({"inspect", "--format", "{{.State.Running}}", "cat1"}), "true\n");
   out_of({"rm", "-f", "cat1"});
 
-  // StdinOnce (docker-py's attach of a container created so): the client's going closes it.
+  // Without StdinOnce a client's going leaves the stdin open; with it (docker-py sets it with
+  // stdin_open) the stdin closes.
   SANDRUN_REQUIRE(run_command({"python3", "-c", "import docker"}).status == 0, "needs python3-docker");
   r = python(
-      "k = c.api.create_container('busybox', ['sh', '-c', 'cat; echo eof'], stdin_open=True)\n"
-      "k = c.containers.get(k['Id'])\n"
+      "r = c.api._post_json(c.api._url('/containers/create'), data={'Image': 'busybox', "
+      "'Cmd': ['sh', '-c', 'cat; echo eof'], 'OpenStdin': True})\n"
+      "k = c.containers.get(r.json()['Id'])\n"
       "s = k.attach_socket(params={'stdin': 1, 'stdout': 1, 'stream': 1})\n"
       "k.start()\n"
       "s._sock.sendall(b'x\\n'); time.sleep(0.5)\n"
       "k.reload(); print(k.status)\n"
       "s._sock.close(); s.close(); time.sleep(1)\n"
       "k.reload(); print(k.status)\n"
-      "k.kill(); k.remove()\n");
+      "k.remove(force=True)\n");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "running\nrunning\n") << "without StdinOnce the container keeps its stdin";
   r = python(
-      "k = c.api.create_container('busybox', ['sh', '-c', 'cat; echo eof'], stdin_open=True, stdin_once=True)\n"
-      "k = c.containers.get(k['Id'])\n"
+      "r = c.api._post_json(c.api._url('/containers/create'), data={'Image': 'busybox', "
+      "'Cmd': ['sh', '-c', 'cat; echo eof'], 'OpenStdin': True, 'StdinOnce': True})\n"
+      "k = c.containers.get(r.json()['Id'])\n"
       "s = k.attach_socket(params={'stdin': 1, 'stdout': 1, 'stream': 1})\n"
       "k.start()\n"
       "s._sock.sendall(b'x\\n'); time.sleep(0.5)\n"
@@ -174,7 +186,7 @@ TEST_F(ServeIoTest, ResizeChangesTheTerminalAndRefusesAsDocker) {
 TEST_F(ServeIoTest, StatsStreamsOneObjectASecondUntilTheContainerStops) {
   out_of({"run", "-d", "--name", "s1", "busybox", "sleep", "53172"});
   // docker stats without --no-stream: read two refreshes, then the client is killed.
-  auto r = shell("timeout -s KILL 4 docker stats --format '{{.Name}} {{.MemUsage}}' s1 | head -c 4096");
+  auto r = shell("timeout -s KILL 4 " + env_prefix() + "/usr/bin/docker stats --format '{{.Name}} {{.MemUsage}}' s1 | head -c 4096");
   size_t lines = 0;
   for (size_t at = r.out.find("s1 "); at != std::string::npos; at = r.out.find("s1 ", at + 1)) ++lines;
   EXPECT_GE(lines, 2u) << r.out;
@@ -222,14 +234,20 @@ TEST_F(ServeIoTest, CopyIntoAndOutOfARunningContainer) {
   // What is not there: Docker's 404, through the CLI.
   r = docker({"cp", "c1:/nope", out});
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.err.find("Could not find the file /nope in container c1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("No such container:path: c1:/nope"), std::string::npos) << r.err;
   // HEAD: the stat alone, as base64 JSON.
   auto h = get(socket(), "/containers/c1/archive?path=/data/sub/f", "HEAD");
   EXPECT_EQ(h.status, 200);
   EXPECT_EQ(get(socket(), "/containers/c1/archive?path=/nope", "HEAD").status, 404);
+  auto missing = get(socket(), "/containers/c1/archive?path=/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(json::parse(missing.body)["message"], "Could not find the file /nope in container c1");
   // PUT into something that is not a directory.
-  r = docker({"cp", src, "c1:/data/sub/f/"});
-  EXPECT_NE(r.status, 0);
+  auto put = roundtrip(socket(), "PUT /containers/c1/archive?path=/data/sub/f HTTP/1.1\r\nHost: d\r\n"
+                                 "Connection: close\r\nContent-Length: 1024\r\n\r\n" + std::string(1024, '\0'));
+  ASSERT_EQ(put.size(), 1u);
+  EXPECT_EQ(put[0].status, 400);
+  EXPECT_EQ(json::parse(put[0].body)["message"], "extraction point is not a directory");
   out_of({"rm", "-f", "c1"});
 }
 
@@ -257,7 +275,7 @@ TEST_F(ServeIoTest, CopyNeverLeavesTheContainersRoot) {
       "        else: i.size = len(data); t.addfile(i, io.BytesIO(data))\n"
       "    t.close(); return b.getvalue()\n"
       "for entries in ([('../../../../../../.." + marker + "', 'f', b'x')],\n"
-      "                [('abs', 'l', '" + std::string(tmp_) + "'), ('abs/host-marker', 'f', b'x')],\n"
+      "                [('abs', 'l', '" + tmp_.path() + "'), ('abs/host-marker', 'f', b'x')],\n"
       "                [('etclink/passwd', 'f', b'x')]):\n"
       "    try:\n"
       "        print(k.put_archive('/drop', tar(entries)))\n"
@@ -284,10 +302,11 @@ TEST_F(ServeIoTest, CopyIntoACreatedContainerIsThereWhenItsCommandRuns) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "0 640\nconfigured\n");
   // Again at its next start (a copy belongs to the container, not to one run).
-  r = docker({"start", "-a", "p1"});
-  EXPECT_EQ(r.out, "0 640\nconfigured\n");
+  out_of({"start", "p1"});
+  EXPECT_EQ(out_of({"wait", "p1"}), "0\n");
+  EXPECT_EQ(out_of({"logs", "p1"}), "0 640\nconfigured\n0 640\nconfigured\n");
   // Exited: its writable layer is gone; the answer says so.
-  r = docker({"cp", "p1:/etc/conf.txt", std::string(tmp_)});
+  r = docker({"cp", "p1:/etc/conf.txt", tmp_.path()});
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("is not running"), std::string::npos) << r.err;
   out_of({"rm", "p1"});
