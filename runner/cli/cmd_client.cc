@@ -37,10 +37,11 @@ Result<api::ClientReply> expect(Result<api::ClientReply> r, std::string_view wha
 
 std::string ago(int64_t created) {
   const int64_t s = std::max<int64_t>(0, static_cast<int64_t>(::time(nullptr)) - created);
-  if (s < 60) return fmt::format("{} seconds ago", s);
-  if (s < 3600) return fmt::format("{} minutes ago", s / 60);
-  if (s < 86400) return fmt::format("{} hours ago", s / 3600);
-  return fmt::format("{} days ago", s / 86400);
+  auto n = [](int64_t v, const char* unit) { return fmt::format("{} {}{} ago", v, unit, v == 1 ? "" : "s"); };
+  if (s < 60) return n(s, "second");
+  if (s < 3600) return n(s / 60, "minute");
+  if (s < 86400) return n(s / 3600, "hour");
+  return n(s / 86400, "day");
 }
 
 std::string ports_of(const nlohmann::json& c) {

@@ -134,6 +134,14 @@ TEST_F(ServeTest, AThousandGeneratedMalformedRequestsAreAnswered4xx) {
     if (!raw.empty()) EXPECT_TRUE(raw.starts_with("HTTP/1.1 4")) << requests[i].substr(0, 300) << ": " << raw.substr(0, 200);
     answered += !replies.empty();
   }
+  // A field of the wrong type is named.
+  auto env = request_json(socket(), "POST", "/containers/create", R"({"Image":"busybox","Cmd":["true"],"Env":"A=1"})");
+  EXPECT_EQ(env.status, 400);
+  EXPECT_EQ(env.body, "{\"message\":\"Env: expected an array\"}\n");
+  auto binds = request_json(socket(), "POST", "/containers/create",
+                            R"({"Image":"busybox","Cmd":["true"],"HostConfig":{"Binds":"/tmp:/x"}})");
+  EXPECT_EQ(binds.status, 400);
+  EXPECT_EQ(binds.body, "{\"message\":\"HostConfig.Binds: expected an array\"}\n");
   // Most get an answer that says what was wrong, not a bare close.
   EXPECT_GE(answered, requests.size() * 9 / 10);
   EXPECT_EQ(get(socket(), "/containers/json?all=1").body, "[]\n") << "a malformed create made a container";

@@ -1,6 +1,8 @@
 // sandrun's own client (`sandrun ps|logs|stop|rm`, runner/cli/cmd_client.cc) against a real
 // `sandrun serve`: containers made through the docker CLI show in its columns, its logs go to
 // the right streams, and its errors (a missing container, no daemon) say what and where.
+#include <cctype>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/api/serve_fixture.h"
@@ -10,6 +12,15 @@ namespace {
 
 class ServeCliTest : public ServeTest {
  protected:
+  // A daemon still running (a test that stopped early) is stopped cleanly: its containers torn
+  // down before the temp dir goes.
+  void TearDown() override {
+    if (daemon_) {
+      auto r = stop();
+      EXPECT_EQ(r.status, 0) << r.err;
+    }
+    ServeTest::TearDown();
+  }
   void SetUp() override {
     ServeTest::SetUp();
     SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
@@ -58,7 +69,7 @@ std::string row_of(const std::string& out, const std::string& name) {
 TEST_F(ServeCliTest, PsListsRunningContainersInColumnsAndAllWithDashA) {
   const std::string up = docker_out({"run", "-d", "--name", "up", "busybox", "sleep", "86611"});
   docker_out({"create", "--name", "made", "busybox", "true"});
-  docker_out({"run", "--name", "done", "busybox", "sh", "-c", "exit 3"});
+  EXPECT_EQ(docker({"run", "--name", "done", "busybox", "sh", "-c", "exit 3"}).status, 3);
   auto ps = sandrun({"ps"});
   ASSERT_EQ(ps.status, 0) << ps.err;
   EXPECT_EQ(ps.err, "");
@@ -71,8 +82,8 @@ TEST_F(ServeCliTest, PsListsRunningContainersInColumnsAndAllWithDashA) {
   EXPECT_EQ(row.substr(0, 14), up.substr(0, 12) + "  ");
   EXPECT_EQ(row.substr(head.find("IMAGE"), 7), "busybox");
   EXPECT_EQ(row.substr(head.find("COMMAND"), 13), "\"sleep 86611\"");
-  EXPECT_TRUE(row.substr(head.find("CREATED")).starts_with("0 seconds ago") ||
-              row.substr(head.find("CREATED")).find("seconds ago") != std::string::npos)
+  const std::string created = row.substr(head.find("CREATED"), head.find("STATUS") - head.find("CREATED"));
+  EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(created[0])) && (created.find(" seconds ago") != std::string::npos || created.starts_with("1 second ago")))
       << row;
   EXPECT_TRUE(row.substr(head.find("STATUS")).starts_with("Up ")) << row;
   EXPECT_TRUE(row.ends_with("  up")) << row;
@@ -104,12 +115,7 @@ TEST_F(ServeCliTest, LogsSendsStdoutAndStderrToTheirOwnStreams) {
   EXPECT_EQ(tail.out + tail.err, "three\n");
   auto stamped = sandrun({"logs", "-t", "lg"});
   EXPECT_NE(stamped.out.find("Z one\n"), std::string::npos) << stamped.out;
-  // A TTY container's log is one stream, printed as it is.
-  docker_out({"run", "-t", "--name", "tty", "busybox", "sh", "-c", "echo on-a-tty; echo err-on-a-tty >&2"});
-  auto tty = sandrun({"logs", "tty"});
-  EXPECT_EQ(tty.status, 0) << tty.err;
-  EXPECT_EQ(tty.out, "on-a-tty\r\nerr-on-a-tty\r\n");
-  docker_out({"rm", "lg", "tty"});
+  docker_out({"rm", "lg"});
 }
 
 TEST_F(ServeCliTest, LogsFollowPrintsEachLineUntilTheContainerEnds) {

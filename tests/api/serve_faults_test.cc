@@ -21,6 +21,15 @@ using nlohmann::json;
 
 class ServeFaultsTest : public ServeTest {
  protected:
+  // A daemon still running (a test that stopped early) is stopped cleanly: its containers torn
+  // down before the temp dir goes.
+  void TearDown() override {
+    if (daemon_) {
+      auto r = stop();
+      EXPECT_EQ(r.status, 0) << r.err;
+    }
+    ServeTest::TearDown();
+  }
   void SetUp() override {
     ServeTest::SetUp();
     SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
@@ -181,8 +190,11 @@ TEST_F(ServeFaultsTest, AStartOverTheBudgetStaysCreatedUntilItsTurnAndAStopGives
 
 TEST_F(ServeFaultsTest, AClientKilledMidAttachLeavesTheContainerRunningAndNothingOpen) {
   start();
-  // The daemon's fds once it has served a container (its lazily opened files are open then).
+  // The daemon's fds once it has served two containers at once: what it opens once and keeps
+  // (each container slot's lock and pid files, made as needed) is open then.
+  docker_out({"run", "-d", "--name", "warm", "busybox", "sleep", "86633"});
   docker_out({"run", "--rm", "busybox", "true"});
+  docker_out({"rm", "-f", "warm"});
   const size_t base = daemon_fds();
   const size_t base_sockets = daemon_fds(true);
   docker_out({"run", "-d", "--name", "ticker", "busybox", "sh", "-c", "while true; do echo tick; sleep 0.1; done"});
