@@ -106,7 +106,9 @@ TEST_F(ServeCliTest, PsListsRunningContainersInColumnsAndAllWithDashA) {
 }
 
 TEST_F(ServeCliTest, LogsSendsStdoutAndStderrToTheirOwnStreams) {
-  docker_out({"run", "--name", "lg", "busybox", "sh", "-c", "echo one; echo two >&2; echo three"});
+  // Two pipes: the log orders lines of the two streams as they were read, so the last one
+  // comes a while after the stderr line.
+  docker_out({"run", "--name", "lg", "busybox", "sh", "-c", "echo one; echo two >&2; sleep 0.3; echo three"});
   auto logs = sandrun({"logs", "lg"});
   EXPECT_EQ(logs.status, 0) << logs.err;
   EXPECT_EQ(logs.out, "one\nthree\n");
