@@ -1,7 +1,9 @@
 // Docker's create body into a JobSpec: each field honoured, refused (400) or ignored (logged).
 #include "runner/api/container_create.h"
 
+#include <optional>
 #include <set>
+#include <span>
 
 #include <nlohmann/json.hpp>
 
@@ -318,6 +320,60 @@ void read_stdio(const json& cfg, const json& hc, CreateRequest& req) {
   }
 }
 
+// Docker decodes the body into typed structs: a field of the wrong JSON type is its 400, never
+// taken for something else or ignored. null is "not set" everywhere.
+enum class FieldKind { string, boolean, integer, object, array, strslice };
+struct TypedField {
+  const char* name;
+  FieldKind kind;
+};
+constexpr TypedField kConfigTypes[] = {
+    {"Image", FieldKind::string}, {"Cmd", FieldKind::strslice}, {"Entrypoint", FieldKind::strslice}, {"Env", FieldKind::array},
+    {"WorkingDir", FieldKind::string}, {"User", FieldKind::string}, {"Labels", FieldKind::object}, {"Tty", FieldKind::boolean},
+    {"OpenStdin", FieldKind::boolean}, {"AttachStdin", FieldKind::boolean}, {"AttachStdout", FieldKind::boolean},
+    {"AttachStderr", FieldKind::boolean}, {"StdinOnce", FieldKind::boolean}, {"HostConfig", FieldKind::object},
+    {"NetworkingConfig", FieldKind::object}, {"Hostname", FieldKind::string}, {"Volumes", FieldKind::object},
+    {"ExposedPorts", FieldKind::object}};
+constexpr TypedField kHostTypes[] = {
+    {"Binds", FieldKind::array}, {"Mounts", FieldKind::array}, {"Memory", FieldKind::integer}, {"NanoCpus", FieldKind::integer},
+    {"CpuQuota", FieldKind::integer}, {"CpuPeriod", FieldKind::integer}, {"PidsLimit", FieldKind::integer},
+    {"AutoRemove", FieldKind::boolean}, {"CapAdd", FieldKind::strslice}, {"CapDrop", FieldKind::strslice},
+    {"ReadonlyRootfs", FieldKind::boolean}, {"Tmpfs", FieldKind::object}, {"Init", FieldKind::boolean}, {"SecurityOpt", FieldKind::array},
+    {"Privileged", FieldKind::boolean}, {"Devices", FieldKind::array}, {"PidMode", FieldKind::string}, {"IpcMode", FieldKind::string},
+    {"UTSMode", FieldKind::string}, {"UsernsMode", FieldKind::string}, {"NetworkMode", FieldKind::string},
+    {"PortBindings", FieldKind::object}, {"PublishAllPorts", FieldKind::boolean}, {"RestartPolicy", FieldKind::object},
+    {"MemorySwap", FieldKind::integer}, {"LogConfig", FieldKind::object}, {"MemorySwappiness", FieldKind::integer},
+    {"DeviceRequests", FieldKind::array}, {"CgroupnsMode", FieldKind::string}};
+
+std::optional<std::string> wrong_type(const json& obj, std::span<const TypedField> fields, std::string_view where) {
+  for (const TypedField& f : fields) {
+    auto it = obj.find(f.name);
+    if (it == obj.end() || it->is_null()) continue;
+    const json& v = *it;
+    switch (f.kind) {
+      case FieldKind::string:
+        if (!v.is_string()) return fmt::format("{}{}: expected a string", where, f.name);
+        break;
+      case FieldKind::boolean:
+        if (!v.is_boolean()) return fmt::format("{}{}: expected a boolean", where, f.name);
+        break;
+      case FieldKind::integer:
+        if (!v.is_number_integer()) return fmt::format("{}{}: expected an integer", where, f.name);
+        break;
+      case FieldKind::object:
+        if (!v.is_object()) return fmt::format("{}{}: expected an object", where, f.name);
+        break;
+      case FieldKind::array:
+        if (!v.is_array()) return fmt::format("{}{}: expected an array", where, f.name);
+        break;
+      case FieldKind::strslice:
+        if (!v.is_string() && !v.is_array()) return fmt::format("{}{}: expected a string or an array of strings", where, f.name);
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
 std::string first_or_empty(const std::vector<std::string>& v) { return v.empty() ? "" : v.front(); }
 
 // The image config's own HEALTHCHECK (config.Healthcheck), if it has a readable one.
@@ -425,6 +481,10 @@ std::variant<CreateBody, Response> read_create_body(const std::string& body) {
   auto it = cfg.find("Image");
   if (it == cfg.end() || !it->is_string() || it->get<std::string>().empty())
     return Response::error(400, "Image: a container needs an image");
+  if (auto m = wrong_type(cfg, kConfigTypes, "")) return Response::error(400, *m);
+  if (auto hc = cfg.find("HostConfig"); hc != cfg.end() && hc->is_object()) {
+    if (auto m = wrong_type(*hc, kHostTypes, "HostConfig.")) return Response::error(400, *m);
+  }
   return CreateBody{it->get<std::string>(), body};
 }
 

@@ -102,7 +102,7 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
   Result<void> result{Unit{}};
   {
     Loop loop;
-    ContainerRegistry containers(loop, store, ContainerRegistry::Options{o.root, o.host});
+    ContainerRegistry containers(loop, store, ContainerRegistry::Options{o.root, o.host, std::chrono::milliseconds(10'000), o.max_running});
     if (auto r = containers.load(); !r) {
       remove_api_socket(sock);
       return std::move(r.error().wrap("read the containers of " + o.root));

@@ -19,6 +19,7 @@ struct ServeOptions {
   std::string network_pool;  // where networks take their subnets ("" = Networks::kDefaultPool)
   int network_size = 24;     // the prefix length of each
   config::HostConfig host;  // the operator's host file: its policy governs every request
+  size_t max_running = 0;   // -j N: containers running at once (0: no limit); more wait their turn
 };
 
 // Runs the daemon; returns after a clean stop (socket removed, connections closed). Errors

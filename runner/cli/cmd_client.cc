@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <ctime>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -36,10 +37,11 @@ Result<api::ClientReply> expect(Result<api::ClientReply> r, std::string_view wha
 
 std::string ago(int64_t created) {
   const int64_t s = std::max<int64_t>(0, static_cast<int64_t>(::time(nullptr)) - created);
-  if (s < 60) return fmt::format("{} seconds ago", s);
-  if (s < 3600) return fmt::format("{} minutes ago", s / 60);
-  if (s < 86400) return fmt::format("{} hours ago", s / 3600);
-  return fmt::format("{} days ago", s / 86400);
+  auto n = [](int64_t v, const char* unit) { return fmt::format("{} {}{} ago", v, unit, v == 1 ? "" : "s"); };
+  if (s < 60) return n(s, "second");
+  if (s < 3600) return n(s / 60, "minute");
+  if (s < 86400) return n(s / 3600, "hour");
+  return n(s / 86400, "day");
 }
 
 std::string ports_of(const nlohmann::json& c) {
@@ -106,20 +108,25 @@ int cmd_logs(const GlobalOptions& g, const LogsArgs& a) {
     if (!a.tail.empty()) target += "&tail=" + escape(a.tail);
     if (!a.since.empty()) target += "&since=" + escape(a.since);
     api::StreamDemux demux;
-    bool raw = false;
-    bool checked = false;
-    auto reply = SANDRUN_TRY(expect(client.stream("GET", target, [&](std::string_view part) {
-      if (!checked) {
-        checked = true;
-        // A TTY container's log is one raw stream; otherwise Docker's 8-byte frames.
-        raw = part.size() < 8 || (part[0] != 0 && part[0] != 1 && part[0] != 2) || part[1] != 0;
-      }
-      if (raw) return console_write(STDOUT_FILENO, part);
+    // A TTY container's log is one raw stream; otherwise Docker's 8-byte frames. Decided on
+    // the first 8 bytes, which a read may split.
+    std::string head;
+    std::optional<bool> raw;
+    auto feed = [&](std::string_view part) {
+      if (*raw) return console_write(STDOUT_FILENO, part);
       demux.feed(part, [](int stream, std::string_view bytes) {
         console_write(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, bytes);
       });
+    };
+    auto reply = SANDRUN_TRY(expect(client.stream("GET", target, [&](std::string_view part) {
+      if (raw) return feed(part);
+      head.append(part);
+      if (head.size() < 8) return;
+      raw = (head[0] != 0 && head[0] != 1 && head[0] != 2) || head[1] != 0 || head[2] != 0 || head[3] != 0;
+      feed(head);
     }), fmt::format("logs {}", a.name)));
     (void)reply;
+    if (!raw && !head.empty()) console_write(STDOUT_FILENO, head);  // fewer than 8 bytes: not a frame
     return {};
   };
   if (auto r = run(); !r) return fail(r.error());

@@ -18,6 +18,7 @@ int cmd_serve(const GlobalOptions& g, const ServeArgs& a) {
     options.pull = std::move(pull);
     options.network_pool = a.network_pool;
     options.network_size = a.network_prefix;
+    options.max_running = a.jobs;
     return api::serve(options, std::move(store));
   };
   if (auto r = run(); !r) {

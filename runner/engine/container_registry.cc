@@ -52,7 +52,7 @@ Result<cache::ImageRecord> image_for(cache::Store& store, const std::string& ref
 }  // namespace
 
 ContainerRegistry::ContainerRegistry(Loop& loop, cache::Store store, Options options)
-    : loop_(loop), store_(std::move(store)), options_(std::move(options)) {
+    : loop_(loop), store_(std::move(store)), options_(std::move(options)), budget_(options_.max_running) {
   isolation_ = std::make_unique<HostIsolation>(HostIsolation::probe());
   engine_ = std::make_unique<Engine>(loop_, options_.root, isolation_->cgroups.get());
   health_ = std::make_unique<HealthMonitor>(
@@ -259,7 +259,39 @@ void ContainerRegistry::start(const std::string& id, Done done) {
     return done(refuse(ContainerRefusal::Kind::conflict, fmt::format("container {} is marked for removal and cannot be started", id)));
   e->starting = true;
   e->start_done.push_back(std::move(done));
-  after_teardown(*e, [this, e] { launch(*e); });
+  after_teardown(*e, [this, e] { admit(*e); });
+}
+
+void ContainerRegistry::admit(Entry& e) {
+  const std::string id = e.rec.id;
+  budget_.admit(id, [this, id] {
+    Entry* p = entry(id);
+    if (!p) return budget_.release();
+    p->has_place = true;
+    launch(*p);
+  });
+  if (budget_.queued(id))
+    log::info("containers: {} waits for its turn to start (-j {}: {} running, {} waiting)", e.rec.name, budget_.max(),
+              budget_.in_use(), budget_.waiting());
+}
+
+void ContainerRegistry::release_place(Entry& e) {
+  if (!e.has_place) return;
+  e.has_place = false;
+  budget_.release();
+}
+
+void ContainerRegistry::give_up_queued(Entry& e) {
+  e.starting = false;
+  auto starts = std::move(e.start_done);
+  for (auto& d : starts) d(refuse(ContainerRefusal::Kind::conflict, "container stopped before its turn to start came"));
+  auto subs = std::move(e.subscribers);
+  for (auto& [tok, s] : subs) {
+    subs_.erase(tok);
+    if (s.end) s.end();
+  }
+  answer_waiters(e, false);
+  check_shutdown();
 }
 
 // Prepares (on the threadpool: the log file, the plan of a record an earlier daemon made)
@@ -320,6 +352,7 @@ void ContainerRegistry::launch(Entry& en) {
             e->wiring_call = run_blocking(loop_, [w = wiring_, id = e->rec.id](const std::atomic<bool>&) { w->stopped(id); }, [] {});
           }
           e->rec.error = (*error)->message();
+          release_place(*e);
           auto done = std::move(e->start_done);
           for (auto& d : done) d(refuse(ContainerRefusal::Kind::failed, e->rec.error));
           return save(*e);
@@ -419,6 +452,7 @@ void ContainerRegistry::on_removed(Entry& e) {
   e.wired.reset();
   uv_timer_start(reaper_.get(), on_reap, 0, 0);
   e.tearing_down = false;
+  release_place(e);
   auto after = std::move(e.after_teardown);
   for (auto& f : after) f();
   if (e.rec.auto_remove && !e.running() && e.rec.status == ContainerStatus::exited && !shutting_down_) {
@@ -439,6 +473,10 @@ void ContainerRegistry::stop(const std::string& id, std::optional<std::chrono::m
   Entry* e = entry(id);
   if (!e) return done(no_such(id));
   if (!e->running()) return done(refuse(ContainerRefusal::Kind::not_modified, "container already stopped"));
+  if (budget_.withdraw(id)) {
+    give_up_queued(*e);
+    return done(std::nullopt);
+  }
   e->stop_done.push_back(std::move(done));
   if (e->starting && !e->live) {
     // Still preparing: it stops as soon as it runs.
@@ -469,7 +507,8 @@ void ContainerRegistry::kill(const std::string& id, int sig, Done done) {
   if (!e->running())
     return done(refuse(ContainerRefusal::Kind::conflict, fmt::format("Cannot kill container: {}: Container {} is not running", id, id)));
   publish(*e, "kill", {{"signal", std::to_string(sig)}});
-  if (e->live) e->live->stop(sig);
+  if (budget_.withdraw(id)) give_up_queued(*e);
+  else if (e->live) e->live->stop(sig);
   else e->start_done.push_back([this, id, sig](std::optional<ContainerRefusal> r) {
     if (!r) kill(id, sig, [](std::optional<ContainerRefusal>) {});
   });

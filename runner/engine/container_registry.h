@@ -36,6 +36,7 @@
 #include "runner/engine/health.h"
 #include "runner/engine/plan.h"
 #include "runner/engine/resolve_isolation.h"
+#include "runner/engine/start_budget.h"
 #include "runner/loop/loop.h"
 #include "runner/loop/uv_handle.h"
 
@@ -84,6 +85,9 @@ class ContainerRegistry {
     std::string root;  // the daemon's --root: ROOT/containers, ROOT/slots
     config::HostConfig host;
     std::chrono::milliseconds shutdown_grace{10'000};
+    // At most this many run at once (`serve -j N`; 0: no limit): a start over it waits for
+    // its turn (it stays `created`, its start unanswered), then runs.
+    size_t max_running = 0;
   };
   ContainerRegistry(Loop& loop, cache::Store store, Options options);
   ~ContainerRegistry();
@@ -185,7 +189,12 @@ class ContainerRegistry {
  private:
   struct Entry;
   Entry* entry(const std::string& id) const;
+  // Takes a place in the budget (now, or once one is released), then launches.
+  void admit(Entry& e);
   void launch(Entry& e);
+  // A start still waiting for its turn is given up (stop, kill, rm -f, shutdown).
+  void give_up_queued(Entry& e);
+  void release_place(Entry& e);
   void on_running(Entry& e);
   void on_exited(Entry& e);
   void on_removed(Entry& e);
@@ -220,6 +229,7 @@ class ContainerRegistry {
   uint64_t next_token_ = 1;
   std::vector<std::unique_ptr<Container>> graveyard_;       // removed, freed by reaper_
   std::vector<BlockingCall> creating_;
+  StartBudget budget_;
   UvHandle<uv_timer_t> reaper_;
   EventBus* events_ = nullptr;
   ContainerWiring* wiring_ = nullptr;

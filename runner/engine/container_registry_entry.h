@@ -31,6 +31,7 @@ struct ContainerRegistry::Entry {
   std::unique_ptr<PortProxy> proxy;  // its published ports (root), closed when it exits
   bool starting = false;          // a start is under way (before `running`)
   bool tearing_down = false;      // exited: its Container is being removed
+  bool has_place = false;         // holds a place of the -j budget (from launch to teardown)
   std::vector<Done> start_done;   // answered once it runs (or could not start)
   std::vector<Done> stop_done;    // answered once it has exited
   std::vector<std::function<void()>> after_teardown;
