@@ -172,6 +172,12 @@ std::string record_to_json(const ContainerRecord& r) {
   j["error"] = r.error;
   j["pid"] = r.pid;
   j["restarts"] = r.restarts;
+  if (r.live.pid_start) {
+    json ports = json::array();
+    for (const auto& p : r.ports)
+      ports.push_back({{"service", p.service}, {"ip", p.host_ip}, {"host", p.host_port}, {"port", p.container_port}});
+    j["live"] = {{"pid_start", r.live.pid_start}, {"slot", r.live.slot}, {"cgroup", r.live.cgroup}, {"ports", ports}};
+  }
   return j.dump() + "\n";
 }
 
@@ -195,6 +201,15 @@ Result<ContainerRecord> container_record_from_json(std::string_view text, const 
     r.error = j.value("error", "");
     r.pid = j.value("pid", 0);
     r.restarts = j.value("restarts", 0u);
+    if (auto l = j.find("live"); l != j.end() && l->is_object()) {
+      r.live.pid_start = l->value("pid_start", uint64_t{0});
+      r.live.slot = l->value("slot", "");
+      r.live.cgroup = l->value("cgroup", "");
+      for (const auto& p : l->value("ports", json::array())) {
+        r.ports.push_back(PublishedPort{p.value("service", ""), p.value("port", uint16_t{0}), p.value("ip", ""),
+                                        p.value("host", uint16_t{0})});
+      }
+    }
     if (r.id.size() != 64 || r.id.find_first_not_of("0123456789abcdef") != std::string::npos)
       return Error::msg("{}: bad container id {:?}", what, r.id);
     return r;

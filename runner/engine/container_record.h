@@ -36,7 +36,15 @@ struct ContainerRecord {
   std::string error;         // why it could not start (or run), "" when it did
   int pid = 0;               // PID 1 on the host while running
   unsigned restarts = 0;
-  std::vector<PublishedPort> ports;  // while it runs: its published ports (not kept in the file)
+  std::vector<PublishedPort> ports;  // while it runs: its published ports (kept for a live restore)
+  // While it runs, what a daemon with --live-restore needs to adopt it after a restart
+  // (container_adopt.h): PID 1's start time (/proc/PID/stat field 22: the pid is that process,
+  // not a reused number), its container slot, and its cgroup relative to sandrun/ ("" none).
+  struct Live {
+    uint64_t pid_start = 0;  // 0: it cannot be adopted (started without --live-restore)
+    std::string slot;
+    std::string cgroup;
+  } live;
 };
 
 // A fresh random container id (64 hex digits, from getrandom).

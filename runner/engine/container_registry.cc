@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "runner/engine/container_adopt.h"
+#include "runner/engine/container_registry_entry.h"
 #include "runner/engine/session.h"
 #include "runner/net/port_proxy.h"
 #include "sandbox/netns.h"
@@ -13,53 +15,6 @@
 #include "sandbox/sys/log.h"
 
 namespace sandrun::runner {
-
-struct ContainerRegistry::Entry {
-  ContainerRecord rec;
-  std::string dir;
-  std::optional<JobPlan> plan;  // resolved at create (or at the first start after a restart)
-  std::vector<cache::LayerLease> leases;
-  std::unique_ptr<Container> live;
-  std::unique_ptr<ContainerLog> log;
-  UniqueFd netns;                    // its own network namespace, for published ports (root)
-  std::unique_ptr<PortProxy> proxy;  // its published ports (root), closed when it exits
-  bool starting = false;          // a start is under way (before `running`)
-  bool tearing_down = false;      // exited: its Container is being removed
-  std::vector<Done> start_done;   // answered once it runs (or could not start)
-  std::vector<Done> stop_done;    // answered once it has exited
-  std::vector<std::function<void()>> after_teardown;
-  struct Waiter {
-    uint64_t token;
-    WaitCondition condition;
-    std::function<void(int)> done;
-  };
-  std::vector<Waiter> waiters;
-  std::map<uint64_t, Subscriber> subscribers;
-  int iterating = 0;                 // inside a loop over the subscribers: erase later
-  std::vector<uint64_t> unsubscribed;
-
-  // Calls f(subscriber) for each; one that unsubscribes meanwhile is erased after the loop.
-  template <typename F>
-  void each_subscriber(F&& f) {
-    ++iterating;
-    for (auto& [tok, s] : subscribers) {
-      if (std::find(unsubscribed.begin(), unsubscribed.end(), tok) == unsubscribed.end()) f(s);
-    }
-    if (--iterating == 0) {
-      for (uint64_t t : unsubscribed) subscribers.erase(t);
-      unsubscribed.clear();
-    }
-  }
-  UvHandle<uv_timer_t> kill_timer;
-  BlockingCall work;              // preparing a start, or removing the directory
-  BlockingCall saving;
-  bool save_again = false;
-  std::function<void()> after_save;  // an erase waiting for the record's write to end
-  std::vector<std::function<void()>> saved;  // run once the record as it is now is on disk
-  ContainerRegistry* owner = nullptr;
-
-  bool running() const { return starting || (live && !tearing_down && rec.status == ContainerStatus::running); }
-};
 
 namespace {
 
@@ -99,7 +54,7 @@ Result<cache::ImageRecord> image_for(cache::Store& store, const std::string& ref
 ContainerRegistry::ContainerRegistry(Loop& loop, cache::Store store, Options options)
     : loop_(loop), store_(std::move(store)), options_(std::move(options)) {
   isolation_ = std::make_unique<HostIsolation>(HostIsolation::probe());
-  engine_ = std::make_unique<Engine>(loop_, options_.root, isolation_->cgroups.get());
+  engine_ = std::make_unique<Engine>(loop_, options_.root, isolation_->cgroups.get(), options_.live_restore);
   uv_timer_init(loop_.get(), reaper_.get());
   reaper_.mark_live();
   reaper_.get()->data = this;
@@ -114,8 +69,6 @@ std::string ContainerRegistry::dir_of(const std::string& id) const {
 Result<void> ContainerRegistry::load() {
   const std::string base = fs::join(options_.root, "containers");
   if (::mkdir(base.c_str(), 0700) < 0 && errno != EEXIST) return Error::sys("create {}", base);
-  // One clean slot ready (and ROOT/slots made) before the first start.
-  SANDRUN_TRY(engine_->slots().reserve(1));
   std::error_code ec;
   for (const auto& d : std::filesystem::directory_iterator(base, ec)) {
     const std::string dir = d.path().string();
@@ -128,8 +81,19 @@ Result<void> ContainerRegistry::load() {
     e->rec = std::move(*rec);
     e->dir = dir;
     e->owner = this;
+    if (e->rec.status == ContainerStatus::running && options_.live_restore && e->rec.live.pid_start) {
+      if (restore(*e)) {
+        const std::string id = e->rec.id;
+        entries_.emplace(id, std::move(e));
+        continue;
+      }
+    }
     if (e->rec.status == ContainerStatus::running || e->rec.status == ContainerStatus::removing) {
-      // It ran under an earlier daemon, which is gone: so is the container (swept).
+      // It ran under an earlier daemon, which is gone: so is the container (swept). One that
+      // outlived it (--live-restore) and is not adopted now ends here.
+      if (e->rec.live.pid_start) end_unadopted(e->rec);
+      e->rec.live = {};
+      e->rec.ports.clear();
       e->rec.status = ContainerStatus::exited;
       e->rec.exit_code = 255;
       e->rec.error = "the daemon that ran it stopped";
@@ -144,6 +108,9 @@ Result<void> ContainerRegistry::load() {
     const std::string id = e->rec.id;
     entries_.emplace(id, std::move(e));
   }
+  // One clean slot ready (and ROOT/slots made) before the first start; after the adoptions,
+  // which took their slots back first (a claim cleans an unlocked slot it finds in use).
+  SANDRUN_TRY(engine_->slots().reserve(1));
   return {};
 }
 
@@ -329,27 +296,33 @@ void ContainerRegistry::launch(Entry& en) {
           for (auto& d : done) d(refuse(ContainerRefusal::Kind::failed, e->rec.error));
           return save(*e);
         }
-        Container::Hooks hooks;
-        hooks.port_published = [e](const PublishedPort& p) { e->rec.ports.push_back(p); };
-        hooks.running = [this, e] { on_running(*e); };
-        hooks.exited = [this, e] { on_exited(*e); };
-        hooks.removed = [this, e] { on_removed(*e); };
-        hooks.output = [e](int stream, std::string_view data) {
-          const int64_t t = now_ns();
-          e->each_subscriber([&](Subscriber& s) {
-            if (s.bytes) s.bytes(stream, data);
-          });
-          e->log->write(stream, data, t, [e](const LogRecord& r) {
-            e->each_subscriber([&](Subscriber& s) {
-              if (s.record) s.record(r);
-            });
-          });
-        };
+        start.survive_daemon = options_.live_restore;
         e->live = std::make_unique<Container>(*engine_, e->plan->container, std::move(start),
-                                              JobOutput(e->rec.name, 0, ConsoleMode::none, nullptr), std::move(hooks));
+                                              JobOutput(e->rec.name, 0, ConsoleMode::none, nullptr), hooks_for(*e));
         e->rec.error.clear();
         e->live->start();
       });
+}
+
+Container::Hooks ContainerRegistry::hooks_for(Entry& en) {
+  Entry* e = &en;
+  Container::Hooks hooks;
+  hooks.port_published = [e](const PublishedPort& p) { e->rec.ports.push_back(p); };
+  hooks.running = [this, e] { on_running(*e); };
+  hooks.exited = [this, e] { on_exited(*e); };
+  hooks.removed = [this, e] { on_removed(*e); };
+  hooks.output = [e](int stream, std::string_view data) {
+    const int64_t t = now_ns();
+    e->each_subscriber([&](Subscriber& s) {
+      if (s.bytes) s.bytes(stream, data);
+    });
+    e->log->write(stream, data, t, [e](const LogRecord& r) {
+      e->each_subscriber([&](Subscriber& s) {
+        if (s.record) s.record(r);
+      });
+    });
+  };
+  return hooks;
 }
 
 void ContainerRegistry::on_running(Entry& e) {
@@ -358,6 +331,7 @@ void ContainerRegistry::on_running(Entry& e) {
   e.rec.started_ns = now_ns();
   e.rec.finished_ns = 0;
   e.rec.pid = e.live->pid();
+  if (options_.live_restore) e.rec.live = live_state_of(*e.live);
   publish(e, "start");
   // Answered once the record says it runs: a daemon killed after the answer keeps that.
   Entry* p = &e;
@@ -380,6 +354,7 @@ void ContainerRegistry::on_exited(Entry& e) {
   e.rec.finished_ns = now_ns();
   if (!e.rec.started_ns) e.rec.started_ns = e.rec.finished_ns;
   e.rec.pid = 0;
+  e.rec.live = {};
   e.rec.ports.clear();
   e.proxy.reset();  // its published ports close with it
   if (e.log) {
@@ -625,7 +600,10 @@ void ContainerRegistry::shutdown(std::function<void()> done) {
   shutdown_done_ = std::move(done);
   creating_.clear();
   for (auto& [id, e] : entries_) {
-    if (e->running()) stop(id, options_.shutdown_grace, [](std::optional<ContainerRefusal>) {});
+    if (!e->running()) continue;
+    // --live-restore: what can outlive the daemon goes on running, for the next one to adopt.
+    if (options_.live_restore && detach(*e)) continue;
+    stop(id, options_.shutdown_grace, [](std::optional<ContainerRefusal>) {});
   }
   check_shutdown();
 }
@@ -644,7 +622,9 @@ void ContainerRegistry::publish(const Entry& e, std::string action, std::map<std
 }
 
 void ContainerRegistry::release_host() {
-  if (!isolation_->cgroups) return;
+  // A live engine's containers each have a cgroup run of their own, removed with them; those
+  // left running keep theirs.
+  if (!isolation_->cgroups || options_.live_restore) return;
   if (auto r = isolation_->cgroups->remove_run(engine_->run_id()); !r) log::warn("{}", r.error().message());
 }
 
