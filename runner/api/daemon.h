@@ -19,6 +19,7 @@ struct ServeOptions {
   std::string network_pool;  // where networks take their subnets ("" = Networks::kDefaultPool)
   int network_size = 24;     // the prefix length of each
   config::HostConfig host;  // the operator's host file: its policy governs every request
+  bool live_restore = false;  // --live-restore (ContainerRegistry::Options::live_restore)
 };
 
 // Runs the daemon; returns after a clean stop (socket removed, connections closed). Errors

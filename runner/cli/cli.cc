@@ -172,6 +172,9 @@ int cli_main(int argc, char** argv) {
                     "only inside sandrun's network namespaces");
   serve->add_option("--network-prefix", serve_args.network_prefix,
                     "The prefix length of each network's subnet taken from the pool (default 24)");
+  serve->add_flag("--live-restore", serve_args.live_restore,
+                  "Leave the containers running when the daemon stops (SIGTERM, SIGINT, or killed) and adopt "
+                  "them at the next start (docs/architecture.md: Live restore)");
   serve->callback([&] { result = cmd_serve(g, serve_args); });
   bool ps_all = false;
   auto* ps_cmd = app.add_subcommand("ps", "List the daemon's containers (sandrun serve; --host or SANDRUN_HOST names it)");
