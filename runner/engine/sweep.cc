@@ -16,6 +16,7 @@
 #include "sandbox/cgroup.h"
 #include "sandbox/proc.h"
 #include "sandbox/sys/log.h"
+#include "sandbox/sys/unique_fd.h"
 
 namespace sandrun::runner {
 namespace {
