@@ -4,7 +4,9 @@
 // files there, the root's cgroup runs (dead runs' and live-restore ones), processes in them.
 #include <dirent.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
