@@ -134,6 +134,8 @@ TEST_F(ServeRestoreTest, SigtermWithLiveRestoreLeavesContainersRunningAndTheNext
   EXPECT_EQ(out_of({"info", "--format", "{{.LiveRestoreEnabled}}"}), "true\n");
   out_of({"run", "-d", "--name", "kept", "-p", "127.0.0.1::8080", "busybox", "sleep", "47311"});
   ASSERT_TRUE(eventually([] { return count_processes("47311") == 1; }, kStartTimeout));
+  const std::string port = out_of({"port", "kept", "8080"});
+  ASSERT_TRUE(port.starts_with("127.0.0.1:")) << port;
   auto r = stop();
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("\"kept\""), std::string::npos) << r.err;
@@ -144,6 +146,7 @@ TEST_F(ServeRestoreTest, SigtermWithLiveRestoreLeavesContainersRunningAndTheNext
 
   start({"--live-restore"});
   EXPECT_EQ(out_of({"ps", "--format", "{{.Names}} {{.State}} {{.Ports}}"}).substr(0, 13), "kept running ");
+  EXPECT_EQ(out_of({"port", "kept", "8080"}), port) << "its port is published again on the same host port";
   // Stopped as any other: SIGTERM reaches sleep through init, whose exit status is recorded.
   EXPECT_EQ(out_of({"stop", "-t", "10", "kept"}), "kept\n");
   EXPECT_EQ(count_processes("47311"), 0);
