@@ -94,6 +94,9 @@ class Group {
   // rmdir (leaf first, in every hierarchy); EBUSY right after the last process died is retried
   // for up to ~1 s with short sleeps (callers run this on a worker thread).
   virtual Result<void> remove() = 0;
+  // Lets the cgroup outlive this object (a container left running by the daemon's
+  // --live-restore): the destructor neither kills nor removes it.
+  virtual void keep() = 0;
 };
 
 class Backend {

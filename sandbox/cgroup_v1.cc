@@ -56,6 +56,7 @@ class V1Group final : public Group {
     if (!removed_) destroy_quietly(*this);
   }
 
+  void keep() override { removed_ = true; }
   Version version() const override { return Version::v1; }
   int clone_into_fd() const override { return -1; }
   const std::vector<int>& procs_fds() const override { return fd_numbers_; }

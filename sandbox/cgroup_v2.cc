@@ -63,6 +63,7 @@ class V2Group final : public Group {
     if (!removed_) destroy_quietly(*this);
   }
 
+  void keep() override { removed_ = true; }
   Version version() const override { return Version::v2; }
   int clone_into_fd() const override { return fd_.get(); }
   const std::vector<int>& procs_fds() const override { return no_fds_; }

@@ -445,6 +445,13 @@ void place_fds(Child& c) {
   const int src[5] = {c.tty >= 0 ? c.tty : p.stdin_fd, c.tty >= 0 ? c.tty : p.stdout_fd,
                       c.tty >= 0 ? c.tty : p.stderr_fd, p.status_fd, p.init_fd};
   int high[5];
+  // The read ends init keeps go above every number placed below, then to kKeptFdBase.. last.
+  int kept[kKeptFdCount] = {-1, -1, -1};
+  for (int i = 0; i < kKeptFdCount; ++i) {
+    if (p.keep_fds[i] < 0) continue;
+    kept[i] = ::fcntl(p.keep_fds[i], F_DUPFD_CLOEXEC, kKeptFdBase + kKeptFdCount);
+    if (kept[i] < 0) c.fail(Stage::fds);
+  }
   for (int i = 0; i < 5; ++i) {
     high[i] = src[i] < 0 ? -1 : ::fcntl(src[i], F_DUPFD_CLOEXEC, 5);
     if (src[i] >= 0 && high[i] < 0) c.fail(Stage::fds);
@@ -460,10 +467,14 @@ void place_fds(Child& c) {
     const int f = ::fcntl(p.factory_fd, F_DUPFD_CLOEXEC, 6);
     if (f < 0) c.fail(Stage::fds);
     c.check(::dup3(f, kSocketFactoryFd, 0), Stage::fds);
-    c.check(::close_range(6, ~0U, 0), Stage::fds);
   } else {
-    c.check(::close_range(5, ~0U, 0), Stage::fds);
+    ::close(kSocketFactoryFd);  // a copy made above, or nothing
   }
+  // Inherited by init across its exec (it marks them close-on-exec for the command).
+  for (int i = 0; i < kKeptFdCount; ++i) {
+    if (kept[i] >= 0) c.check(::dup3(kept[i], kKeptFdBase + i, 0), Stage::fds);
+  }
+  c.check(::close_range(kept[0] >= 0 ? kKeptFdBase + kKeptFdCount : kKeptFdBase, ~0U, 0), Stage::fds);
 }
 
 // Joins the container's cgroups (v1; on v2 clone3 placed us already), then unshares a cgroup
@@ -529,8 +540,10 @@ void run_child(const ChildPlan& plan) {
   c.check_err(harden::set_capabilities(plan.uid == 0 ? plan.capabilities : 0), Stage::capabilities, -1);
   // Again after the credential change, which clears it. It fires when the thread that cloned
   // us dies (a threadpool thread, which lives as long as sandrun), so a killed sandrun leaves
-  // no container running.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  // no container running. A container that survives sandrun (the daemon's --live-restore)
+  // drops it here, set up: its slot records it from now on, for the next daemon to adopt or
+  // for a sweep to end.
+  ::prctl(PR_SET_PDEATHSIG, plan.survive_parent ? 0 : SIGKILL, 0, 0, 0);
   if (plan.no_new_privs) c.check_err(harden::set_no_new_privs(), Stage::no_new_privs);
   place_fds(c);
   reset_signals();

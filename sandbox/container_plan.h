@@ -179,6 +179,11 @@ struct Placement {
   // terminal: a pty of the container's own /dev/pts, whose master sandrun gets
   // (Sandbox::take_terminal); there are no stdout and stderr pipes then.
   std::optional<TtySize> tty;
+  // The container outlives the sandrun that started it (the daemon's --live-restore): no
+  // parent-death signal once it is set up, stdout and stderr pipes as large as the host lets
+  // (up to 1 MiB) and sandrun-init holding their read ends (kKeptFdBase). Needs an init and
+  // pipes (no terminal).
+  bool survive_parent = false;
 };
 
 // The plan's binds (copy-on-write ones with the placement's layers), then the placement's:

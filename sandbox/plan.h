@@ -39,6 +39,10 @@ struct ChildPlan {
   int status_fd = -1;
   int init_fd = -1;  // the sealed sandrun-init memfd, or -1 to exec the command directly
   int factory_fd = -1;  // the container's end of the socket factory (kSocketFactoryFd), or -1
+  // Placement::survive_parent: no parent-death signal after setup, and the read ends of the
+  // stdout, stderr and status pipes placed at kKeptFdBase.. for sandrun-init to hold.
+  bool survive_parent = false;
+  int keep_fds[3] = {-1, -1, -1};
   // A terminal instead of stdin_fd, stdout_fd and stderr_fd: the child opens a pty in the
   // container's /dev/pts, sends its master on this socket and takes the slave as 0, 1 and 2,
   // its controlling terminal, of this size. -1: no terminal.

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -186,6 +187,24 @@ void wait_until_released(const uint32_t* released) {
     ::syscall(SYS_futex, released, FUTEX_WAIT, 1, nullptr, nullptr, 0);
 }
 
+// Placement::survive_parent: the pipes hold what the container writes while no daemon reads
+// (as much as the host's pipe-max-size lets, up to 1 MiB each), and init holds their read ends
+// so that they outlive the daemon.
+Result<void> keep_pipes_for_init(ChildPlan& plan, bool with_init, const Pipe& out, const Pipe& err, const Pipe& status) {
+  if (!with_init || !out.read) return Error::msg("a container that outlives sandrun needs its init and output pipes (no terminal)");
+  int size = 1 << 20;
+  if (auto max = fs::read_file("/proc/sys/fs/pipe-max-size")) size = std::min(size, std::max(4096, std::atoi(max->c_str())));
+  for (const Pipe* p : {&out, &err}) {
+    if (::fcntl(p->write.get(), F_SETPIPE_SZ, size) < 0)
+      return Error::sys("grow the container's output pipe {} to {} bytes", fs::fd_path(p->write.get()), size);
+  }
+  plan.survive_parent = true;
+  plan.keep_fds[0] = out.read.get();
+  plan.keep_fds[1] = err.read.get();
+  plan.keep_fds[2] = status.read.get();
+  return {};
+}
+
 }  // namespace
 
 Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place, const cgroup::Group* group) {
@@ -229,6 +248,7 @@ Result<Sandbox> Sandbox::start(const ContainerPlan& spec, const Placement& place
     if (place.stdin_pipe) in = SANDRUN_TRY(make_pipe("stdin"));
   }
   auto status = SANDRUN_TRY(make_pipe("status"));
+  if (place.survive_parent) SANDRUN_TRY(keep_pipes_for_init(plan, with_init, out, err, status));
   plan.stdin_fd = in.read ? in.read.get() : devnull.get();
   plan.stdout_fd = out.write.get();
   plan.stderr_fd = err.write.get();

@@ -84,6 +84,9 @@ class Sandbox {
   // Blocks until PID 1 exits and reaps it.
   Result<int> wait();
   bool reaped() const { return child_.reaped(); }
+  // Lets the container go on without this object (Placement::survive_parent: the daemon's
+  // --live-restore): neither killed nor reaped here any more.
+  void release() { (void)child_.release(); }
 
  private:
   Sandbox() = default;

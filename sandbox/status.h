@@ -13,6 +13,12 @@ inline constexpr int kStatusFd = 3;
 // unconnected TCP socket made in the container's network namespace (SCM_RIGHTS), or with
 // the errno of socket() and no fd. Neither init nor the command keeps it.
 inline constexpr int kSocketFactoryFd = 5;
+// With Placement::survive_parent, sandrun-init holds the read ends of the container's stdout,
+// stderr and status pipes here (kKeptFdBase + 0, 1, 2; close-on-exec: the command never has
+// them), so that the pipes outlive the daemon that reads them: a write never gets EPIPE, and
+// the next daemon takes them back with pidfd_getfd (runner/engine/container_adopt.h).
+inline constexpr int kKeptFdBase = 6;
+inline constexpr int kKeptFdCount = 3;
 
 // The signal sandrun sends to a holding sandrun-init (ContainerPlan::hold_after_exit) when the
 // job must end early (its timeout): init kills the command and everything else in the

@@ -87,8 +87,7 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
   const std::string socket = default_socket ? SANDRUN_TRY(default_socket_path()) : fs::absolute(o.socket);
   UniqueFd root_lock = SANDRUN_TRY(lock_root(o.root, socket));
   HostFacts facts = SANDRUN_TRY(probe_host_facts(o.root));
-  // What an earlier daemon (or run) of this root left: slots, cgroups, processes.
-  sweep_and_report(o.root, false);
+  facts.live_restore = o.live_restore;
   // The networks' namespaces are made again before the socket answers (runner/net/networks.h).
   Networks::Options net_options;
   net_options.root = o.root;
@@ -102,11 +101,18 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
   Result<void> result{Unit{}};
   {
     Loop loop;
-    ContainerRegistry containers(loop, store, ContainerRegistry::Options{o.root, o.host, std::chrono::milliseconds(10'000), o.max_running});
+    ContainerRegistry::Options copts{o.root, o.host};
+    copts.max_running = o.max_running;
+    copts.live_restore = o.live_restore;
+    ContainerRegistry containers(loop, store, std::move(copts));
     if (auto r = containers.load(); !r) {
       remove_api_socket(sock);
       return std::move(r.error().wrap("read the containers of " + o.root));
     }
+    // What an earlier daemon (or run) of this root left: slots, cgroups, processes; after the
+    // load, which (--live-restore) took back the slots and kept the cgroups of what it adopted.
+    const std::set<std::string> adopted = containers.adopted_cgroups();
+    sweep_and_report(o.root, false, &adopted);
     Api api(loop, std::move(facts), std::move(store), containers, *networks, o.pull);
     containers.set_events(&api.events());
     DaemonWiring wiring(loop, api, containers);  // volumes and networks of containers

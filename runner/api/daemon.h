@@ -20,6 +20,7 @@ struct ServeOptions {
   int network_size = 24;     // the prefix length of each
   config::HostConfig host;  // the operator's host file: its policy governs every request
   size_t max_running = 0;   // -j N: containers running at once (0: no limit); more wait their turn
+  bool live_restore = false;  // --live-restore (ContainerRegistry::Options::live_restore)
 };
 
 // Runs the daemon; returns after a clean stop (socket removed, connections closed). Errors

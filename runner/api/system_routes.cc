@@ -226,7 +226,7 @@ Response info_response(const HostFacts& f, size_t images, const ContainerCounts&
          {"DefaultRuntime", "sandrun"},
          {"Swarm", {{"NodeID", ""}, {"NodeAddr", ""}, {"LocalNodeState", "inactive"}, {"ControlAvailable", false},
                     {"Error", ""}, {"RemoteManagers", nullptr}}},
-         {"LiveRestoreEnabled", false},
+         {"LiveRestoreEnabled", f.live_restore},
          {"Isolation", ""},
          {"SecurityOptions", security_options(f)},
          {"CDISpecDirs", json::array()},

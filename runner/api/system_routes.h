@@ -32,6 +32,7 @@ struct HostFacts {
   bool seccomp = false;     // the kernel filters system calls (every container gets the default profile)
   bool rootless = false;    // the daemon is not root: every container in a user namespace
   std::vector<std::string> warnings;
+  bool live_restore = false;  // --live-restore: info's LiveRestoreEnabled
 };
 
 // Probes the host for the daemon of `root` (creates ROOT/engine-id on first use). Blocking.

@@ -175,6 +175,9 @@ int cli_main(int argc, char** argv) {
   serve->add_option("-j,--jobs", serve_args.jobs,
                     "At most N containers run at once; a start over it waits for its turn (default: no limit)")
       ->check(CLI::PositiveNumber);
+  serve->add_flag("--live-restore", serve_args.live_restore,
+                  "Leave the containers running when the daemon stops (SIGTERM, SIGINT, or killed) and adopt "
+                  "them at the next start (docs/architecture.md: Live restore)");
   serve->callback([&] { result = cmd_serve(g, serve_args); });
   bool ps_all = false;
   auto* ps_cmd = app.add_subcommand("ps", "List the daemon's containers (sandrun serve; --host or SANDRUN_HOST names it)");

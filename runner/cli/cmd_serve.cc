@@ -19,6 +19,7 @@ int cmd_serve(const GlobalOptions& g, const ServeArgs& a) {
     options.network_pool = a.network_pool;
     options.network_size = a.network_prefix;
     options.max_running = a.jobs;
+    options.live_restore = a.live_restore;
     return api::serve(options, std::move(store));
   };
   if (auto r = run(); !r) {

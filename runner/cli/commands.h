@@ -119,6 +119,7 @@ struct ServeArgs {
   std::string network_pool;  // --network-pool CIDR: the subnets of networks; "" = 10.89.0.0/16
   int network_prefix = 24;   // --network-prefix N: the prefix length of each network's subnet
   size_t jobs = 0;           // -j N: containers running at once; 0 = no limit
+  bool live_restore = false;  // --live-restore: containers outlive the daemon, the next adopts them
 };
 // The Engine API daemon on a Unix socket, until SIGTERM or SIGINT (docs/api.md).
 int cmd_serve(const GlobalOptions& g, const ServeArgs& a);

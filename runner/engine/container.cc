@@ -13,6 +13,7 @@
 #include "runner/net/socket_factory.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/log.h"
+#include "sandbox/sys/syscalls.h"
 #include "sandbox/userns.h"
 
 namespace sandrun::runner {
@@ -85,6 +86,7 @@ void Container::transition(Event event) {
       placement_.env = start_.env;
       placement_.stdin_pipe = start_.stdin_pipe;
       placement_.tty = start_.tty;
+      placement_.survive_parent = start_.survive_daemon && !start_.tty;
       // Starting blocks (the log file is created, the cloning thread sleeps while the child
       // sets up its mounts): on the threadpool, so the loop goes on streaming the others and
       // several containers are set up at once. The pool's threads live as long as the process,
@@ -111,7 +113,9 @@ void Container::transition(Event event) {
     }
     case Event::stop: {
       state_ = State::stopping;
+      if (pending_signal_ == SIGKILL) sent_sigkill_ = true;
       if (sandbox_) (void)sandbox_->signal(pending_signal_);
+      else if (adopted_pidfd_) (void)sys::pidfd_send_signal(adopted_pidfd_.get(), pending_signal_);
       return;
     }
     case Event::command_exited: {
@@ -148,6 +152,12 @@ void Container::transition(Event event) {
               if (auto r = cgroup->kill(); !r) log::warn("container {:?}: {}", plan_->name, r.error().message());
               if (auto r = cgroup->remove(); !r) log::warn("container {:?}: {}", plan_->name, r.error().message());
             }
+            // A cgroup run of its own (live restore) goes with it; an adopted container's
+            // cgroup is known by that name alone.
+            if (!own_cgroup_run_.empty() && engine_.cgroups()) {
+              if (auto r = engine_.cgroups()->remove_run(own_cgroup_run_); !r)
+                log::warn("container {:?}: {}", plan_->name, r.error().message());
+            }
             teardown_result_ = slot_ ? SlotPool::clear(*slot_) : Result<void>();
           },
           [this] { transition(Event::torn_down); });
@@ -183,8 +193,9 @@ void Container::clone_blocking() {
     for (const auto& [name, text] : start_.etc_files) SANDRUN_TRY(write_etc_file(placement_, *plan_, name, text));
     if (start_.prepare_layer) SANDRUN_TRY(start_.prepare_layer(*plan_, placement_));
     if (plan_->use_cgroup && engine_.cgroups()) {
-      auto group = engine_.cgroups()->create(engine_.run_id(), fmt::format("c{}", engine_.next_container_id()),
-                                             plan_->limits);
+      const Engine::CgroupName where = engine_.next_cgroup();
+      if (where.own_run) own_cgroup_run_ = where.run;
+      auto group = engine_.cgroups()->create(where.run, where.name, plan_->limits);
       if (!group) return std::move(group.error().wrap("create the container's cgroup"));
       cgroup_ = std::move(*group);
     }
@@ -201,10 +212,14 @@ void Container::clone_blocking() {
 }
 
 Result<void> Container::watch() {
-  uv_loop_t* loop = engine_.loop().get();
   UniqueFd fds[3] = {start_.tty ? sandbox_->take_terminal() : sandbox_->take_stdout(), sandbox_->take_stderr(),
                      sandbox_->take_status()};
   if (start_.tty) terminal_fd_ = fds[0].get();
+  return watch_fds(fds, start_.tty ? UniqueFd() : sandbox_->take_stdin(), sandbox_->pidfd());
+}
+
+Result<void> Container::watch_fds(UniqueFd (&fds)[3], UniqueFd in, int pidfd) {
+  uv_loop_t* loop = engine_.loop().get();
   constexpr const char* kPipeNames[3] = {"stdout", "stderr", "status"};
   for (int i = 0; i < 3; ++i) {
     if (!fds[i]) continue;  // a terminal: no stderr pipe
@@ -221,18 +236,18 @@ Result<void> Container::watch() {
   }
   if (start_.tty) {
     input_.use_terminal(reinterpret_cast<uv_stream_t*>(pipes_[0].get()));
-  } else if (UniqueFd in = sandbox_->take_stdin()) {
+  } else if (in) {
     SANDRUN_TRY(input_.open_pipe(loop, std::move(in)));
   }
   input_.on_drained([this] {
     if (hooks_.stdin_drained) hooks_.stdin_drained();
   });
-  if (int rc = uv_poll_init(loop, pidfd_poll_.get(), sandbox_->pidfd()); rc < 0)
-    return uv_error(rc, fmt::format("watch the pidfd of the container's init (pid {})", sandbox_->pid()));
+  if (int rc = uv_poll_init(loop, pidfd_poll_.get(), pidfd); rc < 0)
+    return uv_error(rc, fmt::format("watch the pidfd of the container's init (pid {})", pid()));
   pidfd_poll_.mark_live();
   pidfd_poll_.get()->data = this;
   if (int rc = uv_poll_start(pidfd_poll_.get(), UV_READABLE, on_pidfd); rc < 0)
-    return uv_error(rc, fmt::format("watch the pidfd of the container's init (pid {})", sandbox_->pid()));
+    return uv_error(rc, fmt::format("watch the pidfd of the container's init (pid {})", pid()));
   return {};
 }
 
@@ -324,6 +339,15 @@ void Container::on_resume(uv_timer_t* t) {
 
 void Container::on_pidfd(uv_poll_t* h, int, int) {
   auto* c = static_cast<Container*>(h->data);
+  if (c->adopted_) {
+    // Not our child: readable means it has exited (someone else reaps it). Its status comes
+    // with the status pipe, read to its end before the container is reported exited.
+    c->pidfd_poll_.close();
+    c->wait_status_ = 0;  // adopted_wait_status() once the pipes are at their end
+    if (c->paused_) on_resume(c->resume_.get());
+    c->transition(Event::pid1_reaped);
+    return;
+  }
   auto r = c->sandbox_->try_reap();
   if (!r) {
     log::warn("container {:?}: {}", c->plan_->name, r.error().message());
@@ -373,6 +397,17 @@ void Container::fail(const Error& error) {
 }
 
 sandbox::Outcome Container::outcome() const {
+  if (adopted_) {
+    const int st = adopted_wait_status();
+    sandbox::Outcome o;
+    if ((st & 0x7f) == 0) {
+      o.code = (st >> 8) & 0xff;
+    } else {
+      o.kind = sandbox::Outcome::Kind::signaled;
+      o.signal = st & 0x7f;
+    }
+    return o;
+  }
   return sandbox::interpret(*plan_, placement_, status_.records(), wait_status_.value_or(0));
 }
 

@@ -59,7 +59,11 @@ struct ContainerStart {
   // copied into a container that did not run: docker cp), with the plan and the writable
   // layer's host path. An error fails the start.
   std::function<Result<void>(const sandbox::ContainerPlan&, const sandbox::Placement&)> prepare_layer;
+  // It outlives this process (the daemon's --live-restore): sandbox::Placement::survive_parent.
+  bool survive_daemon = false;
 };
+
+struct AdoptedParts;
 
 class Container {
  public:
@@ -95,6 +99,12 @@ class Container {
   Container(Engine& engine, std::shared_ptr<const sandbox::ContainerPlan> plan, ContainerStart start,
             JobOutput output, Hooks hooks);
   ~Container();
+  // Live restore: a container an earlier daemon started and left running, already running
+  // (its `running` hook is not called). It is watched through its pidfd and pipes; not our
+  // child, its end is read from the status pipe (sandrun-init's `exited` record), else
+  // SIGKILL when we sent it, else an unknown status (exit code 255).
+  static std::unique_ptr<Container> adopt(Engine& engine, std::shared_ptr<const sandbox::ContainerPlan> plan,
+                                          AdoptedParts parts, JobOutput output, Hooks hooks);
   Container(const Container&) = delete;
   Container& operator=(const Container&) = delete;
 
@@ -121,6 +131,14 @@ class Container {
   Result<void> resize(sandbox::TtySize size);
   // exited -> removed: empties and removes the cgroup and the writable layer on the threadpool.
   void remove();
+  // Live restore: lets a running container (started with survive_daemon, or adopted) go on
+  // without this object: stops watching it, keeps its slot and cgroup. No hook is called; the
+  // Container may be destroyed after. False (nothing done) when it cannot outlive us.
+  bool detach();
+  // What a record needs to adopt it later: its slot's directory and its cgroup's own run under
+  // sandrun/ ("" when none).
+  std::string slot_dir() const;
+  std::string cgroup_path() const;
 
   // Once exited: why it could not start (sandrun's own failure), else nullopt.
   const std::optional<Error>& start_error() const { return start_error_; }
@@ -131,8 +149,8 @@ class Container {
   // PID 1's reaping).
   std::chrono::milliseconds duration() const;
   // While running: PID 1 and its pidfd (e.g. for reading a held container's files).
-  pid_t pid() const { return sandbox_ ? sandbox_->pid() : -1; }
-  int pidfd() const { return sandbox_ ? sandbox_->pidfd() : -1; }
+  pid_t pid() const { return sandbox_ ? sandbox_->pid() : adopted_pid_; }
+  int pidfd() const { return sandbox_ ? sandbox_->pidfd() : adopted_pidfd_.get(); }
 
  private:
   enum class Event { start, cloned, failed_to_start, stop, command_exited, pid1_reaped, stream_closed, remove, torn_down };
@@ -148,6 +166,9 @@ class Container {
   static void on_resume(uv_timer_t* t);
   void clone_blocking();  // on a threadpool thread
   Result<void> watch();
+  Result<void> watch_fds(UniqueFd (&fds)[3], UniqueFd in, int pidfd);
+  // An adopted container's PID 1 has exited: its wait status as far as it can be known.
+  int adopted_wait_status() const;
   Result<void> publish_ports();
   void fail(const Error& error);
   void record_usage();
@@ -183,6 +204,14 @@ class Container {
   Usage usage_;
   std::unique_ptr<SocketFactoryClient> factory_;  // rootless published ports (before proxy_: it goes last)
   std::unique_ptr<PortProxy> proxy_;
+  // Its cgroup's own run under sandrun/ (Engine::next_cgroup of a live engine), removed with
+  // it; "" when it shares the engine's.
+  std::string own_cgroup_run_;
+  // Adopted (live restore): PID 1 is not our child; its cgroup is known by its run only.
+  bool adopted_ = false;
+  pid_t adopted_pid_ = -1;
+  UniqueFd adopted_pidfd_;
+  bool sent_sigkill_ = false;
 };
 
 }  // namespace sandrun::runner

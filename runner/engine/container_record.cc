@@ -182,6 +182,12 @@ std::string record_to_json(const ContainerRecord& r) {
                    {"retries", h.retries}};
   }
   if (!r.wiring.empty()) j["wiring"] = wiring_to_json(r.wiring);
+  if (r.live.pid_start) {
+    json ports = json::array();
+    for (const auto& p : r.ports)
+      ports.push_back({{"service", p.service}, {"ip", p.host_ip}, {"host", p.host_port}, {"port", p.container_port}});
+    j["live"] = {{"pid_start", r.live.pid_start}, {"slot", r.live.slot}, {"cgroup", r.live.cgroup}, {"ports", ports}};
+  }
   return j.dump() + "\n";
 }
 
@@ -219,6 +225,15 @@ Result<ContainerRecord> container_record_from_json(std::string_view text, const 
       r.health = std::move(c);
     }
     if (auto it = j.find("wiring"); it != j.end()) r.wiring = wiring_from_json(*it);
+    if (auto l = j.find("live"); l != j.end() && l->is_object()) {
+      r.live.pid_start = l->value("pid_start", uint64_t{0});
+      r.live.slot = l->value("slot", "");
+      r.live.cgroup = l->value("cgroup", "");
+      for (const auto& p : l->value("ports", json::array())) {
+        r.ports.push_back(PublishedPort{p.value("service", ""), p.value("port", uint16_t{0}), p.value("ip", ""),
+                                        p.value("host", uint16_t{0})});
+      }
+    }
     if (r.id.size() != 64 || r.id.find_first_not_of("0123456789abcdef") != std::string::npos)
       return Error::msg("{}: bad container id {:?}", what, r.id);
     return r;

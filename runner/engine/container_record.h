@@ -45,9 +45,17 @@ struct ContainerRecord {
   int pid = 0;               // PID 1 on the host while running
   unsigned restarts = 0;
   std::optional<HealthCheck> health;  // its health check, run while it runs (health.h)
-  std::vector<PublishedPort> ports;  // while it runs: its published ports (not kept in the file)
   WiringSpec wiring;                 // its volumes, tmpfs mounts, networks (container_wiring.h)
   std::vector<LiveEndpoint> endpoints;  // while it runs: where it is on its networks (not kept)
+  std::vector<PublishedPort> ports;  // while it runs: its published ports (kept for a live restore)
+  // While it runs, what a daemon with --live-restore needs to adopt it after a restart
+  // (container_adopt.h): PID 1's start time (/proc/PID/stat field 22: the pid is that process,
+  // not a reused number), its container slot, and its cgroup relative to sandrun/ ("" none).
+  struct Live {
+    uint64_t pid_start = 0;  // 0: it cannot be adopted (started without --live-restore)
+    std::string slot;
+    std::string cgroup;
+  } live;
 };
 
 // A fresh random container id (64 hex digits, from getrandom).

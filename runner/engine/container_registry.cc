@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "runner/engine/container_adopt.h"
 #include "runner/engine/container_registry_entry.h"
 #include "runner/engine/session.h"
 #include "runner/net/port_proxy.h"
@@ -54,7 +55,7 @@ Result<cache::ImageRecord> image_for(cache::Store& store, const std::string& ref
 ContainerRegistry::ContainerRegistry(Loop& loop, cache::Store store, Options options)
     : loop_(loop), store_(std::move(store)), options_(std::move(options)), budget_(options_.max_running) {
   isolation_ = std::make_unique<HostIsolation>(HostIsolation::probe());
-  engine_ = std::make_unique<Engine>(loop_, options_.root, isolation_->cgroups.get());
+  engine_ = std::make_unique<Engine>(loop_, options_.root, isolation_->cgroups.get(), options_.live_restore);
   health_ = std::make_unique<HealthMonitor>(
       loop_, *engine_, [this](const std::string& id) { return running(id); },
       [this](const std::string& id, HealthStatus s) {
@@ -74,8 +75,6 @@ std::string ContainerRegistry::dir_of(const std::string& id) const {
 Result<void> ContainerRegistry::load() {
   const std::string base = fs::join(options_.root, "containers");
   if (::mkdir(base.c_str(), 0700) < 0 && errno != EEXIST) return Error::sys("create {}", base);
-  // One clean slot ready (and ROOT/slots made) before the first start.
-  SANDRUN_TRY(engine_->slots().reserve(1));
   std::error_code ec;
   for (const auto& d : std::filesystem::directory_iterator(base, ec)) {
     const std::string dir = d.path().string();
@@ -88,8 +87,19 @@ Result<void> ContainerRegistry::load() {
     e->rec = std::move(*rec);
     e->dir = dir;
     e->owner = this;
+    if (e->rec.status == ContainerStatus::running && options_.live_restore && e->rec.live.pid_start) {
+      if (restore(*e)) {
+        const std::string id = e->rec.id;
+        entries_.emplace(id, std::move(e));
+        continue;
+      }
+    }
     if (e->rec.status == ContainerStatus::running || e->rec.status == ContainerStatus::removing) {
-      // It ran under an earlier daemon, which is gone: so is the container (swept).
+      // It ran under an earlier daemon, which is gone: so is the container (swept). One that
+      // outlived it (--live-restore) and is not adopted now ends here.
+      if (e->rec.live.pid_start) end_unadopted(e->rec);
+      e->rec.live = {};
+      e->rec.ports.clear();
       e->rec.status = ContainerStatus::exited;
       e->rec.exit_code = 255;
       e->rec.error = "the daemon that ran it stopped";
@@ -104,6 +114,9 @@ Result<void> ContainerRegistry::load() {
     const std::string id = e->rec.id;
     entries_.emplace(id, std::move(e));
   }
+  // One clean slot ready (and ROOT/slots made) before the first start; after the adoptions,
+  // which took their slots back first (a claim cleans an unlocked slot it finds in use).
+  SANDRUN_TRY(engine_->slots().reserve(1));
   return {};
 }
 
@@ -357,29 +370,35 @@ void ContainerRegistry::launch(Entry& en) {
           for (auto& d : done) d(refuse(ContainerRefusal::Kind::failed, e->rec.error));
           return save(*e);
         }
-        Container::Hooks hooks;
-        hooks.port_published = [e](const PublishedPort& p) { e->rec.ports.push_back(p); };
-        hooks.running = [this, e] { on_running(*e); };
-        hooks.exited = [this, e] { on_exited(*e); };
-        hooks.removed = [this, e] { on_removed(*e); };
-        hooks.output = [e](int stream, std::string_view data) {
-          const int64_t t = now_ns();
-          e->each_subscriber([&](Subscriber& s) {
-            if (s.bytes) s.bytes(stream, data);
-          });
-          e->log->write(stream, data, t, [e](const LogRecord& r) {
-            e->each_subscriber([&](Subscriber& s) {
-              if (s.record) s.record(r);
-            });
-          });
-        };
-        hooks.stdin_drained = [this, e] { stdin_drained(*e); };
+        start.survive_daemon = options_.live_restore;
         e->live = std::make_unique<Container>(*engine_, e->plan->container, std::move(start),
-                                              JobOutput(e->rec.name, 0, ConsoleMode::none, nullptr), std::move(hooks));
+                                              JobOutput(e->rec.name, 0, ConsoleMode::none, nullptr), hooks_for(*e));
         give_pending_stdin(*e);
         e->rec.error.clear();
         e->live->start();
       });
+}
+
+Container::Hooks ContainerRegistry::hooks_for(Entry& en) {
+  Entry* e = &en;
+  Container::Hooks hooks;
+  hooks.port_published = [e](const PublishedPort& p) { e->rec.ports.push_back(p); };
+  hooks.running = [this, e] { on_running(*e); };
+  hooks.exited = [this, e] { on_exited(*e); };
+  hooks.removed = [this, e] { on_removed(*e); };
+  hooks.output = [e](int stream, std::string_view data) {
+    const int64_t t = now_ns();
+    e->each_subscriber([&](Subscriber& s) {
+      if (s.bytes) s.bytes(stream, data);
+    });
+    e->log->write(stream, data, t, [e](const LogRecord& r) {
+      e->each_subscriber([&](Subscriber& s) {
+        if (s.record) s.record(r);
+      });
+    });
+  };
+  hooks.stdin_drained = [this, e] { stdin_drained(*e); };
+  return hooks;
 }
 
 void ContainerRegistry::on_running(Entry& e) {
@@ -388,6 +407,7 @@ void ContainerRegistry::on_running(Entry& e) {
   e.rec.started_ns = now_ns();
   e.rec.finished_ns = 0;
   e.rec.pid = e.live->pid();
+  if (options_.live_restore) e.rec.live = live_state_of(*e.live);
   publish(e, "start");
   if (e.rec.health) health_->started(e.rec.id, *e.rec.health);
   if (wiring_ && e.wired && e.wired->netns) {
@@ -416,6 +436,7 @@ void ContainerRegistry::on_exited(Entry& e) {
   e.rec.finished_ns = now_ns();
   if (!e.rec.started_ns) e.rec.started_ns = e.rec.finished_ns;
   e.rec.pid = 0;
+  e.rec.live = {};
   e.rec.ports.clear();
   e.proxy.reset();  // its published ports close with it
   health_->stopped(e.rec.id);
@@ -672,7 +693,10 @@ void ContainerRegistry::shutdown(std::function<void()> done) {
   shutdown_done_ = std::move(done);
   creating_.clear();
   for (auto& [id, e] : entries_) {
-    if (e->running()) stop(id, options_.shutdown_grace, [](std::optional<ContainerRefusal>) {});
+    if (!e->running()) continue;
+    // --live-restore: what can outlive the daemon goes on running, for the next one to adopt.
+    if (options_.live_restore && detach(*e)) continue;
+    stop(id, options_.shutdown_grace, [](std::optional<ContainerRefusal>) {});
   }
   check_shutdown();
 }
@@ -691,7 +715,9 @@ void ContainerRegistry::publish(const Entry& e, std::string action, std::map<std
 }
 
 void ContainerRegistry::release_host() {
-  if (!isolation_->cgroups) return;
+  // A live engine's containers each have a cgroup run of their own, removed with them; those
+  // left running keep theirs.
+  if (!isolation_->cgroups || options_.live_restore) return;
   if (auto r = isolation_->cgroups->remove_run(engine_->run_id()); !r) log::warn("{}", r.error().message());
 }
 

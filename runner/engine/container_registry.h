@@ -88,6 +88,9 @@ class ContainerRegistry {
     // At most this many run at once (`serve -j N`; 0: no limit): a start over it waits for
     // its turn (it stays `created`, its start unanswered), then runs.
     size_t max_running = 0;
+    // --live-restore: containers outlive the daemon (shutdown leaves them running) and load()
+    // adopts those an earlier daemon left (container_adopt.h).
+    bool live_restore = false;
   };
   ContainerRegistry(Loop& loop, cache::Store store, Options options);
   ~ContainerRegistry();
@@ -101,8 +104,11 @@ class ContainerRegistry {
   void set_wiring(ContainerWiring* wiring) { wiring_ = wiring; }
 
   // Before the loop runs (blocking): reads ROOT/containers. A container an earlier daemon ran
-  // is kept as exited (its processes, slot and cgroup are what the sweep removes).
+  // is kept as exited (its processes, slot and cgroup are what the sweep removes), unless
+  // live_restore adopts it: still running, its output and exit followed as before.
   Result<void> load();
+  // The cgroup runs of the containers load() adopted (a sweep keeps them).
+  std::set<std::string> adopted_cgroups() const;
 
   // A record by full id, unique id prefix, or name (with or without a leading '/').
   const ContainerRecord* find(std::string_view ref) const;
@@ -181,7 +187,8 @@ class ContainerRegistry {
   std::optional<ContainerRefusal> add_archive(const std::string& id, std::string file, std::string dir, bool copy_owners);
 
   // Stops every running container (SIGTERM, then SIGKILL after shutdown_grace) and tears
-  // them down; `done` once nothing runs. Creations and starts are refused from then on.
+  // them down; `done` once nothing runs. Creations and starts are refused from then on. With
+  // live_restore the running containers are left running instead (their records say so).
   void shutdown(std::function<void()> done);
   // After the loop has ended (blocking): removes this daemon's cgroup subtree.
   void release_host();
@@ -195,6 +202,12 @@ class ContainerRegistry {
   // A start still waiting for its turn is given up (stop, kill, rm -f, shutdown).
   void give_up_queued(Entry& e);
   void release_place(Entry& e);
+  Container::Hooks hooks_for(Entry& e);
+  // Live restore (container_restore.cc): adopt one at load (false: it could not be), let one
+  // go on at shutdown (false: it cannot outlive us, it is stopped instead).
+  bool restore(Entry& e);
+  bool detach(Entry& e);
+  static ContainerRecord::Live live_state_of(const Container& c);
   void on_running(Entry& e);
   void on_exited(Entry& e);
   void on_removed(Entry& e);

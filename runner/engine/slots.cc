@@ -209,6 +209,20 @@ Result<Slot*> SlotPool::claim() {
   }
 }
 
+Result<Slot*> SlotPool::adopt(const std::string& dir) {
+  if (std::filesystem::path(dir).parent_path() != std::filesystem::path(root_) / "slots")
+    return Error::msg("container slot {} is not under {}/slots", dir, root_);
+  auto slot = open_slot(dir);
+  if (!slot) return std::move(slot.error().wrap("adopt container slot " + dir));
+  slots_.push_back(std::make_unique<Slot>(std::move(*slot)));
+  return slots_.back().get();
+}
+
+void SlotPool::forget(Slot* slot) {
+  std::erase_if(free_, [slot](Slot* s) { return s == slot; });
+  std::erase_if(slots_, [slot](const auto& s) { return s.get() == slot; });
+}
+
 Slot* SlotPool::acquire(bool grow) {
   if (!free_.empty()) {
     Slot* s = free_.back();

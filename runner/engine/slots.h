@@ -70,6 +70,13 @@ class SlotPool {
 
   const std::string& mount_point() const { return mount_point_; }
 
+  // Live restore (container_adopt.h). adopt: takes the slot at `dir` (under <root>/slots) of
+  // a container an earlier daemon left running, locked and in use, before a sweep could clean
+  // it. forget: lets a slot whose container goes on running leave the pool untouched (unlocked,
+  // its pid record kept, for the next daemon to adopt or a sweep to end).
+  Result<Slot*> adopt(const std::string& dir);
+  void forget(Slot* slot);
+
   // Marks the slot in use, before the container is cloned.
   static Result<void> mark_claimed(Slot& slot);
   // Records the container's PID 1 in the slot, for a sweep after a crash.

@@ -156,6 +156,7 @@ struct CmsgFd {
 
 [[noreturn]] void serve_sockets() {
   for (int fd = 0; fd <= 4; ++fd) sys(__NR_close, fd);  // nothing of the command's stdio or status
+  for (int i = 0; i < sandrun::sandbox::kKeptFdCount; ++i) sys(__NR_close, sandrun::sandbox::kKeptFdBase + i);
   for (;;) {
     char request = 0;
     long n = sys(__NR_read, sandrun::sandbox::kSocketFactoryFd, reinterpret_cast<long>(&request), 1);
@@ -173,6 +174,13 @@ struct CmsgFd {
   }
 }
 
+// The read ends of the output and status pipes, when sandrun left them to us (kKeptFdBase:
+// the container outlives the daemon): held by init alone, never by the command.
+void keep_pipes() {
+  for (int i = 0; i < sandrun::sandbox::kKeptFdCount; ++i)
+    sys(__NR_fcntl, sandrun::sandbox::kKeptFdBase + i, F_SETFD, FD_CLOEXEC);  // EBADF: none kept
+}
+
 void start_socket_factory() {
   if (sys(__NR_fcntl, sandrun::sandbox::kSocketFactoryFd, F_GETFD) < 0) return;  // not asked for
   long pid = sys(__NR_clone, kSigChld, 0, 0, 0, 0);  // fork
@@ -185,6 +193,7 @@ void start_socket_factory() {
   // Not dumpable: processes of the container cannot ptrace us or open /proc/1/fd.
   sys(__NR_prctl, PR_SET_DUMPABLE, 0);
   sys(__NR_fcntl, kStatusFd, F_SETFD, FD_CLOEXEC);
+  keep_pipes();
   start_socket_factory();
   if (argc < 2) {
     report(RecordKind::exec_failed, 22);

@@ -69,6 +69,36 @@ TEST(ContainerRecords, RoundTripThroughTheirFile) {
   EXPECT_FALSE(bad);
 }
 
+TEST(ContainerRecords, ARunningRecordKeepsWhatALiveRestoreNeedsAndOnlyThen) {
+  TempDir tmp;
+  runner::ContainerRecord r;
+  r.id = runner::new_container_id();
+  r.name = "kept";
+  r.spec.image = "busybox";
+  r.spec.command = {"sleep", "1"};
+  r.status = runner::ContainerStatus::running;
+  r.pid = 4242;
+  r.ports.push_back(runner::PublishedPort{"", 8080, "127.0.0.1", 41000});
+  // Without a start time it cannot be adopted: neither it nor its ports are kept.
+  ASSERT_TRUE(runner::save_record(tmp.path(), r));
+  auto plain = runner::load_record(tmp.path());
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_EQ(plain->live.pid_start, 0u);
+  EXPECT_TRUE(plain->ports.empty());
+  r.live = {123456, "/var/lib/sandrun/slots/3", "live-0badf00d-c77-1"};
+  ASSERT_TRUE(runner::save_record(tmp.path(), r));
+  auto back = runner::load_record(tmp.path());
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->pid, 4242);
+  EXPECT_EQ(back->live.pid_start, 123456u);
+  EXPECT_EQ(back->live.slot, "/var/lib/sandrun/slots/3");
+  EXPECT_EQ(back->live.cgroup, "live-0badf00d-c77-1");
+  ASSERT_EQ(back->ports.size(), 1u);
+  EXPECT_EQ(back->ports[0].host_ip, "127.0.0.1");
+  EXPECT_EQ(back->ports[0].host_port, 41000);
+  EXPECT_EQ(back->ports[0].container_port, 8080);
+}
+
 uint64_t file_size(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;

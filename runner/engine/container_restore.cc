@@ -1,0 +1,105 @@
+// ContainerRegistry's live restore: adopting at load what an earlier daemon left running, and
+// leaving running containers to the next daemon at shutdown (--live-restore).
+#include <fcntl.h>
+#include <signal.h>
+
+#include "runner/engine/container_adopt.h"
+#include "runner/engine/container_registry_entry.h"
+#include "runner/engine/session.h"
+#include "sandbox/proc.h"
+#include "sandbox/sys/fs.h"
+#include "sandbox/sys/log.h"
+#include "sandbox/sys/syscalls.h"
+
+namespace sandrun::runner {
+namespace {
+
+// Its published ports as they were (the same host ports), from its network namespace, which
+// its init holds: opened through /proc, then the pidfd says it is still that process.
+Result<void> reopen_ports(uv_loop_t* loop, const ContainerRecord& rec, int pidfd, UniqueFd& netns,
+                          std::unique_ptr<PortProxy>& proxy) {
+  if (rec.ports.empty()) return {};
+  netns = SANDRUN_TRY(fs::open_path(fmt::format("/proc/{}/ns/net", rec.pid), O_RDONLY));
+  if (sys::pidfd_send_signal(pidfd, 0) < 0) return Error::sys("its init (pid {}) is gone", rec.pid);
+  std::vector<config::PortSpec> specs;
+  for (const auto& p : rec.ports) {
+    config::PortSpec s;
+    s.host_ip = p.host_ip;
+    s.host_port = p.host_port;
+    s.container_port = p.container_port;
+    s.text = fmt::format("{}:{}:{}", p.host_ip, p.host_port, p.container_port);
+    specs.push_back(std::move(s));
+  }
+  proxy = SANDRUN_TRY(std::move(PortProxy::open(loop, netns.get(), specs, "")).wrap("publish its ports again"));
+  return {};
+}
+
+}  // namespace
+
+ContainerRecord::Live ContainerRegistry::live_state_of(const Container& c) {
+  return ContainerRecord::Live{sandbox::process_start_time(c.pid()), c.slot_dir(), c.cgroup_path()};
+}
+
+bool ContainerRegistry::restore(Entry& e) {
+  auto adopted = [&]() -> Result<void> {
+    auto parts = SANDRUN_TRY(adopt_container(e.rec, engine_->slots()));
+    const int pidfd = parts.pidfd.get();
+    auto ended = [&](Error err) -> Error {
+      (void)sys::pidfd_send_signal(pidfd, SIGKILL);  // it cannot be followed: it ends
+      return err;
+    };
+    auto prepared = prepare_jobs(store_, {e.rec.spec}, cache::PullOptions{}, options_.host);
+    if (!prepared) return ended(std::move(prepared.error()));
+    e.plan = std::move(prepared->plans.front());
+    e.leases = std::move(prepared->leases);
+    const uint64_t log_max = e.rec.spec.log_max.value_or(options_.host.defaults.log_max.value_or(config::kDefaultLogMax));
+    e.log = std::make_unique<ContainerLog>(e.dir, log_max);
+    if (auto r = e.log->open(); !r) return ended(std::move(r.error()));
+    if (auto r = reopen_ports(loop_.get(), e.rec, pidfd, e.netns, e.proxy); !r) return ended(std::move(r.error()));
+    e.live = Container::adopt(*engine_, e.plan->container, std::move(parts),
+                              JobOutput(e.rec.name, 0, ConsoleMode::none, nullptr), hooks_for(e));
+    return {};
+  }();
+  if (!adopted) {
+    log::warn("containers: {:?} ({}) left running by an earlier daemon cannot be adopted: {}", e.rec.name,
+              e.rec.id.substr(0, 12), adopted.error().message());
+    e.log.reset();
+    e.proxy.reset();
+    e.netns.reset();
+    return false;
+  }
+  log::info("containers: adopted {:?} ({}), pid {}", e.rec.name, e.rec.id.substr(0, 12), e.rec.pid);
+  return true;
+}
+
+bool ContainerRegistry::detach(Entry& e) {
+  if (e.starting || !e.live || e.tearing_down || !e.live->detach()) return false;
+  // What the log holds of an unfinished line is written as it is: the next daemon goes on
+  // from the pipe's next byte.
+  if (e.log) {
+    e.log->finish(now_ns(), [](const LogRecord&) {});
+    e.log->close();
+  }
+  e.proxy.reset();  // its ports are refused until the next daemon publishes them again
+  e.netns.reset();
+  e.kill_timer = UvHandle<uv_timer_t>();
+  auto subs = std::move(e.subscribers);
+  for (auto& [tok, s] : subs) {
+    subs_.erase(tok);
+    if (s.end) s.end();
+  }
+  graveyard_.push_back(std::move(e.live));
+  uv_timer_start(reaper_.get(), on_reap, 0, 0);
+  log::info("containers: {:?} ({}) left running for the next daemon (--live-restore)", e.rec.name, e.rec.id.substr(0, 12));
+  return true;
+}
+
+std::set<std::string> ContainerRegistry::adopted_cgroups() const {
+  std::set<std::string> runs;
+  for (const auto& [id, e] : entries_) {
+    if (e->live && !e->rec.live.cgroup.empty()) runs.insert(e->rec.live.cgroup);
+  }
+  return runs;
+}
+
+}  // namespace sandrun::runner
