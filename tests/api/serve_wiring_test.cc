@@ -191,30 +191,30 @@ TEST_F(WiringTest, ExtraHostsAreInEtcHosts) {
 }
 
 TEST_F(WiringTest, NamedVolumesKeepDataBetweenContainers) {
-  out_of({"volume", "create", "v"});
-  out_of({"run", "--rm", "-v", "v:/data", "busybox", "sh", "-c", "echo kept > /data/f"});
-  EXPECT_EQ(out_of({"run", "--rm", "-v", "v:/data:ro", "busybox", "cat", "/data/f"}), "kept\n");
-  auto ro = docker({"run", "--rm", "-v", "v:/data:ro", "busybox", "touch", "/data/g"});
+  out_of({"volume", "create", "vv"});
+  out_of({"run", "--rm", "-v", "vv:/data", "busybox", "sh", "-c", "echo kept > /data/f"});
+  EXPECT_EQ(out_of({"run", "--rm", "-v", "vv:/data:ro", "busybox", "cat", "/data/f"}), "kept\n");
+  auto ro = docker({"run", "--rm", "-v", "vv:/data:ro", "busybox", "touch", "/data/g"});
   EXPECT_NE(ro.status, 0);
   EXPECT_NE(ro.err.find("Read-only file system"), std::string::npos) << ro.err;
   // A volume a container mounts first is made then (owned by the container's root).
   EXPECT_EQ(out_of({"run", "--rm", "-v", "auto:/x", "busybox", "sh", "-c", "touch /x/y && stat -c %u /x/y"}), "0\n");
-  EXPECT_EQ(out_of({"volume", "ls", "-q"}), "auto\nv\n");
+  EXPECT_EQ(out_of({"volume", "ls", "-q"}), "auto\nvv\n");
   // In use by a container (even one that does not run): refused in Docker's words.
-  const std::string id = out_of({"create", "--name", "user", "--mount", "type=volume,source=v,target=/d", "busybox", "true"});
-  auto rm = docker({"volume", "rm", "v"});
+  const std::string id = out_of({"create", "--name", "user", "--mount", "type=volume,source=vv,target=/d", "busybox", "true"});
+  auto rm = docker({"volume", "rm", "vv"});
   EXPECT_NE(rm.status, 0);
-  EXPECT_NE(rm.err.find("remove v: volume is in use - [" + id.substr(0, id.size() - 1) + "]"), std::string::npos) << rm.err;
+  EXPECT_NE(rm.err.find("remove vv: volume is in use - [" + id.substr(0, id.size() - 1) + "]"), std::string::npos) << rm.err;
   EXPECT_EQ(out_of({"volume", "ls", "-q", "--filter", "dangling=true"}), "auto\n");
   json mounts = json::parse(out_of({"inspect", "--format", "{{json .Mounts}}", "user"}));
   ASSERT_EQ(mounts.size(), 1u) << mounts.dump();
   EXPECT_EQ(mounts[0]["Type"], "volume");
-  EXPECT_EQ(mounts[0]["Name"], "v");
+  EXPECT_EQ(mounts[0]["Name"], "vv");
   EXPECT_EQ(mounts[0]["Destination"], "/d");
-  EXPECT_EQ(mounts[0]["Source"], root() + "/volumes/v/_data");
+  EXPECT_EQ(mounts[0]["Source"], root() + "/volumes/vv/_data");
   EXPECT_EQ(mounts[0]["RW"], true);
   out_of({"rm", "user"});
-  out_of({"volume", "rm", "v", "auto"});
+  out_of({"volume", "rm", "vv", "auto"});
   auto bad = docker({"create", "-v", "bad$name:/x", "busybox", "true"});
   EXPECT_NE(bad.err.find("includes invalid characters for a local volume name"), std::string::npos) << bad.err;
   stop_and_expect_nothing_left();
