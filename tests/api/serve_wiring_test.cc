@@ -48,10 +48,13 @@ class WiringTest : public ServeTest {
     args.insert(args.end(), kWeb.begin(), kWeb.end());
     return args;
   }
-  // wget of http://HOST:8080/ from a fresh container on `network` ("" when nothing answers).
+  // GET http://HOST:8080/ from a fresh container on `network` (busybox nc): the body, "" when
+  // nothing answers.
   std::string fetch(const std::string& network, const std::string& host) {
-    auto r = docker({"run", "--rm", "--network", network, "busybox", "wget", "-T", "3", "-qO-", "http://" + host + ":8080/"});
-    return r.status == 0 ? r.out : "";
+    auto r = docker({"run", "--rm", "--network", network, "busybox", "sh", "-c",
+                     "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 " + host + " 8080"});
+    const size_t body = r.out.find("\r\n\r\n");
+    return r.status == 0 && body != std::string::npos ? r.out.substr(body + 4) : "";
   }
   void stop_and_expect_nothing_left() {
     auto r = stop();
@@ -91,7 +94,7 @@ TEST_F(WiringTest, MembersOfANetworkReachEachOtherByNameAndAliasAndNothingOfTheH
   out_of({"network", "create", "n9"});
   EXPECT_EQ(fetch("n9", ip.substr(0, ip.size() - 1)), "");
   EXPECT_EQ(fetch("n9", "srv"), "");
-  auto dflt = docker({"run", "--rm", "busybox", "wget", "-T", "2", "-qO-", "http://" + ip.substr(0, ip.size() - 1) + ":8080/"});
+  auto dflt = docker({"run", "--rm", "busybox", "nc", "-w", "2", ip.substr(0, ip.size() - 1), "8080"});
   EXPECT_NE(dflt.status, 0);
   // The host: a socket listening on all its addresses is not reached from the network.
   const std::string host = host_address();
@@ -132,7 +135,7 @@ TEST_F(WiringTest, ConnectAndDisconnectARunningAndACreatedContainer) {
   auto twice = docker({"network", "connect", "n2", "a"});
   EXPECT_NE(twice.err.find("endpoint with name a already exists in network n2"), std::string::npos) << twice.err;
   // A created container joins when it starts; its /etc/hosts names the others.
-  out_of({"create", "--name", "b", "busybox", "sh", "-c", "cat /etc/hosts; wget -T 3 -qO- http://web:8080/"});
+  out_of({"create", "--name", "b", "busybox", "sh", "-c", "cat /etc/hosts; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 8080"});
   out_of({"network", "connect", "n2", "b"});
   EXPECT_EQ(out_of({"inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "b"}), "n2 \n");
   const std::string b = out_of({"start", "-a", "b"});
@@ -277,7 +280,7 @@ TEST_F(WiringTest, DockerPyNetworksAndVolumes) {
       "out = b''\n"
       "for i in range(50):\n"
       "    try:\n"
-      "        out = c.containers.run('busybox', ['wget', '-T', '2', '-qO-', 'http://pysrv:8080/'], network='pynet', remove=True)\n"
+      "        out = c.containers.run('busybox', ['sh', '-c', 'printf \"GET / HTTP/1.0\\\\r\\\\n\\\\r\\\\n\" | nc -w 3 pysrv 8080 | tail -n 1'], network='pynet', remove=True)\n"
       "        break\n"
       "    except docker.errors.ContainerError:\n"
       "        time.sleep(0.2)\n"
