@@ -128,29 +128,29 @@ TEST_F(WiringTest, MembersOfANetworkReachEachOtherByNameAndAliasAndNothingOfTheH
 
 TEST_F(WiringTest, ConnectAndDisconnectARunningAndACreatedContainer) {
   out_of({"network", "create", "n2"});
-  out_of(run_web({"--name", "a"}));
-  out_of({"network", "connect", "--alias", "web", "n2", "a"});
+  out_of(run_web({"--name", "aa"}));
+  out_of({"network", "connect", "--alias", "web", "n2", "aa"});
   ASSERT_TRUE(eventually([&] { return fetch("n2", "web") == "hello\n"; }, kStartTimeout));
-  EXPECT_EQ(fetch("n2", "a"), "hello\n");
-  auto twice = docker({"network", "connect", "n2", "a"});
-  EXPECT_NE(twice.err.find("endpoint with name a already exists in network n2"), std::string::npos) << twice.err;
+  EXPECT_EQ(fetch("n2", "aa"), "hello\n");
+  auto twice = docker({"network", "connect", "n2", "aa"});
+  EXPECT_NE(twice.err.find("endpoint with name aa already exists in network n2"), std::string::npos) << twice.err;
   // A created container joins when it starts; its /etc/hosts names the others.
-  out_of({"create", "--name", "b", "busybox", "sh", "-c", "cat /etc/hosts; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 8080"});
-  out_of({"network", "connect", "n2", "b"});
-  EXPECT_EQ(out_of({"inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "b"}), "n2 \n");
-  const std::string b = out_of({"start", "-a", "b"});
-  EXPECT_NE(b.find("\ta web"), std::string::npos) << b;
+  out_of({"create", "--name", "bb", "busybox", "sh", "-c", "cat /etc/hosts; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 8080"});
+  out_of({"network", "connect", "n2", "bb"});
+  EXPECT_EQ(out_of({"inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "bb"}), "n2 \n");
+  const std::string b = out_of({"start", "-a", "bb"});
+  EXPECT_NE(b.find("\taa web"), std::string::npos) << b;
   EXPECT_TRUE(b.ends_with("hello\n")) << b;
   auto rm = docker({"network", "rm", "n2"});
   EXPECT_NE(rm.err.find("has active endpoints"), std::string::npos) << rm.err;
-  out_of({"network", "disconnect", "n2", "a"});
+  out_of({"network", "disconnect", "n2", "aa"});
   EXPECT_EQ(fetch("n2", "web"), "");
-  auto again = docker({"network", "disconnect", "n2", "a"});
+  auto again = docker({"network", "disconnect", "n2", "aa"});
   EXPECT_NE(again.err.find("is not connected to network"), std::string::npos) << again.err;
   auto nobody = docker({"network", "connect", "n2", "nobody"});
   EXPECT_NE(nobody.err.find("No such container: nobody"), std::string::npos) << nobody.err;
   out_of({"network", "rm", "n2"});
-  out_of({"rm", "-f", "a", "b"});
+  out_of({"rm", "-f", "aa", "bb"});
   stop_and_expect_nothing_left();
 }
 
