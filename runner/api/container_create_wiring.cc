@@ -162,8 +162,9 @@ void read_volumes(const json& cfg, const json& hc, WiringSpec& w, json& mounts, 
   // /path`) each get an anonymous volume unless something else is mounted there.
   if (auto it = cfg.find("Volumes"); it != cfg.end() && it->is_object()) {
     for (const auto& [target, v] : it->items()) {
+      // The docker CLI lists its binds here too ("NAME:/path", "/host:/path"): Binds has them.
+      if (target.find(':') != std::string::npos || targets.count(target)) continue;
       check_target(target, "Volumes");
-      if (targets.count(target)) continue;
       VolumeMount anon;
       anon.target = target;
       anon.anonymous = true;

@@ -23,7 +23,9 @@ Refusal refusal_of(ContainerRefusal::Kind k) {
 }  // namespace
 
 RegistryNetworkMembers::RegistryNetworkMembers(Loop& loop, ContainerRegistry& registry)
-    : registry_(registry), inbox_(loop) {}
+    : registry_(registry), inbox_(loop) {
+  inbox_.unref();  // the daemon's loop ends when its server and containers are gone
+}
 
 Result<std::string> RegistryNetworkMembers::on_loop(std::function<void(ContainerRegistry::NetDone)> call, Refusal* why) {
   struct Answer {

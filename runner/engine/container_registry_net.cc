@@ -92,7 +92,10 @@ void ContainerRegistry::unwire(Entry& e, std::function<void()> then) {
 }
 
 void ContainerRegistry::join_network(const std::string& ref, NetworkJoin join, NetDone done) {
-  auto fail = [&done](ContainerRefusal r) { done(Error::msg("{}", r.message), std::move(r)); };
+  auto fail = [&done](ContainerRefusal r) {
+    Error e = Error::msg("{}", r.message);  // before r is moved from
+    done(std::move(e), std::move(r));
+  };
   const ContainerRecord* found = find(ref);
   if (!found) return fail(no_such(ref));
   Entry* e = entry(found->id);
@@ -132,7 +135,8 @@ void ContainerRegistry::join_network(const std::string& ref, NetworkJoin join, N
         Result<LiveEndpoint>& r = **result;
         if (!r) {
           ContainerRefusal refusal = refuse(kind_of(*why), r.error().message());
-          done(Error::msg("{}", refusal.message), std::move(refusal));
+          Error e = Error::msg("{}", refusal.message);
+          done(std::move(e), std::move(refusal));
         } else {
           if (Entry* e = entry(id)) {
             e->rec.wiring.networks.push_back(join);
@@ -146,7 +150,10 @@ void ContainerRegistry::join_network(const std::string& ref, NetworkJoin join, N
 }
 
 void ContainerRegistry::leave_network(const std::string& ref, const std::string& network_id, NetDone done) {
-  auto fail = [&done](ContainerRefusal r) { done(Error::msg("{}", r.message), std::move(r)); };
+  auto fail = [&done](ContainerRefusal r) {
+    Error e = Error::msg("{}", r.message);  // before r is moved from
+    done(std::move(e), std::move(r));
+  };
   const ContainerRecord* found = find(ref);
   if (!found) return fail(no_such(ref));
   Entry* e = entry(found->id);

@@ -36,4 +36,8 @@ void Inbox::run_pending() {
 
 void Inbox::on_async(uv_async_t* h) { static_cast<Inbox*>(h->data)->run_pending(); }
 
+void Inbox::unref() {
+  if (handle_.live()) uv_unref(reinterpret_cast<uv_handle_t*>(handle_.get()));
+}
+
 }  // namespace sandrun::runner

@@ -28,6 +28,9 @@ class Inbox {
   Post poster() const;
   // On the loop thread: runs what is queued now (before a final step that must come after it).
   void run_pending();
+  // On the loop thread: the inbox no longer keeps the loop running (a daemon's long-lived
+  // inbox, which must not hold its loop open when everything else has closed).
+  void unref();
 
  private:
   struct Shared {

@@ -48,10 +48,13 @@ class WiringTest : public ServeTest {
     args.insert(args.end(), kWeb.begin(), kWeb.end());
     return args;
   }
-  // wget of http://HOST:8080/ from a fresh container on `network` ("" when nothing answers).
+  // GET http://HOST:8080/ from a fresh container on `network` (busybox nc): the body, "" when
+  // nothing answers.
   std::string fetch(const std::string& network, const std::string& host) {
-    auto r = docker({"run", "--rm", "--network", network, "busybox", "wget", "-T", "3", "-qO-", "http://" + host + ":8080/"});
-    return r.status == 0 ? r.out : "";
+    auto r = docker({"run", "--rm", "--network", network, "busybox", "sh", "-c",
+                     "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 " + host + " 8080"});
+    const size_t body = r.out.find("\r\n\r\n");
+    return r.status == 0 && body != std::string::npos ? r.out.substr(body + 4) : "";
   }
   void stop_and_expect_nothing_left() {
     auto r = stop();
@@ -91,7 +94,7 @@ TEST_F(WiringTest, MembersOfANetworkReachEachOtherByNameAndAliasAndNothingOfTheH
   out_of({"network", "create", "n9"});
   EXPECT_EQ(fetch("n9", ip.substr(0, ip.size() - 1)), "");
   EXPECT_EQ(fetch("n9", "srv"), "");
-  auto dflt = docker({"run", "--rm", "busybox", "wget", "-T", "2", "-qO-", "http://" + ip.substr(0, ip.size() - 1) + ":8080/"});
+  auto dflt = docker({"run", "--rm", "busybox", "nc", "-w", "2", ip.substr(0, ip.size() - 1), "8080"});
   EXPECT_NE(dflt.status, 0);
   // The host: a socket listening on all its addresses is not reached from the network.
   const std::string host = host_address();
@@ -125,29 +128,29 @@ TEST_F(WiringTest, MembersOfANetworkReachEachOtherByNameAndAliasAndNothingOfTheH
 
 TEST_F(WiringTest, ConnectAndDisconnectARunningAndACreatedContainer) {
   out_of({"network", "create", "n2"});
-  out_of(run_web({"--name", "a"}));
-  out_of({"network", "connect", "--alias", "web", "n2", "a"});
+  out_of(run_web({"--name", "aa"}));
+  out_of({"network", "connect", "--alias", "web", "n2", "aa"});
   ASSERT_TRUE(eventually([&] { return fetch("n2", "web") == "hello\n"; }, kStartTimeout));
-  EXPECT_EQ(fetch("n2", "a"), "hello\n");
-  auto twice = docker({"network", "connect", "n2", "a"});
-  EXPECT_NE(twice.err.find("endpoint with name a already exists in network n2"), std::string::npos) << twice.err;
+  EXPECT_EQ(fetch("n2", "aa"), "hello\n");
+  auto twice = docker({"network", "connect", "n2", "aa"});
+  EXPECT_NE(twice.err.find("endpoint with name aa already exists in network n2"), std::string::npos) << twice.err;
   // A created container joins when it starts; its /etc/hosts names the others.
-  out_of({"create", "--name", "b", "busybox", "sh", "-c", "cat /etc/hosts; wget -T 3 -qO- http://web:8080/"});
-  out_of({"network", "connect", "n2", "b"});
-  EXPECT_EQ(out_of({"inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "b"}), "n2 \n");
-  const std::string b = out_of({"start", "-a", "b"});
-  EXPECT_NE(b.find("\ta web"), std::string::npos) << b;
+  out_of({"create", "--name", "bb", "busybox", "sh", "-c", "cat /etc/hosts; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 8080"});
+  out_of({"network", "connect", "n2", "bb"});
+  EXPECT_EQ(out_of({"inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "bb"}), "n2 \n");
+  const std::string b = out_of({"start", "-a", "bb"});
+  EXPECT_NE(b.find("\taa web"), std::string::npos) << b;
   EXPECT_TRUE(b.ends_with("hello\n")) << b;
   auto rm = docker({"network", "rm", "n2"});
   EXPECT_NE(rm.err.find("has active endpoints"), std::string::npos) << rm.err;
-  out_of({"network", "disconnect", "n2", "a"});
+  out_of({"network", "disconnect", "n2", "aa"});
   EXPECT_EQ(fetch("n2", "web"), "");
-  auto again = docker({"network", "disconnect", "n2", "a"});
+  auto again = docker({"network", "disconnect", "n2", "aa"});
   EXPECT_NE(again.err.find("is not connected to network"), std::string::npos) << again.err;
   auto nobody = docker({"network", "connect", "n2", "nobody"});
   EXPECT_NE(nobody.err.find("No such container: nobody"), std::string::npos) << nobody.err;
   out_of({"network", "rm", "n2"});
-  out_of({"rm", "-f", "a", "b"});
+  out_of({"rm", "-f", "aa", "bb"});
   stop_and_expect_nothing_left();
 }
 
@@ -191,30 +194,30 @@ TEST_F(WiringTest, ExtraHostsAreInEtcHosts) {
 }
 
 TEST_F(WiringTest, NamedVolumesKeepDataBetweenContainers) {
-  out_of({"volume", "create", "v"});
-  out_of({"run", "--rm", "-v", "v:/data", "busybox", "sh", "-c", "echo kept > /data/f"});
-  EXPECT_EQ(out_of({"run", "--rm", "-v", "v:/data:ro", "busybox", "cat", "/data/f"}), "kept\n");
-  auto ro = docker({"run", "--rm", "-v", "v:/data:ro", "busybox", "touch", "/data/g"});
+  out_of({"volume", "create", "vv"});
+  out_of({"run", "--rm", "-v", "vv:/data", "busybox", "sh", "-c", "echo kept > /data/f"});
+  EXPECT_EQ(out_of({"run", "--rm", "-v", "vv:/data:ro", "busybox", "cat", "/data/f"}), "kept\n");
+  auto ro = docker({"run", "--rm", "-v", "vv:/data:ro", "busybox", "touch", "/data/g"});
   EXPECT_NE(ro.status, 0);
   EXPECT_NE(ro.err.find("Read-only file system"), std::string::npos) << ro.err;
   // A volume a container mounts first is made then (owned by the container's root).
   EXPECT_EQ(out_of({"run", "--rm", "-v", "auto:/x", "busybox", "sh", "-c", "touch /x/y && stat -c %u /x/y"}), "0\n");
-  EXPECT_EQ(out_of({"volume", "ls", "-q"}), "auto\nv\n");
+  EXPECT_EQ(out_of({"volume", "ls", "-q"}), "auto\nvv\n");
   // In use by a container (even one that does not run): refused in Docker's words.
-  const std::string id = out_of({"create", "--name", "user", "--mount", "type=volume,source=v,target=/d", "busybox", "true"});
-  auto rm = docker({"volume", "rm", "v"});
+  const std::string id = out_of({"create", "--name", "user", "--mount", "type=volume,source=vv,target=/d", "busybox", "true"});
+  auto rm = docker({"volume", "rm", "vv"});
   EXPECT_NE(rm.status, 0);
-  EXPECT_NE(rm.err.find("remove v: volume is in use - [" + id.substr(0, id.size() - 1) + "]"), std::string::npos) << rm.err;
+  EXPECT_NE(rm.err.find("remove vv: volume is in use - [" + id.substr(0, id.size() - 1) + "]"), std::string::npos) << rm.err;
   EXPECT_EQ(out_of({"volume", "ls", "-q", "--filter", "dangling=true"}), "auto\n");
   json mounts = json::parse(out_of({"inspect", "--format", "{{json .Mounts}}", "user"}));
   ASSERT_EQ(mounts.size(), 1u) << mounts.dump();
   EXPECT_EQ(mounts[0]["Type"], "volume");
-  EXPECT_EQ(mounts[0]["Name"], "v");
+  EXPECT_EQ(mounts[0]["Name"], "vv");
   EXPECT_EQ(mounts[0]["Destination"], "/d");
-  EXPECT_EQ(mounts[0]["Source"], root() + "/volumes/v/_data");
+  EXPECT_EQ(mounts[0]["Source"], root() + "/volumes/vv/_data");
   EXPECT_EQ(mounts[0]["RW"], true);
   out_of({"rm", "user"});
-  out_of({"volume", "rm", "v", "auto"});
+  out_of({"volume", "rm", "vv", "auto"});
   auto bad = docker({"create", "-v", "bad$name:/x", "busybox", "true"});
   EXPECT_NE(bad.err.find("includes invalid characters for a local volume name"), std::string::npos) << bad.err;
   stop_and_expect_nothing_left();
@@ -277,7 +280,7 @@ TEST_F(WiringTest, DockerPyNetworksAndVolumes) {
       "out = b''\n"
       "for i in range(50):\n"
       "    try:\n"
-      "        out = c.containers.run('busybox', ['wget', '-T', '2', '-qO-', 'http://pysrv:8080/'], network='pynet', remove=True)\n"
+      "        out = c.containers.run('busybox', ['sh', '-c', 'printf \"GET / HTTP/1.0\\\\r\\\\n\\\\r\\\\n\" | nc -w 3 pysrv 8080 | tail -n 1'], network='pynet', remove=True)\n"
       "        break\n"
       "    except docker.errors.ContainerError:\n"
       "        time.sleep(0.2)\n"
