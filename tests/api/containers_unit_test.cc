@@ -75,7 +75,7 @@ TEST(ContainerRecords, ARunningRecordKeepsWhatALiveRestoreNeedsAndOnlyThen) {
   r.id = runner::new_container_id();
   r.name = "kept";
   r.spec.image = "busybox";
-  r.spec.command = {"sleep", "1"};
+  r.spec.command = {"sleep", "47291"};
   r.status = runner::ContainerStatus::running;
   r.pid = 4242;
   r.ports.push_back(runner::PublishedPort{"", 8080, "127.0.0.1", 41000});
