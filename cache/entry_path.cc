@@ -1,6 +1,9 @@
 // Layer entry names: lexical normalisation and resolution of parents beneath the layer root.
 #include "cache/entry_path.h"
 
+#include <linux/magic.h>
+#include <sys/vfs.h>
+
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -55,7 +58,7 @@ namespace {
 
 // Opens (and with `create`, makes) one component below `cur`. `done` names it for messages.
 Result<UniqueFd> step(int cur, const std::string& comp, const std::string& done, bool create,
-                      bool* missing) {
+                      bool* missing, uint64_t resolve) {
   struct stat st;
   if (::fstatat(cur, comp.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
     if (errno != ENOENT) return Error::sys("parent {}", quoted(done));
@@ -74,16 +77,37 @@ Result<UniqueFd> step(int cur, const std::string& comp, const std::string& done,
   if (S_ISLNK(st.st_mode)) return Error::msg("parent {} is a symlink", quoted(done));
   if (!S_ISDIR(st.st_mode)) return Error::msg("parent {} is not a directory", quoted(done));
   int fd = sys::openat2(cur, comp.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
-                        kLayerResolve);
+                        resolve);
   if (fd < 0) return Error::sys("open parent {}", quoted(done));
   return UniqueFd(fd);
 }
 
 }  // namespace
 
-Result<UniqueFd> open_parent(int root_fd, std::string_view parent, bool create, bool* missing) {
+Result<UniqueFd> open_parent_fd(int root_fd, std::string_view parent, bool create, bool* missing, uint64_t resolve);
+
+Result<void> check_data_fs(int dir_fd, std::string_view shown) {
+  struct statfs sfs {};
+  if (::fstatfs(dir_fd, &sfs) < 0) return Error::sys("statfs {}", quoted(shown));
+  switch (static_cast<unsigned long>(sfs.f_type)) {
+    case TMPFS_MAGIC: case OVERLAYFS_SUPER_MAGIC: case EXT4_SUPER_MAGIC: case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+      return {};
+    default:
+      return Error::msg("{} is on a file system sandrun does not write into (type {:#x}: only tmpfs, overlay, "
+                        "ext4, xfs and btrfs hold a container's files)", quoted(shown), static_cast<unsigned long>(sfs.f_type));
+  }
+}
+
+Result<UniqueFd> open_parent(int root_fd, std::string_view parent, bool create, bool* missing, bool cross_mounts) {
+  Result<UniqueFd> r = open_parent_fd(root_fd, parent, create, missing, layer_resolve(cross_mounts));
+  if (r && cross_mounts) SANDRUN_TRY(check_data_fs(r->get(), parent.empty() ? "." : parent));
+  return r;
+}
+
+Result<UniqueFd> open_parent_fd(int root_fd, std::string_view parent, bool create, bool* missing, uint64_t resolve) {
   std::string p = parent.empty() ? "." : std::string(parent);
-  int fd = sys::openat2(root_fd, p.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC, 0, kLayerResolve);
+  int fd = sys::openat2(root_fd, p.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC, 0, resolve);
   if (fd >= 0) return UniqueFd(fd);
   if (errno != ENOENT && errno != ELOOP && errno != ENOTDIR && errno != EXDEV)
     return Error::sys("open parent {}", quoted(parent));
@@ -100,7 +124,7 @@ Result<UniqueFd> open_parent(int root_fd, std::string_view parent, bool create, 
     std::string comp(parent.substr(pos, end - pos));
     pos = end + 1;
     done = done.empty() ? comp : done + "/" + comp;
-    cur = SANDRUN_TRY(step(cur.get(), comp, done, create, missing));
+    cur = SANDRUN_TRY(step(cur.get(), comp, done, create, missing, resolve));
   }
   return cur;
 }

@@ -296,7 +296,7 @@ Result<int> Extractor::parent_of(const EntryPath& p) {
   if (cached_parent_ && (cached_parent_path_ == p.path || cached_parent_path_.starts_with(p.path + "/")))
     cached_parent_.reset();
   if (!cached_parent_ || cached_parent_path_ != p.parent) {
-    cached_parent_ = SANDRUN_TRY(open_parent(root_, p.parent, true));
+    cached_parent_ = SANDRUN_TRY(open_parent(root_, p.parent, true, nullptr, options_.cross_mounts));
     cached_parent_path_ = p.parent;
   }
   return cached_parent_.get();
@@ -367,7 +367,7 @@ Result<void> Extractor::directory(struct archive_entry* e, int parent, const Ent
     if (!kept && ::mkdirat(parent, p.base.c_str(), 0700) < 0) return Error::sys("create directory {}", host_path(parent, p));
   }
   // One component below a directory opened beneath the root, not followed if a symlink.
-  UniqueFd dir = p.is_root() ? SANDRUN_TRY(open_dir_beneath(root_, p.path))
+  UniqueFd dir = p.is_root() ? SANDRUN_TRY(open_dir_beneath(root_, p.path, options_.cross_mounts))
                              : UniqueFd(::openat(parent, p.base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir) return Error::sys("open directory {}", host_path(parent, p));
   EntryMeta m = owned(meta_of(e), options_);
@@ -408,7 +408,7 @@ Result<void> Extractor::hardlink(struct archive_entry* e, int parent, const Entr
   skipped_.erase(p.path);
   // An absolute target names a file of this layer (like GNU tar), never one of the host.
   bool missing = false;
-  auto tparent = open_parent(root_, target.parent, false, &missing);
+  auto tparent = open_parent(root_, target.parent, false, &missing, options_.cross_mounts);
   if (!tparent && missing) return Error::msg("{} does not exist in the layer", what);
   if (!tparent) return std::move(tparent.error().wrap(what));
   struct stat st;
@@ -441,7 +441,7 @@ Result<void> Extractor::fifo(struct archive_entry* e, int parent, const EntryPat
 }
 
 Result<void> Extractor::apply_whiteout(const Pending& w) {
-  auto dir = open_dir_beneath(root_, w.at.parent);
+  auto dir = open_dir_beneath(root_, w.at.parent, options_.cross_mounts);
   if (!dir && replaced_in_layer(dir.error())) return {};
   if (!dir) return std::move(dir).error();
   struct stat st;
@@ -459,7 +459,7 @@ Result<void> Extractor::apply_whiteout(const Pending& w) {
 }
 
 Result<void> Extractor::apply_opaque(const Pending& o) {
-  auto dir = open_dir_beneath(root_, o.at.path);
+  auto dir = open_dir_beneath(root_, o.at.path, options_.cross_mounts);
   if (!dir && replaced_in_layer(dir.error())) return {};
   if (!dir) return std::move(dir).error();
   const std::string shown = o.at.is_root() ? "." : o.at.path;
@@ -481,7 +481,7 @@ Result<ExtractReport> Extractor::finish() {
     auto r = apply_opaque(o);
     if (!r) return std::move(r.error().wrap(fmt::format("layer entry {}", quoted(o.entry))));
   }
-  SANDRUN_TRY(dirs_.apply(root_));
+  SANDRUN_TRY(dirs_.apply(root_, options_.cross_mounts));
   return report_;
 }
 

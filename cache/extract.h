@@ -59,6 +59,9 @@ struct ExtractOptions {
   // container): an entry's uid and gid (or 0 and 0 with `owner_root`) plus these host bases.
   std::optional<std::pair<uid_t, gid_t>> owner_base;
   bool owner_root = false;
+  // Into a running container (docker cp): entries may lie on its other mounts beneath the
+  // target (its /tmp), each on a data file system (entry_path.h: check_data_fs).
+  bool cross_mounts = false;
 };
 
 // Counts `bytes` and `entries` against the caps of `options`, adding to `*layer_bytes` and

@@ -88,19 +88,21 @@ void DeferredDirs::drop_subtree(const std::string& path) {
   }
 }
 
-Result<UniqueFd> open_dir_beneath(int root_fd, const std::string& path) {
+Result<UniqueFd> open_dir_beneath(int root_fd, const std::string& path, bool cross_mounts) {
   const char* p = path.empty() ? "." : path.c_str();
   int fd = sys::openat2(root_fd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
-                        kLayerResolve);
+                        layer_resolve(cross_mounts));
   if (fd < 0) return Error::sys("open directory {}", quoted(path.empty() ? "." : path));
-  return UniqueFd(fd);
+  UniqueFd dir(fd);
+  if (cross_mounts) SANDRUN_TRY(check_data_fs(dir.get(), path.empty() ? "." : path));
+  return dir;
 }
 
-Result<void> DeferredDirs::apply(int root_fd) {
+Result<void> DeferredDirs::apply(int root_fd, bool cross_mounts) {
   // Reverse order visits "a/b" before "a": a parent made read-only last.
   for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
     const std::string shown = it->first.empty() ? "." : it->first;
-    auto dir = open_dir_beneath(root_fd, it->first);
+    auto dir = open_dir_beneath(root_fd, it->first, cross_mounts);
     if (!dir) return std::move(dir.error().wrap(fmt::format("layer entry {}", quoted(shown))));
     auto r = apply_mode(dir->get(), it->second);
     if (r) r = apply_times(dir->get(), it->second);

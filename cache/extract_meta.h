@@ -41,13 +41,13 @@ class DeferredDirs {
   // Forgets `path` and everything below it (the directory was replaced by something else).
   void drop_subtree(const std::string& path);
   // Re-opens each directory beneath `root_fd` (children before parents) and applies.
-  Result<void> apply(int root_fd);
+  Result<void> apply(int root_fd, bool cross_mounts = false);
 
  private:
   std::map<std::string, EntryMeta> dirs_;  // normalised path ("" = root) -> metadata
 };
 
 // Opens the directory `path` ("" = the root) beneath `root_fd` O_RDONLY, no symlinks.
-Result<UniqueFd> open_dir_beneath(int root_fd, const std::string& path);
+Result<UniqueFd> open_dir_beneath(int root_fd, const std::string& path, bool cross_mounts = false);
 
 }  // namespace sandrun::cache

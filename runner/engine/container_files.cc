@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <csignal>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "cache/archive_lib.h"
@@ -213,7 +214,7 @@ Result<void> tar_from_container(const ContainerFiles& c, std::string_view path, 
 namespace {
 
 // Reads the tar of `tar_fd` into the directory `target`.
-Result<void> extract_tar(const ContainerFiles& c, int target, int tar_fd, const ExtractInto& opts) {
+Result<void> extract_tar(const ContainerFiles& c, int target, int tar_fd, const ExtractInto& opts, bool cross_mounts) {
   std::unique_ptr<struct archive, ReaderFree> r(arc().archive_read_new());
   arc().archive_read_support_format_tar(r.get());
   arc().archive_read_support_filter_gzip(r.get());
@@ -225,6 +226,7 @@ Result<void> extract_tar(const ContainerFiles& c, int target, int tar_fd, const 
   cache::ExtractOptions o = cache::default_extract_options();
   o.trusted_overlay = false;
   o.max_bytes = opts.max_bytes;
+  o.cross_mounts = cross_mounts;
   if (o.chown && (c.id_count || !opts.copy_owners)) {
     o.owner_base = std::make_pair(c.uid_base, c.gid_base);
     o.owner_root = !opts.copy_owners;
@@ -298,6 +300,37 @@ class ActAsContainerRoot {
 
 }  // namespace
 
+// The directories the tar's entries lie in ("etc/app" of "etc/app/config.txt"), relative, each
+// with its own parents before it. Entries with ".." are left to the extractor (it refuses them).
+Result<std::set<std::string>> entry_parents(int tar_fd) {
+  std::unique_ptr<struct archive, ReaderFree> r(arc().archive_read_new());
+  arc().archive_read_support_format_tar(r.get());
+  arc().archive_read_support_filter_gzip(r.get());
+  arc().archive_read_support_filter_bzip2(r.get());
+  arc().archive_read_support_filter_xz(r.get());
+  arc().archive_read_support_filter_zstd(r.get());
+  if (arc().archive_read_open_fd(r.get(), tar_fd, 64 << 10) != ARCHIVE_OK)
+    return Error::msg("read the archive: {}", archive_text(r.get()));
+  std::set<std::string> parents;
+  struct archive_entry* e = nullptr;
+  int rc;
+  while ((rc = arc().archive_read_next_header(r.get(), &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
+    const char* raw = arc().archive_entry_pathname(e);
+    if (!raw) continue;
+    std::vector<std::string> comps;
+    bool dotdot = false;
+    for (auto c : fs::path_components(raw)) {
+      if (c == "..") dotdot = true;
+      if (c != "." && !c.empty()) comps.emplace_back(c);
+    }
+    if (dotdot || comps.size() < 2) continue;
+    std::string p;
+    for (size_t i = 0; i + 1 < comps.size(); ++i) parents.insert(p += (p.empty() ? "" : "/") + comps[i]);
+  }
+  if (rc != ARCHIVE_EOF) return Error::msg("read the archive: {}", archive_text(r.get()));
+  return parents;
+}
+
 Result<void> extract_into_layer(const LayerTarget& t, std::string_view dir, int tar_fd, const ExtractInto& opts) {
   SANDRUN_TRY(cache::load_archive_lib());
   auto at = SANDRUN_TRY(fs::open_path(t.upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
@@ -307,7 +340,28 @@ Result<void> extract_into_layer(const LayerTarget& t, std::string_view dir, int 
     so_far += so_far.empty() ? std::string(c) : "/" + std::string(c);
     at = SANDRUN_TRY(layer_dir(t, at.get(), std::string(c), so_far));
   }
-  return extract_tar(t.ids, at.get(), tar_fd, opts);
+  // The directories the entries lie in are made first as the image has them (owner, mode), or
+  // as the container's root's when the image has none: made by the extractor they would be
+  // host root's, a directory the container's root can not even look into through its overlay.
+  for (const std::string& parent : SANDRUN_TRY(entry_parents(tar_fd))) {
+    UniqueFd cur = SANDRUN_TRY(fs::open_beneath(at.get(), ".", O_RDONLY | O_DIRECTORY, RESOLVE_NO_SYMLINKS));
+    std::string path = so_far;
+    for (auto c : fs::path_components(parent)) {
+      path += path.empty() ? std::string(c) : "/" + std::string(c);
+      auto next = layer_dir(t, cur.get(), std::string(c), path);
+      if (!next && next.error().code() == ENOENT) {  // not in the image: the container root's
+        if (::mkdirat(cur.get(), std::string(c).c_str(), 0755) < 0 && errno != EEXIST)
+          return Error::sys("create /{}", path);
+        next = fs::open_beneath(cur.get(), std::string(c), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
+        if (next && (::fchown(next->get(), t.ids.uid_base, t.ids.gid_base) < 0 || ::fchmod(next->get(), 0755) < 0))
+          return Error::sys("set the owner and mode of /{}", path);
+      }
+      if (!next) return next.error();
+      cur = std::move(*next);
+    }
+  }
+  if (::lseek(tar_fd, 0, SEEK_SET) < 0) return Error::sys("rewind the archive");
+  return extract_tar(t.ids, at.get(), tar_fd, opts, false);
 }
 
 Result<void> extract_into_container(const ContainerFiles& c, std::string_view dir, int tar_fd, const ExtractInto& opts) {
@@ -316,7 +370,8 @@ Result<void> extract_into_container(const ContainerFiles& c, std::string_view di
   // Followed to the end (a symlink to a directory is the directory), inside the root.
   auto target = SANDRUN_TRY(fs::open_beneath(c.root.get(), abs, O_RDONLY | O_DIRECTORY, RESOLVE_IN_ROOT));
   ActAsContainerRoot as_root(c);
-  return extract_tar(c, target.get(), tar_fd, opts);
+  // Its other mounts (its /tmp, volumes) are its files too: crossed, beneath its root.
+  return extract_tar(c, target.get(), tar_fd, opts, true);
 }
 
 }  // namespace sandrun::runner

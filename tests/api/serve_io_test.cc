@@ -284,9 +284,19 @@ TEST_F(ServeIoTest, CopyNeverLeavesTheContainersRoot) {
       "print(k.put_archive('/drop', tar([('ok.txt', 'f', b'fine')])))\n"
       "s, st = k.get_archive('/drop/ok.txt')\n"
       "print(st['name'], st['size'])\n"
-      "print(tarfile.open(fileobj=io.BytesIO(b''.join(s))).extractfile('ok.txt').read())\n");
+      "print(tarfile.open(fileobj=io.BytesIO(b''.join(s))).extractfile('ok.txt').read())\n"
+      // Its other mounts are crossed (its /tmp is a tmpfs), but never into proc or sysfs, where
+      // the daemon's write would set the host kernel's settings.
+      "print(k.put_archive('/', tar([('tmp/in-tmpfs.txt', 'f', b'tmp')])))\n"
+      "print(k.exec_run(['cat', '/tmp/in-tmpfs.txt']).output)\n"
+      "for entries in ([('proc/sys/kernel/core_pattern', 'f', b'|/evil')], [('sys/kernel/x', 'f', b'x')]):\n"
+      "    try:\n"
+      "        print(k.put_archive('/', tar(entries)))\n"
+      "    except docker.errors.APIError as e:\n"
+      "        print(e.status_code)\n");
   EXPECT_EQ(py.status, 0) << py.err;
-  EXPECT_EQ(py.out, "400\n400\n400\nTrue\nok.txt 4\nb'fine'\n");
+  EXPECT_EQ(py.out, "400\n400\n400\nTrue\nok.txt 4\nb'fine'\nTrue\nb'tmp'\n400\n400\n");
+  EXPECT_EQ(read_file("/proc/sys/kernel/core_pattern").find("evil"), std::string::npos);
   EXPECT_FALSE(fs_exists(marker));
   EXPECT_EQ(run_command({"grep", "-c", "^x$", "/etc/passwd"}).out, "0\n");
   out_of({"rm", "-f", "e1"});

@@ -45,7 +45,7 @@ TEST_F(TestcontainersTest, ExecsWithOutputStreamsAndExitCode) { run_script("exec
 // /etc/app/config.txt (a parent made by the extraction) reads "Permission denied" to the
 // container's root, and copyContentToContainer into a running container fails with
 // "create file ...: Value too large for defined data type".
-TEST_F(TestcontainersTest, DISABLED_CopiesFilesInAndExecs) { run_script("exec_and_copy.test.mjs", "exec and copy: ok\n"); }
+TEST_F(TestcontainersTest, CopiesFilesInAndExecs) { run_script("exec_and_copy.test.mjs", "exec and copy: ok\n"); }
 
 TEST_F(TestcontainersTest, TwoContainersOnANetworkReachEachOtherByAlias) {
   run_script("network.test.mjs", "network: ok\n");
