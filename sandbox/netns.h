@@ -15,11 +15,12 @@ namespace sandrun::sandbox {
 // A new network namespace with only `lo`, up. The fd keeps it alive.
 Result<UniqueFd> create_netns();
 // create_netns() for a daemon container, with net.ipv4.ip_unprivileged_port_start 0 and
-// net.ipv4.ping_group_range "0 2147483647" in it, as Docker sets them: the container's root is
+// net.ipv4.ping_group_range "0 4294967294" in it (Docker sets both): the container's root is
 // root of its user namespace only, which holds no capability over a namespace the daemon made,
 // so without them a service could not bind port 80 (busybox httpd: "bind: Permission denied")
-// nor ping ("permission denied (are you root?)"). The sysctls are the namespace's own: the
-// host's and other namespaces' are untouched.
+// nor open an ICMP datagram socket (its ids are host ids of 2^31 and up: the whole range). Raw
+// sockets stay refused (busybox's ping: "permission denied (are you root?)"). The sysctls are
+// the namespace's own: the host's and other namespaces' are untouched.
 Result<UniqueFd> create_container_netns();
 // socket(domain, type | SOCK_CLOEXEC, 0) inside the namespace `netns_fd`.
 Result<UniqueFd> socket_in_netns(int netns_fd, int domain, int type);
