@@ -214,7 +214,8 @@ Result<void> tar_from_container(const ContainerFiles& c, std::string_view path, 
 namespace {
 
 // Reads the tar of `tar_fd` into the directory `target`.
-Result<void> extract_tar(const ContainerFiles& c, int target, int tar_fd, const ExtractInto& opts, bool cross_mounts) {
+// A reader of the tar (plain or compressed) read from `tar_fd`.
+Result<std::unique_ptr<struct archive, ReaderFree>> open_tar_reader(int tar_fd) {
   std::unique_ptr<struct archive, ReaderFree> r(arc().archive_read_new());
   arc().archive_read_support_format_tar(r.get());
   arc().archive_read_support_filter_gzip(r.get());
@@ -223,6 +224,11 @@ Result<void> extract_tar(const ContainerFiles& c, int target, int tar_fd, const 
   arc().archive_read_support_filter_zstd(r.get());
   if (arc().archive_read_open_fd(r.get(), tar_fd, 64 << 10) != ARCHIVE_OK)
     return Error::msg("read the archive: {}", archive_text(r.get()));
+  return r;
+}
+
+Result<void> extract_tar(const ContainerFiles& c, int target, int tar_fd, const ExtractInto& opts, bool cross_mounts) {
+  auto r = SANDRUN_TRY(open_tar_reader(tar_fd));
   cache::ExtractOptions o = cache::default_extract_options();
   o.trusted_overlay = false;
   o.max_bytes = opts.max_bytes;
@@ -303,14 +309,7 @@ class ActAsContainerRoot {
 // The directories the tar's entries lie in ("etc/app" of "etc/app/config.txt"), relative, each
 // with its own parents before it. Entries with ".." are left to the extractor (it refuses them).
 Result<std::set<std::string>> entry_parents(int tar_fd) {
-  std::unique_ptr<struct archive, ReaderFree> r(arc().archive_read_new());
-  arc().archive_read_support_format_tar(r.get());
-  arc().archive_read_support_filter_gzip(r.get());
-  arc().archive_read_support_filter_bzip2(r.get());
-  arc().archive_read_support_filter_xz(r.get());
-  arc().archive_read_support_filter_zstd(r.get());
-  if (arc().archive_read_open_fd(r.get(), tar_fd, 64 << 10) != ARCHIVE_OK)
-    return Error::msg("read the archive: {}", archive_text(r.get()));
+  auto r = SANDRUN_TRY(open_tar_reader(tar_fd));
   std::set<std::string> parents;
   struct archive_entry* e = nullptr;
   int rc;

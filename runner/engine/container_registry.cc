@@ -176,10 +176,7 @@ Container* ContainerRegistry::running(const std::string& id) const {
 }
 
 void ContainerRegistry::create(CreateRequest req, std::function<void(Result<std::string>, std::optional<ContainerRefusal>)> done) {
-  auto fail = [&done](ContainerRefusal r) {
-    Error e = Error::msg("{}", r.message);  // before r is moved: argument order is unspecified
-    done(std::move(e), std::move(r));
-  };
+  auto fail = [&done](ContainerRefusal r) { answer_refusal(done, std::move(r)); };
   if (shutting_down_) return fail(refuse(ContainerRefusal::Kind::conflict, "the daemon is shutting down"));
   const std::string id = new_container_id();
   if (req.name.empty()) req.name = default_container_name(id);

@@ -17,6 +17,14 @@
 
 namespace sandrun::runner {
 
+// Answers `done(error, refusal)` with the refusal's message as the error (read before the
+// refusal is moved: the order of a call's arguments is unspecified).
+template <typename Answer>
+void answer_refusal(Answer& done, ContainerRefusal r) {
+  Error e = Error::msg("{}", r.message);
+  done(std::move(e), std::move(r));
+}
+
 struct ContainerRegistry::Entry {
   ContainerRecord rec;
   std::string dir;

@@ -92,10 +92,7 @@ void ContainerRegistry::unwire(Entry& e, std::function<void()> then) {
 }
 
 void ContainerRegistry::join_network(const std::string& ref, NetworkJoin join, NetDone done) {
-  auto fail = [&done](ContainerRefusal r) {
-    Error e = Error::msg("{}", r.message);  // before r is moved from
-    done(std::move(e), std::move(r));
-  };
+  auto fail = [&done](ContainerRefusal r) { answer_refusal(done, std::move(r)); };
   const ContainerRecord* found = find(ref);
   if (!found) return fail(no_such(ref));
   Entry* e = entry(found->id);
@@ -150,10 +147,7 @@ void ContainerRegistry::join_network(const std::string& ref, NetworkJoin join, N
 }
 
 void ContainerRegistry::leave_network(const std::string& ref, const std::string& network_id, NetDone done) {
-  auto fail = [&done](ContainerRefusal r) {
-    Error e = Error::msg("{}", r.message);  // before r is moved from
-    done(std::move(e), std::move(r));
-  };
+  auto fail = [&done](ContainerRefusal r) { answer_refusal(done, std::move(r)); };
   const ContainerRecord* found = find(ref);
   if (!found) return fail(no_such(ref));
   Entry* e = entry(found->id);
