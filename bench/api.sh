@@ -223,6 +223,27 @@ for e in "${ENGINES[@]}"; do
   [[ $e == sandrun ]] && continue
   echo "   sandrun / $e: $(ratio "${RATE[sandrun]}" "${RATE[$e]}")x"
 done
+# The same through the raw client (8 processes, JOBS/8 runs each): the engines without the
+# docker CLI's own cost (a Go process of ~26 ms of CPU a run on this kind of machine).
+declare -A RAWRATE
+for e in "${ENGINES[@]}"; do
+  settle
+  t0=$EPOCHREALTIME
+  pids=()
+  for ((c = 0; c < PAR; c++)); do
+    python3 "$TMP/raw.py" "${SOCK[$e]}" $((JOBS / PAR)) >"$TMP/rawtp-$e-$c" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"  # these clients only: the engines are background jobs too
+  t1=$EPOCHREALTIME
+  fails=$(cat "$TMP"/rawtp-"$e"-* | grep -vc '^[0-9]*$')
+  RAWRATE[$e]=$(awk -v n=$((JOBS / PAR * PAR)) -v a="${t0/./}" -v b="${t1/./}" 'BEGIN { printf "%.1f", n / ((b - a) / 1e6) }')
+  echo "2. throughput, raw HTTP: $e: $((JOBS / PAR * PAR)) runs from $PAR clients: ${RAWRATE[$e]} containers/s ($fails failed)"
+done
+for e in "${ENGINES[@]}"; do
+  [[ $e == sandrun ]] && continue
+  echo "   sandrun / $e: $(ratio "${RAWRATE[sandrun]}" "${RAWRATE[$e]}")x"
+done
 echo
 
 # ---- 3. idle containers ----------------------------------------------------------------------
