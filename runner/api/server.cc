@@ -163,6 +163,7 @@ void on_closed(uv_handle_t* h) {
   auto* conn = static_cast<Connection*>(h->data);
   Server::Core* core = conn->core;
   core->connections.erase(conn);
+  conn->exchange.reset();  // on_gone, and its blocking work cancelled, while conn is whole
   delete conn;
   core->handle_closed();
 }
@@ -481,7 +482,9 @@ void Connection::close() {
   body_in.reset();
   out_file.reset();
   --core->stats.active;
-  if (!in_handler) exchange.reset();  // cancels its blocking work: nobody is left to answer
+  // The exchange goes with the handle (on_closed), never here: close() may be reached from
+  // inside one of its own calls (a write that finds the client gone, in send() or end()),
+  // whose callers still hold it. Meanwhile its sends and ends are no-ops (closing).
   // A hijacked client may still be sending (stdin of a command that has ended): closing with
   // its bytes unread would answer with a reset, which can discard the output it has not read
   // yet. Its end of output first, then what it sent is read and dropped.
@@ -537,8 +540,12 @@ bool Exchange::send(std::string_view data) {
 void Exchange::end() {
   if (ended_ || mode_ == Mode::none) return;
   ended_ = true;
-  if (mode_ == Mode::stream) conn_->write("0\r\n\r\n");
-  conn_->end_exchange();
+  // A write that finds the client gone closes the connection, which destroys this exchange
+  // when no handler runs: nothing of `this` is touched after it (ASan: a wait answered after
+  // its client had gone).
+  Connection* conn = conn_;
+  if (mode_ == Mode::stream) conn->write("0\r\n\r\n");
+  if (!conn->closing || conn->in_handler) conn->end_exchange();
 }
 
 void Server::Core::accept() {
