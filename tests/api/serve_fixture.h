@@ -19,7 +19,14 @@ class ServeTest : public ::testing::Test {
  protected:
   void SetUp() override { SANDRUN_REQUIRE_ROOT(); }
   void TearDown() override {
-    if (daemon_) daemon_->signal(SIGKILL);
+    if (daemon_) {
+      daemon_->signal(SIGKILL);
+      daemon_->finish();
+      daemon_.reset();
+    }
+    // What a daemon killed here (a failed test) left, as a user would clear it: its idle
+    // slots' file systems stay mounted until the next start or `sandrun cleanup`.
+    if (::access(root().c_str(), F_OK) == 0) run_sandrun(root(), {"cleanup"});
   }
 
   std::string root() const { return tmp_ / "root"; }
