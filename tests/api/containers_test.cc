@@ -21,19 +21,6 @@ class ContainersTest : public ServeTest {
     ::mkdir((tmp_ / "docker-config").c_str(), 0700);
     start();
   }
-  // /usr/bin/docker against this daemon, with a config dir of its own and no context.
-  CommandResult docker(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"/usr/bin/env", "-u", "DOCKER_CONTEXT", "-u", "DOCKER_TLS_VERIFY", "-u", "DOCKER_CERT_PATH",
-                                  "DOCKER_HOST=unix://" + socket(), "DOCKER_CONFIG=" + std::string(tmp_ / "docker-config"),
-                                  "/usr/bin/docker"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv);
-  }
-  std::string out_of(const std::vector<std::string>& args) {
-    auto r = docker(args);
-    EXPECT_EQ(r.status, 0) << "docker " << args.front() << ": " << r.err;
-    return r.out;
-  }
   // Stops the daemon and checks that nothing of its containers is left on the host.
   void stop_and_expect_nothing_left() {
     auto r = stop();

@@ -27,17 +27,6 @@ class ServeCliTest : public ServeTest {
     ::mkdir((tmp_ / "docker-config").c_str(), 0700);
     start();
   }
-  CommandResult docker(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"/usr/bin/env", "-u", "DOCKER_CONTEXT", "DOCKER_HOST=unix://" + socket(),
-                                  "DOCKER_CONFIG=" + std::string(tmp_ / "docker-config"), "/usr/bin/docker"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv);
-  }
-  std::string docker_out(const std::vector<std::string>& args) {
-    auto r = docker(args);
-    EXPECT_EQ(r.status, 0) << "docker " << args.front() << ": " << r.err;
-    return r.out;
-  }
   // `sandrun --host unix://SOCKET args...` (no SANDRUN_HOST from the environment).
   CommandResult sandrun(const std::vector<std::string>& args) {
     std::vector<std::string> argv{"/usr/bin/env", "-u", "SANDRUN_HOST", sandrun_bin(), "--host", "unix://" + socket()};
@@ -67,8 +56,8 @@ std::string row_of(const std::string& out, const std::string& name) {
 }
 
 TEST_F(ServeCliTest, PsListsRunningContainersInColumnsAndAllWithDashA) {
-  const std::string up = docker_out({"run", "-d", "--name", "up", "busybox", "sleep", "86611"});
-  docker_out({"create", "--name", "made", "busybox", "true"});
+  const std::string up = out_of({"run", "-d", "--name", "up", "busybox", "sleep", "86611"});
+  out_of({"create", "--name", "made", "busybox", "true"});
   EXPECT_EQ(docker({"run", "--name", "done", "busybox", "sh", "-c", "exit 3"}).status, 3);
   auto ps = sandrun({"ps"});
   ASSERT_EQ(ps.status, 0) << ps.err;
@@ -102,13 +91,13 @@ TEST_F(ServeCliTest, PsListsRunningContainersInColumnsAndAllWithDashA) {
   auto env = run_command({sandrun_bin(), "ps"}, {"SANDRUN_HOST=unix://" + socket()});
   EXPECT_EQ(env.status, 0) << env.err;
   EXPECT_EQ(env.out, ps.out);
-  docker_out({"rm", "-f", "up", "made", "done"});
+  out_of({"rm", "-f", "up", "made", "done"});
 }
 
 TEST_F(ServeCliTest, LogsSendsStdoutAndStderrToTheirOwnStreams) {
   // Two pipes: the log orders lines of the two streams as they were read, so the last one
   // comes a while after the stderr line.
-  docker_out({"run", "--name", "lg", "busybox", "sh", "-c", "echo one; echo two >&2; sleep 0.3; echo three"});
+  out_of({"run", "--name", "lg", "busybox", "sh", "-c", "echo one; echo two >&2; sleep 0.3; echo three"});
   auto logs = sandrun({"logs", "lg"});
   EXPECT_EQ(logs.status, 0) << logs.err;
   EXPECT_EQ(logs.out, "one\nthree\n");
@@ -117,23 +106,23 @@ TEST_F(ServeCliTest, LogsSendsStdoutAndStderrToTheirOwnStreams) {
   EXPECT_EQ(tail.out + tail.err, "three\n");
   auto stamped = sandrun({"logs", "-t", "lg"});
   EXPECT_NE(stamped.out.find("Z one\n"), std::string::npos) << stamped.out;
-  docker_out({"rm", "lg"});
+  out_of({"rm", "lg"});
 }
 
 TEST_F(ServeCliTest, LogsFollowPrintsEachLineUntilTheContainerEnds) {
-  docker_out({"run", "-d", "--name", "fl", "busybox", "sh", "-c",
+  out_of({"run", "-d", "--name", "fl", "busybox", "sh", "-c",
               "for i in 1 2 3 4; do echo line $i; echo err $i >&2; sleep 0.3; done"});
   auto r = sandrun({"logs", "-f", "fl"});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "line 1\nline 2\nline 3\nline 4\n");
   EXPECT_EQ(r.err, "err 1\nerr 2\nerr 3\nerr 4\n");
   EXPECT_GE(r.elapsed.count(), 600) << "logs -f returned before the container's end";
-  EXPECT_EQ(docker_out({"inspect", "--format", "{{.State.Status}}", "fl"}), "exited\n");
-  docker_out({"rm", "fl"});
+  EXPECT_EQ(out_of({"inspect", "--format", "{{.State.Status}}", "fl"}), "exited\n");
+  out_of({"rm", "fl"});
 }
 
 TEST_F(ServeCliTest, StopAndRmPrintTheNamesTheyHandled) {
-  docker_out({"run", "-d", "--name", "st", "busybox", "sleep", "86612"});
+  out_of({"run", "-d", "--name", "st", "busybox", "sleep", "86612"});
   auto stop = sandrun({"stop", "-t", "1", "st"});
   EXPECT_EQ(stop.status, 0) << stop.err;
   EXPECT_EQ(stop.out, "st\n");
@@ -145,7 +134,7 @@ TEST_F(ServeCliTest, StopAndRmPrintTheNamesTheyHandled) {
   EXPECT_EQ(rm.out, "st\n");
   EXPECT_EQ(lines_of(sandrun({"ps", "-a"}).out).size(), 1u);
   // rm of a running one needs -f.
-  docker_out({"run", "-d", "--name", "busy", "busybox", "sleep", "86613"});
+  out_of({"run", "-d", "--name", "busy", "busybox", "sleep", "86613"});
   auto refused = sandrun({"rm", "busy"});
   EXPECT_EQ(refused.status, 1);
   EXPECT_EQ(refused.out, "");
@@ -154,11 +143,11 @@ TEST_F(ServeCliTest, StopAndRmPrintTheNamesTheyHandled) {
   auto forced = sandrun({"rm", "-f", "busy"});
   EXPECT_EQ(forced.status, 0) << forced.err;
   EXPECT_EQ(forced.out, "busy\n");
-  EXPECT_EQ(docker_out({"ps", "-aq"}), "");
+  EXPECT_EQ(out_of({"ps", "-aq"}), "");
 }
 
 TEST_F(ServeCliTest, AMissingContainerIsNamedAndTheOthersAreStillHandled) {
-  docker_out({"create", "--name", "here", "busybox", "true"});
+  out_of({"create", "--name", "here", "busybox", "true"});
   auto rm = sandrun({"rm", "nosuch", "here"});
   EXPECT_EQ(rm.status, 1);
   EXPECT_EQ(rm.out, "here\n");

@@ -37,26 +37,12 @@ class ServeExecTest : public ServeTest {
     ::mkdir((tmp_ / "docker-config").c_str(), 0700);
     start();
   }
-  std::vector<std::string> docker_argv() const {
-    return {"/usr/bin/env", "-u", "DOCKER_CONTEXT", "-u", "DOCKER_TLS_VERIFY", "-u", "DOCKER_CERT_PATH",
-            "DOCKER_HOST=unix://" + socket(), "DOCKER_CONFIG=" + std::string(tmp_ / "docker-config"), "/usr/bin/docker"};
-  }
-  CommandResult docker(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = docker_argv();
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv);
-  }
   // `printf INPUT | docker ARGS...` through sh (stdin piped, not a terminal).
   CommandResult docker_with_input(const std::string& input, const std::vector<std::string>& args) {
     std::string line = "printf '%s' \"$0\" |";
     for (const auto& a : docker_argv()) line += " '" + a + "'";
     for (const auto& a : args) line += " '" + a + "'";
     return run_command({"sh", "-c", line, input});
-  }
-  std::string out_of(const std::vector<std::string>& args) {
-    auto r = docker(args);
-    EXPECT_EQ(r.status, 0) << "docker " << args.front() << ": " << r.err;
-    return r.out;
   }
   // A running busybox named `name` (its sleep carries this file's marker).
   void run_sleeper(const std::string& name, const std::vector<std::string>& flags = {}) {

@@ -35,17 +35,6 @@ class ServeFaultsTest : public ServeTest {
     SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
     ::mkdir((tmp_ / "docker-config").c_str(), 0700);
   }
-  std::vector<std::string> docker_argv(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"/usr/bin/env", "-u", "DOCKER_CONTEXT", "DOCKER_HOST=unix://" + socket(),
-                                  "DOCKER_CONFIG=" + std::string(tmp_ / "docker-config"), "/usr/bin/docker"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
-  }
-  std::string docker_out(const std::vector<std::string>& args) {
-    auto r = run_command(docker_argv(args));
-    EXPECT_EQ(r.status, 0) << "docker " << args.front() << ": " << r.err;
-    return r.out;
-  }
   // The daemon's open fds (`sockets_only`: its connections and listener).
   size_t daemon_fds(bool sockets_only = false) {
     size_t n = 0;
@@ -172,30 +161,30 @@ TEST_F(ServeFaultsTest, AHundredClientsAtOnceGetEveryLineInOrderWithinTheJobsBud
 
 TEST_F(ServeFaultsTest, AStartOverTheBudgetStaysCreatedUntilItsTurnAndAStopGivesItUp) {
   start({"-j", "1"});
-  docker_out({"run", "-d", "--name", "first", "busybox", "sleep", "86631"});
-  docker_out({"create", "--name", "second", "busybox", "echo", "my turn"});
+  out_of({"run", "-d", "--name", "first", "busybox", "sleep", "86631"});
+  out_of({"create", "--name", "second", "busybox", "echo", "my turn"});
   Background waiting(docker_argv({"start", "second"}));
   // Its start is not answered while the first runs; it says created.
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  EXPECT_EQ(docker_out({"inspect", "--format", "{{.State.Status}}", "second"}), "created\n");
+  EXPECT_EQ(out_of({"inspect", "--format", "{{.State.Status}}", "second"}), "created\n");
   EXPECT_EQ(::kill(waiting.pid(), 0), 0) << "docker start returned while over the budget";
-  docker_out({"stop", "-t", "0", "first"});
+  out_of({"stop", "-t", "0", "first"});
   auto started = waiting.finish();
   EXPECT_EQ(started.status, 0) << started.err;
   EXPECT_EQ(started.out, "second\n");
-  EXPECT_EQ(docker_out({"wait", "second"}), "0\n");
-  EXPECT_EQ(docker_out({"logs", "second"}), "my turn\n");
+  EXPECT_EQ(out_of({"wait", "second"}), "0\n");
+  EXPECT_EQ(out_of({"logs", "second"}), "my turn\n");
   // A queued start that is stopped never runs, and its client hears why.
-  docker_out({"start", "first"});
-  docker_out({"create", "--name", "third", "busybox", "echo", "never"});
+  out_of({"start", "first"});
+  out_of({"create", "--name", "third", "busybox", "echo", "never"});
   Background queued(docker_argv({"start", "third"}));
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  EXPECT_EQ(docker_out({"stop", "third"}), "third\n");
+  EXPECT_EQ(out_of({"stop", "third"}), "third\n");
   auto given_up = queued.finish();
   EXPECT_NE(given_up.status, 0);
   EXPECT_NE(given_up.err.find("container stopped before its turn to start came"), std::string::npos) << given_up.err;
-  EXPECT_EQ(docker_out({"inspect", "--format", "{{.State.Status}}", "third"}), "created\n");
-  docker_out({"rm", "-f", "first", "second", "third"});
+  EXPECT_EQ(out_of({"inspect", "--format", "{{.State.Status}}", "third"}), "created\n");
+  out_of({"rm", "-f", "first", "second", "third"});
   auto r = stop();
   EXPECT_EQ(r.status, 0) << r.err;
 }
@@ -204,12 +193,12 @@ TEST_F(ServeFaultsTest, AClientKilledMidAttachLeavesTheContainerRunningAndNothin
   start();
   // The daemon's fds once it has served two containers at once: what it opens once and keeps
   // (each container slot's lock and pid files, made as needed) is open then.
-  docker_out({"run", "-d", "--name", "warm", "busybox", "sleep", "86633"});
-  docker_out({"run", "--rm", "busybox", "true"});
-  docker_out({"rm", "-f", "warm"});
+  out_of({"run", "-d", "--name", "warm", "busybox", "sleep", "86633"});
+  out_of({"run", "--rm", "busybox", "true"});
+  out_of({"rm", "-f", "warm"});
   const size_t base = settled_fds();
   const size_t base_sockets = daemon_fds(true);
-  docker_out({"run", "-d", "--name", "ticker", "busybox", "sh", "-c", "while true; do echo tick; sleep 0.1; done"});
+  out_of({"run", "-d", "--name", "ticker", "busybox", "sh", "-c", "while true; do echo tick; sleep 0.1; done"});
   Background attach(docker_argv({"attach", "ticker"}));
   Background run_i(docker_argv({"run", "-i", "--name", "inter", "busybox", "sleep", "86632"}));
   ASSERT_TRUE(eventually([&] { return running("inter"); }, kStartTimeout));
@@ -225,7 +214,7 @@ TEST_F(ServeFaultsTest, AClientKilledMidAttachLeavesTheContainerRunningAndNothin
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_TRUE(running("ticker")) << "a vanished attach client stopped a detached container";
   EXPECT_TRUE(running("inter")) << "a vanished run -i client stopped its container";
-  docker_out({"rm", "-f", "ticker", "inter"});
+  out_of({"rm", "-f", "ticker", "inter"});
   EXPECT_TRUE(eventually([&] { return settled_fds() == base; }, kStartTimeout))
       << "the daemon holds " << daemon_fds() << " fds, " << base << " before";
   auto r = stop();
@@ -234,10 +223,10 @@ TEST_F(ServeFaultsTest, AClientKilledMidAttachLeavesTheContainerRunningAndNothin
 
 TEST_F(ServeFaultsTest, AClientThatStopsReadingAFloodIsDroppedAndOthersAreServed) {
   start();
-  docker_out({"run", "--rm", "busybox", "true"});
+  out_of({"run", "--rm", "busybox", "true"});
   const size_t base = settled_fds();
   const std::string id =
-      docker_out({"run", "-d", "--name", "flood", "busybox", "sh", "-c",
+      out_of({"run", "-d", "--name", "flood", "busybox", "sh", "-c",
                   "while true; do echo floodfloodfloodfloodfloodfloodfloodfloodfloodfloodfloodfloodflood; done"})
           .substr(0, 64);
   // Attached, never read from again.
@@ -270,7 +259,7 @@ TEST_F(ServeFaultsTest, AClientThatStopsReadingAFloodIsDroppedAndOthersAreServed
   EXPECT_TRUE(closed) << "the stalled client is still served";
   EXPECT_TRUE(got.starts_with("HTTP/1.1 101 UPGRADED")) << got.substr(0, 100);
   EXPECT_TRUE(running("flood"));
-  docker_out({"rm", "-f", "flood"});
+  out_of({"rm", "-f", "flood"});
   EXPECT_TRUE(eventually([&] { return settled_fds() == base; }, kStartTimeout))
       << "the daemon holds " << daemon_fds() << " fds, " << base << " before";
   auto r = stop();

@@ -49,6 +49,22 @@ class ServeTest : public ::testing::Test {
   }
   bool serving() { return get(socket(), "/_ping").status == 200; }
 
+  // /usr/bin/docker against this daemon, with a config dir of its own (tmp_/docker-config) and
+  // no context or TLS from the environment: its argv, run, and its output (exit 0 expected).
+  std::vector<std::string> docker_argv(const std::vector<std::string>& args = {}) const {
+    std::vector<std::string> argv{"/usr/bin/env", "-u", "DOCKER_CONTEXT", "-u", "DOCKER_TLS_VERIFY", "-u", "DOCKER_CERT_PATH",
+                                  "DOCKER_HOST=unix://" + socket(), "DOCKER_CONFIG=" + std::string(tmp_ / "docker-config"),
+                                  "/usr/bin/docker"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+  CommandResult docker(const std::vector<std::string>& args) { return run_command(docker_argv(args)); }
+  std::string out_of(const std::vector<std::string>& args) {
+    auto r = docker(args);
+    EXPECT_EQ(r.status, 0) << "docker " << args.front() << ": " << r.err;
+    return r.out;
+  }
+
   TempDir tmp_;
   std::unique_ptr<Background> daemon_;
 };

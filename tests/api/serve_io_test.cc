@@ -35,20 +35,9 @@ class ServeIoTest : public ServeTest {
   std::string env_prefix() {
     return "env -u DOCKER_CONTEXT DOCKER_HOST=unix://" + socket() + " DOCKER_CONFIG=" + std::string(tmp_ / "docker-config") + " ";
   }
-  CommandResult docker(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"/usr/bin/env", "-u", "DOCKER_CONTEXT", "DOCKER_HOST=unix://" + socket(),
-                                  "DOCKER_CONFIG=" + std::string(tmp_ / "docker-config"), "/usr/bin/docker"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv);
-  }
   // A shell line whose `docker` is /usr/bin/docker against this daemon.
   CommandResult shell(const std::string& line) {
     return run_command({"/bin/sh", "-c", "docker() { " + env_prefix() + "/usr/bin/docker \"$@\"; }; " + line});
-  }
-  std::string out_of(const std::vector<std::string>& args) {
-    auto r = docker(args);
-    EXPECT_EQ(r.status, 0) << "docker " << args.front() << ": " << r.err;
-    return r.out;
   }
   CommandResult python(const std::string& body) {
     const std::string script = "import docker, io, tarfile, time, socket\n"

@@ -34,18 +34,6 @@ class ServeRestoreTest : public ServeTest {
     // What a failed test left running (a live restore outlives its daemon): ended by cleanup.
     run_command({sandrun_bin(), "--root", root(), "cleanup"});
   }
-  CommandResult docker(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"/usr/bin/env", "-u", "DOCKER_CONTEXT", "-u", "DOCKER_TLS_VERIFY", "-u", "DOCKER_CERT_PATH",
-                                  "DOCKER_HOST=unix://" + socket(), "DOCKER_CONFIG=" + std::string(tmp_ / "docker-config"),
-                                  "/usr/bin/docker"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv);
-  }
-  std::string out_of(const std::vector<std::string>& args) {
-    auto r = docker(args);
-    EXPECT_EQ(r.status, 0) << "docker " << args.front() << ": " << r.err;
-    return r.out;
-  }
   void kill_daemon() {
     daemon_->signal(SIGKILL);
     daemon_->finish();

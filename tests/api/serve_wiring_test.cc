@@ -30,18 +30,6 @@ class WiringTest : public ServeTest {
     ::mkdir((tmp_ / "docker-config").c_str(), 0700);
     start();
   }
-  CommandResult docker(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"/usr/bin/env", "-u", "DOCKER_CONTEXT", "-u", "DOCKER_TLS_VERIFY", "-u", "DOCKER_CERT_PATH",
-                                  "DOCKER_HOST=unix://" + socket(), "DOCKER_CONFIG=" + std::string(tmp_ / "docker-config"),
-                                  "/usr/bin/docker"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv);
-  }
-  std::string out_of(const std::vector<std::string>& args) {
-    auto r = docker(args);
-    EXPECT_EQ(r.status, 0) << "docker " << args.front() << ": " << r.err;
-    return r.out;
-  }
   std::vector<std::string> run_web(const std::vector<std::string>& flags) {
     std::vector<std::string> args{"run", "-d"};
     args.insert(args.end(), flags.begin(), flags.end());
