@@ -17,6 +17,10 @@
 
 namespace sandrun::runner {
 
+inline ContainerRefusal refuse(ContainerRefusal::Kind kind, std::string message) {
+  return ContainerRefusal{kind, std::move(message)};
+}
+
 // Answers `done(error, refusal)` with the refusal's message as the error (read before the
 // refusal is moved: the order of a call's arguments is unspecified).
 template <typename Answer>

@@ -15,7 +15,6 @@
 namespace sandrun::runner {
 namespace {
 
-ContainerRefusal refuse(ContainerRefusal::Kind kind, std::string message) { return ContainerRefusal{kind, std::move(message)}; }
 
 ContainerRefusal::Kind kind_of(WiringRefusal::Kind k) {
   switch (k) {
