@@ -79,8 +79,8 @@ class Group {
   // v2: an O_RDONLY|O_DIRECTORY|O_CLOEXEC fd of the cgroup directory for
   // clone3(CLONE_INTO_CGROUP); -1 on v1.
   virtual int clone_into_fd() const = 0;
-  // v1: O_WRONLY|O_CLOEXEC fds of cgroup.procs of each hierarchy the container joins; the child
-  // writes "0" to each before it execs. Empty on v2.
+  // v1: O_WRONLY|O_CLOEXEC fds of the `tasks` file of each hierarchy the container joins; the
+  // child, a single thread, writes "0" to each before it execs. Empty on v2.
   virtual const std::vector<int>& procs_fds() const = 0;
   // For messages: the v2 directory, or the v1 memory directory.
   virtual const std::string& path() const = 0;

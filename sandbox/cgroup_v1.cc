@@ -1,5 +1,11 @@
 // The cgroup v1 backend: a group is one directory per controller hierarchy, all named
-// <mount>/sandrun/<run>/<name>; the child joins each through its cgroup.procs.
+// <mount>/sandrun/<run>/<name>; the child joins each by writing "0" to its `tasks` file.
+//
+// `tasks`, not `cgroup.procs`: the child is one thread, and moving the writing thread itself
+// ("0" to `tasks`) is the one v1 migration the kernel does without write-locking
+// cgroup_threadgroup_rwsem (cgroup_procs_write_start). That lock's write side waits for an RCU
+// grace period whenever it was idle, which made the first write of each container take 6-25 ms
+// on this 6.x kernel when containers came more than a grace period apart (every `docker run`).
 #include <fcntl.h>
 
 #include <algorithm>
@@ -173,7 +179,7 @@ class V1Backend final : public Backend {
     SANDRUN_TRY(write_limits(leaves, limits));
     std::vector<UniqueFd> fds;
     for (const auto& l : leaves) {
-      auto fd = fs::open_path(l.dir + "/cgroup.procs", O_WRONLY);
+      auto fd = fs::open_path(l.dir + "/tasks", O_WRONLY);
       if (!fd) return std::move(fd).error().wrap("open the cgroup for joining");
       fds.push_back(fd.take());
     }

@@ -31,7 +31,7 @@ struct ExecChild : SetupReporter {
 // (a host uid 0 is unmapped there and owns nothing).
 void enter_container(const ExecChild& c) {
   const ExecChildPlan& p = c.plan;
-  // v1: the container's cgroups, while we are still host root (cgroup.procs checks the writer).
+  // v1: the container's cgroups, while we are still host root (`tasks` checks the writer).
   for (size_t i = 0; i < p.ncgroup_procs; ++i) {
     if (::write(p.cgroup_procs[i], "0", 1) != 1) c.fail(Stage::cgroup_join, static_cast<int>(i));
   }

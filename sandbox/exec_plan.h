@@ -16,7 +16,7 @@ struct ExecChildPlan {
   bool userns = false;  // ns_flags has CLONE_NEWUSER: become the namespace's root first
   bool userns_setgroups = true;
   int root_fd = -1;     // O_PATH of PID 1's root (/proc/PID/root), chroot'ed to after setns
-  const int* cgroup_procs = nullptr;  // v1: cgroup.procs of each hierarchy ("0" is written)
+  const int* cgroup_procs = nullptr;  // v1: the `tasks` file of each hierarchy ("0" is written)
   size_t ncgroup_procs = 0;
 
   // Descriptors in the parent (O_CLOEXEC), placed at 0, 1, 2 and 3 (status).

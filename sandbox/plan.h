@@ -78,7 +78,7 @@ struct ChildPlan {
   char* const* envp = nullptr;
   const char* path = nullptr;   // the container's PATH, to find the command without an init
 
-  // cgroup v1: cgroup.procs of each hierarchy, written "0" first thing (on v2 the clone
+  // cgroup v1: the `tasks` file of each hierarchy, written "0" first thing (on v2 the clone
   // itself puts the child into its cgroup). Then a cgroup namespace rooted there.
   const int* cgroup_procs = nullptr;
   size_t ncgroup_procs = 0;

@@ -1,5 +1,6 @@
 // Unit tests of the cgroup backends against a directory tree shaped like cgroupfs (no privileges).
 #include <dirent.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -127,6 +128,7 @@ class FakeCgroups : public ::testing::Test {
 
   void populate(const std::string& dir) {
     write_file(dir + "/cgroup.procs", "");
+    if (!v2_) write_file(dir + "/tasks", "");  // v1's children join through it
     for (const auto& c : dirs_[dir]) {
       auto it = kFiles.find(c);
       if (it == kFiles.end()) continue;
@@ -231,6 +233,13 @@ TEST_F(FakeCgroups, V1MemoryLimitCountsSwapInMemsw) {
   // memory, cpu+cpuacct (one mount), pids, devices (the device policy); never the freezer (the
   // PID namespace dies with its init); no cpuset without a cpuset limit.
   EXPECT_EQ((*g)->procs_fds().size(), 4u);
+  // Each is the hierarchy's `tasks` file: the child moves only itself, which the kernel does
+  // without the global write lock that a write to cgroup.procs takes.
+  for (int fd : (*g)->procs_fds()) {
+    char buf[PATH_MAX] = {};
+    ASSERT_GT(::readlink(fmt::format("/proc/self/fd/{}", fd).c_str(), buf, sizeof buf - 1), 0);
+    EXPECT_TRUE(std::string_view(buf).ends_with("/sandrun/r1/job/tasks")) << buf;
+  }
   EXPECT_FALSE(fs::exists(root() + "/freezer/sandrun"));
   EXPECT_FALSE(fs::exists(root() + "/cpuset/sandrun"));
   EXPECT_EQ(file("devices/sandrun/r1/job/devices.deny"), "a");
