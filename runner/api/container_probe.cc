@@ -184,6 +184,14 @@ json memory_stats(const std::map<std::string, std::string>& dirs, bool v2) {
   return j;
 }
 
+// Docker's pids_stats: the processes now and, when the cgroup has one, the limit (pids.max).
+json pids_stats(const std::map<std::string, std::string>& dirs, uint64_t current) {
+  json j = {{"current", current}};
+  auto max = fs::read_file(dir_for(dirs, "pids") + "/pids.max");
+  if (max && !max->empty() && max->rfind("max", 0) != 0) j["limit"] = std::strtoull(max->c_str(), nullptr, 10);
+  return j;
+}
+
 }  // namespace
 
 Result<std::string> top_json(pid_t pid1) {
@@ -217,7 +225,7 @@ Result<std::string> stats_json(pid_t pid1, const std::string& id, const std::str
   };
   const uint64_t pids_current = procs_of(dirs).size();
   json out = {{"read", stamp(read1)}, {"preread", stamp(read0)}, {"id", id}, {"name", "/" + name},
-              {"pids_stats", {{"current", pids_current}}}, {"cpu_stats", cpu}, {"precpu_stats", pre},
+              {"pids_stats", pids_stats(dirs, pids_current)}, {"cpu_stats", cpu}, {"precpu_stats", pre},
               {"memory_stats", memory_stats(dirs, v2)}, {"blkio_stats", json::object()},
               {"num_procs", 0}, {"storage_stats", json::object()}};
   return out.dump();
