@@ -17,6 +17,9 @@
 #  1. latency: API_RUNS (30) `docker run --rm --network none busybox true`, alternating engines:
 #     the median (target: sandrun <= 0.2x podman's, <= 0.1x dockerd's); the same through the
 #     raw client.
+#  1b. the client's own cost: `docker --version` (no daemon contact) timed, and the CPU of one
+#     CLI process for `--version` and for `run --rm`: the floor and the ceiling this client
+#     puts on any engine on this machine.
 #  2. throughput: API_JOBS (500) `docker run --rm` from 8 parallel clients: containers/s
 #     (target: >= 10x dockerd's).
 #  3. idle: API_IDLE (200) `docker run -d busybox sleep 3600`: the memory each idle container
@@ -201,6 +204,34 @@ for e in "${ENGINES[@]}"; do
   [[ $e == sandrun ]] && continue
   echo "   sandrun / $e: docker CLI $(ratio "${LAT[sandrun]%% *}" "${LAT[$e]%% *}")x, raw HTTP $(ratio "${RAW[sandrun]%% *}" "${RAW[$e]%% *}")x"
 done
+echo
+
+# ---- 1b. the client's own cost ---------------------------------------------------------------
+# What the docker CLI takes whichever engine it talks to: `docker --version` (a process start,
+# no daemon contact) timed, and the CPU of the CLI processes over 20 `--version` and 20
+# `docker run --rm` against sandrun (bash's `times` for a subshell: its children, the CLI; the
+# daemon is not one). They bound any engine measured through this client on this machine:
+# latency >= the --version floor; throughput <= CPUs / (CLI CPU per run).
+cli_cpu_ms() {  # cli_cpu_ms N CMD...: mean CPU (user + system) of CMD's process, ms
+  local n=$1 t; shift
+  t=$( (for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1; done; times) | tail -1)
+  awk -v t="$t" -v n="$n" 'BEGIN { split(t, a, /[ms]+/); printf "%.1f", ((a[1] * 60 + a[2]) + (a[3] * 60 + a[4])) * 1000 / n }'
+}
+: >"$TMP/floor"
+for ((i = 0; i < RUNS; i++)); do
+  t0=$EPOCHREALTIME; "$DOCKER" --version >/dev/null 2>&1; t1=$EPOCHREALTIME
+  echo $(( ${t1/./} - ${t0/./} )) >>"$TMP/floor"
+done
+FLOOR=$(stats "$TMP/floor")
+CPU_VERSION=$(cli_cpu_ms 20 "$DOCKER" --version)
+CPU_RUN=$(cli_cpu_ms 20 dk sandrun run --rm --network none busybox true)
+NCPU=$(nproc)
+echo "1b. the docker CLI itself: docker --version (no daemon) ${FLOOR} ms (median p90 n); CPU per process: --version ${CPU_VERSION} ms, run --rm ${CPU_RUN} ms"
+if [[ -n ${LAT[dockerd]:-} ]]; then
+  echo "   0.1x dockerd's median is $(awk -v d="${LAT[dockerd]%% *}" 'BEGIN { printf "%.1f", d / 10 }') ms; the CLI's own floor ${FLOOR%% *} ms"
+fi
+BOUND=$(awk -v c="$NCPU" -v r="$CPU_RUN" 'BEGIN { if (r > 0) printf "%.0f", c * 1000 / r; else print "n/a" }')
+echo "   on $NCPU CPUs the CLI alone allows at most $BOUND docker run/s, whatever the engine"
 echo
 
 # ---- 2. throughput ---------------------------------------------------------------------------
