@@ -118,6 +118,11 @@ class Backend {
   // are left at the parent's (unlimited) values.
   virtual Result<std::unique_ptr<Group>> create(const std::string& run, const std::string& name,
                                                 const Limits& limits) = 0;
+  // The group sandrun/<run>/<name> as an earlier create() left it (a container an earlier daemon
+  // left running, taken back by --live-restore): nothing is made or written, the join fds are
+  // opened as create() opens them (v1: each hierarchy that has the directory). An error when it
+  // is not there. The object owns it as create()'s does: its destructor kills and removes it.
+  virtual Result<std::unique_ptr<Group>> open(const std::string& run, const std::string& name) = 0;
   // Removes sandrun/<run> in every hierarchy; groups still in it are killed and removed first.
   virtual Result<void> remove_run(const std::string& run) = 0;
   // Removes the subtrees of dead runs under sandrun/: a run dir named by run_id() (optionally

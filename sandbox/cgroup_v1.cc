@@ -192,6 +192,25 @@ class V1Backend final : public Backend {
         new V1Group(std::move(leaves), "/sandrun/" + run + "/" + name, std::move(fds), seams_));
   }
 
+  Result<std::unique_ptr<Group>> open(const std::string& run, const std::string& name) override {
+    if (!valid_name(run) || !valid_name(name))
+      return Error::msg("cgroup names must be single path components: run \"{}\", job \"{}\"", run, name);
+    std::vector<Leaf> leaves;
+    std::vector<UniqueFd> fds;
+    for (auto& l : hierarchies(nullptr)) {
+      l.dir = l.mount + "/sandrun/" + run + "/" + name;
+      // create() leaves some out (the freezer; cpuset and cpu without their limits).
+      if (!fs::is_dir(l.dir)) continue;
+      auto fd = fs::open_path(l.dir + "/tasks", O_WRONLY);
+      if (!fd) return std::move(fd).error().wrap("open the cgroup for joining");
+      fds.push_back(fd.take());
+      leaves.push_back(std::move(l));
+    }
+    if (leaves.empty()) return Error::msg("cgroup v1: no hierarchy has sandrun/{}/{}", run, name);
+    return std::unique_ptr<Group>(
+        new V1Group(std::move(leaves), "/sandrun/" + run + "/" + name, std::move(fds), seams_));
+  }
+
   Result<void> remove_run(const std::string& run) override {
     if (!valid_name(run)) return Error::msg("cgroup run name \"{}\" is not a single path component", run);
     const std::vector<Leaf> all = hierarchies(nullptr);

@@ -152,6 +152,15 @@ class V2Backend final : public Backend {
     return std::unique_ptr<Group>(new V2Group(leaf, "/sandrun/" + run + "/" + name, fd.take(), seams_));
   }
 
+  Result<std::unique_ptr<Group>> open(const std::string& run, const std::string& name) override {
+    if (!valid_name(run) || !valid_name(name))
+      return Error::msg("cgroup names must be single path components: run \"{}\", job \"{}\"", run, name);
+    const std::string leaf = root_ + "/sandrun/" + run + "/" + name;
+    auto fd = fs::open_path(leaf, O_RDONLY | O_DIRECTORY);
+    if (!fd) return std::move(fd).error().wrap("open the cgroup for clone3");
+    return std::unique_ptr<Group>(new V2Group(leaf, "/sandrun/" + run + "/" + name, fd.take(), seams_));
+  }
+
   Result<void> remove_run(const std::string& run) override {
     if (!valid_name(run)) return Error::msg("cgroup run name \"{}\" is not a single path component", run);
     const std::string dir = root_ + "/sandrun/" + run, rel = "/sandrun/" + run;

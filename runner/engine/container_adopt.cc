@@ -39,12 +39,18 @@ Result<UniqueFd> take_fd(int pidfd, pid_t pid, int target) {
 
 }  // namespace
 
-Result<AdoptedParts> adopt_container(const ContainerRecord& rec, SlotPool& slots) {
+Result<AdoptedParts> adopt_container(const ContainerRecord& rec, SlotPool& slots, sandbox::cgroup::Backend* cgroups) {
   AdoptedParts parts;
   parts.pid = rec.pid;
   parts.pidfd = SANDRUN_TRY(pin_pid1(rec));
   for (int i = 0; i < sandbox::kKeptFdCount; ++i)
     parts.pipes[i] = SANDRUN_TRY(take_fd(parts.pidfd.get(), rec.pid, sandbox::kKeptFdBase + i));
+  if (cgroups && !rec.live.cgroup.empty()) {
+    auto group = cgroups->open(rec.live.cgroup, "c");
+    if (!group) return std::move(group.error().wrap("open its cgroup again"));
+    parts.group = std::move(*group);
+    parts.group->keep();  // until it is adopted: a failure below must not empty it
+  }
   if (rec.live.slot.empty()) return Error::msg("its record names no container slot");
   parts.slot = SANDRUN_TRY(slots.adopt(rec.live.slot));
   parts.cgroup = rec.live.cgroup;

@@ -11,6 +11,7 @@
 
 #include "runner/engine/container_record.h"
 #include "runner/engine/slots.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/sys/result.h"
 #include "sandbox/sys/unique_fd.h"
 
@@ -22,14 +23,16 @@ struct AdoptedParts {
   UniqueFd pidfd;         // PID 1, pinned: not our child, so watched but never reaped
   UniqueFd pipes[3];      // read ends of stdout, stderr, status (non-blocking, close-on-exec)
   Slot* slot = nullptr;   // taken back into the engine's pool (SlotPool::adopt)
-  std::string cgroup;     // relative to sandrun/ ("live-<tag>/c<pid>-<n>"), "" without one
+  std::string cgroup;     // its own run under sandrun/ ("live-<tag>-c<pid>-<n>"), "" without one
+  std::unique_ptr<sandbox::cgroup::Group> group;  // sandrun/<cgroup>/c, opened again
 };
 
 // Checks that the record's PID 1 is still the process it started (pid and start time, then
-// pinned by a pidfd), takes its pipes back from sandrun-init and its slot into `slots`.
+// pinned by a pidfd), takes its pipes back from sandrun-init, opens its cgroup again through
+// `cgroups` (when the engine has them: an exec must join it) and takes its slot into `slots`.
 // Blocking (before the loop runs). An error says why it cannot be adopted: the caller marks
 // the container exited and ends what is left of it (end_unadopted).
-Result<AdoptedParts> adopt_container(const ContainerRecord& rec, SlotPool& slots);
+Result<AdoptedParts> adopt_container(const ContainerRecord& rec, SlotPool& slots, sandbox::cgroup::Backend* cgroups);
 
 // The container of `rec` could not be adopted: SIGKILLs its PID 1 if it is still that process
 // (the kernel ends its PID namespace with it). Its slot and cgroup are left to the sweep.

@@ -21,6 +21,9 @@ std::unique_ptr<Container> Container::adopt(Engine& engine, std::shared_ptr<cons
   c->adopted_pidfd_ = std::move(parts.pidfd);
   c->slot_ = parts.slot;
   c->own_cgroup_run_ = parts.cgroup;
+  // Its cgroup again: execs join it, its OOM kill is read from it at the exit, and its removal
+  // empties and removes it as a started container's.
+  c->cgroup_ = std::move(parts.group);
   c->started_at_ = std::chrono::steady_clock::now();
   c->state_ = State::running;
   const int pidfd = c->adopted_pidfd_.get();

@@ -42,7 +42,7 @@ ContainerRecord::Live ContainerRegistry::live_state_of(const Container& c) {
 
 bool ContainerRegistry::restore(Entry& e) {
   auto adopted = [&]() -> Result<void> {
-    auto parts = SANDRUN_TRY(adopt_container(e.rec, engine_->slots()));
+    auto parts = SANDRUN_TRY(adopt_container(e.rec, engine_->slots(), engine_->cgroups()));
     const int pidfd = parts.pidfd.get();
     auto ended = [&](Error err) -> Error {
       (void)sys::pidfd_send_signal(pidfd, SIGKILL);  // it cannot be followed: it ends

@@ -135,6 +135,13 @@ TEST_F(ServeRestoreTest, SigtermWithLiveRestoreLeavesContainersRunningAndTheNext
   start({"--live-restore"});
   EXPECT_EQ(out_of({"ps", "--format", "{{.Names}} {{.State}} {{.Ports}}"}).substr(0, 13), "kept running ");
   EXPECT_EQ(out_of({"port", "kept", "8080"}), port) << "its port is published again on the same host port";
+  // Its cgroup is its own again: an exec joins it (at the root of the container's cgroup
+  // namespace; outside the cgroup its path would climb out with "/.."), and top lists it.
+  const std::string cgroups = out_of({"exec", "kept", "cat", "/proc/self/cgroup"});
+  EXPECT_NE(cgroups.find(":/\n"), std::string::npos) << cgroups;
+  EXPECT_EQ(cgroups.find("/.."), std::string::npos) << "an exec into the adopted container is outside its cgroup:\n"
+                                                    << cgroups;
+  EXPECT_NE(out_of({"top", "kept"}).find("sleep 47311"), std::string::npos);
   // Stopped as any other: SIGTERM reaches sleep through init, whose exit status is recorded.
   EXPECT_EQ(out_of({"stop", "-t", "10", "kept"}), "kept\n");
   EXPECT_EQ(count_processes("47311"), 0);

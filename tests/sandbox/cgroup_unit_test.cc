@@ -317,6 +317,40 @@ TEST_F(FakeCgroups, V1StatsAreParsedFromTheControlFiles) {
   EXPECT_EQ(s->pids_limit_hits, 3u);
 }
 
+// A live-restore daemon takes a container back: its group is opened as create() left it, nothing
+// written, the same hierarchies joined; a group that is not there is an error.
+TEST_F(FakeCgroups, V1OpenTakesBackTheGroupCreateLeft) {
+  make_v1(kHybrid);
+  auto b = detect();
+  auto made = b->create("live-r1", "c", Limits{.memory = 64 * MiB, .pids = 16});
+  ASSERT_TRUE(made) << made.error().message();
+  (*made)->keep();
+  made->reset();
+  auto g = b->open("live-r1", "c");
+  ASSERT_TRUE(g) << g.error().message();
+  EXPECT_EQ((*g)->path(), root() + "/memory/sandrun/live-r1/c");
+  EXPECT_EQ((*g)->procs_fds().size(), 4u);  // memory, cpu+cpuacct, pids, devices: what create made
+  EXPECT_EQ(file("memory/sandrun/live-r1/c/memory.limit_in_bytes"), "67108864");
+  auto missing = b->open("live-r2", "c");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message(), "cgroup v1: no hierarchy has sandrun/live-r2/c");
+  EXPECT_FALSE(b->open("../x", "c"));
+}
+
+TEST_F(FakeCgroups, V2OpenTakesBackTheGroupCreateLeft) {
+  make_v2();
+  auto b = detect();
+  auto made = b->create("live-r1", "c", Limits{.memory = 64 * MiB});
+  ASSERT_TRUE(made) << made.error().message();
+  (*made)->keep();
+  made->reset();
+  auto g = b->open("live-r1", "c");
+  ASSERT_TRUE(g) << g.error().message();
+  EXPECT_GE((*g)->clone_into_fd(), 0);
+  EXPECT_EQ((*g)->path(), root() + "/sandrun/live-r1/c");
+  EXPECT_FALSE(b->open("live-r2", "c"));
+}
+
 // ---- v2 limits ---------------------------------------------------------------------------
 
 TEST_F(FakeCgroups, V2EnablesControllersAtEachLevelAndWritesLimits) {
