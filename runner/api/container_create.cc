@@ -374,8 +374,6 @@ std::optional<std::string> wrong_type(const json& obj, std::span<const TypedFiel
   return std::nullopt;
 }
 
-std::string first_or_empty(const std::vector<std::string>& v) { return v.empty() ? "" : v.front(); }
-
 // The image config's own HEALTHCHECK (config.Healthcheck), if it has a readable one.
 HealthcheckSpec image_healthcheck(std::string_view image_config) {
   if (image_config.empty()) return {};

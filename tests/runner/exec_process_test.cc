@@ -72,11 +72,15 @@ class ExecProcessTest : public ::testing::Test {
     loop_ = std::make_unique<Loop>();
   }
   void TearDown() override {
-    if (backend_ && engine_) EXPECT_TRUE(backend_->remove_run(engine_->run_id()).ok());
+    if (backend_ && engine_) {
+      EXPECT_TRUE(backend_->remove_run(engine_->run_id()).ok());
+    }
   }
   // Everything is gone: the engine too (its slots' locks), then no fd more than before.
   void expect_nothing_left() {
-    if (backend_ && engine_) EXPECT_TRUE(backend_->remove_run(engine_->run_id()).ok());
+    if (backend_ && engine_) {
+      EXPECT_TRUE(backend_->remove_run(engine_->run_id()).ok());
+    }
     engine_.reset();
     loop_.reset();  // the loop's own fds (libuv keeps a spare /dev/null once a stream exists)
     EXPECT_EQ(open_fds(), fds_before_);
