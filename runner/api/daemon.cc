@@ -116,6 +116,7 @@ Result<void> serve(const ServeOptions& o, cache::Store store) {
     Api api(loop, std::move(facts), std::move(store), containers, *networks, o.pull);
     containers.set_events(&api.events());
     DaemonWiring wiring(loop, api, containers);  // volumes and networks of containers
+    containers.rejoin_networks();                 // what load() adopted (--live-restore)
     auto server = Server::start(loop, std::move(sock.fd), [&api](Exchange& ex) { api.handle(ex); },
                                 api.server_options());
     if (!server) {

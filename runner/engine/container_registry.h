@@ -109,6 +109,10 @@ class ContainerRegistry {
   Result<void> load();
   // The cgroup runs of the containers load() adopted (a sweep keeps them).
   std::set<std::string> adopted_cgroups() const;
+  // After load() and set_wiring(), before the loop serves (blocking): the containers load()
+  // adopted join their networks again (ContainerWiring::rejoin): their links there went with
+  // the earlier daemon's network namespaces. One that cannot goes on without them (logged).
+  void rejoin_networks();
 
   // A record by full id, unique id prefix, or name (with or without a leading '/').
   const ContainerRecord* find(std::string_view ref) const;

@@ -72,6 +72,32 @@ bool ContainerRegistry::restore(Entry& e) {
   return true;
 }
 
+void ContainerRegistry::rejoin_networks() {
+  if (!wiring_) return;
+  for (auto& [id, e] : entries_) {
+    const WiringSpec& w = e->rec.wiring;
+    if (!e->live || e->rec.status != ContainerStatus::running || (w.networks.empty() && w.extra_hosts.empty())) continue;
+    auto joined = [&]() -> Result<WiredStart> {
+      // Its own network namespace, through its pid, checked alive after the open (its pidfd).
+      const pid_t pid = e->live->pid();
+      UniqueFd netns(::open(fmt::format("/proc/{}/ns/net", pid).c_str(), O_RDONLY | O_CLOEXEC));
+      if (!netns || sys::pidfd_send_signal(e->live->pidfd(), 0) < 0)
+        return Error::sys("open the network namespace of its init (pid {})", pid);
+      WiredStart wired = SANDRUN_TRY(wiring_->rejoin(e->rec, e->plan->container->hostname, netns.get(), pid));
+      wired.netns = std::move(netns);
+      return wired;
+    }();
+    if (!joined) {
+      log::warn("containers: {:?} ({}) runs on without its networks: {}", e->rec.name, id.substr(0, 12),
+                joined.error().message());
+      continue;
+    }
+    e->rec.endpoints = joined->endpoints;
+    e->wired = std::move(*joined);
+    save(*e);
+  }
+}
+
 bool ContainerRegistry::detach(Entry& e) {
   if (e.starting || !e.live || e.tearing_down || !e.live->detach()) return false;
   // What the log holds of an unfinished line is written as it is: the next daemon goes on

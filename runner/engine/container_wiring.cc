@@ -145,6 +145,28 @@ Result<WiredStart> ContainerWiring::attach(const ContainerRecord& rec, const std
   return out;
 }
 
+Result<WiredStart> ContainerWiring::rejoin(const ContainerRecord& rec, const std::string& hostname, int netns_fd,
+                                           pid_t pid) {
+  const std::string& id = rec.id;
+  WiredStart out;
+  {
+    std::lock_guard lock(mu_);
+    extra_[id] = rec.wiring.extra_hosts;
+  }
+  for (const NetworkJoin& join : rec.wiring.networks) {
+    Refusal why = Refusal::none;
+    auto ep = attach_one(id, rec.name, hostname, join, netns_fd, &why);
+    if (!ep) {
+      networks_.detach_all(id);
+      return std::move(ep.error().wrap(fmt::format("connect to network {} again", join.network_name)));
+    }
+    out.endpoints.push_back(std::move(*ep));
+  }
+  if (!rec.wiring.networks.empty()) out.publish = SANDRUN_TRY(networks_.publish_target(id));
+  running(id, pid);
+  return out;
+}
+
 Result<LiveEndpoint> ContainerWiring::attach_one(const std::string& id, const std::string& name,
                                                  const std::string& hostname, const NetworkJoin& join, int netns_fd,
                                                  Refusal* why) {

@@ -120,6 +120,13 @@ class ContainerWiring {
   // The anonymous volumes to remove with it (blocking).
   void remove_anonymous(const WiringSpec& w);
 
+  // Live restore: a container an earlier daemon left running, adopted now, joins its networks
+  // again from the namespace it runs in (`netns_fd`, its own; its links went with that daemon's
+  // network namespaces), each at the next free address unless it asked for one; its extra
+  // hosts are kept and its /etc/hosts rewritten through `pid`. Blocking. The returned start's
+  // netns is unset (the caller holds the container's).
+  Result<WiredStart> rejoin(const ContainerRecord& rec, const std::string& hostname, int netns_fd, pid_t pid);
+
   // Connects a container to one more network. `netns_fd` >= 0: it runs there now (attached
   // at once), else it joins at its next start. Blocking.
   Result<LiveEndpoint> attach_one(const std::string& id, const std::string& name, const std::string& hostname,

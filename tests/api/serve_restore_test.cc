@@ -152,6 +152,39 @@ TEST_F(ServeRestoreTest, SigtermWithLiveRestoreLeavesContainersRunningAndTheNext
   expect_nothing_left("after the adopted container's removal");
 }
 
+// A user network's namespace goes with the daemon that made it (and the containers' links into
+// it): the next daemon makes it again and the containers it adopts join it again, so they reach
+// each other, and new containers reach them, by name and alias.
+TEST_F(ServeRestoreTest, AdoptedContainersJoinTheirNetworksAgain) {
+  start({"--live-restore"});
+  out_of({"network", "create", "n1"});
+  out_of({"run", "-d", "--name", "web", "--network", "n1", "--network-alias", "www", "busybox", "sh", "-c",
+          "echo hello >/tmp/i.html; exec httpd -f -p 80 -h /tmp"});
+  out_of({"run", "-d", "--name", "cli", "--network", "n1", "busybox", "sleep", "47314"});
+  ASSERT_TRUE(eventually([&] { return docker({"exec", "cli", "wget", "-qO-", "http://web/i.html"}).out == "hello\n"; },
+                         kStartTimeout));
+  auto r = stop();
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(count_processes("47314"), 1) << "SIGTERM with --live-restore stopped the container";
+
+  start({"--live-restore"});
+  EXPECT_EQ(out_of({"exec", "cli", "wget", "-qO-", "http://web/i.html"}), "hello\n");
+  EXPECT_EQ(out_of({"exec", "cli", "wget", "-qO-", "http://www/i.html"}), "hello\n");
+  EXPECT_EQ(out_of({"run", "--rm", "--network", "n1", "busybox", "wget", "-qO-", "http://web/i.html"}), "hello\n");
+  EXPECT_EQ(sorted_lines(out_of({"network", "inspect", "n1", "--format",
+                                 "{{range .Containers}}{{.Name}}\n{{end}}"})),
+            "\ncli\nweb\n");
+  const std::string hosts = out_of({"exec", "web", "cat", "/etc/hosts"});
+  EXPECT_NE(hosts.find("\tcli "), std::string::npos) << hosts;
+  EXPECT_NE(hosts.find("\tweb www "), std::string::npos) << hosts;
+  // They leave it as usual.
+  out_of({"rm", "-f", "web", "cli"});
+  out_of({"network", "rm", "n1"});
+  r = stop();
+  EXPECT_EQ(r.status, 0) << r.err;
+  expect_nothing_left("after the adopted containers' removal");
+}
+
 TEST_F(ServeRestoreTest, KilledDaemonWithoutLiveRestoreLeavesNothingAfterCleanupAndTheNextStart) {
   start();
   EXPECT_EQ(out_of({"info", "--format", "{{.LiveRestoreEnabled}}"}), "false\n");
