@@ -89,6 +89,8 @@ Result<void> ContainerRegistry::load() {
     if (e->rec.status == ContainerStatus::running && options_.live_restore && e->rec.live.pid_start) {
       if (restore(*e)) {
         const std::string id = e->rec.id;
+        // Its health checks go on, from `starting` (their log stayed with the earlier daemon).
+        if (e->rec.health) health_->started(id, *e->rec.health);
         entries_.emplace(id, std::move(e));
         continue;
       }

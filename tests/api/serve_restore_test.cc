@@ -120,7 +120,8 @@ class ServeRestoreTest : public ServeTest {
 TEST_F(ServeRestoreTest, SigtermWithLiveRestoreLeavesContainersRunningAndTheNextDaemonAdoptsThem) {
   start({"--live-restore"});
   EXPECT_EQ(out_of({"info", "--format", "{{.LiveRestoreEnabled}}"}), "true\n");
-  out_of({"run", "-d", "--name", "kept", "-p", "127.0.0.1::8080", "busybox", "sleep", "47311"});
+  out_of({"run", "-d", "--name", "kept", "-p", "127.0.0.1::8080", "--health-cmd", "true", "--health-interval", "1s",
+          "busybox", "sleep", "47311"});
   ASSERT_TRUE(eventually([] { return count_processes("47311") == 1; }, kStartTimeout));
   const std::string port = out_of({"port", "kept", "8080"});
   ASSERT_TRUE(port.starts_with("127.0.0.1:")) << port;
@@ -142,6 +143,10 @@ TEST_F(ServeRestoreTest, SigtermWithLiveRestoreLeavesContainersRunningAndTheNext
   EXPECT_EQ(cgroups.find("/.."), std::string::npos) << "an exec into the adopted container is outside its cgroup:\n"
                                                     << cgroups;
   EXPECT_NE(out_of({"top", "kept"}).find("sleep 47311"), std::string::npos);
+  // Its health checks go on.
+  EXPECT_TRUE(eventually([&] { return docker({"inspect", "--format", "{{.State.Health.Status}}", "kept"}).out == "healthy\n"; },
+                         kStartTimeout))
+      << docker({"inspect", "--format", "{{json .State}}", "kept"}).out;
   // Stopped as any other: SIGTERM reaches sleep through init, whose exit status is recorded.
   EXPECT_EQ(out_of({"stop", "-t", "10", "kept"}), "kept\n");
   EXPECT_EQ(count_processes("47311"), 0);
