@@ -1,7 +1,11 @@
-// ContainerRegistry's live restore: adopting at load what an earlier daemon left running, and
-// leaving running containers to the next daemon at shutdown (--live-restore).
+// ContainerRegistry at the daemon's start and stop: reading the records an earlier daemon left
+// (load), adopting what it left running (--live-restore) and leaving running containers to the
+// next daemon at shutdown.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
 
 #include "runner/engine/container_adopt.h"
 #include "runner/engine/container_registry_entry.h"
@@ -38,6 +42,56 @@ Result<void> reopen_ports(uv_loop_t* loop, const ContainerRecord& rec, int pidfd
 
 ContainerRecord::Live ContainerRegistry::live_state_of(const Container& c) {
   return ContainerRecord::Live{sandbox::process_start_time(c.pid()), c.slot_dir(), c.cgroup_path()};
+}
+
+Result<void> ContainerRegistry::load() {
+  const std::string base = fs::join(options_.root, "containers");
+  if (::mkdir(base.c_str(), 0700) < 0 && errno != EEXIST) return Error::sys("create {}", base);
+  std::error_code ec;
+  for (const auto& d : std::filesystem::directory_iterator(base, ec)) {
+    const std::string dir = d.path().string();
+    auto rec = load_record(dir);
+    if (!rec) {
+      log::warn("containers: skipping {}: {}", dir, rec.error().message());
+      continue;
+    }
+    auto e = std::make_unique<Entry>();
+    e->rec = std::move(*rec);
+    e->dir = dir;
+    e->owner = this;
+    if (e->rec.status == ContainerStatus::running && options_.live_restore && e->rec.live.pid_start) {
+      if (restore(*e)) {
+        const std::string id = e->rec.id;
+        // Its health checks go on, from `starting` (their log stayed with the earlier daemon).
+        if (e->rec.health) health_->started(id, *e->rec.health);
+        entries_.emplace(id, std::move(e));
+        continue;
+      }
+    }
+    if (e->rec.status == ContainerStatus::running || e->rec.status == ContainerStatus::removing) {
+      // It ran under an earlier daemon, which is gone: so is the container (swept). One that
+      // outlived it (--live-restore) and is not adopted now ends here.
+      if (e->rec.live.pid_start) end_unadopted(e->rec);
+      e->rec.live = {};
+      e->rec.ports.clear();
+      e->rec.status = ContainerStatus::exited;
+      e->rec.exit_code = 255;
+      e->rec.error = "the daemon that ran it stopped";
+      e->rec.finished_ns = now_ns();
+      e->rec.pid = 0;
+      if (auto r = save_record(dir, e->rec); !r) log::warn("containers: {}", r.error().message());
+    }
+    if (e->rec.auto_remove && e->rec.status == ContainerStatus::exited) {
+      std::filesystem::remove_all(dir, ec);
+      continue;
+    }
+    const std::string id = e->rec.id;
+    entries_.emplace(id, std::move(e));
+  }
+  // One clean slot ready (and ROOT/slots made) before the first start; after the adoptions,
+  // which took their slots back first (a claim cleans an unlocked slot it finds in use).
+  SANDRUN_TRY(engine_->slots().reserve(1));
+  return {};
 }
 
 bool ContainerRegistry::restore(Entry& e) {
