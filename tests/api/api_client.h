@@ -1,6 +1,8 @@
 // A raw HTTP client over a Unix socket for the Engine API tests: bytes in, responses out.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -134,6 +136,21 @@ inline HttpReply request_json(const std::string& socket, const std::string& meth
                                        "Content-Type: application/json\r\nContent-Length: " +
                                        std::to_string(body.size()) + "\r\n\r\n" + body);
   return replies.empty() ? HttpReply{} : replies.front();
+}
+
+// GET / of 127.0.0.1:port over TCP (a published port), the whole answer ("" when nobody
+// answers within 5 s).
+inline std::string http_get(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && send_all(fd, "GET / HTTP/1.0\r\n\r\n"))
+    out = read_to_eof(fd, std::chrono::seconds(5));
+  ::close(fd);
+  return out;
 }
 
 }  // namespace sandrun::testing

@@ -17,16 +17,12 @@ class ContainersTest : public ServeTest {
  protected:
   void SetUp() override {
     ServeTest::SetUp();
-    SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
-    ::mkdir((tmp_ / "docker-config").c_str(), 0700);
+    require_docker();
     start();
   }
   // Stops the daemon and checks that nothing of its containers is left on the host.
   void stop_and_expect_nothing_left() {
-    auto r = stop();
-    EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_TRUE(mounts_under(root()).empty()) << "mounts left under " << root();
-    EXPECT_TRUE(stale_cgroup_runs(state_tag(root())).empty()) << "cgroups left";
+    ServeTest::stop_and_expect_nothing_left();
     for (const auto& slot : dir_entries(root() + "/slots")) {
       EXPECT_FALSE(slot_locked(root() + "/slots/" + slot)) << slot;
     }
@@ -164,20 +160,6 @@ TEST_F(ContainersTest, TopAndStatsReadTheContainersCgroup) {
   out_of({"rm", "-f", "tt"});
   EXPECT_EQ(json::parse(get(socket(), "/info").body)["Containers"], 0);
   stop_and_expect_nothing_left();
-}
-
-// GET / of 127.0.0.1:port, the whole answer ("" when nobody answers).
-std::string http_get(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && send_all(fd, "GET / HTTP/1.0\r\n\r\n"))
-    out = read_to_eof(fd, std::chrono::seconds(5));
-  ::close(fd);
-  return out;
 }
 
 TEST_F(ContainersTest, PublishedPortsReachTheContainerFromTheHost) {

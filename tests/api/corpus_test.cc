@@ -39,7 +39,9 @@ TEST_F(ServeTest, MalformedCorpusIsAnswered4xxOrClosed) {
     for (const HttpReply& r : parse_replies(raw)) {
       EXPECT_TRUE(r.status >= 400 && r.status < 500) << file << ": " << r.status << " " << r.body;
     }
-    if (!raw.empty()) EXPECT_TRUE(raw.starts_with("HTTP/1.1 4")) << file << ": " << raw.substr(0, 200);
+    if (!raw.empty()) {
+      EXPECT_TRUE(raw.starts_with("HTTP/1.1 4")) << file << ": " << raw.substr(0, 200);
+    }
   }
   EXPECT_TRUE(serving());
   CommandResult r = stop();
@@ -131,7 +133,9 @@ TEST_F(ServeTest, AThousandGeneratedMalformedRequestsAreAnswered4xx) {
       EXPECT_TRUE(r.status >= 400 && r.status < 500) << "request " << i << " " << requests[i].substr(0, 300)
                                                      << ": " << r.status << " " << r.body;
     }
-    if (!raw.empty()) EXPECT_TRUE(raw.starts_with("HTTP/1.1 4")) << requests[i].substr(0, 300) << ": " << raw.substr(0, 200);
+    if (!raw.empty()) {
+      EXPECT_TRUE(raw.starts_with("HTTP/1.1 4")) << requests[i].substr(0, 300) << ": " << raw.substr(0, 200);
+    }
     answered += !replies.empty();
   }
   // A field of the wrong type is named.

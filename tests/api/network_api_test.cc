@@ -28,10 +28,7 @@ class NetworkApiTest : public ServeTest {
     start();
   }
   void TearDown() override {
-    if (daemon_) {
-      auto r = stop();
-      EXPECT_EQ(r.status, 0) << r.err;
-    }
+    stop_if_running();
     if (!links_before_.empty()) {
       EXPECT_EQ(host_links(), links_before_) << "the host's links changed";
     }

@@ -43,12 +43,6 @@ class ServeCgroupTest : public ServeTest {
     ::close(fd);
     return raw;
   }
-  void stop_and_expect_nothing_left() {
-    auto r = stop();
-    EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_TRUE(mounts_under(root()).empty()) << "mounts left under " << root();
-    EXPECT_TRUE(stale_cgroup_runs(state_tag(root())).empty()) << "cgroups left";
-  }
 };
 
 // /proc/PID/cgroup of a host process.

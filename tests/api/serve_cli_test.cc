@@ -15,16 +15,12 @@ class ServeCliTest : public ServeTest {
   // A daemon still running (a test that stopped early) is stopped cleanly: its containers torn
   // down before the temp dir goes.
   void TearDown() override {
-    if (daemon_) {
-      auto r = stop();
-      EXPECT_EQ(r.status, 0) << r.err;
-    }
+    stop_if_running();
     ServeTest::TearDown();
   }
   void SetUp() override {
     ServeTest::SetUp();
-    SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
-    ::mkdir((tmp_ / "docker-config").c_str(), 0700);
+    require_docker();
     start();
   }
   // `sandrun --host unix://SOCKET args...` (no SANDRUN_HOST from the environment).

@@ -33,8 +33,7 @@ class ServeExecTest : public ServeTest {
  protected:
   void SetUp() override {
     ServeTest::SetUp();
-    SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
-    ::mkdir((tmp_ / "docker-config").c_str(), 0700);
+    require_docker();
     start();
   }
   // `printf INPUT | docker ARGS...` through sh (stdin piped, not a terminal).
@@ -50,12 +49,6 @@ class ServeExecTest : public ServeTest {
     args.insert(args.end(), flags.begin(), flags.end());
     args.insert(args.end(), {"busybox", "sleep", "53817"});
     ASSERT_EQ(docker(args).status, 0);
-  }
-  void stop_and_expect_nothing_left() {
-    auto r = stop();
-    EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_TRUE(mounts_under(root()).empty()) << "mounts left under " << root();
-    EXPECT_TRUE(stale_cgroup_runs(state_tag(root())).empty()) << "cgroups left";
   }
 };
 

@@ -11,9 +11,24 @@
 #include <vector>
 
 #include "tests/api/api_client.h"
+#include "tests/support/host_state.h"
 #include "tests/support/test_env.h"
 
 namespace sandrun::testing {
+
+inline bool fs_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+inline mode_t file_mode(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) < 0) return 0;
+  return st.st_mode & 07777;
+}
+
+inline gid_t file_gid(const std::string& path) {
+  struct stat st {};
+  ::lstat(path.c_str(), &st);
+  return st.st_gid;
+}
 
 class ServeTest : public ::testing::Test {
  protected:
@@ -48,6 +63,28 @@ class ServeTest : public ::testing::Test {
     return r;
   }
   bool serving() { return get(socket(), "/_ping").status == 200; }
+  // A daemon still running (a test that stopped early) is stopped cleanly: SIGTERM tears its
+  // containers down before the temp dir goes. For TearDown overrides, before ServeTest's.
+  void stop_if_running() {
+    if (!daemon_) return;
+    auto r = stop();
+    EXPECT_EQ(r.status, 0) << r.err;
+  }
+  // Stops the daemon (SIGTERM, exit 0) and checks that nothing of its containers is left:
+  // mounts under the root, cgroups of the run.
+  void stop_and_expect_nothing_left() {
+    auto r = stop();
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(mounts_under(root()).empty()) << "mounts left under " << root();
+    EXPECT_TRUE(stale_cgroup_runs(state_tag(root())).empty()) << "cgroups left";
+  }
+
+  // For the tests through Debian's docker CLI: skipped (a failure under CI=true) without it;
+  // its config dir (tmp_/docker-config) made.
+  void require_docker() {
+    SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
+    ::mkdir((tmp_ / "docker-config").c_str(), 0700);
+  }
 
   // /usr/bin/docker against this daemon, with a config dir of its own (tmp_/docker-config) and
   // no context or TLS from the environment: its argv, run, and its output (exit 0 expected).
@@ -68,19 +105,5 @@ class ServeTest : public ::testing::Test {
   TempDir tmp_;
   std::unique_ptr<Background> daemon_;
 };
-
-inline bool fs_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
-
-inline mode_t file_mode(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) < 0) return 0;
-  return st.st_mode & 07777;
-}
-
-inline gid_t file_gid(const std::string& path) {
-  struct stat st {};
-  ::lstat(path.c_str(), &st);
-  return st.st_gid;
-}
 
 }  // namespace sandrun::testing

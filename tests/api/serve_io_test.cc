@@ -20,16 +20,12 @@ class ServeIoTest : public ServeTest {
  protected:
   void SetUp() override {
     ServeTest::SetUp();
-    SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
-    ::mkdir((tmp_ / "docker-config").c_str(), 0700);
+    require_docker();
     start();
   }
   // A daemon stopped with SIGTERM stops its containers and leaves nothing mounted.
   void TearDown() override {
-    if (daemon_) {
-      auto r = stop();
-      EXPECT_EQ(r.status, 0) << r.err;
-    }
+    stop_if_running();
     ServeTest::TearDown();
   }
   std::string env_prefix() {

@@ -26,8 +26,7 @@ class ServeRestoreTest : public ServeTest {
  protected:
   void SetUp() override {
     ServeTest::SetUp();
-    SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
-    ::mkdir((tmp_ / "docker-config").c_str(), 0700);
+    require_docker();
   }
   void TearDown() override {
     ServeTest::TearDown();

@@ -50,28 +50,12 @@ uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
-std::string http_get(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && send_all(fd, "GET / HTTP/1.0\r\n\r\n"))
-    out = read_to_eof(fd, std::chrono::seconds(5));
-  ::close(fd);
-  return out;
-}
-
 class ServeRootlessTest : public ServeTest {
  protected:
   // A daemon still running (a test that stopped early) is stopped cleanly: its containers torn
   // down before the temp dir goes.
   void TearDown() override {
-    if (daemon_) {
-      auto r = stop();
-      EXPECT_EQ(r.status, 0) << r.err;
-    }
+    stop_if_running();
     ServeTest::TearDown();
   }
   void SetUp() override {

@@ -26,8 +26,7 @@ class WiringTest : public ServeTest {
  protected:
   void SetUp() override {
     ServeTest::SetUp();
-    SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
-    ::mkdir((tmp_ / "docker-config").c_str(), 0700);
+    require_docker();
     start();
   }
   std::vector<std::string> run_web(const std::vector<std::string>& flags) {
@@ -43,12 +42,6 @@ class WiringTest : public ServeTest {
                      "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 " + host + " 8080"});
     const size_t body = r.out.find("\r\n\r\n");
     return r.status == 0 && body != std::string::npos ? r.out.substr(body + 4) : "";
-  }
-  void stop_and_expect_nothing_left() {
-    auto r = stop();
-    EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_TRUE(mounts_under(root()).empty()) << "mounts left under " << root();
-    EXPECT_TRUE(stale_cgroup_runs(state_tag(root())).empty()) << "cgroups left";
   }
 };
 
@@ -140,20 +133,6 @@ TEST_F(WiringTest, ConnectAndDisconnectARunningAndACreatedContainer) {
   out_of({"network", "rm", "n2"});
   out_of({"rm", "-f", "aa", "bb"});
   stop_and_expect_nothing_left();
-}
-
-// GET / of 127.0.0.1:port, the whole answer ("" when nobody answers).
-std::string http_get(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && send_all(fd, "GET / HTTP/1.0\r\n\r\n"))
-    out = read_to_eof(fd, std::chrono::seconds(5));
-  ::close(fd);
-  return out;
 }
 
 TEST_F(WiringTest, PublishedPortsOfANetworkMemberReachItFromTheHost) {
