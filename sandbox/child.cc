@@ -26,6 +26,7 @@
 #include <cstring>
 
 #include "sandbox/child_internal.h"
+#include "sandbox/sys/fd_passing.h"
 #include "sandbox/dev_nodes.h"
 #include "sandbox/harden_child.h"
 #include "sandbox/path_search.h"
@@ -168,30 +169,16 @@ void receive_release(const Child& c) {
   size_t got = 0;
   do {
     char byte = 0;
-    struct iovec iov = {&byte, 1};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kFdsPerMessage)];
-    struct msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n;
-    do {
-      n = ::recvmsg(p.userns_sync, &msg, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) sys::exit_now(1);
-    if (msg.msg_flags & MSG_CTRUNC) c.check_err(EMSGSIZE, Stage::layer_idmap, static_cast<int>(got));
-    for (struct cmsghdr* h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h)) {
-      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
-        if (got >= p.nown_ns_fds) c.check_err(EPROTO, Stage::layer_idmap, static_cast<int>(got));
-        c.check(::dup3(fd, p.own_ns_fds[got], O_CLOEXEC), Stage::layer_idmap, static_cast<int>(got));
-        ::close(fd);
-        ++got;
-      }
+    int fds[kFdsPerMessage];
+    size_t nfds = 0;
+    bool truncated = false;
+    if (sys::recv_fds(p.userns_sync, &byte, 1, fds, kFdsPerMessage, &nfds, &truncated) != 1) sys::exit_now(1);
+    if (truncated) c.check_err(EMSGSIZE, Stage::layer_idmap, static_cast<int>(got));
+    for (size_t i = 0; i < nfds; ++i) {
+      if (got >= p.nown_ns_fds) c.check_err(EPROTO, Stage::layer_idmap, static_cast<int>(got));
+      c.check(::dup3(fds[i], p.own_ns_fds[got], O_CLOEXEC), Stage::layer_idmap, static_cast<int>(got));
+      ::close(fds[i]);
+      ++got;
     }
   } while (got < p.nown_ns_fds);
 }

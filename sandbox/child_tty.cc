@@ -14,30 +14,15 @@
 #include <cstring>
 
 #include "sandbox/child_internal.h"
+#include "sandbox/sys/fd_passing.h"
 
 namespace sandrun::sandbox {
 namespace {
 
 // Hands the master to sandrun (SCM_RIGHTS, one byte).
 int send_master(int sock, int master) {
-  char byte = 't';
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  struct cmsghdr* h = CMSG_FIRSTHDR(&msg);
-  h->cmsg_level = SOL_SOCKET;
-  h->cmsg_type = SCM_RIGHTS;
-  h->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(h), &master, sizeof master);
-  ssize_t n;
-  do {
-    n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  return n == 1 ? 0 : -1;
+  const char byte = 't';
+  return sys::send_fds(sock, &byte, 1, &master, 1) == 1 ? 0 : -1;
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "sandbox/dev_nodes.h"
 #include "sandbox/init_binary.h"
 #include "sandbox/plan.h"
+#include "sandbox/sys/fd_passing.h"
 #include "sandbox/sys/fs.h"
 #include "sandbox/sys/syscalls.h"
 #include "sandbox/userns.h"
@@ -153,25 +154,10 @@ Result<void> release_child(int sock, pid_t pid, const std::vector<std::string>& 
   size_t sent = 0;
   do {
     const size_t count = std::min(trees.size() - sent, kFdsPerMessage);
-    char byte = '1';
-    struct iovec iov = {&byte, 1};
-    std::vector<char> control(count ? CMSG_SPACE(sizeof(int) * count) : 0);
-    struct msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (count) {
-      msg.msg_control = control.data();
-      msg.msg_controllen = control.size();
-      struct cmsghdr* h = CMSG_FIRSTHDR(&msg);
-      h->cmsg_level = SOL_SOCKET;
-      h->cmsg_type = SCM_RIGHTS;
-      h->cmsg_len = CMSG_LEN(sizeof(int) * count);
-      for (size_t i = 0; i < count; ++i) {
-        const int fd = trees[sent + i].get();
-        std::memcpy(CMSG_DATA(h) + i * sizeof(int), &fd, sizeof fd);
-      }
-    }
-    if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) return Error::sys("release the container (pid {})", pid);
+    const char byte = '1';
+    std::vector<int> fds;
+    for (size_t i = 0; i < count; ++i) fds.push_back(trees[sent + i].get());
+    if (sys::send_fds(sock, &byte, 1, fds.data(), count) != 1) return Error::sys("release the container (pid {})", pid);
     sent += count;
   } while (sent < trees.size());
   return {};

@@ -153,6 +153,7 @@ Result<WiredStart> ContainerWiring::rejoin(const ContainerRecord& rec, const std
     std::lock_guard lock(mu_);
     extra_[id] = rec.wiring.extra_hosts;
   }
+  if (!rec.wiring.networks.empty()) SANDRUN_TRY(std::move(remove_network_links(netns_fd)).wrap("remove its old links"));
   for (const NetworkJoin& join : rec.wiring.networks) {
     Refusal why = Refusal::none;
     auto ep = attach_one(id, rec.name, hostname, join, netns_fd, &why);

@@ -60,6 +60,19 @@ Result<void> NetworkNamespace::configure_peer(int container_netns_fd, const std:
   return {};
 }
 
+Result<size_t> remove_network_links(int container_netns_fd) {
+  auto nl = SANDRUN_TRY(netlink::Socket::open_in(container_netns_fd, "the container's namespace " +
+                                                                         fs::fd_path(container_netns_fd)));
+  size_t removed = 0;
+  for (const netlink::Link& l : SANDRUN_TRY(nl.links())) {
+    if (l.name == "lo") continue;
+    // Gone meanwhile (its pair's other end went first) is not an error.
+    if (auto r = nl.delete_link(l.index); !r && r.error().code() != ENODEV) return std::move(r).error();
+    ++removed;
+  }
+  return removed;
+}
+
 Result<void> NetworkNamespace::detach(const std::string& link) {
   auto index = nl_.link_index(link);
   if (!index) return index.error().code() == ENODEV ? Result<void>() : Result<void>(std::move(index).error());

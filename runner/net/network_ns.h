@@ -19,6 +19,13 @@
 
 namespace sandrun::runner {
 
+// Deletes every link of the container network namespace `container_netns_fd` but its loopback:
+// the veth ends an earlier daemon's networks left there (a daemon container has no other
+// link). Their other ends went with that daemon's namespaces, but the kernel tears those down
+// later, on its own: until then the old addresses would still answer in the container.
+// Returns how many went.
+Result<size_t> remove_network_links(int container_netns_fd);
+
 class NetworkNamespace {
  public:
   static constexpr const char* kBridge = "br0";

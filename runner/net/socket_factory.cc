@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "sandbox/sys/fd_passing.h"
 #include "sandbox/sys/fs.h"
 
 namespace sandrun::runner {
@@ -87,28 +88,16 @@ void SocketFactoryClient::watch() {
 void SocketFactoryClient::read_answers(const std::weak_ptr<int>& alive) {
   while (!broken_) {
     int32_t err = 0;
-    struct iovec iov = {&err, sizeof err};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    struct msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
+    int fd = -1;
+    size_t nfds = 0;
+    bool truncated = false;
+    const ssize_t n = sys::recv_fds(fd_.get(), &err, sizeof err, &fd, 1, &nfds, &truncated, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n < 0) return break_down(broken(Error::sys("receive an answer from {}", name_)));
-    UniqueFd sock;  // owned at once, so that every path below closes it
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(sizeof(int))) continue;
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-      sock.reset(fd);
-    }
+    UniqueFd sock(nfds ? fd : -1);  // owned at once, so that every path below closes it
     if (n == 0) return break_down(broken(Error::msg("it hung up")));
     if (pending_.size() <= unsent_) return break_down(broken(Error::sys_code(EPROTO, "an answer nobody asked for")));
-    if (n != sizeof err || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
-      return break_down(broken(Error::sys_code(EPROTO, "a malformed answer ({} bytes)", n)));
+    if (n != sizeof err || truncated) return break_down(broken(Error::sys_code(EPROTO, "a malformed answer ({} bytes)", n)));
     Done done = std::move(pending_.front().done);
     pending_.pop_front();
     // The next one waits its turn: its time runs from this answer at the earliest, so a burst

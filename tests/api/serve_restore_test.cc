@@ -178,6 +178,14 @@ TEST_F(ServeRestoreTest, AdoptedContainersJoinTheirNetworksAgain) {
   EXPECT_EQ(sorted_lines(out_of({"network", "inspect", "n1", "--format",
                                  "{{range .Containers}}{{.Name}}\n{{end}}"})),
             "\ncli\nweb\n");
+  // One address each on the network, the one the network shows: the old links' addresses do
+  // not linger in the container (their namespace's teardown by the kernel comes later).
+  for (const std::string name : {"web", "cli"}) {
+    const std::string addrs = out_of({"exec", name, "ip", "-o", "-4", "addr", "show", "scope", "global"});
+    EXPECT_EQ(std::count(addrs.begin(), addrs.end(), '\n'), 1) << name << ":\n" << addrs;
+    const std::string shown = out_of({"inspect", "--format", "{{.NetworkSettings.Networks.n1.IPAddress}}", name});
+    EXPECT_NE(addrs.find("inet " + shown.substr(0, shown.size() - 1) + "/"), std::string::npos) << addrs << shown;
+  }
   const std::string hosts = out_of({"exec", "web", "cat", "/etc/hosts"});
   EXPECT_NE(hosts.find("\tcli "), std::string::npos) << hosts;
   EXPECT_NE(hosts.find("\tweb www "), std::string::npos) << hosts;
