@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runner/api/create_fields.h"
 #include "runner/api/health_json.h"
 #include "runner/api/container_create_wiring.h"
 #include "sandbox/sys/log.h"
@@ -16,11 +17,9 @@ namespace {
 
 using nlohmann::json;
 
-// A 400 naming the field, as thrown by the readers below and caught once.
-struct Bad {
-  std::string message;
-};
-[[noreturn]] void bad(std::string message) { throw Bad{std::move(message)}; }
+using create_fields::Bad;
+using create_fields::bad;
+using create_fields::str;
 
 bool empty_value(const json& v) {
   if (v.is_null()) return true;
@@ -45,13 +44,6 @@ void log_ignored(const json& obj, const std::set<std::string, std::less<>>& know
   for (const auto& [k, v] : obj.items()) {
     if (!known.count(k) && !empty_value(v)) log::info("api: create: {}{} is not honoured by sandrun (ignored)", where, k);
   }
-}
-
-std::string str(const json& obj, const char* key, std::string_view where) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return "";
-  if (!it->is_string()) bad(fmt::format("{}{}: expected a string", where, key));
-  return it->get<std::string>();
 }
 
 bool boolean(const json& obj, const char* key, std::string_view where) {

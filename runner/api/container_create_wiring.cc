@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "runner/api/create_fields.h"
 #include "runner/net/ipv4.h"
 #include "sandbox/sys/log.h"
 
@@ -17,17 +18,9 @@ namespace {
 
 using nlohmann::json;
 
-struct Bad {
-  std::string message;
-};
-[[noreturn]] void bad(std::string message) { throw Bad{std::move(message)}; }
-
-std::string str(const json& obj, const char* key, std::string_view where) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return "";
-  if (!it->is_string()) bad(fmt::format("{}{}: expected a string", where, key));
-  return it->get<std::string>();
-}
+using create_fields::Bad;
+using create_fields::bad;
+using create_fields::str;
 
 void check_target(const std::string& target, std::string_view field) {
   if (target.empty() || target.front() != '/')
