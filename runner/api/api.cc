@@ -79,6 +79,7 @@ void Api::handle(Exchange& ex) {
     case RouteId::ping: return ex.reply(ping_response());
     case RouteId::version: return ex.reply(version_response(facts_));
     case RouteId::events: return event_routes_.handle(ex, call);
+    case RouteId::build_prune: return ex.reply(build_prune_response());
     case RouteId::info: {
       // The image index is read under the cache's file locks: on the threadpool.
       auto count = std::make_shared<Result<size_t>>(size_t{0});

@@ -87,7 +87,7 @@ constexpr Route kRoutes[] = {
     {"DELETE", "/volumes/{name}", Y, RouteId::volume_delete},
     // build, sessions
     {"POST", "/build", U},
-    {"POST", "/build/prune", U},
+    {"POST", "/build/prune", Y, RouteId::build_prune},  // no build cache: nothing to prune
     {"POST", "/build/cancel", U},
     {"POST", "/session", U},
     {"POST", "/grpc", U},

@@ -21,7 +21,7 @@ inline constexpr std::string_view kMinApiVersion = "1.24";
 inline constexpr std::string_view kMaxApiVersion = "1.47";
 
 enum class RouteId {
-  ping, version, info, events,  // system
+  ping, version, info, events, build_prune,  // system
   container_archive_head, container_list, container_inspect, container_top, container_logs,
   container_stats, container_archive_get, container_create, container_kill, container_restart,
   container_start, container_stop, container_wait, container_resize, container_attach,

@@ -134,6 +134,10 @@ void add_common_headers(Response& r) {
   r.headers.emplace_back("Ostype", "linux");
 }
 
+Response build_prune_response() {
+  return Response::json(nlohmann::ordered_json{{"CachesDeleted", json::array()}, {"SpaceReclaimed", 0}}.dump() + "\n");
+}
+
 Response ping_response() {
   Response r;
   r.body = "OK";

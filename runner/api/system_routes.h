@@ -40,6 +40,9 @@ Result<HostFacts> probe_host_facts(const std::string& root);
 
 // GET and HEAD /_ping: "OK", with Docker's headers.
 Response ping_response();
+// POST /build/prune (`docker system prune`, `docker builder prune`): sandrun keeps no build
+// cache, so nothing is deleted and no space reclaimed.
+Response build_prune_response();
 // GET /version.
 Response version_response(const HostFacts& facts);
 // The daemon's containers, for /info.

@@ -230,5 +230,29 @@ TEST_F(ContainersTest, DockerPyRunsContainersAndReadsTheirLogs) {
   stop_and_expect_nothing_left();
 }
 
+// `docker system prune`, a common last step of a CI job: stopped containers, unused networks
+// and dangling images go, running containers and the networks they use stay; sandrun keeps no
+// build cache, so its part (POST /build/prune) reclaims nothing.
+TEST_F(ContainersTest, SystemPruneRemovesWhatIsUnusedAndKeepsWhatRuns) {
+  out_of({"run", "--name", "done", "busybox", "true"});
+  out_of({"network", "create", "unused"});
+  out_of({"network", "create", "used"});
+  out_of({"run", "-d", "--name", "up", "--network", "used", "busybox", "sleep", "300"});
+  const std::string done_id = out_of({"inspect", "--format", "{{.Id}}", "done"});
+  auto r = docker({"system", "prune", "-f"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Deleted Containers:\n" + done_id), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Deleted Networks:\nunused\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Total reclaimed space:"), std::string::npos) << r.out;
+  EXPECT_EQ(out_of({"ps", "-a", "--format", "{{.Names}}"}), "up\n");
+  EXPECT_EQ(out_of({"network", "ls", "--filter", "name=used", "--format", "{{.Name}}"}), "used\n");
+  auto builder = docker({"builder", "prune", "-f"});
+  EXPECT_EQ(builder.status, 0) << builder.err;
+  EXPECT_EQ(builder.out, "Total reclaimed space: 0B\n");
+  out_of({"rm", "-f", "up"});
+  out_of({"network", "rm", "used"});
+  stop_and_expect_nothing_left();
+}
+
 }  // namespace
 }  // namespace sandrun::testing
