@@ -237,7 +237,7 @@ TEST_F(ContainersTest, SystemPruneRemovesWhatIsUnusedAndKeepsWhatRuns) {
   out_of({"run", "--name", "done", "busybox", "true"});
   out_of({"network", "create", "unused"});
   out_of({"network", "create", "used"});
-  out_of({"run", "-d", "--name", "up", "--network", "used", "busybox", "sleep", "300"});
+  out_of({"run", "-d", "--name", "up", "--network", "used", "busybox", "sleep", "47321"});
   const std::string done_id = out_of({"inspect", "--format", "{{.Id}}", "done"});
   auto r = docker({"system", "prune", "-f"});
   EXPECT_EQ(r.status, 0) << r.err;

@@ -67,7 +67,7 @@ TEST_F(ServeCgroupTest, AMemoryLimitsOomKillIsOomKilledWithExitCode137) {
 
 TEST_F(ServeCgroupTest, StatsTopAndExecsAreTheContainersOwnCgroup) {
   start();
-  const std::string id = run("tt", R"({"Image": "busybox", "Cmd": ["sleep", "300"],
+  const std::string id = run("tt", R"({"Image": "busybox", "Cmd": ["sleep", "47330"],
                                        "HostConfig": {"Memory": 67108864, "PidsLimit": 50, "NetworkMode": "none"}})");
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(eventually([&] { return inspect(id)["State"]["Pid"] != 0; }, kStartTimeout));
@@ -95,7 +95,7 @@ TEST_F(ServeCgroupTest, StatsTopAndExecsAreTheContainersOwnCgroup) {
   EXPECT_NE(seen.find("0::/\n"), std::string::npos) << seen;
   EXPECT_EQ(seen.find("/.."), std::string::npos) << "the exec is outside the container's cgroup:\n" << seen;
 
-  made = request_json(socket(), "POST", "/containers/tt/exec", R"({"Cmd": ["sleep", "301"]})");
+  made = request_json(socket(), "POST", "/containers/tt/exec", R"({"Cmd": ["sleep", "47331"]})");
   ASSERT_EQ(made.status, 201) << made.body;
   const std::string eid = json::parse(made.body)["Id"];
   ASSERT_EQ(request_json(socket(), "POST", "/exec/" + eid + "/start", R"({"Detach": true})").status, 200);
@@ -109,8 +109,8 @@ TEST_F(ServeCgroupTest, StatsTopAndExecsAreTheContainersOwnCgroup) {
   std::vector<std::string> commands;
   const json listed = json::parse(top.body);
   for (const auto& p : listed["Processes"]) commands.push_back(p.back().get<std::string>());
-  EXPECT_NE(std::find(commands.begin(), commands.end(), "sleep 300"), commands.end()) << top.body;
-  EXPECT_NE(std::find(commands.begin(), commands.end(), "sleep 301"), commands.end()) << top.body;
+  EXPECT_NE(std::find(commands.begin(), commands.end(), "sleep 47330"), commands.end()) << top.body;
+  EXPECT_NE(std::find(commands.begin(), commands.end(), "sleep 47331"), commands.end()) << top.body;
 
   // Removed with its container: the cgroup goes too.
   EXPECT_EQ(request_json(socket(), "DELETE", "/containers/tt?force=1", "").status, 204);
