@@ -56,7 +56,7 @@ class V1Group final : public Group {
       : leaves_(std::move(leaves)), rel_(std::move(rel)), fds_(std::move(fds)), seams_(std::move(seams)) {
     for (const auto& fd : fds_) fd_numbers_.push_back(fd.get());
     const Leaf* mem = leaf_with("memory");
-    path_ = mem ? mem->dir : leaves_.front().dir;
+    path_ = mem ? mem->dir : leaves_.empty() ? std::string() : leaves_.front().dir;
   }
   ~V1Group() override {
     if (!removed_) destroy_quietly(*this);
@@ -229,6 +229,9 @@ class V1Backend final : public Backend {
         l.dir = l.mount + "/sandrun/" + run + "/" + name;
         if (fs::is_dir(l.dir)) present.push_back(std::move(l));
       }
+      // Gone since it was listed: another sweep of the same dead run (two `sandrun` processes
+      // of one host may sweep at once) removed it first.
+      if (present.empty()) continue;
       V1Group group(std::move(present), "/sandrun/" + run + "/" + name, {}, seams_);
       SANDRUN_TRY(group.kill());
       SANDRUN_TRY(group.remove());
