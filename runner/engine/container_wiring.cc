@@ -153,17 +153,22 @@ Result<WiredStart> ContainerWiring::rejoin(const ContainerRecord& rec, const std
     std::lock_guard lock(mu_);
     extra_[id] = rec.wiring.extra_hosts;
   }
-  if (!rec.wiring.networks.empty()) SANDRUN_TRY(std::move(remove_network_links(netns_fd)).wrap("remove its old links"));
-  for (const NetworkJoin& join : rec.wiring.networks) {
-    Refusal why = Refusal::none;
-    auto ep = attach_one(id, rec.name, hostname, join, netns_fd, &why);
-    if (!ep) {
-      networks_.detach_all(id);
-      return std::move(ep.error().wrap(fmt::format("connect to network {} again", join.network_name)));
+  auto joined = [&]() -> Result<void> {
+    if (rec.wiring.networks.empty()) return {};
+    SANDRUN_TRY(std::move(remove_network_links(netns_fd)).wrap("remove its old links"));
+    for (const NetworkJoin& join : rec.wiring.networks) {
+      Refusal why = Refusal::none;
+      auto ep = attach_one(id, rec.name, hostname, join, netns_fd, &why);
+      if (!ep) return std::move(ep.error().wrap(fmt::format("connect to network {} again", join.network_name)));
+      out.endpoints.push_back(std::move(*ep));
     }
-    out.endpoints.push_back(std::move(*ep));
+    out.publish = SANDRUN_TRY(networks_.publish_target(id));
+    return {};
+  }();
+  if (!joined) {
+    stopped(id);  // on none of them, and nothing of it kept here
+    return std::move(joined.error());
   }
-  if (!rec.wiring.networks.empty()) out.publish = SANDRUN_TRY(networks_.publish_target(id));
   running(id, pid);
   return out;
 }
