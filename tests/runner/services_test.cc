@@ -113,7 +113,8 @@ for i in $(seq 1 3000); do test -e /shared/done && exit 0; sleep 0.1; done
 exit 1
 '''
 )toml", shared_) + kv_service("api", 6302, "ports = [\"127.0.0.1:0:6302\"]"))});
-  ASSERT_TRUE(eventually([&] { return fs::exists(shared_ + "/port"); }, 20s));
+  // Whole: the shell creates the file before it writes the line.
+  ASSERT_TRUE(eventually([&] { return read_file(shared_ + "/port").ends_with("\n"); }, 20s));
   std::string where = read_file(shared_ + "/port");
   ASSERT_EQ(where.rfind("127.0.0.1:", 0), 0u) << where;
   const auto port = static_cast<uint16_t>(std::stoi(where.substr(10)));
