@@ -10,16 +10,10 @@
 namespace sandrun::testing {
 namespace {
 
-class ServeCliTest : public ServeTest {
+class ServeCliTest : public CleanStopServeTest {
  protected:
-  // A daemon still running (a test that stopped early) is stopped cleanly: its containers torn
-  // down before the temp dir goes.
-  void TearDown() override {
-    stop_if_running();
-    ServeTest::TearDown();
-  }
   void SetUp() override {
-    ServeTest::SetUp();
+    CleanStopServeTest::SetUp();
     require_docker();
     start();
   }

@@ -19,16 +19,10 @@ namespace {
 
 using nlohmann::json;
 
-class ServeFaultsTest : public ServeTest {
+class ServeFaultsTest : public CleanStopServeTest {
  protected:
-  // A daemon still running (a test that stopped early) is stopped cleanly: its containers torn
-  // down before the temp dir goes.
-  void TearDown() override {
-    stop_if_running();
-    ServeTest::TearDown();
-  }
   void SetUp() override {
-    ServeTest::SetUp();
+    CleanStopServeTest::SetUp();
     require_docker();
   }
   // The daemon's open fds (`sockets_only`: its connections and listener).

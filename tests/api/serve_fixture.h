@@ -106,4 +106,14 @@ class ServeTest : public ::testing::Test {
   std::unique_ptr<Background> daemon_;
 };
 
+// A ServeTest whose daemon, still running when a test stopped early, is stopped cleanly
+// (SIGTERM tears its containers down, exit status 0) before the temp dir goes.
+class CleanStopServeTest : public ServeTest {
+ protected:
+  void TearDown() override {
+    stop_if_running();
+    ServeTest::TearDown();
+  }
+};
+
 }  // namespace sandrun::testing

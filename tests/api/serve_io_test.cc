@@ -16,17 +16,12 @@ std::string quote(const std::string& s) {
   return out + "'";
 }
 
-class ServeIoTest : public ServeTest {
+class ServeIoTest : public CleanStopServeTest {
  protected:
   void SetUp() override {
-    ServeTest::SetUp();
+    CleanStopServeTest::SetUp();
     require_docker();
     start();
-  }
-  // A daemon stopped with SIGTERM stops its containers and leaves nothing mounted.
-  void TearDown() override {
-    stop_if_running();
-    ServeTest::TearDown();
   }
   std::string env_prefix() {
     return "env -u DOCKER_CONTEXT DOCKER_HOST=unix://" + socket() + " DOCKER_CONFIG=" + std::string(tmp_ / "docker-config") + " ";

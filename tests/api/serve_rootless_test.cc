@@ -50,16 +50,10 @@ uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
-class ServeRootlessTest : public ServeTest {
+class ServeRootlessTest : public CleanStopServeTest {
  protected:
-  // A daemon still running (a test that stopped early) is stopped cleanly: its containers torn
-  // down before the temp dir goes.
-  void TearDown() override {
-    stop_if_running();
-    ServeTest::TearDown();
-  }
   void SetUp() override {
-    ServeTest::SetUp();
+    CleanStopServeTest::SetUp();
     SANDRUN_REQUIRE(fs_exists("/usr/bin/docker"), "needs Debian's docker CLI (docker.io)");
     SANDRUN_REQUIRE(run_command({"setpriv", "--version"}).status == 0, "needs setpriv (util-linux)");
     ASSERT_TRUE(user_.ok()) << "could not make the test's user";
