@@ -235,6 +235,17 @@ echo "   on $NCPU CPUs the CLI alone allows at most $BOUND docker run/s, whateve
 echo
 
 # ---- 2. throughput ---------------------------------------------------------------------------
+per_second() {  # per_second N T0 T1 (EPOCHREALTIME stamps): N / (T1 - T0), one decimal
+  awk -v n="$1" -v a="${2/./}" -v b="${3/./}" 'BEGIN { printf "%.1f", n / ((b - a) / 1e6) }'
+}
+ratios_to_sandrun() {  # ratios_to_sandrun ARRAY: "sandrun / ENGINE: Rx" for each other engine
+  local -n rates=$1
+  local e
+  for e in "${ENGINES[@]}"; do
+    [[ $e == sandrun ]] && continue
+    echo "   sandrun / $e: $(ratio "${rates[sandrun]}" "${rates[$e]}")x"
+  done
+}
 declare -A RATE
 for e in "${ENGINES[@]}"; do
   settle
@@ -247,15 +258,12 @@ for e in "${ENGINES[@]}"; do
     >"$TMP/tp-$e" 2>&1
   t1=$EPOCHREALTIME
   fails=$(grep -c fail "$TMP/tp-$e")
-  RATE[$e]=$(awk -v n="$JOBS" -v a="${t0/./}" -v b="${t1/./}" 'BEGIN { printf "%.1f", n / ((b - a) / 1e6) }')
+  RATE[$e]=$(per_second "$JOBS" "$t0" "$t1")
   echo "2. throughput: $e: $JOBS docker run --rm from $PAR clients: ${RATE[$e]} containers/s ($fails failed)"
 done
-for e in "${ENGINES[@]}"; do
-  [[ $e == sandrun ]] && continue
-  echo "   sandrun / $e: $(ratio "${RATE[sandrun]}" "${RATE[$e]}")x"
-done
+ratios_to_sandrun RATE
 # The same through the raw client (8 processes, JOBS/8 runs each): the engines without the
-# docker CLI's own cost (a Go process of ~26 ms of CPU a run on this kind of machine).
+# docker CLI's own cost (section 1b measures it).
 declare -A RAWRATE
 for e in "${ENGINES[@]}"; do
   settle
@@ -268,13 +276,10 @@ for e in "${ENGINES[@]}"; do
   wait "${pids[@]}"  # these clients only: the engines are background jobs too
   t1=$EPOCHREALTIME
   fails=$(cat "$TMP"/rawtp-"$e"-* | grep -vc '^[0-9]*$')
-  RAWRATE[$e]=$(awk -v n=$((JOBS / PAR * PAR)) -v a="${t0/./}" -v b="${t1/./}" 'BEGIN { printf "%.1f", n / ((b - a) / 1e6) }')
+  RAWRATE[$e]=$(per_second $((JOBS / PAR * PAR)) "$t0" "$t1")
   echo "2. throughput, raw HTTP: $e: $((JOBS / PAR * PAR)) runs from $PAR clients: ${RAWRATE[$e]} containers/s ($fails failed)"
 done
-for e in "${ENGINES[@]}"; do
-  [[ $e == sandrun ]] && continue
-  echo "   sandrun / $e: $(ratio "${RAWRATE[sandrun]}" "${RAWRATE[$e]}")x"
-done
+ratios_to_sandrun RAWRATE
 echo
 
 # ---- 3. idle containers ----------------------------------------------------------------------
