@@ -1,4 +1,4 @@
-// Reading a process's root, state and start time through /proc.
+// Reading a process's root, network namespace, state and start time through /proc.
 #include "sandbox/proc.h"
 
 #include <fcntl.h>
@@ -20,6 +20,15 @@ Result<UniqueFd> open_container_root(pid_t pid, int pidfd) {
   // /proc/PID was ours when it was opened.
   if (sys::pidfd_send_signal(pidfd, 0) < 0) return Error::sys("the container's init (pid {}) is gone", pid);
   return root;
+}
+
+Result<UniqueFd> open_container_netns(pid_t pid, int pidfd) {
+  const std::string path = fmt::format("/proc/{}/ns/net", pid);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error::sys("open the container's network namespace {}", path);
+  UniqueFd netns(fd);
+  if (sys::pidfd_send_signal(pidfd, 0) < 0) return Error::sys("the container's init (pid {}) is gone", pid);
+  return netns;
 }
 
 std::optional<ProcStat> read_proc_stat(pid_t pid) {

@@ -1,5 +1,5 @@
-// What /proc says of a process: its root directory (checked against its pidfd), its state and
-// start time.
+// What /proc says of a process: its root directory and network namespace (checked against its
+// pidfd), its state and start time.
 #pragma once
 
 #include <sys/types.h>
@@ -15,6 +15,10 @@ namespace sandrun::sandbox {
 // sandrun-init), O_PATH. `pidfd` must refer to the same process: it is checked after the
 // open, so a pid reused between the exit of ours and the open is detected and refused.
 Result<UniqueFd> open_container_root(pid_t pid, int pidfd);
+
+// Opens the network namespace of process `pid` (a container's init), checked against `pidfd`
+// in the same way.
+Result<UniqueFd> open_container_netns(pid_t pid, int pidfd);
 
 // What /proc/PID/stat says of a process: its state (field 3) and start time (field 22).
 struct ProcStat {

@@ -23,8 +23,7 @@ namespace {
 Result<void> reopen_ports(uv_loop_t* loop, const ContainerRecord& rec, int pidfd, UniqueFd& netns,
                           std::unique_ptr<PortProxy>& proxy) {
   if (rec.ports.empty()) return {};
-  netns = SANDRUN_TRY(fs::open_path(fmt::format("/proc/{}/ns/net", rec.pid), O_RDONLY));
-  if (sys::pidfd_send_signal(pidfd, 0) < 0) return Error::sys("its init (pid {}) is gone", rec.pid);
+  netns = SANDRUN_TRY(sandbox::open_container_netns(rec.pid, pidfd));
   std::vector<config::PortSpec> specs;
   for (const auto& p : rec.ports) {
     config::PortSpec s;
@@ -132,11 +131,8 @@ void ContainerRegistry::rejoin_networks() {
     const WiringSpec& w = e->rec.wiring;
     if (!e->live || e->rec.status != ContainerStatus::running || (w.networks.empty() && w.extra_hosts.empty())) continue;
     auto joined = [&]() -> Result<WiredStart> {
-      // Its own network namespace, through its pid, checked alive after the open (its pidfd).
       const pid_t pid = e->live->pid();
-      UniqueFd netns(::open(fmt::format("/proc/{}/ns/net", pid).c_str(), O_RDONLY | O_CLOEXEC));
-      if (!netns || sys::pidfd_send_signal(e->live->pidfd(), 0) < 0)
-        return Error::sys("open the network namespace of its init (pid {})", pid);
+      UniqueFd netns = SANDRUN_TRY(sandbox::open_container_netns(pid, e->live->pidfd()));
       WiredStart wired = SANDRUN_TRY(wiring_->rejoin(e->rec, e->plan->container->hostname, netns.get(), pid));
       wired.netns = std::move(netns);
       return wired;
